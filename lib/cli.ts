@@ -1,0 +1,57 @@
+// Shared command plumbing: common flags, guard() turning user errors into one line + exit code, runScript().
+import { type ArgsDef, type CommandDef, runMain } from "citty";
+import { isUserError } from "./errors.ts";
+import { isVerbose, logger, setupLogLevel } from "./log.ts";
+
+/** Flags every command accepts (also accepted before the command name by the flashchat CLI). */
+export const globalArgs = {
+  config: { type: "string", description: "Read settings from this file (above the project and user files)", valueHint: "FILE" },
+  verbose: { type: "boolean", alias: "v", description: "Say more (debug output, error causes)" },
+  quiet: { type: "boolean", alias: "q", description: "Only warnings and errors" },
+} as const satisfies ArgsDef;
+
+export const modelArgs = {
+  model: { type: "string", description: "Model: a Hugging Face repo (org/name), a registry id, or a local folder", valueHint: "ID" },
+} as const satisfies ArgsDef;
+
+export const jsonArgs = {
+  json: { type: "boolean", description: "Print machine-readable JSON on stdout" },
+} as const satisfies ArgsDef;
+
+export const yesArgs = {
+  yes: { type: "boolean", alias: "y", description: "Answer yes to setup questions (downloads, large writes)" },
+} as const satisfies ArgsDef;
+
+/** Report an error the way the user should see it; returns the exit code. Bugs are rethrown. */
+export function reportError(e: unknown): number {
+  if (isUserError(e)) {
+    logger.error(e.message);
+    if (e.hint) logger.info(e.hint);
+    if (isVerbose() && e.cause) logger.debug(e.cause);
+    return e.exitCode;
+  }
+  throw e;
+}
+
+/** Wrap a command so a UserError becomes one line on stderr and its exit code; anything else keeps its stack. */
+export function guard<T extends ArgsDef>(cmd: CommandDef<T>): CommandDef<T> {
+  const run = cmd.run;
+  if (!run) return cmd;
+  return {
+    ...cmd,
+    async run(ctx) {
+      const a = ctx.args as Record<string, unknown>;
+      setupLogLevel({ verbose: Boolean(a.verbose), quiet: Boolean(a.quiet) });
+      try {
+        return await run(ctx);
+      } catch (e) {
+        process.exit(reportError(e));
+      }
+    },
+  };
+}
+
+/** Entry point for `bun scripts/x.ts`: run the command with user errors guarded. */
+export async function runScript<T extends ArgsDef>(cmd: CommandDef<T>): Promise<void> {
+  await runMain(guard(cmd));
+}

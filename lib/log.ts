@@ -1,0 +1,12 @@
+// The one logger: consola writing to stderr, so stdout stays for data (--json, generated text).
+import { createConsola, LogLevels } from "consola";
+
+export const logger = createConsola({ stdout: process.stderr, stderr: process.stderr });
+
+/** -v / -q / DEBUG decide how much the logger says. */
+export function setupLogLevel(opts: { verbose?: boolean; quiet?: boolean }): void {
+  if (opts.quiet) logger.level = LogLevels.warn;
+  else if (opts.verbose || process.env.DEBUG) logger.level = LogLevels.debug;
+}
+
+export const isVerbose = () => logger.level >= LogLevels.debug;
