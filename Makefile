@@ -1,0 +1,36 @@
+# flashchat — build, test and benchmark entry points. `make help` lists the targets.
+# Everything runs through ./flashchat's bun (found on PATH or bootstrapped locally with npm).
+
+BUN := $(shell command -v bun 2>/dev/null || echo ./.cache/bun/node_modules/.bin/bun)
+
+.PHONY: all deps engine engine-asan test bench demo clean help
+
+all: deps engine ## install dependencies and build the engine (default)
+
+deps: node_modules/.installed ## install JS dependencies (bun install --frozen-lockfile)
+
+node_modules/.installed: package.json bun.lock
+	@sh ./flashchat --bootstrap-only
+	@touch $@
+
+engine: ## build the native engine into native/build/
+	@if [ -f native/Makefile ]; then $(MAKE) -C native; else echo "engine: native sources not present yet"; fi
+
+engine-asan: ## build the engine with AddressSanitizer + UBSan (native/build/asan/)
+	@$(MAKE) -C native asan
+
+test: deps engine ## run the whole test suite (bun test)
+	@$(BUN) test
+
+bench: deps engine ## run the standard benchmark set and print the table
+	@$(BUN) scripts/benchmark.ts standard
+
+demo: deps engine ## set up the demo model and print a reply from it
+	@./flashchat prompt --model demo --yes "Hello"
+
+clean: ## remove build outputs (never models, artifacts or your config)
+	@if [ -f native/Makefile ]; then $(MAKE) -C native clean; fi
+	rm -rf native/build
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-12s %s\n", $$1, $$2}'

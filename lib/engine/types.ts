@@ -1,0 +1,105 @@
+// The TypeScript face of the engine protocol (native/PROTOCOL.md): what lib/engine/client.ts offers its callers.
+
+export interface EngineStartOptions {
+  /** Engine binary; default native/build/flashchat-engine of this checkout. */
+  binary?: string;
+  /** Folder holding model_weights.bin + model_weights.json. */
+  artifactsDir: string;
+  /** Packed experts folder; default <artifactsDir>/packed_experts. */
+  expertsDir?: string;
+  threads?: number | null;
+  /** Context length in tokens (KV cache size). */
+  context?: number;
+  activeExperts?: number | null;
+  snapshotBudgetMb?: number;
+  /** Each line the engine writes on stderr. */
+  onLog?: (line: string) => void;
+}
+
+export interface EngineModelInfo {
+  vocab_size: number;
+  hidden_size: number;
+  num_hidden_layers: number;
+  num_experts: number;
+  active_experts: number;
+  eos_token_id: number[];
+}
+
+export interface EngineReady {
+  type: "ready";
+  protocol: number;
+  backend: string;
+  threads: number;
+  context: number;
+  model: EngineModelInfo;
+  dense_bytes: number;
+  expert_bytes_per_token: number;
+}
+
+export interface SamplingParams {
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  repetition_penalty?: number;
+  seed?: number;
+}
+
+export interface GenerateRequest {
+  tokens: number[];
+  max_tokens: number;
+  sampling?: SamplingParams;
+  stop_tokens?: number[];
+  snapshot_at?: number[];
+  /** Tests: emit exactly these tokens instead of sampling. */
+  force_tokens?: number[];
+}
+
+export type GenerateEvent =
+  | { type: "prompt"; prompt_tokens: number; cached_tokens: number }
+  | { type: "token"; token: number }
+  | {
+      type: "done";
+      reason: "stop" | "length" | "cancelled" | "evaluated";
+      prompt_tokens: number;
+      cached_tokens: number;
+      completion_tokens: number;
+      prefill_ms: number;
+      decode_ms: number;
+      expert_bytes: number;
+      io_wait_ms: number;
+    };
+
+/** Raised for protocol `error` replies (code as in PROTOCOL.md) and for an engine that died. */
+export class EngineError extends Error {
+  override name = "EngineError";
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * What lib/engine/client.ts exports (implemented there):
+ *   startEngine(opts: EngineStartOptions): Promise<Engine>   // resolves after `ready`; rejects with EngineError("load_failed")
+ */
+export interface Engine {
+  readonly ready: EngineReady;
+  readonly pid: number;
+  /** Stream one generation. Aborting the signal sends `cancel`; the iterator then ends with done/cancelled. One at a time. */
+  generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<GenerateEvent>;
+  /** Logits of every position from a fresh state, float32 [tokens.length, vocab]. */
+  logits(tokens: number[]): Promise<Float32Array>;
+  reset(): Promise<void>;
+  stats(): Promise<Record<string, unknown>>;
+  saveSnapshots(path: string): Promise<void>;
+  loadSnapshots(path: string): Promise<void>;
+  /** Resolves with the exit code (or signal name) when the process ends, for whatever reason. */
+  readonly exited: Promise<number | string>;
+  /** Graceful shutdown (shutdown op, then SIGTERM, then SIGKILL). */
+  close(): Promise<void>;
+}
