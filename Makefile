@@ -7,11 +7,10 @@ BUN := $(shell command -v bun 2>/dev/null || echo ./.cache/bun/node_modules/.bin
 
 all: deps engine ## install dependencies and build the engine (default)
 
-deps: node_modules/.installed ## install JS dependencies (bun install --frozen-lockfile)
+deps: node_modules/.flashchat-installed ## install JS dependencies (bun install --frozen-lockfile)
 
-node_modules/.installed: package.json bun.lock
+node_modules/.flashchat-installed: package.json bun.lock
 	@sh ./flashchat --bootstrap-only
-	@touch $@
 
 engine: ## build the native engine into native/build/
 	@if [ -f native/Makefile ]; then $(MAKE) -C native; else echo "engine: native sources not present yet"; fi

@@ -1,7 +1,9 @@
 // The one logger: consola writing to stderr, so stdout stays for data (--json, generated text).
 import { createConsola, LogLevels } from "consola";
 
-export const logger = createConsola({ stdout: process.stderr, stderr: process.stderr });
+// boxes and blank lines on a terminal; one plain line per message in pipes, logs and CI
+const fancy = Boolean(process.stderr.isTTY) && !process.env.CI;
+export const logger = createConsola({ stdout: process.stderr, stderr: process.stderr, ...({ fancy } as object) });
 
 /** -v / -q / DEBUG decide how much the logger says. */
 export function setupLogLevel(opts: { verbose?: boolean; quiet?: boolean }): void {

@@ -1,0 +1,102 @@
+#!/usr/bin/env bun
+// The flashchat CLI: one entry point dispatching to the scripts/ commands (lazily imported).
+//   ./flashchat status            ./flashchat -v config get SERVER_PORT
+//   ./flashchat chat --resume ID  ./flashchat   (interactive menu on a terminal)
+import { existsSync } from "node:fs";
+import { type ArgsDef, type CommandDef, renderUsage, runMain } from "citty";
+import { join } from "pathe";
+import pkg from "../package.json" with { type: "json" };
+import { globalArgs, guard, reportError } from "../lib/cli.ts";
+import { COMMANDS, findCommand } from "../lib/commands.ts";
+import { closest } from "../lib/config/validate.ts";
+import { NotBuiltError, UserError } from "../lib/errors.ts";
+import { logger, setupLogLevel } from "../lib/log.ts";
+
+const main = defineMain();
+
+function defineMain(): CommandDef<ArgsDef> {
+  return {
+    meta: { name: "flashchat", version: pkg.version, description: "Run giant Mixture-of-Experts models on one machine" },
+    args: { ...globalArgs, command: { type: "positional", required: false, description: "Command to run (none: the interactive menu on a terminal)" } },
+    // Descriptions only: usage lists the commands without importing them; run() loads the chosen one.
+    subCommands: Object.fromEntries(COMMANDS.map((c) => [c.name, { meta: { name: c.name, description: c.description } }])),
+  };
+}
+
+/** Import a command's script; a command whose script is not there yet says so. */
+export async function loadCommand(name: string): Promise<CommandDef<ArgsDef>> {
+  const entry = findCommand(name)!;
+  const file = join(import.meta.dir, entry.file);
+  if (!existsSync(file)) throw new NotBuiltError(`\`flashchat ${name}\``);
+  const mod = (await import(file)) as { default: CommandDef<ArgsDef> };
+  return guard(mod.default);
+}
+
+const GLOBAL_BOOL = new Set(["-v", "--verbose", "-q", "--quiet"]);
+
+/** Pull global options out of any position so `flashchat -v status` and `flashchat status -v` both work. */
+export function splitGlobals(argv: string[]): { globals: string[]; rest: string[] } {
+  const globals: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    if (GLOBAL_BOOL.has(a) || a.startsWith("--config=")) globals.push(a);
+    else if (a === "--config") {
+      if (i + 1 >= argv.length) throw new UserError("--config needs a file", "usage: flashchat --config FILE <command>", 2);
+      globals.push(a, argv[++i]!);
+    } else rest.push(a);
+  }
+  return { globals, rest };
+}
+
+async function run(argv: string[]): Promise<void> {
+  const { globals, rest } = splitGlobals(argv);
+  setupLogLevel({ verbose: globals.some((g) => g === "-v" || g === "--verbose"), quiet: globals.some((g) => g === "-q" || g === "--quiet") });
+  const first = rest[0];
+
+  if (first === "--version" || first === "-V") {
+    console.log(pkg.version);
+    return;
+  }
+  if (first === undefined || first === "--help" || first === "-h" || first === "help") {
+    const topic = first === "help" ? rest[1] : undefined;
+    if (topic) return showCommandHelp(topic);
+    if (first === undefined && process.stdin.isTTY && process.stdout.isTTY && !process.env.CI) {
+      const { runMenu } = await import("../lib/menu.ts");
+      return runMenu();
+    }
+    console.log(plain(await renderUsage(main)));
+    return;
+  }
+  if (first.startsWith("-")) throw new UserError(`unknown option ${first}`, "run `flashchat --help` for the options", 2);
+  if (!findCommand(first)) {
+    const near = closest(first, COMMANDS.map((c) => c.name));
+    throw new UserError(`unknown command "${first}"${near ? ` — did you mean "${near}"?` : ""}`, "run `flashchat --help` for the list of commands", 2);
+  }
+  const sub = await loadCommand(first);
+  const subArgs = [...rest.slice(1), ...globals];
+  if (subArgs.includes("--help") || subArgs.includes("-h")) return showCommandHelp(first);
+  await runMain(sub, { rawArgs: subArgs });
+}
+
+async function showCommandHelp(name: string): Promise<void> {
+  if (!findCommand(name)) throw new UserError(`unknown command "${name}"`, "run `flashchat --help` for the list of commands", 2);
+  console.log(plain(await renderUsage(await loadCommand(name), main)));
+}
+
+/** citty colours its usage text; keep colour for terminals only. */
+const plain = (text: string) => (process.stdout.isTTY && !process.env.NO_COLOR ? text : Bun.stripANSI(text));
+
+if (import.meta.main) {
+  try {
+    await run(process.argv.slice(2));
+  } catch (e) {
+    process.exit(reportError(e));
+  }
+}
+
+export default main;
