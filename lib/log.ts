@@ -3,7 +3,8 @@ import { createConsola, LogLevels } from "consola";
 
 // boxes and blank lines on a terminal; one plain line per message in pipes, logs and CI
 const fancy = Boolean(process.stderr.isTTY) && !process.env.CI;
-export const logger = createConsola({ stdout: process.stderr, stderr: process.stderr, ...({ fancy } as object) });
+// level set explicitly: consola would otherwise go quiet whenever NODE_ENV=test
+export const logger = createConsola({ stdout: process.stderr, stderr: process.stderr, level: LogLevels.info, ...({ fancy } as object) });
 
 /** -v / -q / DEBUG decide how much the logger says. */
 export function setupLogLevel(opts: { verbose?: boolean; quiet?: boolean }): void {
