@@ -1,0 +1,26 @@
+// The benchmark targets: name, what it measures, and the lib/bench module that implements it.
+export interface BenchTarget {
+  name: string;
+  description: string;
+  /** module under lib/bench/ */
+  file: string;
+  /** named export holding the citty command (default export when absent) */
+  exportName?: string;
+}
+
+export const BENCH_TARGETS: readonly BenchTarget[] = [
+  { name: "standard", description: "The standard set on generated 397B- and 35B-shaped models (make bench)", file: "standard.ts" },
+  { name: "report", description: "Results history as a table and an SVG chart of tok/s over commits", file: "report.ts" },
+  { name: "run", description: "One expert forward pass", file: "engine.ts", exportName: "run" },
+  { name: "verify", description: "Optimized kernels (and GPU backends) against the plain C reference", file: "engine.ts", exportName: "verify" },
+  { name: "bench", description: "One expert, 10 iterations: time per op and GB/s", file: "engine.ts", exportName: "bench" },
+  { name: "moe", description: "One MoE layer with K experts", file: "engine.ts", exportName: "moe" },
+  { name: "moebench", description: "One MoE layer with K experts, repeated: time and GB/s", file: "engine.ts", exportName: "moebench" },
+  { name: "full", description: "The whole model for one token", file: "engine.ts", exportName: "full" },
+  { name: "fullbench", description: "Whole-model decode, repeated: tok/s and roofline", file: "engine.ts", exportName: "fullbench" },
+  { name: "e2e", description: "Through the real server: time to first token, prefill and decode tok/s", file: "e2e.ts" },
+  { name: "prep", description: "extract-weights and repack-experts throughput against cp", file: "prep.ts" },
+  { name: "logits", description: "Write the engine's logits for given tokens (reference checks)", file: "logits.ts" },
+];
+
+export const findBenchTarget = (name: string) => BENCH_TARGETS.find((t) => t.name === name);
