@@ -1,0 +1,150 @@
+// MLX affine quantization (2/4/8 bits, groups along the input dimension) and the bf16/f16 conversions it needs.
+// quantizeAffine follows mlx/backend/cpu/quantized.cpp `quantize` step for step in float32 arithmetic:
+// each group is anchored on its extreme of larger magnitude, so scales may be negative.
+
+const f32 = Math.fround;
+const F32_EPS = f32(1e-7);
+
+const cvtBuf = new DataView(new ArrayBuffer(4));
+
+export function bf16ToF32(h: number): number {
+  cvtBuf.setUint32(0, h << 16, true);
+  return cvtBuf.getFloat32(0, true);
+}
+
+/** float -> bf16 bits, round to nearest even (NaN stays NaN), as MLX/torch do. */
+export function f32ToBf16(x: number): number {
+  cvtBuf.setFloat32(0, x, true);
+  const u = cvtBuf.getUint32(0, true);
+  if ((u & 0x7fffffff) > 0x7f800000) return ((u >>> 16) | 0x40) & 0xffff;
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+export function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? Number.NaN : s * Number.POSITIVE_INFINITY;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** Precomputed bf16 -> f32 table (65536 entries): fast bulk conversion. */
+let bf16Table: Float32Array | undefined;
+export function bf16Lut(): Float32Array {
+  if (!bf16Table) {
+    const u = new Uint32Array(65536);
+    for (let i = 0; i < 65536; i++) u[i] = i << 16;
+    bf16Table = new Float32Array(u.buffer);
+  }
+  return bf16Table;
+}
+
+/** Convert raw little-endian floats (BF16, F16 or F32) to a Float32Array. */
+export function toFloat32(bytes: Uint8Array, dtype: string): Float32Array {
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  if (dtype === "F32") return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4).slice();
+  const src = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
+  const out = new Float32Array(src.length);
+  if (dtype === "BF16") {
+    const lut = bf16Lut();
+    for (let i = 0; i < src.length; i++) out[i] = lut[src[i]!]!;
+  } else if (dtype === "F16") {
+    for (let i = 0; i < src.length; i++) out[i] = f16ToF32(src[i]!);
+  } else throw new Error(`toFloat32: unsupported dtype ${dtype}`);
+  return out;
+}
+
+/** Round half to even, like C rint() in the default rounding mode. */
+export function rint(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export interface Quantized {
+  /** packed codes, [rows, cols * bits / 32] */
+  q: Uint32Array;
+  /** bf16 bits, [rows, cols / groupSize] */
+  scales: Uint16Array;
+  biases: Uint16Array;
+}
+
+/** Quantize a row-major [rows, cols] matrix (cols % groupSize == 0) the way MLX does. */
+export function quantizeAffine(w: Float32Array, rows: number, cols: number, bits: number, groupSize: number, out?: Quantized): Quantized {
+  if (![2, 4, 8].includes(bits)) throw new Error(`quantizeAffine: bits must be 2, 4 or 8, not ${bits}`);
+  if (cols % groupSize !== 0 || groupSize % (32 / bits) !== 0) throw new Error(`quantizeAffine: ${cols} columns do not split into groups of ${groupSize}`);
+  const nGroups = (rows * cols) / groupSize;
+  const elPerInt = 32 / bits;
+  const intPerGroup = groupSize / elPerInt;
+  const nBins = (1 << bits) - 1;
+  const q = out?.q ?? new Uint32Array(nGroups * intPerGroup);
+  const scales = out?.scales ?? new Uint16Array(nGroups);
+  const biases = out?.biases ?? new Uint16Array(nGroups);
+  for (let g = 0; g < nGroups; g++) {
+    const base = g * groupSize;
+    let wMin = Number.POSITIVE_INFINITY;
+    let wMax = Number.NEGATIVE_INFINITY;
+    for (let j = 0; j < groupSize; j++) {
+      const v = w[base + j]!;
+      if (v > wMax) wMax = v;
+      if (v < wMin) wMin = v;
+    }
+    const mask = Math.abs(wMin) > Math.abs(wMax);
+    let scale = Math.max(f32(f32(wMax - wMin) / nBins), F32_EPS);
+    if (!mask) scale = -scale;
+    const edge = mask ? wMin : wMax;
+    const q0 = rint(f32(edge / scale));
+    let bias = 0;
+    if (q0 !== 0) {
+      scale = f32(edge / q0);
+      bias = edge;
+    }
+    const qBase = g * intPerGroup;
+    for (let j = 0; j < intPerGroup; j++) {
+      let word = 0;
+      for (let k = 0; k < elPerInt; k++) {
+        let c = rint(f32(f32(w[base + j * elPerInt + k]! - bias) / scale));
+        c = c < 0 ? 0 : c > nBins ? nBins : c;
+        word |= c << (k * bits);
+      }
+      q[qBase + j] = word >>> 0;
+    }
+    scales[g] = f32ToBf16(scale);
+    biases[g] = f32ToBf16(bias);
+  }
+  return { q, scales, biases };
+}
+
+/** w[o, i] = q[o, i] * scale + bias, in float32. Scales/biases as raw bf16 (or f16 with `dtype`) bits. */
+export function dequantizeAffine(
+  q: Uint32Array,
+  scales: Uint16Array,
+  biases: Uint16Array,
+  rows: number,
+  cols: number,
+  bits: number,
+  groupSize: number,
+  dtype: "BF16" | "F16" = "BF16",
+  out?: Float32Array,
+): Float32Array {
+  const w = out ?? new Float32Array(rows * cols);
+  const elPerInt = 32 / bits;
+  const mask = (1 << bits) - 1;
+  const nGroups = (rows * cols) / groupSize;
+  const intPerGroup = groupSize / elPerInt;
+  const lut = bf16Lut();
+  const cvt = dtype === "BF16" ? (h: number) => lut[h]! : f16ToF32;
+  for (let g = 0; g < nGroups; g++) {
+    const s = cvt(scales[g]!);
+    const b = cvt(biases[g]!);
+    let o = g * groupSize;
+    for (let j = 0; j < intPerGroup; j++) {
+      let word = q[g * intPerGroup + j]!;
+      for (let k = 0; k < elPerInt; k++) {
+        w[o++] = f32(f32((word & mask) * s) + b);
+        word >>>= bits;
+      }
+    }
+  }
+  return w;
+}

@@ -1,0 +1,43 @@
+import { afterAll, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "pathe";
+import { FIXTURE, makeTempDir, removeDir } from "../model/_helpers.ts";
+
+const script = join(import.meta.dir, "../../scripts/extract-weights.ts");
+const tmp = makeTempDir();
+afterAll(() => removeDir(tmp));
+const env = { ...process.env, HOME: tmp, XDG_CONFIG_HOME: join(tmp, "c"), XDG_DATA_HOME: join(tmp, "d"), XDG_CACHE_HOME: join(tmp, "k"), NO_COLOR: "1" };
+
+async function run(...args: string[]) {
+  await using proc = Bun.spawn([process.execPath, script, ...args], { stdout: "pipe", stderr: "pipe", env });
+  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  return { stdout, stderr, code };
+}
+
+test("importing the script has no side effects", async () => {
+  const mod = await import(script);
+  expect(mod.default.meta.name).toBe("extract-weights");
+});
+
+test("--help", async () => {
+  const r = await run("--help");
+  expect(r.code).toBe(0);
+  expect(r.stdout + r.stderr).toContain("--model");
+});
+
+test("writes the weights of the fixture", async () => {
+  const out = join(tmp, "out");
+  const r = await run("--model", FIXTURE, "--out", out);
+  expect(r.stderr).toContain("146 tensors");
+  expect(r.code).toBe(0);
+  expect(existsSync(join(out, "model_weights.bin"))).toBe(true);
+  expect(existsSync(join(out, "model_weights.json"))).toBe(true);
+});
+
+test("user mistakes are one line and exit 1", async () => {
+  for (const args of [["--out", tmp], ["--model", join(tmp, "nope"), "--out", tmp], ["--model", tmp, "--out", join(tmp, "x")], ["--model", FIXTURE, "--out", tmp, "--bits", "3"]]) {
+    const r = await run(...args);
+    expect(r.code).toBe(1);
+    expect(r.stderr).not.toContain(" at ");
+  }
+});
