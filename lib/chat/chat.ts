@@ -1,0 +1,386 @@
+// The interactive chat: read a message, send the whole conversation, stream the rendered reply,
+// append both to the session file; slash commands; Ctrl-C stops a reply, Ctrl-D or /quit leaves.
+import { join } from "pathe";
+import type { ResolvedConfig } from "../config/schema.ts";
+import { isUserError } from "../errors.ts";
+import { ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "./client.ts";
+import { History, LineEditor, PipeReader, type ReadResult } from "./line-editor.ts";
+import { ANSI, MarkdownRenderer, resolveColor } from "./render.ts";
+import { pickSession, renderSessionChoices } from "./session-list.ts";
+import { type ReplyStats, Session, listSessions, resolveRequestMessages } from "./sessions.ts";
+
+/** How chat reaches a server: the base URL and model id, starting the server when needed. */
+export interface ServerLink {
+  /** Make sure a server is up (start it if allowed); returns its base URL and model id. */
+  ensure(): Promise<{ baseUrl: string; model?: string }>;
+}
+
+export interface ChatOptions {
+  /** Session id to continue. */
+  resume?: string;
+  server: ServerLink;
+  input?: NodeJS.ReadStream;
+  output?: NodeJS.WriteStream;
+  env?: Record<string, string | undefined>;
+  /** Messages of a resumed session shown before the prompt. */
+  showLast?: number;
+}
+
+export const HELP = [
+  "/help              this list",
+  "/new               start a new session (this one stays saved)",
+  "/sessions          list saved sessions",
+  "/resume [N|ID]     continue a saved session (asks when no N or ID)",
+  "/think on|off      show or hide the model's thinking",
+  "/system TEXT       set the system prompt (/system - removes it; /system shows it)",
+  "/clear             clear the screen (the conversation is kept)",
+  "/quit              leave (Ctrl-D too)",
+  "",
+  "Enter sends. Alt-Enter, Ctrl-J or a trailing \\ starts a new line; pasted text keeps its lines.",
+  "Ctrl-C stops a reply (the session keeps what arrived); ↑/↓ recall earlier messages.",
+].join("\n");
+
+export const PROMPT = "> ";
+
+/** Stats line after a reply: "42 tokens · 12.3 tok/s · first token 0.45 s". */
+export function renderStats(s: ReplyStats): string {
+  const parts = [`${s.completion_tokens ?? 0} tokens`];
+  if (s.tok_per_s !== undefined) parts.push(`${s.tok_per_s.toFixed(1)} tok/s`);
+  if (s.ttft_ms !== undefined) parts.push(`first token ${(s.ttft_ms / 1000).toFixed(2)} s`);
+  if (s.cached_tokens) parts.push(`${s.cached_tokens} prompt tokens cached`);
+  return parts.join(" · ");
+}
+
+/** Time and token counts -> stats for the session file and the stats line. */
+export function resolveStats(t: { startMs: number; firstMs?: number; endMs: number; nChunks: number; usage?: Usage }): ReplyStats {
+  const completion = t.usage?.completion_tokens ?? t.nChunks;
+  const stats: ReplyStats = { completion_tokens: completion, total_ms: Math.round(t.endMs - t.startMs) };
+  if (t.usage?.prompt_tokens !== undefined) stats.prompt_tokens = t.usage.prompt_tokens;
+  const cached = t.usage?.prompt_tokens_details?.cached_tokens;
+  if (cached) stats.cached_tokens = cached;
+  if (t.firstMs !== undefined) {
+    stats.ttft_ms = Math.round(t.firstMs - t.startMs);
+    const decodeSec = (t.endMs - t.firstMs) / 1000;
+    if (decodeSec > 0 && completion > 1) stats.tok_per_s = Math.round(((completion - 1) / decodeSec) * 10) / 10;
+  }
+  return stats;
+}
+
+type ReplyOutcome = "done" | "interrupted" | "server-gone" | "refused";
+
+export class ChatApp {
+  private session?: Session;
+  private showThinking: boolean;
+  private pendingSystem?: string;
+  private readonly color: boolean;
+  private readonly out: NodeJS.WriteStream;
+  private readonly input: NodeJS.ReadStream;
+  private readonly tty: boolean;
+  private readonly editor?: LineEditor;
+  private readonly pipe?: PipeReader;
+  private serverOk = false;
+  private link?: { baseUrl: string; model?: string };
+
+  constructor(
+    readonly config: ResolvedConfig,
+    readonly opts: ChatOptions,
+  ) {
+    this.out = opts.output ?? process.stdout;
+    this.input = opts.input ?? process.stdin;
+    this.tty = Boolean(this.input.isTTY && this.out.isTTY);
+    this.color = resolveColor(config.colorOutput, this.out.isTTY, opts.env ?? process.env);
+    this.showThinking = config.showThinking;
+    if (this.tty) this.editor = new LineEditor(new History(join(config.paths.configDir, "chat-history")), { input: this.input, output: this.out });
+    else this.pipe = new PipeReader(this.input);
+  }
+
+  private write(s: string): void {
+    this.out.write(s);
+  }
+
+  private dim(s: string): string {
+    return this.color ? `${ANSI.dim}${s}${ANSI.reset}` : s;
+  }
+
+  private note(s: string): void {
+    this.write(`${this.dim(s)}\n`);
+  }
+
+  private get dirs() {
+    return this.config.paths;
+  }
+
+  async run(): Promise<void> {
+    if (this.opts.resume) this.resume(this.opts.resume);
+    await this.connect();
+    this.note(`flashchat${this.link?.model ? ` · ${this.link.model}` : ""} · /help for commands · Ctrl-D to leave`);
+    for (;;) {
+      const r = await this.read(PROMPT);
+      if (r.type === "eof") break;
+      if (r.type === "interrupt") {
+        if (!r.text) this.note("(Ctrl-D or /quit to leave)");
+        continue;
+      }
+      const text = r.text;
+      if (!text.trim()) continue;
+      if (text.startsWith("/")) {
+        if ((await this.command(text)) === "quit") break;
+        continue;
+      }
+      await this.turn(text);
+    }
+    if (this.session) this.note(`session ${this.session.id} saved · resume with: flashchat chat --resume ${this.session.id}`);
+  }
+
+  private read(prompt: string): Promise<ReadResult> {
+    if (this.editor) return this.editor.read(prompt);
+    return this.pipe!.read();
+  }
+
+  private async connect(): Promise<void> {
+    this.link = await this.opts.server.ensure();
+    this.serverOk = true;
+  }
+
+  private ensureSession(): Session {
+    if (!this.session) {
+      this.session = Session.create(this.dirs.sessionsDir, { model: this.link?.model });
+      if (this.pendingSystem !== undefined) this.session.append({ role: "system", content: this.pendingSystem });
+      this.pendingSystem = undefined;
+    }
+    return this.session;
+  }
+
+  /** Load a session and show its last messages. */
+  private resume(id: string): void {
+    const { session, warnings } = Session.open(this.dirs, id);
+    for (const w of warnings) this.write(`${this.color ? "\x1b[33m" : ""}warning: ${w}${this.color ? ANSI.reset : ""}\n`);
+    this.session = session;
+    this.pendingSystem = undefined;
+    const shown = session.messages.filter((m) => m.role !== "system");
+    const n = this.opts.showLast ?? 6;
+    const last = shown.slice(-n);
+    this.note(`resumed ${session.id} · ${session.turns} turns${shown.length > last.length ? ` · last ${last.length} messages:` : ""}`);
+    for (const m of last) {
+      if (m.role === "user") this.write(`${this.color ? ANSI.bold : ""}${PROMPT}${m.content.replace(/\n/g, "\n  ")}${this.color ? ANSI.reset : ""}\n`);
+      else {
+        const r = new MarkdownRenderer({ color: this.color, write: (s) => this.write(s) });
+        if (this.showThinking && m.reasoning) r.writeReasoning(m.reasoning);
+        r.write(m.content);
+        r.end();
+        if (m.interrupted) this.note("[interrupted]");
+      }
+    }
+    if (session.system) this.note(`system prompt: ${session.system}`);
+  }
+
+  private async command(line: string): Promise<"quit" | void> {
+    const [cmd = "", ...restWords] = line.trim().split(/\s+/);
+    const rest = line.trim().slice(cmd.length).trim();
+    switch (cmd.toLowerCase()) {
+      case "/help":
+      case "/?":
+        this.write(`${HELP}\n`);
+        return;
+      case "/quit":
+      case "/exit":
+      case "/q":
+        return "quit";
+      case "/new":
+        if (this.session) this.note(`session ${this.session.id} saved`);
+        this.session = undefined;
+        this.pendingSystem = undefined;
+        this.note("new session");
+        return;
+      case "/clear":
+        if (this.tty) this.write("\x1b[H\x1b[2J");
+        return;
+      case "/sessions": {
+        const list = listSessions(this.dirs);
+        if (!list.length) this.note("no saved sessions yet");
+        for (const l of renderSessionChoices(list, this.out.columns || 80)) this.write(`${l}\n`);
+        return;
+      }
+      case "/resume": {
+        const list = listSessions(this.dirs);
+        let answer = rest;
+        if (!answer) {
+          if (!list.length) return this.note("no saved sessions yet");
+          for (const l of renderSessionChoices(list, this.out.columns || 80)) this.write(`${l}\n`);
+          const r = this.editor ? await new LineEditor(new History(), { input: this.input, output: this.out }).read("number or id: ") : await this.pipe!.read();
+          if (r.type !== "line" || !r.text.trim()) return;
+          answer = r.text;
+        }
+        const id = pickSession(list, answer) ?? answer.trim();
+        try {
+          this.resume(id);
+        } catch (e) {
+          if (isUserError(e)) return this.note(e.message);
+          throw e;
+        }
+        return;
+      }
+      case "/think": {
+        const v = restWords[0]?.toLowerCase();
+        if (v === "on" || v === "off") this.showThinking = v === "on";
+        else if (v) return this.note("usage: /think on|off");
+        this.note(`thinking is ${this.showThinking ? "shown" : "hidden"}`);
+        return;
+      }
+      case "/system": {
+        if (!rest) {
+          const cur = this.session?.system ?? this.pendingSystem;
+          this.note(cur ? `system prompt: ${cur}` : "no system prompt (set one with /system TEXT)");
+          return;
+        }
+        const text = rest === "-" ? "" : rest;
+        if (this.session) this.session.append({ role: "system", content: text });
+        else this.pendingSystem = text;
+        this.note(text ? "system prompt set" : "system prompt removed");
+        return;
+      }
+      default:
+        this.note(`unknown command ${cmd} (/help lists them)`);
+    }
+  }
+
+  /** One exchange: save the user's message, stream the reply, save it (complete or interrupted). */
+  async turn(text: string): Promise<ReplyOutcome> {
+    const session = this.ensureSession();
+    session.append({ role: "user", content: text });
+    if (!this.serverOk) {
+      try {
+        await this.connect();
+      } catch (e) {
+        this.note(`cannot reach the server: ${(e as Error).message}`);
+        this.note("your message is saved; send another to try again");
+        return "server-gone";
+      }
+    }
+    const controller = new AbortController();
+    const stopWatching = this.watchInterrupt(controller);
+    const renderer = new MarkdownRenderer({ color: this.color, write: (s) => this.write(s) });
+    const spinner = this.createSpinner();
+    let content = "";
+    let reasoning = "";
+    let nChunks = 0;
+    let usage: Usage | undefined;
+    const startMs = performance.now();
+    let firstMs: number | undefined;
+    let outcome: ReplyOutcome = "done";
+    let failure = "";
+    try {
+      for await (const ev of streamChatCompletion({
+        baseUrl: this.link!.baseUrl,
+        model: this.link!.model,
+        messages: resolveRequestMessages(session.messages),
+        maxTokens: this.config.maxTokens,
+        temperature: this.config.temperature,
+        topP: this.config.topP,
+        signal: controller.signal,
+      })) {
+        if (ev.type === "done") {
+          usage = ev.usage;
+          continue;
+        }
+        firstMs ??= performance.now();
+        nChunks++;
+        if (ev.type === "reasoning") {
+          reasoning += ev.text;
+          if (this.showThinking) {
+            spinner.stop();
+            renderer.writeReasoning(ev.text);
+          } else spinner.update("thinking");
+        } else {
+          content += ev.text;
+          spinner.stop();
+          renderer.write(ev.text);
+        }
+      }
+    } catch (e) {
+      if (controller.signal.aborted) outcome = "interrupted";
+      else if (e instanceof ServerGoneError) {
+        outcome = "server-gone";
+        failure = e.message;
+        this.serverOk = false;
+      } else if (e instanceof ServerApiError) {
+        outcome = "refused";
+        failure = e.message;
+      } else throw e;
+    } finally {
+      stopWatching();
+      spinner.stop();
+      renderer.end();
+    }
+    const endMs = performance.now();
+    const stats = resolveStats({ startMs, firstMs, endMs, nChunks, usage });
+    if (outcome === "refused") {
+      this.note(failure);
+      return outcome;
+    }
+    session.append({
+      role: "assistant",
+      content,
+      ...(reasoning ? { reasoning } : {}),
+      ...(this.link?.model ? { model: this.link.model } : {}),
+      stats,
+      ...(outcome === "done" ? {} : { interrupted: true }),
+    });
+    if (outcome === "interrupted") this.note("[stopped · the session keeps what arrived]");
+    else if (outcome === "server-gone") {
+      this.note(`the server went away mid-reply: ${failure}`);
+      this.note(`your session is intact (${session.id}); send your next message to reconnect (the server is started again if needed)`);
+    } else this.note(renderStats(stats));
+    return outcome;
+  }
+
+  /** Ctrl-C during a reply aborts it: raw-mode key on a terminal, SIGINT otherwise. */
+  private watchInterrupt(controller: AbortController): () => void {
+    const onSigint = () => controller.abort();
+    process.on("SIGINT", onSigint);
+    let onData: ((d: Buffer) => void) | undefined;
+    if (this.tty && this.input.setRawMode) {
+      this.input.setRawMode(true);
+      onData = (d: Buffer) => {
+        if (d.includes(3)) controller.abort();
+      };
+      this.input.on("data", onData);
+      this.input.resume();
+    }
+    return () => {
+      process.off("SIGINT", onSigint);
+      if (onData) {
+        this.input.off("data", onData);
+        this.input.setRawMode?.(false);
+        this.input.pause();
+      }
+    };
+  }
+
+  /** A dim "waiting…" on the reply line until text arrives (terminals only). */
+  private createSpinner(): { update(label: string): void; stop(): void } {
+    if (!this.tty) return { update() {}, stop() {} };
+    const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+    let label = "waiting";
+    let i = 0;
+    let shown = true;
+    const draw = () => this.write(`\r\x1b[K${this.dim(`${frames[i++ % frames.length]} ${label}…`)}`);
+    draw();
+    const timer = setInterval(draw, 120);
+    return {
+      update(l: string) {
+        label = l;
+      },
+      stop: () => {
+        if (!shown) return;
+        shown = false;
+        clearInterval(timer);
+        this.write("\r\x1b[K");
+      },
+    };
+  }
+}
+
+export async function runChat(config: ResolvedConfig, opts: ChatOptions): Promise<void> {
+  await new ChatApp(config, opts).run();
+}

@@ -1,0 +1,180 @@
+// HTTP client for the local OpenAI-compatible server: streamed chat completions, health and models.
+import { UserError } from "../errors.ts";
+
+export interface ChatMessageIn {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+export interface Usage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  prompt_tokens_details?: { cached_tokens?: number };
+}
+
+export type ChatEvent =
+  | { type: "reasoning"; text: string }
+  | { type: "content"; text: string }
+  | { type: "done"; finishReason: string | null; usage?: Usage };
+
+export interface ChatRequest {
+  baseUrl: string;
+  model?: string;
+  /** The whole conversation, every time. */
+  messages: ChatMessageIn[];
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  /** false: ask the model not to think (chat template's enable_thinking). */
+  think?: boolean;
+  signal?: AbortSignal;
+  apiKey?: string;
+}
+
+/** The server could not be reached, or went away before the reply was complete. */
+export class ServerGoneError extends Error {
+  override name = "ServerGoneError";
+}
+
+/** The server answered with an error (OpenAI-shaped JSON). */
+export class ServerApiError extends UserError {
+  override name = "ServerApiError";
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(`the server refused the request (HTTP ${status}): ${message}`);
+  }
+}
+
+export const serverBaseUrl = (host: string, port: number) => {
+  const h = host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "[::1]" : host.includes(":") ? `[${host}]` : host;
+  return `http://${h}:${port}`;
+};
+
+export interface Health {
+  status: string;
+  model?: string;
+  [k: string]: unknown;
+}
+
+/** GET /health: the parsed body, or undefined when nothing answers (or not with JSON). */
+export async function loadHealth(baseUrl: string, timeoutMs = 2000): Promise<Health | undefined> {
+  try {
+    const res = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await res.json()) as Health;
+    return body && typeof body.status === "string" ? body : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The first model id the server offers (GET /v1/models). */
+export async function loadModelId(baseUrl: string, apiKey?: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(`${baseUrl}/v1/models`, { headers: authHeaders(apiKey), signal: AbortSignal.timeout(5000) });
+    if (!res.ok) return undefined;
+    const body = (await res.json()) as { data?: { id: string }[] };
+    return body.data?.[0]?.id;
+  } catch {
+    return undefined;
+  }
+}
+
+const authHeaders = (apiKey?: string): Record<string, string> => (apiKey ? { authorization: `Bearer ${apiKey}` } : {});
+
+/** Stream one reply. Throws ServerGoneError when the connection fails or ends early, ServerApiError on an HTTP error. */
+export async function* streamChatCompletion(req: ChatRequest): AsyncGenerator<ChatEvent> {
+  const body: Record<string, unknown> = {
+    messages: req.messages,
+    stream: true,
+    stream_options: { include_usage: true },
+  };
+  if (req.model) body.model = req.model;
+  if (req.maxTokens !== undefined) body.max_tokens = req.maxTokens;
+  if (req.temperature !== undefined) body.temperature = req.temperature;
+  if (req.topP !== undefined) body.top_p = req.topP;
+  if (req.think !== undefined) body.chat_template_kwargs = { enable_thinking: req.think };
+
+  let res: Response;
+  try {
+    res = await fetch(`${req.baseUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "text/event-stream", ...authHeaders(req.apiKey) },
+      body: JSON.stringify(body),
+      signal: req.signal,
+    });
+  } catch (e) {
+    if (req.signal?.aborted) throw e;
+    throw new ServerGoneError(`cannot reach the server at ${req.baseUrl} (${(e as Error).message})`, { cause: e });
+  }
+  if (!res.ok || !res.body) {
+    const text = await res.text().catch(() => "");
+    let message = text.slice(0, 300);
+    try {
+      message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? message;
+    } catch {
+      // not JSON: keep the text
+    }
+    if (res.status >= 500 && res.status !== 503) throw new ServerGoneError(`the server failed (HTTP ${res.status}): ${message}`);
+    throw new ServerApiError(res.status, message);
+  }
+
+  const decoder = new TextDecoder();
+  const reader = res.body.getReader();
+  let buf = "";
+  let finishReason: string | null = null;
+  let usage: Usage | undefined;
+  let sawDone = false;
+  try {
+    for (;;) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (e) {
+        if (req.signal?.aborted) throw e;
+        throw new ServerGoneError(`the connection to the server broke mid-reply (${(e as Error).message})`, { cause: e });
+      }
+      if (chunk.done) break;
+      buf += decoder.decode(chunk.value, { stream: true });
+      let sep: number;
+      while ((sep = buf.search(/\r?\n\r?\n/)) >= 0) {
+        const frame = buf.slice(0, sep);
+        buf = buf.slice(sep + (buf[sep] === "\r" ? 4 : 2));
+        const data = frame
+          .split(/\r?\n/)
+          .filter((l) => l.startsWith("data:"))
+          .map((l) => l.slice(5).replace(/^ /, ""))
+          .join("\n");
+        if (!data) continue;
+        if (data === "[DONE]") {
+          sawDone = true;
+          continue;
+        }
+        let obj: {
+          choices?: { delta?: { content?: string | null; reasoning_content?: string | null; reasoning?: string | null }; finish_reason?: string | null }[];
+          usage?: Usage | null;
+          error?: { message?: string };
+        };
+        try {
+          obj = JSON.parse(data);
+        } catch {
+          continue;
+        }
+        if (obj.error) throw new ServerGoneError(`the server reported an error mid-reply: ${obj.error.message ?? "unknown"}`);
+        if (obj.usage) usage = obj.usage;
+        for (const choice of obj.choices ?? []) {
+          const d = choice.delta ?? {};
+          const reasoning = d.reasoning_content ?? d.reasoning;
+          if (reasoning) yield { type: "reasoning", text: reasoning };
+          if (d.content) yield { type: "content", text: d.content };
+          if (choice.finish_reason) finishReason = choice.finish_reason;
+        }
+      }
+    }
+  } finally {
+    reader.releaseLock?.();
+  }
+  if (!sawDone && !finishReason) throw new ServerGoneError("the server closed the connection before the reply was complete");
+  yield { type: "done", finishReason, usage };
+}
