@@ -1,0 +1,63 @@
+import { expect, test } from "bun:test";
+import { bf16ToF32, dequantizeAffine, f16ToF32, f32ToBf16, quantizeAffine, rint, toFloat32 } from "../../lib/model/quantize.ts";
+
+test("rint rounds half to even", () => {
+  expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, -2.6].map(rint)).toEqual([0, 2, 2, -0, -2, -2, 2, -3]);
+});
+
+test("bf16 conversions round to nearest even", () => {
+  expect(f32ToBf16(1)).toBe(0x3f80);
+  expect(f32ToBf16(-3)).toBe(0xc040);
+  expect(f32ToBf16(3 / 11)).toBe(0x3e8c);
+  expect(bf16ToF32(0x3e8c)).toBe(0.2734375);
+  expect(f32ToBf16(1 + 2 ** -8)).toBe(0x3f80); // tie -> even
+  expect(f32ToBf16(1 + 3 * 2 ** -8)).toBe(0x3f82); // tie -> even (up)
+  expect(Number.isNaN(bf16ToF32(f32ToBf16(Number.NaN)))).toBe(true);
+  expect(f16ToF32(0x3c00)).toBe(1);
+  expect(f16ToF32(0xc000)).toBe(-2);
+  expect(Array.from(toFloat32(new Uint8Array([0x80, 0x3f, 0x40, 0xc0]), "BF16"))).toEqual([1, -3]);
+});
+
+test("one group by hand: anchored on the larger-magnitude extreme, zero exact", () => {
+  const w = new Float32Array(64);
+  w[0] = -3;
+  w[1] = 1;
+  w[2] = 0;
+  for (let i = 3; i < 64; i++) w[i] = -1 + (i % 7) * 0.25;
+  const q = quantizeAffine(w, 1, 64, 4, 64);
+  // scale 4/15 -> q0 = rint(-3 / (4/15)) = -11 -> scale = 3/11, bias = -3
+  expect(q.scales[0]).toBe(f32ToBf16(3 / 11));
+  expect(q.biases[0]).toBe(f32ToBf16(-3));
+  const codes = Array.from({ length: 3 }, (_, i) => (q.q[0]! >>> (4 * i)) & 15);
+  expect(codes).toEqual([0, 15, 11]);
+  // positive extreme larger: negative scale
+  const p = quantizeAffine(w.map((x) => -x), 1, 64, 4, 64);
+  expect(bf16ToF32(p.scales[0]!)).toBeLessThan(0);
+  expect(bf16ToF32(p.biases[0]!)).toBe(3);
+});
+
+test("round trip on random data: error within one step (+ bf16 rounding of scale and bias) at 2, 4 and 8 bits", () => {
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  const rows = 16;
+  const cols = 256;
+  const w = new Float32Array(rows * cols).map(() => Math.fround(rnd() * rnd() * 2));
+  for (const bits of [2, 4, 8]) {
+    const q = quantizeAffine(w, rows, cols, bits, 64);
+    expect(q.q.length).toBe((rows * cols * bits) / 32);
+    const d = dequantizeAffine(q.q, q.scales, q.biases, rows, cols, bits, 64);
+    const nBins = (1 << bits) - 1;
+    let rmsErr = 0;
+    for (let g = 0; g < q.scales.length; g++) {
+      const s = Math.abs(bf16ToF32(q.scales[g]!));
+      const b = Math.abs(bf16ToF32(q.biases[g]!));
+      for (let i = g * 64; i < g * 64 + 64; i++) {
+        expect(Math.abs(d[i]! - w[i]!)).toBeLessThanOrEqual(s * (1 + nBins / 512) + b / 512 + 1e-7);
+        rmsErr += (d[i]! - w[i]!) ** 2;
+      }
+    }
+    rmsErr = Math.sqrt(rmsErr / w.length);
+    // most values are rounded to the nearest step: rms well under half a typical step
+    expect(rmsErr).toBeLessThan((2 / nBins) * 0.5);
+  }
+});
