@@ -53,11 +53,11 @@ test("round trip on random data: error within one step (+ bf16 rounding of scale
       const b = Math.abs(bf16ToF32(q.biases[g]!));
       for (let i = g * 64; i < g * 64 + 64; i++) {
         expect(Math.abs(d[i]! - w[i]!)).toBeLessThanOrEqual(s * (1 + nBins / 512) + b / 512 + 1e-7);
-        rmsErr += (d[i]! - w[i]!) ** 2;
+        rmsErr += ((d[i]! - w[i]!) / s) ** 2;
       }
     }
     rmsErr = Math.sqrt(rmsErr / w.length);
-    // most values are rounded to the nearest step: rms well under half a typical step
-    expect(rmsErr).toBeLessThan((2 / nBins) * 0.5);
+    // most values are rounded to the nearest step: rms error well under half a step (uniform rounding: 0.29)
+    expect(rmsErr).toBeLessThan(0.45);
   }
 });
