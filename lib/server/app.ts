@@ -1,0 +1,335 @@
+// The HTTP server (Bun.serve): routes, API key, body limit, queue, logs, and the engine behind them.
+import { existsSync } from "node:fs";
+import type { Server } from "bun";
+import pkg from "../../package.json" with { type: "json" };
+import type { Engine, EngineStartOptions } from "../engine/types.ts";
+import { type ChatTemplate, loadChatTemplate } from "./chat-template.ts";
+import { collectChatCompletion, createChatChunker, createCompletionId } from "./chat-completions.ts";
+import { createEngineHost, type EngineHost, type StartEngineFn } from "./engine-host.ts";
+import { ApiError, badRequest, errorResponse, renderErrorBody } from "./errors.ts";
+import { type GenerationDefaults, type GenerationEvent, type ModelContext, preparePrompt, runGeneration } from "./generate.ts";
+import { createServerLogs, type ServerLogs } from "./logs.ts";
+import { createRequestQueue, type RequestQueue } from "./queue.ts";
+import { createResponseBuilder } from "./responses.ts";
+import { createSseStream, renderSseData, SSE_HEADERS } from "./sse.ts";
+import { loadTokenizer, type ModelTokenizer } from "./tokenizer.ts";
+import { type GenerationRequest, type ReasoningFormat, validateChatRequest, validateResponsesRequest } from "./validate.ts";
+
+export interface ServerOptions {
+  host: string;
+  /** 0 = any free port */
+  port: number;
+  /** The id clients send as `model` (and /v1/models lists). */
+  modelId: string;
+  /** Other names accepted as `model` (e.g. a registry alias). */
+  modelAliases?: string[];
+  /** Folder with tokenizer.json, tokenizer_config.json and/or chat_template.jinja. */
+  tokenizerDir: string;
+  engine: EngineStartOptions;
+  /** Default: lib/engine/client.ts startEngine. */
+  startEngine?: StartEngineFn;
+  /** Bearer token required on every route but /health. */
+  apiKey?: string;
+  defaults: Omit<GenerationDefaults, "reasoningFormat" | "allowForceTokens"> & Partial<Pick<GenerationDefaults, "reasoningFormat" | "allowForceTokens">>;
+  /** Requests allowed to wait for the engine while one runs (default 16). */
+  maxQueue?: number;
+  /** Largest request body (default 16 MiB). */
+  maxBodyBytes?: number;
+  logFile?: string;
+  httpLogFile?: string;
+  promptLogFile?: string;
+  echoLog?: (line: string) => void;
+  /** Keep prompt-cache snapshots in this file across restarts. */
+  snapshotFile?: string;
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly port: number;
+  readonly host: EngineHost;
+  readonly server: Server<undefined>;
+  readonly logs: ServerLogs;
+  /** Resolves once the engine's first start finished (ok or failed; see host.state). */
+  readonly engineStarted: Promise<void>;
+  /** Graceful stop: refuse new requests, let streams finish (up to `graceMs`, then cancel), stop the engine. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const isLoopback = (host: string) => host === "127.0.0.1" || host === "::1" || host === "localhost" || host.startsWith("127.");
+
+/** Refuse to expose the server without a key, unless the user insisted (--insecure). */
+export function checkBindSafety(host: string, apiKey: string | undefined, insecure: boolean): void {
+  if (isLoopback(host) || apiKey || insecure) return;
+  throw new ApiBindError(host);
+}
+
+export class ApiBindError extends Error {
+  constructor(readonly host: string) {
+    super(`binding ${host} exposes the server beyond this machine; set FLASHCHAT_API_KEY or pass --insecure`);
+  }
+}
+
+function timingSafeEqual(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+async function defaultStartEngine(opts: EngineStartOptions): Promise<Engine> {
+  const path = "../engine/client.ts";
+  const mod = (await import(path)) as { startEngine: StartEngineFn };
+  return mod.startEngine(opts);
+}
+
+export async function loadModelContext(dir: string): Promise<ModelContext> {
+  const tokenizer: ModelTokenizer = await loadTokenizer(dir);
+  const template: ChatTemplate = loadChatTemplate(dir);
+  return { tokenizer, template };
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const logs = createServerLogs({ logFile: opts.logFile, httpLogFile: opts.httpLogFile, promptLogFile: opts.promptLogFile, echo: opts.echoLog });
+  const model = await loadModelContext(opts.tokenizerDir);
+  const defaults: GenerationDefaults = { reasoningFormat: "separate", allowForceTokens: false, ...opts.defaults };
+  const maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
+  const modelNames = new Set([opts.modelId, ...(opts.modelAliases ?? [])]);
+  let avgRequestMs = 5000;
+  const queue: RequestQueue = createRequestQueue({ maxWaiting: opts.maxQueue ?? 16, retryAfterSeconds: () => ((queue.nWaiting + 1) * avgRequestMs) / 1000 });
+  const inFlight = new Set<AbortController>();
+  let stopping = false;
+
+  const host = createEngineHost({
+    startEngine: opts.startEngine ?? defaultStartEngine,
+    engine: { ...opts.engine, onLog: (line) => logs.info(`engine: ${line}`) },
+    log: (line) => logs.info(line),
+    onReady: async (engine) => {
+      if (opts.snapshotFile && existsSync(opts.snapshotFile)) {
+        await engine.loadSnapshots(opts.snapshotFile);
+        logs.info(`prompt cache loaded from ${opts.snapshotFile}`);
+      }
+    },
+  });
+
+  let nextId = 1;
+
+  async function readJson(req: Request): Promise<unknown> {
+    const length = Number(req.headers.get("content-length") ?? "0");
+    if (length > maxBodyBytes) throw new ApiError(413, `request body is ${length} bytes; the limit is ${maxBodyBytes}`, "invalid_request_error", null, "request_too_large");
+    const text = await req.text();
+    if (text.length > maxBodyBytes) throw new ApiError(413, `request body is over the ${maxBodyBytes}-byte limit`, "invalid_request_error", null, "request_too_large");
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw badRequest(`could not parse the JSON body: ${(e as Error).message}`, null, "invalid_json");
+    }
+  }
+
+  function checkModel(name: string | undefined) {
+    if (name === undefined || modelNames.has(name)) return;
+    throw new ApiError(400, `the model ${JSON.stringify(name)} does not exist; this server runs ${JSON.stringify(opts.modelId)}`, "invalid_request_error", "model", "model_not_found");
+  }
+
+  /** Shared path of /v1/chat/completions and /v1/responses. */
+  async function generate(req: Request, gen: GenerationRequest, kind: "chat" | "responses", id: string, t0: number, route: string): Promise<Response> {
+    checkModel(gen.model);
+    if (stopping) throw new ApiError(503, "the server is shutting down", "service_unavailable", null, "shutting_down");
+    const engine0 = host.current();
+    const prompt = preparePrompt(model, gen, engine0.ready.context, defaults);
+    logs.prompt(id, prompt.text);
+    const abort = new AbortController();
+    const onClientGone = () => abort.abort(new Error("client disconnected"));
+    req.signal.addEventListener("abort", onClientGone, { once: true });
+    const release = await queue.acquire(abort.signal);
+    inFlight.add(abort);
+    const stats: { promptTokens?: number; cachedTokens?: number; completionTokens?: number; ttftMs?: number; tokPerSec?: number; note?: string } = {};
+    let status = 200;
+    const finish = () => {
+      release();
+      inFlight.delete(abort);
+      req.signal.removeEventListener("abort", onClientGone);
+      const totalMs = performance.now() - t0;
+      avgRequestMs = 0.8 * avgRequestMs + 0.2 * totalMs;
+      logs.request({ method: "POST", route, status, totalMs, ...stats });
+    };
+    let engine: Engine;
+    try {
+      engine = host.current();
+    } catch (e) {
+      finish();
+      throw e;
+    }
+    const events = (async function* (): AsyncGenerator<GenerationEvent> {
+      for await (const e of runGeneration(engine, model, gen, prompt, defaults, abort.signal)) {
+        if (e.type === "done") {
+          stats.promptTokens = e.usage.promptTokens;
+          stats.cachedTokens = e.usage.cachedTokens;
+          stats.completionTokens = e.usage.completionTokens;
+          stats.ttftMs = e.timings.ttftMs;
+          if (e.timings.decodeMs > 0) stats.tokPerSec = (e.usage.completionTokens * 1000) / e.timings.decodeMs;
+          if (e.finishReason === "cancelled") stats.note = "cancelled by the client";
+        }
+        yield e;
+      }
+    })();
+
+    if (!gen.stream) {
+      try {
+        if (kind === "chat") {
+          const { body } = await collectChatCompletion(events, id, opts.modelId);
+          return Response.json(body);
+        }
+        const builder = createResponseBuilder(opts.modelId);
+        let final: unknown;
+        for await (const e of events) final = builder.event(e) ?? final;
+        return Response.json(final);
+      } catch (e) {
+        if (e instanceof ApiError) status = e.status;
+        else status = 500;
+        throw e;
+      } finally {
+        finish();
+      }
+    }
+
+    const { stream, writer } = createSseStream(() => abort.abort(new Error("client disconnected")));
+    const write = (frame: string) => {
+      writer.write(frame);
+      if (logs.httpEnabled && frame) logs.http("response", id, frame);
+    };
+    void (async () => {
+      try {
+        if (kind === "chat") {
+          const chunker = createChatChunker(id, opts.modelId, gen.includeUsage);
+          write(chunker.start());
+          for await (const e of events) if (!writer.closed) write(chunker.event(e));
+        } else {
+          const builder = createResponseBuilder(opts.modelId, write);
+          builder.start();
+          for await (const e of events) builder.event(e);
+        }
+      } catch (e) {
+        const err = e instanceof ApiError ? e : new ApiError(500, `internal error: ${(e as Error).message}`, "server_error");
+        status = err.status;
+        stats.note = err.message;
+        if (!(e instanceof ApiError)) logs.info(`bug: ${(e as Error).stack}`);
+        if (kind === "chat") write(renderSseData(renderErrorBody(err)));
+        else write(`event: error\ndata: ${JSON.stringify({ type: "error", code: err.code, message: err.message, param: err.param, sequence_number: 0 })}\n\n`);
+      } finally {
+        writer.close();
+        finish();
+      }
+    })();
+    return new Response(stream, { headers: SSE_HEADERS });
+  }
+
+  function health(): Response {
+    const status = host.state === "ok" ? "ok" : host.state;
+    const body: Record<string, unknown> = { status, model: opts.modelId, pid: process.pid };
+    if (host.state === "ok") {
+      body.engine = { pid: host.engine!.pid, backend: host.engine!.ready.backend, context: host.engine!.ready.context };
+      body.queue = { busy: queue.busy, waiting: queue.nWaiting };
+    }
+    if (host.error) body.error = host.error;
+    return Response.json(body, { status: host.state === "ok" ? 200 : 503 });
+  }
+
+  async function route(req: Request, url: URL, id: string, t0: number): Promise<Response> {
+    const path = url.pathname.replace(/\/+$/, "") || "/";
+    if (path === "/health") {
+      if (req.method !== "GET" && req.method !== "HEAD") throw new ApiError(405, "use GET /health", "invalid_request_error");
+      return health();
+    }
+    if (opts.apiKey) {
+      const auth = req.headers.get("authorization") ?? "";
+      const m = /^Bearer\s+(.+)$/i.exec(auth);
+      if (!m || !timingSafeEqual(m[1]!.trim(), opts.apiKey))
+        throw new ApiError(401, "missing or wrong API key: send `Authorization: Bearer <FLASHCHAT_API_KEY>`", "authentication_error", null, "invalid_api_key");
+    }
+    const created = Math.floor(Date.now() / 1000);
+    const modelObject = { id: opts.modelId, object: "model", created, owned_by: "flashchat" };
+    if (req.method === "GET") {
+      if (path === "/v1/models") return Response.json({ object: "list", data: [modelObject] });
+      if (path.startsWith("/v1/models/")) {
+        const name = decodeURIComponent(path.slice("/v1/models/".length));
+        checkModel(name);
+        return Response.json(modelObject);
+      }
+      if (path === "/v1" || path === "/") {
+        return Response.json({
+          name: "flashchat",
+          version: pkg.version,
+          model: opts.modelId,
+          status: host.state,
+          endpoints: ["POST /v1/chat/completions", "POST /v1/responses", "GET /v1/models", "GET /health"],
+        });
+      }
+    }
+    if (req.method === "POST" && (path === "/v1/chat/completions" || path === "/v1/responses")) {
+      const body = await readJson(req);
+      if (logs.httpEnabled) logs.http("request", id, `${req.method} ${url.pathname}\n${JSON.stringify(body)}`);
+      const kind = path === "/v1/chat/completions" ? "chat" : "responses";
+      const gen = kind === "chat" ? validateChatRequest(body) : validateResponsesRequest(body);
+      return generate(req, gen, kind, kind === "chat" ? createCompletionId() : id, t0, path);
+    }
+    throw new ApiError(404, `no route ${req.method} ${url.pathname}`, "not_found_error", null, "not_found");
+  }
+
+  const server = Bun.serve({
+    hostname: opts.host,
+    port: opts.port,
+    maxRequestBodySize: maxBodyBytes * 2,
+    idleTimeout: 0, // a slow model may take minutes before its first token
+    async fetch(req) {
+      const t0 = performance.now();
+      const id = `req_${nextId++}`;
+      const url = new URL(req.url);
+      try {
+        return await route(req, url, id, t0);
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        if (url.pathname !== "/health")
+          logs.request({ method: req.method, route: url.pathname, status: e.status, totalMs: performance.now() - t0, note: e.message });
+        if (logs.httpEnabled) logs.http("response", id, `${e.status} ${JSON.stringify(renderErrorBody(e))}`);
+        return errorResponse(e);
+      }
+    },
+    error(e) {
+      logs.info(`bug: ${e.stack ?? e.message}`);
+      return errorResponse(new ApiError(500, `internal error: ${e.message}`, "server_error"));
+    },
+  });
+
+  host.onCrash((reason) => {
+    // in-flight generations fail on their own (the engine client raises EngineError); waiters keep their place
+    logs.info(`${reason}; restarting it (${inFlight.size} request(s) in flight failed)`);
+  });
+
+  const url = `http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${server.port}`;
+  logs.info(`listening on ${url} (model ${opts.modelId})`);
+
+  return {
+    url,
+    port: server.port!,
+    host,
+    server,
+    logs,
+    engineStarted: host.firstStart,
+    async stop(graceMs = 10_000) {
+      if (stopping) return;
+      stopping = true;
+      queue.rejectAll(new ApiError(503, "the server is shutting down", "service_unavailable", null, "shutting_down"));
+      const deadline = Date.now() + graceMs;
+      while (inFlight.size > 0 && Date.now() < deadline) await Bun.sleep(20);
+      for (const a of inFlight) a.abort(new Error("server shutting down"));
+      while (inFlight.size > 0 && Date.now() < deadline + 2000) await Bun.sleep(20);
+      await server.stop(true);
+      if (opts.snapshotFile && host.engine) {
+        await host.engine.saveSnapshots(opts.snapshotFile).catch((e) => logs.info(`could not save the prompt cache: ${(e as Error).message}`));
+      }
+      await host.close();
+      logs.info("stopped");
+    },
+  };
+}

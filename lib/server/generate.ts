@@ -1,0 +1,214 @@
+// One request through the engine: render the chat template, tokenize, pick prompt-cache snapshot points,
+// stream tokens back through detokenizer -> stop strings -> reasoning / tool-call parser.
+import { type Engine, EngineError, type GenerateRequest } from "../engine/types.ts";
+import type { ChatTemplate, TemplateMessage } from "./chat-template.ts";
+import { createDetokenizer } from "./detokenizer.ts";
+import { ApiError, badRequest } from "./errors.ts";
+import { createOutputParser, type OutputEvent, promptOpensReasoning } from "./output-parser.ts";
+import { createStopMatcher } from "./stop-strings.ts";
+import type { ModelTokenizer } from "./tokenizer.ts";
+import type { ToolSpec } from "./tool-calls.ts";
+import type { GenerationRequest, ReasoningFormat } from "./validate.ts";
+
+export interface ModelContext {
+  tokenizer: ModelTokenizer;
+  template: ChatTemplate;
+}
+
+export interface GenerationDefaults {
+  /** Most tokens generated per reply (MAX_TOKENS). */
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  reasoningFormat: ReasoningFormat;
+  /** Honour force_text / force_tokens in requests (test hook). */
+  allowForceTokens: boolean;
+}
+
+export type FinishReason = "stop" | "length" | "tool_calls" | "cancelled";
+
+export interface Usage {
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  reasoningTokens: number;
+}
+
+export type GenerationEvent =
+  | { type: "prompt"; promptTokens: number; cachedTokens: number }
+  | OutputEvent
+  | { type: "done"; finishReason: FinishReason; usage: Usage; timings: { prefillMs: number; decodeMs: number; ttftMs: number; totalMs: number } };
+
+/** A rendered, tokenized request, ready for the engine. */
+export interface PreparedPrompt {
+  text: string;
+  tokens: number[];
+  /** Prompt lengths worth a snapshot (system prompt + tools). */
+  snapshotAt: number[];
+  maxTokens: number;
+  startInReasoning: boolean;
+}
+
+/** Render + tokenize + clamp max_tokens to the context left. Throws 400 when the prompt does not fit. */
+export function preparePrompt(model: ModelContext, req: GenerationRequest, contextTokens: number, defaults: GenerationDefaults): PreparedPrompt {
+  const tools = req.toolChoice === "none" ? [] : req.tools;
+  const opts = { tools, enableThinking: req.enableThinking, kwargs: req.templateKwargs };
+  let text: string;
+  try {
+    text = model.template.render(req.messages, opts);
+  } catch (e) {
+    throw badRequest(`the chat template could not render these messages: ${(e as Error).message}`, "messages");
+  }
+  const tokens = model.tokenizer.encode(text);
+  const room = contextTokens - tokens.length;
+  if (room < 1)
+    throw badRequest(`the prompt is ${tokens.length} tokens; this model's context is ${contextTokens}`, "messages", "context_length_exceeded");
+  const snapshotAt: number[] = [];
+  const nSystem = systemPrefixLength(req.messages);
+  if (nSystem > 0 || tools.length > 0) {
+    // the leading system messages + tools, rendered alone, are a token prefix of the prompt: snapshot there,
+    // so an agent's fixed system prompt is evaluated once for all its conversations
+    try {
+      const prefix = model.tokenizer.encode(model.template.render(req.messages.slice(0, nSystem), { ...opts, addGenerationPrompt: false }));
+      if (prefix.length > 0 && prefix.length < tokens.length && prefix.every((t, i) => t === tokens[i])) snapshotAt.push(prefix.length);
+    } catch {
+      // a template that cannot render a system-only conversation: no prefix snapshot
+    }
+  }
+  return {
+    text,
+    tokens,
+    snapshotAt,
+    maxTokens: Math.min(req.maxTokens ?? defaults.maxTokens, defaults.maxTokens, room),
+    startInReasoning: promptOpensReasoning(text),
+  };
+}
+
+function systemPrefixLength(messages: TemplateMessage[]): number {
+  let n = 0;
+  while (n < messages.length && messages[n]!.role === "system") n++;
+  return n;
+}
+
+/** Turn reasoning events into what the client asked for: a separate field, inline <think> tags, or nothing. */
+function shapeReasoning(format: ReasoningFormat) {
+  let open = false;
+  return (e: OutputEvent | null): OutputEvent[] => {
+    if (format === "separate") return e ? [e] : [];
+    if (e?.type === "reasoning") {
+      if (format === "drop") return [];
+      const out: OutputEvent[] = [{ type: "content", text: open ? e.text : `<think>\n${e.text}` }];
+      open = true;
+      return out;
+    }
+    const out: OutputEvent[] = [];
+    if (open && format === "inline") {
+      out.push({ type: "content", text: "\n</think>\n\n" });
+      open = false;
+    }
+    if (e) out.push(e);
+    return out;
+  };
+}
+
+/**
+ * Run one prepared request on the engine. Yields the prompt event, then text / reasoning / tool calls as they
+ * are decoded, then `done`. Aborting `signal` cancels the engine generation (within one token).
+ */
+export async function* runGeneration(
+  engine: Engine,
+  model: ModelContext,
+  req: GenerationRequest,
+  prompt: PreparedPrompt,
+  defaults: GenerationDefaults,
+  signal: AbortSignal,
+): AsyncGenerator<GenerationEvent> {
+  const t0 = performance.now();
+  const endIds = new Set([...model.tokenizer.endTokenIds, ...engine.ready.model.eos_token_id]);
+  const sampling = { temperature: defaults.temperature, top_p: defaults.topP, ...req.sampling };
+  const genReq: GenerateRequest = {
+    tokens: prompt.tokens,
+    max_tokens: prompt.maxTokens,
+    sampling,
+    stop_tokens: [...endIds],
+    snapshot_at: prompt.snapshotAt,
+  };
+  if (req.forceText !== undefined || req.forceTokens !== undefined) {
+    if (!defaults.allowForceTokens) throw badRequest("'force_text' / 'force_tokens' are a test hook, off on this server", req.forceText !== undefined ? "force_text" : "force_tokens");
+    const forced = req.forceTokens ?? model.tokenizer.encode(req.forceText!);
+    const end = model.tokenizer.endTokenIds[0] ?? engine.ready.model.eos_token_id[0];
+    genReq.force_tokens = end === undefined ? forced : [...forced, end];
+    genReq.max_tokens = Math.min(prompt.maxTokens, genReq.force_tokens.length);
+  }
+
+  const tools = new Map<string, ToolSpec>(req.tools.map((t) => [t.function.name, { name: t.function.name, parameters: t.function.parameters as ToolSpec["parameters"] }]));
+  const parser = createOutputParser({
+    startInReasoning: prompt.startInReasoning,
+    parseToolCalls: req.tools.length > 0 && req.toolChoice !== "none",
+    tools,
+  });
+  const detok = createDetokenizer(model.tokenizer.decode);
+  const stops = createStopMatcher(req.stop);
+  const shape = shapeReasoning(req.reasoningFormat ?? defaults.reasoningFormat);
+  // stop strings end generation early: cancel the engine ourselves, but report `stop`
+  const inner = new AbortController();
+  const onAbort = () => inner.abort();
+  signal.addEventListener("abort", onAbort, { once: true });
+  let stoppedByString = false;
+  let reasoningTokens = 0;
+  let inReasoning = prompt.startInReasoning;
+  let ttftMs = 0;
+
+  const emit = function* (text: string) {
+    for (const e of parser.push(text)) yield* shape(e);
+  };
+
+  try {
+    for await (const ev of engine.generate(genReq, inner.signal)) {
+      if (ev.type === "prompt") {
+        yield { type: "prompt", promptTokens: ev.prompt_tokens, cachedTokens: ev.cached_tokens };
+      } else if (ev.type === "token") {
+        if (ttftMs === 0) ttftMs = performance.now() - t0;
+        if (stoppedByString || endIds.has(ev.token)) continue;
+        const text = detok.push(ev.token);
+        if (inReasoning) reasoningTokens++;
+        if (text.includes("</think>")) inReasoning = false;
+        else if (text.includes("<think>")) inReasoning = true;
+        if (!text) continue;
+        const r = stops.push(text);
+        yield* emit(r.text);
+        if (r.stopped) {
+          stoppedByString = true;
+          inner.abort();
+        }
+      } else if (ev.type === "done") {
+        if (!stoppedByString) {
+          const r = stops.push(detok.flush());
+          yield* emit(r.text + (r.stopped ? "" : stops.flush()));
+          if (r.stopped) stoppedByString = true;
+        }
+        for (const e of parser.finish()) yield* shape(e);
+        yield* shape(null);
+        let finishReason: FinishReason =
+          stoppedByString ? "stop" : ev.reason === "length" ? "length" : ev.reason === "cancelled" ? "cancelled" : "stop";
+        if (parser.nToolCalls > 0 && finishReason === "stop") finishReason = "tool_calls";
+        yield {
+          type: "done",
+          finishReason,
+          usage: { promptTokens: ev.prompt_tokens, cachedTokens: ev.cached_tokens, completionTokens: ev.completion_tokens, reasoningTokens },
+          timings: { prefillMs: ev.prefill_ms, decodeMs: ev.decode_ms, ttftMs, totalMs: performance.now() - t0 },
+        };
+        return;
+      }
+    }
+    throw new EngineError("the engine ended the generation without `done`", "internal");
+  } catch (e) {
+    if (e instanceof EngineError) {
+      if (e.code === "bad_request" || e.code === "bad_token" || e.code === "context_overflow") throw badRequest(`engine: ${e.message}`, null, e.code);
+      throw new ApiError(503, `the engine failed: ${e.message}`, "service_unavailable", null, e.code === "internal" ? "engine_error" : e.code, { "retry-after": "5" });
+    }
+    throw e;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}

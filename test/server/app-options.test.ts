@@ -1,0 +1,102 @@
+// Server options that need their own server: API key, health while loading / after a failed load,
+// http and prompt logs, graceful stop with a stream in flight, bind safety.
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import OpenAI from "openai";
+import { join } from "pathe";
+import { ApiBindError, checkBindSafety } from "../../lib/server/app.ts";
+import { createFakeEngineFactory } from "./_fake-engine.ts";
+import { createTempDir, startTestServer } from "./_server-fixture.ts";
+
+describe("server options", () => {
+  test("with an API key every route but /health needs it", async () => {
+    using tmp = createTempDir("flashchat-key-");
+    const server = await startTestServer(tmp.dir, { startEngine: createFakeEngineFactory().start, apiKey: "s3cret" });
+    try {
+      expect((await fetch(`${server.url}/health`)).status).toBe(200);
+      const noKey = await fetch(`${server.url}/v1/models`);
+      expect(noKey.status).toBe(401);
+      expect((await noKey.json()).error.type).toBe("authentication_error");
+      expect((await fetch(`${server.url}/v1/models`, { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
+      const bad = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "wrong", maxRetries: 0 });
+      expect(await bad.models.list().catch((e) => e)).toBeInstanceOf(OpenAI.AuthenticationError);
+      const good = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "s3cret", maxRetries: 0 });
+      const r = await good.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 2 });
+      expect(r.usage!.completion_tokens).toBe(2);
+    } finally {
+      await server.stop(100);
+    }
+  });
+
+  test("/health says loading (503) until the engine is ready; completions meanwhile get 503 + Retry-After", async () => {
+    using tmp = createTempDir("flashchat-loading-");
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const fake = createFakeEngineFactory({ startGate: gate });
+    const serverP = startTestServer(tmp.dir, { startEngine: fake.start });
+    // startTestServer awaits the engine; poll the port through the log instead
+    let url = "";
+    for (let i = 0; i < 200 && !url; i++) {
+      await Bun.sleep(10);
+      const log = existsSync(join(tmp.dir, "logs", "server.log")) ? readFileSync(join(tmp.dir, "logs", "server.log"), "utf8") : "";
+      url = /listening on (\S+)/.exec(log)?.[1] ?? "";
+    }
+    const h = await fetch(`${url}/health`);
+    expect(h.status).toBe(503);
+    expect(await h.json()).toMatchObject({ status: "loading", model: "tiny" });
+    const c = await fetch(`${url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "x" }] }) });
+    expect(c.status).toBe(503);
+    expect(c.headers.get("retry-after")).toBe("2");
+    open();
+    const server = await serverP;
+    expect(await (await fetch(`${url}/health`)).json()).toMatchObject({ status: "ok" });
+    await server.stop(100);
+  });
+
+  test("an engine that fails to load: /health says error with the reason", async () => {
+    using tmp = createTempDir("flashchat-fail-");
+    const server = await startTestServer(tmp.dir, { startEngine: createFakeEngineFactory({ failStarts: 1 }).start });
+    const h = await fetch(`${server.url}/health`);
+    expect(h.status).toBe(503);
+    expect(await h.json()).toMatchObject({ status: "error", error: "cannot open model_weights.bin" });
+    expect(readFileSync(join(tmp.dir, "logs", "server.log"), "utf8")).toContain("engine failed to start: cannot open model_weights.bin");
+    await server.stop(100);
+  });
+
+  test("http.log and prompts.log, private files", async () => {
+    using tmp = createTempDir("flashchat-httplog-");
+    const httpLogFile = join(tmp.dir, "logs", "http.log");
+    const promptLogFile = join(tmp.dir, "logs", "prompts.log");
+    const server = await startTestServer(tmp.dir, { startEngine: createFakeEngineFactory().start, httpLogFile, promptLogFile });
+    const r = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "ping" }], stream: true, max_tokens: 2 }) });
+    await r.text();
+    await server.stop(100);
+    const http = readFileSync(httpLogFile, "utf8");
+    expect(http).toContain('"content":"ping"');
+    expect(http).toContain("data: [DONE]");
+    expect(readFileSync(promptLogFile, "utf8")).toContain("<|im_start|>user\nping<|im_end|>\n<|im_start|>assistant\n");
+    for (const f of [httpLogFile, promptLogFile]) expect(statSync(f).mode & 0o777).toBe(0o600);
+    expect(statSync(join(tmp.dir, "logs")).mode & 0o777).toBe(0o700);
+  });
+
+  test("graceful stop lets an in-flight stream finish, then stops the engine", async () => {
+    using tmp = createTempDir("flashchat-stop-");
+    const fake = createFakeEngineFactory({ tokenDelayMs: 5 });
+    const server = await startTestServer(tmp.dir, { startEngine: fake.start });
+    const r = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "x" }], stream: true, max_tokens: 20 }) });
+    const body = r.text();
+    await Bun.sleep(10);
+    await server.stop(5000);
+    expect(await body).toEndWith("data: [DONE]\n\n");
+    expect(await fake.engines[0]!.exited).toBe(0);
+  });
+
+  test("binding beyond loopback needs an API key or --insecure", () => {
+    expect(() => checkBindSafety("127.0.0.1", undefined, false)).not.toThrow();
+    expect(() => checkBindSafety("0.0.0.0", undefined, false)).toThrow(ApiBindError);
+    expect(() => checkBindSafety("0.0.0.0", "k", false)).not.toThrow();
+    expect(() => checkBindSafety("0.0.0.0", undefined, true)).not.toThrow();
+  });
+});
