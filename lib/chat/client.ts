@@ -9,6 +9,7 @@ export interface ChatMessageIn {
 export interface Usage {
   prompt_tokens?: number;
   completion_tokens?: number;
+  total_tokens?: number;
   prompt_tokens_details?: { cached_tokens?: number };
 }
 
@@ -128,7 +129,7 @@ export async function* streamChatCompletion(req: ChatRequest): AsyncGenerator<Ch
   let sawDone = false;
   try {
     for (;;) {
-      let chunk: ReadableStreamReadResult<Uint8Array>;
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
       try {
         chunk = await reader.read();
       } catch (e) {

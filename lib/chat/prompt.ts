@@ -1,0 +1,132 @@
+// One reply to one prompt: the reply on stdout (streamed, or one JSON object with --json), everything else
+// on stderr. Uses a healthy running server; otherwise runs the engine behind a private in-process server
+// on a loopback port for this one reply, and stops it afterwards.
+import type { ResolvedConfig } from "../config/schema.ts";
+import { UserError } from "../errors.ts";
+import { ServerApiError, ServerGoneError, streamChatCompletion, type ChatMessageIn, type Usage } from "./client.ts";
+import { resolveStats } from "./chat.ts";
+import { ANSI, MarkdownRenderer, resolveColor } from "./render.ts";
+import { loadServerStatus } from "./server-link.ts";
+import type { ReplyStats } from "./sessions.ts";
+
+export interface PromptOptions {
+  text: string;
+  /** Most tokens to generate (default MAX_TOKENS). */
+  maxTokens?: number;
+  /** false: ask the model not to think. */
+  think?: boolean;
+  system?: string;
+  json?: boolean;
+  stdout?: NodeJS.WriteStream;
+  stderr?: NodeJS.WriteStream;
+  env?: Record<string, string | undefined>;
+  /** Starts a private server for this reply when none is running; resolves with its URL and a stop function. */
+  startLocal?: (config: ResolvedConfig) => Promise<{ url: string; model?: string; stop: () => Promise<void> }>;
+}
+
+export interface PromptResult {
+  model?: string;
+  content: string;
+  reasoning: string;
+  finish_reason: string | null;
+  usage?: Usage;
+  stats: ReplyStats;
+  /** "server" (a running one) or "local" (started for this reply). */
+  via: "server" | "local";
+}
+
+/** Read the prompt argument: `-` means stdin. An empty prompt is a usage error. */
+export async function resolvePromptText(arg: string | undefined, readStdin: () => Promise<string> = () => Bun.stdin.text()): Promise<string> {
+  const text = arg === "-" ? await readStdin() : (arg ?? "");
+  if (!text.trim()) throw new UserError("no prompt given", 'usage: flashchat prompt "your question" (or - to read it from stdin)', 2);
+  return arg === "-" ? text.replace(/\n$/, "") : text;
+}
+
+export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Promise<PromptResult> {
+  const stdout = opts.stdout ?? process.stdout;
+  const stderr = opts.stderr ?? process.stderr;
+  const env = opts.env ?? process.env;
+  const status = await loadServerStatus(config);
+  let baseUrl = status.baseUrl;
+  let model = status.model;
+  let via: PromptResult["via"] = "server";
+  let stopLocal: (() => Promise<void>) | undefined;
+  if (!status.healthy) {
+    if (status.running) throw new UserError(`the server at ${status.baseUrl} is not ready (${status.summary})`, "wait for it to finish loading, or stop it: flashchat serve --stop");
+    if (!opts.startLocal) throw new UserError("no server is running", "start one with: flashchat serve");
+    const local = await opts.startLocal(config);
+    baseUrl = local.url;
+    model = local.model;
+    stopLocal = local.stop;
+    via = "local";
+  }
+
+  const messages: ChatMessageIn[] = [];
+  if (opts.system) messages.push({ role: "system", content: opts.system });
+  messages.push({ role: "user", content: opts.text });
+
+  const controller = new AbortController();
+  const onSigint = () => controller.abort();
+  process.on("SIGINT", onSigint);
+  const color = resolveColor(config.colorOutput, stdout.isTTY, env);
+  const renderer = opts.json ? undefined : new MarkdownRenderer({ color, write: (s) => stdout.write(s) });
+  const thinking = !opts.json && config.showThinking;
+  const thinkColor = resolveColor(config.colorOutput, stderr.isTTY, env);
+  let content = "";
+  let reasoning = "";
+  let nChunks = 0;
+  let usage: Usage | undefined;
+  let finishReason: string | null = null;
+  const startMs = performance.now();
+  let firstMs: number | undefined;
+  let reasoningOpen = false;
+  try {
+    for await (const ev of streamChatCompletion({
+      baseUrl,
+      model,
+      messages,
+      maxTokens: opts.maxTokens ?? config.maxTokens,
+      temperature: config.temperature,
+      topP: config.topP,
+      think: opts.think === false ? false : undefined,
+      signal: controller.signal,
+    })) {
+      if (ev.type === "done") {
+        usage = ev.usage;
+        finishReason = ev.finishReason;
+        continue;
+      }
+      firstMs ??= performance.now();
+      nChunks++;
+      if (ev.type === "reasoning") {
+        reasoning += ev.text;
+        if (thinking) {
+          if (!reasoningOpen && thinkColor) stderr.write(ANSI.dim);
+          reasoningOpen = true;
+          stderr.write(ev.text);
+        }
+      } else {
+        if (reasoningOpen) {
+          stderr.write(`${thinkColor ? ANSI.reset : ""}\n`);
+          reasoningOpen = false;
+        }
+        content += ev.text;
+        renderer?.write(ev.text);
+      }
+    }
+  } catch (e) {
+    if (controller.signal.aborted) throw new UserError("stopped", undefined, 130);
+    if (e instanceof ServerGoneError) throw new UserError(e.message, via === "local" ? "see the engine messages above" : `see the server log: ${config.serverLogPath}`);
+    if (e instanceof ServerApiError) throw e;
+    throw e;
+  } finally {
+    process.off("SIGINT", onSigint);
+    if (reasoningOpen) stderr.write(`${thinkColor ? ANSI.reset : ""}\n`);
+    renderer?.end();
+    await stopLocal?.();
+  }
+  const stats = resolveStats({ startMs, firstMs, endMs: performance.now(), nChunks, usage });
+  const result: PromptResult = { model, content, reasoning, finish_reason: finishReason, usage, stats, via };
+  if (opts.json) stdout.write(`${JSON.stringify(result)}\n`);
+  return result;
+}

@@ -1,0 +1,84 @@
+// How chat and the menu find the local server: health check on SERVER_HOST:SERVER_PORT, and starting it
+// in the background (through `flashchat serve`, which waits for /health, shows a spinner and writes the pid file).
+import { join } from "pathe";
+import type { ResolvedConfig } from "../config/schema.ts";
+import { UserError } from "../errors.ts";
+import type { ServerLink } from "./chat.ts";
+import { loadHealth, loadModelId, serverBaseUrl } from "./client.ts";
+
+export interface ServerStatus {
+  running: boolean;
+  /** /health said ok. */
+  healthy: boolean;
+  baseUrl: string;
+  model?: string;
+  /** One line for people: "running at http://127.0.0.1:8000 (ok)". */
+  summary: string;
+}
+
+export async function loadServerStatus(config: ResolvedConfig): Promise<ServerStatus> {
+  const baseUrl = serverBaseUrl(config.serverHost, config.serverPort);
+  const health = await loadHealth(baseUrl, 1500);
+  if (!health) return { running: false, healthy: false, baseUrl, summary: `not running (port ${config.serverPort})` };
+  const healthy = health.status === "ok";
+  return {
+    running: true,
+    healthy,
+    baseUrl,
+    model: typeof health.model === "string" ? health.model : undefined,
+    summary: `running at ${baseUrl} (${health.status})`,
+  };
+}
+
+/** `flashchat <args>` as a child sharing the terminal; resolves with its exit code. */
+export async function runFlashchat(args: string[], opts: { stdout?: "inherit" | "ignore" } = {}): Promise<number> {
+  const cli = join(import.meta.dir, "..", "..", "scripts", "flashchat.ts");
+  const proc = Bun.spawn([process.execPath, cli, ...args], {
+    stdin: "inherit",
+    // the child's messages are status, never chat output: keep them on stderr
+    stdout: opts.stdout ?? "inherit",
+    stderr: "inherit",
+  });
+  return proc.exited;
+}
+
+export interface ServerLinkOptions {
+  /** Start the server when none answers (default true). */
+  autoStart?: boolean;
+  /** Extra args for `flashchat serve` (e.g. ["--config", FILE]). */
+  serveArgs?: string[];
+  /** Status lines go here (default stderr). */
+  say?: (line: string) => void;
+  /** How long to wait for a server that says "loading" (default 10 minutes: big models load slowly). */
+  loadTimeoutMs?: number;
+}
+
+/** A ServerLink for chat: use a healthy server, wait for a loading one, or start one in the background. */
+export function createServerLink(config: ResolvedConfig, opts: ServerLinkOptions = {}): ServerLink {
+  const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
+  return {
+    async ensure() {
+      const baseUrl = serverBaseUrl(config.serverHost, config.serverPort);
+      let health = await loadHealth(baseUrl);
+      if (!health) {
+        if (opts.autoStart === false) throw new UserError(`no server answers at ${baseUrl}`, "start it with: flashchat serve");
+        say(`the server is not running; starting it (model ${config.modelRepo})…`);
+        const code = await runFlashchat(["serve", ...(opts.serveArgs ?? [])], { stdout: "ignore" });
+        if (code !== 0) throw new UserError("the server did not start", `see the messages above and the log: ${config.serverLogPath}`);
+        health = await loadHealth(baseUrl);
+      }
+      const deadline = Date.now() + (opts.loadTimeoutMs ?? 600_000);
+      let said = false;
+      while (health?.status === "loading" && Date.now() < deadline) {
+        if (!said) say("the server is loading the model…");
+        said = true;
+        await Bun.sleep(250);
+        health = await loadHealth(baseUrl);
+      }
+      if (!health) throw new UserError(`the server at ${baseUrl} stopped answering`, `see its log: ${config.serverLogPath}`);
+      if (health.status !== "ok") throw new UserError(`the server at ${baseUrl} is not ready (${health.status})`, `see its log: ${config.serverLogPath}`);
+      const model = (typeof health.model === "string" ? health.model : undefined) ?? (await loadModelId(baseUrl));
+      return { baseUrl, model };
+    },
+  };
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bun
+// Chat with the model in the terminal; starts the server in the background when it is not running.
+//   bun scripts/chat.ts
+//   bun scripts/chat.ts --resume chat-1732400000000
+import { defineCommand } from "citty";
+import { runChat } from "../lib/chat/chat.ts";
+import { createServerLink } from "../lib/chat/server-link.ts";
+import { globalArgs, runScript } from "../lib/cli.ts";
+import { loadFlashchatConfig } from "../lib/config/index.ts";
+
+const command = defineCommand({
+  meta: { name: "chat", description: "Chat with the model in the terminal (starts the server if needed)" },
+  args: {
+    ...globalArgs,
+    resume: { type: "string", description: "Continue a saved session (see `flashchat sessions`)", valueHint: "ID" },
+    think: { type: "boolean", description: "Show the model's thinking (default: SHOW_THINKING)" },
+  },
+  async run({ args }) {
+    const config = await loadFlashchatConfig({
+      configFile: args.config,
+      overrides: { SHOW_THINKING: args.think === undefined ? undefined : args.think },
+      flagNames: { SHOW_THINKING: "--think" },
+    });
+    const server = createServerLink(config, { serveArgs: args.config ? ["--config", args.config] : [] });
+    await runChat(config, { server, resume: args.resume });
+  },
+});
+
+export default command;
+if (import.meta.main) await runScript(command);

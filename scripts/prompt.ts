@@ -1,0 +1,49 @@
+#!/usr/bin/env bun
+// One reply to one prompt, streamed to stdout (status and errors on stderr, so it pipes cleanly).
+//   bun scripts/prompt.ts "Why is the sky blue?" --tokens 200
+//   echo "Summarize: ..." | bun scripts/prompt.ts - --no-think --json
+import { defineCommand } from "citty";
+import { renderStats } from "../lib/chat/chat.ts";
+import { startLocalServer } from "../lib/chat/local-server.ts";
+import { resolvePromptText, runPrompt } from "../lib/chat/prompt.ts";
+import { ANSI } from "../lib/chat/render.ts";
+import { globalArgs, jsonArgs, modelArgs, runScript } from "../lib/cli.ts";
+import { loadFlashchatConfig } from "../lib/config/index.ts";
+import { UserError } from "../lib/errors.ts";
+
+const command = defineCommand({
+  meta: { name: "prompt", description: "One reply to one prompt, streamed to stdout" },
+  args: {
+    prompt: { type: "positional", required: false, description: "The prompt (- reads it from stdin)", valueHint: "TEXT" },
+    ...globalArgs,
+    ...modelArgs,
+    ...jsonArgs,
+    tokens: { type: "string", description: "Most tokens to generate (default MAX_TOKENS)", valueHint: "N" },
+    think: { type: "boolean", description: "Let the model think first (--no-think: answer directly)", negativeDescription: "Answer without thinking" },
+    system: { type: "string", description: "System prompt", valueHint: "TEXT" },
+  },
+  async run({ args }) {
+    let maxTokens: number | undefined;
+    if (args.tokens !== undefined) {
+      maxTokens = Number(args.tokens);
+      if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new UserError(`invalid --tokens ${JSON.stringify(args.tokens)}: expected a whole number of at least 1`, undefined, 2);
+    }
+    const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model }, flagNames: { MODEL_REPO: "--model" } });
+    const text = await resolvePromptText(args.prompt);
+    const result = await runPrompt(config, {
+      text,
+      maxTokens,
+      think: args.think,
+      system: args.system,
+      json: args.json,
+      startLocal: startLocalServer,
+    });
+    if (process.stderr.isTTY && !args.json && !args.quiet) {
+      const line = renderStats(result.stats);
+      process.stderr.write(process.env.NO_COLOR || !config.colorOutput ? `${line}\n` : `${ANSI.dim}${line}${ANSI.reset}\n`);
+    }
+  },
+});
+
+export default command;
+if (import.meta.main) await runScript(command);

@@ -1,0 +1,112 @@
+import { afterAll, beforeEach, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "pathe";
+import { resolvePromptText } from "../../lib/chat/prompt.ts";
+import { type Script, startStubServer } from "../chat/stub-server.ts";
+
+const script = join(import.meta.dir, "../../scripts/prompt.ts");
+const home = mkdtempSync(join(tmpdir(), "fc-prompt-"));
+let next: Script = { content: [] };
+const stub = startStubServer(() => next);
+afterAll(() => {
+  stub.server.stop(true);
+  rmSync(home, { recursive: true, force: true });
+});
+beforeEach(() => {
+  stub.requests.length = 0;
+});
+
+const baseEnv = {
+  ...(process.env as Record<string, string>),
+  HOME: home,
+  XDG_CONFIG_HOME: join(home, "c"),
+  XDG_DATA_HOME: join(home, "d"),
+  XDG_CACHE_HOME: join(home, "x"),
+  FLASHCHAT_SERVER_PORT: String(stub.server.port),
+};
+
+async function run(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}) {
+  const proc = Bun.spawn([process.execPath, script, ...args], {
+    env: { ...baseEnv, ...opts.env },
+    cwd: home,
+    stdin: opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  return { stdout, stderr, code };
+}
+
+test("stdout is the reply only (no thinking, no colour, no status); the request carries the options", async () => {
+  next = { reasoning: ["hidden thoughts"], content: ["**Blue** light ", "scatters."] };
+  const r = await run(["Why is the sky blue?", "--tokens", "64", "--no-think", "--system", "be brief"]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toBe("**Blue** light scatters.\n");
+  expect(r.stderr).toBe("");
+  expect(stub.requests).toHaveLength(1);
+  expect(stub.requests[0]).toMatchObject({
+    model: "stub-model",
+    messages: [
+      { role: "system", content: "be brief" },
+      { role: "user", content: "Why is the sky blue?" },
+    ],
+    max_tokens: 64,
+    stream: true,
+    chat_template_kwargs: { enable_thinking: false },
+  });
+});
+
+test("- reads the prompt from stdin; SHOW_THINKING sends thinking to stderr, never stdout", async () => {
+  next = { reasoning: ["pondering"], content: ["42"] };
+  const r = await run(["-"], { stdin: "what is\nthe answer?\n", env: { FLASHCHAT_SHOW_THINKING: "1" } });
+  expect(r.code).toBe(0);
+  expect(r.stdout).toBe("42\n");
+  expect(r.stderr).toBe("pondering\n");
+  expect(stub.requests[0].messages).toEqual([{ role: "user", content: "what is\nthe answer?" }]);
+  expect(stub.requests[0].chat_template_kwargs).toBeUndefined();
+});
+
+test("--json prints one object with the reply, reasoning, usage and stats", async () => {
+  next = { reasoning: ["r"], content: ["a", "b"] };
+  const r = await run(["hi", "--json"]);
+  expect(r.code).toBe(0);
+  const o = JSON.parse(r.stdout);
+  expect(o).toMatchObject({ model: "stub-model", content: "ab", reasoning: "r", finish_reason: "stop", via: "server", usage: { completion_tokens: 3 } });
+  expect(o.stats.completion_tokens).toBe(3);
+  expect(r.stdout.trim().split("\n")).toHaveLength(1);
+});
+
+test("usage errors exit 2 with one line on stderr and nothing on stdout", async () => {
+  for (const args of [[], ["  "], ["hi", "--tokens", "lots"], ["hi", "--tokens", "0"]]) {
+    const r = await run(args);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack
+    expect(r.stderr.trim().split("\n").length).toBeLessThanOrEqual(2); // the error and maybe a hint
+  }
+});
+
+test("a server error is reported on stderr with a non-zero exit", async () => {
+  next = { content: [], status: 400 };
+  const r = await run(["hi"]);
+  expect(r.code).toBe(1);
+  expect(r.stdout).toBe("");
+  expect(r.stderr).toContain("the server refused the request (HTTP 400): bad thing");
+});
+
+test("no server and no prepared model: a clear message, exit 1, nothing left behind", async () => {
+  const dead = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
+  const port = String(dead.port);
+  dead.stop(true);
+  const r = await run(["hi", "--model", "demo"], { env: { FLASHCHAT_SERVER_PORT: port } });
+  expect(r.code).toBe(1);
+  expect(r.stdout).toBe("");
+  expect(r.stderr).toContain("no server is running and the model demo is not prepared");
+});
+
+test("prompt text: as given, or stdin without its final newline", async () => {
+  expect(await resolvePromptText("hi")).toBe("hi");
+  expect(await resolvePromptText("-", async () => "a\nb\n")).toBe("a\nb");
+  expect(resolvePromptText(undefined)).rejects.toThrow("no prompt given");
+});
