@@ -8,6 +8,8 @@ import { ApiBindError, checkBindSafety } from "../../lib/server/app.ts";
 import { createFakeEngineFactory } from "./_fake-engine.ts";
 import { createTempDir, startTestServer } from "./_server-fixture.ts";
 
+const readJson = (r: Response): Promise<any> => r.json();
+
 describe("server options", () => {
   test("with an API key every route but /health needs it", async () => {
     using tmp = createTempDir("flashchat-key-");
@@ -16,7 +18,7 @@ describe("server options", () => {
       expect((await fetch(`${server.url}/health`)).status).toBe(200);
       const noKey = await fetch(`${server.url}/v1/models`);
       expect(noKey.status).toBe(401);
-      expect((await noKey.json()).error.type).toBe("authentication_error");
+      expect((await readJson(noKey)).error.type).toBe("authentication_error");
       expect((await fetch(`${server.url}/v1/models`, { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
       const bad = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "wrong", maxRetries: 0 });
       expect(await bad.models.list().catch((e) => e)).toBeInstanceOf(OpenAI.AuthenticationError);
@@ -45,7 +47,7 @@ describe("server options", () => {
     }
     const h = await fetch(`${url}/health`);
     expect(h.status).toBe(503);
-    expect(await h.json()).toMatchObject({ status: "loading", model: "tiny" });
+    expect(await readJson(h)).toMatchObject({ status: "loading", model: "tiny" });
     const c = await fetch(`${url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "x" }] }) });
     expect(c.status).toBe(503);
     expect(c.headers.get("retry-after")).toBe("2");
@@ -60,7 +62,7 @@ describe("server options", () => {
     const server = await startTestServer(tmp.dir, { startEngine: createFakeEngineFactory({ failStarts: 1 }).start });
     const h = await fetch(`${server.url}/health`);
     expect(h.status).toBe(503);
-    expect(await h.json()).toMatchObject({ status: "error", error: "cannot open model_weights.bin" });
+    expect(await readJson(h)).toMatchObject({ status: "error", error: "cannot open model_weights.bin" });
     expect(readFileSync(join(tmp.dir, "logs", "server.log"), "utf8")).toContain("engine failed to start: cannot open model_weights.bin");
     await server.stop(100);
   });

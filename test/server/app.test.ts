@@ -9,6 +9,8 @@ import { parseSseFrames } from "../../lib/server/sse.ts";
 import { createFakeEngineFactory } from "./_fake-engine.ts";
 import { createTempDir, startTestServer } from "./_server-fixture.ts";
 
+const readJson = (r: Response): Promise<any> => r.json();
+
 const tmp = createTempDir("flashchat-app-");
 const fake = createFakeEngineFactory({ tokenDelayMs: 1 });
 let server: RunningServer;
@@ -32,7 +34,7 @@ describe("basic routes", () => {
   test("/health is ok with the model id; /v1/models and /v1 describe the model", async () => {
     const h = await fetch(`${server.url}/health`);
     expect(h.status).toBe(200);
-    expect(await h.json()).toMatchObject({ status: "ok", model: "tiny", pid: process.pid });
+    expect(await readJson(h)).toMatchObject({ status: "ok", model: "tiny", pid: process.pid });
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toEqual(["tiny"]);
     expect((await client.models.retrieve("tiny")).id).toBe("tiny");
@@ -42,7 +44,7 @@ describe("basic routes", () => {
   test("unknown route is a 404 in OpenAI's error shape", async () => {
     const r = await fetch(`${server.url}/v1/nope`);
     expect(r.status).toBe(404);
-    expect(await r.json()).toEqual({ error: { message: "no route GET /v1/nope", type: "not_found_error", param: null, code: "not_found" } });
+    expect(await readJson(r)).toEqual({ error: { message: "no route GET /v1/nope", type: "not_found_error", param: null, code: "not_found" } });
   });
 });
 
@@ -92,7 +94,7 @@ describe("chat completions", () => {
   test("stop strings end the reply (reported as stop) and are not included", async () => {
     const forced = "The answer is four. END of it";
     const r = await post("/v1/chat/completions", { messages: [{ role: "user", content: "q" }], force_text: forced, stop: ["END", "zzz"] });
-    const j = await r.json();
+    const j = await readJson(r);
     expect(j.choices[0].message.content).toBe("The answer is four. ");
     expect(j.choices[0].finish_reason).toBe("stop");
   });
@@ -136,7 +138,7 @@ describe("chat completions", () => {
 
   test("reasoning: separate by default, inline in <think> tags, or dropped", async () => {
     const forced = "<think>\nhmm\n</think>\n\nHello";
-    const ask = async (extra: object) => (await (await post("/v1/chat/completions", { messages: [{ role: "user", content: "q" }], force_text: forced, ...extra })).json()).choices[0].message;
+    const ask = async (extra: object) => (await readJson(await post("/v1/chat/completions", { messages: [{ role: "user", content: "q" }], force_text: forced, ...extra }))).choices[0].message;
     expect(await ask({})).toMatchObject({ content: "Hello", reasoning_content: "hmm" });
     expect(await ask({ reasoning_format: "inline" })).toEqual({ role: "assistant", content: "<think>\nhmm\n</think>\n\nHello" });
     expect(await ask({ reasoning_format: "drop" })).toEqual({ role: "assistant", content: "Hello" });
@@ -163,7 +165,7 @@ describe("chat completions", () => {
   test("max_tokens is clamped to the context left", async () => {
     const r = await post("/v1/chat/completions", { messages: [{ role: "user", content: "x" }], max_tokens: 1_000_000, seed: 1 });
     expect(r.status).toBe(200);
-    expect((await r.json()).usage.completion_tokens).toBe(256); // the server's MAX_TOKENS
+    expect((await readJson(r)).usage.completion_tokens).toBe(256); // the server's MAX_TOKENS
   });
 });
 
@@ -214,7 +216,7 @@ describe("errors", () => {
   test("malformed JSON, wrong types, unknown model, missing messages: 400 naming the field", async () => {
     const bad = await post("/v1/chat/completions", "{not json");
     expect(bad.status).toBe(400);
-    expect((await bad.json()).error.code).toBe("invalid_json");
+    expect((await readJson(bad)).error.code).toBe("invalid_json");
     for (const [body, param] of [
       [{ messages: [{ role: "user", content: "x" }], temperature: "hot" }, "temperature"],
       [{ model: "gpt-4", messages: [{ role: "user", content: "x" }] }, "model"],
@@ -222,7 +224,7 @@ describe("errors", () => {
     ] as const) {
       const r = await post("/v1/chat/completions", body);
       expect(r.status).toBe(400);
-      const j = await r.json();
+      const j = await readJson(r);
       expect(j.error.param).toBe(param);
       expect(j.error.type).toBe("invalid_request_error");
     }
@@ -233,13 +235,13 @@ describe("errors", () => {
   test("a body over the limit is a 413", async () => {
     const r = await post("/v1/chat/completions", { messages: [{ role: "user", content: "x".repeat(70 * 1024) }] });
     expect(r.status).toBe(413);
-    expect((await r.json()).error.code).toBe("request_too_large");
+    expect((await readJson(r)).error.code).toBe("request_too_large");
   });
 
   test("a prompt longer than the context is a 400", async () => {
     const r = await post("/v1/chat/completions", { messages: [{ role: "user", content: "word ".repeat(5000) }] });
     expect(r.status).toBe(400);
-    expect((await r.json()).error.code).toBe("context_length_exceeded");
+    expect((await readJson(r)).error.code).toBe("context_length_exceeded");
   });
 });
 
@@ -253,7 +255,7 @@ describe("concurrency and cancellation", () => {
     const third = await post("/v1/chat/completions", long);
     expect(third.status).toBe(429);
     expect(Number(third.headers.get("retry-after"))).toBeGreaterThan(0);
-    expect((await third.json()).error.type).toBe("rate_limit_error");
+    expect((await readJson(third)).error.type).toBe("rate_limit_error");
     expect((await first).status).toBe(200);
     expect((await second).status).toBe(200);
   });
