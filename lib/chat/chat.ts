@@ -36,7 +36,7 @@ export const HELP = [
   "/clear             clear the screen (the conversation is kept)",
   "/quit              leave (Ctrl-D too)",
   "",
-  "Enter sends. Alt-Enter, Ctrl-J or a trailing \\ starts a new line; pasted text keeps its lines.",
+  "Enter sends. Alt-Enter or a trailing \\ starts a new line; pasted text keeps its lines.",
   "Ctrl-C stops a reply (the session keeps what arrived); ↑/↓ recall earlier messages.",
 ].join("\n");
 

@@ -6,7 +6,7 @@ export type Key =
   | {
       name:
         | "enter"
-        | "newline" // Alt-Enter or Ctrl-J: a new line inside the message
+        | "newline" // Alt-Enter: a new line inside the message
         | "backspace"
         | "delete"
         | "left"
@@ -89,7 +89,7 @@ export class KeyParser {
         // a \r\n pair from a pasting terminal without bracketed paste
         if (this.buf[0] === "\n") this.buf = this.buf.slice(1);
         keys.push({ name: "enter" });
-      } else if (c === "\n") keys.push({ name: "newline" });
+      } else if (c === "\n") keys.push({ name: "enter" }); // Ctrl-J, or Enter typed ahead while the terminal was not raw
       else if (c === "\x7f" || c === "\b") keys.push({ name: "backspace" });
       else if (c === "\t") keys.push({ name: "tab" });
       else if (code < 32) {

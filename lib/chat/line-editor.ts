@@ -1,5 +1,5 @@
 // The chat input line: editing (arrows, Ctrl-A/E, word delete, kill), history kept across runs,
-// multi-line messages (Alt-Enter / Ctrl-J, a trailing backslash, or a paste) drawn over several rows.
+// multi-line messages (Alt-Enter, a trailing backslash, or a paste) drawn over several rows.
 import { existsSync, readFileSync } from "node:fs";
 import { appendLineDurable, writeFileAtomic } from "../fs.ts";
 import { type Key, KeyParser } from "./keys.ts";

@@ -42,7 +42,8 @@ export function renderMenu(items: readonly MenuItem[], selected: number, info: {
     "",
     ...items.map((it, i) => {
       const text = `${i + 1}. ${it.label}`;
-      return i === selected ? (info.color ? `${ANSI.reset}\x1b[7m ${text} ${ANSI.reset}` : `> ${text}`) : `  ${text}`;
+      if (i !== selected) return `  ${text}`;
+      return info.color ? `\x1b[7m> ${text} ${ANSI.reset}` : `> ${text}`;
     }),
     "",
     c(ANSI.dim, "↑/↓ and Enter, or a number · q quits"),

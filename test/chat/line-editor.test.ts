@@ -20,7 +20,7 @@ describe("key parser", () => {
       "home", "end", "delete-word-back", "kill-end", "kill-start", "interrupt", "eof", "backspace", "clear-screen",
     ]);
     expect(names(p.feed("\x1b\x7f\x1bb\x1bf\x1bd\x1b\r\n\x1b[1;5C\x1b[1;5D"))).toEqual([
-      "delete-word-back", "word-left", "word-right", "delete-word-forward", "newline", "newline", "word-right", "word-left",
+      "delete-word-back", "word-left", "word-right", "delete-word-forward", "newline", "enter", "word-right", "word-left",
     ]);
   });
 

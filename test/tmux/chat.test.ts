@@ -1,0 +1,122 @@
+// `flashchat chat` in a real terminal: type, watch the reply stream in, Ctrl-C it, leave, resume.
+import { afterAll, afterEach, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "pathe";
+import { loadSession } from "../../lib/chat/sessions.ts";
+import { type Script, startStubServer } from "../chat/stub-server.ts";
+import { hasTmux, Tmux } from "./tmux.ts";
+
+const root = join(import.meta.dir, "../..");
+const home = mkdtempSync(join(tmpdir(), "fc-tmux-chat-"));
+const scripts: Script[] = [];
+const stub = startStubServer(() => scripts.shift() ?? { content: ["(nothing scripted)"] });
+const env = {
+  HOME: home,
+  XDG_CONFIG_HOME: join(home, "c"),
+  XDG_DATA_HOME: join(home, "d"),
+  XDG_CACHE_HOME: join(home, "x"),
+  PATH: process.env.PATH ?? "/usr/bin:/bin",
+  TERM: "xterm-256color",
+  FLASHCHAT_SERVER_PORT: String(stub.server.port),
+};
+const sessionsDir = join(home, "c/flashchat/sessions");
+let term: Tmux | undefined;
+afterEach(() => term?.kill());
+afterAll(() => {
+  stub.server.stop(true);
+  rmSync(home, { recursive: true, force: true });
+});
+
+const chat = (...args: string[]) => new Tmux(home, [process.execPath, join(root, "scripts/chat.ts"), ...args], env, { cwd: home });
+
+test.skipIf(!hasTmux)("chat: stream a reply, Ctrl-C the next one, quit with Ctrl-D, resume and find every message", async () => {
+  scripts.push(
+    { content: ["# Title\n", "Some **bold** text\n", "- item\n"], delayMs: 20 },
+    { content: Array.from({ length: 400 }, (_, i) => `word${i} `), delayMs: 25 },
+  );
+  term = chat();
+  await term.waitFor("/help for commands");
+  term.type("hello there");
+  term.send("Enter");
+  let screen = await term.waitFor(/tokens · .* tok\/s · first token/);
+  expect(screen).toContain("> hello there\nTitle\nSome bold text\n• item\n");
+  term.type("tell me a long story");
+  term.send("Enter");
+  await term.waitFor("word5 ");
+  term.send("C-c");
+  screen = await term.waitFor("[stopped · the session keeps what arrived]");
+  expect(screen).not.toContain("word399");
+  // the prompt is back and still usable
+  term.send("C-d");
+  screen = await term.waitFor(/resume with: flashchat chat --resume (chat-\d+)/);
+  const id = /--resume\s+(chat-\d+)/.exec(screen.replace(/\n/g, ""))![1]!;
+  expect(readdirSync(sessionsDir)).toEqual([`${id}.jsonl`]);
+  const saved = loadSession({ sessionsDir }, id).messages;
+  expect(saved.map((m) => [m.role, m.interrupted ?? false])).toEqual([
+    ["user", false],
+    ["assistant", false],
+    ["user", false],
+    ["assistant", true],
+  ]);
+  expect(saved[3]!.content).toMatch(/^word0 word1 word2 word3 word4 word5 /);
+  term.kill();
+
+  // come back: the last turns are shown and the whole history goes to the model
+  scripts.push({ content: ["welcome back"] });
+  stub.requests.length = 0;
+  term = chat("--resume", id);
+  screen = await term.waitFor("/help for commands");
+  expect(screen).toContain(`resumed ${id} · 2 turns`);
+  expect(screen).toContain("> hello there");
+  expect(screen).toContain("[interrupted]");
+  term.type("and now?");
+  term.send("Enter");
+  await term.waitFor("welcome back");
+  expect(stub.requests[0].messages.map((m: { role: string }) => m.role)).toEqual(["user", "assistant", "user", "assistant", "user"]);
+  expect(stub.requests[0].messages[4].content).toBe("and now?");
+  term.type("/quit");
+  term.send("Enter");
+  await term.waitFor("[exited 0]");
+  expect(loadSession({ sessionsDir }, id).messages.map((m) => m.content).slice(-2)).toEqual(["and now?", "welcome back"]);
+}, 60_000);
+
+test.skipIf(!hasTmux)("chat: line editing, multi-line input, history across runs, /help", async () => {
+  scripts.push({ content: ["one"] }, { content: ["two"] });
+  stub.requests.length = 0;
+  term = chat();
+  await term.waitFor("/help for commands");
+  term.type("world foo");
+  term.send("C-w"); // delete "foo"
+  term.send("C-a");
+  term.type("hello ");
+  term.send("C-e");
+  term.type("first line");
+  term.send("M-Enter"); // a new line inside the message
+  term.type("second line\\");
+  term.send("Enter"); // trailing backslash: continue
+  term.type("third");
+  let screen = await term.waitFor("… third", 10_000, "screen");
+  expect(screen).toContain("> hello world first line\n… second line\n… third");
+  term.send("Enter");
+  await term.waitFor(/one\n.*tokens/);
+  expect(stub.requests[0].messages).toEqual([{ role: "user", content: "hello world first line\nsecond line\nthird" }]);
+  term.type("/help");
+  term.send("Enter");
+  await term.waitFor("/think on|off");
+  term.send("C-d");
+  await term.waitFor("[exited 0]");
+  term.kill();
+
+  // a new run recalls the earlier input with the up arrow
+  term = chat();
+  await term.waitFor("/help for commands");
+  term.send("Up"); // "/help"
+  term.send("Up"); // the three-line message
+  screen = await term.waitFor("… third", 10_000, "screen");
+  term.send("Enter");
+  await term.waitFor(/two\n.*tokens/);
+  expect(stub.requests[1].messages).toEqual([{ role: "user", content: "hello world first line\nsecond line\nthird" }]);
+  term.send("C-d");
+  await term.waitFor("[exited 0]");
+}, 60_000);

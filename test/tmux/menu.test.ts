@@ -1,0 +1,89 @@
+// The menu of a bare `flashchat` in an 80x24 terminal: numbers and arrows, chat and back, resume, sessions, quit.
+import { afterAll, afterEach, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "pathe";
+import { Session, listSessions, loadSession } from "../../lib/chat/sessions.ts";
+import { type Script, startStubServer } from "../chat/stub-server.ts";
+import { hasTmux, Tmux } from "./tmux.ts";
+
+const root = join(import.meta.dir, "../..");
+const home = mkdtempSync(join(tmpdir(), "fc-tmux-menu-"));
+const scripts: Script[] = [];
+const stub = startStubServer(() => scripts.shift() ?? { content: ["(nothing scripted)"] });
+const env = {
+  HOME: home,
+  XDG_CONFIG_HOME: join(home, "c"),
+  XDG_DATA_HOME: join(home, "d"),
+  XDG_CACHE_HOME: join(home, "x"),
+  PATH: process.env.PATH ?? "/usr/bin:/bin",
+  TERM: "xterm-256color",
+  FLASHCHAT_SERVER_PORT: String(stub.server.port),
+};
+const sessionsDir = join(home, "c/flashchat/sessions");
+let term: Tmux | undefined;
+afterEach(() => term?.kill());
+afterAll(() => {
+  stub.server.stop(true);
+  rmSync(home, { recursive: true, force: true });
+});
+
+const MENU = ["1. New chat", "2. Resume a session", "3. Stop the server", "4. Configure (setup wizard)", "5. Status", "6. Sessions", "7. Benchmarks", "8. Quit"];
+
+test.skipIf(!hasTmux)("menu: fits 80x24, arrows and numbers, a chat returns to the menu, resume by number, sessions, quit", async () => {
+  const old = Session.create(sessionsDir, { now: 1_700_000_000_000 });
+  old.append({ role: "user", content: "an old question" });
+  old.append({ role: "assistant", content: "an old answer" });
+  term = new Tmux(home, [process.execPath, join(root, "scripts/flashchat.ts")], env, { cwd: home });
+  let screen = await term.waitFor("8. Quit", 20_000, "screen");
+  for (const item of MENU) expect(screen).toContain(item);
+  expect(screen).toContain("running at http://127.0.0.1:"); // the stub answers /health
+  expect(screen.split("\n").length).toBeLessThanOrEqual(24);
+  expect(Math.max(...screen.split("\n").map((l) => l.length))).toBeLessThanOrEqual(80);
+  expect(screen).toContain("> 1. New chat"); // the selected item
+  term.send("Down", "Down");
+  screen = await term.waitFor("> 3. Stop the server", 5_000, "screen");
+
+  // 1: a new chat, then /quit comes back to the menu
+  scripts.push({ content: ["hi from the model"] });
+  term.type("1");
+  await term.waitFor("/help for commands", 10_000, "screen");
+  term.type("hello menu");
+  term.send("Enter");
+  await term.waitFor("hi from the model", 10_000, "screen");
+  term.type("/quit");
+  term.send("Enter");
+  await term.waitFor("8. Quit", 10_000, "screen");
+  const newest = listSessions({ sessionsDir })[0]!;
+  expect(loadSession({ sessionsDir }, newest.id).messages.map((m) => m.content)).toEqual(["hello menu", "hi from the model"]);
+
+  // 2: resume shows a numbered list and accepts a number
+  term.type("2");
+  screen = await term.waitFor("number or id", 10_000, "screen");
+  expect(screen).toContain(`[1] ${newest.id} (1 turn) hello menu`);
+  expect(screen).toContain(`[2] ${old.id} (1 turn) an old question`);
+  scripts.push({ content: ["continuing"] });
+  stub.requests.length = 0;
+  term.type("2");
+  term.send("Enter");
+  await term.waitFor(`resumed ${old.id}`, 10_000, "screen");
+  await term.waitFor("/help for commands", 10_000, "screen");
+  term.type("more");
+  term.send("Enter");
+  await term.waitFor("continuing", 10_000, "screen");
+  expect(stub.requests[0].messages.map((m: { content: string }) => m.content)).toEqual(["an old question", "an old answer", "more"]);
+  term.send("C-d");
+  await term.waitFor("8. Quit", 10_000, "screen");
+
+  // 6: the sessions table, Enter to come back
+  term.type("6");
+  screen = await term.waitFor("Press Enter to return", 10_000, "screen");
+  expect(screen).toContain("ID                  CREATED           TURNS  FIRST WORDS");
+  expect(screen).toContain(old.id);
+  term.send("Enter");
+  await term.waitFor("8. Quit", 10_000, "screen");
+
+  // q quits
+  term.type("q");
+  await term.waitFor("[exited 0]", 10_000, "screen");
+}, 90_000);

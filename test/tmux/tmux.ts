@@ -1,0 +1,69 @@
+// Drive a program in a real terminal: a tmux session on a private socket (send-keys, capture-pane).
+import { writeFileSync } from "node:fs";
+import { join } from "pathe";
+
+export const hasTmux = Bun.spawnSync(["sh", "-c", "command -v tmux"]).exitCode === 0;
+
+const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
+export class Tmux {
+  readonly socket = `fc-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  private readonly session = "t";
+
+  /** Start `argv` in a cols x rows terminal with exactly `env` (plus PATH/TERM), from `cwd`. */
+  constructor(
+    readonly dir: string,
+    argv: string[],
+    env: Record<string, string>,
+    opts: { cwd: string; cols?: number; rows?: number },
+  ) {
+    const script = join(dir, `run-${this.socket}.sh`);
+    const lines = ["#!/bin/sh", "unset CI", ...Object.entries(env).map(([k, v]) => `export ${k}=${q(v)}`), `cd ${q(opts.cwd)}`, `${argv.map(q).join(" ")}`, `echo "[exited $?]"`, "sleep 600"];
+    writeFileSync(script, `${lines.join("\n")}\n`, { mode: 0o755 });
+    this.tmux("new-session", "-d", "-s", this.session, "-x", String(opts.cols ?? 80), "-y", String(opts.rows ?? 24), script);
+  }
+
+  private tmux(...args: string[]): string {
+    const r = Bun.spawnSync(["tmux", "-L", this.socket, "-f", "/dev/null", ...args], { stdout: "pipe", stderr: "pipe" });
+    if (r.exitCode !== 0) throw new Error(`tmux ${args[0]} failed: ${r.stderr.toString()}`);
+    return r.stdout.toString();
+  }
+
+  /** Keys as tmux names them ("Enter", "C-c", "Up") or literal text with {literal: true}. */
+  send(...keys: string[]): void {
+    this.tmux("send-keys", "-t", this.session, ...keys);
+  }
+
+  type(text: string): void {
+    this.tmux("send-keys", "-t", this.session, "-l", text);
+  }
+
+  /** The visible screen, trailing spaces trimmed. */
+  screen(): string {
+    return this.tmux("capture-pane", "-t", this.session, "-p")
+      .split("\n")
+      .map((l) => l.trimEnd())
+      .join("\n")
+      .replace(/\n+$/, "\n");
+  }
+
+  /** The screen plus scrollback. */
+  history(): string {
+    return this.tmux("capture-pane", "-t", this.session, "-p", "-S", "-1000", "-J");
+  }
+
+  /** Wait until the screen (or scrollback) matches; throws with the screen on timeout. */
+  async waitFor(what: string | RegExp, timeoutMs = 20_000, where: "screen" | "history" = "history"): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = where === "screen" ? this.screen() : this.history();
+      if (typeof what === "string" ? s.includes(what) : what.test(s)) return s;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; screen:\n${this.screen()}`);
+      await Bun.sleep(50);
+    }
+  }
+
+  kill(): void {
+    Bun.spawnSync(["tmux", "-L", this.socket, "kill-server"], { stderr: "ignore" });
+  }
+}
