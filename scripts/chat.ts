@@ -21,7 +21,7 @@ const command = defineCommand({
       overrides: { SHOW_THINKING: args.think === undefined ? undefined : args.think },
       flagNames: { SHOW_THINKING: "--think" },
     });
-    const server = createServerLink(config, { serveArgs: args.config ? ["--config", args.config] : [] });
+    const server = createServerLink(config, { configFile: args.config });
     await runChat(config, { server, resume: args.resume });
   },
 });

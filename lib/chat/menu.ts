@@ -152,7 +152,7 @@ async function runAction(
 ): Promise<string | undefined> {
   switch (action) {
     case "chat":
-      await runChat(config, { server: createServerLink(config, { serveArgs: io.configFile ? ["--config", io.configFile] : [] }), input: io.input, output: io.output });
+      await runChat(config, { server: createServerLink(config, { configFile: io.configFile }), input: io.input, output: io.output });
       return;
     case "resume": {
       const list = listSessions(config.paths);
@@ -164,7 +164,7 @@ async function runAction(
       const r = await new LineEditor(new History(), { input: io.input, output: io.output }).read("number or id (Enter to go back): ");
       if (r.type !== "line" || !r.text.trim()) return;
       const id = pickSession(list, r.text) ?? r.text.trim();
-      await runChat(config, { server: createServerLink(config, { serveArgs: io.configFile ? ["--config", io.configFile] : [] }), resume: id, input: io.input, output: io.output });
+      await runChat(config, { server: createServerLink(config, { configFile: io.configFile }), resume: id, input: io.input, output: io.output });
       return;
     }
     case "server": {

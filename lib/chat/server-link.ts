@@ -1,10 +1,11 @@
-// How chat and the menu find the local server: health check on SERVER_HOST:SERVER_PORT, and starting it
-// in the background (through `flashchat serve`, which waits for /health, shows a spinner and writes the pid file).
+// How chat and the menu find the local server (pid file, /health) and start it in the background when needed
+// (lib/process: detached scripts/serve.ts, pid file, a spinner until /health says ok).
 import { join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import type { ServerLink } from "./chat.ts";
-import { loadHealth, loadModelId, serverBaseUrl } from "./client.ts";
+import { readServerState, startServerInBackground } from "../process/server-control.ts";
+import { loadHealth, loadModelId } from "./client.ts";
 
 export interface ServerStatus {
   running: boolean;
@@ -17,16 +18,16 @@ export interface ServerStatus {
 }
 
 export async function loadServerStatus(config: ResolvedConfig): Promise<ServerStatus> {
-  const baseUrl = serverBaseUrl(config.serverHost, config.serverPort);
-  const health = await loadHealth(baseUrl, 1500);
-  if (!health) return { running: false, healthy: false, baseUrl, summary: `not running (port ${config.serverPort})` };
-  const healthy = health.status === "ok";
+  const state = await readServerState(config);
+  const baseUrl = state.url;
+  if (!state.running) return { running: false, healthy: false, baseUrl, summary: `not running (port ${config.serverPort})` };
+  const health = state.status ? await loadHealth(baseUrl, 1500) : undefined;
   return {
     running: true,
-    healthy,
+    healthy: state.healthy,
     baseUrl,
-    model: typeof health.model === "string" ? health.model : undefined,
-    summary: `running at ${baseUrl} (${health.status})`,
+    model: typeof health?.model === "string" ? health.model : undefined,
+    summary: `running at ${baseUrl} (${state.status ?? "not answering"}${state.pid ? `, pid ${state.pid}` : ""})`,
   };
 }
 
@@ -45,11 +46,11 @@ export async function runFlashchat(args: string[], opts: { stdout?: "inherit" | 
 export interface ServerLinkOptions {
   /** Start the server when none answers (default true). */
   autoStart?: boolean;
-  /** Extra args for `flashchat serve` (e.g. ["--config", FILE]). */
-  serveArgs?: string[];
+  /** --config FILE given to chat, passed on to the server it starts. */
+  configFile?: string;
   /** Status lines go here (default stderr). */
   say?: (line: string) => void;
-  /** How long to wait for a server that says "loading" (default 10 minutes: big models load slowly). */
+  /** How long to wait for a server that says "loading" (default 15 minutes: big models load slowly). */
   loadTimeoutMs?: number;
 }
 
@@ -58,16 +59,22 @@ export function createServerLink(config: ResolvedConfig, opts: ServerLinkOptions
   const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
   return {
     async ensure() {
-      const baseUrl = serverBaseUrl(config.serverHost, config.serverPort);
-      let health = await loadHealth(baseUrl);
-      if (!health) {
+      const state = await readServerState(config);
+      let baseUrl = state.url;
+      if (!state.running) {
         if (opts.autoStart === false) throw new UserError(`no server answers at ${baseUrl}`, "start it with: flashchat serve");
-        say(`the server is not running; starting it (model ${config.modelRepo})…`);
-        const code = await runFlashchat(["serve", ...(opts.serveArgs ?? [])], { stdout: "ignore" });
-        if (code !== 0) throw new UserError("the server did not start", `see the messages above and the log: ${config.serverLogPath}`);
-        health = await loadHealth(baseUrl);
+        say(`the server is not running; starting it in the background (model ${config.modelRepo})`);
+        const started = await startServerInBackground(config, {
+          host: config.serverHost,
+          port: config.serverPort,
+          forwardArgs: opts.configFile ? ["--config", opts.configFile] : [],
+          timeoutMs: opts.loadTimeoutMs,
+          say,
+        });
+        baseUrl = started.url;
       }
-      const deadline = Date.now() + (opts.loadTimeoutMs ?? 600_000);
+      let health = await loadHealth(baseUrl);
+      const deadline = Date.now() + (opts.loadTimeoutMs ?? 15 * 60_000);
       let said = false;
       while (health?.status === "loading" && Date.now() < deadline) {
         if (!said) say("the server is loading the model…");
@@ -75,7 +82,7 @@ export function createServerLink(config: ResolvedConfig, opts: ServerLinkOptions
         await Bun.sleep(250);
         health = await loadHealth(baseUrl);
       }
-      if (!health) throw new UserError(`the server at ${baseUrl} stopped answering`, `see its log: ${config.serverLogPath}`);
+      if (!health) throw new UserError(`the server at ${baseUrl} does not answer`, `see its log: ${config.serverLogPath}`);
       if (health.status !== "ok") throw new UserError(`the server at ${baseUrl} is not ready (${health.status})`, `see its log: ${config.serverLogPath}`);
       const model = (typeof health.model === "string" ? health.model : undefined) ?? (await loadModelId(baseUrl));
       return { baseUrl, model };
