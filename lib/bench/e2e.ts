@@ -1,0 +1,380 @@
+// End-to-end benchmark through the real server (its own process, 127.0.0.1, port 0): time to first token, prefill and
+// decode tok/s for a short and a long prompt, with a warm page cache and a cold one (where the OS lets us drop it).
+//   bun scripts/benchmark.ts e2e --artifacts DIR --tokenizer DIR [--runs 3] [--no-cold]
+import { existsSync } from "node:fs";
+import { defineCommand } from "citty";
+import { join, resolve } from "pathe";
+import { globalArgs, jsonArgs } from "../cli.ts";
+import { loadFlashchatConfig } from "../config/index.ts";
+import type { ResolvedConfig } from "../config/schema.ts";
+import type { EngineReady } from "../engine/types.ts";
+import { UserError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { resolveModelArtifactsDir } from "../model/artifacts.ts";
+import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
+import { dropPageCache, loadGitCommit, loadMachineInfo, loadMachineProfile } from "./machine.ts";
+import { renderTable } from "./report.ts";
+import { type Ceilings, type TokenBytes, loadTokenBytes, resolveCeilings } from "./roofline.ts";
+import { type Summary, formatNumber, summarize } from "./stats.ts";
+
+export interface BenchServerOptions {
+  artifactsDir: string;
+  expertsDir?: string;
+  tokenizerDir: string;
+  threads?: number | null;
+  activeExperts?: number | null;
+  /** context in tokens (KV cache) */
+  context?: number;
+  /** engine binary (default: lib/engine's) */
+  engineBinary?: string;
+  logFile?: string;
+}
+
+export interface BenchServer {
+  url: string;
+  ready: EngineReady;
+  stop(): Promise<void>;
+}
+
+const serverScript = join(import.meta.dir, "_e2e-server.ts");
+
+/** Start the real server in a child process on 127.0.0.1, port 0; resolves once its engine is ready. */
+export async function startBenchServer(o: BenchServerOptions): Promise<BenchServer> {
+  const serverOpts = {
+    host: "127.0.0.1",
+    port: 0,
+    modelId: "bench",
+    tokenizerDir: o.tokenizerDir,
+    engine: {
+      artifactsDir: o.artifactsDir,
+      expertsDir: o.expertsDir || undefined,
+      threads: o.threads ?? null,
+      activeExperts: o.activeExperts ?? null,
+      context: o.context ?? 4096,
+      ...(o.engineBinary ? { binary: o.engineBinary } : {}),
+    },
+    defaults: { maxTokens: 256, temperature: 0, topP: 1 },
+    logFile: o.logFile,
+  };
+  const proc = Bun.spawn([process.execPath, serverScript, JSON.stringify(serverOpts)], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const stderr = new Response(proc.stderr).text();
+  const reader = proc.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const line = text.split("\n")[0]!;
+  let msg: { url?: string; engine?: EngineReady; error?: string } = {};
+  try {
+    msg = JSON.parse(line);
+  } catch {
+    // fall through: report what the server said
+  }
+  if (!msg.url) {
+    proc.kill();
+    await proc.exited;
+    const why = msg.error ?? ((await stderr).trim().split("\n").slice(-3).join(" ") || `exit ${proc.exitCode}`);
+    throw new UserError(`the server did not start for the benchmark: ${why}`);
+  }
+  return {
+    url: msg.url,
+    ready: msg.engine!,
+    async stop() {
+      proc.kill("SIGTERM");
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
+      await proc.exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface StreamTiming {
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  /** request sent -> first generated text */
+  ttftMs: number;
+  /** first generated text -> end of the stream */
+  decodeMs: number;
+  totalMs: number;
+}
+
+/** One streamed chat completion, timed from the client's side of the HTTP connection. */
+export async function timeChatStream(url: string, prompt: string, maxTokens: number, seed = 1): Promise<StreamTiming> {
+  const body = {
+    messages: [{ role: "user", content: prompt }],
+    max_tokens: maxTokens,
+    temperature: 0,
+    seed,
+    stream: true,
+    stream_options: { include_usage: true },
+    chat_template_kwargs: { enable_thinking: false },
+  };
+  const t0 = performance.now();
+  const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  if (!res.ok || !res.body) throw new Error(`server answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+  let tFirst = 0;
+  let usage: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens?: number } } | undefined;
+  let buf = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body) {
+    buf += decoder.decode(chunk, { stream: true });
+    let i: number;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const frame = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      for (const l of frame.split("\n")) {
+        if (!l.startsWith("data: ") || l === "data: [DONE]") continue;
+        const data = JSON.parse(l.slice(6));
+        if (data.error) throw new Error(`server error: ${data.error.message}`);
+        const delta = data.choices?.[0]?.delta;
+        if (!tFirst && delta && (delta.content || delta.reasoning_content || delta.tool_calls)) tFirst = performance.now();
+        if (data.usage) usage = data.usage;
+      }
+    }
+  }
+  const tEnd = performance.now();
+  if (!usage) throw new Error("the stream ended without usage");
+  if (!tFirst) tFirst = tEnd;
+  return {
+    promptTokens: usage.prompt_tokens,
+    cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
+    completionTokens: usage.completion_tokens,
+    ttftMs: tFirst - t0,
+    decodeMs: tEnd - tFirst,
+    totalMs: tEnd - t0,
+  };
+}
+
+const WORDS = (
+  "the model reads each expert from the disk when a token needs it and keeps the dense weights in memory so that " +
+  "a large mixture of experts runs on a small machine while the page cache holds what was read recently and the " +
+  "kernels multiply quantized matrices by vectors one layer after another until the next token is sampled"
+).split(" ");
+
+/** A prompt of about `nWords` words; `nonce` first, so no two runs share a cached prefix beyond the template's. */
+export function createPrompt(nWords: number, nonce: number): string {
+  const words = [`Run ${nonce}:`];
+  for (let i = 0; i < nWords; i++) words.push(WORDS[(i * 7 + nonce) % WORDS.length]!);
+  return `${words.join(" ")}.`;
+}
+
+export type CacheState = "warm" | "cold";
+
+export interface E2eCase {
+  prompt: "short" | "long";
+  cache: CacheState;
+  promptTokens: Summary;
+  ttftMs: Summary;
+  /** uncached prompt tokens / time to first token (includes HTTP, template, tokenizer and the first token) */
+  prefillTokS: Summary;
+  /** (completion tokens - 1) / time from the first to the last token; null if every run stopped after one token */
+  decodeTokS: Summary | null;
+}
+
+export interface E2eOptions {
+  /** words in the short and long prompts (tokens are about 1.1 x words plus the template's) */
+  shortWords: number;
+  longWords: number;
+  decodeTokens: number;
+  warmup: number;
+  runs: number;
+  /** also measure with a cold page cache (when the OS lets us drop it) */
+  cold: boolean;
+  /** called before each case */
+  onCase?: (label: string) => void;
+}
+
+export interface E2eResult {
+  cases: E2eCase[];
+  /** how the cold runs went: "page cache dropped (…)" or why there are none */
+  coldNote: string;
+}
+
+/** Run the short and long prompt, warm then cold, against a running server. */
+export async function runE2e(url: string, o: E2eOptions): Promise<E2eResult> {
+  const cases: E2eCase[] = [];
+  let nonce = 1;
+  let coldNote = "cold cache not requested";
+  const measure = async (prompt: "short" | "long", cache: CacheState, warmup: number) => {
+    o.onCase?.(`${prompt} prompt, ${cache} cache`);
+    const words = prompt === "short" ? o.shortWords : o.longWords;
+    const runs: StreamTiming[] = [];
+    for (let i = 0; i < warmup + o.runs; i++) {
+      if (cache === "cold") {
+        const d = await dropPageCache();
+        coldNote = d.note;
+        if (!d.ok) return false;
+      }
+      const t = await timeChatStream(url, createPrompt(words, nonce++), o.decodeTokens, i + 1);
+      if (i >= warmup) runs.push(t);
+    }
+    // a run that stopped after its first token has no decode interval to time
+    const decode = runs.filter((r) => r.completionTokens > 1 && r.decodeMs > 0).map((r) => ((r.completionTokens - 1) * 1000) / r.decodeMs);
+    cases.push({
+      prompt,
+      cache,
+      promptTokens: summarize(runs.map((r) => r.promptTokens)),
+      ttftMs: summarize(runs.map((r) => r.ttftMs)),
+      prefillTokS: summarize(runs.map((r) => ((r.promptTokens - r.cachedTokens) * 1000) / r.ttftMs)),
+      decodeTokS: decode.length ? summarize(decode) : null,
+    });
+    return true;
+  };
+  for (const p of ["short", "long"] as const) await measure(p, "warm", o.warmup);
+  if (o.cold) {
+    // the warm runs above were the warm-up of the whole path; each cold run drops the cache first
+    for (const p of ["short", "long"] as const) if (!(await measure(p, "cold", 0))) break;
+  }
+  return { cases, coldNote };
+}
+
+/** History records of an e2e result; decode figures carry the ceilings that apply to their cache state. */
+export function e2eRecords(r: E2eResult, base: Omit<BenchRecord, "figure" | "unit" | "stats" | "ceilings" | "target">, ceilings?: Ceilings): BenchRecord[] {
+  const out: BenchRecord[] = [];
+  for (const c of r.cases) {
+    const tag = `${c.prompt}:${c.cache}`;
+    const rec = (figure: string, unit: string, stats: Summary, ceil?: Partial<Ceilings>): BenchRecord => ({ ...base, target: "e2e", figure: `${figure}:${tag}`, unit, stats, ceilings: ceil });
+    out.push(rec("ttft_ms", "ms", c.ttftMs), rec("prefill_tok_s", "tok/s", c.prefillTokS));
+    const ceil = ceilings ? (c.cache === "cold" ? { disk: ceilings.disk } : { memory: ceilings.memory, kernel: ceilings.kernel }) : undefined;
+    if (c.decodeTokS) out.push(rec("decode_tok_s", "tok/s", c.decodeTokS, ceil));
+  }
+  return out;
+}
+
+/** The e2e cases as a table: medians with ranges, decode beside its ceiling. */
+export function renderE2eTable(r: E2eResult, ceilings?: Ceilings): string {
+  const f = (s: Summary) => `${formatNumber(s.median)} (${formatNumber(s.min)}–${formatNumber(s.max)})`;
+  const rows = r.cases.map((c) => {
+    const ceil = !ceilings ? null : c.cache === "cold" ? ceilings.disk : ceilings.memory;
+    const d = c.decodeTokS;
+    const pct = ceil && d ? `${Math.round((100 * d.median) / ceil)}% of ${formatNumber(ceil)}` : "";
+    const kpct = ceilings?.kernel && d && c.cache === "warm" ? `${Math.round((100 * d.median) / ceilings.kernel)}% of ${formatNumber(ceilings.kernel)}` : "";
+    return [c.prompt, c.cache, formatNumber(c.promptTokens.median), f(c.ttftMs), f(c.prefillTokS), d ? f(d) : "n/a", pct, kpct];
+  });
+  return renderTable(["prompt", "cache", "tokens", "TTFT ms", "prefill tok/s", "decode tok/s", "of mem/disk ceiling", "of kernel ceiling"], rows);
+}
+
+/** Where a model's tokenizer is: the folder given, the checkpoint folder, or the artifacts folder. */
+export function resolveTokenizerDir(candidates: (string | undefined)[]): string {
+  for (const d of candidates) if (d && (existsSync(join(d, "tokenizer.json")) || existsSync(join(d, "tokenizer_config.json")))) return d;
+  throw new UserError(
+    `no tokenizer found (looked in: ${candidates.filter(Boolean).join(", ") || "nothing"})`,
+    "pass --tokenizer DIR (a folder with tokenizer.json and tokenizer_config.json)",
+  );
+}
+
+const command = defineCommand({
+  meta: { name: "e2e", description: "Through the real server: time to first token, prefill and decode tok/s" },
+  args: {
+    ...globalArgs,
+    ...jsonArgs,
+    artifacts: { type: "string", description: "Artifacts folder (default: the configured model's)", valueHint: "DIR" },
+    tokenizer: { type: "string", description: "Folder with tokenizer.json + tokenizer_config.json (default: the checkpoint's)", valueHint: "DIR" },
+    runs: { type: "string", description: "Measured runs per case (default 3)", valueHint: "N" },
+    warmup: { type: "string", description: "Warm-up runs per prompt (default 1)", valueHint: "N" },
+    decodeTokens: { type: "string", description: "Tokens generated per request (default 32)", valueHint: "N" },
+    longWords: { type: "string", description: "Words in the long prompt (default 400)", valueHint: "N" },
+    cold: { type: "boolean", description: "Also measure with a cold page cache (default on; --no-cold to skip)" },
+    history: { type: "boolean", description: "Append the figures to the results history (default on; --no-history to skip)" },
+    remeasure: { type: "boolean", description: "Measure memory and disk bandwidth again instead of using the cached figures" },
+  },
+  async run({ args }) {
+    const config = await loadFlashchatConfig({ configFile: args.config });
+    const artifactsDir = args.artifacts ? resolve(args.artifacts) : resolveModelArtifactsDir(config);
+    const tokenizerDir = resolveTokenizerDir([args.tokenizer ? resolve(args.tokenizer) : undefined, config.modelPath || undefined, artifactsDir]);
+    const result = await runE2eTarget(config, {
+      artifactsDir,
+      tokenizerDir,
+      model: args.artifacts ? artifactsDir : config.modelRepo,
+      runs: positiveInt(args.runs, "--runs", 3, 2),
+      warmup: positiveInt(args.warmup, "--warmup", 1, 0),
+      decodeTokens: positiveInt(args.decodeTokens, "--decode-tokens", 32, 2),
+      longWords: positiveInt(args.longWords, "--long-words", 400, 1),
+      cold: args.cold !== false,
+      history: args.history !== false,
+      remeasure: Boolean(args.remeasure),
+    });
+    if (args.json) console.log(JSON.stringify(result, null, 2));
+    else console.log(result.table);
+  },
+});
+
+export interface E2eTargetOptions {
+  artifactsDir: string;
+  expertsDir?: string;
+  tokenizerDir: string;
+  /** model name in the history */
+  model: string;
+  runs: number;
+  warmup: number;
+  decodeTokens: number;
+  shortWords?: number;
+  longWords: number;
+  cold: boolean;
+  history: boolean;
+  remeasure?: boolean;
+  /** single-core kernel GB/s from the engine's benchmarks, for the kernel ceiling */
+  kernelGBsPerCore?: number | null;
+  engineBinary?: string;
+}
+
+/** The e2e target: start the server, run the cases, compute ceilings, append to the history; returns figures + table. */
+export async function runE2eTarget(config: ResolvedConfig, o: E2eTargetOptions) {
+  if (!existsSync(join(o.artifactsDir, "model_weights.json"))) {
+    throw new UserError(`no model artifacts in ${o.artifactsDir}`, "pass --artifacts DIR, or run: flashchat setup");
+  }
+  const bytes: TokenBytes = loadTokenBytes(o.artifactsDir, { expertsDir: o.expertsDir, k: config.activeExperts });
+  const profile = await loadMachineProfile(config, { remeasure: o.remeasure });
+  const server = await startBenchServer({
+    artifactsDir: o.artifactsDir,
+    expertsDir: o.expertsDir,
+    tokenizerDir: o.tokenizerDir,
+    threads: config.threads,
+    activeExperts: config.activeExperts,
+    context: Math.max(2048, 4 * (o.longWords + o.decodeTokens)),
+    engineBinary: o.engineBinary,
+    logFile: join(config.paths.dataDir, "bench", "e2e-server.log"),
+  });
+  let result: E2eResult;
+  try {
+    result = await runE2e(server.url, {
+      shortWords: o.shortWords ?? 12,
+      longWords: o.longWords,
+      decodeTokens: o.decodeTokens,
+      warmup: o.warmup,
+      runs: o.runs,
+      cold: o.cold,
+      onCase: (label) => logger.info(`e2e: ${label}`),
+    });
+  } finally {
+    await server.stop();
+  }
+  const ceilings = resolveCeilings(bytes, {
+    memoryGBs: profile.memory.allThreadsGBs.median,
+    diskGBs: profile.disk.coldGBs?.median ?? null,
+    kernelGBsPerCore: o.kernelGBsPerCore ?? null,
+    threads: server.ready.threads,
+  });
+  if (o.cold && !result.cases.some((c) => c.cache === "cold")) logger.warn(`e2e: no cold-cache runs: ${result.coldNote}`);
+  const records = e2eRecords(
+    result,
+    { date: new Date().toISOString(), commit: await loadGitCommit(), machine: loadMachineInfo(), model: o.model, quantization: `${bytes.expertBits}bit` },
+    ceilings,
+  );
+  if (o.history) appendHistory(historyPath(config), records);
+  return { ...result, ceilings, tokenBytes: bytes, engine: { threads: server.ready.threads, backend: server.ready.backend }, records, table: renderE2eTable(result, ceilings) };
+}
+
+/** A whole number from a string flag, with a default and a minimum; anything else is a user error naming the flag. */
+export function positiveInt(v: string | undefined, flag: string, dflt: number, min: number): number {
+  if (v === undefined || v === "") return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`${flag} must be a whole number ≥ ${min}, got ${JSON.stringify(v)}`, undefined, 2);
+  return n;
+}
+
+export default command;
