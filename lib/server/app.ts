@@ -55,7 +55,7 @@ export interface RunningServer {
   stop(graceMs?: number): Promise<void>;
 }
 
-const isLoopback = (host: string) => host === "127.0.0.1" || host === "::1" || host === "localhost" || host.startsWith("127.");
+export const isLoopback = (host: string) => host === "127.0.0.1" || host === "::1" || host === "localhost" || host.startsWith("127.");
 
 /** Refuse to expose the server without a key, unless the user insisted (--insecure). */
 export function checkBindSafety(host: string, apiKey: string | undefined, insecure: boolean): void {

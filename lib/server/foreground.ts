@@ -1,0 +1,90 @@
+// The server as a long-running process (scripts/serve.ts): config -> model target -> startServer, then wait for
+// SIGTERM / SIGINT and shut down gracefully (finish or cancel streams, stop the engine, exit 0).
+import { existsSync } from "node:fs";
+import { join } from "pathe";
+import type { ResolvedConfig } from "../config/schema.ts";
+import { UserError } from "../errors.ts";
+import { resolveModelTarget } from "../model/registry.ts";
+import { resolveFreePort } from "../process/server-control.ts";
+import { ApiBindError, checkBindSafety, type RunningServer, startServer } from "./app.ts";
+import type { ReasoningFormat } from "./validate.ts";
+
+export interface ForegroundOptions {
+  insecure?: boolean;
+  /** FLASHCHAT_API_KEY */
+  apiKey?: string;
+  /** Accept force_text / force_tokens in requests (tests). */
+  testHooks?: boolean;
+  reasoningFormat?: ReasoningFormat;
+  /** Keep prompt-cache snapshots across restarts in this file. */
+  snapshotFile?: string;
+  /** Seconds to let in-flight streams finish on SIGTERM before cancelling them. */
+  graceSeconds?: number;
+  /** Print request lines on stderr too (a terminal). */
+  echo?: boolean;
+}
+
+/** Start the server from the config and resolve once it is serving (engine ready). Rejects with a UserError otherwise. */
+export async function startConfiguredServer(config: ResolvedConfig, opts: ForegroundOptions = {}): Promise<RunningServer> {
+  const host = config.serverHost;
+  try {
+    checkBindSafety(host, opts.apiKey, opts.insecure ?? false);
+  } catch (e) {
+    if (e instanceof ApiBindError) throw new UserError(e.message, "e.g. FLASHCHAT_API_KEY=$(openssl rand -hex 16) flashchat serve --host 0.0.0.0");
+    throw e;
+  }
+  const port = await resolveFreePort(host, config.serverPort);
+  const target = resolveModelTarget(config);
+  if (!existsSync(join(target.artifactsDir, "model_weights.json")))
+    throw new UserError(`the model ${target.id} is not prepared (no ${join(target.artifactsDir, "model_weights.json")})`, `run: flashchat setup --model ${target.id}`);
+  const tokenizerDir = [target.checkpointDir, target.artifactsDir].find((d) => d && existsSync(join(d, "tokenizer.json")));
+  if (!tokenizerDir)
+    throw new UserError(`no tokenizer.json for ${target.id} (looked in ${target.checkpointDir || "(not downloaded)"} and ${target.artifactsDir})`, `run: flashchat setup --model ${target.id}`);
+  const logsDir = config.paths.logsDir;
+  const server = await startServer({
+    host,
+    port,
+    modelId: target.id,
+    modelAliases: target.repo !== target.id ? [target.repo] : [],
+    tokenizerDir,
+    engine: { artifactsDir: target.artifactsDir, expertsDir: target.expertsDir, threads: config.threads, activeExperts: target.activeExperts },
+    apiKey: opts.apiKey,
+    defaults: {
+      maxTokens: config.maxTokens,
+      temperature: config.temperature,
+      topP: config.topP,
+      reasoningFormat: opts.reasoningFormat,
+      allowForceTokens: opts.testHooks ?? false,
+    },
+    logFile: config.serverLogPath,
+    httpLogFile: config.serverHttpLog ? join(logsDir, "http.log") : undefined,
+    promptLogFile: config.serverDebug ? join(logsDir, "prompts.log") : undefined,
+    snapshotFile: opts.snapshotFile,
+    echoLog: opts.echo ? (line) => process.stderr.write(`${line}\n`) : undefined,
+  });
+  await server.engineStarted;
+  if (server.host.state !== "ok") {
+    const why = server.host.error ?? server.host.state;
+    await server.stop(0);
+    throw new UserError(`the engine failed to load: ${why}`, `see the log: ${config.serverLogPath}`);
+  }
+  return server;
+}
+
+/** Run until SIGTERM / SIGINT, then stop gracefully and exit 0. */
+export async function runForegroundServer(config: ResolvedConfig, opts: ForegroundOptions = {}): Promise<void> {
+  const server = await startConfiguredServer(config, opts);
+  process.stderr.write(`flashchat server: ${server.url}/v1 (model ${config.modelRepo}); Ctrl-C stops it\n`);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      server.logs.info(`${signal}: stopping`);
+      void server.stop((opts.graceSeconds ?? 10) * 1000).then(resolve);
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+  process.exit(0);
+}

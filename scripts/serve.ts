@@ -1,0 +1,61 @@
+#!/usr/bin/env bun
+// The OpenAI-compatible server. `bun scripts/serve.ts` runs it in the foreground; `flashchat serve` starts it
+// in the background (pid file, waits for /health); `--stop` stops the background one.
+//   bun scripts/serve.ts --port 8080            flashchat serve --model demo          flashchat serve --stop
+import { defineCommand } from "citty";
+import { globalArgs, modelArgs, runScript } from "../lib/cli.ts";
+import { loadFlashchatConfig } from "../lib/config/index.ts";
+import { UserError } from "../lib/errors.ts";
+import { SERVER_MARKER } from "../lib/process/process-info.ts";
+import { startServerInBackground, stopBackgroundServer } from "../lib/process/server-control.ts";
+import { isLoopback } from "../lib/server/app.ts";
+import { runForegroundServer } from "../lib/server/foreground.ts";
+import { REASONING_FORMATS, type ReasoningFormat } from "../lib/server/validate.ts";
+
+const command = defineCommand({
+  meta: { name: "serve", description: "OpenAI-compatible server (background under `flashchat serve`, --stop stops it)" },
+  args: {
+    ...globalArgs,
+    ...modelArgs,
+    port: { type: "string", description: "Port to listen on (SERVER_PORT)", valueHint: "N" },
+    host: { type: "string", description: "Address to bind (SERVER_HOST); beyond loopback needs FLASHCHAT_API_KEY", valueHint: "ADDR" },
+    insecure: { type: "boolean", description: "Allow a non-loopback bind without an API key" },
+    stop: { type: "boolean", description: "Stop the background server" },
+    foreground: { type: "boolean", description: "Run in this terminal (the default for `bun scripts/serve.ts`)" },
+    reasoning: { type: "string", description: "Reasoning in replies: separate (reasoning_content), inline (<think> tags) or drop", valueHint: "FORMAT" },
+    testHooks: { type: "boolean", description: "Accept force_text / force_tokens in requests (tests only)" },
+  },
+  async run({ args, rawArgs }) {
+    const reasoning = args.reasoning as ReasoningFormat | undefined;
+    if (reasoning !== undefined && !REASONING_FORMATS.includes(reasoning))
+      throw new UserError(`--reasoning must be one of ${REASONING_FORMATS.join(", ")}`, undefined, 2);
+    const config = await loadFlashchatConfig({
+      configFile: args.config,
+      overrides: { MODEL_REPO: args.model, SERVER_PORT: args.port, SERVER_HOST: args.host },
+      flagNames: { MODEL_REPO: "--model", SERVER_PORT: "--port", SERVER_HOST: "--host" },
+    });
+    if (args.stop) {
+      const r = await stopBackgroundServer(config);
+      process.stderr.write(`${r.message}\n`);
+      return;
+    }
+    const apiKey = process.env.FLASHCHAT_API_KEY || undefined;
+    if (args.foreground || import.meta.main || rawArgs.includes(SERVER_MARKER)) {
+      await runForegroundServer(config, { insecure: args.insecure, apiKey, testHooks: args.testHooks, reasoningFormat: reasoning, echo: !!process.stderr.isTTY });
+      return;
+    }
+    const forward = [
+      ...(args.config ? ["--config", args.config] : []),
+      ...(args.model ? ["--model", args.model] : []),
+      ...(args.insecure ? ["--insecure"] : []),
+      ...(reasoning ? ["--reasoning", reasoning] : []),
+      ...(args.testHooks ? ["--test-hooks"] : []),
+    ];
+    if (!isLoopback(config.serverHost) && !apiKey && !args.insecure)
+      throw new UserError(`binding ${config.serverHost} exposes the server beyond this machine; set FLASHCHAT_API_KEY or pass --insecure`);
+    await startServerInBackground(config, { host: config.serverHost, port: config.serverPort, forwardArgs: forward });
+  },
+});
+
+export default command;
+if (import.meta.main) await runScript(command);

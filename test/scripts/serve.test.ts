@@ -1,0 +1,101 @@
+// scripts/serve.ts and `flashchat serve` as the user runs them: exit codes, messages, pid file, ports.
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "pathe";
+import { writePidFile } from "../../lib/process/pid-file.ts";
+import { isProcessAlive } from "../../lib/process/process-info.ts";
+
+const ROOT = join(import.meta.dir, "..", "..");
+const SERVE = join(ROOT, "scripts", "serve.ts");
+const CLI = join(ROOT, "scripts", "flashchat.ts");
+const tmp = mkdtempSync(join(tmpdir(), "flashchat-serve-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function homeEnv(name: string): Record<string, string> {
+  const home = join(tmp, name);
+  mkdirSync(home, { recursive: true });
+  const env: Record<string, string> = { PATH: process.env.PATH ?? "", HOME: home, XDG_CONFIG_HOME: join(home, ".config"), XDG_DATA_HOME: join(home, ".local/share"), XDG_CACHE_HOME: join(home, ".cache"), NO_COLOR: "1" };
+  return env;
+}
+const pidFileOf = (env: Record<string, string>) => join(env.XDG_CONFIG_HOME!, "flashchat", "server.pid");
+
+async function run(argv: string[], env: Record<string, string>) {
+  await using proc = Bun.spawn([process.execPath, ...argv], { env, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  return { stdout, stderr, code };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen({ host: "127.0.0.1", port: 0 }, () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+describe("serve --stop", () => {
+  test("nothing running: says so, exit 0", async () => {
+    const env = homeEnv("stop-none");
+    const r = await run([SERVE, "--stop", "--port", String(await freePort())], env);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("no server is running");
+  });
+
+  test("stale pid file: cleaned; a reused pid is left alone", async () => {
+    const env = homeEnv("stop-stale");
+    await using sleeper = Bun.spawn(["sleep", "30"]);
+    writePidFile(pidFileOf(env), { pid: sleeper.pid, port: 1 });
+    const r = await run([CLI, "serve", "--stop"], env);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`pid ${sleeper.pid} is not a flashchat server`);
+    expect(isProcessAlive(sleeper.pid)).toBe(true);
+    expect(existsSync(pidFileOf(env))).toBe(false);
+    sleeper.kill();
+  });
+});
+
+describe("serve start failures", () => {
+  test("port in use without a terminal: fails naming free ports", async () => {
+    const env = homeEnv("port");
+    const srv = createServer();
+    const port = await new Promise<number>((resolve) => srv.listen({ host: "127.0.0.1", port: 0 }, () => resolve((srv.address() as { port: number }).port)));
+    try {
+      const r = await run([SERVE, "--port", String(port), "--model", "demo"], env);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`port ${port} on 127.0.0.1 is in use`);
+      expect(r.stderr).toMatch(/free ports: \d+/);
+      expect(r.stderr).not.toContain(" at ");
+    } finally {
+      srv.close();
+    }
+  });
+
+  test("a non-loopback bind without an API key is refused", async () => {
+    const env = homeEnv("bind");
+    const r = await run([SERVE, "--host", "0.0.0.0", "--port", String(await freePort())], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("FLASHCHAT_API_KEY");
+  });
+
+  test("an unprepared model: the foreground server says what to run", async () => {
+    const env = homeEnv("unprepared");
+    const r = await run([SERVE, "--model", "demo", "--port", String(await freePort())], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("is not prepared");
+    expect(r.stderr).toContain("flashchat setup --model demo");
+  });
+
+  test("`flashchat serve` in the background: a failed start points at the log and leaves no pid file", async () => {
+    const env = homeEnv("bg-fail");
+    const r = await run([CLI, "serve", "--model", "demo", "--port", String(await freePort())], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("the server failed to start");
+    expect(r.stderr).toContain("is not prepared");
+    expect(r.stderr).toContain("see the log:");
+    expect(existsSync(pidFileOf(env))).toBe(false);
+  });
+});
