@@ -198,7 +198,8 @@ export class ChatApp {
       case "/sessions": {
         const list = listSessions(this.dirs);
         if (!list.length) this.note("no saved sessions yet");
-        for (const l of renderSessionChoices(list, this.out.columns || 80)) this.write(`${l}\n`);
+        for (const l of renderSessionChoices(list.slice(0, 20), this.out.columns || 80)) this.write(`${l}\n`);
+        if (list.length > 20) this.note(`(${list.length - 20} older: flashchat sessions lists them all)`);
         return;
       }
       case "/resume": {
@@ -343,6 +344,7 @@ export class ChatApp {
       this.input.setRawMode(true);
       onData = (d: Buffer) => {
         if (d.includes(3)) controller.abort();
+        else this.editor?.pushInput(d.toString()); // typed during the reply: it goes to the next prompt
       };
       this.input.on("data", onData);
       this.input.resume();

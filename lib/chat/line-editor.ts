@@ -258,11 +258,17 @@ export interface Terminal {
 /** Reads one message at a time from a terminal in raw mode. */
 export class LineEditor {
   private readonly parser = new KeyParser();
+  private typedAhead = "";
 
   constructor(
     readonly history: History,
     readonly term: Terminal = { input: process.stdin, output: process.stdout },
   ) {}
+
+  /** Keys typed while no line was being read (e.g. during a reply): replayed at the next read(). */
+  pushInput(data: string): void {
+    this.typedAhead += data;
+  }
 
   read(prompt: string, cont = "… ".padStart(width(prompt) > 2 ? width(prompt) : 2)): Promise<ReadResult> {
     const { input, output } = this.term;
@@ -335,6 +341,11 @@ export class LineEditor {
       input.on("end", onEnd);
       input.resume();
       draw();
+      if (this.typedAhead) {
+        const ahead = this.typedAhead;
+        this.typedAhead = "";
+        onData(ahead);
+      }
     });
   }
 }

@@ -44,10 +44,14 @@ test.skipIf(!hasTmux)("chat: stream a reply, Ctrl-C the next one, quit with Ctrl
   term.type("tell me a long story");
   term.send("Enter");
   await term.waitFor("word5 ");
+  term.type("typed ahead");
+  await Bun.sleep(100);
   term.send("C-c");
   screen = await term.waitFor("[stopped · the session keeps what arrived]");
   expect(screen).not.toContain("word399");
-  // the prompt is back and still usable
+  // the prompt is back, with what was typed during the reply
+  await term.waitFor(/\n> typed ahead\n/, 5_000, "screen");
+  term.send("C-u");
   term.send("C-d");
   screen = await term.waitFor(/resume with: flashchat chat --resume (chat-\d+)/);
   const id = /--resume\s+(chat-\d+)/.exec(screen.replace(/\n/g, ""))![1]!;
