@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
+import type { ResolvedConfig } from "../../lib/config/schema.ts";
 import { readPidFile, writePidFile } from "../../lib/process/pid-file.ts";
 import { findFreePorts, isPortFree } from "../../lib/process/port.ts";
 import { isOurServer, isProcessAlive, loadCommandLine } from "../../lib/process/process-info.ts";
@@ -22,7 +23,7 @@ const config = (port: number, name: string) => ({
   serverHost: "127.0.0.1",
   serverPort: port,
   serverLogPath: join(tmp, name, "logs", "server.log"),
-  paths: { pidFile: join(tmp, name, "server.pid") } as never,
+  paths: { pidFile: join(tmp, name, "server.pid") } as { pidFile: string } as ResolvedConfig["paths"],
 });
 
 describe("pid file", () => {
