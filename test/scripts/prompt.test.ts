@@ -102,7 +102,8 @@ test("no server and no prepared model: a clear message, exit 1, nothing left beh
   const r = await run(["hi", "--model", "demo"], { env: { FLASHCHAT_SERVER_PORT: port } });
   expect(r.code).toBe(1);
   expect(r.stdout).toBe("");
-  expect(r.stderr).toContain("no server is running and the model demo is not prepared");
+  expect(r.stderr).toContain("the model demo is not prepared");
+  expect(r.stderr).toContain("run: flashchat setup --model demo");
 });
 
 test("prompt text: as given, or stdin without its final newline", async () => {
