@@ -95,6 +95,38 @@ describe("server options", () => {
     expect(await fake.engines[0]!.exited).toBe(0);
   });
 
+  test("a non-streaming request whose client disconnects is cancelled", async () => {
+    using tmp = createTempDir("flashchat-abort-");
+    const fake = createFakeEngineFactory({ tokenDelayMs: 5 });
+    const server = await startTestServer(tmp.dir, { startEngine: fake.start, defaults: { maxTokens: 4000, temperature: 0.7, topP: 0.9 } });
+    const ac = new AbortController();
+    const p = fetch(`${server.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "x" }], max_tokens: 3000 }), signal: ac.signal }).catch((e) => e);
+    await Bun.sleep(60);
+    ac.abort();
+    await p;
+    const log = join(tmp.dir, "logs", "server.log");
+    for (let i = 0; i < 100 && !readFileSync(log, "utf8").includes("cancelled by the client"); i++) await Bun.sleep(20);
+    expect(readFileSync(log, "utf8")).toMatch(/POST \/v1\/chat\/completions 200 .*completion=\d+ .*cancelled by the client/);
+    const n = Number(/completion=(\d+)/.exec(readFileSync(log, "utf8").split("\n").find((l) => l.includes("cancelled"))!)![1]);
+    expect(n).toBeLessThan(3000);
+    await server.stop(100);
+  });
+
+  test("the prompt cache can persist across restarts (snapshot file)", async () => {
+    using tmp = createTempDir("flashchat-persist-");
+    const snapshotFile = join(tmp.dir, "cache", "snapshots.bin");
+    require("node:fs").mkdirSync(join(tmp.dir, "cache"));
+    const body = JSON.stringify({ messages: [{ role: "system", content: "You are a helpful assistant." }, { role: "user", content: "hi" }], max_tokens: 2 });
+    const ask = async (url: string) => (await readJson(await fetch(`${url}/v1/chat/completions`, { method: "POST", body }))).usage.prompt_tokens_details.cached_tokens;
+    const s1 = await startTestServer(tmp.dir, { startEngine: createFakeEngineFactory().start, snapshotFile });
+    expect(await ask(s1.url)).toBe(0);
+    await s1.stop(100);
+    expect(existsSync(snapshotFile)).toBe(true);
+    const s2 = await startTestServer(tmp.dir, { startEngine: createFakeEngineFactory().start, snapshotFile });
+    expect(await ask(s2.url)).toBeGreaterThan(0);
+    await s2.stop(100);
+  });
+
   test("binding beyond loopback needs an API key or --insecure", () => {
     expect(() => checkBindSafety("127.0.0.1", undefined, false)).not.toThrow();
     expect(() => checkBindSafety("0.0.0.0", undefined, false)).toThrow(ApiBindError);
