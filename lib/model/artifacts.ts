@@ -53,7 +53,7 @@ export function artifactPaths(dir: string): ArtifactPaths {
 
 /** Name of a layer file: 2 digits, 3 when the model has layers beyond 99. */
 export const layerFileName = (layer: number, numLayers: number) =>
-  `layer_${String(layer).padStart(numLayers > 100 ? 3 : 2, "0")}.bin`;
+  `layer_${String(layer).padStart(numLayers > 99 ? 3 : 2, "0")}.bin`;
 
 export interface ExpertSetStatus {
   dir: string;
