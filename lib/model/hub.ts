@@ -71,6 +71,8 @@ export interface RemoteSnapshot {
   /** Commit the snapshot folder is named after. */
   commit: string;
   files: RemoteFile[];
+  /** The repo's config.json (fetched with the listing; not written to the cache until the download). */
+  config: Record<string, any>;
 }
 
 export type FileState = "present" | "blob" | "partial" | "missing";
@@ -223,11 +225,14 @@ export async function loadRemoteSnapshot(repo: string, opts: HubOptions, revisio
     if (shards.length === 0) {
       throw userError(`${repo} has no .safetensors weights`, "flashchat reads safetensors checkpoints (MLX or Hugging Face format)");
     }
-    const snapshot = { repo, commit, files };
+    const snapshot: RemoteSnapshot = { repo, commit, files, config: {} };
+    // config.json first (it is tiny): it describes the model before anything large is fetched; kept in
+    // memory (from the cache when it is there) so that planning writes nothing
+    snapshot.config = parseJson(await readRemoteText(snapshot, files.find((f) => f.path === "config.json")!, opts), repo, "config.json");
     const index = files.find((f) => f.path === "model.safetensors.index.json");
     if (index) {
-      const text = await readRemoteText(snapshot, index, opts);
-      const named = new Set(Object.values((JSON.parse(text) as { weight_map?: Record<string, string> }).weight_map ?? {}));
+      const map = parseJson(await readRemoteText(snapshot, index, opts), repo, index.path) as { weight_map?: Record<string, string> };
+      const named = new Set(Object.values(map.weight_map ?? {}));
       snapshot.files = files.filter((f) => !f.path.endsWith(".safetensors") || named.has(f.path));
       const missing = [...named].filter((n) => !files.some((f) => f.path === n));
       if (missing.length) throw userError(`${repo}: the safetensors index names shards the repo does not have: ${missing.join(", ")}`);
@@ -238,12 +243,37 @@ export async function loadRemoteSnapshot(repo: string, opts: HubOptions, revisio
   }
 }
 
-/** Content of a small file of the snapshot: from the cache if there, else fetched and cached. */
+function parseJson(text: string, repo: string, path: string): Record<string, any> {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw userError(`${path} of ${repo} is not valid JSON`, "the repo may be broken; check it on the Hub");
+  }
+}
+
+/** Content of a small file of the snapshot: from the cache when complete there, else fetched (not stored). */
 async function readRemoteText(snapshot: RemoteSnapshot, file: RemoteFile, opts: HubOptions): Promise<string> {
-  const plan = planDownload(snapshot, opts.cacheDir);
-  const entry = plan.files.find((f) => f.file.path === file.path)!;
-  if (entry.state !== "present") await downloadFiles(plan, [entry], opts, { quietProgress: true });
-  return readFileSync(join(plan.snapshotDir, file.path), "utf8");
+  const blob = join(repoCacheDir(opts.cacheDir, snapshot.repo), "blobs", file.etag);
+  if (sizeOf(blob) === file.sizeBytes) return readFileSync(blob, "utf8");
+  const got = await downloadFile({ repo: snapshot.repo, path: file.path, revision: snapshot.commit, hubUrl: opts.endpoint, accessToken: opts.token, fetch: opts.fetch, xet: false });
+  if (!got) throw userError(`${file.path} is listed in ${snapshot.repo} but the Hub cannot serve it`, "try again later");
+  const bytes = new Uint8Array(await got.arrayBuffer());
+  if (bytes.length !== file.sizeBytes) throw new NetworkInterruption(`${file.path}: got ${bytes.length} of ${file.sizeBytes} bytes`);
+  const h = new Bun.CryptoHasher(file.sha256 ? "sha256" : "sha1");
+  if (!file.sha256) h.update(`blob ${file.sizeBytes}\0`);
+  checkDigest(snapshot, file, h.update(bytes).digest("hex"));
+  return new TextDecoder().decode(bytes);
+}
+
+/** Throw when a file's hash is not what the Hub listed (no-op when the Hub gave none). */
+function checkDigest(snapshot: RemoteSnapshot, file: RemoteFile, digest: string): void {
+  const want = file.sha256 ?? file.gitOid;
+  if (want && digest !== want) {
+    throw userError(
+      `${file.path} of ${snapshot.repo} is corrupt: its ${file.sha256 ? "sha256" : "git hash"} is ${digest}, the Hub says ${want}`,
+      "the damaged file was deleted; run the same command again to fetch it anew",
+    );
+  }
 }
 
 /** What is already in the cache for this snapshot, and what is left to fetch. No network. */
@@ -382,14 +412,11 @@ async function downloadOne(
         await Bun.sleep(waitMs);
       }
     }
-    const digest = hasher.digest("hex");
-    const want = file.sha256 ?? file.gitOid;
-    if (want && digest !== want) {
+    try {
+      checkDigest(plan.snapshot, file, hasher.digest("hex"));
+    } catch (e) {
       rmSync(incomplete, { force: true });
-      throw userError(
-        `${file.path} of ${plan.snapshot.repo} is corrupt: its ${file.sha256 ? "sha256" : "git hash"} is ${digest}, the Hub says ${want}`,
-        "the damaged file was deleted; run the same command again to fetch it anew",
-      );
+      throw e;
     }
     renameSync(incomplete, blob);
   } else {

@@ -1,0 +1,422 @@
+// The models flashchat knows (sizes, RAM, active experts, sampling), and how `--model ID` / MODEL_REPO
+// resolves to a source (Hub repo, local folder, generated demo) and an artifacts folder.
+import { existsSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "pathe";
+import { findHfSnapshot } from "../config/hf-cache.ts";
+import type { ResolvedConfig } from "../config/schema.ts";
+import { UserError } from "../errors.ts";
+import { artifactPaths, resolveModelArtifactsDir } from "./artifacts.ts";
+import type { EngineConfig, SourceFormat } from "./checkpoint.ts";
+import { TEST_MODEL_PRESETS } from "./test-model.ts";
+
+/** The dimensions sizes are computed from (names as in config.json / model_weights.json). */
+export type ArchDims = Pick<
+  EngineConfig,
+  | "model_type"
+  | "vocab_size"
+  | "hidden_size"
+  | "num_hidden_layers"
+  | "num_attention_heads"
+  | "num_key_value_heads"
+  | "head_dim"
+  | "linear_num_key_heads"
+  | "linear_num_value_heads"
+  | "linear_key_head_dim"
+  | "linear_value_head_dim"
+  | "linear_conv_kernel_dim"
+  | "num_experts"
+  | "num_experts_per_tok"
+  | "moe_intermediate_size"
+  | "shared_expert_intermediate_size"
+  | "tie_word_embeddings"
+> & {
+  /** every Nth layer is full attention (the rest linear); 4 in this family */
+  full_attention_interval: number;
+};
+
+export interface Sampling {
+  temperature: number;
+  topP: number;
+  topK?: number;
+  minP?: number;
+  presencePenalty?: number;
+}
+
+export interface ModelEntry {
+  /** What `--model` accepts (besides the repo itself). */
+  id: string;
+  title: string;
+  /** Hugging Face repo, or "demo" for the generated model. */
+  repo: string;
+  /** hub: downloaded; generated: made locally by our tools, no network. */
+  origin: "hub" | "generated";
+  format: SourceFormat;
+  /** Bits of the prepared experts (4; 2 more with QUANTIZATION=2bit). For hf-bf16 sources: the bits we quantize to. */
+  bits: number;
+  arch: ArchDims;
+  /** Experts per token flashchat uses by default (ACTIVE_EXPERTS overrides); the model's own is arch.num_experts_per_tok. */
+  activeExperts: number;
+  sampling: Sampling;
+  description: string;
+}
+
+/** Qwen3.5/3.6 recommended non-thinking sampling (model cards): T 0.7, top-p 0.8, top-k 20. */
+const QWEN_SAMPLING: Sampling = { temperature: 0.7, topP: 0.8, topK: 20, minP: 0, presencePenalty: 1.5 };
+
+export const MODELS: readonly ModelEntry[] = [
+  {
+    id: "qwen3.5-397b",
+    title: "Qwen3.5-397B-A17B",
+    repo: "mlx-community/Qwen3.5-397B-A17B-4bit",
+    origin: "hub",
+    format: "mlx",
+    bits: 4,
+    arch: {
+      model_type: "qwen3_5_moe",
+      vocab_size: 248320,
+      hidden_size: 4096,
+      num_hidden_layers: 60,
+      full_attention_interval: 4,
+      num_attention_heads: 32,
+      num_key_value_heads: 2,
+      head_dim: 256,
+      linear_num_key_heads: 16,
+      linear_num_value_heads: 64,
+      linear_key_head_dim: 128,
+      linear_value_head_dim: 128,
+      linear_conv_kernel_dim: 4,
+      num_experts: 512,
+      num_experts_per_tok: 10,
+      moe_intermediate_size: 1024,
+      shared_expert_intermediate_size: 1024,
+      tie_word_embeddings: false,
+    },
+    // the original engine's setting: 4 of 10 experts keeps quality and cuts SSD reads by 60%
+    activeExperts: 4,
+    sampling: QWEN_SAMPLING,
+    description: "the flagship: 397B parameters, 17B active; MLX 4-bit from mlx-community",
+  },
+  {
+    id: "qwen3.6-35b",
+    title: "Qwen3.6-35B-A3B",
+    repo: "Qwen/Qwen3.6-35B-A3B",
+    origin: "hub",
+    format: "hf-bf16",
+    bits: 4,
+    arch: {
+      model_type: "qwen3_5_moe",
+      vocab_size: 248320,
+      hidden_size: 2048,
+      num_hidden_layers: 40,
+      full_attention_interval: 4,
+      num_attention_heads: 16,
+      num_key_value_heads: 2,
+      head_dim: 256,
+      linear_num_key_heads: 16,
+      linear_num_value_heads: 32,
+      linear_key_head_dim: 128,
+      linear_value_head_dim: 128,
+      linear_conv_kernel_dim: 4,
+      num_experts: 256,
+      num_experts_per_tok: 8,
+      moe_intermediate_size: 512,
+      shared_expert_intermediate_size: 512,
+      tie_word_embeddings: false,
+    },
+    activeExperts: 8,
+    sampling: QWEN_SAMPLING,
+    description: "35B parameters, 3B active; Hugging Face bf16, quantized to 4-bit by flashchat",
+  },
+  {
+    id: "qwen3-next-80b",
+    title: "Qwen3-Next-80B-A3B-Instruct",
+    repo: "mlx-community/Qwen3-Next-80B-A3B-Instruct-4bit",
+    origin: "hub",
+    format: "mlx",
+    bits: 4,
+    arch: {
+      model_type: "qwen3_next",
+      vocab_size: 151936,
+      hidden_size: 2048,
+      num_hidden_layers: 48,
+      full_attention_interval: 4,
+      num_attention_heads: 16,
+      num_key_value_heads: 2,
+      head_dim: 256,
+      linear_num_key_heads: 16,
+      linear_num_value_heads: 32,
+      linear_key_head_dim: 128,
+      linear_value_head_dim: 128,
+      linear_conv_kernel_dim: 4,
+      num_experts: 512,
+      num_experts_per_tok: 10,
+      moe_intermediate_size: 512,
+      shared_expert_intermediate_size: 512,
+      tie_word_embeddings: false,
+    },
+    activeExperts: 10,
+    sampling: { temperature: 0.7, topP: 0.8, topK: 20, minP: 0 },
+    description: "80B parameters, 3B active; MLX 4-bit from mlx-community",
+  },
+  {
+    id: "demo",
+    title: "demo (tiny, random weights)",
+    repo: "demo",
+    origin: "generated",
+    format: "mlx",
+    bits: 4,
+    // the generator's demo preset (lib/model/test-model.ts)
+    arch: demoArch(),
+    activeExperts: TEST_MODEL_PRESETS.demo!.num_experts_per_tok,
+    sampling: { temperature: 0.7, topP: 0.9 },
+    description: "a tiny model of the real architecture with random weights, generated locally: replies are random text",
+  },
+];
+
+function demoArch(): ArchDims {
+  const d = TEST_MODEL_PRESETS.demo!;
+  return {
+    model_type: "qwen3_5_moe",
+    vocab_size: d.vocab_size,
+    hidden_size: d.hidden_size,
+    num_hidden_layers: d.num_hidden_layers,
+    full_attention_interval: d.full_attention_interval,
+    num_attention_heads: d.num_attention_heads,
+    num_key_value_heads: d.num_key_value_heads,
+    head_dim: d.head_dim,
+    linear_num_key_heads: d.linear_num_key_heads,
+    linear_num_value_heads: d.linear_num_value_heads,
+    linear_key_head_dim: d.linear_key_head_dim,
+    linear_value_head_dim: d.linear_value_head_dim,
+    linear_conv_kernel_dim: d.linear_conv_kernel_dim,
+    num_experts: d.num_experts,
+    num_experts_per_tok: d.num_experts_per_tok,
+    moe_intermediate_size: d.moe_intermediate_size,
+    shared_expert_intermediate_size: d.shared_expert_intermediate_size,
+    tie_word_embeddings: false,
+  };
+}
+
+export const DEMO_ID = "demo";
+export const DEMO_NOTICE = "the demo model has random weights: its replies are random text, not answers";
+
+/** A registry id, a registry model's repo (case-insensitive), or undefined. */
+export function findModel(idOrRepo: string): ModelEntry | undefined {
+  const key = idOrRepo.trim().toLowerCase();
+  return MODELS.find((m) => m.id === key || m.repo.toLowerCase() === key);
+}
+
+// ---------------------------------------------------------------------------------------------
+// sizes
+
+const GROUP = 64;
+const align = (n: number, a: number) => Math.ceil(n / a) * a;
+/** Bytes of an MLX affine-quantized [rows, cols] matrix: packed codes + bf16 scales and biases. */
+const quantBytes = (rows: number, cols: number, bits: number) => (rows * cols * bits) / 8 + 2 * rows * Math.ceil(cols / GROUP) * 2;
+
+export interface SizeEstimate {
+  /** model_weights.bin */
+  denseBytes: number;
+  /** one expert in packed_experts/ (components 64-aligned, rounded up to 4096) */
+  expertBytes: number;
+  /** all of packed_experts/ */
+  expertsBytes: number;
+  /** all of packed_experts_2bit/ */
+  experts2bitBytes: number;
+  /** the checkpoint's weight files (what a download fetches, give or take vision and metadata) */
+  checkpointBytes: number;
+  /** parameters of the text model */
+  params: number;
+  /** smallest RAM that runs it: dense weights + working memory */
+  ramMinBytes: number;
+  /** RAM for good speed: also room for the page cache to keep the hot experts */
+  ramRecommendedBytes: number;
+}
+
+/** Packed size of one expert at `bits` (the layout of native/ARTIFACTS.md). */
+export function expertPackedBytes(hidden: number, inter: number, bits: number): number {
+  let pos = 0;
+  for (const [rows, cols] of [[inter, hidden], [inter, hidden], [hidden, inter]] as const) {
+    for (const size of [(rows * cols * bits) / 8, rows * (cols / GROUP) * 2, rows * (cols / GROUP) * 2]) pos = align(pos, 64) + size;
+  }
+  return align(pos, 4096);
+}
+
+/** Sizes on disk and RAM, computed from the dimensions (estimates: exact figures come from the files). */
+export function estimateSizes(arch: ArchDims, opts: { format: SourceFormat; bits?: number }): SizeEstimate {
+  const bits = opts.bits ?? 4;
+  const H = arch.hidden_size;
+  const L = arch.num_hidden_layers;
+  const nFull = Math.floor(L / arch.full_attention_interval);
+  const nLinear = L - nFull;
+  const q = arch.num_attention_heads * arch.head_dim;
+  const kv = arch.num_key_value_heads * arch.head_dim;
+  const kDim = arch.linear_num_key_heads * arch.linear_key_head_dim;
+  const vDim = arch.linear_num_value_heads * arch.linear_value_head_dim;
+  const conv = 2 * kDim + vDim;
+  const S = arch.shared_expert_intermediate_size;
+  // quantized matrices [rows, cols] of one layer kind, plus small unquantized tensors (elements)
+  const fullMats: Array<[number, number]> = [[2 * q, H], [kv, H], [kv, H], [H, q]];
+  const linearMats: Array<[number, number]> = [[conv, H], [vDim, H], [arch.linear_num_value_heads, H], [arch.linear_num_value_heads, H], [H, vDim]];
+  const moeMats: Array<[number, number]> = [[S, H], [S, H], [H, S]];
+  const routerMats: Array<[number, number]> = [[arch.num_experts, H], [1, H]];
+  const smallFull = 2 * H + 2 * arch.head_dim;
+  const smallLinear = 2 * H + conv * arch.linear_conv_kernel_dim + 2 * arch.linear_num_value_heads + arch.linear_value_head_dim;
+  const embedMats: Array<[number, number]> = arch.tie_word_embeddings ? [[arch.vocab_size, H]] : [[arch.vocab_size, H], [arch.vocab_size, H]];
+  const sum = (mats: Array<[number, number]>, f: (r: number, c: number) => number) => mats.reduce((s, [r, c]) => s + f(r, c), 0);
+
+  const params =
+    sum(embedMats, (r, c) => r * c) +
+    nFull * (sum(fullMats, (r, c) => r * c) + smallFull) +
+    nLinear * (sum(linearMats, (r, c) => r * c) + smallLinear) +
+    L * (sum(moeMats, (r, c) => r * c) + sum(routerMats, (r, c) => r * c) + 3 * arch.num_experts * H * arch.moe_intermediate_size) +
+    H;
+  const denseBytes =
+    sum(embedMats, (r, c) => quantBytes(r, c, bits)) +
+    nFull * (sum(fullMats, (r, c) => quantBytes(r, c, bits)) + smallFull * 2) +
+    nLinear * (sum(linearMats, (r, c) => quantBytes(r, c, bits)) + smallLinear * 2) +
+    L * (sum(moeMats, (r, c) => quantBytes(r, c, bits)) + sum(routerMats, (r, c) => quantBytes(r, c, 8))) +
+    H * 2;
+  const expertBytes = expertPackedBytes(H, arch.moe_intermediate_size, bits);
+  const expertsBytes = L * arch.num_experts * expertBytes;
+  const experts2bitBytes = L * arch.num_experts * expertPackedBytes(H, arch.moe_intermediate_size, 2);
+  const rawExperts = L * arch.num_experts * 3 * quantBytes(arch.moe_intermediate_size, H, bits);
+  const checkpointBytes = opts.format === "hf-bf16" ? params * 2 : denseBytes + rawExperts;
+  const GB = 1e9;
+  // working memory: KV cache, recurrent state, scratch, the runtime; the page cache wants ~15% of the experts
+  const workBytes = Math.min(2 * GB, 0.25 * GB + 0.3 * denseBytes);
+  const ramMinBytes = Math.ceil((denseBytes + workBytes) / GB) * GB;
+  const good = denseBytes + 0.15 * expertsBytes + Math.min(4 * GB, 0.5 * GB + denseBytes);
+  const ramRecommendedBytes = good > 8 * GB ? Math.ceil(good / (8 * GB)) * 8 * GB : Math.ceil(good / GB) * GB;
+  return { denseBytes, expertBytes, expertsBytes, experts2bitBytes, checkpointBytes, params, ramMinBytes, ramRecommendedBytes };
+}
+
+/** Dimensions from a checkpoint's config.json (MLX conversions nest them under text_config). */
+export function archFromConfig(raw: Record<string, any>): ArchDims {
+  const t: Record<string, any> = raw.text_config ? { ...raw, ...raw.text_config } : raw;
+  const num = (k: string, fallback?: number): number => {
+    const v = t[k] ?? fallback;
+    if (typeof v !== "number") throw new UserError(`config.json: ${k} is missing`, "flashchat runs the Qwen3.5-MoE / Qwen3-Next family");
+    return v;
+  };
+  const heads = num("num_attention_heads");
+  const layerTypes: unknown = t.layer_types;
+  const interval =
+    t.full_attention_interval ??
+    (Array.isArray(layerTypes) && layerTypes.includes("full_attention") ? layerTypes.indexOf("full_attention") + 1 : 4);
+  return {
+    model_type: String(t.model_type ?? raw.model_type),
+    vocab_size: num("vocab_size"),
+    hidden_size: num("hidden_size"),
+    num_hidden_layers: num("num_hidden_layers"),
+    full_attention_interval: interval,
+    num_attention_heads: heads,
+    num_key_value_heads: num("num_key_value_heads", heads),
+    head_dim: num("head_dim", num("hidden_size") / heads),
+    linear_num_key_heads: num("linear_num_key_heads"),
+    linear_num_value_heads: num("linear_num_value_heads"),
+    linear_key_head_dim: num("linear_key_head_dim"),
+    linear_value_head_dim: num("linear_value_head_dim"),
+    linear_conv_kernel_dim: num("linear_conv_kernel_dim", 4),
+    num_experts: num("num_experts"),
+    num_experts_per_tok: num("num_experts_per_tok"),
+    moe_intermediate_size: num("moe_intermediate_size"),
+    shared_expert_intermediate_size: num("shared_expert_intermediate_size", num("moe_intermediate_size")),
+    tie_word_embeddings: Boolean(t.tie_word_embeddings ?? raw.tie_word_embeddings ?? false),
+  };
+}
+
+/** Source format of a checkpoint from its config.json: a quantization block means MLX. */
+export const formatFromConfig = (raw: Record<string, any>): SourceFormat =>
+  raw.quantization || raw.quantization_config?.bits ? "mlx" : "hf-bf16";
+
+// ---------------------------------------------------------------------------------------------
+// resolving --model
+
+export interface ModelTarget {
+  /** What the user named: a registry id, a Hub repo or a folder. */
+  id: string;
+  /** hub: a Hugging Face repo; local: a checkpoint folder on disk; demo: generated locally. */
+  kind: "hub" | "local" | "demo";
+  /** The registry's entry, when the model is a known one. */
+  entry: ModelEntry | undefined;
+  /** Hub repo ("org/name"), "demo", or the folder for local checkpoints. */
+  repo: string;
+  /** Checkpoint folder: the cache snapshot or local folder; "" when not downloaded yet. */
+  checkpointDir: string;
+  /** Artifacts folder of this model (model_weights.*, packed_experts*). */
+  artifactsDir: string;
+  /** Packed experts folder the engine streams from (EXPERTS_DIR, else the artifacts' one for QUANTIZATION). */
+  expertsDir: string;
+  quantization: "4bit" | "2bit";
+  /** Bits our own quantization uses for hf-bf16 sources. */
+  quantizeBits: number;
+  /** Experts per token to run with: ACTIVE_EXPERTS, else the registry's default, else the model's own (null = unknown yet). */
+  activeExperts: number | null;
+  sampling: Sampling | undefined;
+}
+
+const REPO_RE = /^[\w.-]+\/[\w.-]+$/;
+const looksLikePath = (s: string) => /^(\/|\.\.?(\/|$)|~(\/|$))/.test(s);
+
+/** Where the demo's generated checkpoint lives. */
+export const demoCheckpointDir = (config: Pick<ResolvedConfig, "paths">) => join(config.paths.dataDir, "checkpoints", DEMO_ID);
+
+/**
+ * Resolve MODEL_REPO (or `--model`, already merged into config) to a source and artifacts folder.
+ * No network and no heavy reads: what is downloaded or prepared is for the setup steps to find out.
+ */
+export function resolveModelTarget(config: ResolvedConfig): ModelTarget {
+  const id = config.modelRepo.trim();
+  if (!id) throw new UserError("no model chosen", "pass --model ID or set MODEL_REPO (`flashchat models` lists the known ones)");
+  const entry = findModel(id);
+  let kind: ModelTarget["kind"];
+  let repo: string;
+  let checkpointDir: string;
+  if (entry?.origin === "generated") {
+    kind = "demo";
+    repo = entry.repo;
+    checkpointDir = demoCheckpointDir(config);
+  } else if (entry || (REPO_RE.test(id) && !looksLikePath(id))) {
+    kind = "hub";
+    repo = entry?.repo ?? id;
+    // MODEL_PATH (or the cache snapshot the config layer found); a registry id has no slash, so look again by repo
+    checkpointDir = config.modelPath || findHfSnapshot(config.paths.hfCacheDir, repo);
+    if (config.modelPath && config.sources.MODEL_PATH?.kind !== "default") kind = "local";
+  } else if (looksLikePath(id) || existsSync(id)) {
+    kind = "local";
+    repo = resolve(id.replace(/^~(?=$|\/)/, process.env.HOME || homedir()));
+    checkpointDir = config.modelPath || repo;
+    if (!existsSync(checkpointDir) || !statSync(checkpointDir).isDirectory()) {
+      throw new UserError(`model folder not found: ${checkpointDir}`, "give a checkpoint folder (config.json + *.safetensors), a Hugging Face repo (org/name) or a registry id");
+    }
+  } else {
+    const near = MODELS.map((m) => m.id).find((m) => m.startsWith(id.toLowerCase().slice(0, 4)));
+    throw new UserError(
+      `unknown model ${JSON.stringify(id)}`,
+      `use a registry id (${MODELS.map((m) => m.id).join(", ")}), a Hugging Face repo (org/name) or a checkpoint folder${near ? `; did you mean ${near}?` : ""}`,
+    );
+  }
+  const format = entry?.format;
+  const quantizeBits = entry?.bits ?? 4;
+  const artifactsDir = resolveModelArtifactsDir(config, {
+    modelId: kind === "hub" ? repo : kind === "demo" ? DEMO_ID : checkpointDir,
+    quantizedBits: format === "hf-bf16" ? quantizeBits : undefined,
+  });
+  const paths = artifactPaths(artifactsDir);
+  const expertsDir = config.expertsDir || (config.quantization === "2bit" ? paths.experts2bitDir : paths.expertsDir);
+  return {
+    id,
+    kind,
+    entry,
+    repo,
+    checkpointDir,
+    artifactsDir,
+    expertsDir,
+    quantization: config.quantization,
+    quantizeBits,
+    activeExperts: config.activeExperts ?? entry?.activeExperts ?? null,
+    sampling: entry?.sampling,
+  };
+}

@@ -1,0 +1,214 @@
+// Auto-setup: check every step, ask once, run what is missing (build, download, generate, extract, repack),
+// and confirm the model is ready. `ensureReady()` is what chat, prompt, serve and benchmark call first.
+import { existsSync } from "node:fs";
+import { join } from "pathe";
+import { $ } from "zx";
+import { resolveModelPath } from "../config/index.ts";
+import type { ResolvedConfig } from "../config/schema.ts";
+import { UserError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { inspectArtifacts } from "../model/artifacts.ts";
+import { generateDemoCheckpoint } from "../model/demo.ts";
+import { extractWeights } from "../model/extract.ts";
+import { checkLocalCheckpoint, downloadSnapshot, type HubOptions, resolveHubOptions } from "../model/hub.ts";
+import type { ProgressEvent } from "../model/progress.ts";
+import { DEMO_NOTICE, type ModelTarget, resolveModelTarget } from "../model/registry.ts";
+import { repackExperts } from "../model/repack.ts";
+import { askConsent, checkDisks, needsConsent, renderPlan } from "./consent.ts";
+import { buildEngine, REPO_ROOT } from "./engine.ts";
+import { planSetup, type SetupPlan, type StepId } from "./plan.ts";
+import { formatBytes, formatDuration, renderProgressLine } from "./progress.ts";
+
+export type { SetupPlan, SetupStep, StepId } from "./plan.ts";
+export { renderPlan } from "./consent.ts";
+
+export interface SetupOptions {
+  /** --yes: agree to downloads and large writes without asking. */
+  yes?: boolean;
+  /** --model: use this model instead of MODEL_REPO. */
+  model?: string;
+  /** Print the plan and stop (nothing is written). */
+  dryRun?: boolean;
+  /** Include the engine build (default true; model-only tests turn it off). */
+  engine?: boolean;
+  /** Ask on a terminal? Default: stdin is a TTY and CI is not set. */
+  interactive?: boolean;
+  /** The consent question (tests); resolve false for no. */
+  confirm?: (question: string) => Promise<boolean>;
+  /** Environment for the Hub settings (HF_ENDPOINT, HF_TOKEN, …); default process.env. */
+  env?: Record<string, string | undefined>;
+  /** Hub options on top of those from env (tests: a fetch, retry timings). */
+  hub?: Partial<HubOptions>;
+  /** Download tuning (tests). */
+  download?: { retries?: number; retryDelayMs?: number; concurrency?: number };
+  /** Checkout root with the Makefile (tests). */
+  root?: string;
+  /** Say nothing when everything is ready already (ensureReady). */
+  quietWhenReady?: boolean;
+}
+
+/** A model ready to run: every path the engine and the server need. */
+export interface ReadyModel extends ModelTarget {
+  /** The checkpoint folder (config.json, tokenizer files, chat template): never "" here. */
+  checkpointDir: string;
+  /** The engine binary ("" when setup ran without the engine step). */
+  engineBinary: string;
+  /** tokenizer.json is in the checkpoint (chat and prompt need it). */
+  hasTokenizer: boolean;
+  isDemo: boolean;
+}
+
+export interface SetupResult {
+  plan: SetupPlan;
+  /** Steps that ran in this call, in order. */
+  ran: StepId[];
+  ready: ReadyModel;
+}
+
+/** `config` with MODEL_REPO replaced (what `--model` does when a command did not pass it to the config layer). */
+export function withModel(config: ResolvedConfig, model: string | undefined, env: Record<string, string | undefined> = process.env): ResolvedConfig {
+  if (!model || model === config.modelRepo) return config;
+  return {
+    ...config,
+    modelRepo: model,
+    modelPath: resolveModelPath(model, "", config.paths.hfCacheDir, env),
+    sources: { ...config.sources, MODEL_REPO: { kind: "flag", where: "--model" }, MODEL_PATH: { kind: "default", where: "default" } },
+  };
+}
+
+const resumeCommandFor = (target: ModelTarget) => `flashchat setup --model ${target.kind === "local" ? target.repo : target.entry?.id ?? target.repo}`;
+
+/** Check, ask once, run what is missing; returns what ran and the ready model. */
+export async function runSetup(config: ResolvedConfig, opts: SetupOptions = {}): Promise<SetupResult> {
+  const env = opts.env ?? process.env;
+  const cfg = withModel(config, opts.model, env);
+  const target = resolveModelTarget(cfg);
+  const hub: HubOptions = { ...resolveHubOptions(cfg.paths.hfCacheDir, env), ...opts.hub };
+  const root = opts.root ?? REPO_ROOT;
+  const plan = await planSetup(cfg, target, { hub, engine: opts.engine, root, env });
+  const todo = plan.steps.filter((s) => !s.done);
+
+  if (opts.dryRun) {
+    logger.log(renderPlan(plan, { color: cfg.colorOutput && Boolean(process.stderr.isTTY) }));
+    return { plan, ran: [], ready: readyModel(plan, opts, false) };
+  }
+  if (todo.length === 0) {
+    if (!opts.quietWhenReady) logger.success(`${target.entry?.title ?? target.repo} is ready (${target.artifactsDir})`);
+    return { plan, ran: [], ready: readyModel(plan, opts, true) };
+  }
+
+  const prereq = plan.steps.find((s) => s.id === "prerequisites");
+  if (prereq && !prereq.done) {
+    throw new UserError(
+      `cannot build the engine: ${plan.prerequisites!.missing.join(" and ")} ${plan.prerequisites!.missing.length > 1 ? "are" : "is"} missing`,
+      `${plan.prerequisites!.installHint}; then run: ${resumeCommandFor(target)}`,
+    );
+  }
+  const engineStep = plan.steps.find((s) => s.id === "engine");
+  if (engineStep && !engineStep.done && !plan.engine!.buildable) {
+    throw new UserError("the native engine is not part of this checkout (native/Makefile is missing)", "update your copy of flashchat");
+  }
+
+  logger.log(renderPlan(plan, { color: cfg.colorOutput && Boolean(process.stderr.isTTY) }));
+  checkDisks(plan);
+  if (needsConsent(plan)) await askConsent(plan, { yes: opts.yes, interactive: opts.interactive, confirm: opts.confirm, resumeCommand: resumeCommandFor(target) });
+
+  const ran: StepId[] = [];
+  let checkpointDir = plan.checkpointDir;
+  const t0 = performance.now();
+  for (const step of todo) {
+    const started = performance.now();
+    switch (step.id) {
+      case "prerequisites":
+        break;
+      case "deps":
+        logger.start("installing dependencies (bun install)");
+        await $({ cwd: root, quiet: true })`${process.execPath} install --frozen-lockfile`;
+        break;
+      case "engine":
+        logger.start("building the engine (make engine)");
+        await buildEngine(root);
+        break;
+      case "download":
+        checkpointDir = await downloadSnapshot(plan.download!, hub, { ...opts.download, skipDiskCheck: true });
+        break;
+      case "generate":
+        logger.start("generating the demo model");
+        await generateDemoCheckpoint(checkpointDir);
+        break;
+      case "extract":
+        logger.start(`extracting the dense weights into ${target.artifactsDir}`);
+        await extractWeights({ checkpointDir, outDir: target.artifactsDir, bits: target.quantizeBits, repo: target.repo, onProgress: progressPrinter("extract") });
+        endProgress();
+        break;
+      case "repack":
+        logger.start(`repacking the experts into ${join(target.artifactsDir, "packed_experts")}`);
+        await repackExperts({ checkpointDir, outDir: target.artifactsDir, bits: plan.format === "hf-bf16" ? target.quantizeBits : undefined, repo: target.repo, onProgress: progressPrinter("repack") });
+        endProgress();
+        break;
+      case "repack-2bit":
+        logger.start("requantizing the experts to 2 bits");
+        await repackExperts({ checkpointDir, outDir: target.artifactsDir, bits: 2, repo: target.repo, onProgress: progressPrinter("repack 2-bit") });
+        endProgress();
+        break;
+    }
+    ran.push(step.id);
+    if (step.id !== "prerequisites") logger.success(`${step.title}: done in ${seconds(performance.now() - started)}`);
+  }
+
+  const ready = readyModel({ ...plan, checkpointDir }, opts, true);
+  logger.success(`${target.entry?.title ?? target.repo} is ready (setup took ${seconds(performance.now() - t0)})`);
+  return { plan, ran, ready };
+}
+
+/** Check once more that everything the engine needs is there; `strict` turns gaps into errors. */
+function readyModel(plan: SetupPlan, opts: SetupOptions, strict: boolean): ReadyModel {
+  const t = plan.target;
+  const problems: string[] = [];
+  const checkpoint = plan.checkpointDir ? checkLocalCheckpoint(plan.checkpointDir) : null;
+  if (!checkpoint?.ok) problems.push(`checkpoint ${plan.checkpointDir || "(not downloaded)"}: ${checkpoint?.problems.join("; ") ?? "missing"}`);
+  const art = inspectArtifacts(t.artifactsDir);
+  if (!art.weightsComplete) problems.push(`model_weights.bin/json in ${t.artifactsDir} incomplete`);
+  const experts = t.quantization === "2bit" ? art.experts2bit : art.experts;
+  const customExperts = t.expertsDir !== experts.dir;
+  if (customExperts ? !existsSync(join(t.expertsDir, "layout.json")) : !experts.complete) problems.push(`packed experts in ${t.expertsDir} incomplete`);
+  const engineBinary = opts.engine === false ? "" : (plan.engine?.binary ?? "");
+  if (engineBinary && !existsSync(engineBinary)) problems.push(`engine ${engineBinary} not built`);
+  if (strict && problems.length) {
+    throw new Error(`bug: setup finished but the model is not ready: ${problems.join("; ")}`);
+  }
+  return { ...t, checkpointDir: plan.checkpointDir, engineBinary, hasTokenizer: Boolean(checkpoint?.hasTokenizer), isDemo: t.kind === "demo" };
+}
+
+const seconds = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : formatDuration(ms / 1000));
+
+let progressLineOpen = false;
+function progressPrinter(label: string): ((p: ProgressEvent) => void) | undefined {
+  if (!process.stderr.isTTY || logger.level < 3) return undefined; // the scripts log a line every few seconds
+  let last = 0;
+  return (p) => {
+    const now = performance.now();
+    if (now - last < 100 && p.doneBytes < p.totalBytes) return;
+    last = now;
+    progressLineOpen = true;
+    process.stderr.write(`\r${renderProgressLine({ label, doneBytes: p.doneBytes, totalBytes: p.totalBytes, rateBytesPerSec: p.bytesPerSec }, process.stderr.columns ?? 80)}\x1b[K`);
+  };
+}
+function endProgress(): void {
+  if (progressLineOpen) process.stderr.write("\n");
+  progressLineOpen = false;
+}
+
+export interface EnsureReadyOptions extends Omit<SetupOptions, "dryRun" | "quietWhenReady"> {}
+
+/**
+ * Make sure the model (MODEL_REPO, or `model`) is ready to run, setting up what is missing (asking once, or
+ * --yes); silent when everything is there. Prints the demo model's random-text notice when it is the demo.
+ */
+export async function ensureReady(config: ResolvedConfig, opts: EnsureReadyOptions = {}): Promise<ReadyModel> {
+  const { ready } = await runSetup(config, { ...opts, quietWhenReady: true });
+  if (ready.isDemo) logger.warn(DEMO_NOTICE);
+  return ready;
+}
+
+export { formatBytes };

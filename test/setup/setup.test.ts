@@ -1,0 +1,211 @@
+// Setup of a model served by a local Hub (the fixture checkpoint): plan, consent, download, extract, repack,
+// resume, and a second run that does nothing. The engine step is covered by the demo end-to-end test.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "pathe";
+import { loadFlashchatConfig } from "../../lib/config/index.ts";
+import type { ResolvedConfig } from "../../lib/config/schema.ts";
+import { UserError } from "../../lib/errors.ts";
+import { inspectArtifacts } from "../../lib/model/artifacts.ts";
+import { runSetup, type SetupOptions } from "../../lib/setup/index.ts";
+import { createMockHub, type MockHub } from "../helpers/mock-hub.ts";
+
+const FIXTURE = resolve(import.meta.dir, "../fixtures/tiny-qwen35-moe");
+const REPO = "test-org/tiny-qwen35-moe";
+const SHARD1 = "model-00001-of-00002.safetensors";
+
+let hub: MockHub;
+let tmp: string;
+let env: Record<string, string>;
+
+beforeAll(() => {
+  const llama = mkdtempSync(join(tmpdir(), "flashchat-llama-"));
+  for (const f of readdirSync(FIXTURE)) if (f.endsWith(".safetensors") || f.endsWith(".json")) copyFileSync(join(FIXTURE, f), join(llama, f));
+  writeFileSync(join(llama, "config.json"), JSON.stringify({ model_type: "llama", hidden_size: 128, num_hidden_layers: 4 }));
+  hub = createMockHub({ repos: { [REPO]: FIXTURE, "test-org/bf16": join(FIXTURE, "hf-bf16"), "test-org/llama": llama } });
+});
+afterAll(() => hub.stop());
+afterEach(() => {
+  for (const k of Object.keys(hub.faults)) delete hub.faults[k as keyof typeof hub.faults];
+  hub.requests.length = 0;
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function config(model: string, extra: Record<string, string> = {}): Promise<ResolvedConfig> {
+  tmp = mkdtempSync(join(tmpdir(), "flashchat-setup-"));
+  env = { HOME: tmp, XDG_CONFIG_HOME: join(tmp, "config"), XDG_DATA_HOME: join(tmp, "data"), XDG_CACHE_HOME: join(tmp, "cache"), HF_ENDPOINT: hub.url, PATH: process.env.PATH ?? "" };
+  return loadFlashchatConfig({ env, cwd: tmp, overrides: { MODEL_REPO: model, ...extra } });
+}
+
+const opts = (o: SetupOptions = {}): SetupOptions => ({ engine: false, env, interactive: false, download: { retries: 0, retryDelayMs: 0 }, ...o });
+
+async function userErrorOf(p: Promise<unknown>): Promise<UserError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof UserError) return e;
+    throw e;
+  }
+  throw new Error("expected a UserError");
+}
+
+/** Every file under `dir` (relative), to compare before and after. */
+function tree(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((d) => !d.isDirectory())
+    .map((d) => join(d.parentPath, d.name).slice(dir.length + 1))
+    .sort();
+}
+
+describe("a model from the Hub", () => {
+  test("downloads, extracts and repacks; a second run does no work and no network", async () => {
+    const cfg = await config(REPO);
+    const first = await runSetup(cfg, opts({ yes: true }));
+    expect(first.ran).toEqual(["download", "extract", "repack"]);
+    const commit = hub.commitOf(REPO);
+    expect(first.ready.checkpointDir).toBe(join(tmp, "cache", "huggingface", "hub", "models--test-org--tiny-qwen35-moe", "snapshots", commit));
+    expect(first.ready.artifactsDir).toBe(join(tmp, "data", "flashchat", "models", "test-org--tiny-qwen35-moe"));
+    expect(first.ready.expertsDir).toBe(join(first.ready.artifactsDir, "packed_experts"));
+    const art = inspectArtifacts(first.ready.artifactsDir);
+    expect(art.weightsComplete).toBe(true);
+    expect(art.experts.complete).toBe(true);
+    expect(art.experts.layersPresent).toEqual([0, 1, 2, 3]);
+    expect(first.ready.hasTokenizer).toBe(false);
+
+    hub.requests.length = 0;
+    const again = await runSetup(await loadFlashchatConfig({ env, cwd: tmp, overrides: { MODEL_REPO: REPO } }), opts());
+    expect(again.ran).toEqual([]);
+    expect(hub.requests).toEqual([]);
+  });
+
+  test("--yes is needed without a terminal, and the message names it; nothing is written", async () => {
+    const cfg = await config(REPO);
+    const err = await userErrorOf(runSetup(cfg, opts()));
+    expect(err.message).toMatch(/^setting up test-org\/tiny-qwen35-moe needs your consent to download 817 KB and write about [\d.]+ (KB|MB), and there is no terminal to ask on$/);
+    expect(err.hint).toBe("re-run with --yes to agree (e.g. flashchat setup --model test-org/tiny-qwen35-moe --yes)");
+    expect(tree(join(tmp, "cache"))).toEqual([]);
+    expect(tree(join(tmp, "data"))).toEqual([]);
+  });
+
+  test("declining at the consent screen leaves everything as it was and says how to resume", async () => {
+    const cfg = await config(REPO);
+    const before = [tree(join(tmp, "cache")), tree(join(tmp, "data"))];
+    const asked: string[] = [];
+    const err = await userErrorOf(
+      runSetup(cfg, opts({ interactive: true, confirm: async (q) => (asked.push(q), false) })),
+    );
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toMatch(/^Proceed: download 817 KB and write about/);
+    expect(err.message).toBe("setup cancelled: nothing was downloaded or written");
+    expect(err.hint).toContain("flashchat setup --model test-org/tiny-qwen35-moe");
+    expect([tree(join(tmp, "cache")), tree(join(tmp, "data"))]).toEqual(before);
+    // only the small metadata the plan is made from (config.json, the index) was read, and kept in memory
+    expect(hub.downloads().map((r) => r.path.split("/").pop())).toEqual(["config.json", "model.safetensors.index.json"]);
+  });
+
+  test("saying yes at the consent screen runs the setup", async () => {
+    const cfg = await config(REPO);
+    const r = await runSetup(cfg, opts({ interactive: true, confirm: async () => true }));
+    expect(r.ran).toEqual(["download", "extract", "repack"]);
+  });
+
+  test("an interrupted setup continues where it stopped", async () => {
+    const cfg = await config(REPO);
+    hub.faults.cut = { path: SHARD1, bytes: 200_000, times: 1 };
+    const err = await userErrorOf(runSetup(cfg, opts({ yes: true })));
+    expect(err.message).toContain(`${SHARD1} stopped at 200 KB`);
+    hub.requests.length = 0;
+    const r = await runSetup(cfg, opts({ yes: true }));
+    expect(r.ran).toEqual(["download", "extract", "repack"]);
+    const sha = hub.filesOf(REPO).find((f) => f.path === SHARD1)!.sha256;
+    expect(hub.downloads().filter((q) => q.path === `/cdn/${sha}`).map((q) => q.range)).toEqual(["bytes=200000-383703"]);
+  });
+
+  test("QUANTIZATION=2bit also prepares the 2-bit experts and streams from them", async () => {
+    const cfg = await config(REPO, { QUANTIZATION: "2bit" });
+    const r = await runSetup(cfg, opts({ yes: true }));
+    expect(r.ran).toEqual(["download", "extract", "repack", "repack-2bit"]);
+    expect(r.ready.expertsDir).toBe(join(r.ready.artifactsDir, "packed_experts_2bit"));
+    expect(inspectArtifacts(r.ready.artifactsDir).experts2bit.complete).toBe(true);
+  });
+
+  test("a Hugging Face bf16 repo is quantized by us", async () => {
+    const cfg = await config("test-org/bf16");
+    const r = await runSetup(cfg, opts({ yes: true }));
+    expect(r.plan.format).toBe("hf-bf16");
+    expect(r.ran).toEqual(["download", "extract", "repack"]);
+    const manifest = JSON.parse(readFileSync(join(r.ready.artifactsDir, "model_weights.json"), "utf8"));
+    expect(manifest.source).toMatchObject({ format: "hf-bf16", bits: 4 });
+  });
+
+  test("an unsupported architecture stops before anything is downloaded", async () => {
+    const cfg = await config("test-org/llama");
+    const err = await userErrorOf(runSetup(cfg, opts({ yes: true })));
+    expect(err.message).toContain('unsupported architecture: model_type "llama"');
+    expect(hub.downloads().filter((r) => r.path.startsWith("/cdn/"))).toEqual([]);
+    expect(tree(join(tmp, "cache"))).toEqual([]);
+  });
+
+  test("a missing repo is a clear error", async () => {
+    const cfg = await config("test-org/nope");
+    const err = await userErrorOf(runSetup(cfg, opts({ yes: true })));
+    expect(err.message).toBe(`model test-org/nope not found on ${hub.url}`);
+  });
+
+  test("a model already in the cache (Python's layout) is used without any network", async () => {
+    const cfg0 = await config(REPO);
+    const repoDir = join(cfg0.paths.hfCacheDir, "models--test-org--tiny-qwen35-moe");
+    const commit = hub.commitOf(REPO);
+    mkdirSync(join(repoDir, "blobs"), { recursive: true });
+    mkdirSync(join(repoDir, "snapshots", commit), { recursive: true });
+    mkdirSync(join(repoDir, "refs"), { recursive: true });
+    writeFileSync(join(repoDir, "refs", "main"), commit);
+    for (const f of hub.filesOf(REPO).filter((x) => !x.path.includes("/") && x.path !== "README.md")) {
+      copyFileSync(join(FIXTURE, f.path), join(repoDir, "blobs", f.sha256 ?? f.oid));
+      symlinkSync(`../../blobs/${f.sha256 ?? f.oid}`, join(repoDir, "snapshots", commit, f.path));
+    }
+    // the config layer finds the snapshot; setup only extracts and repacks (small writes: no question)
+    const cfg = await loadFlashchatConfig({ env, cwd: tmp, overrides: { MODEL_REPO: REPO } });
+    expect(cfg.modelPath).toBe(join(repoDir, "snapshots", commit));
+    const r = await runSetup(cfg, opts());
+    expect(r.ran).toEqual(["extract", "repack"]);
+    expect(hub.requests).toEqual([]);
+  });
+
+  test("--dry-run shows the plan and writes nothing", async () => {
+    const cfg = await config(REPO);
+    const r = await runSetup(cfg, opts({ dryRun: true }));
+    expect(r.ran).toEqual([]);
+    expect(r.plan.steps.map((s) => [s.id, s.done])).toEqual([["deps", true], ["download", false], ["extract", false], ["repack", false]]);
+    expect(tree(join(tmp, "cache"))).toEqual([]);
+    expect(tree(join(tmp, "data"))).toEqual([]);
+  });
+});
+
+describe("a local checkpoint folder", () => {
+  test("is extracted and repacked in place of a download", async () => {
+    const cfg0 = await config(REPO);
+    const local = join(tmp, "my-model");
+    cpSync(FIXTURE, local, { recursive: true, filter: (p) => !p.includes("hf-bf16") && !p.includes("expected") });
+    const cfg = await loadFlashchatConfig({ env, cwd: tmp, overrides: { MODEL_REPO: local } });
+    const r = await runSetup(cfg, opts());
+    expect(r.ran).toEqual(["extract", "repack"]);
+    expect(r.ready.kind).toBe("local");
+    expect(r.ready.checkpointDir).toBe(local);
+    expect(hub.requests).toEqual([]);
+    expect(cfg0.modelRepo).toBe(REPO);
+  });
+
+  test("an incomplete folder says what is missing", async () => {
+    await config(REPO);
+    const local = join(tmp, "broken");
+    mkdirSync(local);
+    copyFileSync(join(FIXTURE, "config.json"), join(local, "config.json"));
+    copyFileSync(join(FIXTURE, "model.safetensors.index.json"), join(local, "model.safetensors.index.json"));
+    const cfg = await loadFlashchatConfig({ env, cwd: tmp, overrides: { MODEL_REPO: local } });
+    const err = await userErrorOf(runSetup(cfg, opts()));
+    expect(err.message).toBe(`checkpoint ${local} is not usable: model-00001-of-00002.safetensors is missing; model-00002-of-00002.safetensors is missing`);
+  });
+});
