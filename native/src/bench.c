@@ -1,0 +1,390 @@
+/*
+ * Benchmarks: one expert (run, bench), kernels against the reference (verify), one MoE layer (moe,
+ * moebench), the whole model for one token (full, fullbench), and synthetic single-core kernel
+ * throughput (kernels). Each prints time per op and GB/s of weights consumed; model-level figures are
+ * printed beside both ceilings: the kernel one (n_threads x single-core kernel GB/s) and memory bandwidth.
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/kernels.h"
+#include "sampler.h"
+#include "snapshot.h"
+
+static uint64_t rng_state = 0x1234567ull;
+
+static uint32_t rnd(void) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng_state >> 33);
+}
+
+static float rndf(void) {
+    return (float)rnd() / 2147483648.0f - 1.0f;
+}
+
+static void fill_random(float * x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = rndf();
+}
+
+static uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+
+/* A random quantized matrix in one allocation (codes, scales, biases). */
+struct synth {
+    struct fc_matrix m;
+    uint8_t * mem;
+};
+
+static int synth_init(struct synth * s, int bits, int32_t rows, int32_t cols) {
+    const int32_t ng = cols / 64;
+    const size_t code_bytes = (size_t)rows * cols * bits / 8, sb = (size_t)rows * ng * 2;
+    s->mem = fc_alloc_aligned(code_bytes + 2 * sb + 64);
+    if (!s->mem) return 0;
+    for (size_t i = 0; i < code_bytes; i++) s->mem[i] = (uint8_t)rnd();
+    uint16_t * sc = (uint16_t *)(void *)(s->mem + code_bytes);
+    uint16_t * bi = sc + (size_t)rows * ng;
+    for (size_t i = 0; i < (size_t)rows * ng; i++) {
+        sc[i] = f32_to_bf16(rndf() * 0.05f);
+        bi[i] = f32_to_bf16(rndf() * 0.2f);
+    }
+    enum fc_dtype t = bits == 2 ? FC_DTYPE_Q2 : bits == 4 ? FC_DTYPE_Q4 : FC_DTYPE_Q8;
+    fc_matrix_init(&s->m, "synthetic", t, rows, cols, 64, s->mem, (uint8_t *)sc, (uint8_t *)bi, NULL);
+    return 1;
+}
+
+/* Single-core GB/s of kernel level k on a bits-wide [rows, cols] matrix (bytes = codes + scales + biases). */
+static double kernel_gbps(const struct fc_cpu_kernels * k, int bits, int32_t rows, int32_t cols, double min_ms) {
+    struct synth s;
+    if (!synth_init(&s, bits, rows, cols)) return 0.0;
+    float * x = fc_alloc_aligned((size_t)cols * 4), * xp = fc_alloc_aligned((size_t)cols * 4);
+    float * xs = fc_alloc_aligned((size_t)cols / 64 * 4 + 4);
+    fill_random(x, (size_t)cols);
+    fc_cpu_prepare_x(bits, x, cols, xp, xs);
+    const int32_t ng = cols / 64;
+    const int bi = fc_bits_index(bits);
+    volatile float sink = 0.0f;
+    double best = 1e30;
+    int reps = 0;
+    double t_start = fc_time_ms();
+    do {
+        double t0 = fc_time_ms();
+        float acc = 0.0f;
+        for (int32_t r = 0; r < rows; r++) {
+            acc += k->dot_q[bi](s.m.data + (size_t)r * s.m.row_bytes, s.m.scales + (size_t)r * ng, s.m.biases + (size_t)r * ng, xp, xs, ng);
+        }
+        sink += acc;
+        double dt = fc_time_ms() - t0;
+        if (dt < best) best = dt;
+        reps++;
+    } while (fc_time_ms() - t_start < min_ms || reps < 3);
+    (void)sink;
+    double bytes = (double)fc_matrix_bytes(&s.m);
+    free(s.mem); free(x); free(xp); free(xs);
+    return bytes / (best / 1e3) / 1e9;
+}
+
+/* memcpy bandwidth over 256 MB buffers (GB/s of bytes copied), best of 3. */
+static double memcpy_gbps(void) {
+    const size_t n = (size_t)256 << 20;
+    char * a = fc_alloc_aligned(n), * b = fc_alloc_aligned(n);
+    if (!a || !b) { free(a); free(b); return 0.0; }
+    memset(a, 1, n);
+    memset(b, 2, n);
+    double best = 1e30;
+    for (int i = 0; i < 4; i++) {
+        double t0 = fc_time_ms();
+        memcpy(b, a, n);
+        double dt = fc_time_ms() - t0;
+        if (i > 0 && dt < best) best = dt;
+    }
+    volatile char sink = b[n / 2];
+    (void)sink;
+    free(a); free(b);
+    return (double)n / (best / 1e3) / 1e9;
+}
+
+/* ===== verify ===== */
+
+static double max_rel_err(const float * a, const float * ref, size_t n) {
+    double max_abs_ref = 1e-6, max_diff = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - ref[i]);
+        if (d > max_diff) max_diff = d;
+        if (fabs(ref[i]) > max_abs_ref) max_abs_ref = fabs(ref[i]);
+    }
+    return max_diff / max_abs_ref;
+}
+
+static int verify_matrix(struct fc_engine * e, const char * name, const struct fc_matrix * m, int json, int * first) {
+    const int32_t ns[2] = { 1, 5 };
+    int ok = 1;
+    for (int i = 0; i < 2; i++) {
+        int32_t n = ns[i];
+        float * x = fc_alloc_aligned((size_t)n * m->cols * 4);
+        float * ref = fc_alloc_aligned((size_t)n * m->rows * 4);
+        float * got = fc_alloc_aligned((size_t)n * m->rows * 4);
+        fill_random(x, (size_t)n * m->cols);
+        fc_matmul_reference(m, x, ref, n);
+        e->be.ops->matmul(&e->be, m, x, got, n);
+        double err = max_rel_err(got, ref, (size_t)n * m->rows);
+        int pass = err < 1e-4;
+        ok &= pass;
+        if (json) {
+            printf("%s{\"name\":\"%s\",\"rows\":%d,\"cols\":%d,\"bits\":%d,\"tokens\":%d,\"max_rel_err\":%.3g,\"ok\":%s}", *first ? "" : ",",
+                   name, m->rows, m->cols, fc_dtype_bits(m->type), n, err, pass ? "true" : "false");
+            *first = 0;
+        } else {
+            printf("verify %-28s [%5d x %5d] %2d-bit tokens=%d  max rel err %.3g  %s\n", name, m->rows, m->cols, fc_dtype_bits(m->type), n,
+                   err, pass ? "ok" : "FAILED");
+        }
+        free(x); free(ref); free(got);
+    }
+    return ok;
+}
+
+static int bench_verify(struct fc_engine * e, const struct fc_bench_options * opt) {
+    const struct fc_model * m = &e->model;
+    const struct fc_layer * ly = &m->layers[opt->layer];
+    int ok = 1, first = 1;
+    if (opt->json) printf("{\"mode\":\"verify\",\"backend\":\"%s\",\"kernels\":\"%s\",\"results\":[", e->be.ops->name,
+                          e->be.ops->describe ? e->be.ops->describe(&e->be) : "");
+    else printf("verify: backend %s (%s) against the scalar reference, layer %d\n", e->be.ops->name,
+                e->be.ops->describe ? e->be.ops->describe(&e->be) : "", opt->layer);
+    ok &= verify_matrix(e, "lm_head", &m->lm_head, opt->json, &first);
+    ok &= verify_matrix(e, "router", &ly->router, opt->json, &first);
+    if (ly->has_shared) ok &= verify_matrix(e, "shared_expert.gate_proj", &ly->sh_gate, opt->json, &first);
+    if (ly->is_full) ok &= verify_matrix(e, "self_attn.q_proj", &ly->q_proj, opt->json, &first);
+    else ok &= verify_matrix(e, "linear_attn.in_proj_qkv", &ly->in_qkv, opt->json, &first);
+    int32_t id = 0;
+    fc_experts_read_start(&e->experts, opt->layer, &id, 1, e->expert_bufs);
+    struct fc_error err;
+    if (fc_experts_read_wait(&e->experts, &err) != FC_STATUS_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    struct fc_matrix g, u, d;
+    fc_experts_view(&e->experts, e->expert_bufs[0], &g, &u, &d);
+    ok &= verify_matrix(e, "expert0.gate_proj", &g, opt->json, &first);
+    ok &= verify_matrix(e, "expert0.down_proj", &d, opt->json, &first);
+    /* every kernel level this CPU has, on synthetic odd-sized matrices of every bit width */
+    for (int level = 0; level <= 2; level++) {
+        const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
+        if (!k) continue;
+        struct fc_backend be;
+        char name[16];
+        snprintf(name, sizeof name, "cpu:%d", level);
+        if (fc_backend_init(&be, name, e->pool, NULL) != FC_STATUS_OK) continue;
+        struct fc_backend saved = e->be;
+        e->be = be;
+        for (int bits = 2; bits <= 8; bits *= 2) {
+            struct synth s;
+            if (!synth_init(&s, bits, 37, 320)) continue;
+            char nm[64];
+            snprintf(nm, sizeof nm, "synthetic/%s", k->name);
+            ok &= verify_matrix(e, nm, &s.m, opt->json, &first);
+            free(s.mem);
+        }
+        e->be = saved;
+        fc_backend_free(&be);
+    }
+    if (opt->json) printf("],\"ok\":%s}\n", ok ? "true" : "false");
+    else printf("verify: %s\n", ok ? "all ok" : "FAILED");
+    return ok ? 0 : 1;
+}
+
+/* ===== one expert ===== */
+
+static int bench_expert(struct fc_engine * e, const struct fc_bench_options * opt, int iters) {
+    const int32_t H = e->model.cfg.hidden_size;
+    float * x = fc_alloc_aligned((size_t)H * 4), * y = fc_alloc_aligned((size_t)H * 4);
+    float * g = fc_alloc_aligned((size_t)e->experts.inter * 4), * u = fc_alloc_aligned((size_t)e->experts.inter * 4);
+    fill_random(x, (size_t)H);
+    struct fc_error err;
+    struct fc_matrix mg, mu, md;
+    double read_ms = 0.0, compute_best = 1e30, compute_total = 0.0;
+    for (int it = 0; it < iters + 1; it++) {
+        int32_t id = it % e->model.cfg.n_experts;
+        double t0 = fc_time_ms();
+        fc_experts_read_start(&e->experts, opt->layer, &id, 1, e->expert_bufs);
+        if (fc_experts_read_wait(&e->experts, &err) != FC_STATUS_OK) { fprintf(stderr, "%s\n", err.message); return 1; }
+        double t1 = fc_time_ms();
+        fc_experts_view(&e->experts, e->expert_bufs[0], &mg, &mu, &md);
+        e->be.ops->matmul(&e->be, &mg, x, g, 1);
+        e->be.ops->matmul(&e->be, &mu, x, u, 1);
+        for (int32_t i = 0; i < mg.rows; i++) g[i] = fc_silu(g[i]) * u[i];
+        e->be.ops->matmul(&e->be, &md, g, y, 1);
+        double t2 = fc_time_ms();
+        if (it == 0 && iters > 1) continue; /* warm-up */
+        read_ms += t1 - t0;
+        compute_total += t2 - t1;
+        if (t2 - t1 < compute_best) compute_best = t2 - t1;
+    }
+    int n = iters > 1 ? iters : 1;
+    double bytes = (double)(fc_matrix_bytes(&mg) + fc_matrix_bytes(&mu) + fc_matrix_bytes(&md));
+    double ms = compute_total / n;
+    if (opt->json) {
+        printf("{\"mode\":\"%s\",\"layer\":%d,\"iters\":%d,\"expert_bytes\":%.0f,\"bits\":%d,\"read_ms\":%.4f,\"compute_ms\":%.4f,"
+               "\"best_compute_ms\":%.4f,\"gbps\":%.3f,\"read_gbps\":%.3f,\"threads\":%d}\n",
+               opt->mode, opt->layer, n, bytes, e->experts.bits, read_ms / n, ms, compute_best, bytes / (ms / 1e3) / 1e9,
+               bytes / (read_ms / n / 1e3) / 1e9, e->n_threads);
+    } else {
+        printf("%s: one expert of layer %d (%d-bit, %.2f MB), %d iteration(s), %d thread(s)\n", opt->mode, opt->layer,
+               e->experts.bits, bytes / 1e6, n, e->n_threads);
+        printf("  read    %.4f ms/op  %.2f GB/s (pread)\n", read_ms / n, bytes / (read_ms / n / 1e3) / 1e9);
+        printf("  compute %.4f ms/op  %.2f GB/s (best %.4f ms)\n", ms, bytes / (ms / 1e3) / 1e9, compute_best);
+    }
+    free(x); free(y); free(g); free(u);
+    return 0;
+}
+
+/* ===== MoE layer / whole model ===== */
+
+static void print_ceilings(struct fc_engine * e, const struct fc_bench_options * opt, double bytes_per_op, double ms_per_op,
+                           const char * what) {
+    const struct fc_cpu_kernels * k = fc_cpu_kernels_best();
+    int bits = e->experts.bits;
+    double core_gbps = kernel_gbps(k, bits, 4096, 4096, 300.0); /* from memory: 8 MB+ at 4 bits, larger than L2 */
+    double mem_gbps = memcpy_gbps();
+    double gbps = bytes_per_op / (ms_per_op / 1e3) / 1e9;
+    double kernel_ceiling = core_gbps * e->n_threads;
+    if (opt->json) {
+        printf("{\"mode\":\"%s\",\"what\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"bytes_per_op\":%.0f,\"ms_per_op\":%.4f,"
+               "\"ops_per_s\":%.4f,\"gbps\":%.3f,\"kernel_gbps_per_core\":%.3f,\"kernel_ceiling_gbps\":%.3f,\"memcpy_gbps\":%.3f,"
+               "\"fraction_of_kernel_ceiling\":%.3f,\"fraction_of_memory_ceiling\":%.3f,\"io_wait_ms_per_op\":%.4f}\n",
+               opt->mode, what, e->n_threads, k->name, bytes_per_op, ms_per_op, 1e3 / ms_per_op, gbps, core_gbps, kernel_ceiling,
+               mem_gbps, gbps / kernel_ceiling, gbps / mem_gbps, 0.0);
+    } else {
+        printf("%s: %s\n", opt->mode, what);
+        printf("  %.3f ms/op (%.2f op/s), %.2f MB/op, %.2f GB/s, %d thread(s), kernels %s\n", ms_per_op, 1e3 / ms_per_op,
+               bytes_per_op / 1e6, gbps, e->n_threads, k->name);
+        printf("  kernel ceiling: %.2f GB/s (%d x %.2f GB/s single-core %d-bit matvec) -> %.2f op/s; achieved %.0f%%\n",
+               kernel_ceiling, e->n_threads, core_gbps, bits, kernel_ceiling * 1e9 / bytes_per_op, 100.0 * gbps / kernel_ceiling);
+        printf("  memory ceiling: %.2f GB/s (memcpy) -> %.2f op/s; achieved %.0f%%\n", mem_gbps, mem_gbps * 1e9 / bytes_per_op,
+               100.0 * gbps / mem_gbps);
+    }
+}
+
+static double layer_dense_bytes(const struct fc_layer * ly) {
+    double b = (double)(fc_matrix_bytes(&ly->router));
+    if (ly->has_shared) {
+        b += (double)(fc_matrix_bytes(&ly->sh_gate) + fc_matrix_bytes(&ly->sh_up) + fc_matrix_bytes(&ly->sh_down) +
+                      fc_matrix_bytes(&ly->sh_expert_gate));
+    }
+    return b;
+}
+
+static double attn_bytes(const struct fc_layer * ly) {
+    if (ly->is_full) {
+        return (double)(fc_matrix_bytes(&ly->q_proj) + fc_matrix_bytes(&ly->k_proj) + fc_matrix_bytes(&ly->v_proj) +
+                        fc_matrix_bytes(&ly->o_proj));
+    }
+    return (double)(fc_matrix_bytes(&ly->in_qkv) + fc_matrix_bytes(&ly->in_z) + fc_matrix_bytes(&ly->in_b) +
+                    fc_matrix_bytes(&ly->in_a) + fc_matrix_bytes(&ly->out_proj));
+}
+
+static int bench_moe(struct fc_engine * e, const struct fc_bench_options * opt, int iters) {
+    const int32_t H = e->model.cfg.hidden_size;
+    struct fc_error err;
+    double total = 0.0;
+    const double io0 = e->experts.io_wait_ms;
+    for (int it = 0; it < iters + 1; it++) {
+        fill_random(e->s.xn, (size_t)H); /* a new input each time: new experts */
+        double t0 = fc_time_ms();
+        if (fc_moe_forward(e, opt->layer, 1, &err) != FC_STATUS_OK) { fprintf(stderr, "%s\n", err.message); return 1; }
+        if (it > 0 || iters == 1) total += fc_time_ms() - t0;
+    }
+    int n = iters;
+    const struct fc_layer * ly = &e->model.layers[opt->layer];
+    double bytes = layer_dense_bytes(ly) + (double)e->n_active * (double)e->experts.expert_bytes;
+    char what[160];
+    snprintf(what, sizeof what, "one MoE layer (layer %d, K=%d of %d experts, %d-bit), %d iteration(s), io wait %.3f ms/op",
+             opt->layer, e->n_active, e->model.cfg.n_experts, e->experts.bits, n, (e->experts.io_wait_ms - io0) / (n + 1));
+    print_ceilings(e, opt, bytes, total / n, what);
+    return 0;
+}
+
+static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt, int iters) {
+    struct fc_error err;
+    const struct fc_model * m = &e->model;
+    float * logits = fc_alloc_aligned((size_t)m->cfg.vocab_size * 4);
+    fc_engine_reset(e);
+    int32_t tok = 1 % m->cfg.vocab_size;
+    double total = 0.0;
+    const double io0 = e->experts.io_wait_ms;
+    const uint64_t b0 = e->experts.bytes_read;
+    double io_meas = 0.0;
+    for (int it = 0; it < iters + 1; it++) {
+        if (e->st.n_past >= e->context) fc_engine_reset(e);
+        double io_before = e->experts.io_wait_ms;
+        double t0 = fc_time_ms();
+        if (fc_engine_eval(e, &tok, 1, NULL, logits, &err) != FC_STATUS_OK) { fprintf(stderr, "%s\n", err.message); return 1; }
+        if (it > 0 || iters == 1) {
+            total += fc_time_ms() - t0;
+            io_meas += e->experts.io_wait_ms - io_before;
+        }
+        tok = fc_argmax(logits, m->cfg.vocab_size);
+    }
+    (void)io0;
+    (void)b0;
+    int n = iters;
+    double dense = (double)fc_matrix_bytes(&m->lm_head);
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) dense += attn_bytes(&m->layers[l]) + layer_dense_bytes(&m->layers[l]);
+    double bytes = dense + (double)m->cfg.n_layers * e->n_active * (double)e->experts.expert_bytes;
+    char what[256];
+    snprintf(what, sizeof what, "whole model, one token (%d layers, K=%d, %d-bit experts, %.1f MB dense + %.1f MB experts/token), "
+             "%d token(s), io wait %.3f ms/token",
+             m->cfg.n_layers, e->n_active, e->experts.bits, dense / 1e6, (bytes - dense) / 1e6, n, io_meas / n);
+    print_ceilings(e, opt, bytes, total / n, what);
+    free(logits);
+    return 0;
+}
+
+/* ===== synthetic kernels ===== */
+
+static int bench_kernels(const struct fc_bench_options * opt) {
+    /* cache: 256 x 2048 (128 KB at 4 bits: L2); memory: 8192 x 8192 (32 MB+ at 4 bits, beyond L2/most L3) */
+    if (opt->json) printf("{\"mode\":\"kernels\",\"results\":[");
+    int first = 1;
+    for (int level = 0; level <= 2; level++) {
+        const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
+        if (!k) continue;
+        for (int bits = 2; bits <= 8; bits *= 2) {
+            double cache = kernel_gbps(k, bits, 256, 2048, 200.0);
+            double mem = kernel_gbps(k, bits, 8192, 8192, 600.0);
+            if (opt->json) {
+                printf("%s{\"kernels\":\"%s\",\"bits\":%d,\"cache_gbps\":%.3f,\"memory_gbps\":%.3f}", first ? "" : ",", k->name, bits,
+                       cache, mem);
+                first = 0;
+            } else {
+                printf("kernels %-8s %d-bit matvec, one thread: %6.2f GB/s from cache, %6.2f GB/s from memory\n", k->name, bits, cache,
+                       mem);
+            }
+        }
+    }
+    double mem = memcpy_gbps();
+    if (opt->json) printf("],\"memcpy_gbps\":%.3f}\n", mem);
+    else printf("memcpy: %.2f GB/s (256 MB buffers)\n", mem);
+    return 0;
+}
+
+int fc_bench_run(struct fc_engine * e, const struct fc_bench_options * opt) {
+    const char * m = opt->mode;
+    if (strcmp(m, "kernels") == 0) return bench_kernels(opt);
+    if (!e) return 2;
+    if (strcmp(m, "run") == 0) return bench_expert(e, opt, opt->iters > 0 ? opt->iters : 1);
+    if (strcmp(m, "bench") == 0) return bench_expert(e, opt, opt->iters > 0 ? opt->iters : 10);
+    if (strcmp(m, "verify") == 0) return bench_verify(e, opt);
+    if (strcmp(m, "moe") == 0) return bench_moe(e, opt, opt->iters > 0 ? opt->iters : 1);
+    if (strcmp(m, "moebench") == 0) return bench_moe(e, opt, opt->iters > 0 ? opt->iters : 10);
+    if (strcmp(m, "full") == 0) return bench_full(e, opt, opt->iters > 0 ? opt->iters : 1);
+    if (strcmp(m, "fullbench") == 0) return bench_full(e, opt, opt->iters > 0 ? opt->iters : 10);
+    return 2;
+}

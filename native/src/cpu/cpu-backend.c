@@ -1,0 +1,175 @@
+/* The CPU backend: quantized matmul over the compute pool, rows split between threads. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../backend.h"
+#include "../threads.h"
+#include "kernels.h"
+
+struct cpu_ctx {
+    const struct fc_cpu_kernels * k;
+    float * xp;    /* prepared x [n_tokens * cols] */
+    float * xsum;  /* [n_tokens * cols / 64] */
+    size_t xp_cap, xsum_cap;
+    float * deq;   /* per thread: 4 rows dequantized [n_threads][4 * cols] */
+    size_t deq_cap_per_thread;
+    int32_t n_threads;
+};
+
+struct mm_job {
+    const struct fc_matrix * w;
+    const float * x; /* prepared (quantized) or natural (float types) */
+    const float * xsum;
+    float * out;
+    int32_t n_tokens;
+    struct cpu_ctx * c;
+};
+
+static int fast_path(const struct fc_matrix * w) {
+    if (fc_dtype_is_quantized(w->type)) return w->group_size == FC_QK && w->cols % FC_QK == 0;
+    return w->cols % 16 == 0;
+}
+
+/* Convert row r of an unquantized matrix to floats. */
+static void float_row(const struct fc_matrix * w, int32_t r, float * out) {
+    const uint8_t * row = w->data + (size_t)r * w->row_bytes;
+    if (w->type == FC_DTYPE_F32) {
+        memcpy(out, row, (size_t)w->cols * 4);
+    } else {
+        for (int32_t i = 0; i < w->cols; i++) {
+            uint16_t h;
+            memcpy(&h, row + (size_t)i * 2, 2);
+            out[i] = w->type == FC_DTYPE_BF16 ? fc_bf16_to_f32(h) : fc_f16_to_f32(h);
+        }
+    }
+}
+
+static void load_row(const struct fc_cpu_kernels * k, const struct fc_matrix * w, int32_t r, float * out) {
+    if (fc_dtype_is_quantized(w->type)) {
+        int32_t ng = w->cols / FC_QK;
+        k->dequant_q[fc_bits_index(fc_dtype_bits(w->type))](w->data + (size_t)r * w->row_bytes, w->scales + (size_t)r * ng,
+                                                            w->biases + (size_t)r * ng, ng, out);
+    } else {
+        float_row(w, r, out);
+    }
+}
+
+static void mm_worker(void * p, int32_t ith, int32_t nth) {
+    struct mm_job * job = p;
+    const struct fc_matrix * w = job->w;
+    const struct fc_cpu_kernels * k = job->c->k;
+    const int32_t cols = w->cols;
+    int64_t r0, r1;
+    fc_split_range(w->rows, ith, nth, job->n_tokens == 1 ? 16 : 4, &r0, &r1);
+    if (r0 >= r1) return;
+    if (job->n_tokens == 1 && fc_dtype_is_quantized(w->type)) {
+        const int32_t ng = cols / FC_QK;
+        const int bi = fc_bits_index(fc_dtype_bits(w->type));
+        for (int64_t r = r0; r < r1; r++) {
+            job->out[r] = k->dot_q[bi](w->data + (size_t)r * w->row_bytes, w->scales + (size_t)r * ng, w->biases + (size_t)r * ng,
+                                       job->x, job->xsum, ng);
+        }
+        return;
+    }
+    /* Several tokens (or a float matrix): dequantize 4 rows once, dot them with every token. */
+    float * deq = job->c->deq + (size_t)ith * job->c->deq_cap_per_thread;
+    for (int64_t r = r0; r < r1; r += 4) {
+        int32_t nr = (int32_t)(r1 - r < 4 ? r1 - r : 4);
+        for (int32_t i = 0; i < nr; i++) load_row(k, w, (int32_t)(r + i), deq + (size_t)i * cols);
+        for (int32_t t = 0; t < job->n_tokens; t++) {
+            float res[4];
+            const float * xt = job->x + (size_t)t * cols;
+            if (nr == 4) {
+                k->dot4(deq, (size_t)cols, xt, cols, res);
+            } else {
+                for (int32_t i = 0; i < nr; i++) {
+                    float r4[4];
+                    k->dot4(deq + (size_t)i * cols, 0, xt, cols, r4);
+                    res[i] = r4[0];
+                }
+            }
+            for (int32_t i = 0; i < nr; i++) job->out[(size_t)t * w->rows + r + i] = res[i];
+        }
+    }
+}
+
+static int ensure(float ** buf, size_t * cap, size_t n) {
+    if (*cap >= n) return 1;
+    free(*buf);
+    *buf = fc_alloc_aligned(n * sizeof(float));
+    *cap = *buf ? n : 0;
+    return *buf != NULL;
+}
+
+static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
+    struct cpu_ctx * c = be->ctx;
+    if (n_tokens <= 0) return;
+    if (!fast_path(w)) {
+        fc_matmul_reference(w, x, out, n_tokens);
+        return;
+    }
+    const int32_t cols = w->cols;
+    struct mm_job job = { .w = w, .x = x, .xsum = NULL, .out = out, .n_tokens = n_tokens, .c = c };
+    if (fc_dtype_is_quantized(w->type)) {
+        FC_ASSERT(ensure(&c->xp, &c->xp_cap, (size_t)n_tokens * cols));
+        FC_ASSERT(ensure(&c->xsum, &c->xsum_cap, (size_t)n_tokens * (cols / FC_QK)));
+        int bits = fc_dtype_bits(w->type);
+        for (int32_t t = 0; t < n_tokens; t++) {
+            fc_cpu_prepare_x(bits, x + (size_t)t * cols, cols, c->xp + (size_t)t * cols, c->xsum + (size_t)t * (cols / FC_QK));
+        }
+        job.x = c->xp;
+        job.xsum = c->xsum;
+    }
+    if (n_tokens > 1 || !fc_dtype_is_quantized(w->type)) {
+        size_t per = (size_t)4 * cols;
+        if (c->deq_cap_per_thread < per) {
+            free(c->deq);
+            c->deq = fc_alloc_aligned(per * (size_t)c->n_threads * sizeof(float));
+            FC_ASSERT(c->deq != NULL);
+            c->deq_cap_per_thread = per;
+        }
+    }
+    /* Small products are not worth waking the other threads for. */
+    if ((int64_t)w->rows * cols * n_tokens < 32768 || c->n_threads == 1) {
+        mm_worker(&job, 0, 1);
+    } else {
+        fc_pool_run(be->pool, mm_worker, &job);
+    }
+}
+
+static void cpu_free(struct fc_backend * be) {
+    struct cpu_ctx * c = be->ctx;
+    if (!c) return;
+    free(c->xp);
+    free(c->xsum);
+    free(c->deq);
+    free(c);
+    be->ctx = NULL;
+}
+
+static const char * cpu_describe(struct fc_backend * be) {
+    struct cpu_ctx * c = be->ctx;
+    return c->k->name;
+}
+
+static const struct fc_backend_ops cpu_ops = {
+    .name = "cpu",
+    .matmul = cpu_matmul,
+    .free = cpu_free,
+    .describe = cpu_describe,
+};
+
+/* kernel_level -1 = the best this CPU has; the backend name "cpu:N" forces level N (benchmarks, verify). */
+enum fc_status fc_backend_cpu_init(struct fc_backend * be, struct fc_pool * pool, int kernel_level, struct fc_error * err) {
+    struct cpu_ctx * c = fc_xcalloc(1, sizeof *c);
+    c->k = kernel_level < 0 ? fc_cpu_kernels_best() : fc_cpu_kernels_get(kernel_level);
+    if (!c->k) {
+        free(c);
+        return fc_error_set(err, FC_STATUS_BAD_REQUEST, "kernel level %d is not supported on this CPU", kernel_level);
+    }
+    c->n_threads = fc_pool_size(pool);
+    be->ops = &cpu_ops;
+    be->ctx = c;
+    be->pool = pool;
+    return FC_STATUS_OK;
+}

@@ -1,0 +1,126 @@
+/* Portable C kernels for the prepared-x layout, the reference matmul, and kernel selection. */
+#include "kernels.h"
+
+#include <string.h>
+
+#include "../backend.h"
+#include "../util.h"
+
+void fc_cpu_prepare_x(int bits, const float * x, int32_t cols, float * xp, float * xsum) {
+    const int per = 8 / bits;
+    const int nbytes = 8 * bits;
+    for (int32_t g = 0; g < cols / FC_QK; g++) {
+        const float * xg = x + (size_t)g * FC_QK;
+        float * pg = xp + (size_t)g * FC_QK;
+        float s = 0.0f;
+        for (int k = 0; k < nbytes; k++) {
+            for (int j = 0; j < per; j++) pg[j * nbytes + k] = xg[k * per + j];
+        }
+        for (int i = 0; i < FC_QK; i++) s += xg[i];
+        xsum[g] = s;
+    }
+}
+
+#define DEF_GENERIC(BITS)                                                                                  \
+    static float dot_q##BITS##_generic(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,    \
+                                       const float * xp, const float * xsum, int32_t n_groups) {          \
+        const int per = 8 / BITS, nbytes = 8 * BITS, mask = (1 << BITS) - 1;                              \
+        float total = 0.0f;                                                                               \
+        for (int32_t g = 0; g < n_groups; g++) {                                                          \
+            const uint8_t * c = codes + (size_t)g * nbytes;                                               \
+            const float * x = xp + (size_t)g * FC_QK;                                                     \
+            float acc = 0.0f;                                                                             \
+            for (int j = 0; j < per; j++) {                                                               \
+                for (int k = 0; k < nbytes; k++) acc += (float)((c[k] >> (j * BITS)) & mask) * x[j * nbytes + k]; \
+            }                                                                                             \
+            total += fc_bf16_to_f32(sc[g]) * acc + fc_bf16_to_f32(bi[g]) * xsum[g];                       \
+        }                                                                                                 \
+        return total;                                                                                     \
+    }                                                                                                     \
+    static void dequant_q##BITS##_generic(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi, \
+                                          int32_t n_groups, float * out) {                                \
+        const int per = 8 / BITS, nbytes = 8 * BITS, mask = (1 << BITS) - 1;                              \
+        for (int32_t g = 0; g < n_groups; g++) {                                                          \
+            const uint8_t * c = codes + (size_t)g * nbytes;                                               \
+            float * o = out + (size_t)g * FC_QK;                                                          \
+            const float s = fc_bf16_to_f32(sc[g]), b = fc_bf16_to_f32(bi[g]);                             \
+            for (int j = 0; j < per; j++) {                                                               \
+                for (int k = 0; k < nbytes; k++) o[j * nbytes + k] = (float)((c[k] >> (j * BITS)) & mask) * s + b; \
+            }                                                                                             \
+        }                                                                                                 \
+    }
+
+DEF_GENERIC(2)
+DEF_GENERIC(4)
+DEF_GENERIC(8)
+
+static void dot4_generic(const float * w, size_t w_stride, const float * x, int32_t n, float * out) {
+    for (int r = 0; r < 4; r++) {
+        const float * wr = w + (size_t)r * w_stride;
+        float acc[8] = { 0 };
+        for (int32_t i = 0; i < n; i += 8) {
+            for (int l = 0; l < 8; l++) acc[l] += wr[i + l] * x[i + l];
+        }
+        out[r] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    }
+}
+
+const struct fc_cpu_kernels fc_cpu_kernels_generic = {
+    .name = "generic",
+    .dot_q = { dot_q2_generic, dot_q4_generic, dot_q8_generic },
+    .dequant_q = { dequant_q2_generic, dequant_q4_generic, dequant_q8_generic },
+    .dot4 = dot4_generic,
+};
+
+const struct fc_cpu_kernels * fc_cpu_kernels_get(int level) {
+    if (level == 0) return &fc_cpu_kernels_generic;
+#ifdef FC_HAVE_X86_KERNELS
+    __builtin_cpu_init();
+    if (level == 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &fc_cpu_kernels_avx2;
+    if (level == 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma")) {
+        return &fc_cpu_kernels_avx512;
+    }
+#endif
+    return NULL;
+}
+
+const struct fc_cpu_kernels * fc_cpu_kernels_best(void) {
+    for (int level = 2; level > 0; level--) {
+        const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
+        if (k) return k;
+    }
+    return &fc_cpu_kernels_generic;
+}
+
+/* ===== reference matmul: natural order, element by element, double accumulation ===== */
+
+static float code_at(const uint8_t * row, int bits, int32_t i) {
+    size_t bit = (size_t)i * (size_t)bits;
+    return (float)((row[bit / 8] >> (bit % 8)) & ((1u << bits) - 1u));
+}
+
+static float value_at(const struct fc_matrix * w, int32_t r, int32_t i) {
+    const uint8_t * row = w->data + (size_t)r * w->row_bytes;
+    switch (w->type) {
+    case FC_DTYPE_F32: { float f; memcpy(&f, row + (size_t)i * 4, 4); return f; }
+    case FC_DTYPE_F16: { uint16_t h; memcpy(&h, row + (size_t)i * 2, 2); return fc_f16_to_f32(h); }
+    case FC_DTYPE_BF16: { uint16_t h; memcpy(&h, row + (size_t)i * 2, 2); return fc_bf16_to_f32(h); }
+    default: {
+        int32_t ng = w->cols / w->group_size;
+        size_t gi = (size_t)r * (size_t)ng + (size_t)(i / w->group_size);
+        float s = fc_bf16_to_f32(w->scales[gi]), b = fc_bf16_to_f32(w->biases[gi]);
+        return code_at(row, fc_dtype_bits(w->type), i) * s + b;
+    }
+    }
+}
+
+void fc_matmul_reference(const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
+    for (int32_t t = 0; t < n_tokens; t++) {
+        for (int32_t r = 0; r < w->rows; r++) {
+            double acc = 0.0;
+            for (int32_t i = 0; i < w->cols; i++) acc += (double)value_at(w, r, i) * (double)x[(size_t)t * w->cols + i];
+            out[(size_t)t * w->rows + r] = (float)acc;
+        }
+    }
+}

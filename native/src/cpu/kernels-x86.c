@@ -1,0 +1,306 @@
+/*
+ * x86 kernels (AVX2+FMA and AVX-512), compiled with per-function target attributes so the default
+ * build runs on any x86-64 and picks these at run time (fc_cpu_kernels_get). Same math as
+ * kernels-generic.c: per group, codes widened to int32 -> float, FMA with prepared x, then scale
+ * and bias applied once per group.
+ */
+#include "kernels.h"
+
+#ifdef FC_HAVE_X86_KERNELS
+
+#include <immintrin.h>
+
+#include "../util.h"
+
+#define T_AVX2 __attribute__((target("avx2,fma")))
+#define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+
+/* ===== AVX2 ===== */
+
+T_AVX2 static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+T_AVX2 static inline __m256i load8_u8_epi32(const uint8_t * p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
+
+T_AVX2 static float dot_q4_avx2(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,
+                                const float * xp, const float * xsum, int32_t n_groups) {
+    const __m256i m4 = _mm256_set1_epi32(15);
+    __m256 total0 = _mm256_setzero_ps(), total1 = _mm256_setzero_ps();
+    float bias0 = 0.0f, bias1 = 0.0f;
+    int32_t g = 0;
+    for (; g < n_groups; g++) {
+        const uint8_t * c = codes + (size_t)g * 32;
+        const float * x = xp + (size_t)g * 64;
+        __m256 acc0, acc1;
+        __m256i v0 = load8_u8_epi32(c), v1 = load8_u8_epi32(c + 8), v2 = load8_u8_epi32(c + 16), v3 = load8_u8_epi32(c + 24);
+        acc0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v0, m4)), _mm256_loadu_ps(x));
+        acc1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v1, m4)), _mm256_loadu_ps(x + 8));
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v2, m4)), _mm256_loadu_ps(x + 16), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v3, m4)), _mm256_loadu_ps(x + 24), acc1);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4)), _mm256_loadu_ps(x + 32), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4)), _mm256_loadu_ps(x + 40), acc1);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v2, 4)), _mm256_loadu_ps(x + 48), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v3, 4)), _mm256_loadu_ps(x + 56), acc1);
+        __m256 s = _mm256_set1_ps(fc_bf16_to_f32(sc[g]));
+        if (g & 1) {
+            total1 = _mm256_fmadd_ps(s, _mm256_add_ps(acc0, acc1), total1);
+            bias1 += fc_bf16_to_f32(bi[g]) * xsum[g];
+        } else {
+            total0 = _mm256_fmadd_ps(s, _mm256_add_ps(acc0, acc1), total0);
+            bias0 += fc_bf16_to_f32(bi[g]) * xsum[g];
+        }
+    }
+    return hsum256(_mm256_add_ps(total0, total1)) + bias0 + bias1;
+}
+
+T_AVX2 static float dot_q8_avx2(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,
+                                const float * xp, const float * xsum, int32_t n_groups) {
+    __m256 total = _mm256_setzero_ps();
+    float bias = 0.0f;
+    for (int32_t g = 0; g < n_groups; g++) {
+        const uint8_t * c = codes + (size_t)g * 64;
+        const float * x = xp + (size_t)g * 64;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (int k = 0; k < 64; k += 16) {
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(load8_u8_epi32(c + k)), _mm256_loadu_ps(x + k), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(load8_u8_epi32(c + k + 8)), _mm256_loadu_ps(x + k + 8), acc1);
+        }
+        total = _mm256_fmadd_ps(_mm256_set1_ps(fc_bf16_to_f32(sc[g])), _mm256_add_ps(acc0, acc1), total);
+        bias += fc_bf16_to_f32(bi[g]) * xsum[g];
+    }
+    return hsum256(total) + bias;
+}
+
+T_AVX2 static float dot_q2_avx2(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,
+                                const float * xp, const float * xsum, int32_t n_groups) {
+    const __m256i m2 = _mm256_set1_epi32(3);
+    __m256 total = _mm256_setzero_ps();
+    float bias = 0.0f;
+    for (int32_t g = 0; g < n_groups; g++) {
+        const uint8_t * c = codes + (size_t)g * 16;
+        const float * x = xp + (size_t)g * 64;
+        __m256i v0 = load8_u8_epi32(c), v1 = load8_u8_epi32(c + 8);
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (int j = 0; j < 4; j++) {
+            __m256i a = _mm256_and_si256(_mm256_srli_epi32(v0, 2 * j), m2);
+            __m256i b = _mm256_and_si256(_mm256_srli_epi32(v1, 2 * j), m2);
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_loadu_ps(x + 16 * j), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(b), _mm256_loadu_ps(x + 16 * j + 8), acc1);
+        }
+        total = _mm256_fmadd_ps(_mm256_set1_ps(fc_bf16_to_f32(sc[g])), _mm256_add_ps(acc0, acc1), total);
+        bias += fc_bf16_to_f32(bi[g]) * xsum[g];
+    }
+    return hsum256(total) + bias;
+}
+
+#define DEQ_STORE_AVX2(o, v, s, b) _mm256_storeu_ps((o), _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), (s), (b)))
+
+T_AVX2 static void dequant_q4_avx2(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi, int32_t n_groups, float * out) {
+    const __m256i m4 = _mm256_set1_epi32(15);
+    for (int32_t g = 0; g < n_groups; g++) {
+        const uint8_t * c = codes + (size_t)g * 32;
+        float * o = out + (size_t)g * 64;
+        __m256 s = _mm256_set1_ps(fc_bf16_to_f32(sc[g])), b = _mm256_set1_ps(fc_bf16_to_f32(bi[g]));
+        for (int k = 0; k < 32; k += 8) {
+            __m256i v = load8_u8_epi32(c + k);
+            DEQ_STORE_AVX2(o + k, _mm256_and_si256(v, m4), s, b);
+            DEQ_STORE_AVX2(o + 32 + k, _mm256_srli_epi32(v, 4), s, b);
+        }
+    }
+}
+
+T_AVX2 static void dequant_q8_avx2(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi, int32_t n_groups, float * out) {
+    for (int32_t g = 0; g < n_groups; g++) {
+        const uint8_t * c = codes + (size_t)g * 64;
+        float * o = out + (size_t)g * 64;
+        __m256 s = _mm256_set1_ps(fc_bf16_to_f32(sc[g])), b = _mm256_set1_ps(fc_bf16_to_f32(bi[g]));
+        for (int k = 0; k < 64; k += 8) DEQ_STORE_AVX2(o + k, load8_u8_epi32(c + k), s, b);
+    }
+}
+
+T_AVX2 static void dequant_q2_avx2(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi, int32_t n_groups, float * out) {
+    const __m256i m2 = _mm256_set1_epi32(3);
+    for (int32_t g = 0; g < n_groups; g++) {
+        const uint8_t * c = codes + (size_t)g * 16;
+        float * o = out + (size_t)g * 64;
+        __m256 s = _mm256_set1_ps(fc_bf16_to_f32(sc[g])), b = _mm256_set1_ps(fc_bf16_to_f32(bi[g]));
+        __m256i v0 = load8_u8_epi32(c), v1 = load8_u8_epi32(c + 8);
+        for (int j = 0; j < 4; j++) {
+            DEQ_STORE_AVX2(o + 16 * j, _mm256_and_si256(_mm256_srli_epi32(v0, 2 * j), m2), s, b);
+            DEQ_STORE_AVX2(o + 16 * j + 8, _mm256_and_si256(_mm256_srli_epi32(v1, 2 * j), m2), s, b);
+        }
+    }
+}
+
+T_AVX2 static void dot4_avx2(const float * w, size_t w_stride, const float * x, int32_t n, float * out) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    const float * w0 = w, * w1 = w + w_stride, * w2 = w + 2 * w_stride, * w3 = w + 3 * w_stride;
+    for (int32_t i = 0; i < n; i += 8) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xv, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xv, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xv, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xv, a3);
+    }
+    out[0] = hsum256(a0);
+    out[1] = hsum256(a1);
+    out[2] = hsum256(a2);
+    out[3] = hsum256(a3);
+}
+
+const struct fc_cpu_kernels fc_cpu_kernels_avx2 = {
+    .name = "avx2",
+    .dot_q = { dot_q2_avx2, dot_q4_avx2, dot_q8_avx2 },
+    .dequant_q = { dequant_q2_avx2, dequant_q4_avx2, dequant_q8_avx2 },
+    .dot4 = dot4_avx2,
+};
+
+/* ===== AVX-512 ===== */
+
+T_AVX512 static inline __m512i load16_u8_epi32(const uint8_t * p) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+}
+
+T_AVX512 static float dot_q4_avx512(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,
+                                    const float * xp, const float * xsum, int32_t n_groups) {
+    const __m512i m4 = _mm512_set1_epi32(15);
+    __m512 total0 = _mm512_setzero_ps(), total1 = _mm512_setzero_ps();
+    float bias0 = 0.0f, bias1 = 0.0f;
+    int32_t g = 0;
+    for (; g + 1 < n_groups; g += 2) {
+        for (int u = 0; u < 2; u++) {
+            const uint8_t * c = codes + (size_t)(g + u) * 32;
+            const float * x = xp + (size_t)(g + u) * 64;
+            __m512i v0 = load16_u8_epi32(c), v1 = load16_u8_epi32(c + 16);
+            __m512 acc0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v0, m4)), _mm512_loadu_ps(x));
+            __m512 acc1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v1, m4)), _mm512_loadu_ps(x + 16));
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v0, 4)), _mm512_loadu_ps(x + 32), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v1, 4)), _mm512_loadu_ps(x + 48), acc1);
+            __m512 s = _mm512_set1_ps(fc_bf16_to_f32(sc[g + u]));
+            if (u == 0) {
+                total0 = _mm512_fmadd_ps(s, _mm512_add_ps(acc0, acc1), total0);
+                bias0 += fc_bf16_to_f32(bi[g]) * xsum[g];
+            } else {
+                total1 = _mm512_fmadd_ps(s, _mm512_add_ps(acc0, acc1), total1);
+                bias1 += fc_bf16_to_f32(bi[g + 1]) * xsum[g + 1];
+            }
+        }
+    }
+    for (; g < n_groups; g++) {
+        const uint8_t * c = codes + (size_t)g * 32;
+        const float * x = xp + (size_t)g * 64;
+        __m512i v0 = load16_u8_epi32(c), v1 = load16_u8_epi32(c + 16);
+        __m512 acc0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v0, m4)), _mm512_loadu_ps(x));
+        __m512 acc1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v1, m4)), _mm512_loadu_ps(x + 16));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v0, 4)), _mm512_loadu_ps(x + 32), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v1, 4)), _mm512_loadu_ps(x + 48), acc1);
+        total0 = _mm512_fmadd_ps(_mm512_set1_ps(fc_bf16_to_f32(sc[g])), _mm512_add_ps(acc0, acc1), total0);
+        bias0 += fc_bf16_to_f32(bi[g]) * xsum[g];
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(total0, total1)) + bias0 + bias1;
+}
+
+T_AVX512 static float dot_q8_avx512(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,
+                                    const float * xp, const float * xsum, int32_t n_groups) {
+    __m512 total0 = _mm512_setzero_ps(), total1 = _mm512_setzero_ps();
+    float bias = 0.0f;
+    for (int32_t g = 0; g < n_groups; g++) {
+        const uint8_t * c = codes + (size_t)g * 64;
+        const float * x = xp + (size_t)g * 64;
+        __m512 acc0 = _mm512_mul_ps(_mm512_cvtepi32_ps(load16_u8_epi32(c)), _mm512_loadu_ps(x));
+        __m512 acc1 = _mm512_mul_ps(_mm512_cvtepi32_ps(load16_u8_epi32(c + 16)), _mm512_loadu_ps(x + 16));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(load16_u8_epi32(c + 32)), _mm512_loadu_ps(x + 32), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(load16_u8_epi32(c + 48)), _mm512_loadu_ps(x + 48), acc1);
+        __m512 s = _mm512_set1_ps(fc_bf16_to_f32(sc[g]));
+        if (g & 1) total1 = _mm512_fmadd_ps(s, _mm512_add_ps(acc0, acc1), total1);
+        else total0 = _mm512_fmadd_ps(s, _mm512_add_ps(acc0, acc1), total0);
+        bias += fc_bf16_to_f32(bi[g]) * xsum[g];
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(total0, total1)) + bias;
+}
+
+T_AVX512 static float dot_q2_avx512(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,
+                                    const float * xp, const float * xsum, int32_t n_groups) {
+    const __m512i m2 = _mm512_set1_epi32(3);
+    __m512 total0 = _mm512_setzero_ps(), total1 = _mm512_setzero_ps();
+    float bias = 0.0f;
+    for (int32_t g = 0; g < n_groups; g++) {
+        const float * x = xp + (size_t)g * 64;
+        __m512i v = load16_u8_epi32(codes + (size_t)g * 16);
+        __m512 acc0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, m2)), _mm512_loadu_ps(x));
+        __m512 acc1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 2), m2)), _mm512_loadu_ps(x + 16));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 4), m2)), _mm512_loadu_ps(x + 32), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 6)), _mm512_loadu_ps(x + 48), acc1);
+        __m512 s = _mm512_set1_ps(fc_bf16_to_f32(sc[g]));
+        if (g & 1) total1 = _mm512_fmadd_ps(s, _mm512_add_ps(acc0, acc1), total1);
+        else total0 = _mm512_fmadd_ps(s, _mm512_add_ps(acc0, acc1), total0);
+        bias += fc_bf16_to_f32(bi[g]) * xsum[g];
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(total0, total1)) + bias;
+}
+
+#define DEQ_STORE_512(o, v, s, b) _mm512_storeu_ps((o), _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), (s), (b)))
+
+T_AVX512 static void dequant_q4_avx512(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi, int32_t n_groups, float * out) {
+    const __m512i m4 = _mm512_set1_epi32(15);
+    for (int32_t g = 0; g < n_groups; g++) {
+        const uint8_t * c = codes + (size_t)g * 32;
+        float * o = out + (size_t)g * 64;
+        __m512 s = _mm512_set1_ps(fc_bf16_to_f32(sc[g])), b = _mm512_set1_ps(fc_bf16_to_f32(bi[g]));
+        __m512i v0 = load16_u8_epi32(c), v1 = load16_u8_epi32(c + 16);
+        DEQ_STORE_512(o, _mm512_and_si512(v0, m4), s, b);
+        DEQ_STORE_512(o + 16, _mm512_and_si512(v1, m4), s, b);
+        DEQ_STORE_512(o + 32, _mm512_srli_epi32(v0, 4), s, b);
+        DEQ_STORE_512(o + 48, _mm512_srli_epi32(v1, 4), s, b);
+    }
+}
+
+T_AVX512 static void dequant_q8_avx512(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi, int32_t n_groups, float * out) {
+    for (int32_t g = 0; g < n_groups; g++) {
+        const uint8_t * c = codes + (size_t)g * 64;
+        float * o = out + (size_t)g * 64;
+        __m512 s = _mm512_set1_ps(fc_bf16_to_f32(sc[g])), b = _mm512_set1_ps(fc_bf16_to_f32(bi[g]));
+        for (int k = 0; k < 64; k += 16) DEQ_STORE_512(o + k, load16_u8_epi32(c + k), s, b);
+    }
+}
+
+T_AVX512 static void dequant_q2_avx512(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi, int32_t n_groups, float * out) {
+    const __m512i m2 = _mm512_set1_epi32(3);
+    for (int32_t g = 0; g < n_groups; g++) {
+        float * o = out + (size_t)g * 64;
+        __m512 s = _mm512_set1_ps(fc_bf16_to_f32(sc[g])), b = _mm512_set1_ps(fc_bf16_to_f32(bi[g]));
+        __m512i v = load16_u8_epi32(codes + (size_t)g * 16);
+        for (int j = 0; j < 4; j++) DEQ_STORE_512(o + 16 * j, _mm512_and_si512(_mm512_srli_epi32(v, 2 * j), m2), s, b);
+    }
+}
+
+T_AVX512 static void dot4_avx512(const float * w, size_t w_stride, const float * x, int32_t n, float * out) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    const float * w0 = w, * w1 = w + w_stride, * w2 = w + 2 * w_stride, * w3 = w + 3 * w_stride;
+    for (int32_t i = 0; i < n; i += 16) {
+        __m512 xv = _mm512_loadu_ps(x + i);
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + i), xv, a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + i), xv, a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + i), xv, a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + i), xv, a3);
+    }
+    out[0] = _mm512_reduce_add_ps(a0);
+    out[1] = _mm512_reduce_add_ps(a1);
+    out[2] = _mm512_reduce_add_ps(a2);
+    out[3] = _mm512_reduce_add_ps(a3);
+}
+
+const struct fc_cpu_kernels fc_cpu_kernels_avx512 = {
+    .name = "avx512",
+    .dot_q = { dot_q2_avx512, dot_q4_avx512, dot_q8_avx512 },
+    .dequant_q = { dequant_q2_avx512, dequant_q4_avx512, dequant_q8_avx512 },
+    .dot4 = dot4_avx512,
+};
+
+#endif

@@ -1,0 +1,230 @@
+/* Engine set-up and the layer loop: embedding, per-layer blocks, final norm, lm_head. */
+#define _GNU_SOURCE
+#include "engine.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void fc_rmsnorm(float * out, const float * x, const float * w, int32_t n, float eps) {
+    double ss = 0.0;
+    for (int32_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float r = (float)(1.0 / sqrt(ss / n + eps));
+    for (int32_t i = 0; i < n; i++) out[i] = x[i] * r * w[i];
+}
+
+static int32_t imax(int32_t a, int32_t b) { return a > b ? a : b; }
+
+size_t fc_engine_recurrent_bytes(const struct fc_engine * e) {
+    const struct fc_config * c = &e->model.cfg;
+    size_t per = (size_t)(c->la_conv_kernel - 1) * fc_la_conv_dim(c) + (size_t)c->la_n_v_heads * c->la_k_dim * c->la_v_dim;
+    return per * sizeof(float) * (size_t)e->model.n_linear_layers;
+}
+
+size_t fc_engine_kv_bytes_per_pos(const struct fc_engine * e) {
+    const struct fc_config * c = &e->model.cfg;
+    return 2 * (size_t)c->n_kv_heads * c->head_dim * sizeof(float) * (size_t)e->model.n_full_layers;
+}
+
+#define ALLOC(ptr, count)                                                                                   \
+    do {                                                                                                    \
+        (ptr) = fc_alloc_aligned((size_t)(count) * sizeof *(ptr));                                          \
+        if (!(ptr)) return fc_error_set(err, FC_STATUS_NO_MEMORY, "out of memory allocating %s", #ptr);    \
+    } while (0)
+
+static enum fc_status alloc_state(struct fc_engine * e, struct fc_error * err) {
+    const struct fc_config * c = &e->model.cfg;
+    const struct fc_model * m = &e->model;
+    struct fc_seq_state * st = &e->st;
+    ALLOC(st->tokens, e->context);
+    st->conv = fc_xcalloc((size_t)m->n_linear_layers + 1, sizeof *st->conv);
+    st->ssm = fc_xcalloc((size_t)m->n_linear_layers + 1, sizeof *st->ssm);
+    for (int32_t i = 0; i < m->n_linear_layers; i++) {
+        ALLOC(st->conv[i], (size_t)(c->la_conv_kernel - 1) * fc_la_conv_dim(c) + 1);
+        ALLOC(st->ssm[i], (size_t)c->la_n_v_heads * c->la_k_dim * c->la_v_dim);
+    }
+    st->k_cache = fc_xcalloc((size_t)m->n_full_layers + 1, sizeof *st->k_cache);
+    st->v_cache = fc_xcalloc((size_t)m->n_full_layers + 1, sizeof *st->v_cache);
+    for (int32_t i = 0; i < m->n_full_layers; i++) {
+        ALLOC(st->k_cache[i], (size_t)e->context * c->n_kv_heads * c->head_dim);
+        ALLOC(st->v_cache[i], (size_t)e->context * c->n_kv_heads * c->head_dim);
+    }
+    return FC_STATUS_OK;
+}
+
+static enum fc_status alloc_scratch(struct fc_engine * e, struct fc_error * err) {
+    const struct fc_config * c = &e->model.cfg;
+    struct fc_scratch * s = &e->s;
+    const size_t B = (size_t)e->max_batch, H = (size_t)c->hidden_size;
+    const int32_t vdim = c->la_n_v_heads * c->la_v_dim, conv = fc_la_conv_dim(c);
+    const int32_t qdim = c->n_heads * c->head_dim, kvdim = c->n_kv_heads * c->head_dim;
+    const int32_t inter = imax(c->moe_inter, c->shared_inter);
+    ALLOC(s->x, B * H);
+    ALLOC(s->xn, B * H);
+    ALLOC(s->out, B * H);
+    ALLOC(s->proj, B * (size_t)imax(conv, 2 * qdim));
+    ALLOC(s->proj2, B * (size_t)imax(vdim, kvdim));
+    ALLOC(s->proj3, B * (size_t)imax(c->la_n_v_heads, kvdim));
+    ALLOC(s->proj4, B * (size_t)c->la_n_v_heads);
+    ALLOC(s->attn, B * (size_t)imax(vdim, qdim));
+    ALLOC(s->scores, (size_t)e->n_threads * (size_t)e->context);
+    ALLOC(s->router, B * (size_t)c->n_experts);
+    ALLOC(s->gate, B * (size_t)inter);
+    ALLOC(s->up, B * (size_t)inter);
+    ALLOC(s->gathered, B * H);
+    ALLOC(s->down, B * H);
+    ALLOC(s->sh_gate, B);
+    ALLOC(s->topk_ids, B * (size_t)e->n_active);
+    ALLOC(s->topk_w, B * (size_t)e->n_active);
+    ALLOC(s->tok_idx, B);
+    ALLOC(s->tok_w, B);
+    ALLOC(s->inv_freq, (size_t)imax(c->rotary_dim / 2, 1));
+    for (int32_t i = 0; i < c->rotary_dim / 2; i++) {
+        /* as the reference: float32 exponent 2i/rot, inverse of theta^that */
+        float ex = (float)(2 * i) / (float)c->rotary_dim;
+        s->inv_freq[i] = (float)(1.0 / pow((double)c->rope_theta, (double)ex));
+    }
+    ALLOC(e->expert_count, (size_t)c->n_experts);
+    return FC_STATUS_OK;
+}
+
+enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_options * opt, struct fc_error * err) {
+    memset(e, 0, sizeof *e);
+    enum fc_status st = fc_model_load(&e->model, opt->artifacts_dir, err);
+    if (st != FC_STATUS_OK) return st;
+    const struct fc_config * c = &e->model.cfg;
+    e->n_threads = opt->n_threads > 0 ? opt->n_threads : fc_cpu_count();
+    e->context = opt->context > 0 ? opt->context : (c->max_position < 4096 ? c->max_position : 4096);
+    e->n_active = opt->n_active_experts > 0 ? opt->n_active_experts : c->n_experts_used;
+    if (e->n_active > c->n_experts) e->n_active = c->n_experts;
+    e->max_batch = opt->max_batch > 0 ? opt->max_batch : 128;
+    char dir[4096];
+    if (opt->experts_dir) snprintf(dir, sizeof dir, "%s", opt->experts_dir);
+    else snprintf(dir, sizeof dir, "%s/packed_experts", opt->artifacts_dir);
+    int32_t n_io = opt->n_io_threads > 0 ? opt->n_io_threads : (e->n_active < 4 ? 4 : e->n_active);
+    if (n_io > 32) n_io = 32;
+    st = fc_experts_load(&e->experts, dir, c, n_io, err);
+    if (st != FC_STATUS_OK) goto fail;
+    e->pool = fc_pool_init(e->n_threads);
+    if (!e->pool) { st = fc_error_set(err, FC_STATUS_INTERNAL, "cannot start %d compute threads", e->n_threads); goto fail; }
+    st = fc_backend_init(&e->be, opt->backend ? opt->backend : "cpu", e->pool, err);
+    if (st != FC_STATUS_OK) goto fail;
+    if ((st = alloc_state(e, err)) != FC_STATUS_OK) goto fail;
+    if ((st = alloc_scratch(e, err)) != FC_STATUS_OK) goto fail;
+    e->n_expert_bufs = e->n_active;
+    e->expert_bufs = fc_xcalloc((size_t)e->n_expert_bufs, sizeof *e->expert_bufs);
+    for (int32_t i = 0; i < e->n_expert_bufs; i++) {
+        e->expert_bufs[i] = fc_alloc_aligned(e->experts.expert_bytes);
+        if (!e->expert_bufs[i]) { st = fc_error_set(err, FC_STATUS_NO_MEMORY, "out of memory for expert buffers"); goto fail; }
+    }
+    return FC_STATUS_OK;
+fail:
+    fc_engine_free(e);
+    return st;
+}
+
+void fc_engine_free(struct fc_engine * e) {
+    struct fc_seq_state * st = &e->st;
+    for (int32_t i = 0; st->conv && i < e->model.n_linear_layers; i++) { free(st->conv[i]); free(st->ssm[i]); }
+    for (int32_t i = 0; st->k_cache && i < e->model.n_full_layers; i++) { free(st->k_cache[i]); free(st->v_cache[i]); }
+    free(st->conv); free(st->ssm); free(st->k_cache); free(st->v_cache); free(st->tokens);
+    struct fc_scratch * s = &e->s;
+    void * bufs[] = { s->x, s->xn, s->out, s->proj, s->proj2, s->proj3, s->proj4, s->attn, s->scores, s->router, s->gate,
+                      s->up, s->gathered, s->down, s->sh_gate, s->topk_ids, s->topk_w, s->tok_idx, s->tok_w, s->inv_freq,
+                      e->expert_count };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    for (int32_t i = 0; e->expert_bufs && i < e->n_expert_bufs; i++) free(e->expert_bufs[i]);
+    free(e->expert_bufs);
+    if (e->be.ops) fc_backend_free(&e->be);
+    fc_pool_free(e->pool);
+    if (e->experts.fds) fc_experts_free(&e->experts);
+    fc_model_free(&e->model);
+    memset(e, 0, sizeof *e);
+}
+
+void fc_engine_reset(struct fc_engine * e) {
+    const struct fc_config * c = &e->model.cfg;
+    struct fc_seq_state * st = &e->st;
+    for (int32_t i = 0; i < e->model.n_linear_layers; i++) {
+        memset(st->conv[i], 0, (size_t)(c->la_conv_kernel - 1) * fc_la_conv_dim(c) * sizeof(float));
+        memset(st->ssm[i], 0, (size_t)c->la_n_v_heads * c->la_k_dim * c->la_v_dim * sizeof(float));
+    }
+    st->n_past = 0; /* KV rows beyond n_past are never read */
+}
+
+/* Dequantize embedding row `tok` into out[hidden]. */
+static void embed_token(const struct fc_matrix * m, int32_t tok, float * out) {
+    const uint8_t * r = m->data + (size_t)tok * m->row_bytes;
+    for (int32_t i = 0; i < m->cols; i++) {
+        switch (m->type) {
+        case FC_DTYPE_F32: memcpy(&out[i], r + (size_t)i * 4, 4); break;
+        case FC_DTYPE_BF16: { uint16_t h; memcpy(&h, r + (size_t)i * 2, 2); out[i] = fc_bf16_to_f32(h); break; }
+        case FC_DTYPE_F16: { uint16_t h; memcpy(&h, r + (size_t)i * 2, 2); out[i] = fc_f16_to_f32(h); break; }
+        default: {
+            const int bits = fc_dtype_bits(m->type);
+            const size_t bit = (size_t)i * bits;
+            const float q = (float)((r[bit / 8] >> (bit % 8)) & ((1u << bits) - 1u));
+            const size_t g = (size_t)tok * (size_t)(m->cols / m->group_size) + (size_t)(i / m->group_size);
+            out[i] = q * fc_bf16_to_f32(m->scales[g]) + fc_bf16_to_f32(m->biases[g]);
+        }
+        }
+    }
+}
+
+static enum fc_status eval_chunk(struct fc_engine * e, const int32_t * tokens, int32_t n, float * logits_all,
+                                 float * logits_last, struct fc_error * err) {
+    const struct fc_model * m = &e->model;
+    const struct fc_config * c = &m->cfg;
+    struct fc_scratch * s = &e->s;
+    const int32_t H = c->hidden_size;
+    for (int32_t t = 0; t < n; t++) embed_token(&m->embed, tokens[t], s->x + (size_t)t * H);
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        const struct fc_layer * ly = &m->layers[l];
+        for (int32_t t = 0; t < n; t++) fc_rmsnorm(s->xn + (size_t)t * H, s->x + (size_t)t * H, ly->input_norm, H, c->rms_eps);
+        if (ly->is_full) fc_full_attn_forward(e, l, n);
+        else fc_linear_attn_forward(e, l, n);
+        for (size_t i = 0; i < (size_t)n * H; i++) s->x[i] += s->out[i];
+        for (int32_t t = 0; t < n; t++) fc_rmsnorm(s->xn + (size_t)t * H, s->x + (size_t)t * H, ly->post_norm, H, c->rms_eps);
+        enum fc_status st = fc_moe_forward(e, l, n, err);
+        if (st != FC_STATUS_OK) return st;
+        for (size_t i = 0; i < (size_t)n * H; i++) s->x[i] += s->out[i];
+    }
+    /* the K/V of these positions are in the cache now */
+    memcpy(e->st.tokens + e->st.n_past, tokens, (size_t)n * sizeof *tokens);
+    e->st.n_past += n;
+    e->st.n_valid = e->st.n_past;
+    if (logits_all) {
+        for (int32_t t = 0; t < n; t++) fc_rmsnorm(s->xn + (size_t)t * H, s->x + (size_t)t * H, m->final_norm, H, c->rms_eps);
+        e->be.ops->matmul(&e->be, &m->lm_head, s->xn, logits_all, n);
+        if (logits_last) memcpy(logits_last, logits_all + (size_t)(n - 1) * c->vocab_size, (size_t)c->vocab_size * sizeof(float));
+    } else if (logits_last) {
+        fc_rmsnorm(s->xn, s->x + (size_t)(n - 1) * H, m->final_norm, H, c->rms_eps);
+        e->be.ops->matmul(&e->be, &m->lm_head, s->xn, logits_last, 1);
+    }
+    return FC_STATUS_OK;
+}
+
+enum fc_status fc_engine_eval(struct fc_engine * e, const int32_t * tokens, int32_t n, float * logits_all, float * logits_last,
+                              struct fc_error * err) {
+    const struct fc_config * c = &e->model.cfg;
+    if (n <= 0) return fc_error_set(err, FC_STATUS_BAD_REQUEST, "no tokens to evaluate");
+    for (int32_t i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size) {
+            return fc_error_set(err, FC_STATUS_BAD_TOKEN, "token %d at index %d is outside the vocabulary [0, %d)", tokens[i], i,
+                                c->vocab_size);
+        }
+    }
+    if ((int64_t)e->st.n_past + n > e->context) {
+        return fc_error_set(err, FC_STATUS_CONTEXT_OVERFLOW, "%d + %d tokens exceed the context of %d", e->st.n_past, n, e->context);
+    }
+    for (int32_t done = 0; done < n;) {
+        int32_t chunk = n - done < e->max_batch ? n - done : e->max_batch;
+        int last = done + chunk == n;
+        enum fc_status st = eval_chunk(e, tokens + done, chunk, logits_all ? logits_all + (size_t)done * c->vocab_size : NULL,
+                                       last ? logits_last : NULL, err);
+        if (st != FC_STATUS_OK) return st;
+        done += chunk;
+    }
+    return FC_STATUS_OK;
+}

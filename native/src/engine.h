@@ -1,0 +1,106 @@
+/* The engine: model + backend + expert streaming + one sequence state + scratch; evaluation of tokens. */
+#ifndef FC_ENGINE_H
+#define FC_ENGINE_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "experts.h"
+#include "model.h"
+#include "threads.h"
+#include "util.h"
+
+/* Everything that depends on the tokens seen so far. */
+struct fc_seq_state {
+    int32_t n_past;   /* tokens evaluated */
+    int32_t n_valid;  /* KV rows [0, n_valid) hold the K/V of tokens[0, n_valid) (may exceed n_past after a reset) */
+    int32_t * tokens; /* [context] the tokens evaluated, in order (their K/V are in the cache) */
+    float ** conv;    /* [n_linear][(kernel - 1) * conv_dim] rolling conv inputs, oldest first */
+    float ** ssm;     /* [n_linear][nv * dk * dv] delta-rule state per value head, [dk][dv] */
+    float ** k_cache; /* [n_full][context * n_kv * head_dim] */
+    float ** v_cache;
+};
+
+struct fc_engine_options {
+    const char * artifacts_dir;
+    const char * experts_dir;  /* NULL = <artifacts>/packed_experts */
+    const char * backend;      /* "cpu" */
+    int32_t n_threads;         /* <= 0: all CPUs */
+    int32_t context;           /* <= 0: min(4096, max_position_embeddings) */
+    int32_t n_active_experts;  /* <= 0: the model's own */
+    int32_t max_batch;         /* prefill tokens per forward chunk; <= 0: 128 */
+    int32_t n_io_threads;      /* <= 0: automatic */
+};
+
+struct fc_scratch {
+    float * x;        /* [B, H] residual stream */
+    float * xn;       /* [B, H] normed input of a block */
+    float * out;      /* [B, H] block output */
+    float * proj;     /* [B, max(conv_dim, 2*nh*hd)] */
+    float * proj2;    /* [B, max(vdim, nkv*hd)] z / k */
+    float * proj3;    /* [B, max(nv, nkv*hd)] b / v */
+    float * proj4;    /* [B, nv] a */
+    float * attn;     /* [B, max(vdim, nh*hd)] attention output before its out projection */
+    float * scores;   /* [n_threads, context] attention scores */
+    float * router;   /* [B, n_experts] */
+    float * gate;     /* [B, max(moe_inter, shared_inter)] */
+    float * up;       /* [B, max(moe_inter, shared_inter)] */
+    float * gathered; /* [B, H] rows of xn routed to one expert */
+    float * down;     /* [B, H] */
+    float * sh_gate;  /* [B] shared expert gate */
+    int32_t * topk_ids;   /* [B, K] */
+    float * topk_w;       /* [B, K] */
+    int32_t * tok_idx;    /* [B] tokens of one expert */
+    float * tok_w;        /* [B] */
+    float * inv_freq;     /* [rotary_dim / 2] */
+};
+
+struct fc_engine {
+    struct fc_model model;
+    struct fc_experts experts;
+    struct fc_backend be;
+    struct fc_pool * pool;
+    int32_t n_threads;
+    int32_t context;
+    int32_t n_active;
+    int32_t max_batch;
+    struct fc_seq_state st;
+    struct fc_scratch s;
+    uint8_t ** expert_bufs; /* [n_expert_bufs] each experts.expert_bytes */
+    int32_t n_expert_bufs;
+    /* per expert id scratch for prefill grouping */
+    int32_t * expert_count; /* [n_experts] */
+    /* timing of the layer kinds (bench) */
+    double t_matmul_ms;
+};
+
+enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_options * opt, struct fc_error * err);
+void fc_engine_free(struct fc_engine * e);
+
+/* Forget the sequence (n_past = 0, states zeroed). */
+void fc_engine_reset(struct fc_engine * e);
+
+/*
+ * Evaluate tokens[0..n) after the current sequence. logits_all (NULL or [n, vocab]) receives every
+ * position's logits; logits_last (NULL or [vocab]) the last one's. CONTEXT_OVERFLOW / BAD_TOKEN leave
+ * the state untouched; an IO_ERROR mid-way leaves it inconsistent (the caller resets).
+ */
+enum fc_status fc_engine_eval(struct fc_engine * e, const int32_t * tokens, int32_t n, float * logits_all, float * logits_last,
+                              struct fc_error * err);
+
+/* Bytes of one sequence state's snapshot-able part (conv + ssm), and of one KV position. */
+size_t fc_engine_recurrent_bytes(const struct fc_engine * e);
+size_t fc_engine_kv_bytes_per_pos(const struct fc_engine * e);
+
+/* ===== layer kinds (one file each) ===== */
+void fc_linear_attn_forward(struct fc_engine * e, int32_t layer, int32_t n);
+void fc_full_attn_forward(struct fc_engine * e, int32_t layer, int32_t n);
+enum fc_status fc_moe_forward(struct fc_engine * e, int32_t layer, int32_t n, struct fc_error * err);
+
+/* ===== shared math ===== */
+void fc_rmsnorm(float * out, const float * x, const float * w, int32_t n, float eps);
+static inline float fc_silu(float x) { return x / (1.0f + expf(-x)); }
+static inline float fc_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+#endif

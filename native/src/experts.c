@@ -1,0 +1,279 @@
+/* Expert streaming: layout.json, one fd per layer file, and a small pool of pread threads. */
+#define _GNU_SOURCE
+#include "experts.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "json.h"
+
+#define IO_CHUNK_BYTES ((size_t)2 << 20) /* split big experts so several threads keep the SSD queue full */
+
+/* ===== pread pool ===== */
+
+struct io_job {
+    int fd;
+    int32_t layer;
+    uint8_t * buf;
+    size_t size;
+    uint64_t offset;
+};
+
+struct fc_io_pool {
+    pthread_t * threads;
+    int32_t n_threads;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;
+    pthread_cond_t done_cv;
+    struct io_job * jobs;
+    int32_t n_jobs, cap_jobs, next_job, n_pending;
+    int stop;
+    int failed;
+    char fail_msg[256];
+};
+
+static void * io_main(void * p) {
+    struct fc_io_pool * io = p;
+    pthread_mutex_lock(&io->mu);
+    for (;;) {
+        while (!io->stop && io->next_job >= io->n_jobs) pthread_cond_wait(&io->work_cv, &io->mu);
+        if (io->stop) break;
+        struct io_job job = io->jobs[io->next_job++];
+        pthread_mutex_unlock(&io->mu);
+        size_t done = 0;
+        int err = 0;
+        while (done < job.size) {
+            ssize_t got = pread(job.fd, job.buf + done, job.size - done, (off_t)(job.offset + done));
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) { err = got < 0 ? errno : -1; break; }
+            done += (size_t)got;
+        }
+        pthread_mutex_lock(&io->mu);
+        if (err && !io->failed) {
+            io->failed = 1;
+            snprintf(io->fail_msg, sizeof io->fail_msg, "layer %d: read of %zu bytes at offset %llu failed (%s)", job.layer, job.size,
+                     (unsigned long long)job.offset, err > 0 ? strerror(err) : "unexpected end of file");
+        }
+        if (--io->n_pending == 0) pthread_cond_signal(&io->done_cv);
+    }
+    pthread_mutex_unlock(&io->mu);
+    return NULL;
+}
+
+static struct fc_io_pool * io_init(int32_t n) {
+    struct fc_io_pool * io = fc_xcalloc(1, sizeof *io);
+    pthread_mutex_init(&io->mu, NULL);
+    pthread_cond_init(&io->work_cv, NULL);
+    pthread_cond_init(&io->done_cv, NULL);
+    io->threads = fc_xcalloc((size_t)n, sizeof *io->threads);
+    for (int32_t i = 0; i < n; i++) {
+        if (pthread_create(&io->threads[i], NULL, io_main, io) != 0) break;
+        io->n_threads++;
+    }
+    return io;
+}
+
+static void io_free(struct fc_io_pool * io) {
+    if (!io) return;
+    pthread_mutex_lock(&io->mu);
+    io->stop = 1;
+    pthread_cond_broadcast(&io->work_cv);
+    pthread_mutex_unlock(&io->mu);
+    for (int32_t i = 0; i < io->n_threads; i++) pthread_join(io->threads[i], NULL);
+    pthread_mutex_destroy(&io->mu);
+    pthread_cond_destroy(&io->work_cv);
+    pthread_cond_destroy(&io->done_cv);
+    free(io->jobs);
+    free(io->threads);
+    free(io);
+}
+
+/* ===== layout ===== */
+
+static const char * const COMPONENTS[9] = {
+    "gate_proj.weight", "gate_proj.scales", "gate_proj.biases", "up_proj.weight", "up_proj.scales",
+    "up_proj.biases",   "down_proj.weight", "down_proj.scales", "down_proj.biases",
+};
+
+enum fc_status fc_experts_load(struct fc_experts * x, const char * dir, const struct fc_config * cfg, int32_t n_io_threads,
+                               struct fc_error * err) {
+    memset(x, 0, sizeof *x);
+    snprintf(x->dir, sizeof x->dir, "%s", dir);
+    x->n_layers = cfg->n_layers;
+    x->fds = fc_xmalloc((size_t)cfg->n_layers * sizeof *x->fds);
+    for (int32_t i = 0; i < cfg->n_layers; i++) x->fds[i] = -1;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/layout.json", dir);
+    size_t len;
+    enum fc_status st = FC_STATUS_OK;
+    char * text = fc_read_file(path, &len, err);
+    if (!text) { fc_experts_free(x); return FC_STATUS_LOAD_FAILED; }
+    char jerr[128] = "";
+    struct fc_json * root = fc_json_parse(text, len, jerr, sizeof jerr);
+    free(text);
+    if (!root) { fc_experts_free(x); return fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: not valid JSON (%s)", path, jerr); }
+    int64_t v;
+    const struct fc_json * fmt = fc_json_get(root, "format");
+    if (!fmt || fmt->type != FC_JSON_STRING || strcmp(fmt->string, "flashchat-experts") != 0 ||
+        !fc_json_as_int64(fc_json_get(root, "version"), 1, 1, &v)) {
+        st = fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: not a version 1 flashchat-experts layout", path);
+        goto done;
+    }
+#define GETI(key, field, lo, hi)                                                                                        \
+    if (!fc_json_as_int64(fc_json_get(root, key), lo, hi, &v)) {                                                        \
+        st = fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: %s is missing or out of range", path, key);                  \
+        goto done;                                                                                                      \
+    }                                                                                                                   \
+    x->field = v
+    GETI("bits", bits, 2, 8);
+    GETI("group_size", group_size, 1, 1 << 20);
+    GETI("num_experts", n_experts, 1, 1 << 20);
+    GETI("hidden_size", hidden, 1, 1 << 24);
+    GETI("moe_intermediate_size", inter, 1, 1 << 24);
+    GETI("expert_size", expert_bytes, 1, INT64_MAX);
+#undef GETI
+    if (x->bits != 2 && x->bits != 4 && x->bits != 8) {
+        st = fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: %d-bit experts are not supported", path, x->bits);
+        goto done;
+    }
+    if (x->n_experts != cfg->n_experts || x->hidden != cfg->hidden_size || x->inter != cfg->moe_inter) {
+        st = fc_error_set(err, FC_STATUS_LOAD_FAILED,
+                          "%s: experts are %d x [%d hidden, %d intermediate] but the model has %d x [%d, %d]: wrong model?", path,
+                          x->n_experts, x->hidden, x->inter, cfg->n_experts, cfg->hidden_size, cfg->moe_inter);
+        goto done;
+    }
+    const struct fc_json * comps = fc_json_get(root, "components");
+    for (int c = 0; c < 9; c++) {
+        const struct fc_json * found = NULL;
+        for (int32_t i = 0; comps && comps->type == FC_JSON_ARRAY && i < comps->n_items; i++) {
+            const struct fc_json * nm = fc_json_get(&comps->items[i], "name");
+            if (nm && nm->type == FC_JSON_STRING && strcmp(nm->string, COMPONENTS[c]) == 0) found = &comps->items[i];
+        }
+        int64_t off, size;
+        if (!found || !fc_json_as_int64(fc_json_get(found, "offset"), 0, INT64_MAX, &off) ||
+            !fc_json_as_int64(fc_json_get(found, "size"), 0, INT64_MAX, &size)) {
+            st = fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: component %s is missing", path, COMPONENTS[c]);
+            goto done;
+        }
+        int is_down = c >= 6, is_codes = c % 3 == 0;
+        int64_t rows = is_down ? x->hidden : x->inter, cols = is_down ? x->inter : x->hidden;
+        int64_t want = is_codes ? rows * cols * x->bits / 8 : rows * (cols / x->group_size) * 2;
+        if (size != want || (uint64_t)(off + size) > x->expert_bytes || cols % x->group_size != 0) {
+            st = fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: component %s has %lld bytes at %lld, expected %lld within %zu", path,
+                              COMPONENTS[c], (long long)size, (long long)off, (long long)want, x->expert_bytes);
+            goto done;
+        }
+        x->comp_off[c] = (size_t)off;
+    }
+    const struct fc_json * layers = fc_json_get(root, "layers");
+    for (int32_t i = 0; layers && layers->type == FC_JSON_ARRAY && i < layers->n_items; i++) {
+        const struct fc_json * ly = &layers->items[i];
+        const struct fc_json * file = fc_json_get(ly, "file");
+        int64_t li;
+        if (!fc_json_as_int64(fc_json_get(ly, "layer"), 0, cfg->n_layers - 1, &li) || !file || file->type != FC_JSON_STRING ||
+            strchr(file->string, '/')) {
+            st = fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: layers[%d] needs a layer index < %d and a file name", path, i, cfg->n_layers);
+            goto done;
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, file->string);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) {
+            st = fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: cannot open (%s)", path, strerror(errno));
+            goto done;
+        }
+        struct stat sb;
+        uint64_t want = (uint64_t)x->n_experts * x->expert_bytes;
+        if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size != want) {
+            close(fd);
+            st = fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: %lld bytes, expected %llu (%d experts x %zu): truncated or wrong layout",
+                              path, (long long)sb.st_size, (unsigned long long)want, x->n_experts, x->expert_bytes);
+            goto done;
+        }
+        if (x->fds[li] >= 0) close(x->fds[li]);
+        x->fds[li] = fd;
+        snprintf(path, sizeof path, "%s/layout.json", dir);
+    }
+    for (int32_t i = 0; i < cfg->n_layers; i++) {
+        if (x->fds[i] < 0) {
+            st = fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: no expert file for layer %d", path, i);
+            goto done;
+        }
+    }
+    x->io = io_init(n_io_threads < 1 ? 1 : n_io_threads);
+done:
+    fc_json_free(root);
+    if (st != FC_STATUS_OK) fc_experts_free(x);
+    return st;
+}
+
+void fc_experts_free(struct fc_experts * x) {
+    io_free(x->io);
+    if (x->fds) {
+        for (int32_t i = 0; i < x->n_layers; i++) {
+            if (x->fds[i] >= 0) close(x->fds[i]);
+        }
+        free(x->fds);
+    }
+    x->fds = NULL;
+    x->io = NULL;
+}
+
+void fc_experts_view(const struct fc_experts * x, const uint8_t * buf, struct fc_matrix * gate, struct fc_matrix * up,
+                     struct fc_matrix * down) {
+    enum fc_dtype t = x->bits == 2 ? FC_DTYPE_Q2 : x->bits == 4 ? FC_DTYPE_Q4 : FC_DTYPE_Q8;
+    struct fc_matrix * ms[3] = { gate, up, down };
+    for (int i = 0; i < 3; i++) {
+        int32_t rows = i == 2 ? x->hidden : x->inter, cols = i == 2 ? x->inter : x->hidden;
+        enum fc_status st = fc_matrix_init(ms[i], "expert", t, rows, cols, x->group_size, buf + x->comp_off[3 * i],
+                                           buf + x->comp_off[3 * i + 1], buf + x->comp_off[3 * i + 2], NULL);
+        FC_ASSERT(st == FC_STATUS_OK); /* validated at load */
+    }
+}
+
+void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t * ids, int32_t n, uint8_t ** bufs) {
+    struct fc_io_pool * io = x->io;
+    size_t chunks_per = (x->expert_bytes + IO_CHUNK_BYTES - 1) / IO_CHUNK_BYTES;
+    int32_t need = (int32_t)(chunks_per * (size_t)n);
+    pthread_mutex_lock(&io->mu);
+    FC_ASSERT(io->n_pending == 0);
+    if (need > io->cap_jobs) {
+        free(io->jobs);
+        io->jobs = fc_xmalloc((size_t)need * sizeof *io->jobs);
+        io->cap_jobs = need;
+    }
+    io->n_jobs = 0;
+    io->next_job = 0;
+    io->failed = 0;
+    for (int32_t e = 0; e < n; e++) {
+        for (size_t c = 0; c < chunks_per; c++) {
+            size_t off = c * IO_CHUNK_BYTES;
+            size_t sz = x->expert_bytes - off < IO_CHUNK_BYTES ? x->expert_bytes - off : IO_CHUNK_BYTES;
+            io->jobs[io->n_jobs++] = (struct io_job){ x->fds[layer], layer, bufs[e] + off, sz,
+                                                      (uint64_t)ids[e] * x->expert_bytes + off };
+        }
+    }
+    io->n_pending = io->n_jobs;
+    x->bytes_read += (uint64_t)n * x->expert_bytes;
+    pthread_cond_broadcast(&io->work_cv);
+    pthread_mutex_unlock(&io->mu);
+}
+
+enum fc_status fc_experts_read_wait(struct fc_experts * x, struct fc_error * err) {
+    struct fc_io_pool * io = x->io;
+    double t0 = fc_time_ms();
+    pthread_mutex_lock(&io->mu);
+    while (io->n_pending > 0) pthread_cond_wait(&io->done_cv, &io->mu);
+    int failed = io->failed;
+    char msg[256];
+    memcpy(msg, io->fail_msg, sizeof msg);
+    pthread_mutex_unlock(&io->mu);
+    x->io_wait_ms += fc_time_ms() - t0;
+    if (failed) return fc_error_set(err, FC_STATUS_IO_ERROR, "%s: %s", x->dir, msg);
+    return FC_STATUS_OK;
+}

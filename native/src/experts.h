@@ -1,0 +1,45 @@
+/* Routed experts streamed from packed_experts/layer_NN.bin with parallel pread into caller buffers. */
+#ifndef FC_EXPERTS_H
+#define FC_EXPERTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "tensor.h"
+#include "util.h"
+
+struct fc_io_pool;
+
+struct fc_experts {
+    char dir[4096];
+    int32_t bits;
+    int32_t group_size;
+    int32_t n_experts;
+    int32_t hidden;
+    int32_t inter;
+    size_t expert_bytes;     /* stride between experts in a layer file */
+    size_t comp_off[9];      /* gate.{weight,scales,biases}, up.{...}, down.{...} within an expert */
+    int * fds;               /* [n_layers] */
+    int32_t n_layers;
+    struct fc_io_pool * io;
+    /* totals since load */
+    uint64_t bytes_read;
+    double io_wait_ms;
+};
+
+/* Read `dir`/layout.json, check it against the model config, open every layer file and check its size. */
+enum fc_status fc_experts_load(struct fc_experts * x, const char * dir, const struct fc_config * cfg, int32_t n_io_threads,
+                               struct fc_error * err);
+void fc_experts_free(struct fc_experts * x);
+
+/* The gate, up and down matrices of the expert whose bytes are in `buf`. */
+void fc_experts_view(const struct fc_experts * x, const uint8_t * buf, struct fc_matrix * gate, struct fc_matrix * up,
+                     struct fc_matrix * down);
+
+/* Start reading experts ids[0..n) of `layer` into bufs[0..n) (each expert_bytes); returns at once. */
+void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t * ids, int32_t n, uint8_t ** bufs);
+/* Wait for the reads started last; adds to bytes_read / io_wait_ms. IO_ERROR names the file. */
+enum fc_status fc_experts_read_wait(struct fc_experts * x, struct fc_error * err);
+
+#endif

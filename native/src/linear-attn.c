@@ -1,0 +1,123 @@
+/*
+ * GatedDeltaNet linear attention: in-projections, causal depthwise conv1d (rolling state) + SiLU,
+ * per-head L2-normalised q/k, the gated delta rule with its persistent per-head state, gated RMSNorm,
+ * out-projection.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "engine.h"
+
+struct delta_job {
+    struct fc_engine * e;
+    const struct fc_layer * ly;
+    float * ssm;
+    int32_t n;
+};
+
+static float softplus(float x) {
+    return x > 20.0f ? x : log1pf(expf(x)); /* torch's threshold */
+}
+
+/* Tokens in order, value heads split between threads. */
+static void delta_worker(void * p, int32_t ith, int32_t nth) {
+    struct delta_job * job = p;
+    struct fc_engine * e = job->e;
+    const struct fc_config * c = &e->model.cfg;
+    struct fc_scratch * s = &e->s;
+    const int32_t nk = c->la_n_k_heads, nv = c->la_n_v_heads, dk = c->la_k_dim, dv = c->la_v_dim;
+    const int32_t conv = fc_la_conv_dim(c), vdim = nv * dv, ratio = nv / nk;
+    int64_t h0, h1;
+    fc_split_range(nv, ith, nth, 1, &h0, &h1);
+    float kv[1024], delta[1024], o[1024];
+    FC_ASSERT(dv <= 1024);
+    for (int32_t h = (int32_t)h0; h < (int32_t)h1; h++) {
+        float * S = job->ssm + (size_t)h * dk * dv;
+        const int32_t kh = h / ratio;
+        for (int32_t t = 0; t < job->n; t++) {
+            const float * row = s->proj + (size_t)t * conv;
+            const float * q = row + (size_t)kh * dk;
+            const float * k = row + (size_t)nk * dk + (size_t)kh * dk;
+            const float * v = row + (size_t)2 * nk * dk + (size_t)h * dv;
+            const float b = s->proj3[(size_t)t * nv + h];
+            const float a = s->proj4[(size_t)t * nv + h];
+            const float beta = fc_sigmoid(b);
+            const float decay = expf(job->ly->a_neg[h] * softplus(a + job->ly->dt_bias[h]));
+            /* kv = (decay * S)^T k */
+            for (int32_t j = 0; j < dv; j++) kv[j] = 0.0f;
+            for (int32_t i = 0; i < dk; i++) {
+                const float ki = k[i];
+                const float * Si = S + (size_t)i * dv;
+                for (int32_t j = 0; j < dv; j++) kv[j] += Si[j] * ki;
+            }
+            for (int32_t j = 0; j < dv; j++) {
+                delta[j] = beta * (v[j] - decay * kv[j]);
+                o[j] = 0.0f;
+            }
+            /* S = decay * S + k (x) delta; o = S^T q */
+            for (int32_t i = 0; i < dk; i++) {
+                const float ki = k[i], qi = q[i];
+                float * Si = S + (size_t)i * dv;
+                for (int32_t j = 0; j < dv; j++) {
+                    float sv = decay * Si[j] + ki * delta[j];
+                    Si[j] = sv;
+                    o[j] += sv * qi;
+                }
+            }
+            /* gated RMSNorm over dv: rmsnorm(o) * weight * silu(z) */
+            double ss = 0.0;
+            for (int32_t j = 0; j < dv; j++) ss += (double)o[j] * o[j];
+            const float r = (float)(1.0 / sqrt(ss / dv + c->rms_eps));
+            const float * z = s->proj2 + (size_t)t * vdim + (size_t)h * dv;
+            float * out = s->attn + (size_t)t * vdim + (size_t)h * dv;
+            for (int32_t j = 0; j < dv; j++) out[j] = o[j] * r * job->ly->la_norm[j] * fc_silu(z[j]);
+        }
+    }
+}
+
+/* L2-normalise a head vector in place: x * rsqrt(sum x^2 + 1e-6), then scale. */
+static void l2norm(float * x, int32_t n, float scale) {
+    double ss = 0.0;
+    for (int32_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    const float r = (float)(1.0 / sqrt(ss + 1e-6)) * scale;
+    for (int32_t i = 0; i < n; i++) x[i] *= r;
+}
+
+void fc_linear_attn_forward(struct fc_engine * e, int32_t layer, int32_t n) {
+    const struct fc_config * c = &e->model.cfg;
+    const struct fc_layer * ly = &e->model.layers[layer];
+    struct fc_scratch * s = &e->s;
+    struct fc_backend * be = &e->be;
+    const int32_t nk = c->la_n_k_heads, dk = c->la_k_dim, K = c->la_conv_kernel;
+    const int32_t conv = fc_la_conv_dim(c);
+    float * conv_state = e->st.conv[ly->index_in_kind];
+
+    be->ops->matmul(be, &ly->in_qkv, s->xn, s->proj, n);  /* [n, conv] */
+    be->ops->matmul(be, &ly->in_z, s->xn, s->proj2, n);   /* [n, nv*dv] */
+    be->ops->matmul(be, &ly->in_b, s->xn, s->proj3, n);   /* [n, nv] */
+    be->ops->matmul(be, &ly->in_a, s->xn, s->proj4, n);   /* [n, nv] */
+
+    /* causal depthwise conv: tap K-1 multiplies the current token; state holds the K-1 previous inputs */
+    for (int32_t t = 0; t < n; t++) {
+        float * row = s->proj + (size_t)t * conv;
+        for (int32_t ch = 0; ch < conv; ch++) {
+            const float * w = ly->conv_w + (size_t)ch * K;
+            float acc = w[K - 1] * row[ch];
+            for (int32_t j = 0; j < K - 1; j++) acc += w[j] * conv_state[(size_t)j * conv + ch];
+            /* shift the window: drop the oldest, append this input */
+            for (int32_t j = 0; j + 1 < K - 1; j++) conv_state[(size_t)j * conv + ch] = conv_state[(size_t)(j + 1) * conv + ch];
+            if (K > 1) conv_state[(size_t)(K - 2) * conv + ch] = row[ch];
+            row[ch] = fc_silu(acc);
+        }
+        const float qscale = 1.0f / sqrtf((float)dk);
+        for (int32_t h = 0; h < nk; h++) {
+            l2norm(row + (size_t)h * dk, dk, qscale);
+            l2norm(row + (size_t)nk * dk + (size_t)h * dk, dk, 1.0f);
+        }
+    }
+
+    struct delta_job job = { e, ly, e->st.ssm[ly->index_in_kind], n };
+    fc_pool_run(e->pool, delta_worker, &job);
+
+    be->ops->matmul(be, &ly->out_proj, s->attn, s->out, n);
+}

@@ -1,0 +1,179 @@
+/*
+ * flashchat-engine: flags, then one of three modes -
+ *   (default)  serve the stdio protocol (native/PROTOCOL.md)
+ *   logits     write the logits of every position of --tokens to --out (float32 [n, vocab]) and exit
+ *   bench MODE run a benchmark or verification (run verify bench moe moebench full fullbench kernels)
+ * Exit codes: 0 ok, 1 a benchmark verification failed or logits could not be written, 2 bad flags,
+ * 3 the model could not be loaded (a JSON error line on stdout names the file and the problem).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "engine.h"
+#include "json.h"
+#include "protocol.h"
+
+static void usage(FILE * f) {
+    fprintf(f,
+            "usage: flashchat-engine [logits | bench MODE] --artifacts DIR [options]\n"
+            "\n"
+            "modes:\n"
+            "  (none)               serve the JSON-lines protocol on stdin/stdout (native/PROTOCOL.md)\n"
+            "  logits               --tokens 1,2,3 --out FILE: float32 logits [n, vocab] of every position\n"
+            "  bench MODE           run | bench (one expert, 1 / 10 iterations), verify (kernels vs the scalar\n"
+            "                       reference), moe | moebench (one MoE layer), full | fullbench (whole model,\n"
+            "                       one token), kernels (synthetic single-core matvec GB/s; no model needed)\n"
+            "\n"
+            "options:\n"
+            "  --artifacts DIR          model_weights.bin + model_weights.json (required except bench kernels)\n"
+            "  --experts DIR            packed experts folder (default DIR/packed_experts)\n"
+            "  --threads N              compute threads (default: all CPUs)\n"
+            "  --context N              context length in tokens (default min(4096, max_position_embeddings))\n"
+            "  --active-experts K       experts per token (default: the model's)\n"
+            "  --snapshot-budget-mb N   memory for prefix-reuse snapshots (default 1024)\n"
+            "  --backend NAME           cpu (default) | metal (macOS builds only) | cpu:0|1|2 (force kernel level)\n"
+            "  --batch N                prefill tokens per forward chunk (default 128)\n"
+            "  --io-threads N           pread threads (default max(4, K))\n"
+            "  --iters N  --layer L     bench: iterations, layer\n"
+            "  --json                   bench: one JSON line instead of text\n"
+            "  --help                   this text\n"
+            "\n"
+            "exit codes: 0 ok, 1 failure (verification, writing logits), 2 bad flags, 3 model load failed\n");
+}
+
+static int parse_int(const char * s, int32_t * out) {
+    char * end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < -2147483647L || v > 2147483647L) return 0;
+    *out = (int32_t)v;
+    return 1;
+}
+
+static int parse_tokens(const char * s, int32_t ** out, int32_t * n) {
+    int32_t cap = 16;
+    *out = malloc((size_t)cap * sizeof **out);
+    *n = 0;
+    const char * p = s;
+    while (*p) {
+        char * end;
+        long v = strtol(p, &end, 10);
+        if (end == p) return 0;
+        if (*n == cap) { cap *= 2; *out = realloc(*out, (size_t)cap * sizeof **out); }
+        (*out)[(*n)++] = (int32_t)v;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) return 0;
+    }
+    return *n > 0;
+}
+
+static void load_error(const struct fc_error * err) {
+    printf("{\"type\":\"error\",\"code\":\"load_failed\",\"message\":");
+    fc_json_write_string(stdout, err->message);
+    printf("}\n");
+    fflush(stdout);
+    fprintf(stderr, "flashchat-engine: %s\n", err->message);
+}
+
+int main(int argc, char ** argv) {
+    struct fc_engine_options opt = { 0 };
+    struct fc_bench_options bopt = { 0 };
+    const char * mode = NULL;
+    const char * tokens_arg = NULL;
+    const char * out_path = NULL;
+    int32_t budget_mb = 1024;
+    opt.backend = "cpu";
+    int i = 1;
+    if (i < argc && strcmp(argv[i], "logits") == 0) { mode = "logits"; i++; }
+    else if (i < argc && strcmp(argv[i], "bench") == 0) {
+        mode = "bench";
+        i++;
+        if (i >= argc) { usage(stderr); return 2; }
+        bopt.mode = argv[i++];
+    }
+    for (; i < argc; i++) {
+        const char * a = argv[i];
+        const char * v = i + 1 < argc ? argv[i + 1] : NULL;
+        int32_t n;
+#define NEED_VALUE() if (!v) { fprintf(stderr, "flashchat-engine: %s needs a value\n", a); return 2; } i++
+#define INT_VALUE(dst, min) NEED_VALUE(); if (!parse_int(v, &n) || n < (min)) { fprintf(stderr, "flashchat-engine: %s: bad value %s\n", a, v); return 2; } dst = n
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(stdout); return 0; }
+        else if (strcmp(a, "--artifacts") == 0) { NEED_VALUE(); opt.artifacts_dir = v; }
+        else if (strcmp(a, "--experts") == 0) { NEED_VALUE(); opt.experts_dir = v; }
+        else if (strcmp(a, "--backend") == 0) { NEED_VALUE(); opt.backend = v; }
+        else if (strcmp(a, "--threads") == 0) { INT_VALUE(opt.n_threads, 1); }
+        else if (strcmp(a, "--context") == 0) { INT_VALUE(opt.context, 1); }
+        else if (strcmp(a, "--active-experts") == 0) { INT_VALUE(opt.n_active_experts, 1); }
+        else if (strcmp(a, "--snapshot-budget-mb") == 0) { INT_VALUE(budget_mb, 0); }
+        else if (strcmp(a, "--batch") == 0) { INT_VALUE(opt.max_batch, 1); }
+        else if (strcmp(a, "--io-threads") == 0) { INT_VALUE(opt.n_io_threads, 1); }
+        else if (strcmp(a, "--iters") == 0) { INT_VALUE(bopt.iters, 1); }
+        else if (strcmp(a, "--layer") == 0) { INT_VALUE(bopt.layer, 0); }
+        else if (strcmp(a, "--json") == 0) { bopt.json = 1; }
+        else if (strcmp(a, "--tokens") == 0) { NEED_VALUE(); tokens_arg = v; }
+        else if (strcmp(a, "--out") == 0) { NEED_VALUE(); out_path = v; }
+        else { fprintf(stderr, "flashchat-engine: unknown flag %s (see --help)\n", a); return 2; }
+#undef INT_VALUE
+#undef NEED_VALUE
+    }
+    if (mode && strcmp(mode, "bench") == 0) {
+        static const char * const modes[] = { "run", "verify", "bench", "moe", "moebench", "full", "fullbench", "kernels" };
+        int known = 0;
+        for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) known |= strcmp(bopt.mode, modes[k]) == 0;
+        if (!known) { fprintf(stderr, "flashchat-engine: unknown bench mode %s (see --help)\n", bopt.mode); return 2; }
+        if (strcmp(bopt.mode, "kernels") == 0) return fc_bench_run(NULL, &bopt);
+    }
+    if (!opt.artifacts_dir) { fprintf(stderr, "flashchat-engine: --artifacts DIR is required (see --help)\n"); return 2; }
+    int32_t * tokens = NULL;
+    int32_t n_tokens = 0;
+    if (mode && strcmp(mode, "logits") == 0) {
+        if (!tokens_arg || !out_path || !parse_tokens(tokens_arg, &tokens, &n_tokens)) {
+            fprintf(stderr, "flashchat-engine: logits needs --tokens 1,2,3 and --out FILE\n");
+            free(tokens);
+            return 2;
+        }
+        if (opt.context <= 0 || opt.context < n_tokens) opt.context = n_tokens;
+    }
+
+    struct fc_engine e;
+    struct fc_error err = { 0 };
+    if (fc_engine_init(&e, &opt, &err) != FC_STATUS_OK) {
+        load_error(&err);
+        free(tokens);
+        return 3;
+    }
+    fprintf(stderr, "flashchat-engine: %s model (%d layers, %d experts, K=%d), %.1f MB dense, %d-bit experts of %.2f MB, "
+            "backend %s/%s, %d thread(s), context %d\n",
+            e.model.source_format, e.model.cfg.n_layers, e.model.cfg.n_experts, e.n_active, e.model.dense_bytes / 1e6,
+            e.experts.bits, e.experts.expert_bytes / 1e6, e.be.ops->name, e.be.ops->describe ? e.be.ops->describe(&e.be) : "",
+            e.n_threads, e.context);
+    int rc = 0;
+    if (!mode) {
+        rc = fc_protocol_run(&e, (size_t)budget_mb << 20, 0);
+    } else if (strcmp(mode, "logits") == 0) {
+        const int32_t V = e.model.cfg.vocab_size;
+        float * all = malloc((size_t)n_tokens * V * sizeof(float));
+        enum fc_status st = all ? fc_engine_eval(&e, tokens, n_tokens, all, NULL, &err) : FC_STATUS_NO_MEMORY;
+        if (st != FC_STATUS_OK) {
+            fprintf(stderr, "flashchat-engine: %s\n", all ? err.message : "out of memory");
+            rc = 1;
+        } else {
+            FILE * f = fopen(out_path, "wb");
+            if (!f || fwrite(all, sizeof(float), (size_t)n_tokens * V, f) != (size_t)n_tokens * V || fclose(f) != 0) {
+                fprintf(stderr, "flashchat-engine: %s: cannot write (%s)\n", out_path, strerror(errno));
+                rc = 1;
+            }
+        }
+        free(all);
+    } else {
+        rc = fc_bench_run(&e, &bopt);
+    }
+    free(tokens);
+    fc_engine_free(&e);
+    return rc;
+}

@@ -1,0 +1,133 @@
+/*
+ * Mixture of experts: router softmax over all experts, top-K, renormalisation, the K routed SwiGLU
+ * experts streamed from disk (grouped by expert over a batch of tokens, so each is read once per
+ * batch), plus the shared expert behind its sigmoid gate, computed while the reads are in flight.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "engine.h"
+
+/* Top-k of probs[n_experts] by descending value (ties: lower id first). */
+static void top_k(const float * probs, int32_t n_experts, int32_t k, int32_t * ids, float * w) {
+    for (int32_t j = 0; j < k; j++) {
+        int32_t best = -1;
+        for (int32_t x = 0; x < n_experts; x++) {
+            int taken = 0;
+            for (int32_t q = 0; q < j; q++) taken |= ids[q] == x;
+            if (!taken && (best < 0 || probs[x] > probs[best])) best = x;
+        }
+        ids[j] = best;
+        w[j] = probs[best];
+    }
+}
+
+static void swiglu(float * gate, const float * up, size_t n) {
+    for (size_t i = 0; i < n; i++) gate[i] = fc_silu(gate[i]) * up[i];
+}
+
+enum fc_status fc_moe_forward(struct fc_engine * e, int32_t layer, int32_t n, struct fc_error * err) {
+    const struct fc_config * c = &e->model.cfg;
+    const struct fc_layer * ly = &e->model.layers[layer];
+    struct fc_scratch * s = &e->s;
+    struct fc_backend * be = &e->be;
+    const int32_t H = c->hidden_size, E = c->n_experts, K = e->n_active;
+
+    /* routing */
+    be->ops->matmul(be, &ly->router, s->xn, s->router, n);
+    for (int32_t t = 0; t < n; t++) {
+        float * p = s->router + (size_t)t * E;
+        float mx = p[0];
+        for (int32_t x = 1; x < E; x++) mx = p[x] > mx ? p[x] : mx;
+        double sum = 0.0;
+        for (int32_t x = 0; x < E; x++) { p[x] = expf(p[x] - mx); sum += p[x]; }
+        for (int32_t x = 0; x < E; x++) p[x] = (float)(p[x] / sum);
+        int32_t * ids = s->topk_ids + (size_t)t * K;
+        float * w = s->topk_w + (size_t)t * K;
+        top_k(p, E, K, ids, w);
+        if (c->norm_topk_prob) {
+            float tot = 0.0f;
+            for (int32_t j = 0; j < K; j++) tot += w[j];
+            for (int32_t j = 0; j < K; j++) w[j] /= tot;
+        }
+    }
+
+    /* the experts this batch needs, in id order */
+    memset(e->expert_count, 0, (size_t)E * sizeof *e->expert_count);
+    for (int32_t i = 0; i < n * K; i++) e->expert_count[s->topk_ids[i]]++;
+    int32_t used[4096];
+    int32_t n_used = 0, next = 0;
+
+    /* first wave of reads goes out before the shared expert is computed */
+    int32_t wave_ids[256];
+    int32_t nb = e->n_expert_bufs < 256 ? e->n_expert_bufs : 256;
+    int32_t n_wave = 0;
+    for (int32_t x = 0; x < E && n_used < (int32_t)(sizeof used / sizeof used[0]); x++) {
+        if (e->expert_count[x]) used[n_used++] = x;
+    }
+    FC_ASSERT(n_used <= (int32_t)(sizeof used / sizeof used[0]));
+    n_wave = n_used < nb ? n_used : nb;
+    memcpy(wave_ids, used, (size_t)n_wave * sizeof *wave_ids);
+    fc_experts_read_start(&e->experts, layer, wave_ids, n_wave, e->expert_bufs);
+    next = n_wave;
+
+    /* shared expert into s->out (zero without one) */
+    if (ly->has_shared) {
+        const int32_t SI = ly->sh_gate.rows;
+        be->ops->matmul(be, &ly->sh_gate, s->xn, s->gate, n);
+        be->ops->matmul(be, &ly->sh_up, s->xn, s->up, n);
+        swiglu(s->gate, s->up, (size_t)n * SI);
+        be->ops->matmul(be, &ly->sh_down, s->gate, s->out, n);
+        be->ops->matmul(be, &ly->sh_expert_gate, s->xn, s->sh_gate, n);
+        for (int32_t t = 0; t < n; t++) {
+            const float g = fc_sigmoid(s->sh_gate[t]);
+            for (int32_t i = 0; i < H; i++) s->out[(size_t)t * H + i] *= g;
+        }
+    } else {
+        memset(s->out, 0, (size_t)n * H * sizeof(float));
+    }
+
+    for (;;) {
+        enum fc_status st = fc_experts_read_wait(&e->experts, err);
+        if (st != FC_STATUS_OK) return st;
+        for (int32_t b = 0; b < n_wave; b++) {
+            const int32_t x = wave_ids[b];
+            struct fc_matrix mg, mu, md;
+            fc_experts_view(&e->experts, e->expert_bufs[b], &mg, &mu, &md);
+            /* tokens routed to x, with their weights */
+            int32_t n_e = 0;
+            for (int32_t t = 0; t < n; t++) {
+                for (int32_t j = 0; j < K; j++) {
+                    if (s->topk_ids[(size_t)t * K + j] == x) {
+                        s->tok_idx[n_e] = t;
+                        s->tok_w[n_e] = s->topk_w[(size_t)t * K + j];
+                        n_e++;
+                    }
+                }
+            }
+            const float * xin = s->xn;
+            if (n > 1) {
+                for (int32_t i = 0; i < n_e; i++) {
+                    memcpy(s->gathered + (size_t)i * H, s->xn + (size_t)s->tok_idx[i] * H, (size_t)H * sizeof(float));
+                }
+                xin = s->gathered;
+            }
+            be->ops->matmul(be, &mg, xin, s->gate, n_e);
+            be->ops->matmul(be, &mu, xin, s->up, n_e);
+            swiglu(s->gate, s->up, (size_t)n_e * mg.rows);
+            be->ops->matmul(be, &md, s->gate, s->down, n_e);
+            for (int32_t i = 0; i < n_e; i++) {
+                float * o = s->out + (size_t)s->tok_idx[i] * H;
+                const float * d = s->down + (size_t)i * H;
+                const float w = s->tok_w[i];
+                for (int32_t k = 0; k < H; k++) o[k] += w * d[k];
+            }
+        }
+        if (next >= n_used) break;
+        n_wave = n_used - next < nb ? n_used - next : nb;
+        memcpy(wave_ids, used + next, (size_t)n_wave * sizeof *wave_ids);
+        fc_experts_read_start(&e->experts, layer, wave_ids, n_wave, e->expert_bufs);
+        next += n_wave;
+    }
+    return FC_STATUS_OK;
+}

@@ -1,0 +1,144 @@
+/* Compute thread pool: workers spin briefly for the next job (decode issues many small ones), then sleep. */
+#define _GNU_SOURCE
+#include "threads.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define SPIN_ITERS 20000
+
+struct fc_pool {
+    int32_t n_threads;
+    pthread_t * threads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_int generation;   /* bumped for every job; workers wait for a change */
+    atomic_int n_pending;    /* workers still running the current job */
+    atomic_int stop;
+    fc_pool_fn fn;
+    void * ctx;
+};
+
+struct worker_arg {
+    struct fc_pool * pool;
+    int32_t ith;
+};
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("pause");
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void * worker_main(void * p) {
+    struct worker_arg * wa = p;
+    struct fc_pool * pool = wa->pool;
+    int32_t ith = wa->ith;
+    free(wa);
+    int seen = 0;
+    for (;;) {
+        int gen;
+        int spins = 0;
+        while ((gen = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen &&
+               !atomic_load(&pool->stop)) {
+            if (++spins < SPIN_ITERS) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&pool->mu);
+            while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop)) {
+                pthread_cond_wait(&pool->cv, &pool->mu);
+            }
+            pthread_mutex_unlock(&pool->mu);
+        }
+        if (atomic_load(&pool->stop)) return NULL;
+        seen = gen;
+        pool->fn(pool->ctx, ith, pool->n_threads);
+        atomic_fetch_sub_explicit(&pool->n_pending, 1, memory_order_release);
+    }
+}
+
+struct fc_pool * fc_pool_init(int32_t n_threads) {
+    if (n_threads < 1) n_threads = 1;
+    struct fc_pool * pool = fc_xcalloc(1, sizeof *pool);
+    pool->n_threads = n_threads;
+    pthread_mutex_init(&pool->mu, NULL);
+    pthread_cond_init(&pool->cv, NULL);
+    atomic_init(&pool->generation, 0);
+    atomic_init(&pool->n_pending, 0);
+    atomic_init(&pool->stop, 0);
+    pool->threads = fc_xcalloc((size_t)n_threads, sizeof *pool->threads);
+    for (int32_t i = 1; i < n_threads; i++) {
+        struct worker_arg * wa = fc_xmalloc(sizeof *wa);
+        wa->pool = pool;
+        wa->ith = i;
+        if (pthread_create(&pool->threads[i], NULL, worker_main, wa) != 0) {
+            free(wa);
+            pool->n_threads = i;
+            fc_pool_free(pool);
+            return NULL;
+        }
+    }
+    return pool;
+}
+
+void fc_pool_free(struct fc_pool * pool) {
+    if (!pool) return;
+    pthread_mutex_lock(&pool->mu);
+    atomic_store(&pool->stop, 1);
+    pthread_cond_broadcast(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+    for (int32_t i = 1; i < pool->n_threads; i++) pthread_join(pool->threads[i], NULL);
+    pthread_mutex_destroy(&pool->mu);
+    pthread_cond_destroy(&pool->cv);
+    free(pool->threads);
+    free(pool);
+}
+
+int32_t fc_pool_size(const struct fc_pool * pool) {
+    return pool ? pool->n_threads : 1;
+}
+
+void fc_pool_run(struct fc_pool * pool, fc_pool_fn fn, void * ctx) {
+    if (!pool || pool->n_threads == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    pool->fn = fn;
+    pool->ctx = ctx;
+    atomic_store_explicit(&pool->n_pending, pool->n_threads - 1, memory_order_relaxed);
+    pthread_mutex_lock(&pool->mu);
+    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
+    pthread_cond_broadcast(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+    fn(ctx, 0, pool->n_threads);
+    int spins = 0;
+    while (atomic_load_explicit(&pool->n_pending, memory_order_acquire) != 0) {
+        if (++spins < SPIN_ITERS) cpu_relax();
+        else sched_yield();
+    }
+}
+
+void fc_split_range(int64_t n, int32_t ith, int32_t nth, int64_t align, int64_t * begin, int64_t * end) {
+    if (align < 1) align = 1;
+    int64_t n_units = (n + align - 1) / align;
+    int64_t per = n_units / nth, rem = n_units % nth;
+    int64_t b = ith * per + (ith < rem ? ith : rem);
+    int64_t e = b + per + (ith < rem ? 1 : 0);
+    b *= align;
+    e *= align;
+    *begin = b < n ? b : n;
+    *end = e < n ? e : n;
+}
+
+int32_t fc_cpu_count(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int32_t)n : 1;
+}

@@ -1,0 +1,133 @@
+/*
+ * Every CPU kernel level against the scalar reference on random matrices: all bit widths, odd row
+ * counts, several column counts, one and several tokens, plus float matrices. Exit 0 when all pass.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "cpu/kernels.h"
+#include "model.h"
+#include "threads.h"
+
+static uint64_t state = 88172645463325252ull;
+
+static uint32_t rnd(void) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return (uint32_t)state;
+}
+
+static float rndf(void) {
+    return (float)(rnd() >> 8) / 8388608.0f - 1.0f;
+}
+
+static uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+
+static int failures = 0, checks = 0;
+
+/* Compare a backend against the reference; scales may be negative, as in MLX files. */
+static void check(struct fc_backend * be, const char * label, const struct fc_matrix * m, int32_t n_tokens) {
+    float * x = malloc((size_t)n_tokens * m->cols * sizeof(float));
+    float * ref = malloc((size_t)n_tokens * m->rows * sizeof(float));
+    float * got = malloc((size_t)n_tokens * m->rows * sizeof(float));
+    for (size_t i = 0; i < (size_t)n_tokens * m->cols; i++) x[i] = rndf();
+    fc_matmul_reference(m, x, ref, n_tokens);
+    be->ops->matmul(be, m, x, got, n_tokens);
+    double max_ref = 1e-6, max_diff = 0.0;
+    for (size_t i = 0; i < (size_t)n_tokens * m->rows; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        if (d > max_diff || isnan(got[i])) max_diff = isnan(got[i]) ? INFINITY : d;
+        if (fabs(ref[i]) > max_ref) max_ref = fabs(ref[i]);
+    }
+    double rel = max_diff / max_ref;
+    checks++;
+    if (!(rel < 1e-4)) {
+        failures++;
+        printf("FAIL %s: type %d [%d x %d] tokens=%d: max rel err %.3g\n", label, m->type, m->rows, m->cols, n_tokens, rel);
+    }
+    free(x);
+    free(ref);
+    free(got);
+}
+
+int main(void) {
+    const int32_t rows_list[] = { 1, 3, 17, 64, 129 };
+    const int32_t cols_list[] = { 64, 192, 320, 1024 };
+    const int32_t tokens_list[] = { 1, 2, 7 };
+    const int n_threads_list[] = { 1, 2, 3 };
+    for (int level = 0; level <= 2; level++) {
+        if (!fc_cpu_kernels_get(level)) {
+            printf("kernel level %d: not supported on this CPU, skipped\n", level);
+            continue;
+        }
+        for (size_t ti = 0; ti < sizeof n_threads_list / sizeof n_threads_list[0]; ti++) {
+            struct fc_pool * pool = fc_pool_init(n_threads_list[ti]);
+            struct fc_backend be;
+            char name[16];
+            snprintf(name, sizeof name, "cpu:%d", level);
+            if (fc_backend_init(&be, name, pool, NULL) != FC_STATUS_OK) return 2;
+            for (int bits = 2; bits <= 8; bits *= 2) {
+                for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++) {
+                    for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++) {
+                        const int32_t rows = rows_list[ri], cols = cols_list[ci], ng = cols / 64;
+                        size_t code_bytes = (size_t)rows * cols * bits / 8;
+                        uint8_t * codes = malloc(code_bytes);
+                        uint16_t * sc = malloc((size_t)rows * ng * 2), * bi = malloc((size_t)rows * ng * 2);
+                        for (size_t i = 0; i < code_bytes; i++) codes[i] = (uint8_t)rnd();
+                        for (size_t i = 0; i < (size_t)rows * ng; i++) {
+                            sc[i] = to_bf16(rndf() * 0.1f); /* negative scales included */
+                            bi[i] = to_bf16(rndf());
+                        }
+                        struct fc_matrix m;
+                        enum fc_dtype t = bits == 2 ? FC_DTYPE_Q2 : bits == 4 ? FC_DTYPE_Q4 : FC_DTYPE_Q8;
+                        fc_matrix_init(&m, "test", t, rows, cols, 64, codes, (uint8_t *)sc, (uint8_t *)bi, NULL);
+                        for (size_t k = 0; k < sizeof tokens_list / sizeof tokens_list[0]; k++) {
+                            char label[64];
+                            snprintf(label, sizeof label, "level %d threads %d", level, n_threads_list[ti]);
+                            check(&be, label, &m, tokens_list[k]);
+                        }
+                        free(codes);
+                        free(sc);
+                        free(bi);
+                    }
+                }
+            }
+            /* float matrices (bf16 / f16 / f32), odd column counts take the reference path */
+            const int32_t fcols[] = { 48, 64, 100 };
+            for (int dt = 0; dt < 3; dt++) {
+                for (size_t ci = 0; ci < 3; ci++) {
+                    const int32_t rows = 19, cols = fcols[ci];
+                    size_t esz = dt == 0 ? 4 : 2;
+                    uint8_t * data = malloc((size_t)rows * cols * esz);
+                    for (size_t i = 0; i < (size_t)rows * cols; i++) {
+                        float f = rndf();
+                        if (dt == 0) memcpy(data + i * 4, &f, 4);
+                        else {
+                            uint16_t h = dt == 1 ? to_bf16(f) : (uint16_t)(0x3000 | (rnd() & 0x8fff)); /* f16: small normals */
+                            memcpy(data + i * 2, &h, 2);
+                        }
+                    }
+                    struct fc_matrix m;
+                    enum fc_dtype t = dt == 0 ? FC_DTYPE_F32 : dt == 1 ? FC_DTYPE_BF16 : FC_DTYPE_F16;
+                    fc_matrix_init(&m, "test", t, rows, cols, 0, data, NULL, NULL, NULL);
+                    check(&be, "float", &m, 1);
+                    check(&be, "float", &m, 3);
+                    free(data);
+                }
+            }
+            fc_backend_free(&be);
+            fc_pool_free(pool);
+        }
+    }
+    /* prepared-x layout: dequantized rows dotted with prepared x equal the natural-order dot */
+    printf("%d checks, %d failures\n", checks, failures);
+    return failures ? 1 : 0;
+}
