@@ -93,3 +93,27 @@ test("demo: vocabulary covers the bundled Qwen3 tokenizer, whose files are copie
   expect(c.config.eos_token_id).toEqual([151645, 151643]);
   expect(describeExperts(c).map((l) => l.layer)).toEqual([0]);
 });
+
+const ENGINE = join(import.meta.dir, "../../native/build/flashchat-engine");
+
+test.skipIf(!existsSync(ENGINE))("the engine loads a generated model and its logits are sane (finite, std near the lm_head gain)", async () => {
+  const dir = join(tmp, "engine-ckpt");
+  const art = join(tmp, "engine-art");
+  await writeTestModel({ outDir: dir, dims: "tiny", seed: 21 });
+  await extractWeights({ checkpointDir: dir, outDir: art });
+  await repackExperts({ checkpointDir: dir, outDir: art });
+  const out = join(tmp, "logits.f32");
+  await using proc = Bun.spawn([ENGINE, "logits", "--artifacts", art, "--tokens", "1,2,3,4,5,6,7,8", "--out", out, "--threads", "1"], { stdout: "pipe", stderr: "pipe" });
+  const [stderr, code] = await Promise.all([proc.stderr.text(), proc.exited]);
+  expect([code, stderr]).toEqual([0, expect.any(String)]);
+  const x = new Float32Array(readFileSync(out).buffer.slice(0));
+  expect(x.length).toBe(8 * 512);
+  for (let p = 0; p < 8; p++) {
+    const row = x.subarray(p * 512, (p + 1) * 512);
+    expect(row.every(Number.isFinite)).toBe(true);
+    const m = row.reduce((a, b) => a + b, 0) / 512;
+    const std = Math.sqrt(row.reduce((a, b) => a + (b - m) ** 2, 0) / 512);
+    expect(std).toBeGreaterThan(1);
+    expect(std).toBeLessThan(6);
+  }
+});
