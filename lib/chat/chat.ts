@@ -329,7 +329,7 @@ export class ChatApp {
     });
     if (outcome === "interrupted") this.note("[stopped · the session keeps what arrived]");
     else if (outcome === "server-gone") {
-      this.note(`the server went away mid-reply: ${failure}`);
+      this.note(`reply cut off: ${failure}`);
       this.note(`your session is intact (${session.id}); send your next message to reconnect (the server is started again if needed)`);
     } else this.note(renderStats(stats));
     return outcome;

@@ -122,7 +122,7 @@ test("a server that goes away mid-reply: clear message, partial reply kept as in
   const c = start();
   c.input.end("first\nsecond\n");
   await c.done;
-  expect(c.output()).toContain("the server went away mid-reply");
+  expect(c.output()).toContain("reply cut off: the server closed the connection before the reply was complete");
   expect(c.output()).toContain("your session is intact");
   const [s] = listSessions(config.paths).filter((x) => x.preview === "first");
   const saved = loadSession(config.paths, s!.id).messages;
