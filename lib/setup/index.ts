@@ -1,7 +1,7 @@
 // Auto-setup: check every step, ask once, run what is missing (build, download, generate, extract, repack),
 // and confirm the model is ready. `ensureReady()` is what chat, prompt, serve and benchmark call first.
 import { existsSync } from "node:fs";
-import { join } from "pathe";
+import { basename, join } from "pathe";
 import { $ } from "zx";
 import { resolveModelPath } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
@@ -16,6 +16,7 @@ import { DEMO_NOTICE, type ModelTarget, resolveModelTarget } from "../model/regi
 import { repackExperts } from "../model/repack.ts";
 import { askConsent, checkDisks, needsConsent, renderPlan } from "./consent.ts";
 import { buildEngine, REPO_ROOT } from "./engine.ts";
+import { withLock } from "./lock.ts";
 import { planSetup, type SetupPlan, type StepId } from "./plan.ts";
 import { formatBytes, formatDuration, renderProgressLine } from "./progress.ts";
 
@@ -85,18 +86,28 @@ export async function runSetup(config: ResolvedConfig, opts: SetupOptions = {}):
   const target = resolveModelTarget(cfg);
   const hub: HubOptions = { ...resolveHubOptions(cfg.paths.hfCacheDir, env), ...opts.hub };
   const root = opts.root ?? REPO_ROOT;
-  const plan = await planSetup(cfg, target, { hub, engine: opts.engine, root, env });
-  const todo = plan.steps.filter((s) => !s.done);
+  const planOpts = { hub, engine: opts.engine, root, env };
+  const first = await planSetup(cfg, target, planOpts);
 
   if (opts.dryRun) {
-    logger.log(renderPlan(plan, { color: cfg.colorOutput && Boolean(process.stderr.isTTY) }));
-    return { plan, ran: [], ready: readyModel(plan, opts, false) };
+    logger.log(renderPlan(first, { color: cfg.colorOutput && Boolean(process.stderr.isTTY) }));
+    return { plan: first, ran: [], ready: readyModel(first, opts, false) };
   }
-  if (todo.length === 0) {
+  if (first.steps.every((s) => s.done)) {
     if (!opts.quietWhenReady) logger.success(`${target.entry?.title ?? target.repo} is ready (${target.artifactsDir})`);
-    return { plan, ran: [], ready: readyModel(plan, opts, true) };
+    return { plan: first, ran: [], ready: readyModel(first, opts, true) };
   }
+  const lock = join(cfg.paths.dataDir, "locks", `setup-${basename(target.artifactsDir)}.lock`);
+  return withLock(lock, target.repo, async (waited) => {
+    // another flashchat was setting this model up: look again, there may be nothing left to do
+    const plan = waited ? await planSetup(cfg, target, planOpts) : first;
+    if (plan.steps.every((s) => s.done)) return { plan, ran: [] as StepId[], ready: readyModel(plan, opts, true) };
+    return runSteps(cfg, target, plan, hub, root, opts);
+  });
+}
 
+async function runSteps(cfg: ResolvedConfig, target: ModelTarget, plan: SetupPlan, hub: HubOptions, root: string, opts: SetupOptions): Promise<SetupResult> {
+  const todo = plan.steps.filter((s) => !s.done);
   const prereq = plan.steps.find((s) => s.id === "prerequisites");
   if (prereq && !prereq.done) {
     throw new UserError(
