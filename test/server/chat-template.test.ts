@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
 import { UserError } from "../../lib/errors.ts";
-import { loadChatTemplate } from "../../lib/server/chat-template.ts";
+import { createChatTemplate, loadChatTemplate } from "../../lib/server/chat-template.ts";
 
 const QWEN3 = join(import.meta.dir, "../fixtures/qwen3-tokenizer");
 const tmp = mkdtempSync(join(tmpdir(), "flashchat-tpl-"));
@@ -43,5 +43,20 @@ describe("chat template", () => {
     writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify({ chat_template: "ignored" }));
     expect(loadChatTemplate(dir).render([{ role: "user", content: "x" }])).toBe("[user]x[assistant]");
     expect(() => loadChatTemplate(tmp)).toThrow(UserError);
+  });
+
+  test("XML-style templates (Qwen3.5 / Qwen3-Coder) get tool call arguments as objects; raise_exception surfaces", () => {
+    const tpl = createChatTemplate(
+      "{%- if messages[0].role != 'user' %}{{ raise_exception('first message must be the user') }}{%- endif %}" +
+        "{%- for m in messages %}{%- for tc in m.tool_calls or [] %}<function={{ tc.function.name }}>" +
+        "{%- for k, v in tc.function.arguments|items %}<parameter={{ k }}>{{ v | tojson if v is mapping else v }}</parameter>{%- endfor %}" +
+        "</function>{%- endfor %}{%- endfor %}",
+    );
+    const out = tpl.render([
+      { role: "user", content: "x" },
+      { role: "assistant", content: "", tool_calls: [{ type: "function", function: { name: "f", arguments: { n: 1, o: { k: "v" } } } }] },
+    ]);
+    expect(out).toBe('<function=f><parameter=n>1</parameter><parameter=o>{"k": "v"}</parameter></function>');
+    expect(() => tpl.render([{ role: "system", content: "x" }])).toThrow("first message must be the user");
   });
 });
