@@ -5,23 +5,29 @@
 import { defineCommand } from "citty";
 import { runChat } from "../lib/chat/chat.ts";
 import { createServerLink } from "../lib/chat/server-link.ts";
-import { globalArgs, runScript } from "../lib/cli.ts";
+import { globalArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 
 const command = defineCommand({
   meta: { name: "chat", description: "Chat with the model in the terminal (starts the server if needed)" },
   args: {
     ...globalArgs,
+    ...modelArgs,
+    ...yesArgs,
     resume: { type: "string", description: "Continue a saved session (see `flashchat sessions`)", valueHint: "ID" },
     think: { type: "boolean", description: "Show the model's thinking (default: SHOW_THINKING)" },
   },
   async run({ args }) {
     const config = await loadFlashchatConfig({
       configFile: args.config,
-      overrides: { SHOW_THINKING: args.think === undefined ? undefined : args.think },
-      flagNames: { SHOW_THINKING: "--think" },
+      overrides: { SHOW_THINKING: args.think === undefined ? undefined : args.think, MODEL_REPO: args.model },
+      flagNames: { SHOW_THINKING: "--think", MODEL_REPO: "--model" },
     });
-    const server = createServerLink(config, { configFile: args.config });
+    const server = createServerLink(config, {
+      configFile: args.config,
+      model: args.model,
+      prepare: async () => (await import("../lib/setup/index.ts")).ensureReady(config, { yes: args.yes }),
+    });
     await runChat(config, { server, resume: args.resume });
   },
 });

@@ -7,7 +7,7 @@ import { renderStats } from "../lib/chat/chat.ts";
 import { startLocalServer } from "../lib/chat/local-server.ts";
 import { resolvePromptText, runPrompt } from "../lib/chat/prompt.ts";
 import { ANSI } from "../lib/chat/render.ts";
-import { globalArgs, jsonArgs, modelArgs, runScript } from "../lib/cli.ts";
+import { globalArgs, jsonArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 import { UserError } from "../lib/errors.ts";
 
@@ -18,6 +18,7 @@ const command = defineCommand({
     ...globalArgs,
     ...modelArgs,
     ...jsonArgs,
+    ...yesArgs,
     tokens: { type: "string", description: "Most tokens to generate (default MAX_TOKENS)", valueHint: "N" },
     think: { type: "boolean", description: "Let the model think first (--no-think: answer directly)", negativeDescription: "Answer without thinking" },
     system: { type: "string", description: "System prompt", valueHint: "TEXT" },
@@ -36,7 +37,11 @@ const command = defineCommand({
       think: args.think,
       system: args.system,
       json: args.json,
-      startLocal: startLocalServer,
+      startLocal: async (cfg) => {
+        // no server: make sure the model is ready (asks once, or --yes), then run it just for this reply
+        await (await import("../lib/setup/index.ts")).ensureReady(cfg, { yes: args.yes });
+        return startLocalServer(cfg);
+      },
     });
     if (process.stderr.isTTY && !args.json && !args.quiet) {
       const line = renderStats(result.stats);

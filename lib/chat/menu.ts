@@ -144,6 +144,9 @@ export async function runMenu(opts: RunMenuOptions = {}): Promise<void> {
   }
 }
 
+/** Before starting a server from the menu: set the model up if needed (asks once on the terminal). */
+const prepareModel = async (config: ResolvedConfig) => (await import("../setup/index.ts")).ensureReady(config, {});
+
 async function runAction(
   action: MenuAction,
   config: ResolvedConfig,
@@ -152,7 +155,7 @@ async function runAction(
 ): Promise<string | undefined> {
   switch (action) {
     case "chat":
-      await runChat(config, { server: createServerLink(config, { configFile: io.configFile }), input: io.input, output: io.output });
+      await runChat(config, { server: createServerLink(config, { configFile: io.configFile, prepare: () => prepareModel(config) }), input: io.input, output: io.output });
       return;
     case "resume": {
       const list = listSessions(config.paths);
@@ -164,7 +167,7 @@ async function runAction(
       const r = await new LineEditor(new History(), { input: io.input, output: io.output }).read("number or id (Enter to go back): ");
       if (r.type !== "line" || !r.text.trim()) return;
       const id = pickSession(list, r.text) ?? r.text.trim();
-      await runChat(config, { server: createServerLink(config, { configFile: io.configFile }), resume: id, input: io.input, output: io.output });
+      await runChat(config, { server: createServerLink(config, { configFile: io.configFile, prepare: () => prepareModel(config) }), resume: id, input: io.input, output: io.output });
       return;
     }
     case "server": {

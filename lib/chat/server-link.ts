@@ -48,6 +48,10 @@ export interface ServerLinkOptions {
   autoStart?: boolean;
   /** --config FILE given to chat, passed on to the server it starts. */
   configFile?: string;
+  /** --model given to chat, passed on to the server it starts. */
+  model?: string;
+  /** Make sure the model is ready before starting a server (lib/setup ensureReady: asks once, or --yes). */
+  prepare?: () => Promise<unknown>;
   /** Status lines go here (default stderr). */
   say?: (line: string) => void;
   /** How long to wait for a server that says "loading" (default 15 minutes: big models load slowly). */
@@ -63,11 +67,12 @@ export function createServerLink(config: ResolvedConfig, opts: ServerLinkOptions
       let baseUrl = state.url;
       if (!state.running) {
         if (opts.autoStart === false) throw new UserError(`no server answers at ${baseUrl}`, "start it with: flashchat serve");
+        await opts.prepare?.();
         say(`the server is not running; starting it in the background (model ${config.modelRepo})`);
         const started = await startServerInBackground(config, {
           host: config.serverHost,
           port: config.serverPort,
-          forwardArgs: opts.configFile ? ["--config", opts.configFile] : [],
+          forwardArgs: [...(opts.configFile ? ["--config", opts.configFile] : []), ...(opts.model ? ["--model", opts.model] : [])],
           timeoutMs: opts.loadTimeoutMs,
           say,
         });

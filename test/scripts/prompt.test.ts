@@ -95,15 +95,14 @@ test("a server error is reported on stderr with a non-zero exit", async () => {
   expect(r.stderr).toContain("the server refused the request (HTTP 400): bad thing");
 });
 
-test("no server and no prepared model: a clear message, exit 1, nothing left behind", async () => {
+test("no server and a model that cannot be found: one clear error on stderr, exit 1", async () => {
   const dead = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
   const port = String(dead.port);
   dead.stop(true);
-  const r = await run(["hi", "--model", "demo"], { env: { FLASHCHAT_SERVER_PORT: port } });
+  const r = await run(["hi", "--model", "./no-such-model"], { env: { FLASHCHAT_SERVER_PORT: port } });
   expect(r.code).toBe(1);
   expect(r.stdout).toBe("");
-  expect(r.stderr).toContain("the model demo is not prepared");
-  expect(r.stderr).toContain("run: flashchat setup --model demo");
+  expect(r.stderr).toContain("model folder not found");
 });
 
 test("prompt text: as given, or stdin without its final newline", async () => {
