@@ -19,7 +19,7 @@ engine-asan: ## build the engine with AddressSanitizer + UBSan (native/build/asa
 	@$(MAKE) -C native asan
 
 test: deps engine ## run the whole test suite (bun test)
-	@$(BUN) test
+	@$(BUN) test --timeout 120000
 
 bench: deps engine ## run the standard benchmark set and print the table
 	@$(BUN) scripts/benchmark.ts standard
