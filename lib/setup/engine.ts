@@ -1,6 +1,6 @@
 // The native engine build as a setup step: is the binary newer than every source, and `make engine` when not.
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { join, resolve } from "pathe";
+import { join, relative, resolve } from "pathe";
 import { $ } from "zx";
 import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
@@ -40,14 +40,23 @@ function newestSource(dir: string): { path: string; mtimeMs: number } {
   return best;
 }
 
-/** Quick check: a stat of the binary and of the native sources. */
+/**
+ * Quick check: is the binary there and up to date? Asks make itself (`make -q`, which knows the real dependencies,
+ * a few ms); without make, compares the binary's time with the engine sources'.
+ */
 export function inspectEngine(root = REPO_ROOT): EngineState {
   const binary = engineBinaryPath(root);
-  const buildable = existsSync(join(root, "native", "Makefile"));
+  const native = join(root, "native");
+  const buildable = existsSync(join(native, "Makefile"));
   const built = existsSync(binary);
   if (!built) return { binary, buildable, built, current: false };
-  const newest = newestSource(join(root, "native"));
-  const current = statSync(binary).mtimeMs >= newest.mtimeMs;
+  if (buildable && Bun.which("make")) {
+    const q = Bun.spawnSync(["make", "-q", "-C", native, relative(native, binary)], { stdout: "ignore", stderr: "ignore" });
+    if (q.exitCode === 0) return { binary, buildable, built, current: true };
+    if (q.exitCode === 1) return { binary, buildable, built, current: false, staleBecause: "its sources" };
+  }
+  const newest = newestSource(join(native, "src"));
+  const current = statSync(binary).mtimeMs >= Math.max(newest.mtimeMs, existsSync(join(native, "Makefile")) ? statSync(join(native, "Makefile")).mtimeMs : 0);
   return { binary, buildable, built, current, staleBecause: current ? undefined : newest.path };
 }
 

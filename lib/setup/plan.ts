@@ -115,7 +115,7 @@ export async function planSetup(config: ResolvedConfig, target: ModelTarget, opt
             ? `${engine.binary} (sources not in this checkout)`
             : "the engine sources are not in this checkout"
           : engine.built
-            ? `rebuild (make engine): ${engine.staleBecause} changed`
+            ? `rebuild (make engine): ${engine.staleBecause} changed since the last build`
             : "build (make engine)",
       downloadBytes: 0,
       writeBytes: 0,
