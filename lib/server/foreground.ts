@@ -1,7 +1,7 @@
 // The server as a long-running process (scripts/serve.ts): config -> model target -> startServer, then wait for
 // SIGTERM / SIGINT and shut down gracefully (finish or cancel streams, stop the engine, exit 0).
 import { existsSync } from "node:fs";
-import { join } from "pathe";
+import { basename, join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import { resolveModelTarget } from "../model/registry.ts";
@@ -24,8 +24,21 @@ export interface ForegroundOptions {
   echo?: boolean;
 }
 
+/**
+ * Settings this module reads when the config schema has them (proposed keys; until then the flags / env apply):
+ * SERVER_REASONING (serverReasoning: separate|inline|drop), SERVER_CACHE_PERSIST (serverCachePersist: 1/0),
+ * API_KEY (apiKey, i.e. FLASHCHAT_API_KEY).
+ */
+interface OptionalServerSettings {
+  serverReasoning?: ReasoningFormat;
+  serverCachePersist?: boolean;
+  apiKey?: string;
+}
+
 /** Start the server from the config and resolve once it is serving (engine ready). Rejects with a UserError otherwise. */
 export async function startConfiguredServer(config: ResolvedConfig, opts: ForegroundOptions = {}): Promise<RunningServer> {
+  const extra = config as ResolvedConfig & OptionalServerSettings;
+  opts = { ...opts, apiKey: opts.apiKey ?? (extra.apiKey || undefined), reasoningFormat: opts.reasoningFormat ?? extra.serverReasoning };
   const host = config.serverHost;
   try {
     checkBindSafety(host, opts.apiKey, opts.insecure ?? false);
@@ -59,7 +72,7 @@ export async function startConfiguredServer(config: ResolvedConfig, opts: Foregr
     logFile: config.serverLogPath,
     httpLogFile: config.serverHttpLog ? join(logsDir, "http.log") : undefined,
     promptLogFile: config.serverDebug ? join(logsDir, "prompts.log") : undefined,
-    snapshotFile: opts.snapshotFile,
+    snapshotFile: opts.snapshotFile ?? (extra.serverCachePersist ? join(config.paths.dataDir, "prompt-cache", `${basename(target.artifactsDir)}.snapshots`) : undefined),
     echoLog: opts.echo ? (line) => process.stderr.write(`${line}\n`) : undefined,
   });
   await server.engineStarted;
