@@ -171,9 +171,13 @@ async function runAction(
       return;
     }
     case "server": {
+      if (!server.running) await prepareModel(config);
       const code = await runCommand(server.running ? ["serve", "--stop"] : ["serve"], io.configFile);
-      if (code !== 0) await io.pause();
-      return;
+      if (code !== 0) {
+        await io.pause();
+        return;
+      }
+      return server.running ? "the server was stopped" : `the server is running (log: ${config.serverLogPath})`;
     }
     case "configure":
       await runCommand(["config", "--reset"], io.configFile);
