@@ -124,3 +124,19 @@ test.skipIf(!hasTmux)("chat: line editing, multi-line input, history across runs
   term.send("C-d");
   await term.waitFor("[exited 0]");
 }, 60_000);
+
+test.skipIf(!hasTmux)("colour: styled on a terminal, plain with NO_COLOR=1 or COLOR_OUTPUT=0", async () => {
+  const styled = /\x1b\[[0-9;]*m/;
+  for (const [extra, coloured] of [[{}, true], [{ NO_COLOR: "1" }, false], [{ FLASHCHAT_COLOR_OUTPUT: "0" }, false]] as const) {
+    scripts.push({ content: ["some **bold** words"] });
+    term = new Tmux(home, [process.execPath, join(root, "scripts/chat.ts")], { ...env, ...extra }, { cwd: home });
+    await term.waitFor("/help for commands");
+    term.type("colour?");
+    term.send("Enter");
+    await term.waitFor(/some .*bold.* words/);
+    const line = term.styledScreen().split("\n").find((l) => l.includes("words"))!;
+    expect({ extra, styled: styled.test(line) }).toEqual({ extra, styled: coloured });
+    expect(term.screen()).toContain(coloured ? "some bold words" : "some **bold** words");
+    term.kill();
+  }
+}, 60_000);

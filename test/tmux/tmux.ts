@@ -47,6 +47,11 @@ export class Tmux {
       .replace(/\n+$/, "\n");
   }
 
+  /** The visible screen with its colour and style escape sequences. */
+  styledScreen(): string {
+    return this.tmux("capture-pane", "-t", this.session, "-p", "-e");
+  }
+
   /** The screen plus scrollback. */
   history(): string {
     return this.tmux("capture-pane", "-t", this.session, "-p", "-S", "-1000", "-J");
