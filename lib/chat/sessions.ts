@@ -8,7 +8,7 @@
 // Readers skip blank lines and lines that are not valid JSON messages (a half-written last line
 // after a crash), with a warning. Writers append whole lines with O_APPEND in one write, so
 // several writers never interleave inside a line.
-import { closeSync, existsSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "pathe";
 import { UserError } from "../errors.ts";
 import { appendLineDurable } from "../fs.ts";
@@ -283,7 +283,17 @@ export class Session {
   /** Start a new session file with its metadata line (written now, so the id is taken). */
   static create(dir: string, opts: { model?: string; now?: number } = {}): Session {
     let now = opts.now ?? Date.now();
-    while (existsSync(join(dir, createSessionId(now) + SESSION_EXT))) now++;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // claim the id with an exclusive create: two chats started in the same millisecond get different ids
+    for (;;) {
+      try {
+        closeSync(openSync(join(dir, createSessionId(now) + SESSION_EXT), "wx", 0o600));
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        now++;
+      }
+    }
     const id = createSessionId(now);
     const path = join(dir, id + SESSION_EXT);
     const meta: SessionMeta = { type: "session", version: SESSION_FORMAT_VERSION, id, created: new Date(now).toISOString() };

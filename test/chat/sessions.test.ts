@@ -207,3 +207,11 @@ describe("request messages", () => {
     expect(firstWords("x".repeat(100))).toHaveLength(60);
   });
 });
+
+test("processes starting sessions in the same millisecond get distinct ids", async () => {
+  const fixture = join(import.meta.dir, "create-fixture.ts");
+  const procs = [1, 2, 3, 4].map(() => Bun.spawn([process.execPath, fixture, dirs.sessionsDir, "1732400000000"], { stdout: "pipe" }));
+  const ids = await Promise.all(procs.map((p) => p.stdout.text()));
+  expect(new Set(ids.map((i) => i.trim())).size).toBe(4);
+  for (const s of listSessions(dirs)) expect(loadSession(dirs, s.id).meta?.id).toBe(s.id);
+});
