@@ -15,13 +15,13 @@ const command = defineCommand({
     ...modelArgs,
     ...yesArgs,
     resume: { type: "string", description: "Continue a saved session (see `flashchat sessions`)", valueHint: "ID" },
-    think: { type: "boolean", description: "Show the model's thinking (default: SHOW_THINKING)" },
+    showThinking: { type: "boolean", description: "Show the model's thinking, dimmed (default: SHOW_THINKING; /think on|off in chat)" },
   },
   async run({ args }) {
     const config = await loadFlashchatConfig({
       configFile: args.config,
-      overrides: { SHOW_THINKING: args.think === undefined ? undefined : args.think, MODEL_REPO: args.model },
-      flagNames: { SHOW_THINKING: "--think", MODEL_REPO: "--model" },
+      overrides: { SHOW_THINKING: args.showThinking, MODEL_REPO: args.model },
+      flagNames: { SHOW_THINKING: "--show-thinking", MODEL_REPO: "--model" },
     });
     const server = createServerLink(config, {
       configFile: args.config,
