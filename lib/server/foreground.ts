@@ -84,20 +84,25 @@ export async function startConfiguredServer(config: ResolvedConfig, opts: Foregr
   return server;
 }
 
-/** Run until SIGTERM / SIGINT, then stop gracefully and exit 0. */
+/** Run until SIGTERM / SIGINT, then stop gracefully and exit 0 (a signal during start-up also ends it cleanly). */
 export async function runForegroundServer(config: ResolvedConfig, opts: ForegroundOptions = {}): Promise<void> {
+  let signalled: string | undefined;
+  let onSignal: (signal: string) => void = (signal) => {
+    signalled = signal;
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
   const server = await startConfiguredServer(config, opts);
   process.stderr.write(`flashchat server: ${server.url}/v1 (model ${config.modelRepo}); Ctrl-C stops it\n`);
   await new Promise<void>((resolve) => {
     let stopping = false;
-    const stop = (signal: string) => {
+    onSignal = (signal) => {
       if (stopping) return;
       stopping = true;
       server.logs.info(`${signal}: stopping`);
       void server.stop((opts.graceSeconds ?? 10) * 1000).then(resolve);
     };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
+    if (signalled) onSignal(signalled);
   });
   process.exit(0);
 }
