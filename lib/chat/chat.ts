@@ -327,6 +327,7 @@ export class ChatApp {
       stats,
       ...(outcome === "done" ? {} : { interrupted: true }),
     });
+    if (!this.showThinking && reasoning && !content.trim()) this.note("(only thinking so far; /think on shows it)");
     if (outcome === "interrupted") this.note("[stopped · the session keeps what arrived]");
     else if (outcome === "server-gone") {
       this.note(`reply cut off: ${failure}`);

@@ -62,7 +62,7 @@ test("each request carries the whole conversation; both sides are saved as they 
   ]);
   expect(saved[1]!.stats?.completion_tokens).toBe(2);
   expect(c.output()).toContain("Hi there.\n2 tokens");
-  expect(c.output()).not.toContain("think"); // thinking hidden by default
+  expect(c.output()).not.toContain("think\n"); // thinking hidden by default
   expect(c.output()).toContain(`resume with: flashchat chat --resume ${s!.id}`);
 });
 
@@ -167,4 +167,13 @@ test("stats: tokens, tok/s from the first token on, time to first token", () => 
   const s = resolveStats({ startMs: 0, firstMs: 500, endMs: 2500, nChunks: 7, usage: { completion_tokens: 21, prompt_tokens: 9 } });
   expect(s).toEqual({ completion_tokens: 21, prompt_tokens: 9, total_ms: 2500, ttft_ms: 500, tok_per_s: 10 });
   expect(renderStats(s)).toBe("21 tokens · 10.0 tok/s · first token 0.50 s");
+});
+
+test("a reply that is only (hidden) thinking says so instead of showing nothing", async () => {
+  scripts = [{ reasoning: ["deep thoughts"], content: [] }];
+  const c = start();
+  c.input.end("hmm\n");
+  await c.done;
+  expect(c.output()).toContain("(only thinking so far; /think on shows it)");
+  expect(c.output()).not.toContain("deep thoughts");
 });
