@@ -251,7 +251,7 @@ static void print_ceilings(struct fc_engine * e, const struct fc_bench_options *
                            const char * what) {
     const struct fc_cpu_kernels * k = fc_cpu_kernels_best();
     int bits = e->experts.bits;
-    double core_gbps = kernel_gbps(k, bits, 4096, 4096, 300.0); /* from memory: 8 MB+ at 4 bits, larger than L2 */
+    double core_gbps = kernel_gbps(k, bits, 8192, 8192, 300.0); /* from memory: 32 MB+ at 4 bits, beyond the caches */
     double mem_gbps = memcpy_gbps();
     double gbps = bytes_per_op / (ms_per_op / 1e3) / 1e9;
     double kernel_ceiling = core_gbps * e->n_threads;

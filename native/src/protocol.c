@@ -40,6 +40,7 @@ struct server {
     struct totals tot;
     char running_id[256]; /* id of the generate in progress ("" if none or no id) */
     char shutdown_id[256];
+    int ack_shutdown;     /* a shutdown request (not EOF): answer ok before exiting */
     int generating;
     int cancel;
 };
@@ -73,6 +74,7 @@ static void reply_ok(const char * id) {
 
 /* Take the next complete line out of the buffer (NUL-terminated, newline stripped); NULL if none. */
 static char * take_line(struct server * sv, size_t * consumed) {
+    if (sv->len == 0) return NULL;
     char * nl = memchr(sv->buf, '\n', sv->len);
     if (!nl) {
         if (sv->eof && sv->len > 0) { /* last line without newline */
@@ -119,7 +121,7 @@ static int fill(struct server * sv, int block) {
 static void discard_long_line(struct server * sv) {
     reply_error(NULL, FC_STATUS_BAD_REQUEST, "request line too long");
     for (;;) {
-        char * nl = memchr(sv->buf, '\n', sv->len);
+        char * nl = sv->len ? memchr(sv->buf, '\n', sv->len) : NULL;
         if (nl) { drop_line(sv, (size_t)(nl - sv->buf) + 1); return; }
         sv->len = 0;
         if (!fill(sv, 1)) return;
@@ -212,6 +214,7 @@ static void poll_input(struct server * sv) {
         } else if (strcmp(op->string, "shutdown") == 0) {
             sv->cancel = 1;
             sv->shutdown = 1;
+            sv->ack_shutdown = 1;
             snprintf(sv->shutdown_id, sizeof sv->shutdown_id, "%s", id);
         } else {
             reply_error(id, FC_STATUS_BUSY, "a generation is running: only cancel, stats and shutdown are served until it ends");
@@ -564,6 +567,7 @@ static void handle_line(struct server * sv, char * line) {
         handle_stats(sv, id);
     } else if (strcmp(o, "shutdown") == 0) {
         sv->shutdown = 1;
+        sv->ack_shutdown = 1;
         snprintf(sv->shutdown_id, sizeof sv->shutdown_id, "%s", id);
     } else {
         char msg[160];
@@ -611,7 +615,7 @@ int fc_protocol_run(struct fc_engine * e, size_t snapshot_budget_bytes, int in_f
         handle_line(&sv, copy);
         free(copy);
     }
-    if (sv.shutdown) reply_ok(sv.shutdown_id);
+    if (sv.ack_shutdown) reply_ok(sv.shutdown_id);
     fc_snapshots_free(&sv.snaps);
     fc_sampler_free(&sv.sampler);
     free(sv.logits);

@@ -1,0 +1,67 @@
+// Engine benchmark targets (run, verify, bench, moe, moebench, full, fullbench, kernels): each runs
+// `flashchat-engine bench MODE`, which prints time per op, GB/s, and for moe/full both ceilings (kernel, memory).
+//   bun scripts/benchmark.ts fullbench --artifacts DIR [--threads 2] [--iters 20] [--json]
+import { type ArgsDef, type CommandDef, defineCommand } from "citty";
+import { UserError } from "../errors.ts";
+import { engineRunArgs, engineRunArgv, runEngineBatch } from "./_engine-process.ts";
+
+export const ENGINE_BENCH_MODES = {
+  run: "One expert forward pass: pread time and compute time per op, GB/s",
+  verify: "Optimized kernels (every level this CPU has) against the plain C reference, on the model's matrices",
+  bench: "One expert, 10 iterations: time per op and GB/s",
+  moe: "One MoE layer with K experts: time, GB/s, kernel and memory ceilings",
+  moebench: "One MoE layer with K experts, 10 iterations: time, GB/s, ceilings",
+  full: "The whole model for one token: time, GB/s, ceilings",
+  fullbench: "Whole-model decode, 10 tokens: tok/s, GB/s, kernel and memory ceilings",
+  kernels: "Synthetic single-core 2/4/8-bit matvec GB/s (cache and memory) and memcpy GB/s; needs no model",
+} as const;
+
+export type EngineBenchMode = keyof typeof ENGINE_BENCH_MODES;
+
+const benchArgs = {
+  iters: { type: "string", description: "Iterations (default 1 for run/moe/full, 10 for bench/moebench/fullbench)", valueHint: "N" },
+  layer: { type: "string", description: "Layer to measure (run/bench/verify/moe/moebench; default 0)", valueHint: "L" },
+  json: { type: "boolean", description: "Print one JSON line instead of text" },
+} as const satisfies ArgsDef;
+
+/** Run one benchmark mode; returns the engine's stdout when `capture`, else prints it. */
+export async function runEngineBench(
+  mode: EngineBenchMode,
+  a: Record<string, string | boolean | undefined>,
+  capture = false,
+): Promise<string> {
+  const argv = ["bench", mode];
+  if (mode !== "kernels") argv.push(...engineRunArgv(a as Record<string, string | undefined>));
+  for (const [flag, v] of [["--iters", a.iters], ["--layer", a.layer]] as const) {
+    if (v === undefined) continue;
+    if (!/^\d+$/.test(String(v))) throw new UserError(`${flag} must be a non-negative integer, not "${v}"`, undefined, 2);
+    argv.push(flag, String(v));
+  }
+  if (a.json) argv.push("--json");
+  return runEngineBatch(argv, typeof a.binary === "string" ? a.binary : undefined, capture ? "pipe" : "inherit");
+}
+
+function benchCommand(mode: EngineBenchMode): CommandDef<ArgsDef> {
+  const needsModel = mode !== "kernels";
+  return defineCommand({
+    meta: { name: mode, description: ENGINE_BENCH_MODES[mode] },
+    args: {
+      ...(needsModel ? engineRunArgs : { binary: engineRunArgs.binary }),
+      ...benchArgs,
+    },
+    async run({ args }) {
+      await runEngineBench(mode, args as Record<string, string | boolean | undefined>);
+    },
+  }) as CommandDef<ArgsDef>;
+}
+
+export const run = benchCommand("run");
+export const verify = benchCommand("verify");
+export const bench = benchCommand("bench");
+export const moe = benchCommand("moe");
+export const moebench = benchCommand("moebench");
+export const full = benchCommand("full");
+export const fullbench = benchCommand("fullbench");
+export const kernels = benchCommand("kernels");
+
+export default { run, verify, bench, moe, moebench, full, fullbench, kernels };

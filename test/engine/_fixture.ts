@@ -1,0 +1,60 @@
+// The fixture model's artifacts for engine tests, made once per test file in a temp dir by the real extract/repack code.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "pathe";
+import { engineBinaryPath } from "../../lib/engine/client.ts";
+import { extractWeights } from "../../lib/model/extract.ts";
+import { repackExperts } from "../../lib/model/repack.ts";
+
+export const FIXTURE = join(import.meta.dir, "..", "fixtures", "tiny-qwen35-moe");
+export const NATIVE_DIR = join(import.meta.dir, "..", "..", "native");
+export const ENGINE = engineBinaryPath();
+
+export const prompt = (): number[] => JSON.parse(readFileSync(join(FIXTURE, "expected/prompt.json"), "utf8")).input_ids;
+export const greedy = (): { generated_ids: number[]; full_sequence: number[] } =>
+  JSON.parse(readFileSync(join(FIXTURE, "expected/greedy.json"), "utf8"));
+export const readF32 = (path: string): Float32Array => {
+  const b = readFileSync(path);
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+};
+export const expectedLogits = () => readF32(join(FIXTURE, "expected/logits.f32"));
+export const expectedFullSequenceLogits = () => readF32(join(FIXTURE, "expected/logits_full_sequence.f32"));
+export const VOCAB = 512;
+
+/** Largest |a - b| per row of [rows, VOCAB]. */
+export function rowMaxDiff(a: Float32Array, b: Float32Array, rows: number): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    let m = 0;
+    for (let i = 0; i < VOCAB; i++) m = Math.max(m, Math.abs(a[r * VOCAB + i]! - b[r * VOCAB + i]!));
+    out.push(m);
+  }
+  return out;
+}
+
+export function argmaxRow(a: Float32Array, r: number): number {
+  let best = 0;
+  for (let i = 1; i < VOCAB; i++) if (a[r * VOCAB + i]! > a[r * VOCAB + best]!) best = i;
+  return best;
+}
+
+export function makeTempDir(prefix = "flashchat-engine-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export const removeDir = (dir: string) => rmSync(dir, { recursive: true, force: true });
+
+/** Artifacts (model_weights.* + packed_experts/) of the MLX fixture in a new temp dir. */
+export async function makeFixtureArtifacts(): Promise<string> {
+  const dir = makeTempDir();
+  await extractWeights({ checkpointDir: FIXTURE, outDir: dir });
+  await repackExperts({ checkpointDir: FIXTURE, outDir: dir });
+  return dir;
+}
+
+/** Build the engine (no-op when up to date). */
+export async function buildEngine(target: "all" | "asan" = "all"): Promise<void> {
+  const proc = Bun.spawn(["make", "-s", "-C", NATIVE_DIR, target], { stdout: "pipe", stderr: "pipe" });
+  const [err, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`make -C native ${target} failed:\n${err}`);
+}

@@ -1,0 +1,95 @@
+// The engine on the fixture model: logits of every position against the reference, greedy decoding, incremental decode.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { join } from "pathe";
+import { type Engine, startEngine } from "../../lib/engine/client.ts";
+import { writeEngineLogits } from "../../lib/bench/logits.ts";
+import {
+  argmaxRow,
+  buildEngine,
+  expectedFullSequenceLogits,
+  expectedLogits,
+  greedy,
+  makeFixtureArtifacts,
+  prompt,
+  readF32,
+  removeDir,
+  rowMaxDiff,
+  VOCAB,
+} from "./_fixture.ts";
+
+let artifacts = "";
+let engine: Engine;
+
+beforeAll(async () => {
+  await buildEngine();
+  artifacts = await makeFixtureArtifacts();
+  engine = await startEngine({ artifactsDir: artifacts, threads: 2, context: 64 });
+});
+
+afterAll(async () => {
+  await engine?.close();
+  removeDir(artifacts);
+});
+
+test("benchmark logits (batch mode) matches expected/logits.f32 within 1e-3 at every position", async () => {
+  const out = join(artifacts, "logits.f32");
+  await writeEngineLogits({ artifactsDir: artifacts, tokens: prompt(), outPath: out, threads: "1" });
+  const got = readF32(out);
+  const want = expectedLogits();
+  expect(got.length).toBe(want.length);
+  const diffs = rowMaxDiff(got, want, 32);
+  expect(Math.max(...diffs)).toBeLessThan(1e-3);
+  for (let r = 0; r < 32; r++) expect(argmaxRow(got, r)).toBe(argmaxRow(want, r));
+});
+
+test("the logits op over the protocol gives the same numbers", async () => {
+  const got = await engine.logits(prompt());
+  expect(got.length).toBe(32 * VOCAB);
+  expect(Math.max(...rowMaxDiff(got, expectedLogits(), 32))).toBeLessThan(1e-3);
+});
+
+test("greedy generation reproduces expected/greedy.json exactly", async () => {
+  const tokens: number[] = [];
+  let done: Record<string, unknown> | undefined;
+  for await (const ev of engine.generate({ tokens: prompt(), max_tokens: 16, stop_tokens: [] })) {
+    if (ev.type === "token") tokens.push(ev.token);
+    if (ev.type === "done") done = ev;
+  }
+  expect(tokens).toEqual(greedy().generated_ids);
+  expect(done).toMatchObject({ reason: "length", prompt_tokens: 32, completion_tokens: 16 });
+  expect(done!.expert_bytes as number).toBeGreaterThan(0);
+});
+
+/** log-softmax of row r at index i. */
+function logSoftmaxAt(a: Float32Array, r: number, i: number): number {
+  let m = -Infinity;
+  for (let j = 0; j < VOCAB; j++) m = Math.max(m, a[r * VOCAB + j]!);
+  let sum = 0;
+  for (let j = 0; j < VOCAB; j++) sum += Math.exp(a[r * VOCAB + j]! - m);
+  return a[r * VOCAB + i]! - m - Math.log(sum);
+}
+
+test("batched evaluation of prompt + greedy tokens matches logits_full_sequence at every position", async () => {
+  const seq = greedy().full_sequence;
+  const got = await engine.logits(seq);
+  expect(Math.max(...rowMaxDiff(got, expectedFullSequenceLogits(), seq.length))).toBeLessThan(1e-3);
+});
+
+test("token-by-token decoding from position 0 matches logits_full_sequence at every position", async () => {
+  // force_tokens walks the sequence one token per step; each step's logprob comes from that step's logits
+  const seq = greedy().full_sequence;
+  const want = expectedFullSequenceLogits();
+  const logprobs: number[] = [];
+  const tokens: number[] = [];
+  const req = { tokens: seq.slice(0, 1), max_tokens: seq.length - 1, force_tokens: seq.slice(1), stop_tokens: [], logprobs: true };
+  for await (const ev of engine.generate(req)) {
+    if (ev.type === "token") {
+      tokens.push(ev.token);
+      logprobs.push((ev as unknown as { logprob: number }).logprob);
+    }
+  }
+  expect(tokens).toEqual(seq.slice(1));
+  let worst = 0;
+  for (let i = 0; i < logprobs.length; i++) worst = Math.max(worst, Math.abs(logprobs[i]! - logSoftmaxAt(want, i, seq[i + 1]!)));
+  expect(worst).toBeLessThan(2e-3);
+});

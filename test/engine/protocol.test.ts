@@ -1,0 +1,315 @@
+// The engine's stdio protocol: errors that never kill it, cancel, prefix reuse, seeded sampling, snapshots on disk, load failures.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, cpSync, existsSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "pathe";
+import { type Engine, EngineError, engineArgv, startEngine } from "../../lib/engine/client.ts";
+import type { GenerateEvent, GenerateRequest } from "../../lib/engine/types.ts";
+import { buildEngine, ENGINE, greedy, makeFixtureArtifacts, makeTempDir, prompt, removeDir, rowMaxDiff, VOCAB } from "./_fixture.ts";
+
+let artifacts = "";
+let tmp = "";
+
+beforeAll(async () => {
+  await buildEngine();
+  artifacts = await makeFixtureArtifacts();
+  tmp = makeTempDir();
+});
+
+afterAll(() => {
+  removeDir(artifacts);
+  removeDir(tmp);
+});
+
+async function collect(e: Engine, req: GenerateRequest, signal?: AbortSignal): Promise<GenerateEvent[]> {
+  const out: GenerateEvent[] = [];
+  for await (const ev of e.generate(req, signal)) out.push(ev);
+  return out;
+}
+
+const tokensOf = (evs: GenerateEvent[]) => evs.flatMap((e) => (e.type === "token" ? [e.token] : []));
+const doneOf = (evs: GenerateEvent[]) => evs.find((e) => e.type === "done") as Extract<GenerateEvent, { type: "done" }>;
+
+/**
+ * A raw engine process: write `lines`, read replies until one with id `untilId` that ends its request,
+ * then shut down. Returns every reply after `ready`.
+ */
+async function rawSession(lines: string[], untilId: string, args: string[] = []): Promise<{ replies: Record<string, unknown>[]; code: number }> {
+  await using proc = Bun.spawn([ENGINE, "--artifacts", artifacts, "--threads", "1", "--context", "40", ...args], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  proc.stdin.write(lines.join("\n") + "\n");
+  proc.stdin.flush();
+  const replies: Record<string, unknown>[] = [];
+  const decoder = new TextDecoder();
+  let buf = "";
+  let finished = false;
+  for await (const chunk of proc.stdout) {
+    buf += decoder.decode(chunk);
+    let nl: number;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const m = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
+      buf = buf.slice(nl + 1);
+      if (m.type !== "ready") replies.push(m);
+      if (!finished && m.id === untilId && ["done", "ok", "error", "stats", "logits"].includes(m.type as string)) {
+        finished = true;
+        proc.stdin.write('{"op":"shutdown","id":"bye"}\n');
+        proc.stdin.end();
+      }
+    }
+  }
+  return { replies, code: await proc.exited };
+}
+
+describe("bad input never kills the engine", () => {
+  test("malformed JSON, unknown ops, bad fields, out-of-range tokens and context overflow are errors; the engine keeps serving", async () => {
+    const long = Array.from({ length: 41 }, () => 1);
+    const { replies, code } = await rawSession([
+      "{not json",
+      "[1,2,3]",
+      '{"op":"nope","id":"a"}',
+      '{"op":"generate","id":"b","tokens":[1,512],"max_tokens":2}',
+      '{"op":"generate","id":"c","tokens":[-1],"max_tokens":2}',
+      `{"op":"generate","id":"d","tokens":${JSON.stringify(long)},"max_tokens":2}`,
+      '{"op":"generate","id":"e","tokens":"abc","max_tokens":2}',
+      '{"op":"generate","id":"f","tokens":[1,2],"max_tokens":-3}',
+      '{"op":"generate","id":"g","tokens":[1,2],"max_tokens":1,"force_tokens":[9999]}',
+      '{"op":"logits","id":"h","tokens":[1]}',
+      '{"op":"snapshot_load","id":"i","path":"/nonexistent/snap.bin"}',
+      "",
+      '{"op":"generate","id":"ok","tokens":[1,2,3],"max_tokens":2,"stop_tokens":[]}',
+    ], "ok");
+    expect(code).toBe(0);
+    const codes = replies.filter((r) => r.type === "error").map((r) => [r.id ?? null, r.code]);
+    expect(codes).toEqual([
+      [null, "bad_request"],
+      [null, "bad_request"],
+      ["a", "bad_request"],
+      ["b", "bad_token"],
+      ["c", "bad_token"],
+      ["d", "context_overflow"],
+      ["e", "bad_request"],
+      ["f", "bad_request"],
+      ["g", "bad_token"],
+      ["h", "bad_request"],
+      ["i", "io_error"],
+    ]);
+    expect(replies.filter((r) => r.id === "ok").map((r) => r.type)).toEqual(["prompt", "token", "token", "done"]);
+    expect(replies.at(-1)).toEqual({ type: "ok", id: "bye" });
+  });
+
+  test("a generation that reaches the end of the context stops with reason length", async () => {
+    const { replies } = await rawSession(['{"op":"generate","id":"x","tokens":[1,2,3,4,5,6,7,8,9,10],"max_tokens":100,"stop_tokens":[]}'], "x");
+    const done = replies.find((r) => r.type === "done")!;
+    // 10 prompt tokens in a 40-token context: 31 tokens can be sampled (the last one is never evaluated)
+    expect(done).toMatchObject({ reason: "length", completion_tokens: 31 });
+  });
+
+  test("EOF on stdin ends the engine with status 0, also in the middle of a generation (which is cancelled)", async () => {
+    const { code, replies } = await rawSession(['{"op":"stats","id":"s"}'], "s");
+    expect(code).toBe(0);
+    expect(replies[0]).toMatchObject({ type: "stats", id: "s", requests: 0 });
+    await using proc = Bun.spawn([ENGINE, "--artifacts", artifacts, "--threads", "1"], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    proc.stdin.write('{"op":"generate","id":"g","tokens":[1,2,3],"max_tokens":100000,"stop_tokens":[]}\n');
+    proc.stdin.end();
+    const [out, exit] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+    expect(exit).toBe(0);
+    expect(JSON.parse(out.trim().split("\n").at(-1)!)).toMatchObject({ type: "done", id: "g", reason: "cancelled" });
+  });
+});
+
+describe("load failures name the file", () => {
+  test("missing artifacts folder", async () => {
+    const err = await startEngine({ artifactsDir: join(tmp, "missing") }).catch((e) => e);
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err.code).toBe("load_failed");
+    expect(err.message).toContain("model_weights.json");
+  });
+
+  test("a truncated expert file", async () => {
+    const dir = join(tmp, "truncated");
+    cpSync(artifacts, dir, { recursive: true });
+    truncateSync(join(dir, "packed_experts", "layer_02.bin"), 1000);
+    const err = await startEngine({ artifactsDir: dir }).catch((e) => e);
+    expect(err.code).toBe("load_failed");
+    expect(err.message).toContain("layer_02.bin");
+    expect(err.message).toContain("truncated");
+  });
+
+  test("a truncated weights file and a manifest of another format", async () => {
+    const dir = join(tmp, "short-bin");
+    cpSync(artifacts, dir, { recursive: true });
+    truncateSync(join(dir, "model_weights.bin"), 4096);
+    const err = await startEngine({ artifactsDir: dir }).catch((e) => e);
+    expect(err.message).toContain("model_weights.bin");
+    writeFileSync(join(dir, "model_weights.json"), '{"format":"something-else","version":1}');
+    const err2 = await startEngine({ artifactsDir: dir }).catch((e) => e);
+    expect(err2.message).toContain("not a flashchat-weights manifest");
+  });
+
+  test("engineArgv passes every option as a flag", () => {
+    expect(engineArgv({ artifactsDir: "/a", expertsDir: "/b", threads: 2, context: 100, activeExperts: 3, snapshotBudgetMb: 7 })).toEqual([
+      "--artifacts", "/a", "--experts", "/b", "--threads", "2", "--context", "100", "--active-experts", "3", "--snapshot-budget-mb", "7",
+    ]);
+  });
+});
+
+describe("generation", () => {
+  let engine: Engine;
+  beforeAll(async () => {
+    engine = await startEngine({ artifactsDir: artifacts, threads: 2, context: 256 });
+  });
+  afterAll(async () => {
+    await engine?.close();
+  });
+
+  test("ready describes the model", () => {
+    expect(engine.ready).toMatchObject({
+      type: "ready",
+      protocol: 1,
+      backend: "cpu",
+      context: 256,
+      model: { vocab_size: 512, hidden_size: 128, num_hidden_layers: 4, num_experts: 8, active_experts: 2, eos_token_id: [507] },
+    });
+  });
+
+  test("sampling with the same seed gives the same tokens; another seed differs", async () => {
+    const req = (seed: number): GenerateRequest => ({
+      tokens: prompt(),
+      max_tokens: 12,
+      stop_tokens: [],
+      sampling: { temperature: 1.2, top_p: 0.95, top_k: 50, seed },
+    });
+    const a = tokensOf(await collect(engine, req(7)));
+    const b = tokensOf(await collect(engine, req(7)));
+    const c = tokensOf(await collect(engine, req(8)));
+    expect(a).toHaveLength(12);
+    expect(b).toEqual(a);
+    expect(c).not.toEqual(a);
+  });
+
+  test("stop tokens end a generation with reason stop, the stop token included", async () => {
+    const g = greedy().generated_ids;
+    const evs = await collect(engine, { tokens: prompt(), max_tokens: 16, stop_tokens: [g[3]!] });
+    expect(tokensOf(evs)).toEqual(g.slice(0, 4));
+    expect(doneOf(evs).reason).toBe("stop");
+  });
+
+  test("prefix reuse: a resent prompt with more turns reuses the cached prefix and gives the same tokens as a fresh engine", async () => {
+    await using own = await startFresh();
+    const engine = own.engine;
+    const p = prompt();
+    const first = await collect(engine, { tokens: p.slice(0, 20), max_tokens: 4, stop_tokens: [], snapshot_at: [10] });
+    expect(doneOf(first).cached_tokens).toBeGreaterThanOrEqual(0);
+    // the same 20 tokens again: everything reused
+    const again = await collect(engine, { tokens: p.slice(0, 20), max_tokens: 4, stop_tokens: [] });
+    expect(doneOf(again).cached_tokens).toBe(20);
+    expect(tokensOf(again)).toEqual(tokensOf(first));
+    // a prompt sharing only the first 10 tokens (a re-rendered history) restores the snapshot at 10
+    const other = [...p.slice(0, 10), ...p.slice(21, 32)];
+    const reused = await collect(engine, { tokens: other, max_tokens: 6, stop_tokens: [] });
+    expect(doneOf(reused).cached_tokens).toBe(10);
+    // the full prompt: the snapshot at 20 holds its own copy of the attention rows now
+    const full = await collect(engine, { tokens: p, max_tokens: 16, stop_tokens: [] });
+    expect(doneOf(full).cached_tokens).toBe(20);
+    expect(tokensOf(full)).toEqual(greedy().generated_ids);
+
+    await using fresh = await startFresh();
+    expect(tokensOf(await collect(fresh.engine, { tokens: other, max_tokens: 6, stop_tokens: [] }))).toEqual(tokensOf(reused));
+  });
+
+  test("cancel ends a running generation within a token with reason cancelled; the engine keeps serving", async () => {
+    const ac = new AbortController();
+    const tokens: number[] = [];
+    let done: GenerateEvent | undefined;
+    for await (const ev of engine.generate({ tokens: [1, 2, 3], max_tokens: 200, stop_tokens: [], sampling: { temperature: 1, seed: 1 } }, ac.signal)) {
+      if (ev.type === "token") {
+        tokens.push(ev.token);
+        if (tokens.length === 3) ac.abort();
+      }
+      if (ev.type === "done") done = ev;
+    }
+    expect(done).toMatchObject({ type: "done", reason: "cancelled" });
+    expect(tokens.length).toBeLessThan(10);
+    const after = await collect(engine, { tokens: prompt(), max_tokens: 2, stop_tokens: [] });
+    expect(tokensOf(after)).toEqual(greedy().generated_ids.slice(0, 2));
+  });
+
+  test("stats report totals", async () => {
+    const s = await engine.stats();
+    for (const k of ["requests", "completion_tokens", "expert_bytes", "io_wait_ms", "tokens_per_s", "prefill_tokens_per_s", "rss_bytes"]) {
+      expect(typeof s[k]).toBe("number");
+    }
+    expect(s.requests as number).toBeGreaterThan(3);
+    expect(s.snapshots as number).toBeGreaterThan(0);
+    expect(s.expert_bytes as number).toBeGreaterThan(0);
+  });
+
+  test("snapshots saved to disk let a restarted engine skip the prefix, with identical logits and tokens", async () => {
+    await using own = await startFresh();
+    const engine = own.engine;
+    const p = prompt();
+    await collect(engine, { tokens: p.slice(0, 24), max_tokens: 1, stop_tokens: [] });
+    const path = join(tmp, "snaps.bin");
+    await engine.saveSnapshots(path);
+    expect(existsSync(path)).toBe(true);
+
+    await using restarted = await startFresh();
+    await restarted.engine.loadSnapshots(path);
+    const evs = await collect(restarted.engine, { tokens: p, max_tokens: 16, stop_tokens: [] });
+    expect(doneOf(evs).cached_tokens).toBe(24);
+    expect(tokensOf(evs)).toEqual(greedy().generated_ids);
+    // logits from the restored state equal those of a fresh evaluation
+    const fromSnapshot = await restarted.engine.logits(p); // logits op: fresh state by definition
+    await using fresh = await startFresh();
+    expect(Math.max(...rowMaxDiff(fromSnapshot, await fresh.engine.logits(p), 32))).toBe(0);
+
+    // a damaged file is an error, not a crash
+    const bad = join(tmp, "bad.bin");
+    copyFileSync(path, bad);
+    truncateSync(bad, Math.floor(readFileSync(path).length / 2));
+    const err = await restarted.engine.loadSnapshots(bad).catch((e) => e);
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err.code).toBe("bad_request");
+    expect(tokensOf(await collect(restarted.engine, { tokens: [5, 6], max_tokens: 1, stop_tokens: [] }))).toHaveLength(1);
+  });
+
+  test("reset then the same prompt gives the same tokens (state fully cleared)", async () => {
+    const a = tokensOf(await collect(engine, { tokens: [9, 8, 7], max_tokens: 5, stop_tokens: [] }));
+    await engine.reset();
+    const b = tokensOf(await collect(engine, { tokens: [9, 8, 7], max_tokens: 5, stop_tokens: [] }));
+    expect(b).toEqual(a);
+  });
+});
+
+describe("prefix reuse gives the same logits as a fresh evaluation", () => {
+  test("tokens continued from a restored snapshot match a fresh engine's logprobs", async () => {
+    await using a = await startFresh();
+    await using b = await startFresh();
+    const p = prompt();
+    const seq = [...p, ...greedy().generated_ids];
+    // a: snapshot at 16 via a first prompt, then a diverging prompt, then the real one: restores 16
+    await collect(a.engine, { tokens: p.slice(0, 16), max_tokens: 1, stop_tokens: [] });
+    await collect(a.engine, { tokens: [...p.slice(0, 8), 1, 2, 3], max_tokens: 1, stop_tokens: [] });
+    const req = { tokens: p, max_tokens: 16, force_tokens: greedy().generated_ids, stop_tokens: [], logprobs: true } as GenerateRequest;
+    const ea = await collect(a.engine, req);
+    const eb = await collect(b.engine, req);
+    expect(doneOf(ea).cached_tokens).toBe(16);
+    expect(doneOf(eb).cached_tokens).toBe(0);
+    const lp = (evs: GenerateEvent[]) => evs.flatMap((e) => (e.type === "token" ? [(e as unknown as { logprob: number }).logprob] : []));
+    // chunking differs (16 + 16 tokens vs 32): the same numbers up to float summation order
+    const [la, lb] = [lp(ea), lp(eb)];
+    expect(la).toHaveLength(16);
+    for (let i = 0; i < 16; i++) expect(Math.abs(la[i]! - lb[i]!)).toBeLessThan(1e-4);
+    expect(tokensOf(ea)).toEqual(tokensOf(eb));
+    expect(seq.length).toBe(48);
+  });
+});
+
+async function startFresh(): Promise<{ engine: Engine; [Symbol.asyncDispose](): Promise<void> }> {
+  const engine = await startEngine({ artifactsDir: artifacts, threads: 1, context: 256 });
+  return { engine, [Symbol.asyncDispose]: () => engine.close() };
+}
+
+void VOCAB;
