@@ -92,7 +92,11 @@ export async function loadModelContext(dir: string): Promise<ModelContext> {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logs = createServerLogs({ logFile: opts.logFile, httpLogFile: opts.httpLogFile, promptLogFile: opts.promptLogFile, echo: opts.echoLog });
   const model = await loadModelContext(opts.tokenizerDir);
-  const defaults: GenerationDefaults = { reasoningFormat: "separate", allowForceTokens: false, ...opts.defaults };
+  const defaults: GenerationDefaults = {
+    ...opts.defaults,
+    reasoningFormat: opts.defaults.reasoningFormat ?? "separate",
+    allowForceTokens: opts.defaults.allowForceTokens ?? false,
+  };
   const maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
   const modelNames = new Set([opts.modelId, ...(opts.modelAliases ?? [])]);
   let avgRequestMs = 5000;

@@ -127,6 +127,20 @@ describe("server options", () => {
     await s2.stop(100);
   });
 
+  test("unset defaults (undefined, as the CLI passes them) mean reasoning_content and no test hooks", async () => {
+    using tmp = createTempDir("flashchat-defaults-");
+    const defaults = { maxTokens: 64, temperature: 0.7, topP: 0.9, reasoningFormat: undefined, allowForceTokens: undefined };
+    const server = await startTestServer(tmp.dir, { startEngine: createFakeEngineFactory().start, defaults });
+    const r = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "x" }], force_text: "hi" }) });
+    expect(r.status).toBe(400);
+    expect((await readJson(r)).error.param).toBe("force_text");
+    await server.stop(100);
+    const s2 = await startTestServer(tmp.dir, { startEngine: createFakeEngineFactory().start, defaults: { ...defaults, allowForceTokens: true } });
+    const j = await readJson(await fetch(`${s2.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "x" }], force_text: "<think>\nhm\n</think>\n\nHi" }) }));
+    expect(j.choices[0].message).toEqual({ role: "assistant", content: "Hi", reasoning_content: "hm" });
+    await s2.stop(100);
+  });
+
   test("binding beyond loopback needs an API key or --insecure", () => {
     expect(() => checkBindSafety("127.0.0.1", undefined, false)).not.toThrow();
     expect(() => checkBindSafety("0.0.0.0", undefined, false)).toThrow(ApiBindError);
