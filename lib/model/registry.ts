@@ -58,6 +58,8 @@ export interface ModelEntry {
   /** Experts per token flashchat uses by default (ACTIVE_EXPERTS overrides); the model's own is arch.num_experts_per_tok. */
   activeExperts: number;
   sampling: Sampling;
+  /** Longest reply by default when MAX_TOKENS is not set (the demo's random text never ends by itself). */
+  maxTokens?: number;
   description: string;
 }
 
@@ -170,6 +172,7 @@ export const MODELS: readonly ModelEntry[] = [
     arch: demoArch(),
     activeExperts: TEST_MODEL_PRESETS.demo!.num_experts_per_tok,
     sampling: { temperature: 0.7, topP: 0.9 },
+    maxTokens: 200,
     description: "a tiny model of the real architecture with random weights, generated locally: replies are random text",
   },
 ];
@@ -355,6 +358,8 @@ export interface ModelTarget {
   /** Experts per token to run with: ACTIVE_EXPERTS, else the registry's default, else the model's own (null = unknown yet). */
   activeExperts: number | null;
   sampling: Sampling | undefined;
+  /** Longest reply: MAX_TOKENS when set anywhere, else the model's own default if it has one, else MAX_TOKENS' default. */
+  maxTokens: number;
 }
 
 const REPO_RE = /^[\w.-]+\/[\w.-]+$/;
@@ -418,5 +423,6 @@ export function resolveModelTarget(config: ResolvedConfig): ModelTarget {
     quantizeBits,
     activeExperts: config.activeExperts ?? entry?.activeExperts ?? null,
     sampling: entry?.sampling,
+    maxTokens: entry?.maxTokens && (config.sources.MAX_TOKENS?.kind ?? "default") === "default" ? Math.min(entry.maxTokens, config.maxTokens) : config.maxTokens,
   };
 }

@@ -63,7 +63,7 @@ export async function startConfiguredServer(config: ResolvedConfig, opts: Foregr
     engine: { artifactsDir: target.artifactsDir, expertsDir: target.expertsDir, threads: config.threads, activeExperts: target.activeExperts },
     apiKey: opts.apiKey,
     defaults: {
-      maxTokens: config.maxTokens,
+      maxTokens: target.maxTokens,
       temperature: config.temperature,
       topP: config.topP,
       reasoningFormat: opts.reasoningFormat,

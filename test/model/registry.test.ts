@@ -93,7 +93,12 @@ describe("--model / MODEL_REPO", () => {
       artifactsDir: join(tmp, "data", "flashchat", "models", "demo"),
       expertsDir: join(tmp, "data", "flashchat", "models", "demo", "packed_experts"),
       activeExperts: 4,
+      maxTokens: 200,
     });
+    // MAX_TOKENS set anywhere wins over the demo's short default
+    expect(resolveModelTarget(await config({ MODEL_REPO: "demo", MAX_TOKENS: "50" })).maxTokens).toBe(50);
+    expect(resolveModelTarget(await config({ MODEL_REPO: "demo", MAX_TOKENS: "5000" })).maxTokens).toBe(5000);
+    expect(resolveModelTarget(await config({ MODEL_REPO: "qwen3.5-397b" })).maxTokens).toBe(8192);
   });
 
   test("a registry id resolves to its repo; the default MODEL_REPO is the 397B", async () => {
