@@ -76,6 +76,23 @@ test("models --json lists the registry with sizes and what is here", async () =>
   expect(out.models[0].sizes.expertBytes).toBe(7_077_888);
 });
 
+test("flashchat setup --model <a repo on the local Hub> --yes downloads, extracts, repacks and reports ready; again: no work", async () => {
+  const first = await run("flashchat.ts", ["setup", "--model", "test-org/tiny", "--yes"]);
+  if (first.code !== 0) console.error(first.stderr);
+  expect(first.code).toBe(0);
+  for (const step of ["download", "extract weights", "repack experts"]) expect(first.stderr).toContain(`${step}: done in`);
+  expect(first.stderr).toContain("test-org/tiny is ready");
+  hub.requests.length = 0;
+  const again = await run("flashchat.ts", ["setup", "--model", "test-org/tiny"]);
+  expect(again.code).toBe(0);
+  expect(again.stderr).toContain("test-org/tiny is ready");
+  expect(again.stderr).not.toContain("done in");
+  expect(hub.requests).toEqual([]);
+  const models = await run("flashchat.ts", ["models"]);
+  expect(models.stdout).toContain("Also in the Hugging Face cache: test-org/tiny");
+  expect(models.stdout).toContain(`Also prepared: ${join(tmp, "data", "flashchat", "models", "test-org--tiny")}`);
+}, 60_000);
+
 test("models prints a table on stdout", async () => {
   const r = await run("models.ts", [], { FLASHCHAT_MODEL_REPO: "demo" });
   expect(r.code).toBe(0);
