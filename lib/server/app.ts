@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import type { Server } from "bun";
 import pkg from "../../package.json" with { type: "json" };
+import { startEngine } from "../engine/client.ts";
 import type { Engine, EngineStartOptions } from "../engine/types.ts";
 import { type ChatTemplate, loadChatTemplate } from "./chat-template.ts";
 import { collectChatCompletion, createChatChunker, createCompletionId } from "./chat-completions.ts";
@@ -77,12 +78,6 @@ function timingSafeEqual(a: string, b: string): boolean {
   return diff === 0;
 }
 
-async function defaultStartEngine(opts: EngineStartOptions): Promise<Engine> {
-  const path = "../engine/client.ts";
-  const mod = (await import(path)) as { startEngine: StartEngineFn };
-  return mod.startEngine(opts);
-}
-
 export async function loadModelContext(dir: string): Promise<ModelContext> {
   const tokenizer: ModelTokenizer = await loadTokenizer(dir);
   const template: ChatTemplate = loadChatTemplate(dir);
@@ -105,7 +100,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let stopping = false;
 
   const host = createEngineHost({
-    startEngine: opts.startEngine ?? defaultStartEngine,
+    startEngine: opts.startEngine ?? startEngine,
     engine: { ...opts.engine, onLog: (line) => logs.info(`engine: ${line}`) },
     log: (line) => logs.info(line),
     onReady: async (engine) => {

@@ -99,3 +99,57 @@ describe("serve start failures", () => {
     expect(existsSync(pidFileOf(env))).toBe(false);
   });
 });
+
+describe("with a prepared model (real engine)", () => {
+  async function prepared(name: string) {
+    const { resolveModelArtifactsDir } = await import("../../lib/model/artifacts.ts");
+    const { prepareFixtureArtifacts, writeFixtureCheckpoint } = await import("../server/_real-model.ts");
+    const env = homeEnv(name);
+    const modelDir = join(tmp, name, "tiny-model");
+    writeFixtureCheckpoint(modelDir);
+    env.FLASHCHAT_ARTIFACTS_DIR = join(tmp, name, "artifacts");
+    env.FLASHCHAT_THREADS = "1";
+    await prepareFixtureArtifacts(modelDir, resolveModelArtifactsDir({ artifactsDir: env.FLASHCHAT_ARTIFACTS_DIR, modelRepo: modelDir }, { modelId: modelDir }));
+    return { env, modelDir };
+  }
+
+  test("`flashchat serve` starts in the background, answers, says when already running; --stop leaves nothing", async () => {
+    const { env, modelDir } = await prepared("bg");
+    const port = await freePort();
+    const r = await run([CLI, "serve", "--model", modelDir, "--port", String(port)], env);
+    expect(r.stderr).toContain(`the server is running at http://127.0.0.1:${port}`);
+    expect(r.code).toBe(0);
+    const info = JSON.parse(await Bun.file(pidFileOf(env)).text());
+    expect(isProcessAlive(info.pid)).toBe(true);
+    const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as { status: string; pid: number; engine: { pid: number } };
+    expect(health).toMatchObject({ status: "ok", pid: info.pid });
+    const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json()) as { data: { id: string }[] };
+    expect(models.data[0]!.id).toBe(modelDir);
+    const again = await run([CLI, "serve", "--model", modelDir, "--port", String(port)], env);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain("already running");
+    const stop = await run([CLI, "serve", "--stop"], env);
+    expect(stop.code).toBe(0);
+    expect(stop.stderr).toContain(`stopped the server (pid ${info.pid})`);
+    expect(isProcessAlive(info.pid)).toBe(false);
+    expect(isProcessAlive(health.engine.pid)).toBe(false);
+    expect(existsSync(pidFileOf(env))).toBe(false);
+    const none = await run([CLI, "serve", "--stop"], env);
+    expect(none.stderr).toContain("no server is running");
+  }, 60_000);
+
+  test("the foreground server exits 0 on SIGTERM and stops its engine", async () => {
+    const { env, modelDir } = await prepared("fg");
+    const port = await freePort();
+    await using proc = Bun.spawn([process.execPath, SERVE, "--model", modelDir, "--port", String(port)], { env, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    let health: { status: string; engine?: { pid: number } } | undefined;
+    for (let i = 0; i < 300 && health?.status !== "ok"; i++) {
+      await Bun.sleep(50);
+      health = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.json() as Promise<typeof health>).catch(() => undefined);
+    }
+    expect(health!.status).toBe("ok");
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    expect(isProcessAlive(health!.engine!.pid)).toBe(false);
+  }, 60_000);
+});

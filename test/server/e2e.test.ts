@@ -1,0 +1,178 @@
+// End to end: the real engine binary on the fixture model (with the tiny 512-id tokenizer), the real server
+// on 127.0.0.1:0, the official `openai` client. Tool calls run through the engine's force_tokens hook.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import OpenAI from "openai";
+import { join } from "pathe";
+import type { RunningServer } from "../../lib/server/app.ts";
+import { parseSseFrames } from "../../lib/server/sse.ts";
+import { prepareFixtureArtifacts, writeFixtureCheckpoint } from "./_real-model.ts";
+import { createTempDir, startTestServer } from "./_server-fixture.ts";
+
+const tmp = createTempDir("flashchat-e2e-");
+let server: RunningServer;
+let client: OpenAI;
+const readJson = (r: Response): Promise<any> => r.json();
+const logText = () => readFileSync(join(tmp.dir, "logs", "server.log"), "utf8");
+
+beforeAll(async () => {
+  const modelDir = join(tmp.dir, "model");
+  const artifactsDir = join(tmp.dir, "artifacts");
+  writeFixtureCheckpoint(modelDir);
+  await prepareFixtureArtifacts(modelDir, artifactsDir);
+  server = await startTestServer(tmp.dir, {
+    tokenizerDir: modelDir,
+    engine: { artifactsDir, threads: 1, context: 4096 },
+    maxQueue: 1,
+    defaults: { maxTokens: 4000, temperature: 0.8, topP: 0.95, allowForceTokens: true },
+  });
+  if (server.host.state !== "ok") throw new Error(`engine did not start: ${server.host.error}`);
+  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
+});
+afterAll(async () => {
+  await server?.stop(2000);
+  tmp[Symbol.dispose]();
+});
+
+const user = (content: string) => [{ role: "user" as const, content }];
+
+describe("real engine", () => {
+  test("health reports the engine; models lists the id", async () => {
+    const h = await readJson(await fetch(`${server.url}/health`));
+    expect(h).toMatchObject({ status: "ok", model: "tiny", engine: { backend: "cpu", context: 4096 } });
+    expect((await client.models.list()).data[0]!.id).toBe("tiny");
+  });
+
+  test("greedy: stream and non-stream give the same text and usage", async () => {
+    const req = { model: "tiny", messages: user("Hello"), max_tokens: 24, temperature: 0 };
+    const a = await client.chat.completions.create(req);
+    expect(a.usage!.completion_tokens).toBe(24);
+    expect(a.choices[0]!.finish_reason).toBe("length");
+    let text = "";
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const c of await client.chat.completions.create({ ...req, stream: true, stream_options: { include_usage: true } })) {
+      text += c.choices[0]?.delta.content ?? "";
+      usage = c.usage ?? usage;
+    }
+    expect(text).toBe(a.choices[0]!.message.content!);
+    expect(usage!.completion_tokens).toBe(24);
+    expect(usage!.prompt_tokens).toBe(a.usage!.prompt_tokens);
+    // random weights emit random bytes: the stream never carries a broken UTF-8 sequence mid-way
+    expect(text.length).toBeGreaterThan(0);
+  });
+
+  test("seed: same seed same reply, another seed another reply", async () => {
+    const req = { model: "tiny", messages: user("Tell me a story"), max_tokens: 32, temperature: 1, seed: 1234 };
+    const a = (await client.chat.completions.create(req)).choices[0]!.message.content;
+    const b = (await client.chat.completions.create(req)).choices[0]!.message.content;
+    const c = (await client.chat.completions.create({ ...req, seed: 99 })).choices[0]!.message.content;
+    expect(a).toBe(b);
+    expect(c).not.toBe(a);
+  });
+
+  test("stop strings across token boundaries", async () => {
+    const r = await client.chat.completions.create({ model: "tiny", messages: user("q"), stop: ["four. E"], force_text: "The answer is four. END" } as never);
+    expect(r.choices[0]!.message.content).toBe("The answer is ");
+    expect(r.choices[0]!.finish_reason).toBe("stop");
+  });
+
+  test("prompt cache: the next turn reuses the previous prompt (cached_tokens)", async () => {
+    const sys = { role: "system" as const, content: "You are a helpful assistant." };
+    const first = await client.chat.completions.create({ model: "tiny", messages: [sys, ...user("What is the weather in Paris?")], max_tokens: 4, temperature: 0 });
+    const second = await client.chat.completions.create({
+      model: "tiny",
+      messages: [sys, ...user("What is the weather in Paris?"), { role: "assistant", content: first.choices[0]!.message.content }, ...user("And tomorrow?")],
+      max_tokens: 4,
+      temperature: 0,
+    });
+    const cached = (second.usage as { prompt_tokens_details: { cached_tokens: number } }).prompt_tokens_details.cached_tokens;
+    expect(cached).toBeGreaterThanOrEqual(first.usage!.prompt_tokens);
+    expect(cached).toBeLessThan(second.usage!.prompt_tokens);
+    expect(logText()).toMatch(new RegExp(`cached=${cached} `));
+  });
+
+  test("tool calls end to end through force_tokens, both forms, streamed", async () => {
+    const tools = [{ type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" }, days: { type: "integer" } } } } }];
+    const forced = '<think>\nI need the weather.\n</think>\n\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n<tool_call>\n<function=get_weather>\n<parameter=city>\nSão Paulo\n</parameter>\n<parameter=days>\n2\n</parameter>\n</function>\n</tool_call>';
+    const stream = await client.chat.completions.create({ model: "tiny", messages: user("weather?"), tools, stream: true, force_text: forced } as never);
+    let content = "";
+    let reasoning = "";
+    const calls: { id?: string; name?: string; args: string }[] = [];
+    let finish: string | null = null;
+    for await (const chunk of stream as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>) {
+      const d = chunk.choices[0]!.delta as OpenAI.ChatCompletionChunk.Choice.Delta & { reasoning_content?: string };
+      content += d.content ?? "";
+      reasoning += d.reasoning_content ?? "";
+      for (const tc of d.tool_calls ?? []) {
+        calls[tc.index] ??= { args: "" };
+        calls[tc.index]!.id ??= tc.id;
+        calls[tc.index]!.name ??= tc.function?.name;
+        calls[tc.index]!.args += tc.function?.arguments ?? "";
+      }
+      finish = chunk.choices[0]!.finish_reason ?? finish;
+    }
+    expect(content).toBe("");
+    expect(reasoning).toBe("I need the weather.");
+    expect(finish).toBe("tool_calls");
+    expect(calls.map((c) => [c.name, JSON.parse(c.args)])).toEqual([
+      ["get_weather", { city: "Paris" }],
+      ["get_weather", { city: "São Paulo", days: 2 }],
+    ]);
+  });
+
+  test("responses API, streamed and not", async () => {
+    const r = await client.responses.create({ model: "tiny", input: "Hello", max_output_tokens: 8, temperature: 0 });
+    expect(r.usage!.output_tokens).toBe(8);
+    const s = await fetch(`${server.url}/v1/responses`, { method: "POST", body: JSON.stringify({ input: "Hello", max_output_tokens: 8, temperature: 0, stream: true }) });
+    const frames = parseSseFrames(await s.text());
+    expect(frames[0]!.event).toBe("response.created");
+    expect(frames.at(-1)!.event).toBe("response.incomplete");
+    const text = frames.filter((f) => f.event === "response.output_text.delta").map((f) => JSON.parse(f.data).delta).join("");
+    expect(text).toBe(r.output_text);
+  });
+
+  test("abort cancels the generation; the engine serves the next request", async () => {
+    const ac = new AbortController();
+    const stream = await client.chat.completions.create({ model: "tiny", messages: user("long"), max_tokens: 3900, stream: true }, { signal: ac.signal });
+    let n = 0;
+    await (async () => {
+      for await (const _ of stream) if (++n === 5) ac.abort();
+    })().catch(() => {});
+    for (let i = 0; i < 200 && !logText().includes("cancelled by the client"); i++) await Bun.sleep(10);
+    const line = logText().split("\n").find((l) => l.includes("cancelled by the client"))!;
+    expect(Number(/completion=(\d+)/.exec(line)![1])).toBeLessThan(3900);
+    const r = await client.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 3 });
+    expect(r.usage!.completion_tokens).toBe(3);
+  });
+
+  test("queue overflow: 429 with Retry-After while one runs and one waits", async () => {
+    const long = JSON.stringify({ messages: user("x"), max_tokens: 3900 });
+    const post = () => fetch(`${server.url}/v1/chat/completions`, { method: "POST", body: long });
+    const first = post();
+    await Bun.sleep(30);
+    const second = post();
+    await Bun.sleep(30);
+    const third = await post();
+    expect(third.status).toBe(429);
+    expect(Number(third.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect((await first).status).toBe(200);
+    expect((await second).status).toBe(200);
+  });
+
+  test("engine killed mid-stream: 503 for the stream, restart, the next request works", async () => {
+    const before = await readJson(await fetch(`${server.url}/health`));
+    const stream = await client.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 3900, stream: true });
+    let n = 0;
+    const err = await (async () => {
+      for await (const _ of stream) if (++n === 3) process.kill(before.engine.pid, "SIGKILL");
+    })().catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect(String(err.message)).toContain("engine");
+    for (let i = 0; i < 500 && server.host.state !== "ok"; i++) await Bun.sleep(10);
+    const after = await readJson(await fetch(`${server.url}/health`));
+    expect(after.status).toBe("ok");
+    expect(after.engine.pid).not.toBe(before.engine.pid);
+    const r = await client.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 3 });
+    expect(r.usage!.completion_tokens).toBe(3);
+  });
+});
