@@ -1,6 +1,6 @@
 // The chat loop against the real HTTP server (lib/server: template, tokenizer, SSE, queue, engine host),
 // with the in-process stand-in engine so replies can be slowed down, cancelled and crashed at will.
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { PassThrough, Writable } from "node:stream";
@@ -10,6 +10,9 @@ import { listSessions, loadSession } from "../../lib/chat/sessions.ts";
 import { loadFlashchatConfig } from "../../lib/config/index.ts";
 import { createFakeEngineFactory } from "../server/_fake-engine.ts";
 import { startTestServer } from "../server/_server-fixture.ts";
+
+// these tests spawn processes: give them room on a busy machine
+setDefaultTimeout(30_000);
 
 const root = mkdtempSync(join(tmpdir(), "fc-chat-server-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -1,9 +1,12 @@
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
 import { listSessions, loadSession } from "../../lib/chat/sessions.ts";
 import { type Script, startStubServer } from "../chat/stub-server.ts";
+
+// these tests spawn processes: give them room on a busy machine
+setDefaultTimeout(30_000);
 
 const script = join(import.meta.dir, "../../scripts/chat.ts");
 const home = mkdtempSync(join(tmpdir(), "fc-chat-cli-"));

@@ -1,9 +1,12 @@
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
 import { Session } from "../../lib/chat/sessions.ts";
 import { pickSession, renderSessionChoices } from "../../lib/chat/session-list.ts";
+
+// these tests spawn processes: give them room on a busy machine
+setDefaultTimeout(30_000);
 
 const script = join(import.meta.dir, "../../scripts/sessions.ts");
 let home: string;
