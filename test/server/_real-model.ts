@@ -8,7 +8,13 @@ import { writeTinyTokenizer } from "./_tiny-tokenizer.ts";
 
 export const FIXTURE = join(import.meta.dir, "..", "fixtures", "tiny-qwen35-moe");
 export const ENGINE_BINARY = join(import.meta.dir, "..", "..", "native", "build", "flashchat-engine");
-export const hasEngine = () => existsSync(ENGINE_BINARY) && existsSync(join(import.meta.dir, "..", "..", "lib", "engine", "client.ts"));
+
+/** Build the engine if needed (make is incremental: a no-op when it is current). */
+export async function ensureEngineBuilt(): Promise<void> {
+  const proc = Bun.spawn(["make", "-s", "-C", join(import.meta.dir, "..", "..", "native"), "all"], { stdout: "pipe", stderr: "pipe" });
+  const [err, code] = await Promise.all([proc.stderr.text(), proc.exited]);
+  if (code !== 0 || !existsSync(ENGINE_BINARY)) throw new Error(`building the engine failed:\n${err}`);
+}
 
 /** Copy the checkpoint (MLX shards + config) into `modelDir` and add the tokenizer. */
 export function writeFixtureCheckpoint(modelDir: string): void {
@@ -18,6 +24,7 @@ export function writeFixtureCheckpoint(modelDir: string): void {
 }
 
 export async function prepareFixtureArtifacts(modelDir: string, artifactsDir: string): Promise<void> {
+  await ensureEngineBuilt();
   await extractWeights({ checkpointDir: modelDir, outDir: artifactsDir });
   await repackExperts({ checkpointDir: modelDir, outDir: artifactsDir });
 }
