@@ -69,7 +69,8 @@ export interface ConsentOptions {
   resumeCommand: string;
 }
 
-export const isInteractive = (env: Record<string, string | undefined> = process.env) => Boolean(process.stdin.isTTY) && !env.CI;
+/** A terminal to ask on: stdin and stdout (where consola draws the question: a redirected stdout would get it) and not CI. */
+export const isInteractive = (env: Record<string, string | undefined> = process.env) => Boolean(process.stdin.isTTY && process.stdout.isTTY) && !env.CI;
 
 /** Ask once (or take --yes); without a terminal and without --yes stop and name the flag. Throws when declined. */
 export async function askConsent(plan: SetupPlan, opts: ConsentOptions): Promise<void> {

@@ -32,7 +32,7 @@ export interface SetupOptions {
   dryRun?: boolean;
   /** Include the engine build (default true; model-only tests turn it off). */
   engine?: boolean;
-  /** Ask on a terminal? Default: stdin is a TTY and CI is not set. */
+  /** Ask on a terminal? Default: stdin and stdout are a TTY and CI is not set. */
   interactive?: boolean;
   /** The consent question (tests); resolve false for no. */
   confirm?: (question: string) => Promise<boolean>;
