@@ -1,12 +1,13 @@
 // extract-weights: every non-expert tensor of a checkpoint into model_weights.bin (64-byte aligned) + model_weights.json.
-import { ftruncateSync } from "node:fs";
+import { closeSync, ftruncateSync, mkdirSync, rmSync } from "node:fs";
 import { UserError } from "../errors.ts";
 import { writeFileAtomic } from "../fs.ts";
 import { artifactPaths } from "./artifacts.ts";
 import { type Checkpoint, type DenseTensor, describeDense, type EngineConfig, loadCheckpoint, type SourceFormat } from "./checkpoint.ts";
+import { assembleInto, openOutput, type Piece } from "./assemble.ts";
 import { checkFreeSpace, commitFile, createFdCache, type FdCache, openForWrite, preadFull, pwriteFull, tmpName } from "./io.ts";
 import { createProgress, type ProgressFn } from "./progress.ts";
-import { quantizeAffine, type Quantized, toFloat32 } from "./quantize.ts";
+import { quantizeAffine, toFloat32 } from "./quantize.ts";
 
 export const WEIGHTS_ALIGN = 64;
 
@@ -37,6 +38,8 @@ export interface ExtractOptions {
   bits?: number;
   /** Written into the manifest as source.repo (default: checkpointDir). */
   repo?: string;
+  /** O_DIRECT writes where the OS allows (default true) */
+  direct?: boolean;
   onProgress?: ProgressFn;
 }
 
@@ -72,28 +75,74 @@ export function renderManifest(m: WeightsManifest): string {
   return `${head},\n  "tensors": [\n${m.tensors.map((t) => `    ${JSON.stringify(t)}`).join(",\n")}\n  ]\n}\n`;
 }
 
-/** Bytes of a dense tensor that is not a plain copy: 1 + w as F32, or one part of our quantization of a float matrix. */
-function computeTensor(t: DenseTensor, fds: FdCache, cache: { src?: string; q?: Quantized }): Uint8Array {
-  const s = t.source;
-  if (s.kind === "copy") throw new Error("computeTensor: copy source");
-  if (s.kind === "plus-one") {
-    const w = toFloat32(readSource(fds, s.src), s.src.dtype);
-    for (let i = 0; i < w.length; i++) w[i] = Math.fround(1 + w[i]!);
-    return new Uint8Array(w.buffer);
+/** Rows quantized at a time: bounds memory for big matrices (embeddings of 248k rows). */
+const QUANT_ROWS_BYTES = 32 << 20;
+
+/** Write our quantization of a float matrix: its weight, scales and biases entries, in blocks of rows. */
+function writeQuantizedModule(fd: number, fds: FdCache, parts: Map<string, { t: DenseTensor; e: ManifestTensor }>, onBytes: (n: number) => void): void {
+  const any = [...parts.values()][0]!.t.source as Extract<DenseTensor["source"], { kind: "quantize" }>;
+  const { src, rows, cols, bits, groupSize } = any;
+  const el = src.size / (rows * cols);
+  const rowsPerBlock = Math.max(1, Math.floor(QUANT_ROWS_BYTES / (cols * el)));
+  const at = (part: string) => parts.get(part)!.e;
+  for (let r0 = 0; r0 < rows; r0 += rowsPerBlock) {
+    const n = Math.min(rowsPerBlock, rows - r0);
+    const raw = new Uint8Array(n * cols * el);
+    preadFull(fds.get(src.file), raw, src.offset + r0 * cols * el, src.file);
+    const q = quantizeAffine(toFloat32(raw, src.dtype), n, cols, bits, groupSize);
+    const put = (part: string, a: Uint32Array | Uint16Array) => {
+      const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+      pwriteFull(fd, bytes, at(part).offset + r0 * (at(part).size / rows));
+      onBytes(bytes.length);
+    };
+    put("weight", q.q);
+    put("scales", q.scales);
+    put("biases", q.biases);
   }
-  // the three parts of one module are adjacent in the output order: quantize once
-  if (cache.src !== s.src.name || !cache.q) {
-    cache.q = quantizeAffine(toFloat32(readSource(fds, s.src), s.src.dtype), s.rows, s.cols, s.bits, s.groupSize);
-    cache.src = s.src.name;
-  }
-  const a = s.part === "weight" ? cache.q.q : s.part === "scales" ? cache.q.scales : cache.q.biases;
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-function readSource(fds: FdCache, src: { file: string; offset: number; size: number }): Uint8Array {
+/** 1 + w of a zero-centred norm weight, as F32. */
+function plusOne(fds: FdCache, src: { file: string; offset: number; size: number; dtype: string }): Uint8Array {
   const raw = new Uint8Array(src.size);
   preadFull(fds.get(src.file), raw, src.offset, src.file);
-  return raw;
+  const w = toFloat32(raw, src.dtype);
+  for (let i = 0; i < w.length; i++) w[i] = Math.fround(1 + w[i]!);
+  return new Uint8Array(w.buffer);
+}
+
+/** Byte copies + computed tensors (HF sources), buffered writes; quantized modules in bounded row blocks. */
+function writeMixed(fd: number, dense: DenseTensor[], entries: ManifestTensor[], onBytes: (n: number) => void): void {
+  const fds = createFdCache();
+  try {
+    const modules = new Map<string, Map<string, { t: DenseTensor; e: ManifestTensor }>>();
+    dense.forEach((t, i) => {
+      if (t.source.kind !== "quantize") return;
+      const m = modules.get(t.source.src.name) ?? modules.set(t.source.src.name, new Map()).get(t.source.src.name)!;
+      m.set(t.source.part, { t, e: entries[i]! });
+    });
+    const buf = new Uint8Array(16 << 20);
+    dense.forEach((t, i) => {
+      const e = entries[i]!;
+      const s = t.source;
+      if (s.kind === "copy") {
+        const src = fds.get(s.src.file);
+        for (let off = 0; off < t.size; off += buf.length) {
+          const chunk = buf.subarray(0, Math.min(buf.length, t.size - off));
+          preadFull(src, chunk, s.src.offset + off, s.src.file);
+          pwriteFull(fd, chunk, e.offset + off);
+          onBytes(chunk.length);
+        }
+      } else if (s.kind === "plus-one") {
+        const bytes = plusOne(fds, s.src);
+        pwriteFull(fd, bytes, e.offset);
+        onBytes(bytes.length);
+      } else if (s.part === "weight") {
+        writeQuantizedModule(fd, fds, modules.get(s.src.name)!, onBytes);
+      }
+    });
+  } finally {
+    fds.close();
+  }
 }
 
 /** Extract the dense tensors of the checkpoint at `checkpointDir` into `outDir`. Deterministic: same input, same bytes. */
@@ -110,44 +159,30 @@ export async function extractFromCheckpoint(ckpt: Checkpoint, opts: ExtractOptio
   const paths = artifactPaths(opts.outDir);
   checkFreeSpace(opts.outDir, totalBytes, "model_weights.bin");
   const tmp = tmpName(paths.weightsBin);
-  const fd = openForWrite(tmp);
-  const fds = createFdCache();
+  mkdirSync(opts.outDir, { recursive: true });
   const progress = createProgress("extract-weights", totalBytes, opts.onProgress);
-  const quantCache: { src?: string; q?: Quantized } = {};
+  const allCopies = dense.every((t) => t.source.kind === "copy");
+  const { fd, direct } = allCopies ? openOutput(tmp, opts.direct ?? true) : { fd: openForWrite(tmp), direct: false };
   try {
-    // plain copies in source order (sequential reads); computed tensors after
-    const order = dense.map((t, i) => i);
-    order.sort((a, b) => {
-      const sa = dense[a]!.source.src;
-      const sb = dense[b]!.source.src;
-      return sa.file < sb.file ? -1 : sa.file > sb.file ? 1 : sa.offset - sb.offset;
-    });
-    const buf = new Uint8Array(16 << 20);
-    for (const i of order) {
-      const t = dense[i]!;
-      const e = entries[i]!;
-      const s = t.source;
-      if (s.kind === "copy") {
-        const src = fds.get(s.src.file);
-        for (let off = 0; off < t.size; off += buf.length) {
-          const chunk = buf.subarray(0, Math.min(buf.length, t.size - off));
-          preadFull(src, chunk, s.src.offset + off, s.src.file);
-          pwriteFull(fd, chunk, e.offset + off);
-        }
-      } else {
-        const bytes = computeTensor(t, fds, quantCache);
-        if (bytes.length !== t.size) throw new Error(`extract: ${t.name} computed ${bytes.length} bytes, expected ${t.size}`);
-        pwriteFull(fd, bytes, e.offset);
-      }
-      progress.add(t.size);
+    if (allCopies) {
+      // MLX sources: every tensor is a byte range; assemble the file in aligned windows (O_DIRECT, several in flight)
+      const pieces: Piece[] = dense.map((t, i) => {
+        const src = (t.source as Extract<DenseTensor["source"], { kind: "copy" }>).src;
+        return { file: src.file, srcOffset: src.offset, size: t.size, dstOffset: entries[i]!.offset };
+      });
+      await assembleInto(fd, direct, totalBytes, pieces, { onBytes: (n) => progress.add(n) });
+    } else {
+      writeMixed(fd, dense, entries, (n) => progress.add(n));
+      ftruncateSync(fd, totalBytes);
     }
-    ftruncateSync(fd, totalBytes);
     commitFile(fd, tmp, paths.weightsBin);
   } catch (e) {
-    fds.close();
+    try {
+      closeSync(fd);
+    } catch {}
+    rmSync(tmp, { force: true });
     throw e;
   }
-  fds.close();
   const manifest: WeightsManifest = {
     format: "flashchat-weights",
     version: 1,

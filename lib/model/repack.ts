@@ -1,11 +1,12 @@
 // repack-experts: each MoE layer's experts into packed_experts/layer_NN.bin (expert E at E * expert_size) + layout.json;
 // crash-safe (temp name + rename per layer), resumable (finished layers are checked, then skipped), optional full verify.
-import { closeSync, existsSync, ftruncateSync, openSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { join } from "pathe";
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { dirname, join } from "pathe";
 import { UserError } from "../errors.ts";
 import { writeFileAtomic } from "../fs.ts";
 import { logger } from "../log.ts";
 import { artifactPaths, LAYOUT_JSON, layerFileName } from "./artifacts.ts";
+import { type AssembleOptions, assembleInto, openOutput, type Piece } from "./assemble.ts";
 import { type Checkpoint, describeExperts, loadCheckpoint } from "./checkpoint.ts";
 import { buildExpert, type ExpertsLayout, type LayerPlan, type LayoutLayer, layerSourceHash, planLayer } from "./expert-layout.ts";
 import { checkFreeSpace, commitFile, createFdCache, type FdCache, openForWrite, preadFull, pwriteFull, tmpName } from "./io.ts";
@@ -24,6 +25,10 @@ export interface RepackOptions {
   verify?: boolean;
   /** source.repo in layout.json (default: checkpointDir) */
   repo?: string;
+  /** I/O tuning (benchmarks): O_DIRECT writes (default true where supported), window size, windows in flight */
+  direct?: boolean;
+  windowBytes?: number;
+  windows?: number;
   onProgress?: ProgressFn;
 }
 
@@ -101,31 +106,23 @@ function checkExperts(plan: LayerPlan, path: string, experts: Iterable<number>, 
   }
 }
 
-/** Write one layer file through its temp name. Byte-copy plans read each source tensor sequentially in big chunks. */
-function writeLayer(plan: LayerPlan, path: string, fds: FdCache, onBytes: (n: number) => void): void {
+/** Write one layer file through its temp name: byte-copy plans are assembled in aligned windows (O_DIRECT, reads and writes in flight); computed plans expert by expert. */
+async function writeLayer(plan: LayerPlan, path: string, fds: FdCache, onBytes: (n: number) => void, io: AssembleOptions): Promise<void> {
   const tmp = tmpName(path);
-  const fd = openForWrite(tmp);
+  mkdirSync(dirname(tmp), { recursive: true });
   const E = plan.numExperts;
   const total = E * plan.expertSize;
+  const { fd, direct } = plan.copy ? openOutput(tmp, io.direct ?? true) : { fd: openForWrite(tmp), direct: false };
   try {
-    ftruncateSync(fd, total);
     if (plan.copy) {
-      const chunkBytes = 32 << 20;
-      const buf = new Uint8Array(chunkBytes);
+      const pieces: Piece[] = [];
       plan.copy.forEach((c, ci) => {
         const comp = plan.components[ci]!;
-        const perChunk = Math.max(1, Math.floor(chunkBytes / c.stride));
-        for (let e0 = 0; e0 < E; e0 += perChunk) {
-          const n = Math.min(perChunk, E - e0);
-          const chunk = buf.subarray(0, n * c.stride);
-          preadFull(fds.get(c.file), chunk, c.tensorOffset + e0 * c.stride, c.file);
-          for (let k = 0; k < n; k++) pwriteFull(fd, chunk.subarray(k * c.stride, (k + 1) * c.stride), (e0 + k) * plan.expertSize + comp.offset);
-          onBytes(n * c.stride);
-        }
+        for (let e = 0; e < E; e++) pieces.push({ file: c.file, srcOffset: c.tensorOffset + e * c.stride, size: c.stride, dstOffset: e * plan.expertSize + comp.offset, stream: ci });
       });
-      // account the padding too so progress reaches the layer size
-      onBytes(total - plan.components.reduce((a, c) => a + c.size, 0) * E);
+      await assembleInto(fd, direct, total, pieces, { ...io, onBytes });
     } else {
+      ftruncateSync(fd, total);
       const buf = new Uint8Array(plan.expertSize);
       for (let e = 0; e < E; e++) {
         buildExpert(plan, e, buf, fds);
@@ -213,7 +210,7 @@ export async function repackFromCheckpoint(ckpt: Checkpoint, opts: RepackOptions
       const plan = plans.get(l)!;
       const file = layerFileName(l, nLayers);
       progress.setDetail(file);
-      writeLayer(plan, join(dir, file), fds, (n) => progress.add(n));
+      await writeLayer(plan, join(dir, file), fds, (n) => progress.add(n), { direct: opts.direct, windowBytes: opts.windowBytes, windows: opts.windows });
       done.set(l, { layer: l, file, size: layerSize, source_hash: layerSourceHash(plan) });
     }
 

@@ -25,7 +25,7 @@ test("free-space check names the bytes needed", () => {
 test("progress events carry bytes/s and ETA and reach the total", async () => {
   const events: ProgressEvent[] = [];
   await repackExperts({ checkpointDir: FIXTURE, outDir: tmp, onProgress: (e) => events.push(e) });
-  expect(events.length).toBeGreaterThan(4);
+  expect(events.length).toBeGreaterThanOrEqual(4); // at least one per layer
   const last = events.at(-1)!;
   expect(last.doneBytes).toBe(last.totalBytes);
   expect(last.totalBytes).toBe(4 * 131072);

@@ -92,7 +92,7 @@ test("demo: vocabulary covers the bundled Qwen3 tokenizer, whose files are copie
   const c = loadCheckpoint(dir);
   expect(c.config.eos_token_id).toEqual([151645, 151643]);
   expect(describeExperts(c).map((l) => l.layer)).toEqual([0]);
-});
+}, 30_000); // parses the 11 MB tokenizer.json: slow on a loaded machine
 
 const ENGINE = join(import.meta.dir, "../../native/build/flashchat-engine");
 
