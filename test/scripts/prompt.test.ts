@@ -1,9 +1,12 @@
-import { afterAll, beforeEach, expect, test } from "bun:test";
+import { afterAll, beforeEach, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
 import { resolvePromptText } from "../../lib/chat/prompt.ts";
 import { type Script, startStubServer } from "../chat/stub-server.ts";
+
+// these tests spawn processes: give them room on a busy machine
+setDefaultTimeout(30_000);
 
 const script = join(import.meta.dir, "../../scripts/prompt.ts");
 const home = mkdtempSync(join(tmpdir(), "fc-prompt-"));
@@ -110,3 +113,19 @@ test("prompt text: as given, or stdin without its final newline", async () => {
   expect(await resolvePromptText("-", async () => "a\nb\n")).toBe("a\nb");
   expect(resolvePromptText(undefined)).rejects.toThrow("no prompt given");
 });
+
+test("no server running: the demo model is set up (--yes), run for this one reply on the real engine, and nothing is left running", async () => {
+  const dead = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
+  const port = String(dead.port);
+  dead.stop(true);
+  const r = await run(["Hello", "--model", "demo", "--yes", "--tokens", "8", "--json"], { env: { FLASHCHAT_SERVER_PORT: port } });
+  expect(r.stderr).toContain("no server is running: loading demo for this reply");
+  expect(r.code).toBe(0);
+  const o = JSON.parse(r.stdout);
+  expect(o).toMatchObject({ model: "demo", via: "local", finish_reason: "length", usage: { completion_tokens: 8 } });
+  expect(o.content.length).toBeGreaterThan(0);
+  // no engine or server of ours is left behind, and no pid file was written
+  const ps = Bun.spawnSync(["ps", "-eo", "args"]).stdout.toString();
+  expect(ps).not.toContain(join(home, "d"));
+  expect(await Bun.file(join(home, "c/flashchat/server.pid")).exists()).toBe(false);
+}, 60_000);
