@@ -86,7 +86,7 @@ test.skipIf(!hasTmux)("chat: stream a reply, Ctrl-C the next one, quit with Ctrl
 }, 60_000);
 
 test.skipIf(!hasTmux)("chat: line editing, multi-line input, history across runs, /help", async () => {
-  scripts.push({ content: ["one"] }, { content: ["two"] });
+  scripts.push({ content: ["one"] });
   stub.requests.length = 0;
   term = chat();
   await term.waitFor("/help for commands");
@@ -105,6 +105,13 @@ test.skipIf(!hasTmux)("chat: line editing, multi-line input, history across runs
   term.send("Enter");
   await term.waitFor(/one\n.*tokens/);
   expect(stub.requests[0].messages).toEqual([{ role: "user", content: "hello world first line\nsecond line\nthird" }]);
+  // a paste keeps its lines in one message
+  scripts.push({ content: ["pasted ok"] });
+  term.paste("pasted line A\npasted line B");
+  await term.waitFor("… pasted line B", 10_000, "screen");
+  term.send("Enter");
+  await term.waitFor("pasted ok");
+  expect(stub.requests[1].messages.at(-1)).toEqual({ role: "user", content: "pasted line A\npasted line B" });
   term.type("/help");
   term.send("Enter");
   await term.waitFor("/think on|off");
@@ -113,14 +120,17 @@ test.skipIf(!hasTmux)("chat: line editing, multi-line input, history across runs
   term.kill();
 
   // a new run recalls the earlier input with the up arrow
+  scripts.push({ content: ["two"] });
   term = chat();
   await term.waitFor("/help for commands");
   term.send("Up"); // "/help"
+  term.send("Up"); // the pasted message (the cursor is on its last line: up moves inside it first)
+  term.send("Up");
   term.send("Up"); // the three-line message
   screen = await term.waitFor("… third", 10_000, "screen");
   term.send("Enter");
   await term.waitFor(/two\n.*tokens/);
-  expect(stub.requests[1].messages).toEqual([{ role: "user", content: "hello world first line\nsecond line\nthird" }]);
+  expect(stub.requests[2].messages).toEqual([{ role: "user", content: "hello world first line\nsecond line\nthird" }]);
   term.send("C-d");
   await term.waitFor("[exited 0]");
 }, 60_000);

@@ -47,6 +47,12 @@ export class Tmux {
       .replace(/\n+$/, "\n");
   }
 
+  /** Paste text the way a terminal does (bracketed paste when the program asked for it). */
+  paste(text: string): void {
+    this.tmux("set-buffer", "-b", "p", text);
+    this.tmux("paste-buffer", "-p", "-b", "p", "-t", this.session);
+  }
+
   /** The visible screen with its colour and style escape sequences. */
   styledScreen(): string {
     return this.tmux("capture-pane", "-t", this.session, "-p", "-e");
