@@ -105,7 +105,7 @@ export function createByteProgress(opts: ProgressOptions): ByteProgress {
       }
       const avg = sec > 0 ? moved / sec : 0;
       logger.info(
-        `${opts.label}: ${formatBytes(done)}${skipped ? ` (${formatBytes(skipped)} already there)` : ""} in ${formatDuration(sec)}${moved > 0 ? `, ${formatBytes(avg)}/s` : ""}`,
+        `${opts.label}: ${formatBytes(done)}${skipped ? ` (${formatBytes(skipped)} already there)` : ""} in ${sec < 10 ? `${sec.toFixed(1)}s` : formatDuration(sec)}${moved > 0 ? `, ${formatBytes(avg)}/s` : ""}`,
       );
     },
   };

@@ -12,6 +12,8 @@ export interface MockRepo {
   gated?: boolean;
   /** Tokens granted access to a gated repo. */
   grantedTokens?: string[];
+  /** Large files are Xet-backed: a client asking for Xet file info gets it (as the Hub answers today). */
+  xet?: boolean;
 }
 
 export interface MockHubOptions {
@@ -251,6 +253,19 @@ export function createMockHub(opts: MockHubOptions): MockHub {
         const f = repo.files.find((x) => x.path === m![3]);
         if (!f) return json({ error: "Entry not found" }, 404, { "x-error-code": "EntryNotFound" });
         const common = { "x-repo-commit": repo.commit };
+        if (f.sha256 && repo.xet && req.headers.get("accept")?.includes("application/vnd.xet-fileinfo+json")) {
+          // Xet-backed file: file info instead of a redirect (clients without Xet then GET the same URL plainly)
+          const xetHash = sha256(new TextEncoder().encode(`xet:${f.sha256}`));
+          return json({ hash: xetHash, refreshUrl: `${server.url}api/models/${m[1]}/xet-read-token/${repo.commit}` }, 200, {
+            ...common,
+            "content-type": "application/vnd.xet-fileinfo+json",
+            "x-xet-hash": xetHash,
+            "x-linked-size": String(f.size),
+            "x-linked-etag": `"${f.sha256}"`,
+            etag: `"${f.oid}"`,
+            link: `<${server.url}api/models/${m[1]}/xet-read-token/${repo.commit}>; rel="xet-auth", <${server.url}xet/reconstruction/${xetHash}>; rel="xet-reconstruction-info"`,
+          });
+        }
         if (f.sha256) {
           // LFS files: the Hub redirects to its CDN and names the content in X-Linked-* headers
           return new Response(null, {
