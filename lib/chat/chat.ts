@@ -160,7 +160,7 @@ export class ChatApp {
     const shown = session.messages.filter((m) => m.role !== "system");
     const n = this.opts.showLast ?? 6;
     const last = shown.slice(-n);
-    this.note(`resumed ${session.id} · ${session.turns} turns${shown.length > last.length ? ` · last ${last.length} messages:` : ""}`);
+    this.note(`resumed ${session.id} · ${session.turns} turn${session.turns === 1 ? "" : "s"}${shown.length > last.length ? ` · last ${last.length} messages:` : ""}`);
     for (const m of last) {
       if (m.role === "user") this.write(`${this.color ? ANSI.bold : ""}${PROMPT}${m.content.replace(/\n/g, "\n  ")}${this.color ? ANSI.reset : ""}\n`);
       else {

@@ -93,7 +93,8 @@ test("--resume shows the last messages and continues with the full history", asy
   const c = start({ resume: s.id });
   c.input.end("next\n");
   await c.done;
-  expect(c.output()).toContain(`resumed ${s.id} · 1 turns`);
+  expect(c.output()).toContain(`resumed ${s.id} · 1 turn`);
+  expect(c.output()).not.toContain("1 turns");
   expect(c.output()).toContain("> earlier question\nearlier **answer**\n");
   expect(stub.requests[0].messages).toEqual([
     { role: "user", content: "earlier question" },

@@ -57,7 +57,7 @@ test.skipIf(!hasTmux)("chat starts the server for the demo model, streams a repl
   // the server is still running: a second chat resumes the session and sends the whole history
   term = new Tmux(home, [process.execPath, join(root, "scripts/chat.ts"), "--resume", s!.id], env, { cwd: home });
   screen = await term.waitFor("/help for commands", 30_000);
-  expect(screen).toContain(`resumed ${s!.id} · 1 turns`);
+  expect(screen).toContain(`resumed ${s!.id} · 1 turn`);
   expect(screen).not.toContain("starting it in the background");
   term.type("And again");
   term.send("Enter");
