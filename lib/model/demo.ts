@@ -1,6 +1,6 @@
 // The built-in demo model: a tiny checkpoint of the real architecture with random weights (MLX 4-bit layout,
 // the real Qwen tokenizer and chat template), generated locally and deterministically. Its replies are random text.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "pathe";
 import { writeFileAtomic } from "../fs.ts";
 import { bundledQwenTokenizerDir, writeTestModel } from "./test-model.ts";
@@ -24,8 +24,11 @@ export function readDemoStamp(dir: string): string {
  * stamped, then renamed into place, so an interrupted run never leaves a folder that looks finished.
  */
 export async function generateDemoCheckpoint(dir: string): Promise<string> {
-  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
+  const parent = dirname(dir);
+  const prefix = `.${basename(dir)}.tmp-`;
+  // folders left by interrupted runs (any pid) go first
+  if (existsSync(parent)) for (const n of readdirSync(parent)) if (n.startsWith(prefix)) rmSync(join(parent, n), { recursive: true, force: true });
+  const tmp = join(parent, `${prefix}${process.pid}`);
   await writeTestModel({ dims: "demo", outDir: tmp, seed: DEMO_SEED, tokenizerDir: bundledQwenTokenizerDir(), onProgress: () => {} });
   writeFileAtomic(join(tmp, STAMP), `${JSON.stringify({ version: DEMO_GENERATOR_VERSION, seed: DEMO_SEED, note: "random weights: replies are random text" }, null, 2)}\n`);
   if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
