@@ -70,9 +70,22 @@ export class MarkdownRenderer {
   /** Everything written so far ends with a newline (or nothing was written). */
   private lastNewline = true;
 
+  private pieces: string[] = [];
+
   constructor(opts: MarkdownRendererOptions) {
     this.color = opts.color;
-    this.out = opts.write;
+    // collect the pieces of one call and hand them over in one write (one syscall per chunk, not per character)
+    this.out = (s: string) => void this.pieces.push(s);
+    this.sink = opts.write;
+  }
+
+  private readonly sink: (s: string) => void;
+
+  private flushOut(): void {
+    if (!this.pieces.length) return;
+    const s = this.pieces.join("");
+    this.pieces = [];
+    this.sink(s);
   }
 
   /** Render a chunk of the reply's content. */
@@ -80,9 +93,8 @@ export class MarkdownRenderer {
     if (this.inReasoning) this.endReasoning();
     if (!this.color) {
       if (text) this.emitRaw(text);
-      return;
-    }
-    for (const ch of text) this.feed(ch);
+    } else for (const ch of text) this.feed(ch);
+    this.flushOut();
   }
 
   /** Render a chunk of reasoning (dimmed, as is). */
@@ -94,6 +106,7 @@ export class MarkdownRenderer {
       if (this.color) this.emitRaw(ANSI.dim + ANSI.italic);
     }
     this.emitRaw(text);
+    this.flushOut();
   }
 
   private endReasoning(): void {
@@ -110,6 +123,7 @@ export class MarkdownRenderer {
     }
     this.flushAll();
     if (opts.newline !== false && !this.lastNewline) this.emitRaw("\n");
+    this.flushOut();
   }
 
   private flushAll(): void {

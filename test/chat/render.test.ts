@@ -135,3 +135,14 @@ describe("colour choice", () => {
     expect(resolveColor(true, true, { NO_COLOR: "" })).toBe(true);
   });
 });
+
+test("one chunk in, at most one write out", () => {
+  const writes: string[] = [];
+  const r = new MarkdownRenderer({ color: true, write: (s) => writes.push(s) });
+  r.write("Some **bold** and `code`\n- item\n");
+  expect(writes).toHaveLength(1);
+  r.write("*"); // held back: nothing to write yet
+  expect(writes).toHaveLength(1);
+  r.end();
+  expect(writes).toHaveLength(2);
+});
