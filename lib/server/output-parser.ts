@@ -26,6 +26,9 @@ const THINK_OPEN = "<think>";
 const THINK_CLOSE = "</think>";
 const CALL_OPEN = "<tool_call>";
 const CALL_CLOSE = "</tool_call>";
+/** Qwen3-Coder sometimes writes the XML call without the <tool_call> wrapper. */
+const FUNC_OPEN = "<function=";
+const FUNC_CLOSE = "</function>";
 
 /** Length of the longest suffix of `s` that is a proper prefix of one of `tags`. */
 function partialTagLength(s: string, tags: readonly string[]): number {
@@ -43,7 +46,7 @@ function partialTagLength(s: string, tags: readonly string[]): number {
 
 export function createOutputParser(opts: OutputParserOptions = {}): OutputParser {
   const tools = opts.tools ?? new Map<string, ToolSpec>();
-  let mode: "reasoning" | "content" | "tool" = opts.startInReasoning ? "reasoning" : "content";
+  let mode: "reasoning" | "content" | "tool" | "bare-tool" = opts.startInReasoning ? "reasoning" : "content";
   let buf = "";
   let sawReasoning = mode === "reasoning";
   let nToolCalls = 0;
@@ -91,22 +94,20 @@ export function createOutputParser(opts: OutputParserOptions = {}): OutputParser
   const content = channel("content");
   const emitReasoning = (text: string) => reasoning.write(text);
   const emitContent = (text: string) => content.write(text);
-  const emitCall = (body: string, final: boolean) => {
+  /** `raw` is the text as the model wrote it, returned as content when the call does not parse. */
+  const emitCall = (body: string, raw: string) => {
     const call = parseToolCallBody(body, tools);
     if (!call) {
-      emitContent(`${CALL_OPEN}${body}${final ? "" : CALL_CLOSE}`);
+      emitContent(raw);
       return;
     }
     content.dropPending();
     events.push({ type: "tool_call", index: nToolCalls++, id: createToolCallId(), ...call });
   };
 
-  const contentTags = () => {
-    const tags: string[] = [];
-    if (opts.parseToolCalls) tags.push(CALL_OPEN);
-    if (!content.started && !sawReasoning && nToolCalls === 0) tags.push(THINK_OPEN);
-    return tags;
-  };
+  const contentTags = () => (opts.parseToolCalls ? [CALL_OPEN, FUNC_OPEN] : []);
+  /** <think> opens reasoning only at the very start of the output (after whitespace). */
+  const thinkAllowed = () => !content.started && !sawReasoning && nToolCalls === 0;
 
   const step = (final: boolean): boolean => {
     if (mode === "reasoning") {
@@ -124,6 +125,16 @@ export function createOutputParser(opts: OutputParserOptions = {}): OutputParser
       return false;
     }
     if (mode === "content") {
+      if (thinkAllowed()) {
+        const t = buf.trimStart();
+        if (t.startsWith(THINK_OPEN)) {
+          buf = t.slice(THINK_OPEN.length);
+          mode = "reasoning";
+          sawReasoning = true;
+          return true;
+        }
+        if (!final && THINK_OPEN.startsWith(t)) return false; // whitespace and maybe the start of <think>: wait
+      }
       const tags = contentTags();
       let at = -1;
       let tag = "";
@@ -134,15 +145,10 @@ export function createOutputParser(opts: OutputParserOptions = {}): OutputParser
           tag = t;
         }
       }
-      if (tag === THINK_OPEN && buf.slice(0, at).trim() !== "") {
-        at = -1; // <think> only counts before any content
-        tag = "";
-      }
       if (at >= 0) {
         emitContent(buf.slice(0, at));
         buf = buf.slice(at + tag.length);
-        mode = tag === THINK_OPEN ? "reasoning" : "tool";
-        if (tag === THINK_OPEN) sawReasoning = true;
+        mode = tag === CALL_OPEN ? "tool" : "bare-tool";
         return true;
       }
       const keep = final ? 0 : partialTagLength(buf, tags);
@@ -150,16 +156,31 @@ export function createOutputParser(opts: OutputParserOptions = {}): OutputParser
       buf = buf.slice(buf.length - keep);
       return false;
     }
+    if (mode === "bare-tool") {
+      const i = buf.indexOf(FUNC_CLOSE);
+      if (i >= 0) {
+        const raw = FUNC_OPEN + buf.slice(0, i + FUNC_CLOSE.length);
+        emitCall(raw, raw);
+        buf = buf.slice(i + FUNC_CLOSE.length);
+        mode = "content";
+        return true;
+      }
+      if (final) {
+        emitContent(FUNC_OPEN + buf);
+        buf = "";
+      }
+      return false;
+    }
     // tool
     const i = buf.indexOf(CALL_CLOSE);
     if (i >= 0) {
-      emitCall(buf.slice(0, i), false);
+      emitCall(buf.slice(0, i), CALL_OPEN + buf.slice(0, i + CALL_CLOSE.length));
       buf = buf.slice(i + CALL_CLOSE.length);
       mode = "content";
       return true;
     }
     if (final) {
-      emitCall(buf, true); // cut off before </tool_call>: keep it if it parses, else return the text
+      emitCall(buf, CALL_OPEN + buf); // cut off before </tool_call>: keep it if it parses, else return the text
       buf = "";
     }
     return false;

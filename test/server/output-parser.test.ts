@@ -119,6 +119,30 @@ const CASES: { name: string; text: string; opts: Parameters<typeof createOutputP
     want: { reasoning: "Still thinking about <tool", content: "", calls: [] },
   },
   {
+    name: "a stray <think> after text does not hide a later tool call",
+    text: 'Answer: <think> x <tool_call>\n{"name": "get_weather", "arguments": {"city": "Nice"}}\n</tool_call>',
+    opts: { parseToolCalls: true, tools },
+    want: { reasoning: "", content: "Answer: <think> x", calls: [{ name: "get_weather", arguments: { city: "Nice" } }] },
+  },
+  {
+    name: "Qwen3-Coder bare <function=…> call without the <tool_call> wrapper",
+    text: "Let me look.\n<function=get_weather>\n<parameter=city>\nLyon\n</parameter>\n</function>\n",
+    opts: { parseToolCalls: true, tools },
+    want: { reasoning: "", content: "Let me look.", calls: [{ name: "get_weather", arguments: { city: "Lyon" } }] },
+  },
+  {
+    name: "a bare <function= that never closes is text",
+    text: "see <function=foo> in the docs",
+    opts: { parseToolCalls: true, tools },
+    want: { reasoning: "", content: "see <function=foo> in the docs", calls: [] },
+  },
+  {
+    name: "leading whitespace before <think>",
+    text: "\n\n<think>\nok\n</think>\n\nDone.",
+    opts: { parseToolCalls: true, tools },
+    want: { reasoning: "ok", content: "Done.", calls: [] },
+  },
+  {
     name: "unicode content",
     text: "<think>\n考えます 🤔\n</think>\n\n答え: 😀 ok",
     opts: {},
