@@ -17,9 +17,9 @@ export interface Piece {
 }
 
 export interface AssembleOptions {
-  /** bytes per window (a multiple of 4096); default 16 MiB */
+  /** bytes per window (a multiple of 4096); default 8 MiB */
   windowBytes?: number;
-  /** windows in flight; default 4 */
+  /** windows in flight; default 8 (measured best on a shared Linux VM: 8 MiB x 8) */
   windows?: number;
   /** O_DIRECT writes where supported (default true) */
   direct?: boolean;
@@ -84,7 +84,7 @@ export function openOutput(path: string, direct: boolean): { fd: number; direct:
  * With `direct`, the file is written in 4096-byte multiples and truncated to `totalBytes` at the end.
  */
 export async function assembleInto(fd: number, direct: boolean, totalBytes: number, pieces: Piece[], opts: AssembleOptions = {}): Promise<void> {
-  const windowBytes = opts.windowBytes ?? 16 << 20;
+  const windowBytes = opts.windowBytes ?? 8 << 20;
   if (windowBytes % ALIGN !== 0) throw new Error("assemble: windowBytes must be a multiple of 4096");
   const sorted = [...pieces].sort((a, b) => a.dstOffset - b.dstOffset);
   for (let i = 0; i < sorted.length; i++) {
@@ -133,7 +133,7 @@ export async function assembleInto(fd: number, direct: boolean, totalBytes: numb
     }
   };
   try {
-    const n = Math.max(1, Math.min(opts.windows ?? 4, nWindows));
+    const n = Math.max(1, Math.min(opts.windows ?? 8, nWindows));
     await Promise.all(Array.from({ length: n }, () => worker(alignedBuffer(windowBytes))));
     ftruncateSync(fd, totalBytes); // drops the O_DIRECT padding of the last window
   } finally {
