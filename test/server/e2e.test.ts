@@ -28,7 +28,7 @@ beforeAll(async () => {
   });
   if (server.host.state !== "ok") throw new Error(`engine did not start: ${server.host.error}`);
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
-});
+}, 120_000);
 afterAll(async () => {
   await server?.stop(2000);
   tmp[Symbol.dispose]();
