@@ -20,6 +20,7 @@
 struct io_job {
     int fd;
     int32_t layer;
+    int32_t slot; /* which expert of the batch (for waiting on one) */
     uint8_t * buf;
     size_t size;
     uint64_t offset;
@@ -33,6 +34,8 @@ struct fc_io_pool {
     pthread_cond_t done_cv;
     struct io_job * jobs;
     int32_t n_jobs, cap_jobs, next_job, n_pending;
+    int32_t * slot_pending; /* [cap_slots] chunks still to read per expert slot */
+    int32_t cap_slots;
     int stop;
     int failed;
     char fail_msg[256];
@@ -60,7 +63,9 @@ static void * io_main(void * p) {
             snprintf(io->fail_msg, sizeof io->fail_msg, "layer %d: read of %zu bytes at offset %llu failed (%s)", job.layer, job.size,
                      (unsigned long long)job.offset, err > 0 ? strerror(err) : "unexpected end of file");
         }
-        if (--io->n_pending == 0) pthread_cond_signal(&io->done_cv);
+        io->slot_pending[job.slot]--;
+        io->n_pending--;
+        pthread_cond_broadcast(&io->done_cv);
     }
     pthread_mutex_unlock(&io->mu);
     return NULL;
@@ -90,6 +95,7 @@ static void io_free(struct fc_io_pool * io) {
     pthread_cond_destroy(&io->work_cv);
     pthread_cond_destroy(&io->done_cv);
     free(io->jobs);
+    free(io->slot_pending);
     free(io->threads);
     free(io);
 }
@@ -250,11 +256,17 @@ void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t *
     io->n_jobs = 0;
     io->next_job = 0;
     io->failed = 0;
+    if (n > io->cap_slots) {
+        free(io->slot_pending);
+        io->slot_pending = fc_xcalloc((size_t)n, sizeof *io->slot_pending);
+        io->cap_slots = n;
+    }
     for (int32_t e = 0; e < n; e++) {
+        io->slot_pending[e] = (int32_t)chunks_per;
         for (size_t c = 0; c < chunks_per; c++) {
             size_t off = c * IO_CHUNK_BYTES;
             size_t sz = x->expert_bytes - off < IO_CHUNK_BYTES ? x->expert_bytes - off : IO_CHUNK_BYTES;
-            io->jobs[io->n_jobs++] = (struct io_job){ x->fds[layer], layer, bufs[e] + off, sz,
+            io->jobs[io->n_jobs++] = (struct io_job){ x->fds[layer], layer, e, bufs[e] + off, sz,
                                                       (uint64_t)ids[e] * x->expert_bytes + off };
         }
     }
@@ -262,6 +274,23 @@ void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t *
     x->bytes_read += (uint64_t)n * x->expert_bytes;
     pthread_cond_broadcast(&io->work_cv);
     pthread_mutex_unlock(&io->mu);
+}
+
+enum fc_status fc_experts_read_wait_one(struct fc_experts * x, int32_t slot, struct fc_error * err) {
+    struct fc_io_pool * io = x->io;
+    double t0 = fc_time_ms();
+    pthread_mutex_lock(&io->mu);
+    while (io->slot_pending[slot] > 0 && !io->failed) pthread_cond_wait(&io->done_cv, &io->mu);
+    int failed = io->failed;
+    char msg[256];
+    memcpy(msg, io->fail_msg, sizeof msg);
+    pthread_mutex_unlock(&io->mu);
+    x->io_wait_ms += fc_time_ms() - t0;
+    if (failed) {
+        fc_experts_read_wait(x, NULL); /* let the batch drain before the buffers are reused */
+        return fc_error_set(err, FC_STATUS_IO_ERROR, "%s: %s", x->dir, msg);
+    }
+    return FC_STATUS_OK;
 }
 
 enum fc_status fc_experts_read_wait(struct fc_experts * x, struct fc_error * err) {

@@ -39,6 +39,8 @@ void fc_experts_view(const struct fc_experts * x, const uint8_t * buf, struct fc
 
 /* Start reading experts ids[0..n) of `layer` into bufs[0..n) (each expert_bytes); returns at once. */
 void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t * ids, int32_t n, uint8_t ** bufs);
+/* Wait for expert `slot` (index into ids/bufs) of the reads started last; IO_ERROR names the file. */
+enum fc_status fc_experts_read_wait_one(struct fc_experts * x, int32_t slot, struct fc_error * err);
 /* Wait for the reads started last; adds to bytes_read / io_wait_ms. IO_ERROR names the file. */
 enum fc_status fc_experts_read_wait(struct fc_experts * x, struct fc_error * err);
 

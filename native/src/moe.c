@@ -88,9 +88,10 @@ enum fc_status fc_moe_forward(struct fc_engine * e, int32_t layer, int32_t n, st
     }
 
     for (;;) {
-        enum fc_status st = fc_experts_read_wait(&e->experts, err);
-        if (st != FC_STATUS_OK) return st;
         for (int32_t b = 0; b < n_wave; b++) {
+            /* compute each expert as soon as it has arrived, while the others are still being read */
+            enum fc_status st = fc_experts_read_wait_one(&e->experts, b, err);
+            if (st != FC_STATUS_OK) return st;
             const int32_t x = wave_ids[b];
             struct fc_matrix mg, mu, md;
             fc_experts_view(&e->experts, e->expert_bufs[b], &mg, &mu, &md);
@@ -123,6 +124,8 @@ enum fc_status fc_moe_forward(struct fc_engine * e, int32_t layer, int32_t n, st
                 for (int32_t k = 0; k < H; k++) o[k] += w * d[k];
             }
         }
+        enum fc_status st = fc_experts_read_wait(&e->experts, err);
+        if (st != FC_STATUS_OK) return st;
         if (next >= n_used) break;
         n_wave = n_used - next < nb ? n_used - next : nb;
         memcpy(wave_ids, used + next, (size_t)n_wave * sizeof *wave_ids);

@@ -202,7 +202,7 @@ static void poll_input(struct server * sv) {
             reply_error(NULL, FC_STATUS_BAD_REQUEST, msg);
             continue;
         }
-        char id[256];
+        char id[256] = "";
         const struct fc_json * op = fc_json_get(req, "op");
         if (!get_id(req, id, sizeof id) || !op || op->type != FC_JSON_STRING) {
             reply_error(id, FC_STATUS_BAD_REQUEST, "a request needs an \"op\" string and an optional string \"id\"");
@@ -529,7 +529,7 @@ static void handle_line(struct server * sv, char * line) {
         reply_error(NULL, FC_STATUS_BAD_REQUEST, msg);
         return;
     }
-    char id[256];
+    char id[256] = "";
     const struct fc_json * op = fc_json_get(req, "op");
     if (req->type != FC_JSON_OBJECT || !get_id(req, id, sizeof id) || !op || op->type != FC_JSON_STRING) {
         reply_error(id, FC_STATUS_BAD_REQUEST, "a request is an object with an \"op\" string and an optional string \"id\"");
