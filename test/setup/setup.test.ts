@@ -16,16 +16,20 @@ const REPO = "test-org/tiny-qwen35-moe";
 const SHARD1 = "model-00001-of-00002.safetensors";
 
 let hub: MockHub;
+let llama: string;
 let tmp: string;
 let env: Record<string, string>;
 
 beforeAll(() => {
-  const llama = mkdtempSync(join(tmpdir(), "flashchat-llama-"));
+  llama = mkdtempSync(join(tmpdir(), "flashchat-llama-"));
   for (const f of readdirSync(FIXTURE)) if (f.endsWith(".safetensors") || f.endsWith(".json")) copyFileSync(join(FIXTURE, f), join(llama, f));
   writeFileSync(join(llama, "config.json"), JSON.stringify({ model_type: "llama", hidden_size: 128, num_hidden_layers: 4 }));
   hub = createMockHub({ repos: { [REPO]: FIXTURE, "test-org/bf16": join(FIXTURE, "hf-bf16"), "test-org/llama": llama } });
 });
-afterAll(() => hub.stop());
+afterAll(() => {
+  hub.stop();
+  rmSync(llama, { recursive: true, force: true });
+});
 afterEach(() => {
   for (const k of Object.keys(hub.faults)) delete hub.faults[k as keyof typeof hub.faults];
   hub.requests.length = 0;
