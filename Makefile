@@ -25,7 +25,7 @@ bench: deps engine ## run the standard benchmark set and print the table
 	@$(BUN) scripts/benchmark.ts standard
 
 demo: deps engine ## set up the demo model and print a reply from it
-	@./flashchat prompt --model demo --yes "Hello"
+	@./flashchat prompt --model demo --yes --tokens 64 "Hello"
 
 clean: ## remove build outputs (never models, artifacts or your config)
 	@if [ -f native/Makefile ]; then $(MAKE) -C native clean; fi
