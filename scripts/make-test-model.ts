@@ -3,6 +3,7 @@
 //   bun scripts/make-test-model.ts --preset tiny --out /tmp/tiny
 //   bun scripts/make-test-model.ts --preset demo --out ./models/demo          # with the bundled Qwen3 tokenizer
 //   bun scripts/make-test-model.ts --preset qwen35-397b --layers 2 --out /data/q397-2l   # real dimensions, 2 layers (~8.5 GB)
+//   bun scripts/make-test-model.ts --preset qwen36-35b --layers 2 --format hf-bf16 --out /data/q36-2l-bf16
 import { defineCommand } from "citty";
 import { resolve } from "pathe";
 import { globalArgs, runScript } from "../lib/cli.ts";
@@ -28,6 +29,7 @@ const command = defineCommand({
     seed: { type: "string", description: "Random seed (default 0): same seed, same bytes", valueHint: "N" },
     layers: { type: "string", description: "Keep only the first N layers", valueHint: "N" },
     bits: { type: "string", description: "Bits of the quantized linears: 2, 4 or 8 (default 4; routers 8)", valueHint: "N" },
+    format: { type: "string", description: "mlx (default, as mlx-community publishes) or hf-bf16 (unquantized Hugging Face layout)", valueHint: "FORMAT" },
     shardMb: { type: "string", description: "Largest shard in MB (default 5000)", valueHint: "MB" },
     tokenizer: { type: "string", description: "Copy tokenizer files from this folder (demo: the bundled Qwen3 tokenizer)", valueHint: "DIR" },
   },
@@ -38,7 +40,7 @@ const command = defineCommand({
     const shardMb = parseIntArg(args.shardMb, "--shard-mb");
     const r = await writeTestModel({
       outDir, dims: preset, seed: parseIntArg(args.seed, "--seed") ?? 0, layers: parseIntArg(args.layers, "--layers"), bits: parseBitsArg(args.bits),
-      shardBytes: shardMb ? shardMb * 1e6 : undefined, tokenizerDir,
+      shardBytes: shardMb ? shardMb * 1e6 : undefined, tokenizerDir, format: args.format as "mlx" | "hf-bf16" | undefined,
     });
     logger.success(`${preset}: ${r.tensors} tensors, ${formatBytes(r.bytes)} in ${r.shards.length} shard(s), ${r.seconds.toFixed(1)}s -> ${r.dir}`);
   },

@@ -75,6 +75,8 @@ export interface TestModelOptions {
   groupSize?: number;
   /** largest shard in bytes (default 5 GB, as mlx-community checkpoints) */
   shardBytes?: number;
+  /** mlx (default): quantized as mlx-community publishes; hf-bf16: unquantized, Hugging Face names and layouts */
+  format?: TestModelFormat;
   /** copy tokenizer.json, tokenizer_config.json (and chat_template.jinja, generation_config.json) from here */
   tokenizerDir?: string;
   onProgress?: ProgressFn;
@@ -90,8 +92,15 @@ export interface TestModelResult {
 
 interface GenSpec extends TensorSpec {
   /** how to fill: random codes, a constant bf16 (scales/biases), or small per-element floats */
-  fill: { kind: "codes" } | { kind: "const16"; value: number } | { kind: "floats"; gen: (rnd: () => number, i: number) => number };
+  fill:
+    | { kind: "codes" }
+    | { kind: "const16"; value: number }
+    | { kind: "floats"; gen: (rnd: () => number, i: number) => number }
+    /** bf16 uniform in [center - half, center + half): big float tensors of HF checkpoints, generated fast */
+    | { kind: "uniform16"; center: number; half: number };
 }
+
+export type TestModelFormat = "mlx" | "hf-bf16";
 
 /** Dimensions of a preset (or given dims), sliced to `layers`. */
 export function resolveTestModelDims(dims: TestModelOptions["dims"], layers?: number): TestModelDims {
@@ -112,14 +121,25 @@ const layerTypes = (d: TestModelDims) =>
 const codeStats = (bits: number) => ({ mean: ((1 << bits) - 1) / 2, std: Math.sqrt(((1 << bits) ** 2 - 1) / 12) });
 
 /** Every tensor of the checkpoint, with how to fill it, in file order (sorted by name). */
-export function describeTestModel(d: TestModelDims, bits = 4, groupSize = 64): GenSpec[] {
+export function describeTestModel(d: TestModelDims, bits = 4, groupSize = 64, format: TestModelFormat = "mlx"): GenSpec[] {
   const specs: GenSpec[] = [];
-  const P = "language_model.";
+  const hf = format === "hf-bf16";
+  const normal = (rnd: () => number) => (rnd() + rnd() + rnd() + rnd() - 2) * Math.sqrt(3); // Irwin-Hall(4), std 1
+  // MLX VLM conversions: language_model.model.* / language_model.lm_head.*; HF: model.language_model.* / lm_head.*
+  const P = hf ? "" : "language_model.";
+  const M = hf ? "model.language_model" : "language_model.model";
   const bf16 = (name: string, shape: number[], gen: (rnd: () => number, i: number) => number): void => {
     specs.push({ name, dtype: "BF16", shape, fill: { kind: "floats", gen } });
   };
-  /** a quantized linear [..., out, in] whose dequantized values have std gain/sqrt(in) (or `std`) */
+  /** zero-centred RMSNorm weight: MLX stores 1 + w, HF stores w */
+  const norm = (name: string, n: number) => bf16(name, [n], (r) => (hf ? 0 : 1) + normal(r) * 0.15);
+  /** a linear [..., out, in] whose (dequantized) values have std gain/sqrt(in) (or `std`) */
   const linear = (module: string, lead: number[], out: number, inp: number, opts: { gain?: number; std?: number; bits?: number } = {}) => {
+    if (hf) {
+      const std = opts.std ?? (opts.gain ?? 1) / Math.sqrt(inp);
+      specs.push({ name: `${module}.weight`, dtype: "BF16", shape: [...lead, out, inp], fill: { kind: "uniform16", center: 0, half: std * Math.sqrt(3) } });
+      return;
+    }
     const b = opts.bits ?? bits;
     if (inp % groupSize !== 0) throw new UserError(`${module}: input size ${inp} is not a multiple of the group size ${groupSize}`);
     const std = opts.std ?? (opts.gain ?? 1) / Math.sqrt(inp);
@@ -129,23 +149,24 @@ export function describeTestModel(d: TestModelDims, bits = 4, groupSize = 64): G
     specs.push({ name: `${module}.scales`, dtype: "BF16", shape: [...lead, out, inp / groupSize], fill: { kind: "const16", value: f32ToBf16(scale) } });
     specs.push({ name: `${module}.biases`, dtype: "BF16", shape: [...lead, out, inp / groupSize], fill: { kind: "const16", value: f32ToBf16(-cs.mean * scale) } });
   };
-  const normal = (rnd: () => number) => (rnd() + rnd() + rnd() + rnd() - 2) * Math.sqrt(3); // Irwin-Hall(4), std 1
   const H = d.hidden_size;
   const keyDim = d.linear_num_key_heads * d.linear_key_head_dim;
   const valueDim = d.linear_num_value_heads * d.linear_value_head_dim;
   const convDim = 2 * keyDim + valueDim;
-  linear(`${P}model.embed_tokens`, [], d.vocab_size, H, { std: 1 });
+  linear(`${M}.embed_tokens`, [], d.vocab_size, H, { std: 1 });
   linear(`${P}lm_head`, [], d.vocab_size, H, { gain: 3 });
-  bf16(`${P}model.norm.weight`, [H], (r) => 1 + normal(r) * 0.15);
+  norm(`${M}.norm.weight`, H);
   const types = layerTypes(d);
+  const K = d.linear_conv_kernel_dim;
   for (let l = 0; l < d.num_hidden_layers; l++) {
-    const L = `${P}model.layers.${l}`;
-    bf16(`${L}.input_layernorm.weight`, [H], (r) => 1 + normal(r) * 0.15);
-    bf16(`${L}.post_attention_layernorm.weight`, [H], (r) => 1 + normal(r) * 0.15);
+    const L = `${M}.layers.${l}`;
+    norm(`${L}.input_layernorm.weight`, H);
+    norm(`${L}.post_attention_layernorm.weight`, H);
     if (types[l] === "linear_attention") {
       const nv = d.linear_num_value_heads;
       specs.push({ name: `${L}.linear_attn.A_log`, dtype: "F32", shape: [nv], fill: { kind: "floats", gen: (r) => Math.log(0.05 + r() * 3.95) } });
-      bf16(`${L}.linear_attn.conv1d.weight`, [convDim, d.linear_conv_kernel_dim, 1], (r) => normal(r) * 0.5);
+      // conv taps: MLX [C, K, 1], torch [C, 1, K] (same bytes)
+      bf16(`${L}.linear_attn.conv1d.weight`, hf ? [convDim, 1, K] : [convDim, K, 1], (r) => normal(r) * 0.5);
       bf16(`${L}.linear_attn.dt_bias`, [nv], (r) => -2 + r() * 3);
       linear(`${L}.linear_attn.in_proj_a`, [], nv, H);
       linear(`${L}.linear_attn.in_proj_b`, [], nv, H);
@@ -160,23 +181,31 @@ export function describeTestModel(d: TestModelDims, bits = 4, groupSize = 64): G
       linear(`${L}.self_attn.k_proj`, [], kvd, H);
       linear(`${L}.self_attn.v_proj`, [], kvd, H);
       linear(`${L}.self_attn.o_proj`, [], H, qd);
-      bf16(`${L}.self_attn.q_norm.weight`, [d.head_dim], (r) => 1 + normal(r) * 0.15);
-      bf16(`${L}.self_attn.k_norm.weight`, [d.head_dim], (r) => 1 + normal(r) * 0.15);
+      norm(`${L}.self_attn.q_norm.weight`, d.head_dim);
+      norm(`${L}.self_attn.k_norm.weight`, d.head_dim);
     }
     linear(`${L}.mlp.gate`, [], d.num_experts, H, { gain: 4, bits: 8 });
     linear(`${L}.mlp.shared_expert_gate`, [], 1, H, { bits: 8 });
     linear(`${L}.mlp.shared_expert.gate_proj`, [], d.shared_expert_intermediate_size, H);
     linear(`${L}.mlp.shared_expert.up_proj`, [], d.shared_expert_intermediate_size, H);
     linear(`${L}.mlp.shared_expert.down_proj`, [], H, d.shared_expert_intermediate_size);
-    linear(`${L}.mlp.switch_mlp.gate_proj`, [d.num_experts], d.moe_intermediate_size, H);
-    linear(`${L}.mlp.switch_mlp.up_proj`, [d.num_experts], d.moe_intermediate_size, H);
-    linear(`${L}.mlp.switch_mlp.down_proj`, [d.num_experts], H, d.moe_intermediate_size);
+    const I = d.moe_intermediate_size;
+    const E = d.num_experts;
+    if (hf) {
+      // transformers' fused layout: gate_up_proj [E, 2I, H] (gate rows first), down_proj [E, H, I]
+      specs.push({ name: `${L}.mlp.experts.gate_up_proj`, dtype: "BF16", shape: [E, 2 * I, H], fill: { kind: "uniform16", center: 0, half: Math.sqrt(3 / H) } });
+      specs.push({ name: `${L}.mlp.experts.down_proj`, dtype: "BF16", shape: [E, H, I], fill: { kind: "uniform16", center: 0, half: Math.sqrt(3 / I) } });
+    } else {
+      linear(`${L}.mlp.switch_mlp.gate_proj`, [E], I, H);
+      linear(`${L}.mlp.switch_mlp.up_proj`, [E], I, H);
+      linear(`${L}.mlp.switch_mlp.down_proj`, [E], H, I);
+    }
   }
   return specs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /** config.json of the generated checkpoint: the MLX VLM-conversion shape (text_config + quantization overrides). */
-export function renderTestModelConfig(d: TestModelDims, bits = 4, groupSize = 64): Record<string, unknown> {
+export function renderTestModelConfig(d: TestModelDims, bits = 4, groupSize = 64, format: TestModelFormat = "mlx"): Record<string, unknown> {
   const quantization: Record<string, unknown> = { group_size: groupSize, bits, mode: "affine" };
   for (let l = 0; l < d.num_hidden_layers; l++) {
     quantization[`language_model.model.layers.${l}.mlp.gate`] = { group_size: groupSize, bits: 8 };
@@ -202,8 +231,7 @@ export function renderTestModelConfig(d: TestModelDims, bits = 4, groupSize = 64
       ...(bos_token_id != null ? { bos_token_id } : {}),
       layer_types: layerTypes(d),
     },
-    quantization,
-    quantization_config: quantization,
+    ...(format === "mlx" ? { quantization, quantization_config: quantization } : {}),
   };
 }
 
@@ -236,6 +264,24 @@ function fillWords(out: Uint32Array, s: Uint32Array): void {
   s[1] = y;
   s[2] = z;
   s[3] = w;
+}
+
+/** Fill `chunk` (bf16, even length in bytes) with values uniform in [center - half, center + half), advancing `s`. */
+function fillUniform16(chunk: Uint8Array, s: Uint32Array, center: number, half: number, scratch: { f?: Float32Array }): void {
+  const n = chunk.byteLength >> 1;
+  if (!scratch.f || scratch.f.length < n) scratch.f = new Float32Array(n);
+  const f = scratch.f.subarray(0, n);
+  const u = new Uint32Array(f.buffer, f.byteOffset, n);
+  fillWords(u, s);
+  const out = new Uint16Array(chunk.buffer, chunk.byteOffset, n);
+  const k = 2 * half;
+  const c = center - half * 3; // f in [1, 2): (f - 1) * 2h + center - h == f * 2h + center - 3h
+  for (let i = 0; i < n; i++) {
+    u[i] = 0x3f800000 | (u[i]! >>> 9); // a float in [1, 2) from 23 random bits
+    f[i] = f[i]! * k + c;
+    const w = u[i]!;
+    out[i] = (w + 0x7fff + ((w >>> 16) & 1)) >>> 16; // round to nearest even bf16
+  }
 }
 
 function floatTensorBytes(spec: GenSpec, seed: number): Uint8Array {
@@ -286,7 +332,9 @@ export async function writeTestModel(opts: TestModelOptions): Promise<TestModelR
     const need = tokenizerMaxId(tj) + 1;
     if (d.vocab_size < need) throw new UserError(`vocab_size ${d.vocab_size} is smaller than the tokenizer's ${need} ids`, "use a preset with a larger vocabulary (demo) or drop --tokenizer");
   }
-  const specs = describeTestModel(d, bits, groupSize);
+  const format = opts.format ?? "mlx";
+  if (format !== "mlx" && format !== "hf-bf16") throw new UserError(`--format must be mlx or hf-bf16, not ${JSON.stringify(format)}`);
+  const specs = describeTestModel(d, bits, groupSize, format);
   const shardBytes = opts.shardBytes ?? 5e9;
   const shards: GenSpec[][] = [[]];
   let cur = 0;
@@ -308,6 +356,7 @@ export async function writeTestModel(opts: TestModelOptions): Promise<TestModelR
   for (let i = 0; i < shards.length; i++) {
     let state: Uint32Array | undefined;
     let small: Uint8Array | undefined;
+    const scratch: { f?: Float32Array } = {};
     const path = join(opts.outDir, names[i]!);
     const tmp = `${path}.tmp`;
     bytes += writeSafetensors(tmp, shards[i]!, (spec, chunk, off) => {
@@ -318,13 +367,14 @@ export async function writeTestModel(opts: TestModelOptions): Promise<TestModelR
       }
       if (g.fill.kind === "codes") fillWords(new Uint32Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 4), state!);
       else if (g.fill.kind === "const16") new Uint16Array(chunk.buffer, chunk.byteOffset, chunk.byteLength / 2).fill(g.fill.value);
+      else if (g.fill.kind === "uniform16") fillUniform16(chunk, state!, g.fill.center, g.fill.half, scratch);
       else chunk.set(small!.subarray(off, off + chunk.length));
       progress.add(chunk.length);
-    }, { metadata: { format: "mlx" } });
+    }, { metadata: { format: format === "mlx" ? "mlx" : "pt" } });
     renameSync(tmp, path);
     for (const s of shards[i]!) weightMap[s.name] = names[i]!;
   }
-  const config = renderTestModelConfig(d, bits, groupSize);
+  const config = renderTestModelConfig(d, bits, groupSize, format);
   writeFileAtomic(join(opts.outDir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
   writeFileAtomic(
     join(opts.outDir, "model.safetensors.index.json"),

@@ -4,7 +4,7 @@ import { join } from "pathe";
 import { describeExperts, loadCheckpoint } from "../../lib/model/checkpoint.ts";
 import { extractWeights } from "../../lib/model/extract.ts";
 import { layoutComponents } from "../../lib/model/expert-layout.ts";
-import { dequantizeAffine } from "../../lib/model/quantize.ts";
+import { bf16ToF32, dequantizeAffine } from "../../lib/model/quantize.ts";
 import { repackExperts } from "../../lib/model/repack.ts";
 import { loadTensorIndex, readTensorBytes } from "../../lib/model/safetensors.ts";
 import { bundledQwenTokenizerDir, describeTestModel, resolveTestModelDims, tokenizerMaxId, writeTestModel } from "../../lib/model/test-model.ts";
@@ -24,6 +24,25 @@ test("tiny: the fixture's config, tensor names, dtypes and shapes", async () => 
   expect([...gen.quantOverrides]).toEqual([...fix.quantOverrides]);
   const shape = (m: Map<string, { dtype: string; shape: number[] }>) => [...m].map(([n, t]) => [n, t.dtype, t.shape]).sort();
   expect(shape(gen.tensors)).toEqual(shape(fix.tensors));
+});
+
+test("tiny in hf-bf16 format: the fixture's HF names, dtypes and shapes; extracted like the MLX one", async () => {
+  const dir = join(tmp, "tiny-hf");
+  await writeTestModel({ outDir: dir, dims: "tiny", seed: 1, format: "hf-bf16" });
+  const gen = loadCheckpoint(dir);
+  const fix = loadCheckpoint(join(FIXTURE, "hf-bf16"));
+  expect(gen.format).toBe("hf-bf16");
+  expect(gen.config).toEqual(fix.config);
+  const shape = (m: Map<string, { dtype: string; shape: number[] }>) => [...m].map(([n, t]) => [n, t.dtype, t.shape]).sort();
+  expect(shape(gen.tensors)).toEqual(shape(fix.tensors));
+  const w = new Uint16Array(readTensorBytes(gen.tensors.get("model.layers.0.mlp.experts.down_proj")!).buffer);
+  let ss = 0;
+  for (const h of w) ss += bf16ToF32(h) ** 2;
+  expect(Math.sqrt(ss / w.length) * Math.sqrt(64)).toBeCloseTo(1, 1); // std 1/sqrt(fan_in)
+  const out = join(tmp, "tiny-hf-out");
+  const a = await extractWeights({ checkpointDir: dir, outDir: out });
+  expect(a.tensors).toBe(146);
+  expect((await repackExperts({ checkpointDir: dir, outDir: out, verify: true })).layersWritten).toEqual([0, 1, 2, 3]);
 });
 
 test("deterministic from the seed; sharded with a consistent index", async () => {
