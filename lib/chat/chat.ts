@@ -12,7 +12,7 @@ import { type ReplyStats, Session, listSessions, resolveRequestMessages } from "
 /** How chat reaches a server: the base URL and model id, starting the server when needed. */
 export interface ServerLink {
   /** Make sure a server is up (start it if allowed); returns its base URL and model id. */
-  ensure(): Promise<{ baseUrl: string; model?: string }>;
+  ensure(): Promise<{ baseUrl: string; model?: string; started?: boolean }>;
 }
 
 export interface ChatOptions {
@@ -79,7 +79,8 @@ export class ChatApp {
   private readonly editor?: LineEditor;
   private readonly pipe?: PipeReader;
   private serverOk = false;
-  private link?: { baseUrl: string; model?: string };
+  private startedServer = false;
+  private link?: { baseUrl: string; model?: string; started?: boolean };
 
   constructor(
     readonly config: ResolvedConfig,
@@ -130,6 +131,7 @@ export class ChatApp {
       await this.turn(text);
     }
     if (this.session) this.note(`session ${this.session.id} saved · resume with: flashchat chat --resume ${this.session.id}`);
+    if (this.startedServer) this.note("the server keeps running in the background (flashchat serve --stop stops it)");
   }
 
   private read(prompt: string): Promise<ReadResult> {
@@ -139,6 +141,7 @@ export class ChatApp {
 
   private async connect(): Promise<void> {
     this.link = await this.opts.server.ensure();
+    if (this.link.started) this.startedServer = true;
     this.serverOk = true;
   }
 

@@ -65,6 +65,7 @@ export function createServerLink(config: ResolvedConfig, opts: ServerLinkOptions
     async ensure() {
       const state = await readServerState(config);
       let baseUrl = state.url;
+      let startedHere = false;
       if (!state.running) {
         if (opts.autoStart === false) throw new UserError(`no server answers at ${baseUrl}`, "start it with: flashchat serve");
         await opts.prepare?.();
@@ -77,6 +78,7 @@ export function createServerLink(config: ResolvedConfig, opts: ServerLinkOptions
           say,
         });
         baseUrl = started.url;
+        startedHere = started.started;
       }
       let health = await loadHealth(baseUrl);
       const deadline = Date.now() + (opts.loadTimeoutMs ?? 15 * 60_000);
@@ -90,7 +92,7 @@ export function createServerLink(config: ResolvedConfig, opts: ServerLinkOptions
       if (!health) throw new UserError(`the server at ${baseUrl} does not answer`, `see its log: ${config.serverLogPath}`);
       if (health.status !== "ok") throw new UserError(`the server at ${baseUrl} is not ready (${health.status})`, `see its log: ${config.serverLogPath}`);
       const model = (typeof health.model === "string" ? health.model : undefined) ?? (await loadModelId(baseUrl));
-      return { baseUrl, model };
+      return { baseUrl, model, started: startedHere };
     },
   };
 }

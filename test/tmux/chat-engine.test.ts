@@ -44,7 +44,8 @@ test.skipIf(!hasTmux)("chat starts the server for the demo model, streams a repl
   term.send("Enter");
   screen = await term.waitFor(/12 tokens · [\d.]+ tok\/s · first token [\d.]+ s/, 60_000);
   term.send("C-d");
-  await term.waitFor("[exited 0]", 10_000);
+  screen = await term.waitFor("[exited 0]", 10_000);
+  expect(screen).toContain("the server keeps running in the background (flashchat serve --stop stops it)");
   term.kill();
   const [s] = listSessions({ sessionsDir });
   const saved = loadSession({ sessionsDir }, s!.id).messages;
@@ -64,7 +65,8 @@ test.skipIf(!hasTmux)("chat starts the server for the demo model, streams a repl
   await term.waitFor(/tokens · [\d.]+ tok\/s/, 60_000);
   term.type("/quit");
   term.send("Enter");
-  await term.waitFor("[exited 0]", 10_000);
+  screen = await term.waitFor("[exited 0]", 10_000);
+  expect(screen).not.toContain("keeps running in the background"); // this chat did not start it
   const after = loadSession({ sessionsDir }, s!.id).messages;
   expect(after.map((m) => m.role)).toEqual(["user", "assistant", "user", "assistant"]);
   expect(after[3]!.stats?.prompt_tokens).toBeGreaterThan(saved[1]!.stats!.prompt_tokens!); // the history went along
