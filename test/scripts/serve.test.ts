@@ -1,11 +1,14 @@
 // scripts/serve.ts and `flashchat serve` as the user runs them: exit codes, messages, pid file, ports.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
 import { writePidFile } from "../../lib/process/pid-file.ts";
 import { isProcessAlive } from "../../lib/process/process-info.ts";
+
+// spawned processes and the engine are slow on a loaded machine
+setDefaultTimeout(30_000);
 
 const ROOT = join(import.meta.dir, "..", "..");
 const SERVE = join(ROOT, "scripts", "serve.ts");

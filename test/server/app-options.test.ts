@@ -1,12 +1,15 @@
 // Server options that need their own server: API key, health while loading / after a failed load,
 // http and prompt logs, graceful stop with a stream in flight, bind safety.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import OpenAI from "openai";
 import { join } from "pathe";
 import { ApiBindError, checkBindSafety } from "../../lib/server/app.ts";
 import { createFakeEngineFactory } from "./_fake-engine.ts";
 import { createTempDir, startTestServer } from "./_server-fixture.ts";
+
+// spawned processes and the engine are slow on a loaded machine
+setDefaultTimeout(30_000);
 
 const readJson = (r: Response): Promise<any> => r.json();
 

@@ -1,6 +1,6 @@
 // The HTTP layer against a real Bun.serve on 127.0.0.1:0, with an in-process engine stand-in (fast, scriptable);
 // test/server/e2e.test.ts repeats the key paths with the real engine binary.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
 import OpenAI from "openai";
 import { join } from "pathe";
@@ -8,6 +8,9 @@ import type { RunningServer } from "../../lib/server/app.ts";
 import { parseSseFrames } from "../../lib/server/sse.ts";
 import { createFakeEngineFactory } from "./_fake-engine.ts";
 import { createTempDir, startTestServer } from "./_server-fixture.ts";
+
+// spawned processes and the engine are slow on a loaded machine
+setDefaultTimeout(30_000);
 
 const readJson = (r: Response): Promise<any> => r.json();
 
@@ -247,7 +250,7 @@ describe("errors", () => {
 
 describe("concurrency and cancellation", () => {
   test("queue overflow is a 429 with Retry-After; queued requests complete in order", async () => {
-    const long = { messages: [{ role: "user", content: "x" }], max_tokens: 60, seed: 1 };
+    const long = { messages: [{ role: "user", content: "x" }], max_tokens: 250, seed: 1 };
     const first = post("/v1/chat/completions", long);
     await Bun.sleep(20);
     const second = post("/v1/chat/completions", long);

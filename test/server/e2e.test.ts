@@ -1,6 +1,6 @@
 // End to end: the real engine binary on the fixture model (with the tiny 512-id tokenizer), the real server
 // on 127.0.0.1:0, the official `openai` client. Tool calls run through the engine's force_tokens hook.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync } from "node:fs";
 import OpenAI from "openai";
 import { join } from "pathe";
@@ -8,6 +8,9 @@ import type { RunningServer } from "../../lib/server/app.ts";
 import { parseSseFrames } from "../../lib/server/sse.ts";
 import { prepareFixtureArtifacts, writeFixtureCheckpoint } from "./_real-model.ts";
 import { createTempDir, startTestServer } from "./_server-fixture.ts";
+
+// spawned processes and the engine are slow on a loaded machine
+setDefaultTimeout(30_000);
 
 const tmp = createTempDir("flashchat-e2e-");
 let server: RunningServer;
