@@ -110,6 +110,7 @@ function inspectExpertSet(dir: string, numLayers: number | undefined): ExpertSet
     } else st.layersBad.push(l);
   }
   st.layersPresent.sort((a, b) => a - b);
+  st.layersBad.sort((a, b) => a - b);
   st.complete = st.layout && expected.length > 0 && expected.every((l) => st.layersPresent.includes(l));
   return st;
 }

@@ -175,6 +175,8 @@ export async function extractFromCheckpoint(ckpt: Checkpoint, opts: ExtractOptio
       writeMixed(fd, dense, entries, (n) => progress.add(n));
       ftruncateSync(fd, totalBytes);
     }
+    // the old manifest goes first: a crash between the two renames leaves no manifest, never a stale one
+    rmSync(paths.weightsJson, { force: true });
     commitFile(fd, tmp, paths.weightsBin);
   } catch (e) {
     try {

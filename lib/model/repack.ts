@@ -201,6 +201,9 @@ export async function repackFromCheckpoint(ckpt: Checkpoint, opts: RepackOptions
     }
     for (const f of existsSync(dir) ? readdirSync(dir) : []) if (f.endsWith(".tmp")) rmSync(join(dir, f), { force: true });
 
+    // a layout of another shape (bits, sizes) must not stay beside files being replaced: it is rewritten at the end
+    if (old && (old.bits !== bits || old.expert_size !== first.expertSize || JSON.stringify(old.components) !== JSON.stringify(first.components)))
+      rmSync(join(dir, LAYOUT_JSON), { force: true });
     const totalBytes = todo.length * layerSize;
     checkFreeSpace(dir, totalBytes, `${todo.length} packed expert layer(s)`);
     const skipped = selected.filter((l) => done.has(l));

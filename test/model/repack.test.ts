@@ -4,7 +4,8 @@ import { join } from "pathe";
 import type { ExpertsLayout } from "../../lib/model/expert-layout.ts";
 import { parseLayerList, repackExperts } from "../../lib/model/repack.ts";
 import { loadTensorIndex, readTensorBytes } from "../../lib/model/safetensors.ts";
-import { FIXTURE, makeTempDir, removeDir } from "./_helpers.ts";
+import { inspectArtifacts } from "../../lib/model/artifacts.ts";
+import { FIXTURE, FIXTURE_HF, makeTempDir, removeDir } from "./_helpers.ts";
 
 const tmp = makeTempDir();
 afterAll(() => removeDir(tmp));
@@ -81,4 +82,14 @@ describe("repackExperts on the MLX fixture", async () => {
     expect(() => parseLayerList("4-2")).toThrow("backwards");
     expect(() => parseLayerList("x")).toThrow("cannot read");
   });
+});
+
+test("re-packing at other bits into the same folder never leaves a layout.json describing the old files", async () => {
+  const out = join(tmp, "rebits");
+  await repackExperts({ checkpointDir: FIXTURE_HF, outDir: out });
+  const r8 = await repackExperts({ checkpointDir: FIXTURE_HF, outDir: out, bits: 8, layers: "0" });
+  const layout: ExpertsLayout = JSON.parse(readFileSync(join(r8.dir, "layout.json"), "utf8"));
+  expect(layout.bits).toBe(8);
+  expect(layout.layers.map((l) => l.layer)).toEqual([0]); // the 4-bit files of layers 1-3 are not listed
+  expect(inspectArtifacts(out).experts).toMatchObject({ bits: 8, layersPresent: [0], layersBad: [1, 2, 3], complete: false });
 });
