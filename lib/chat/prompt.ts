@@ -6,7 +6,7 @@ import { UserError } from "../errors.ts";
 import { ServerApiError, ServerGoneError, streamChatCompletion, type ChatMessageIn, type Usage } from "./client.ts";
 import { resolveStats } from "./chat.ts";
 import { ANSI, MarkdownRenderer, resolveColor } from "./render.ts";
-import { loadServerStatus } from "./server-link.ts";
+import { createServerLink, loadServerStatus } from "./server-link.ts";
 import type { ReplyStats } from "./sessions.ts";
 
 export interface PromptOptions {
@@ -51,8 +51,12 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
   let model = status.model;
   let via: PromptResult["via"] = "server";
   let stopLocal: (() => Promise<void>) | undefined;
-  if (!status.healthy) {
-    if (status.running) throw new UserError(`the server at ${status.baseUrl} is not ready (${status.summary})`, "wait for it to finish loading, or stop it: flashchat serve --stop");
+  if (status.running && !status.healthy) {
+    // a server that is still loading: wait for it (it fails with a clear message if it never gets ready)
+    const link = await createServerLink(config, { autoStart: false, say: (l) => stderr.write(`${l}\n`) }).ensure();
+    baseUrl = link.baseUrl;
+    model = link.model;
+  } else if (!status.healthy) {
     if (!opts.startLocal) throw new UserError("no server is running", "start one with: flashchat serve");
     const local = await opts.startLocal(config);
     baseUrl = local.url;

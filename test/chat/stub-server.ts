@@ -12,14 +12,17 @@ export interface Script {
   status?: number;
 }
 
-export function startStubServer(next: (body: any) => Script) {
+export function startStubServer(next: (body: any) => Script, opts: { health?: () => string } = {}) {
   const requests: any[] = [];
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
     async fetch(req) {
       const url = new URL(req.url);
-      if (url.pathname === "/health") return Response.json({ status: "ok", model: "stub-model" });
+      if (url.pathname === "/health") {
+        const status = opts.health?.() ?? "ok";
+        return Response.json({ status, model: "stub-model" }, { status: status === "ok" ? 200 : 503 });
+      }
       if (url.pathname === "/v1/models") return Response.json({ object: "list", data: [{ id: "stub-model", object: "model" }] });
       if (url.pathname !== "/v1/chat/completions") return new Response("not found", { status: 404 });
       const body = await req.json();

@@ -129,3 +129,40 @@ test("no server running: the demo model is set up (--yes), run for this one repl
   expect(ps).not.toContain(join(home, "d"));
   expect(await Bun.file(join(home, "c/flashchat/server.pid")).exists()).toBe(false);
 }, 60_000);
+
+test("Ctrl-C (SIGINT) stops the reply: what arrived stays on stdout, exit 130", async () => {
+  next = { content: Array.from({ length: 300 }, (_, i) => `w${i} `), delayMs: 20 };
+  const proc = Bun.spawn([process.execPath, script, "go on and on"], { env: baseEnv, cwd: home, stdout: "pipe", stderr: "pipe" });
+  const reader = proc.stdout.getReader();
+  let out = "";
+  while (!out.includes("w3 ")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += new TextDecoder().decode(value);
+  }
+  proc.kill("SIGINT");
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += new TextDecoder().decode(value);
+  }
+  const [stderr, code] = await Promise.all([proc.stderr.text(), proc.exited]);
+  expect(code).toBe(130);
+  expect(out.startsWith("w0 w1 w2 w3 ")).toBe(true);
+  expect(out).not.toContain("w299");
+  expect(stderr).toContain("stopped");
+});
+
+test("a server that is still loading is waited for, then used", async () => {
+  let nHealth = 0;
+  const loading = startStubServer(() => ({ content: ["ready now"] }), { health: () => (++nHealth < 8 ? "loading" : "ok") });
+  try {
+    const r = await run(["hi"], { env: { FLASHCHAT_SERVER_PORT: String(loading.server.port) } });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("ready now\n");
+    expect(r.stderr).toContain("the server is loading the model");
+    expect(nHealth).toBeGreaterThanOrEqual(8);
+  } finally {
+    loading.server.stop(true);
+  }
+});
