@@ -137,6 +137,11 @@ export async function startServerInBackground(config: ServerConfig, opts: Backgr
     say(`the server is already running at ${state.url} (pid ${state.pid}${state.healthy ? "" : `, ${state.status ?? "not answering"}`})`);
     return { pid: state.pid, port: state.port, url: state.url, started: false };
   }
+  if (state.status !== undefined && state.port === opts.port) {
+    // a flashchat server started in the foreground (no pid file) already answers on this port
+    say(`a flashchat server already answers at ${state.url}${state.pid ? ` (pid ${state.pid}, started in the foreground)` : ""}`);
+    return { pid: state.pid ?? 0, port: state.port, url: state.url, started: false };
+  }
   const port = await resolveFreePort(opts.host, opts.port);
   const logFile = config.serverLogPath;
   mkdirSync(dirname(logFile), { recursive: true, mode: 0o700 });

@@ -151,6 +151,10 @@ describe("with a prepared model (real engine)", () => {
       health = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.json() as Promise<typeof health>).catch(() => undefined);
     }
     expect(health!.status).toBe("ok");
+    const bg = await run([CLI, "serve", "--model", modelDir, "--port", String(port)], env);
+    expect(bg.code).toBe(0);
+    expect(bg.stderr).toContain(`a flashchat server already answers at http://127.0.0.1:${port}`);
+    expect(existsSync(pidFileOf(env))).toBe(false);
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
     expect(isProcessAlive(health!.engine!.pid)).toBe(false);
