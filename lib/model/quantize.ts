@@ -47,18 +47,20 @@ export function toFloat32(bytes: Uint8Array, dtype: string): Float32Array {
   const src = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
   const out = new Float32Array(src.length);
   if (dtype === "BF16") {
-    const lut = bf16Lut();
-    for (let i = 0; i < src.length; i++) out[i] = lut[src[i]!]!;
+    // a bf16 is the high half of a float32
+    const out32 = new Uint32Array(out.buffer);
+    for (let i = 0; i < src.length; i++) out32[i] = src[i]! << 16;
   } else if (dtype === "F16") {
     for (let i = 0; i < src.length; i++) out[i] = f16ToF32(src[i]!);
   } else throw new Error(`toFloat32: unsupported dtype ${dtype}`);
   return out;
 }
 
-/** Round half to even, like C rint() in the default rounding mode. */
+const RNE_MAGIC = 6755399441055744; // 2^52 + 2^51: adding and subtracting it rounds a double to an integer, ties to even
+
+/** Round half to even, like C rint() in the default rounding mode (exact for |x| < 2^51). */
 export function rint(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  return x + RNE_MAGIC - RNE_MAGIC;
 }
 
 export interface Quantized {
@@ -102,8 +104,9 @@ export function quantizeAffine(w: Float32Array, rows: number, cols: number, bits
     const qBase = g * intPerGroup;
     for (let j = 0; j < intPerGroup; j++) {
       let word = 0;
+      const at = base + j * elPerInt;
       for (let k = 0; k < elPerInt; k++) {
-        let c = rint(f32(f32(w[base + j * elPerInt + k]! - bias) / scale));
+        let c = f32(f32(w[at + k]! - bias) / scale) + RNE_MAGIC - RNE_MAGIC;
         c = c < 0 ? 0 : c > nBins ? nBins : c;
         word |= c << (k * bits);
       }
