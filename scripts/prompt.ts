@@ -6,6 +6,7 @@ import { defineCommand } from "citty";
 import { renderStats } from "../lib/chat/chat.ts";
 import { startLocalServer } from "../lib/chat/local-server.ts";
 import { resolvePromptText, runPrompt } from "../lib/chat/prompt.ts";
+import { resolveApiKey } from "../lib/chat/server-link.ts";
 import { ANSI } from "../lib/chat/render.ts";
 import { globalArgs, jsonArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
@@ -37,6 +38,7 @@ const command = defineCommand({
       think: args.think,
       system: args.system,
       json: args.json,
+      apiKey: resolveApiKey(config),
       startLocal: async (cfg) => {
         // no server: make sure the model is ready (asks once, or --yes), then run it just for this reply
         await (await import("../lib/setup/index.ts")).ensureReady(cfg, { yes: args.yes });

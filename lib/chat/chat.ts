@@ -24,6 +24,8 @@ export interface ChatOptions {
   env?: Record<string, string | undefined>;
   /** Messages of a resumed session shown before the prompt. */
   showLast?: number;
+  /** Bearer token for a server that requires one (FLASHCHAT_API_KEY). */
+  apiKey?: string;
 }
 
 export const HELP = [
@@ -282,6 +284,7 @@ export class ChatApp {
         temperature: this.config.temperature,
         topP: this.config.topP,
         signal: controller.signal,
+        apiKey: this.opts.apiKey,
       })) {
         if (ev.type === "done") {
           usage = ev.usage;

@@ -7,7 +7,7 @@ import { runChat } from "./chat.ts";
 import { type Key, KeyParser } from "./keys.ts";
 import { History, LineEditor } from "./line-editor.ts";
 import { ANSI, resolveColor } from "./render.ts";
-import { createServerLink, loadServerStatus, runFlashchat, type ServerStatus } from "./server-link.ts";
+import { createServerLink, loadServerStatus, resolveApiKey, runFlashchat, type ServerStatus } from "./server-link.ts";
 import { pickSession, renderSessionChoices, renderSessionTable } from "./session-list.ts";
 import { listSessions } from "./sessions.ts";
 
@@ -155,7 +155,7 @@ async function runAction(
 ): Promise<string | undefined> {
   switch (action) {
     case "chat":
-      await runChat(config, { server: createServerLink(config, { configFile: io.configFile, prepare: () => prepareModel(config) }), input: io.input, output: io.output });
+      await runChat(config, { server: createServerLink(config, { configFile: io.configFile, prepare: () => prepareModel(config), apiKey: resolveApiKey(config) }), input: io.input, output: io.output, apiKey: resolveApiKey(config) });
       return;
     case "resume": {
       const list = listSessions(config.paths);
@@ -167,7 +167,7 @@ async function runAction(
       const r = await new LineEditor(new History(), { input: io.input, output: io.output }).read("number or id (Enter to go back): ");
       if (r.type !== "line" || !r.text.trim()) return;
       const id = pickSession(list, r.text) ?? r.text.trim();
-      await runChat(config, { server: createServerLink(config, { configFile: io.configFile, prepare: () => prepareModel(config) }), resume: id, input: io.input, output: io.output });
+      await runChat(config, { server: createServerLink(config, { configFile: io.configFile, prepare: () => prepareModel(config), apiKey: resolveApiKey(config) }), resume: id, input: io.input, output: io.output, apiKey: resolveApiKey(config) });
       return;
     }
     case "server": {

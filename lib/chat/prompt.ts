@@ -20,6 +20,8 @@ export interface PromptOptions {
   stdout?: NodeJS.WriteStream;
   stderr?: NodeJS.WriteStream;
   env?: Record<string, string | undefined>;
+  /** Bearer token for a server that requires one (FLASHCHAT_API_KEY). */
+  apiKey?: string;
   /** Starts a private server for this reply when none is running; resolves with its URL and a stop function. */
   startLocal?: (config: ResolvedConfig) => Promise<{ url: string; model?: string; stop: () => Promise<void> }>;
 }
@@ -53,7 +55,7 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
   let stopLocal: (() => Promise<void>) | undefined;
   if (status.running && !status.healthy) {
     // a server that is still loading: wait for it (it fails with a clear message if it never gets ready)
-    const link = await createServerLink(config, { autoStart: false, say: (l) => stderr.write(`${l}\n`) }).ensure();
+    const link = await createServerLink(config, { autoStart: false, apiKey: opts.apiKey, say: (l) => stderr.write(`${l}\n`) }).ensure();
     baseUrl = link.baseUrl;
     model = link.model;
   } else if (!status.healthy) {
@@ -94,6 +96,7 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
       topP: config.topP,
       think: opts.think === false ? false : undefined,
       signal: controller.signal,
+      apiKey: via === "server" ? opts.apiKey : undefined,
     })) {
       if (ev.type === "done") {
         usage = ev.usage;

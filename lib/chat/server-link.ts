@@ -56,6 +56,14 @@ export interface ServerLinkOptions {
   say?: (line: string) => void;
   /** How long to wait for a server that says "loading" (default 15 minutes: big models load slowly). */
   loadTimeoutMs?: number;
+  /** Bearer token for /v1/models on a server that requires one. */
+  apiKey?: string;
+}
+
+/** The API key a server may require: the config's API_KEY when the schema has it, else FLASHCHAT_API_KEY. */
+export function resolveApiKey(config: ResolvedConfig, env: Record<string, string | undefined> = process.env): string | undefined {
+  const fromConfig = (config as ResolvedConfig & { apiKey?: string }).apiKey;
+  return fromConfig || env.FLASHCHAT_API_KEY || undefined;
 }
 
 /** A ServerLink for chat: use a healthy server, wait for a loading one, or start one in the background. */
@@ -91,7 +99,7 @@ export function createServerLink(config: ResolvedConfig, opts: ServerLinkOptions
       }
       if (!health) throw new UserError(`the server at ${baseUrl} does not answer`, `see its log: ${config.serverLogPath}`);
       if (health.status !== "ok") throw new UserError(`the server at ${baseUrl} is not ready (${health.status})`, `see its log: ${config.serverLogPath}`);
-      const model = (typeof health.model === "string" ? health.model : undefined) ?? (await loadModelId(baseUrl));
+      const model = (typeof health.model === "string" ? health.model : undefined) ?? (await loadModelId(baseUrl, opts.apiKey));
       return { baseUrl, model, started: startedHere };
     },
   };

@@ -12,7 +12,7 @@ export interface Script {
   status?: number;
 }
 
-export function startStubServer(next: (body: any) => Script, opts: { health?: () => string } = {}) {
+export function startStubServer(next: (body: any) => Script, opts: { health?: () => string; apiKey?: string } = {}) {
   const requests: any[] = [];
   const server = Bun.serve({
     hostname: "127.0.0.1",
@@ -23,6 +23,8 @@ export function startStubServer(next: (body: any) => Script, opts: { health?: ()
         const status = opts.health?.() ?? "ok";
         return Response.json({ status, model: "stub-model" }, { status: status === "ok" ? 200 : 503 });
       }
+      if (opts.apiKey && req.headers.get("authorization") !== `Bearer ${opts.apiKey}`)
+        return Response.json({ error: { message: "invalid or missing API key", type: "authentication_error" } }, { status: 401 });
       if (url.pathname === "/v1/models") return Response.json({ object: "list", data: [{ id: "stub-model", object: "model" }] });
       if (url.pathname !== "/v1/chat/completions") return new Response("not found", { status: 404 });
       const body = await req.json();

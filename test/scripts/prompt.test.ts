@@ -166,3 +166,18 @@ test("a server that is still loading is waited for, then used", async () => {
     loading.server.stop(true);
   }
 });
+
+test("FLASHCHAT_API_KEY is sent to a server that requires a key", async () => {
+  const locked = startStubServer(() => ({ content: ["let in"] }), { apiKey: "s3cret" });
+  try {
+    const env = { FLASHCHAT_SERVER_PORT: String(locked.server.port) };
+    const ok = await run(["hi"], { env: { ...env, FLASHCHAT_API_KEY: "s3cret" } });
+    expect([ok.code, ok.stdout]).toEqual([0, "let in\n"]);
+    expect(locked.requests[0].model).toBe("stub-model"); // /v1/models was read with the key too
+    const refused = await run(["hi"], { env });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("(HTTP 401): invalid or missing API key");
+  } finally {
+    locked.server.stop(true);
+  }
+});
