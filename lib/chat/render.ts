@@ -63,6 +63,8 @@ export class MarkdownRenderer {
   private italic = false;
   private inlineCode = false;
   private pending = "";
+  /** Text held while it may still be a [text](url) link. */
+  private link: string | undefined;
   private prev = " ";
   private sgr = "";
   // reasoning
@@ -133,6 +135,7 @@ export class MarkdownRenderer {
       this.prefix = "";
       this.decide(p, true);
     }
+    this.flushLink();
     this.flushPending(" ");
     this.bold = this.italic = this.inlineCode = false;
     this.lineKind = "text";
@@ -296,6 +299,10 @@ export class MarkdownRenderer {
   }
 
   private inline(ch: string): void {
+    if (this.link !== undefined) {
+      this.feedLink(ch);
+      return;
+    }
     if (ch === "\n") {
       this.newline();
       return;
@@ -321,8 +328,42 @@ export class MarkdownRenderer {
       this.pending = ch;
       return;
     }
+    if (ch === "[") {
+      this.link = "[";
+      return;
+    }
     this.emitText(ch, this.inlineStyle());
     this.prev = ch;
+  }
+
+  /** Hold a possible [text](url) until it closes (then show text underlined and the url dimmed) or cannot be one. */
+  private feedLink(ch: string): void {
+    const buf = this.link + ch;
+    const done = /^\[([^\]\n]*)\]\(([^)\s]*)\)$/.exec(buf);
+    if (done) {
+      this.link = undefined;
+      const style = this.inlineStyle();
+      this.emitText(done[1]!, style + ANSI.underline);
+      if (done[2] && done[2] !== done[1]) this.emitText(` (${done[2]})`, style + ANSI.dim);
+      this.prev = ")";
+      return;
+    }
+    if (buf.length < 500 && /^\[[^\]\n]*(\]|\]\([^)\s]*)?$/.test(buf)) {
+      this.link = buf;
+      return;
+    }
+    this.flushLink(ch);
+  }
+
+  /** Not a link after all: the held text goes through as ordinary text, then `next`. */
+  private flushLink(next?: string): void {
+    const held = this.link;
+    if (held === undefined) return;
+    this.link = undefined;
+    this.emitText("[", this.inlineStyle());
+    this.prev = "[";
+    for (const c of held.slice(1)) this.inline(c);
+    if (next !== undefined) this.inline(next);
   }
 
   /** Decide what a held run of markers was, now that the next character is known. */

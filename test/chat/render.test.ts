@@ -47,6 +47,7 @@ const SAMPLE = [
   "    return x * 2  # **not bold**",
   "```",
   "2 * 3 = 6 and a_b_c",
+  "see [the docs](https://example.com/x) and [1, 2] or [a] (b)",
   "after",
 ].join("\n");
 
@@ -71,6 +72,7 @@ describe("markdown rendering", () => {
         "    return x * 2  # **not bold**",
         "```",
         "2 * 3 = 6 and a_b_c",
+        "see the docs (https://example.com/x) and [1, 2] or [a] (b)",
         "after",
         "",
       ].join("\n"),
@@ -80,6 +82,7 @@ describe("markdown rendering", () => {
     expect(out).toContain(`${ANSI.reset}${ANSI.code}code`);
     expect(out).toContain(`${ANSI.heading}${ANSI.bold}${ANSI.underline}Title`);
     expect(out).toContain(`${ANSI.code}    return x * 2  # **not bold**`);
+    expect(out).toContain(`${ANSI.reset}${ANSI.underline}the docs${ANSI.reset}${ANSI.dim} (https://example.com/x)`);
     expect(out.endsWith(ANSI.reset + "\n") || out.endsWith("\n")).toBe(true);
   });
 
@@ -103,6 +106,11 @@ describe("markdown rendering", () => {
 
   test("an unclosed fence at the end still flushes everything", () => {
     expect(stripAnsi(render(["```\ncode **x**"]))).toBe("```\ncode **x**\n");
+  });
+
+  test("an unfinished link at the end is kept as text", () => {
+    expect(stripAnsi(render(["see [the do"]))).toBe("see [the do\n");
+    expect(stripAnsi(render(["[x](http://a", "\nnext **b**"]))).toBe("[x](http://a\nnext b\n");
   });
 
   test("lone markers at the end are kept as text", () => {
