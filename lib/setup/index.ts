@@ -17,7 +17,7 @@ import { repackExperts } from "../model/repack.ts";
 import { askConsent, checkDisks, needsConsent, renderPlan } from "./consent.ts";
 import { buildEngine, REPO_ROOT } from "./engine.ts";
 import { withLock } from "./lock.ts";
-import { planSetup, type SetupPlan, type StepId } from "./plan.ts";
+import { checkExpertsFolder, planSetup, type SetupPlan, type StepId } from "./plan.ts";
 import { formatBytes, formatDuration, renderProgressLine } from "./progress.ts";
 
 export type { SetupPlan, SetupStep, StepId } from "./plan.ts";
@@ -181,8 +181,8 @@ function readyModel(plan: SetupPlan, opts: SetupOptions, strict: boolean): Ready
   const art = inspectArtifacts(t.artifactsDir);
   if (!art.weightsComplete) problems.push(`model_weights.bin/json in ${t.artifactsDir} incomplete`);
   const experts = t.quantization === "2bit" ? art.experts2bit : art.experts;
-  const customExperts = t.expertsDir !== experts.dir;
-  if (customExperts ? !existsSync(join(t.expertsDir, "layout.json")) : !experts.complete) problems.push(`packed experts in ${t.expertsDir} incomplete`);
+  const expertsProblem = t.expertsDir !== experts.dir ? checkExpertsFolder(t.expertsDir) : experts.complete ? null : "incomplete";
+  if (expertsProblem) problems.push(`packed experts in ${t.expertsDir}: ${expertsProblem}`);
   const engineBinary = opts.engine === false ? "" : (plan.engine?.binary ?? "");
   if (engineBinary && !existsSync(engineBinary)) problems.push(`engine ${engineBinary} not built`);
   if (strict && problems.length) {

@@ -191,6 +191,19 @@ export async function planSetup(config: ResolvedConfig, target: ModelTarget, opt
     writeDir: target.artifactsDir,
     estimated: true,
   });
+  const streamedDefault = target.quantization === "2bit" ? art.experts2bit.dir : art.experts.dir;
+  if (target.expertsDir !== streamedDefault) {
+    // EXPERTS_DIR: the user keeps the experts elsewhere (a faster disk) and manages them; we only check them
+    const problem = checkExpertsFolder(target.expertsDir);
+    if (problem) {
+      throw new UserError(
+        `EXPERTS_DIR ${target.expertsDir} ${problem}`,
+        `fill it (bun scripts/repack-experts.ts --model CHECKPOINT --out DIR${target.quantization === "2bit" ? " --bits 2" : ""}, then move DIR/${target.quantization === "2bit" ? "packed_experts_2bit" : "packed_experts"} there), or unset EXPERTS_DIR`,
+      );
+    }
+    steps.push({ id: "repack", title: "repack experts", done: true, detail: `EXPERTS_DIR: ${target.expertsDir}`, downloadBytes: 0, writeBytes: 0 });
+    return { target, steps, checkpointDir, engine, prerequisites, download, sizes, format, notes };
+  }
   const expertsDone = art.experts.complete;
   const layersLeft = art.experts.layersExpected ? art.experts.layersExpected - art.experts.layersPresent.length : 0;
   steps.push({
@@ -220,6 +233,25 @@ export async function planSetup(config: ResolvedConfig, target: ModelTarget, opt
   }
   if (layersLeft && !expertsDone) notes.push(`repack resumes: ${layersLeft} layer(s) left`);
   return { target, steps, checkpointDir, engine, prerequisites, download, sizes, format, notes };
+}
+
+/** Why a packed experts folder is not complete (layout.json and every layer file at its size), or null. */
+export function checkExpertsFolder(dir: string): string | null {
+  let layout: { layers?: { layer: number; file: string; size: number }[]; moe_layers?: number[] };
+  try {
+    layout = JSON.parse(readFileSync(join(dir, "layout.json"), "utf8"));
+  } catch {
+    return existsSync(dir) ? "has no readable layout.json" : "does not exist";
+  }
+  const layers = layout.layers ?? [];
+  for (const l of layers) {
+    const p = join(dir, l.file);
+    if (!existsSync(p)) return `is missing ${l.file}`;
+    if (statSync(p).size !== l.size) return `has ${l.file} of ${statSync(p).size} bytes, layout.json says ${l.size}`;
+  }
+  const missing = (layout.moe_layers ?? []).filter((m) => !layers.some((l) => l.layer === m));
+  if (missing.length || layers.length === 0) return `lacks layer(s) ${missing.join(", ") || "(none listed)"}`;
+  return null;
 }
 
 /** Free bytes by filesystem for the writes of the steps still to do (same disk: summed). */

@@ -152,6 +152,21 @@ describe("a model from the Hub", () => {
     expect(tree(join(tmp, "cache"))).toEqual([]);
   });
 
+  test("EXPERTS_DIR: experts kept elsewhere are checked, never rewritten", async () => {
+    const cfg = await config(REPO);
+    const first = await runSetup(cfg, opts({ yes: true }));
+    const fast = join(tmp, "fast-disk", "packed_experts");
+    const empty = await loadFlashchatConfig({ env, cwd: tmp, overrides: { MODEL_REPO: REPO, EXPERTS_DIR: fast } });
+    const err = await userErrorOf(runSetup(empty, opts()));
+    expect(err.message).toBe(`EXPERTS_DIR ${fast} does not exist`);
+    mkdirSync(join(tmp, "fast-disk"), { recursive: true });
+    cpSync(join(first.ready.artifactsDir, "packed_experts"), fast, { recursive: true });
+    rmSync(join(first.ready.artifactsDir, "packed_experts"), { recursive: true });
+    const moved = await runSetup(empty, opts());
+    expect(moved.ran).toEqual([]);
+    expect(moved.ready.expertsDir).toBe(fast);
+  });
+
   test("a missing repo is a clear error", async () => {
     const cfg = await config("test-org/nope");
     const err = await userErrorOf(runSetup(cfg, opts({ yes: true })));
