@@ -24,7 +24,10 @@ beforeAll(() => {
   llama = mkdtempSync(join(tmpdir(), "flashchat-llama-"));
   for (const f of readdirSync(FIXTURE)) if (f.endsWith(".safetensors") || f.endsWith(".json")) copyFileSync(join(FIXTURE, f), join(llama, f));
   writeFileSync(join(llama, "config.json"), JSON.stringify({ model_type: "llama", hidden_size: 128, num_hidden_layers: 4 }));
-  hub = createMockHub({ repos: { [REPO]: FIXTURE, "test-org/bf16": join(FIXTURE, "hf-bf16"), "test-org/llama": llama } });
+  hub = createMockHub({
+    repos: { [REPO]: FIXTURE, "test-org/bf16": join(FIXTURE, "hf-bf16"), "test-org/llama": llama, "test-org/private": { dir: FIXTURE, private: true } },
+    validTokens: ["hf_secret"],
+  });
 });
 afterAll(() => {
   hub.stop();
@@ -165,6 +168,16 @@ describe("a model from the Hub", () => {
     const moved = await runSetup(empty, opts());
     expect(moved.ran).toEqual([]);
     expect(moved.ready.expertsDir).toBe(fast);
+  });
+
+  test("HF_HUB_CACHE and HF_TOKEN are honoured", async () => {
+    await config(REPO);
+    const cache = join(tmp, "elsewhere");
+    env = { ...env, HF_HUB_CACHE: cache, HF_TOKEN: "hf_secret" };
+    const cfg = await loadFlashchatConfig({ env, cwd: tmp, overrides: { MODEL_REPO: "test-org/private" } });
+    const r = await runSetup(cfg, opts({ yes: true }));
+    expect(r.ready.checkpointDir).toStartWith(join(cache, "models--test-org--private", "snapshots"));
+    expect(hub.requests.filter((q) => !q.path.startsWith("/cdn/")).every((q) => q.auth === "Bearer hf_secret")).toBe(true);
   });
 
   test("a missing repo is a clear error", async () => {
