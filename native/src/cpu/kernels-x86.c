@@ -13,7 +13,7 @@
 #include "../util.h"
 
 #define T_AVX2 __attribute__((target("avx2,fma")))
-#define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+#define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,bmi2")))
 
 /* ===== AVX2 ===== */
 
@@ -167,82 +167,94 @@ T_AVX512 static inline __m512i load16_u8_epi32(const uint8_t * p) {
     return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
 }
 
+/* bf16 x16 -> f32 x16; `n` < 16 loads only n (the rest are 0). */
+T_AVX512 static inline __m512 load_bf16x16(const uint16_t * p, int32_t n) {
+    __m256i h = n >= 16 ? _mm256_loadu_si256((const __m256i *)p) : _mm256_maskz_loadu_epi16((__mmask16)((1u << n) - 1u), p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* sum over groups of bias[g] * xsum[g], 16 groups per step. */
+T_AVX512 static inline float bias_dot(const uint16_t * bi, const float * xsum, int32_t n_groups) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int32_t g = 0; g < n_groups; g += 16) {
+        int32_t n = n_groups - g < 16 ? n_groups - g : 16;
+        __m512 xs = _mm512_maskz_loadu_ps((__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1u), xsum + g);
+        acc = _mm512_fmadd_ps(load_bf16x16(bi + g, n), xs, acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/*
+ * The shape shared by the 2/4/8-bit AVX-512 dots: scales converted 16 groups at a time into a small
+ * buffer (one broadcast load per group), two accumulator chains, the bias term as one vector dot.
+ * GROUP(g, x) yields the group's unscaled sum as a __m512 of partial sums.
+ */
+#define DOT_AVX512_BODY(GROUP)                                                                       \
+    __m512 total0 = _mm512_setzero_ps(), total1 = _mm512_setzero_ps();                               \
+    float sbuf[16] __attribute__((aligned(64)));                                                     \
+    for (int32_t g0 = 0; g0 < n_groups; g0 += 16) {                                                  \
+        const int32_t n = n_groups - g0 < 16 ? n_groups - g0 : 16;                                   \
+        _mm512_store_ps(sbuf, load_bf16x16(sc + g0, n));                                             \
+        int32_t u = 0;                                                                               \
+        for (; u + 1 < n; u += 2) {                                                                  \
+            const int32_t g = g0 + u;                                                                \
+            __m512 a0 = GROUP(g), a1 = GROUP(g + 1);                                                 \
+            total0 = _mm512_fmadd_ps(_mm512_set1_ps(sbuf[u]), a0, total0);                           \
+            total1 = _mm512_fmadd_ps(_mm512_set1_ps(sbuf[u + 1]), a1, total1);                       \
+        }                                                                                            \
+        if (u < n) total0 = _mm512_fmadd_ps(_mm512_set1_ps(sbuf[u]), GROUP(g0 + u), total0);        \
+    }                                                                                                \
+    return _mm512_reduce_add_ps(_mm512_add_ps(total0, total1)) + bias_dot(bi, xsum, n_groups);
+
+#define Q4_GROUP(g)                                                                                  \
+    __extension__({                                                                                  \
+        const uint8_t * c_ = codes + (size_t)(g) * 32;                                               \
+        const float * x_ = xp + (size_t)(g) * 64;                                                    \
+        __m512i v0_ = load16_u8_epi32(c_), v1_ = load16_u8_epi32(c_ + 16);                           \
+        __m512 p0_ = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v0_, m4)), _mm512_loadu_ps(x_)); \
+        __m512 p1_ = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v1_, m4)), _mm512_loadu_ps(x_ + 16)); \
+        p0_ = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v0_, 4)), _mm512_loadu_ps(x_ + 32), p0_); \
+        p1_ = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v1_, 4)), _mm512_loadu_ps(x_ + 48), p1_); \
+        _mm512_add_ps(p0_, p1_);                                                                     \
+    })
+
+#define Q8_GROUP(g)                                                                                  \
+    __extension__({                                                                                  \
+        const uint8_t * c_ = codes + (size_t)(g) * 64;                                               \
+        const float * x_ = xp + (size_t)(g) * 64;                                                    \
+        __m512 p0_ = _mm512_mul_ps(_mm512_cvtepi32_ps(load16_u8_epi32(c_)), _mm512_loadu_ps(x_));   \
+        __m512 p1_ = _mm512_mul_ps(_mm512_cvtepi32_ps(load16_u8_epi32(c_ + 16)), _mm512_loadu_ps(x_ + 16)); \
+        p0_ = _mm512_fmadd_ps(_mm512_cvtepi32_ps(load16_u8_epi32(c_ + 32)), _mm512_loadu_ps(x_ + 32), p0_); \
+        p1_ = _mm512_fmadd_ps(_mm512_cvtepi32_ps(load16_u8_epi32(c_ + 48)), _mm512_loadu_ps(x_ + 48), p1_); \
+        _mm512_add_ps(p0_, p1_);                                                                     \
+    })
+
+#define Q2_GROUP(g)                                                                                  \
+    __extension__({                                                                                  \
+        const float * x_ = xp + (size_t)(g) * 64;                                                    \
+        __m512i v_ = load16_u8_epi32(codes + (size_t)(g) * 16);                                      \
+        __m512 p0_ = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v_, m2)), _mm512_loadu_ps(x_)); \
+        __m512 p1_ = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v_, 2), m2)), _mm512_loadu_ps(x_ + 16)); \
+        p0_ = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v_, 4), m2)), _mm512_loadu_ps(x_ + 32), p0_); \
+        p1_ = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v_, 6)), _mm512_loadu_ps(x_ + 48), p1_); \
+        _mm512_add_ps(p0_, p1_);                                                                     \
+    })
+
 T_AVX512 static float dot_q4_avx512(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,
                                     const float * xp, const float * xsum, int32_t n_groups) {
     const __m512i m4 = _mm512_set1_epi32(15);
-    __m512 total0 = _mm512_setzero_ps(), total1 = _mm512_setzero_ps();
-    float bias0 = 0.0f, bias1 = 0.0f;
-    int32_t g = 0;
-    for (; g + 1 < n_groups; g += 2) {
-        for (int u = 0; u < 2; u++) {
-            const uint8_t * c = codes + (size_t)(g + u) * 32;
-            const float * x = xp + (size_t)(g + u) * 64;
-            __m512i v0 = load16_u8_epi32(c), v1 = load16_u8_epi32(c + 16);
-            __m512 acc0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v0, m4)), _mm512_loadu_ps(x));
-            __m512 acc1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v1, m4)), _mm512_loadu_ps(x + 16));
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v0, 4)), _mm512_loadu_ps(x + 32), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v1, 4)), _mm512_loadu_ps(x + 48), acc1);
-            __m512 s = _mm512_set1_ps(fc_bf16_to_f32(sc[g + u]));
-            if (u == 0) {
-                total0 = _mm512_fmadd_ps(s, _mm512_add_ps(acc0, acc1), total0);
-                bias0 += fc_bf16_to_f32(bi[g]) * xsum[g];
-            } else {
-                total1 = _mm512_fmadd_ps(s, _mm512_add_ps(acc0, acc1), total1);
-                bias1 += fc_bf16_to_f32(bi[g + 1]) * xsum[g + 1];
-            }
-        }
-    }
-    for (; g < n_groups; g++) {
-        const uint8_t * c = codes + (size_t)g * 32;
-        const float * x = xp + (size_t)g * 64;
-        __m512i v0 = load16_u8_epi32(c), v1 = load16_u8_epi32(c + 16);
-        __m512 acc0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v0, m4)), _mm512_loadu_ps(x));
-        __m512 acc1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v1, m4)), _mm512_loadu_ps(x + 16));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v0, 4)), _mm512_loadu_ps(x + 32), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v1, 4)), _mm512_loadu_ps(x + 48), acc1);
-        total0 = _mm512_fmadd_ps(_mm512_set1_ps(fc_bf16_to_f32(sc[g])), _mm512_add_ps(acc0, acc1), total0);
-        bias0 += fc_bf16_to_f32(bi[g]) * xsum[g];
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(total0, total1)) + bias0 + bias1;
+    DOT_AVX512_BODY(Q4_GROUP)
 }
 
 T_AVX512 static float dot_q8_avx512(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,
                                     const float * xp, const float * xsum, int32_t n_groups) {
-    __m512 total0 = _mm512_setzero_ps(), total1 = _mm512_setzero_ps();
-    float bias = 0.0f;
-    for (int32_t g = 0; g < n_groups; g++) {
-        const uint8_t * c = codes + (size_t)g * 64;
-        const float * x = xp + (size_t)g * 64;
-        __m512 acc0 = _mm512_mul_ps(_mm512_cvtepi32_ps(load16_u8_epi32(c)), _mm512_loadu_ps(x));
-        __m512 acc1 = _mm512_mul_ps(_mm512_cvtepi32_ps(load16_u8_epi32(c + 16)), _mm512_loadu_ps(x + 16));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(load16_u8_epi32(c + 32)), _mm512_loadu_ps(x + 32), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(load16_u8_epi32(c + 48)), _mm512_loadu_ps(x + 48), acc1);
-        __m512 s = _mm512_set1_ps(fc_bf16_to_f32(sc[g]));
-        if (g & 1) total1 = _mm512_fmadd_ps(s, _mm512_add_ps(acc0, acc1), total1);
-        else total0 = _mm512_fmadd_ps(s, _mm512_add_ps(acc0, acc1), total0);
-        bias += fc_bf16_to_f32(bi[g]) * xsum[g];
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(total0, total1)) + bias;
+    DOT_AVX512_BODY(Q8_GROUP)
 }
 
 T_AVX512 static float dot_q2_avx512(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,
                                     const float * xp, const float * xsum, int32_t n_groups) {
     const __m512i m2 = _mm512_set1_epi32(3);
-    __m512 total0 = _mm512_setzero_ps(), total1 = _mm512_setzero_ps();
-    float bias = 0.0f;
-    for (int32_t g = 0; g < n_groups; g++) {
-        const float * x = xp + (size_t)g * 64;
-        __m512i v = load16_u8_epi32(codes + (size_t)g * 16);
-        __m512 acc0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, m2)), _mm512_loadu_ps(x));
-        __m512 acc1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 2), m2)), _mm512_loadu_ps(x + 16));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 4), m2)), _mm512_loadu_ps(x + 32), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 6)), _mm512_loadu_ps(x + 48), acc1);
-        __m512 s = _mm512_set1_ps(fc_bf16_to_f32(sc[g]));
-        if (g & 1) total1 = _mm512_fmadd_ps(s, _mm512_add_ps(acc0, acc1), total1);
-        else total0 = _mm512_fmadd_ps(s, _mm512_add_ps(acc0, acc1), total0);
-        bias += fc_bf16_to_f32(bi[g]) * xsum[g];
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(total0, total1)) + bias;
+    DOT_AVX512_BODY(Q2_GROUP)
 }
 
 #define DEQ_STORE_512(o, v, s, b) _mm512_storeu_ps((o), _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), (s), (b)))
