@@ -17,7 +17,7 @@ import { repackExperts } from "../model/repack.ts";
 import { askConsent, checkDisks, needsConsent, renderPlan } from "./consent.ts";
 import { buildEngine, REPO_ROOT } from "./engine.ts";
 import { withLock } from "./lock.ts";
-import { checkExpertsFolder, planSetup, type SetupPlan, type StepId } from "./plan.ts";
+import { checkExpertsFolder, copyTokenizerFiles, hasTokenizerFiles, planSetup, type SetupPlan, type StepId } from "./plan.ts";
 import { formatBytes, formatDuration, renderProgressLine } from "./progress.ts";
 
 export type { SetupPlan, SetupStep, StepId } from "./plan.ts";
@@ -50,8 +50,10 @@ export interface SetupOptions {
 
 /** A model ready to run: every path the engine and the server need. */
 export interface ReadyModel extends ModelTarget {
-  /** The checkpoint folder (config.json, tokenizer files, chat template): never "" here. */
+  /** The checkpoint folder; "" when the model is prepared and its download was deleted. */
   checkpointDir: string;
+  /** Folder with tokenizer.json, tokenizer_config.json and the chat template: the artifacts folder (copied there), else the checkpoint. */
+  tokenizerDir: string;
   /** The engine binary ("" when setup ran without the engine step). */
   engineBinary: string;
   /** tokenizer.json is in the checkpoint (chat and prompt need it). */
@@ -148,9 +150,12 @@ async function runSteps(cfg: ResolvedConfig, target: ModelTarget, plan: SetupPla
         await generateDemoCheckpoint(checkpointDir);
         break;
       case "extract":
-        logger.start(`extracting the dense weights into ${target.artifactsDir}`);
-        await extractWeights({ checkpointDir, outDir: target.artifactsDir, bits: target.quantizeBits, repo: target.repo, onProgress: progressPrinter("extract") });
-        endProgress();
+        if (!inspectArtifacts(target.artifactsDir).weightsComplete) {
+          logger.start(`extracting the dense weights into ${target.artifactsDir}`);
+          await extractWeights({ checkpointDir, outDir: target.artifactsDir, bits: target.quantizeBits, repo: target.repo, onProgress: progressPrinter("extract") });
+          endProgress();
+        }
+        copyTokenizerFiles(checkpointDir, target.artifactsDir);
         break;
       case "repack":
         logger.start(`repacking the experts into ${join(target.artifactsDir, "packed_experts")}`);
@@ -177,7 +182,7 @@ function readyModel(plan: SetupPlan, opts: SetupOptions, strict: boolean): Ready
   const t = plan.target;
   const problems: string[] = [];
   const checkpoint = plan.checkpointDir ? checkLocalCheckpoint(plan.checkpointDir) : null;
-  if (!checkpoint?.ok) problems.push(`checkpoint ${plan.checkpointDir || "(not downloaded)"}: ${checkpoint?.problems.join("; ") ?? "missing"}`);
+  if (checkpoint && !checkpoint.ok) problems.push(`checkpoint ${plan.checkpointDir}: ${checkpoint.problems.join("; ")}`);
   const art = inspectArtifacts(t.artifactsDir);
   if (!art.weightsComplete) problems.push(`model_weights.bin/json in ${t.artifactsDir} incomplete`);
   const experts = t.quantization === "2bit" ? art.experts2bit : art.experts;
@@ -188,7 +193,8 @@ function readyModel(plan: SetupPlan, opts: SetupOptions, strict: boolean): Ready
   if (strict && problems.length) {
     throw new Error(`bug: setup finished but the model is not ready: ${problems.join("; ")}`);
   }
-  return { ...t, checkpointDir: plan.checkpointDir, engineBinary, hasTokenizer: Boolean(checkpoint?.hasTokenizer), isDemo: t.kind === "demo" };
+  const tokenizerDir = [t.artifactsDir, plan.checkpointDir].find((d) => d && hasTokenizerFiles(d)) ?? "";
+  return { ...t, checkpointDir: plan.checkpointDir, tokenizerDir, engineBinary, hasTokenizer: Boolean(tokenizerDir), isDemo: t.kind === "demo" };
 }
 
 const seconds = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : formatDuration(ms / 1000));

@@ -1,9 +1,10 @@
 // The setup plan of one model: each step checked quickly (done or to do, with the bytes it would download and
 // write), so a ready system does no work, and the consent screen can say exactly what will happen.
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
+import { writeFileAtomic } from "../fs.ts";
 import { inspectArtifacts } from "../model/artifacts.ts";
 import { resolveEngineConfig } from "../model/checkpoint.ts";
 import { DEMO_NOTICE, archFromConfig, estimateSizes, formatFromConfig, type ModelTarget, type SizeEstimate } from "../model/registry.ts";
@@ -32,7 +33,7 @@ export interface SetupStep {
 export interface SetupPlan {
   target: ModelTarget;
   steps: SetupStep[];
-  /** The checkpoint folder once the download (or generation) is done. */
+  /** The checkpoint folder once the download (or generation) is done; "" when a prepared model no longer needs it. */
   checkpointDir: string;
   engine: EngineState | null;
   prerequisites: Prerequisites | null;
@@ -122,6 +123,13 @@ export async function planSetup(config: ResolvedConfig, target: ModelTarget, opt
     });
   }
 
+  // --- what is prepared already: a fully prepared model (with its tokenizer copied) needs no checkpoint any more
+  const art = inspectArtifacts(target.artifactsDir);
+  const streamedDefault = target.quantization === "2bit" ? art.experts2bit.dir : art.experts.dir;
+  const customExperts = target.expertsDir !== streamedDefault;
+  const expertsReady = customExperts ? checkExpertsFolder(target.expertsDir) === null : art.experts.complete && (target.quantization !== "2bit" || art.experts2bit.complete);
+  const prepared = art.weightsComplete && expertsReady && hasTokenizerFiles(target.artifactsDir);
+
   // --- checkpoint
   let checkpointDir = target.checkpointDir;
   let download: DownloadPlan | null = null;
@@ -147,7 +155,10 @@ export async function planSetup(config: ResolvedConfig, target: ModelTarget, opt
     if (!check.hasTokenizer) notes.push(`${checkpointDir} has no tokenizer.json: chat and prompt need one`);
   } else {
     const check = checkpointDir ? checkLocalCheckpoint(checkpointDir) : null;
-    if (check?.ok) {
+    if (!check?.ok && prepared) {
+      checkpointDir = "";
+      steps.push({ id: "download", title: "download", done: true, detail: `not needed: prepared in ${target.artifactsDir}`, downloadBytes: 0, writeBytes: 0 });
+    } else if (check?.ok) {
       steps.push({ id: "download", title: "download", done: true, detail: `in the Hugging Face cache: ${checkpointDir}`, downloadBytes: 0, writeBytes: 0 });
       if (!check.hasTokenizer) notes.push(`${target.repo} has no tokenizer.json in the cache: chat and prompt need one`);
     } else {
@@ -176,23 +187,24 @@ export async function planSetup(config: ResolvedConfig, target: ModelTarget, opt
   const format = rawConfig ? formatFromConfig(rawConfig) : (target.entry?.format ?? null);
   const sizes = arch && format ? estimateSizes(arch, { format, bits: target.quantizeBits }) : null;
 
-  // --- artifacts
-  const art = inspectArtifacts(target.artifactsDir);
-  const extractDone = art.weightsComplete;
+  // --- artifacts (the tokenizer and chat template files are copied beside the weights by the extract step)
+  const tokenizerToCopy = Boolean(checkpointDir) && hasTokenizerFiles(checkpointDir) && !hasTokenizerFiles(target.artifactsDir);
+  const extractDone = art.weightsComplete && !tokenizerToCopy;
   steps.push({
     id: "extract",
     title: "extract weights",
     done: extractDone,
     detail: extractDone
       ? `${formatBytes(art.weights.bytes)} in ${art.dir}`
-      : `dense weights${format === "hf-bf16" ? ` (quantized to ${target.quantizeBits}-bit)` : ""} into ${target.artifactsDir}`,
+      : art.weightsComplete
+        ? `copy the tokenizer files into ${target.artifactsDir}`
+        : `dense weights${format === "hf-bf16" ? ` (quantized to ${target.quantizeBits}-bit)` : ""} into ${target.artifactsDir}`,
     downloadBytes: 0,
-    writeBytes: extractDone ? 0 : (sizes?.denseBytes ?? 0),
+    writeBytes: extractDone || art.weightsComplete ? 0 : (sizes?.denseBytes ?? 0),
     writeDir: target.artifactsDir,
     estimated: true,
   });
-  const streamedDefault = target.quantization === "2bit" ? art.experts2bit.dir : art.experts.dir;
-  if (target.expertsDir !== streamedDefault) {
+  if (customExperts) {
     // EXPERTS_DIR: the user keeps the experts elsewhere (a faster disk) and manages them; we only check them
     const problem = checkExpertsFolder(target.expertsDir);
     if (problem) {
@@ -233,6 +245,24 @@ export async function planSetup(config: ResolvedConfig, target: ModelTarget, opt
   }
   if (layersLeft && !expertsDone) notes.push(`repack resumes: ${layersLeft} layer(s) left`);
   return { target, steps, checkpointDir, engine, prerequisites, download, sizes, format, notes };
+}
+
+/** The files the server reads besides the weights: tokenizer, its config, the chat template. */
+export const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json", "special_tokens_map.json", "added_tokens.json", "generation_config.json", "vocab.json", "merges.txt"];
+
+export const hasTokenizerFiles = (dir: string) => existsSync(join(dir, "tokenizer.json"));
+
+/** Copy the tokenizer and template files of a checkpoint beside the prepared weights (so the download can go). */
+export function copyTokenizerFiles(checkpointDir: string, artifactsDir: string): number {
+  let n = 0;
+  mkdirSync(artifactsDir, { recursive: true });
+  for (const f of TOKENIZER_FILES) {
+    const src = join(checkpointDir, f);
+    if (!existsSync(src)) continue;
+    writeFileAtomic(join(artifactsDir, f), readFileSync(src));
+    n++;
+  }
+  return n;
 }
 
 /** Why a packed experts folder is not complete (layout.json and every layer file at its size), or null. */

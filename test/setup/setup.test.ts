@@ -8,6 +8,7 @@ import { loadFlashchatConfig } from "../../lib/config/index.ts";
 import type { ResolvedConfig } from "../../lib/config/schema.ts";
 import { UserError } from "../../lib/errors.ts";
 import { inspectArtifacts } from "../../lib/model/artifacts.ts";
+import { bundledQwenTokenizerDir } from "../../lib/model/test-model.ts";
 import { runSetup, type SetupOptions } from "../../lib/setup/index.ts";
 import { createMockHub, type MockHub } from "../helpers/mock-hub.ts";
 
@@ -17,6 +18,7 @@ const SHARD1 = "model-00001-of-00002.safetensors";
 
 let hub: MockHub;
 let llama: string;
+let withTokenizer: string;
 let tmp: string;
 let env: Record<string, string>;
 
@@ -24,14 +26,24 @@ beforeAll(() => {
   llama = mkdtempSync(join(tmpdir(), "flashchat-llama-"));
   for (const f of readdirSync(FIXTURE)) if (f.endsWith(".safetensors") || f.endsWith(".json")) copyFileSync(join(FIXTURE, f), join(llama, f));
   writeFileSync(join(llama, "config.json"), JSON.stringify({ model_type: "llama", hidden_size: 128, num_hidden_layers: 4 }));
+  withTokenizer = mkdtempSync(join(tmpdir(), "flashchat-tok-"));
+  for (const f of readdirSync(FIXTURE)) if (f.endsWith(".safetensors") || f.endsWith(".json")) copyFileSync(join(FIXTURE, f), join(withTokenizer, f));
+  for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(bundledQwenTokenizerDir(), f), join(withTokenizer, f));
   hub = createMockHub({
-    repos: { [REPO]: FIXTURE, "test-org/bf16": join(FIXTURE, "hf-bf16"), "test-org/llama": llama, "test-org/private": { dir: FIXTURE, private: true } },
+    repos: {
+      [REPO]: FIXTURE,
+      "test-org/bf16": join(FIXTURE, "hf-bf16"),
+      "test-org/llama": llama,
+      "test-org/private": { dir: FIXTURE, private: true },
+      "test-org/with-tokenizer": withTokenizer,
+    },
     validTokens: ["hf_secret"],
   });
 });
 afterAll(() => {
   hub.stop();
   rmSync(llama, { recursive: true, force: true });
+  rmSync(withTokenizer, { recursive: true, force: true });
 });
 afterEach(() => {
   for (const k of Object.keys(hub.faults)) delete hub.faults[k as keyof typeof hub.faults];
@@ -178,6 +190,26 @@ describe("a model from the Hub", () => {
     const r = await runSetup(cfg, opts({ yes: true }));
     expect(r.ready.checkpointDir).toStartWith(join(cache, "models--test-org--private", "snapshots"));
     expect(hub.requests.filter((q) => !q.path.startsWith("/cdn/")).every((q) => q.auth === "Bearer hf_secret")).toBe(true);
+  });
+
+  test("the tokenizer is copied beside the weights, so a prepared model works after its download is deleted", async () => {
+    const cfg = await config("test-org/with-tokenizer");
+    const first = await runSetup(cfg, opts({ yes: true }));
+    expect(first.ready.tokenizerDir).toBe(first.ready.artifactsDir);
+    expect(readFileSync(join(first.ready.artifactsDir, "tokenizer.json"))).toEqual(readFileSync(join(withTokenizer, "tokenizer.json")));
+    // weights there but the tokenizer copy gone: only the copy is redone
+    rmSync(join(first.ready.artifactsDir, "tokenizer.json"));
+    const weights = readFileSync(join(first.ready.artifactsDir, "model_weights.bin"));
+    const fix = await runSetup(await loadFlashchatConfig({ env, cwd: tmp, overrides: { MODEL_REPO: "test-org/with-tokenizer" } }), opts());
+    expect(fix.ran).toEqual(["extract"]);
+    expect(readFileSync(join(first.ready.artifactsDir, "model_weights.bin"))).toEqual(weights);
+    // the download deleted: nothing to do, no network, the server reads the tokenizer from the artifacts
+    rmSync(join(cfg.paths.hfCacheDir, "models--test-org--with-tokenizer"), { recursive: true });
+    hub.requests.length = 0;
+    const after = await runSetup(await loadFlashchatConfig({ env, cwd: tmp, overrides: { MODEL_REPO: "test-org/with-tokenizer" } }), opts());
+    expect(after.ran).toEqual([]);
+    expect(hub.requests).toEqual([]);
+    expect(after.ready).toMatchObject({ checkpointDir: "", tokenizerDir: first.ready.artifactsDir, hasTokenizer: true });
   });
 
   test("a missing repo is a clear error", async () => {
