@@ -7,7 +7,8 @@ import { type Checkpoint, type DenseTensor, describeDense, type EngineConfig, lo
 import { assembleInto, openOutput, type Piece } from "./assemble.ts";
 import { checkFreeSpace, commitFile, createFdCache, type FdCache, openForWrite, preadFull, pwriteFull, tmpName } from "./io.ts";
 import { createProgress, type ProgressFn } from "./progress.ts";
-import { quantizeAffine, toFloat32 } from "./quantize.ts";
+import { quantizeAffine, type Quantized, toFloat32 } from "./quantize.ts";
+import { createModelWorkerPool, defaultWorkerCount, type ModelWorkerPool } from "./workers.ts";
 
 export const WEIGHTS_ALIGN = 64;
 
@@ -40,6 +41,10 @@ export interface ExtractOptions {
   repo?: string;
   /** O_DIRECT writes where the OS allows (default true) */
   direct?: boolean;
+  /** worker threads for our quantization (HF sources; default: all cores when the work is large, else none) */
+  workers?: number;
+  /** source bytes quantized per block of rows (default 32 MiB; small values exercise the block path in tests) */
+  quantBlockBytes?: number;
   onProgress?: ProgressFn;
 }
 
@@ -78,26 +83,39 @@ export function renderManifest(m: WeightsManifest): string {
 /** Rows quantized at a time: bounds memory for big matrices (embeddings of 248k rows). */
 const QUANT_ROWS_BYTES = 32 << 20;
 
-/** Write our quantization of a float matrix: its weight, scales and biases entries, in blocks of rows. */
-function writeQuantizedModule(fd: number, fds: FdCache, parts: Map<string, { t: DenseTensor; e: ManifestTensor }>, onBytes: (n: number) => void): void {
+/** Write our quantization of a float matrix: its weight, scales and biases entries, in blocks of rows (in workers when given). */
+async function writeQuantizedModule(
+  fd: number, fds: FdCache, parts: Map<string, { t: DenseTensor; e: ManifestTensor }>, onBytes: (n: number) => void, pool?: ModelWorkerPool,
+  blockBytes = QUANT_ROWS_BYTES,
+): Promise<void> {
   const any = [...parts.values()][0]!.t.source as Extract<DenseTensor["source"], { kind: "quantize" }>;
   const { src, rows, cols, bits, groupSize } = any;
   const el = src.size / (rows * cols);
-  const rowsPerBlock = Math.max(1, Math.floor(QUANT_ROWS_BYTES / (cols * el)));
+  const rowsPerBlock = Math.max(1, Math.floor(blockBytes / (cols * el)));
   const at = (part: string) => parts.get(part)!.e;
-  for (let r0 = 0; r0 < rows; r0 += rowsPerBlock) {
-    const n = Math.min(rowsPerBlock, rows - r0);
-    const raw = new Uint8Array(n * cols * el);
-    preadFull(fds.get(src.file), raw, src.offset + r0 * cols * el, src.file);
-    const q = quantizeAffine(toFloat32(raw, src.dtype), n, cols, bits, groupSize);
-    const put = (part: string, a: Uint32Array | Uint16Array) => {
+  const put = (r0: number, q: Quantized) => {
+    for (const [part, a] of [["weight", q.q], ["scales", q.scales], ["biases", q.biases]] as const) {
       const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
       pwriteFull(fd, bytes, at(part).offset + r0 * (at(part).size / rows));
       onBytes(bytes.length);
-    };
-    put("weight", q.q);
-    put("scales", q.scales);
-    put("biases", q.biases);
+    }
+  };
+  const blocks: number[] = [];
+  for (let r0 = 0; r0 < rows; r0 += rowsPerBlock) blocks.push(r0);
+  if (pool && blocks.length > 1) {
+    await Promise.all(
+      blocks.map(async (r0) => {
+        const n = Math.min(rowsPerBlock, rows - r0);
+        put(r0, await pool.run<Quantized>({ op: "quantize", src, r0, n, cols, bits, groupSize }));
+      }),
+    );
+    return;
+  }
+  for (const r0 of blocks) {
+    const n = Math.min(rowsPerBlock, rows - r0);
+    const raw = new Uint8Array(n * cols * el);
+    preadFull(fds.get(src.file), raw, src.offset + r0 * cols * el, src.file);
+    put(r0, quantizeAffine(toFloat32(raw, src.dtype), n, cols, bits, groupSize));
   }
 }
 
@@ -111,7 +129,9 @@ function plusOne(fds: FdCache, src: { file: string; offset: number; size: number
 }
 
 /** Byte copies + computed tensors (HF sources), buffered writes; quantized modules in bounded row blocks. */
-function writeMixed(fd: number, dense: DenseTensor[], entries: ManifestTensor[], onBytes: (n: number) => void): void {
+async function writeMixed(
+  fd: number, dense: DenseTensor[], entries: ManifestTensor[], onBytes: (n: number) => void, pool?: ModelWorkerPool, blockBytes?: number,
+): Promise<void> {
   const fds = createFdCache();
   try {
     const modules = new Map<string, Map<string, { t: DenseTensor; e: ManifestTensor }>>();
@@ -121,7 +141,8 @@ function writeMixed(fd: number, dense: DenseTensor[], entries: ManifestTensor[],
       m.set(t.source.part, { t, e: entries[i]! });
     });
     const buf = new Uint8Array(16 << 20);
-    dense.forEach((t, i) => {
+    for (let i = 0; i < dense.length; i++) {
+      const t = dense[i]!;
       const e = entries[i]!;
       const s = t.source;
       if (s.kind === "copy") {
@@ -137,9 +158,9 @@ function writeMixed(fd: number, dense: DenseTensor[], entries: ManifestTensor[],
         pwriteFull(fd, bytes, e.offset);
         onBytes(bytes.length);
       } else if (s.part === "weight") {
-        writeQuantizedModule(fd, fds, modules.get(s.src.name)!, onBytes);
+        await writeQuantizedModule(fd, fds, modules.get(s.src.name)!, onBytes, pool, blockBytes);
       }
-    });
+    }
   } finally {
     fds.close();
   }
@@ -172,7 +193,14 @@ export async function extractFromCheckpoint(ckpt: Checkpoint, opts: ExtractOptio
       });
       await assembleInto(fd, direct, totalBytes, pieces, { onBytes: (n) => progress.add(n) });
     } else {
-      writeMixed(fd, dense, entries, (n) => progress.add(n));
+      const quantBytes = dense.reduce((a, t) => a + (t.source.kind === "quantize" ? t.size : 0), 0);
+      const nWorkers = opts.workers ?? (quantBytes > 32e6 ? defaultWorkerCount() : 0);
+      const pool = nWorkers > 0 ? createModelWorkerPool(nWorkers) : undefined;
+      try {
+        await writeMixed(fd, dense, entries, (n) => progress.add(n), pool, opts.quantBlockBytes);
+      } finally {
+        pool?.close();
+      }
       ftruncateSync(fd, totalBytes);
     }
     // the old manifest goes first: a crash between the two renames leaves no manifest, never a stale one

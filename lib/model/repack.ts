@@ -11,6 +11,7 @@ import { type Checkpoint, describeExperts, loadCheckpoint } from "./checkpoint.t
 import { buildExpert, type ExpertsLayout, type LayerPlan, type LayoutLayer, layerSourceHash, planLayer } from "./expert-layout.ts";
 import { checkFreeSpace, commitFile, createFdCache, type FdCache, openForWrite, preadFull, pwriteFull, tmpName } from "./io.ts";
 import { createProgress, type ProgressFn } from "./progress.ts";
+import { createModelWorkerPool, defaultWorkerCount, type ModelWorkerPool } from "./workers.ts";
 
 export interface RepackOptions {
   /** Absolute path of the checkpoint folder. */
@@ -29,6 +30,8 @@ export interface RepackOptions {
   direct?: boolean;
   windowBytes?: number;
   windows?: number;
+  /** worker threads for quantization and --verify (default: all cores when the work is large, else none) */
+  workers?: number;
   onProgress?: ProgressFn;
 }
 
@@ -106,8 +109,16 @@ function checkExperts(plan: LayerPlan, path: string, experts: Iterable<number>, 
   }
 }
 
+/** [from, to) ranges covering `n` experts, a few per worker so uneven speeds even out. */
+function expertRanges(n: number, workers: number): [number, number][] {
+  const step = Math.max(1, Math.ceil(n / (workers * 4)));
+  const out: [number, number][] = [];
+  for (let a = 0; a < n; a += step) out.push([a, Math.min(n, a + step)]);
+  return out;
+}
+
 /** Write one layer file through its temp name: byte-copy plans are assembled in aligned windows (O_DIRECT, reads and writes in flight); computed plans expert by expert. */
-async function writeLayer(plan: LayerPlan, path: string, fds: FdCache, onBytes: (n: number) => void, io: AssembleOptions): Promise<void> {
+async function writeLayer(plan: LayerPlan, path: string, fds: FdCache, onBytes: (n: number) => void, io: AssembleOptions, pool?: ModelWorkerPool): Promise<void> {
   const tmp = tmpName(path);
   mkdirSync(dirname(tmp), { recursive: true });
   const E = plan.numExperts;
@@ -121,6 +132,10 @@ async function writeLayer(plan: LayerPlan, path: string, fds: FdCache, onBytes: 
         for (let e = 0; e < E; e++) pieces.push({ file: c.file, srcOffset: c.tensorOffset + e * c.stride, size: c.stride, dstOffset: e * plan.expertSize + comp.offset, stream: ci });
       });
       await assembleInto(fd, direct, total, pieces, { ...io, onBytes });
+    } else if (pool) {
+      // quantization is CPU-bound: expert ranges in parallel, each worker writing its experts into the temp file
+      ftruncateSync(fd, total);
+      await Promise.all(expertRanges(E, pool.size).map(([from, to]) => pool.run({ op: "build", plan, path: tmp, from, to }, onBytes)));
     } else {
       ftruncateSync(fd, total);
       const buf = new Uint8Array(plan.expertSize);
@@ -177,6 +192,7 @@ export async function repackFromCheckpoint(ckpt: Checkpoint, opts: RepackOptions
   const oldLayers = new Map((old?.layers ?? []).map((l) => [l.layer, l]));
   const fds = createFdCache();
   const layerSize = E * first.expertSize;
+  let pool: ModelWorkerPool | undefined;
 
   try {
     // which layers are already done? (checked: size, recorded source hash, and a spot check of their bytes)
@@ -205,6 +221,10 @@ export async function repackFromCheckpoint(ckpt: Checkpoint, opts: RepackOptions
     if (old && (old.bits !== bits || old.expert_size !== first.expertSize || JSON.stringify(old.components) !== JSON.stringify(first.components)))
       rmSync(join(dir, LAYOUT_JSON), { force: true });
     const totalBytes = todo.length * layerSize;
+    // workers for quantization (and full verification) when there is enough of it to pay for their start-up
+    const cpuWork = (todo.some((l) => !plans.get(l)!.copy) ? totalBytes : 0) + (opts.verify ? selected.length * layerSize : 0);
+    const nWorkers = opts.workers ?? (cpuWork > 64e6 ? defaultWorkerCount() : 0);
+    if (nWorkers > 0) pool = createModelWorkerPool(nWorkers);
     checkFreeSpace(dir, totalBytes, `${todo.length} packed expert layer(s)`);
     const skipped = selected.filter((l) => done.has(l));
     if (skipped.length) logger.info(`skipping ${skipped.length} finished layer(s): ${skipped.join(", ")}`);
@@ -213,7 +233,7 @@ export async function repackFromCheckpoint(ckpt: Checkpoint, opts: RepackOptions
       const plan = plans.get(l)!;
       const file = layerFileName(l, nLayers);
       progress.setDetail(file);
-      await writeLayer(plan, join(dir, file), fds, (n) => progress.add(n), { direct: opts.direct, windowBytes: opts.windowBytes, windows: opts.windows });
+      await writeLayer(plan, join(dir, file), fds, (n) => progress.add(n), { direct: opts.direct, windowBytes: opts.windowBytes, windows: opts.windows }, plan.copy ? undefined : pool);
       done.set(l, { layer: l, file, size: layerSize, source_hash: layerSourceHash(plan) });
     }
 
@@ -221,7 +241,10 @@ export async function repackFromCheckpoint(ckpt: Checkpoint, opts: RepackOptions
       for (const l of selected) {
         const plan = plans.get(l)!;
         const file = layerFileName(l, nLayers);
-        const bad = checkExperts(plan, join(dir, file), Array.from({ length: E }, (_, i) => i), fds);
+        const path = join(dir, file);
+        const bad = pool
+          ? (await Promise.all(expertRanges(E, pool.size).map(([from, to]) => pool!.run<string | null>({ op: "check", plan, path, from, to })))).find((x) => x) ?? null
+          : checkExperts(plan, path, Array.from({ length: E }, (_, i) => i), fds);
         if (bad) throw new UserError(`verify failed: ${file}: ${bad}`, `re-run: bun scripts/repack-experts.ts --model ${ckpt.dir} --out ${opts.outDir} --layers ${l}`);
       }
       logger.info(`verified ${selected.length} layer(s): every byte matches the checkpoint`);
@@ -245,5 +268,6 @@ export async function repackFromCheckpoint(ckpt: Checkpoint, opts: RepackOptions
     return { dir, bits, layersWritten: todo, layersSkipped: skipped, bytesWritten: totalBytes, seconds: progress.elapsedSec(), verified: Boolean(opts.verify) };
   } finally {
     fds.close();
+    pool?.close();
   }
 }
