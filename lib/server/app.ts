@@ -58,6 +58,14 @@ export interface RunningServer {
 
 export const isLoopback = (host: string) => host === "127.0.0.1" || host === "::1" || host === "localhost" || host.startsWith("127.");
 
+function isLoopbackOrigin(origin: string): boolean {
+  try {
+    return isLoopback(new URL(origin).hostname.replace(/^\[|\]$/g, ""));
+  } catch {
+    return false;
+  }
+}
+
 /** Refuse to expose the server without a key, unless the user insisted (--insecure). */
 export function checkBindSafety(host: string, apiKey: string | undefined, insecure: boolean): void {
   if (isLoopback(host) || apiKey || insecure) return;
@@ -240,6 +248,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (req.method !== "GET" && req.method !== "HEAD") throw new ApiError(405, "use GET /health", "invalid_request_error");
       return health();
     }
+    // A web page the user visits can send requests to a loopback server (no-cors POSTs go through even if the
+    // page cannot read the reply): without an API key, only pages served from this machine may call us.
+    const origin = req.headers.get("origin");
+    if (origin && !opts.apiKey && !isLoopbackOrigin(origin))
+      throw new ApiError(403, `requests from web pages at ${origin} are refused; set FLASHCHAT_API_KEY to allow other origins`, "invalid_request_error", null, "origin_not_allowed");
     if (opts.apiKey) {
       const auth = req.headers.get("authorization") ?? "";
       const m = /^Bearer\s+(.+)$/i.exec(auth);

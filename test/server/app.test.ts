@@ -44,6 +44,15 @@ describe("basic routes", () => {
     expect(await (await fetch(`${server.url}/v1`)).json()).toMatchObject({ name: "flashchat", model: "tiny" });
   });
 
+  test("requests from a web page on another origin are refused (403); loopback origins are fine", async () => {
+    const body = JSON.stringify({ messages: [{ role: "user", content: "x" }], max_tokens: 1 });
+    const evil = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", headers: { origin: "https://evil.example", "content-type": "text/plain" }, body });
+    expect(evil.status).toBe(403);
+    expect((await readJson(evil)).error.code).toBe("origin_not_allowed");
+    const local = await fetch(`${server.url}/v1/chat/completions`, { method: "POST", headers: { origin: "http://localhost:3000" }, body });
+    expect(local.status).toBe(200);
+  });
+
   test("unknown route is a 404 in OpenAI's error shape", async () => {
     const r = await fetch(`${server.url}/v1/nope`);
     expect(r.status).toBe(404);
