@@ -12,7 +12,7 @@ import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { resolveModelArtifactsDir } from "../model/artifacts.ts";
 import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
-import { dropPageCache, loadGitCommit, loadMachineInfo, loadMachineProfile } from "./machine.ts";
+import { checkMachineLoad, dropPageCache, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile } from "./machine.ts";
 import { renderTable } from "./report.ts";
 import { type Ceilings, type TokenBytes, loadTokenBytes, resolveCeilings } from "./roofline.ts";
 import { type Summary, formatNumber, summarize } from "./stats.ts";
@@ -317,6 +317,8 @@ export interface E2eTargetOptions {
   cold: boolean;
   history: boolean;
   remeasure?: boolean;
+  /** how to measure the machine when its figures are not cached (tests use small probes) */
+  machine?: LoadProfileOptions;
   /** single-core kernel GB/s from the engine's benchmarks, for the kernel ceiling */
   kernelGBsPerCore?: number | null;
   engineBinary?: string;
@@ -328,7 +330,9 @@ export async function runE2eTarget(config: ResolvedConfig, o: E2eTargetOptions) 
     throw new UserError(`no model artifacts in ${o.artifactsDir}`, "pass --artifacts DIR, or run: flashchat setup");
   }
   const bytes: TokenBytes = loadTokenBytes(o.artifactsDir, { expertsDir: o.expertsDir, k: config.activeExperts });
-  const profile = await loadMachineProfile(config, { remeasure: o.remeasure });
+  const busy = checkMachineLoad();
+  if (busy) logger.warn(busy);
+  const profile = await loadMachineProfile(config, { ...o.machine, remeasure: o.remeasure });
   const server = await startBenchServer({
     artifactsDir: o.artifactsDir,
     expertsDir: o.expertsDir,
@@ -366,7 +370,7 @@ export async function runE2eTarget(config: ResolvedConfig, o: E2eTargetOptions) 
     ceilings,
   );
   if (o.history) appendHistory(historyPath(config), records);
-  return { ...result, ceilings, tokenBytes: bytes, engine: { threads: server.ready.threads, backend: server.ready.backend }, records, table: renderE2eTable(result, ceilings) };
+  return { ...result, busy, ceilings, tokenBytes: bytes, engine: { threads: server.ready.threads, backend: server.ready.backend }, records, table: renderE2eTable(result, ceilings) };
 }
 
 /** A whole number from a string flag, with a default and a minimum; anything else is a user error naming the flag. */

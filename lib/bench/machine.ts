@@ -1,7 +1,7 @@
 // The machine a benchmark ran on: CPU, cores, RAM, OS, git commit, and its measured memory and disk bandwidth
 // (measured once and cached in <data dir>/bench/machine.json; `--remeasure` measures again).
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statfsSync, writeFileSync, writeSync } from "node:fs";
-import { cpus, release, totalmem, type, arch, availableParallelism } from "node:os";
+import { arch, availableParallelism, cpus, loadavg, release, totalmem, type } from "node:os";
 import { join } from "pathe";
 import { $ } from "zx";
 import type { ResolvedConfig } from "../config/schema.ts";
@@ -60,6 +60,15 @@ export function loadMachineInfo(): MachineInfo {
     ramGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     os: `${type()} ${release().split("-")[0]} ${arch()}`,
   };
+}
+
+/**
+ * A warning when other work competes for the CPUs (1-minute load average at or above half the cores): figures
+ * measured then are low and noisy. `load` is for tests; default the OS's. Null when the machine looks quiet.
+ */
+export function checkMachineLoad(load = loadavg()[0] ?? 0, cores = availableParallelism()): string | null {
+  if (load < cores / 2) return null;
+  return `the machine is busy (load average ${load.toFixed(1)} on ${cores} cores): other processes compete with the benchmark, so its figures will be low and noisy`;
 }
 
 /** "AMD EPYC, 2 cores, 23.5 GiB, Linux 6.18.44 x64" — the machine column of the history. */
@@ -225,32 +234,49 @@ export async function measureDiskBandwidth(dir: string, opts: DiskProbeOptions =
 export const machineProfilePath = (config: Pick<ResolvedConfig, "paths">) => join(config.paths.dataDir, "bench", "machine.json");
 
 export interface LoadProfileOptions {
-  /** measure again even when a cached profile matches this machine */
+  /** measure again even when cached figures match this machine */
   remeasure?: boolean;
-  /** folder on the disk to measure (default: the artifacts folder, or the data dir) */
+  /** folder on the disk to measure (default: the artifacts folder if it exists, else <data dir>/bench) */
   diskDir?: string;
   memory?: MemoryProbeOptions;
   disk?: DiskProbeOptions;
 }
 
-/** The cached profile when it was measured on this machine (same CPU, cores, RAM, OS, disk folder); else measure and cache. */
+/** What machine.json holds: memory figures of this machine and disk figures per folder measured. */
+interface ProfileCache {
+  version: 2;
+  info: MachineInfo;
+  measuredAt: string;
+  memory: MemoryBandwidth;
+  disks: Record<string, DiskBandwidth>;
+}
+
+/**
+ * Memory and disk bandwidth of this machine: cached figures when they were measured on the same machine (CPU, cores,
+ * RAM, OS) — the disk per folder — else measured now and cached.
+ */
 export async function loadMachineProfile(config: Pick<ResolvedConfig, "paths" | "artifactsDir">, opts: LoadProfileOptions = {}): Promise<MachineProfile> {
   const path = machineProfilePath(config);
   const info = loadMachineInfo();
   const diskDir = opts.diskDir ?? (existsSync(config.artifactsDir) ? config.artifactsDir : join(config.paths.dataDir, "bench"));
+  let cache: ProfileCache | undefined;
   if (!opts.remeasure && existsSync(path)) {
     try {
-      const cached = JSON.parse(readFileSync(path, "utf8")) as MachineProfile;
-      if (cached.version === 1 && renderMachine(cached.info) === renderMachine(info) && cached.disk?.dir === diskDir) return cached;
+      const c = JSON.parse(readFileSync(path, "utf8")) as ProfileCache;
+      if (c.version === 2 && renderMachine(c.info) === renderMachine(info)) cache = c;
     } catch {
       // unreadable cache: measure again and overwrite it
     }
   }
-  logger.info("measuring memory and disk bandwidth (once per machine; --remeasure to redo)");
-  const memory = await measureMemoryBandwidth(opts.memory);
-  const disk = await measureDiskBandwidth(diskDir, opts.disk);
-  const profile: MachineProfile = { version: 1, info, measuredAt: new Date().toISOString(), memory, disk };
-  writeFileAtomic(path, `${JSON.stringify(profile, null, 2)}\n`);
+  if (cache?.disks[diskDir]) return { version: 1, info, measuredAt: cache.measuredAt, memory: cache.memory, disk: cache.disks[diskDir]! };
+  if (!cache) {
+    logger.info("measuring memory bandwidth (once per machine; --remeasure to redo)");
+    cache = { version: 2, info, measuredAt: new Date().toISOString(), memory: await measureMemoryBandwidth(opts.memory), disks: {} };
+  }
+  logger.info(`measuring the read bandwidth of the disk holding ${diskDir} (once per folder)`);
+  cache.disks[diskDir] = await measureDiskBandwidth(diskDir, opts.disk);
+  writeFileAtomic(path, `${JSON.stringify(cache, null, 2)}\n`);
+  const profile: MachineProfile = { version: 1, info, measuredAt: cache.measuredAt, memory: cache.memory, disk: cache.disks[diskDir]! };
   logger.info(renderProfile(profile));
   return profile;
 }

@@ -1,12 +1,17 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "pathe";
-import { loadGitCommit, loadMachineInfo, loadMachineProfile, machineProfilePath, measureDiskBandwidth, measureMemoryBandwidth, renderMachine, renderProfile } from "../../lib/bench/machine.ts";
+import { checkMachineLoad, loadGitCommit, loadMachineInfo, loadMachineProfile, machineProfilePath, measureDiskBandwidth, measureMemoryBandwidth, renderMachine, renderProfile } from "../../lib/bench/machine.ts";
 import { resolvePaths } from "../../lib/config/index.ts";
 import { makeTempHome, type TempHome } from "../helpers/cli.ts";
 
 let t: TempHome | undefined;
 afterEach(() => t?.[Symbol.dispose]());
+
+test("a busy machine is called out, a quiet one is not", () => {
+  expect(checkMachineLoad(0.3, 2)).toBeNull();
+  expect(checkMachineLoad(9.7, 2)).toBe("the machine is busy (load average 9.7 on 2 cores): other processes compete with the benchmark, so its figures will be low and noisy");
+});
 
 test("machine info names the CPU, cores, RAM and OS", () => {
   const m = loadMachineInfo();
@@ -44,10 +49,16 @@ test("the profile is measured once, cached in the data dir, and re-measured on r
   const opts = { memory: { bufferMiB: 2, runs: 2, warmup: 0 }, disk: { fileMiB: 4, runs: 2, cold: false } };
   const first = await loadMachineProfile(config, opts);
   expect(machineProfilePath(config)).toBe(join(t.env.XDG_DATA_HOME, "flashchat", "bench", "machine.json"));
-  expect(JSON.parse(readFileSync(machineProfilePath(config), "utf8"))).toEqual(first);
-  expect(first.disk.dir).toBe(join(t.env.XDG_DATA_HOME, "flashchat", "bench"));
+  const dataBench = join(t.env.XDG_DATA_HOME, "flashchat", "bench");
+  expect(first.disk.dir).toBe(dataBench);
+  const cached = JSON.parse(readFileSync(machineProfilePath(config), "utf8"));
+  expect([cached.memory, cached.disks[dataBench]]).toEqual([first.memory, first.disk]);
   const second = await loadMachineProfile(config, opts);
-  expect(second.measuredAt).toBe(first.measuredAt);
+  expect(second).toEqual(first);
+  // another disk folder: only that disk is measured; the memory figures stay
+  const other = await loadMachineProfile(config, { ...opts, diskDir: t.dir });
+  expect([other.disk.dir, other.memory, other.measuredAt]).toEqual([t.dir, first.memory, first.measuredAt]);
+  expect(Object.keys(JSON.parse(readFileSync(machineProfilePath(config), "utf8")).disks).sort()).toEqual([dataBench, t.dir].sort());
   await Bun.sleep(2);
   const third = await loadMachineProfile(config, { ...opts, remeasure: true });
   expect(third.measuredAt).not.toBe(first.measuredAt);

@@ -1,0 +1,79 @@
+// The e2e and standard targets run once each with the real engine and the real server, on the fixture model (e2e)
+// and on a generated model of the fixture's shape (standard): output shape only, no timing assertions.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "pathe";
+import { runE2eTarget } from "../../lib/bench/e2e.ts";
+import { historyPath, loadHistory } from "../../lib/bench/history.ts";
+import { type BenchShape, prepareBenchModel, runStandard } from "../../lib/bench/standard.ts";
+import { loadFlashchatConfig } from "../../lib/config/index.ts";
+import type { ResolvedConfig } from "../../lib/config/schema.ts";
+import { makeTempHome, repoRoot, runCli, type TempHome } from "../helpers/cli.ts";
+import { prepareFixtureArtifacts, writeFixtureCheckpoint } from "../server/_real-model.ts";
+import { writeTinyTokenizer } from "../server/_tiny-tokenizer.ts";
+
+let t: TempHome;
+let config: ResolvedConfig;
+const smallProbes = { memory: { bufferMiB: 4, runs: 2, warmup: 0 }, disk: { fileMiB: 4, runs: 2, cold: false } };
+
+beforeAll(async () => {
+  t = makeTempHome("flashchat-bench-targets-");
+  config = await loadFlashchatConfig({ env: t.env, cwd: t.dir });
+}, 120_000);
+afterAll(() => t[Symbol.dispose]());
+
+test("e2e on the fixture model: short and long prompt through the server, figures in the history", async () => {
+  const model = join(t.dir, "fixture");
+  const artifacts = join(t.dir, "fixture-artifacts");
+  writeFixtureCheckpoint(model);
+  await prepareFixtureArtifacts(model, artifacts);
+  const r = await runE2eTarget(config, {
+    artifactsDir: artifacts, tokenizerDir: model, model: "tiny-fixture",
+    runs: 2, warmup: 0, decodeTokens: 4, shortWords: 4, longWords: 40, cold: false, history: true, machine: smallProbes,
+  });
+  expect(r.cases.map((c) => [c.prompt, c.cache, c.ttftMs.n])).toEqual([["short", "warm", 2], ["long", "warm", 2]]);
+  expect(r.tokenBytes.k).toBe(2);
+  expect(r.ceilings.memory).toBeGreaterThan(0);
+  expect(r.table.split("\n")[0]).toMatch(/^prompt\s+cache\s+tokens\s+TTFT ms/);
+  const hist = loadHistory(historyPath(config));
+  expect(hist.map((h) => h.figure)).toEqual(r.records.map((x) => x.figure));
+  expect(hist.every((h) => h.target === "e2e" && h.model === "tiny-fixture" && h.quantization === "4bit")).toBe(true);
+  expect(hist.some((h) => h.figure === "ttft_ms:long:warm")).toBe(true);
+}, 120_000);
+
+test("standard on a generated model of the fixture's shape: engine targets and e2e, one table, history rows", async () => {
+  const tok = join(t.dir, "tiny-tokenizer");
+  writeTinyTokenizer(tok);
+  const shape: BenchShape = { name: "tiny-4l", preset: "tiny", layers: 4, description: "fixture dimensions", tokenizerDir: tok };
+  const modelsDir = join(t.dir, "bench-models");
+  const before = loadHistory(historyPath(config)).length;
+  const r = await runStandard(config, {
+    shapes: [shape], modelsDir, runs: 2, warmup: 0, e2e: true, e2eRuns: 2, cold: false, regenerate: false, remeasure: false, history: true,
+    machine: smallProbes, e2eShortWords: 4, e2eLongWords: 30, e2eDecodeTokens: 4,
+  });
+  expect(r.failures).toEqual([]);
+  expect(r.rows.filter((x) => x.target !== "e2e").map((x) => `${x.target}/${x.figure}/${x.stats.n}`)).toEqual([
+    "bench/expert_ms/2", "bench/expert_gb_s/2", "moebench/layer_ms/2", "moebench/layer_gb_s/2", "fullbench/decode_tok_s/2", "fullbench/decode_gb_s/2",
+  ]);
+  const decode = r.rows.find((x) => x.figure === "decode_tok_s")!;
+  expect(decode.ceilings!.memory).toBeGreaterThan(0);
+  expect(decode.ceilings!.kernel).toBeGreaterThan(0);
+  expect(r.rows.some((x) => x.figure === "decode_tok_s:long:warm")).toBe(true);
+  const lines = r.table.split("\n");
+  expect(lines[0]).toMatch(/^model\s+target\s+figure\s+median\s+min–max\s+runs\s+of mem ceiling\s+of disk ceiling\s+of kernel ceiling$/);
+  expect(lines.find((l) => l.includes("fullbench") && l.includes("decode tok/s"))).toMatch(/\d+% of [\d.]+\s+\d+% of [\d.]+$/);
+  expect(r.e2eTables.length).toBe(1);
+  expect(loadHistory(historyPath(config)).length).toBe(before + r.records.length);
+  // the model is kept: artifacts, tokenizer and stamp, no checkpoint left behind; a second prepare reuses it
+  expect(readdirSync(join(modelsDir, "tiny-4l")).sort()).toEqual(["artifacts", "bench-model.json", "tokenizer"]);
+  expect(existsSync(join(modelsDir, "tiny-4l", "tokenizer", "tokenizer.json"))).toBe(true);
+  expect((await prepareBenchModel(shape, modelsDir)).reused).toBe(true);
+  expect(JSON.parse(readFileSync(join(modelsDir, "tiny-4l", "bench-model.json"), "utf8"))).toMatchObject({ preset: "tiny", layers: 4, seed: 0 });
+}, 180_000);
+
+test("`benchmark standard` names an unknown bench model as a user error", async () => {
+  const r = await runCli(["standard", "--shape", "nope"], { env: t.env, script: join(repoRoot, "scripts", "benchmark.ts") });
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain('unknown bench model "nope"');
+  expect(r.stderr).not.toContain(" at ");
+});
