@@ -36,6 +36,9 @@ export function renderModelTable(
   out.push("  Any other Hugging Face repo of the Qwen3.5-MoE / Qwen3-Next family works too: --model org/name (or a local folder).");
   out.push("");
   out.push(`  Set one up:  flashchat setup --model ID     Downloads: ${o.hfCacheDir}     Prepared: ${o.artifactsDir}`);
+  for (const m of models.filter((x) => x.downloadDeletable)) {
+    out.push(`  ${m.id} is prepared: its download (${formatBytes(m.downloadedBytes)} in ${o.hfCacheDir}/${"models--" + m.repo.replace("/", "--")}) is no longer needed and can be deleted.`);
+  }
   if (others.cached.length) out.push(`  Also in the Hugging Face cache: ${others.cached.join(", ")}`);
   if (others.prepared.length) out.push(`  Also prepared: ${others.prepared.join(", ")}`);
   return out.join("\n");

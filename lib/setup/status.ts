@@ -6,6 +6,7 @@ import { hfRepoFolderName } from "../config/hf-cache.ts";
 import { findHfSnapshot } from "../config/hf-cache.ts";
 import { inspectArtifacts, resolveModelArtifactsDir } from "../model/artifacts.ts";
 import { cachedRepoBytes, checkLocalCheckpoint } from "../model/hub.ts";
+import { hasTokenizerFiles } from "./plan.ts";
 import { demoCheckpointDir, estimateSizes, MODELS, type ModelEntry, type SizeEstimate } from "../model/registry.ts";
 
 export interface ModelStatus {
@@ -25,6 +26,8 @@ export interface ModelStatus {
   prepared: boolean;
   prepared2bit: boolean;
   preparedBytes: number;
+  /** Prepared with its tokenizer copied: the download in the Hugging Face cache is no longer needed. */
+  downloadDeletable: boolean;
   sizes: SizeEstimate;
   activeExperts: number;
   description: string;
@@ -48,6 +51,7 @@ function statusOf(config: ResolvedConfig, m: ModelEntry, current: boolean): Mode
     prepared: art.weightsComplete && art.experts.complete,
     prepared2bit: art.experts2bit.complete,
     preparedBytes: art.weights.bytes + art.experts.bytes + art.experts2bit.bytes,
+    downloadDeletable: m.origin === "hub" && art.weightsComplete && art.experts.complete && hasTokenizerFiles(artifactsDir) && cachedRepoBytes(config.paths.hfCacheDir, m.repo) > 0,
     sizes: estimateSizes(m.arch, { format: m.format, bits: m.bits }),
     activeExperts: m.activeExperts,
     description: m.description,
