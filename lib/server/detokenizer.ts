@@ -11,6 +11,8 @@ export interface Detokenizer {
   flush(): string;
 }
 
+const MAX_HELD_TOKENS = 4;
+
 export function createDetokenizer(decode: DecodeFn): Detokenizer {
   const ids: number[] = [];
   let prefixOffset = 0;
@@ -20,7 +22,9 @@ export function createDetokenizer(decode: DecodeFn): Detokenizer {
       ids.push(id);
       const prefix = decode(ids.slice(prefixOffset, readOffset));
       const full = decode(ids.slice(prefixOffset));
-      if (full.length > prefix.length && !full.endsWith("\uFFFD")) {
+      // a UTF-8 sequence is at most 4 bytes: a U+FFFD still there after more tokens than that is a real invalid byte
+      const stuck = ids.length - readOffset > MAX_HELD_TOKENS;
+      if (full.length > prefix.length && (!full.endsWith("\uFFFD") || stuck)) {
         const delta = full.slice(prefix.length);
         prefixOffset = readOffset;
         readOffset = ids.length;

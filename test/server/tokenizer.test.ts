@@ -62,3 +62,12 @@ test("an invalid byte sequence still comes out (as U+FFFD) at the end", () => {
   expect(d.push(f0)).toBe("");
   expect(d.flush()).toContain("\uFFFD");
 });
+
+test("invalid bytes in the middle of a stream are not held back for long", () => {
+  const d = createDetokenizer(tiny.decode);
+  const f0 = tiny.encode("😀")[0]!; // a lead byte with no continuation
+  const out: string[] = [];
+  for (let i = 0; i < 12; i++) out.push(d.push(f0));
+  expect(out.join("")).toContain("\uFFFD");
+  expect(out.slice(0, 4).join("")).toBe("");
+});
