@@ -1,4 +1,4 @@
-// A byte progress bar on stderr (bytes, rate, ETA); one summary line per step when stderr is not a terminal.
+// A byte progress bar on stderr (bytes, rate, ETA); without a terminal, a log line now and then and a summary.
 import { logger } from "../log.ts";
 
 export interface ByteProgress {
@@ -16,6 +16,8 @@ export interface ProgressOptions {
   stream?: NodeJS.WriteStream | { isTTY?: boolean; columns?: number; write(s: string): unknown };
   /** Clock, for tests. */
   nowMs?: () => number;
+  /** Without a terminal: a progress line in the log this often (default 30 s). */
+  logEveryMs?: number;
 }
 
 const UNITS = ["B", "KB", "MB", "GB", "TB", "PB"];
@@ -63,7 +65,7 @@ export function createByteProgress(opts: ProgressOptions): ByteProgress {
   const start = now();
   let done = 0;
   let skipped = 0;
-  let lastDraw = 0;
+  let lastDraw = start;
   let finished = false;
   // rate over a sliding window so a stall shows up in the ETA
   const samples: Array<[number, number]> = [[start, 0]];
@@ -75,8 +77,15 @@ export function createByteProgress(opts: ProgressOptions): ByteProgress {
     return t > t0 ? ((done - skipped - b0) * 1000) / (t - t0) : 0;
   };
   const draw = (force = false) => {
-    if (!tty) return;
     const t = now();
+    if (!tty) {
+      // a log (CI, a pipe): one line every `logEveryMs`, no redrawing
+      if (t - lastDraw < (opts.logEveryMs ?? 30_000) || logger.level < 3) return;
+      lastDraw = t;
+      samples.push([t, done - skipped]);
+      logger.info(renderProgressLine({ label: opts.label, doneBytes: done, totalBytes: opts.totalBytes, rateBytesPerSec: rate() }, 100));
+      return;
+    }
     if (!force && t - lastDraw < 100) return;
     lastDraw = t;
     samples.push([t, done - skipped]);

@@ -28,3 +28,27 @@ test("on a terminal the bar redraws in place and ends with a newline", () => {
   expect(out).toContain("100%");
   expect(out.endsWith("\n")).toBe(true);
 });
+
+test("without a terminal: a log line now and then, never a redraw", async () => {
+  const { logger } = await import("../../lib/log.ts");
+  const lines: string[] = [];
+  const orig = logger.info;
+  logger.info = ((m: string) => void lines.push(m)) as typeof logger.info;
+  try {
+    let out = "";
+    let t = 0;
+    const p = createByteProgress({ label: "dl", totalBytes: 1000, stream: { isTTY: false, write: (s: string) => (out += s) }, nowMs: () => t, logEveryMs: 1000 });
+    p.add(100);
+    t = 500;
+    p.add(100);
+    t = 1500;
+    p.add(300);
+    p.done();
+    expect(out).toBe("");
+    expect(lines[0]).toMatch(/^dl  50% \[#+\.+\] 500 B \/ 1\.0 KB/);
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(/^dl: 500 B in 1\.5s/);
+  } finally {
+    logger.info = orig;
+  }
+});

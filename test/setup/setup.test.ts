@@ -9,7 +9,7 @@ import type { ResolvedConfig } from "../../lib/config/schema.ts";
 import { UserError } from "../../lib/errors.ts";
 import { inspectArtifacts } from "../../lib/model/artifacts.ts";
 import { bundledQwenTokenizerDir } from "../../lib/model/test-model.ts";
-import { runSetup, type SetupOptions } from "../../lib/setup/index.ts";
+import { ensureReady, runSetup, type SetupOptions } from "../../lib/setup/index.ts";
 import { createMockHub, type MockHub } from "../helpers/mock-hub.ts";
 
 const FIXTURE = resolve(import.meta.dir, "../fixtures/tiny-qwen35-moe");
@@ -245,6 +245,27 @@ describe("a model from the Hub", () => {
     expect(r.plan.steps.map((s) => [s.id, s.done])).toEqual([["deps", true], ["download", false], ["extract", false], ["repack", false]]);
     expect(tree(join(tmp, "cache"))).toEqual([]);
     expect(tree(join(tmp, "data"))).toEqual([]);
+  });
+});
+
+describe("ensureReady (what chat, prompt, serve and benchmark call)", () => {
+  test("without a terminal it needs --yes; with it, it returns every path the engine and server need", async () => {
+    const cfg = await config(REPO);
+    const err = await userErrorOf(ensureReady(cfg, { engine: false, env, interactive: false }));
+    expect(err.hint).toContain("--yes");
+    const ready = await ensureReady(cfg, { engine: false, env, interactive: false, yes: true });
+    expect(ready).toMatchObject({
+      kind: "hub",
+      repo: REPO,
+      isDemo: false,
+      artifactsDir: join(tmp, "data", "flashchat", "models", "test-org--tiny-qwen35-moe"),
+      expertsDir: join(tmp, "data", "flashchat", "models", "test-org--tiny-qwen35-moe", "packed_experts"),
+      maxTokens: 8192,
+    });
+    expect(ready.checkpointDir).toStartWith(cfg.paths.hfCacheDir);
+    // the `model` option picks another model than MODEL_REPO, as --model does
+    const other = await ensureReady(await config("demo"), { engine: false, env, interactive: false, model: REPO, yes: true });
+    expect(other.repo).toBe(REPO);
   });
 });
 
