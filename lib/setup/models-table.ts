@@ -16,8 +16,8 @@ export function renderModelTable(
     return [
       `${m.current ? "*" : " "} ${m.id}`,
       m.title,
-      m.format,
-      size(m.sizes.checkpointBytes),
+      m.origin === "generated" ? "generated" : m.format,
+      m.origin === "generated" ? "none" : size(m.sizes.checkpointBytes),
       `${size(m.sizes.denseBytes + m.sizes.expertsBytes)} (+${size(m.sizes.experts2bitBytes)} 2-bit)`,
       `${size(m.sizes.ramMinBytes)} / ${size(m.sizes.ramRecommendedBytes)}`,
       String(m.activeExperts),

@@ -13,6 +13,8 @@ export interface ModelStatus {
   id: string;
   title: string;
   repo: string;
+  /** hub: downloaded from Hugging Face; generated: made locally (the demo). */
+  origin: "hub" | "generated";
   format: string;
   /** Whether MODEL_REPO names this model. */
   current: boolean;
@@ -42,6 +44,7 @@ function statusOf(config: ResolvedConfig, m: ModelEntry, current: boolean): Mode
     id: m.id,
     title: m.title,
     repo: m.repo,
+    origin: m.origin,
     format: m.format === "mlx" ? "MLX 4-bit" : "HF bf16 -> 4-bit",
     current,
     downloaded: Boolean(check?.ok),
