@@ -104,12 +104,10 @@ export function explainHubError(e: unknown, repo: string, opts: HubOptions): nev
         e,
       );
     }
-    if (e.statusCode === 401 && opts.token) {
+    if (e.statusCode === 401 && opts.token && !/not found/i.test(text)) {
       throw userError(
         `Hugging Face rejected the token from ${opts.tokenSource ?? "HF_TOKEN"} (401) while opening ${repo}`,
-        /invalid|expired|credentials|token/i.test(text)
-          ? "the token is invalid or expired: create a new one at https://huggingface.co/settings/tokens, or unset HF_TOKEN for public models"
-          : `the token cannot see ${repo}: check the repo name, or use a token of an account with access`,
+        "the token is invalid or expired: create a new one at https://huggingface.co/settings/tokens, or unset HF_TOKEN for public models",
         e,
       );
     }
@@ -117,7 +115,7 @@ export function explainHubError(e: unknown, repo: string, opts: HubOptions): nev
       throw userError(
         `model ${repo} not found on ${opts.endpoint}`,
         opts.token
-          ? "check the name (`flashchat models` lists the known ones)"
+          ? "check the name (`flashchat models` lists the known ones); if it is private, use a token of an account that can see it"
           : "check the name (`flashchat models` lists the known ones); if it is private, set HF_TOKEN",
         e,
       );

@@ -195,6 +195,7 @@ describe("errors", () => {
   test("a missing repo with a valid token (404)", async () => {
     const err = await userErrorOf(loadRemoteSnapshot("test-org/nope", options({ token: "hf_good", tokenSource: "HF_TOKEN" })));
     expect(err.message).toBe(`model test-org/nope not found on ${hub.url}`);
+    expect(err.hint).toContain("a token of an account that can see it");
   });
 
   test("a private repo is found with a valid token", async () => {
