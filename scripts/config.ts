@@ -10,6 +10,7 @@ import {
   formatValue,
   KEY_SPECS,
   KEYS,
+  type KeySpec,
   loadFlashchatConfig,
   type ResolvedConfig,
   type ResolvedPaths,
@@ -96,7 +97,11 @@ function valueOf(config: ResolvedConfig, key: string) {
 }
 
 function list(config: ResolvedConfig, json: boolean): void {
-  const rows = KEYS.map((k) => ({ key: k.key, value: formatValue(valueOf(config, k.key)), source: config.sources[k.key]! }));
+  const shown = (k: KeySpec) => {
+    const v = formatValue(valueOf(config, k.key));
+    return k.secret && v ? "********" : v;
+  };
+  const rows = KEYS.map((k) => ({ key: k.key, value: shown(k), source: config.sources[k.key]! }));
   if (json) {
     console.log(JSON.stringify({ settings: rows, filesRead: config.filesRead, userConfigFile: config.paths.userConfigFile }, null, 2));
     return;

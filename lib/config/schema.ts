@@ -19,6 +19,8 @@ export interface KeySpec {
   optional?: boolean;
   /** Asked by the setup wizard (`config --reset`). */
   wizard?: boolean;
+  /** Shown masked by `config` (API keys). */
+  secret?: boolean;
 }
 
 export const KEYS = [
@@ -31,6 +33,9 @@ export const KEYS = [
   { key: "SERVER_PORT", name: "serverPort", type: "int", default: "8000", min: 1, max: 65535, description: "Port of the local server", wizard: true },
   { key: "SERVER_HOST", name: "serverHost", type: "string", default: "127.0.0.1", description: "Address the server binds (other than loopback needs an API key)", wizard: true },
   { key: "SERVER_LOG_PATH", name: "serverLogPath", type: "path", default: "", optional: true, description: "Server log file; empty = <config dir>/logs/server.log" },
+  { key: "SERVER_REASONING", name: "serverReasoning", type: "enum", default: "separate", values: ["separate", "inline", "drop"], description: "Reasoning in API replies: separate (reasoning_content), inline (<think> in content) or drop" },
+  { key: "SERVER_CACHE_PERSIST", name: "serverCachePersist", type: "bool", default: "0", description: "Keep prompt-cache snapshots on disk across server restarts (1/0)" },
+  { key: "API_KEY", name: "apiKey", type: "string", default: "", optional: true, secret: true, description: "Key clients must send (Authorization: Bearer); required to bind other than loopback" },
   { key: "SERVER_DEBUG", name: "serverDebug", type: "bool", default: "0", description: "Log rendered prompts (1/0)" },
   { key: "SERVER_HTTP_LOG", name: "serverHttpLog", type: "bool", default: "0", description: "Append raw HTTP traffic to logs/http.log (1/0)" },
   { key: "SHOW_THINKING", name: "showThinking", type: "bool", default: "0", description: "Show the model's reasoning in chat (1/0)", wizard: true },
@@ -83,6 +88,10 @@ export interface ResolvedConfig {
   serverPort: number;
   serverHost: string;
   serverLogPath: string;
+  serverReasoning: "separate" | "inline" | "drop";
+  serverCachePersist: boolean;
+  /** "" = no key required (loopback only) */
+  apiKey: string;
   serverDebug: boolean;
   serverHttpLog: boolean;
   showThinking: boolean;

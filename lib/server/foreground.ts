@@ -24,21 +24,9 @@ export interface ForegroundOptions {
   echo?: boolean;
 }
 
-/**
- * Settings this module reads when the config schema has them (proposed keys; until then the flags / env apply):
- * SERVER_REASONING (serverReasoning: separate|inline|drop), SERVER_CACHE_PERSIST (serverCachePersist: 1/0),
- * API_KEY (apiKey, i.e. FLASHCHAT_API_KEY).
- */
-interface OptionalServerSettings {
-  serverReasoning?: ReasoningFormat;
-  serverCachePersist?: boolean;
-  apiKey?: string;
-}
-
 /** Start the server from the config and resolve once it is serving (engine ready). Rejects with a UserError otherwise. */
 export async function startConfiguredServer(config: ResolvedConfig, opts: ForegroundOptions = {}): Promise<RunningServer> {
-  const extra = config as ResolvedConfig & OptionalServerSettings;
-  opts = { ...opts, apiKey: opts.apiKey ?? (extra.apiKey || undefined), reasoningFormat: opts.reasoningFormat ?? extra.serverReasoning };
+  opts = { ...opts, apiKey: opts.apiKey ?? (config.apiKey || undefined), reasoningFormat: opts.reasoningFormat ?? config.serverReasoning };
   const host = config.serverHost;
   try {
     checkBindSafety(host, opts.apiKey, opts.insecure ?? false);
@@ -72,7 +60,7 @@ export async function startConfiguredServer(config: ResolvedConfig, opts: Foregr
     logFile: config.serverLogPath,
     httpLogFile: config.serverHttpLog ? join(logsDir, "http.log") : undefined,
     promptLogFile: config.serverDebug ? join(logsDir, "prompts.log") : undefined,
-    snapshotFile: opts.snapshotFile ?? (extra.serverCachePersist ? join(config.paths.dataDir, "prompt-cache", `${basename(target.artifactsDir)}.snapshots`) : undefined),
+    snapshotFile: opts.snapshotFile ?? (config.serverCachePersist ? join(config.paths.dataDir, "prompt-cache", `${basename(target.artifactsDir)}.snapshots`) : undefined),
     echoLog: opts.echo ? (line) => process.stderr.write(`${line}\n`) : undefined,
   });
   await server.engineStarted;
