@@ -1,5 +1,5 @@
 import { afterAll, beforeEach, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { PassThrough, Writable } from "node:stream";
 import { join } from "pathe";
@@ -177,4 +177,20 @@ test("a reply that is only (hidden) thinking says so instead of showing nothing"
   await c.done;
   expect(c.output()).toContain("(only thinking so far; /think on shows it)");
   expect(c.output()).not.toContain("deep thoughts");
+});
+
+test("resuming a session whose last line was half-written warns and carries on", async () => {
+  const s = Session.create(config.paths.sessionsDir, { now: 1 });
+  s.append({ role: "user", content: "before the crash" });
+  appendFileSync(s.path, '{"role":"assistant","content":"tor');
+  scripts = [{ content: ["fine"] }];
+  const c = start({ resume: s.id });
+  c.input.end("after\n");
+  await c.done;
+  expect(c.output()).toContain(`warning: ${s.id}: skipped a half-written last line (3)`);
+  expect(stub.requests[0].messages).toEqual([
+    { role: "user", content: "before the crash" },
+    { role: "user", content: "after" },
+  ]);
+  expect(loadSession(config.paths, s.id).messages.map((m) => m.content)).toEqual(["before the crash", "after", "fine"]);
 });
