@@ -114,10 +114,10 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     if ((st = alloc_scratch(e, err)) != FC_STATUS_OK) goto fail;
     e->n_expert_bufs = e->n_active;
     e->expert_bufs = fc_xcalloc((size_t)e->n_expert_bufs, sizeof *e->expert_bufs);
-    for (int32_t i = 0; i < e->n_expert_bufs; i++) {
-        e->expert_bufs[i] = fc_alloc_aligned(e->experts.expert_bytes);
-        if (!e->expert_bufs[i]) { st = fc_error_set(err, FC_STATUS_NO_MEMORY, "out of memory for expert buffers"); goto fail; }
-    }
+    /* one huge-page arena for all expert buffers (each read into and multiplied every token) */
+    e->expert_arena = fc_alloc_huge(e->experts.expert_bytes * (size_t)e->n_expert_bufs);
+    if (!e->expert_arena) { st = fc_error_set(err, FC_STATUS_NO_MEMORY, "out of memory for expert buffers"); goto fail; }
+    for (int32_t i = 0; i < e->n_expert_bufs; i++) e->expert_bufs[i] = e->expert_arena + e->experts.expert_bytes * (size_t)i;
     return FC_STATUS_OK;
 fail:
     fc_engine_free(e);
@@ -134,7 +134,7 @@ void fc_engine_free(struct fc_engine * e) {
                       s->up, s->gathered, s->down, s->sh_gate, s->topk_ids, s->topk_w, s->tok_idx, s->tok_w, s->inv_freq,
                       e->expert_count };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
-    for (int32_t i = 0; e->expert_bufs && i < e->n_expert_bufs; i++) free(e->expert_bufs[i]);
+    free(e->expert_arena);
     free(e->expert_bufs);
     if (e->be.ops) fc_backend_free(&e->be);
     fc_pool_free(e->pool);

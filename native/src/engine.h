@@ -67,7 +67,8 @@ struct fc_engine {
     int32_t max_batch;
     struct fc_seq_state st;
     struct fc_scratch s;
-    uint8_t ** expert_bufs; /* [n_expert_bufs] each experts.expert_bytes */
+    uint8_t ** expert_bufs; /* [n_expert_bufs] each experts.expert_bytes, inside expert_arena */
+    uint8_t * expert_arena;
     int32_t n_expert_bufs;
     /* per expert id scratch for prefill grouping */
     int32_t * expert_count; /* [n_experts] */

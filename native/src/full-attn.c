@@ -27,16 +27,16 @@ static void rope(float * x, const float * inv_freq, int32_t rot, int32_t pos) {
 }
 
 /* (token, head) pairs split between threads. */
-static void attn_worker(void * p, int32_t ith, int32_t nth) {
+static void attn_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
     struct attn_job * job = p;
     struct fc_engine * e = job->e;
     const struct fc_config * c = &e->model.cfg;
     struct fc_scratch * s = &e->s;
     const int32_t nh = c->n_heads, nkv = c->n_kv_heads, hd = c->head_dim, group = nh / nkv;
     const float scale = 1.0f / sqrtf((float)hd);
-    float * scores = s->scores + (size_t)ith * e->context;
+    float * scores = s->scores + (size_t)thread * e->context;
     int64_t w0, w1;
-    fc_split_range((int64_t)job->n * nh, ith, nth, 1, &w0, &w1);
+    fc_split_range((int64_t)job->n * nh, chunk, n_chunks, 1, &w0, &w1);
     for (int64_t w = w0; w < w1; w++) {
         const int32_t t = (int32_t)(w / nh), h = (int32_t)(w % nh), kvh = h / group;
         const int32_t pos = job->pos0 + t;
@@ -99,7 +99,8 @@ void fc_full_attn_forward(struct fc_engine * e, int32_t layer, int32_t n) {
     }
 
     struct attn_job job = { e, kc, vc, n, pos0 };
-    fc_pool_run(e->pool, attn_worker, &job);
+    int32_t pairs = n * nh, n_chunks = e->n_threads * 4;
+    fc_pool_run(e->pool, attn_worker, &job, pairs < n_chunks ? pairs : n_chunks);
 
     be->ops->matmul(be, &ly->o_proj, s->attn, s->out, n);
 }

@@ -20,7 +20,7 @@ static float softplus(float x) {
 }
 
 /* Tokens in order, value heads split between threads. */
-static void delta_worker(void * p, int32_t ith, int32_t nth) {
+static void delta_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
     struct delta_job * job = p;
     struct fc_engine * e = job->e;
     const struct fc_config * c = &e->model.cfg;
@@ -28,7 +28,7 @@ static void delta_worker(void * p, int32_t ith, int32_t nth) {
     const int32_t nk = c->la_n_k_heads, nv = c->la_n_v_heads, dk = c->la_k_dim, dv = c->la_v_dim;
     const int32_t conv = fc_la_conv_dim(c), vdim = nv * dv, ratio = nv / nk;
     int64_t h0, h1;
-    fc_split_range(nv, ith, nth, 1, &h0, &h1);
+    fc_split_range(nv, chunk, n_chunks, 1, &h0, &h1);
     float kv[1024], delta[1024], o[1024];
     FC_ASSERT(dv <= 1024);
     for (int32_t h = (int32_t)h0; h < (int32_t)h1; h++) {
@@ -117,7 +117,7 @@ void fc_linear_attn_forward(struct fc_engine * e, int32_t layer, int32_t n) {
     }
 
     struct delta_job job = { e, ly, e->st.ssm[ly->index_in_kind], n };
-    fc_pool_run(e->pool, delta_worker, &job);
+    fc_pool_run(e->pool, delta_worker, &job, c->la_n_v_heads);
 
     be->ops->matmul(be, &ly->out_proj, s->attn, s->out, n);
 }

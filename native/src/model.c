@@ -455,14 +455,26 @@ enum fc_status fc_model_load(struct fc_model * m, const char * dir, struct fc_er
         st = fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: empty or unreadable", bin_path);
         goto done;
     }
+    /* read the dense weights into anonymous (huge-page) memory: see fc_alloc_huge */
     m->map_bytes = (size_t)sb.st_size;
-    m->map = mmap(NULL, m->map_bytes, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (m->map == MAP_FAILED) {
-        m->map = NULL;
-        st = fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: mmap failed (%s)", bin_path, strerror(errno));
+    m->map = fc_alloc_huge(m->map_bytes);
+    if (!m->map) {
+        close(fd);
+        st = fc_error_set(err, FC_STATUS_NO_MEMORY, "%s: cannot allocate %zu bytes for the dense weights", bin_path, m->map_bytes);
         goto done;
     }
+    for (size_t done_bytes = 0; done_bytes < m->map_bytes;) {
+        ssize_t got = pread(fd, (uint8_t *)m->map + done_bytes, m->map_bytes - done_bytes, (off_t)done_bytes);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {
+            close(fd);
+            st = fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: read failed at byte %zu (%s)", bin_path, done_bytes,
+                              got < 0 ? strerror(errno) : "unexpected end of file");
+            goto done;
+        }
+        done_bytes += (size_t)got;
+    }
+    close(fd);
     L.base = m->map;
     L.file_bytes = m->map_bytes;
     if ((st = index_tensors(&L, fc_json_get(root, "tensors"))) != FC_STATUS_OK) goto done;
@@ -481,8 +493,6 @@ enum fc_status fc_model_load(struct fc_model * m, const char * dir, struct fc_er
         if ((st = load_layer(&L, m, i)) != FC_STATUS_OK) goto done;
     }
     m->dense_bytes = L.used_bytes;
-    /* Dense weights are read for every token: ask the OS to bring them in now. */
-    madvise(m->map, m->map_bytes, MADV_WILLNEED);
 done:
     free(L.entries);
     free(L.table);
@@ -508,6 +518,6 @@ void fc_model_free(struct fc_model * m) {
     }
     free(m->final_norm);
     free(m->cfg.is_full_attn);
-    if (m->map) munmap(m->map, m->map_bytes);
+    free(m->map);
     memset(m, 0, sizeof *m);
 }

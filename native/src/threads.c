@@ -10,18 +10,20 @@
 
 #include "util.h"
 
-#define SPIN_ITERS 20000
+#define SPIN_ITERS 4000
 
 struct fc_pool {
     int32_t n_threads;
     pthread_t * threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    atomic_int generation;   /* bumped for every job; workers wait for a change */
-    atomic_int n_pending;    /* workers still running the current job */
+    atomic_int generation;           /* bumped for every job; workers wait for a change */
+    _Atomic uint64_t claim;          /* (generation << 32) | next chunk to hand out */
+    atomic_int n_done;               /* chunks finished in the current job */
     atomic_int stop;
     fc_pool_fn fn;
     void * ctx;
+    int32_t n_chunks;
 };
 
 struct worker_arg {
@@ -35,6 +37,20 @@ static inline void cpu_relax(void) {
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+/* Claim and run chunks of job `gen` until none are left (or another job has started). */
+static void work(struct fc_pool * pool, uint32_t gen, int32_t thread) {
+    for (;;) {
+        uint64_t c = atomic_load_explicit(&pool->claim, memory_order_acquire);
+        if ((uint32_t)(c >> 32) != gen) return;
+        uint32_t idx = (uint32_t)c;
+        if ((int32_t)idx >= pool->n_chunks) return; /* a stale n_chunks only matters if gen changed: the CAS fails */
+        if (!atomic_compare_exchange_weak_explicit(&pool->claim, &c, c + 1, memory_order_acq_rel, memory_order_acquire)) continue;
+        /* the job cannot finish (nor change) while this claimed chunk is outstanding */
+        pool->fn(pool->ctx, (int32_t)idx, pool->n_chunks, thread);
+        atomic_fetch_add_explicit(&pool->n_done, 1, memory_order_release);
+    }
 }
 
 static void * worker_main(void * p) {
@@ -60,8 +76,7 @@ static void * worker_main(void * p) {
         }
         if (atomic_load(&pool->stop)) return NULL;
         seen = gen;
-        pool->fn(pool->ctx, ith, pool->n_threads);
-        atomic_fetch_sub_explicit(&pool->n_pending, 1, memory_order_release);
+        work(pool, (uint32_t)gen, ith);
     }
 }
 
@@ -72,7 +87,8 @@ struct fc_pool * fc_pool_init(int32_t n_threads) {
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->cv, NULL);
     atomic_init(&pool->generation, 0);
-    atomic_init(&pool->n_pending, 0);
+    atomic_init(&pool->claim, 0);
+    atomic_init(&pool->n_done, 0);
     atomic_init(&pool->stop, 0);
     pool->threads = fc_xcalloc((size_t)n_threads, sizeof *pool->threads);
     for (int32_t i = 1; i < n_threads; i++) {
@@ -106,21 +122,25 @@ int32_t fc_pool_size(const struct fc_pool * pool) {
     return pool ? pool->n_threads : 1;
 }
 
-void fc_pool_run(struct fc_pool * pool, fc_pool_fn fn, void * ctx) {
-    if (!pool || pool->n_threads == 1) {
-        fn(ctx, 0, 1);
+void fc_pool_run(struct fc_pool * pool, fc_pool_fn fn, void * ctx, int32_t n_chunks) {
+    if (n_chunks <= 0) return;
+    if (!pool || pool->n_threads == 1 || n_chunks == 1) {
+        for (int32_t i = 0; i < n_chunks; i++) fn(ctx, i, n_chunks, 0);
         return;
     }
     pool->fn = fn;
     pool->ctx = ctx;
-    atomic_store_explicit(&pool->n_pending, pool->n_threads - 1, memory_order_relaxed);
+    pool->n_chunks = n_chunks;
+    atomic_store_explicit(&pool->n_done, 0, memory_order_relaxed);
     pthread_mutex_lock(&pool->mu);
-    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
+    uint32_t gen = (uint32_t)atomic_load(&pool->generation) + 1;
+    atomic_store_explicit(&pool->claim, (uint64_t)gen << 32, memory_order_release);
+    atomic_store_explicit(&pool->generation, (int)gen, memory_order_release);
     pthread_cond_broadcast(&pool->cv);
     pthread_mutex_unlock(&pool->mu);
-    fn(ctx, 0, pool->n_threads);
+    work(pool, gen, 0);
     int spins = 0;
-    while (atomic_load_explicit(&pool->n_pending, memory_order_acquire) != 0) {
+    while (atomic_load_explicit(&pool->n_done, memory_order_acquire) != n_chunks) {
         if (++spins < SPIN_ITERS) cpu_relax();
         else sched_yield();
     }

@@ -1,4 +1,8 @@
-/* A fixed pool of compute threads: run one function on every thread and wait (fork-join). */
+/*
+ * A fixed pool of compute threads running one job at a time (fork-join). A job is split into chunks that
+ * threads claim dynamically, so a thread the OS has descheduled (a busy machine) does not hold the others up:
+ * whoever runs takes the remaining chunks, and the caller waits for chunks, not for threads.
+ */
 #ifndef FC_THREADS_H
 #define FC_THREADS_H
 
@@ -6,16 +10,16 @@
 
 struct fc_pool;
 
-/* fn(ctx, ith, nth): thread ith of nth does its share. */
-typedef void (*fc_pool_fn)(void * ctx, int32_t ith, int32_t nth);
+/* fn(ctx, chunk, n_chunks, thread): do chunk `chunk` of n_chunks; `thread` < fc_pool_size() indexes per-thread scratch. */
+typedef void (*fc_pool_fn)(void * ctx, int32_t chunk, int32_t n_chunks, int32_t thread);
 
 /* n_threads >= 1 (the calling thread counts as one). NULL if threads cannot be created. */
 struct fc_pool * fc_pool_init(int32_t n_threads);
 void fc_pool_free(struct fc_pool * pool);
 int32_t fc_pool_size(const struct fc_pool * pool);
 
-/* Run fn on all threads (the caller is thread 0) and return when every one has finished. */
-void fc_pool_run(struct fc_pool * pool, fc_pool_fn fn, void * ctx);
+/* Run chunks 0..n_chunks-1 of fn on the pool (the caller works too) and return when all are done. */
+void fc_pool_run(struct fc_pool * pool, fc_pool_fn fn, void * ctx, int32_t n_chunks);
 
 /* Split [0, n) into nth near-equal chunks aligned to `align`; returns [*begin, *end) of chunk ith. */
 void fc_split_range(int64_t n, int32_t ith, int32_t nth, int64_t align, int64_t * begin, int64_t * end);

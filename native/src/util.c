@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 
 enum fc_status fc_error_set(struct fc_error * err, enum fc_status status, const char * fmt, ...) {
@@ -57,6 +58,17 @@ void * fc_alloc_aligned(size_t n_bytes) {
     size_t n = (n_bytes + 63) & ~(size_t)63;
     if (posix_memalign(&p, 64, n ? n : 64) != 0) return NULL;
     memset(p, 0, n ? n : 64);
+    return p;
+}
+
+void * fc_alloc_huge(size_t n_bytes) {
+    const size_t huge = (size_t)2 << 20;
+    size_t n = (n_bytes + huge - 1) / huge * huge;
+    void * p = NULL;
+    if (posix_memalign(&p, huge, n ? n : huge) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, n ? n : huge, MADV_HUGEPAGE);
+#endif
     return p;
 }
 

@@ -44,6 +44,12 @@ void * fc_xmalloc(size_t n_bytes);
 void * fc_xcalloc(size_t n, size_t size);
 /* 64-byte aligned, zeroed; NULL on failure (for large buffers whose failure is reportable). */
 void * fc_alloc_aligned(size_t n_bytes);
+/*
+ * 2 MB aligned and advised for transparent huge pages, NOT zeroed; free() releases it. For weights
+ * read on every token: with 4 KB pages (e.g. a file mapping) TLB misses and the prefetcher stopping at
+ * every page boundary cost several times the matvec's own time.
+ */
+void * fc_alloc_huge(size_t n_bytes);
 
 static inline float fc_bf16_to_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;

@@ -54,13 +54,13 @@ static void load_row(const struct fc_cpu_kernels * k, const struct fc_matrix * w
     }
 }
 
-static void mm_worker(void * p, int32_t ith, int32_t nth) {
+static void mm_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
     struct mm_job * job = p;
     const struct fc_matrix * w = job->w;
     const struct fc_cpu_kernels * k = job->c->k;
     const int32_t cols = w->cols;
     int64_t r0, r1;
-    fc_split_range(w->rows, ith, nth, job->n_tokens == 1 ? 16 : 4, &r0, &r1);
+    fc_split_range(w->rows, chunk, n_chunks, job->n_tokens == 1 ? 16 : 4, &r0, &r1);
     if (r0 >= r1) return;
     if (job->n_tokens == 1 && fc_dtype_is_quantized(w->type)) {
         const int32_t ng = cols / FC_QK;
@@ -72,7 +72,7 @@ static void mm_worker(void * p, int32_t ith, int32_t nth) {
         return;
     }
     /* Several tokens (or a float matrix): dequantize 4 rows once, dot them with every token. */
-    float * deq = job->c->deq + (size_t)ith * job->c->deq_cap_per_thread;
+    float * deq = job->c->deq + (size_t)thread * job->c->deq_cap_per_thread;
     for (int64_t r = r0; r < r1; r += 4) {
         int32_t nr = (int32_t)(r1 - r < 4 ? r1 - r : 4);
         for (int32_t i = 0; i < nr; i++) load_row(k, w, (int32_t)(r + i), deq + (size_t)i * cols);
@@ -131,9 +131,12 @@ static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const
     }
     /* Small products are not worth waking the other threads for. */
     if ((int64_t)w->rows * cols * n_tokens < 32768 || c->n_threads == 1) {
-        mm_worker(&job, 0, 1);
+        mm_worker(&job, 0, 1, 0);
     } else {
-        fc_pool_run(be->pool, mm_worker, &job);
+        /* several chunks per thread: a thread that gets descheduled leaves its share to the others */
+        int32_t n_chunks = c->n_threads * 4;
+        int32_t max_chunks = (w->rows + 15) / 16;
+        fc_pool_run(be->pool, mm_worker, &job, n_chunks < max_chunks ? n_chunks : max_chunks);
     }
 }
 
