@@ -43,7 +43,7 @@ export interface ExtractOptions {
   direct?: boolean;
   /** worker threads for our quantization (HF sources; default: all cores when the work is large, else none) */
   workers?: number;
-  /** source bytes quantized per block of rows (default 32 MiB; small values exercise the block path in tests) */
+  /** source bytes quantized per block of rows (default 8 MiB; small values exercise the block path in tests) */
   quantBlockBytes?: number;
   onProgress?: ProgressFn;
 }
@@ -81,7 +81,7 @@ export function renderManifest(m: WeightsManifest): string {
 }
 
 /** Rows quantized at a time: bounds memory for big matrices (embeddings of 248k rows). */
-const QUANT_ROWS_BYTES = 32 << 20;
+const QUANT_ROWS_BYTES = 8 << 20;
 
 /** Write our quantization of a float matrix: its weight, scales and biases entries, in blocks of rows (in workers when given). */
 async function writeQuantizedModule(
