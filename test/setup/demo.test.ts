@@ -56,7 +56,8 @@ test("a second run does no work", async () => {
   const r = await setup();
   expect(r.code).toBe(0);
   expect(r.stderr).toContain("is ready");
-  expect(r.stderr).not.toContain("done in");
+  // (the engine may be rebuilt when its sources changed meanwhile: that is not model work)
+  for (const step of ["demo model", "extract weights", "repack experts"]) expect(r.stderr).not.toContain(`${step}: done in`);
   expect(statSync(join(models(), "model_weights.bin")).mtimeMs).toBe(before);
 }, 60_000);
 
