@@ -60,11 +60,8 @@ export interface ServerLinkOptions {
   apiKey?: string;
 }
 
-/** The API key a server may require: the config's API_KEY when the schema has it, else FLASHCHAT_API_KEY. */
-export function resolveApiKey(config: ResolvedConfig, env: Record<string, string | undefined> = process.env): string | undefined {
-  const fromConfig = (config as ResolvedConfig & { apiKey?: string }).apiKey;
-  return fromConfig || env.FLASHCHAT_API_KEY || undefined;
-}
+/** The API key a server may require (API_KEY, i.e. FLASHCHAT_API_KEY or the config files). */
+export const resolveApiKey = (config: ResolvedConfig): string | undefined => config.apiKey || undefined;
 
 /** A ServerLink for chat: use a healthy server, wait for a loading one, or start one in the background. */
 export function createServerLink(config: ResolvedConfig, opts: ServerLinkOptions = {}): ServerLink {
