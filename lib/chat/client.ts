@@ -90,6 +90,8 @@ export async function* streamChatCompletion(req: ChatRequest): AsyncGenerator<Ch
     messages: req.messages,
     stream: true,
     stream_options: { include_usage: true },
+    // our server can inline or drop reasoning for clients that choke on it (SERVER_REASONING); we want it apart
+    reasoning_format: "separate",
   };
   if (req.model) body.model = req.model;
   if (req.maxTokens !== undefined) body.max_tokens = req.maxTokens;

@@ -33,6 +33,7 @@ test("streams reasoning and content, then done with usage; sends the whole conve
     model: "stub-model",
     stream: true,
     stream_options: { include_usage: true },
+    reasoning_format: "separate",
     max_tokens: 50,
     temperature: 0,
     chat_template_kwargs: { enable_thinking: false },
