@@ -234,7 +234,7 @@ export class MarkdownRenderer {
     const hashes = /^(#{1,6})(.?)/.exec(body);
     if (hashes) {
       if (hashes[2] === "" && !eol && !final && body.length < 7) return false;
-      if (hashes[2] === " " || hashes[2] === "" ) {
+      if (hashes[2] === " " || hashes[2] === "") {
         this.lineKind = "heading";
         this.headingLevel = hashes[1]!.length;
         this.startInline(indent, t.slice(hashes[0].length));
