@@ -18,10 +18,11 @@ import { askConsent, checkDisks, needsConsent, renderPlan } from "./consent.ts";
 import { buildEngine, REPO_ROOT } from "./engine.ts";
 import { withLock } from "./lock.ts";
 import { checkExpertsFolder, copyTokenizerFiles, hasTokenizerFiles, planSetup, type SetupPlan, type StepId } from "./plan.ts";
-import { formatBytes, formatDuration, renderProgressLine } from "./progress.ts";
+import { formatDuration, renderProgressLine } from "./progress.ts";
 
 export type { SetupPlan, SetupStep, StepId } from "./plan.ts";
 export { renderPlan } from "./consent.ts";
+export { listModelStatus, type ModelStatus } from "./status.ts";
 
 export interface SetupOptions {
   /** --yes: agree to downloads and large writes without asking. */
@@ -228,4 +229,3 @@ export async function ensureReady(config: ResolvedConfig, opts: EnsureReadyOptio
   return ready;
 }
 
-export { formatBytes };
