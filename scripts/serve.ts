@@ -3,7 +3,7 @@
 // in the background (pid file, waits for /health); `--stop` stops the background one.
 //   bun scripts/serve.ts --port 8080            flashchat serve --model demo          flashchat serve --stop
 import { defineCommand } from "citty";
-import { globalArgs, modelArgs, runScript } from "../lib/cli.ts";
+import { globalArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 import { UserError } from "../lib/errors.ts";
 import { SERVER_MARKER } from "../lib/process/process-info.ts";
@@ -17,6 +17,7 @@ const command = defineCommand({
   args: {
     ...globalArgs,
     ...modelArgs,
+    ...yesArgs,
     port: { type: "string", description: "Port to listen on (SERVER_PORT)", valueHint: "N" },
     host: { type: "string", description: "Address to bind (SERVER_HOST); beyond loopback needs FLASHCHAT_API_KEY", valueHint: "ADDR" },
     insecure: { type: "boolean", description: "Allow a non-loopback bind without an API key" },
@@ -39,8 +40,16 @@ const command = defineCommand({
       process.stderr.write(`${r.message}\n`);
       return;
     }
-    const apiKey = process.env.FLASHCHAT_API_KEY || undefined;
-    if (args.foreground || import.meta.main || rawArgs.includes(SERVER_MARKER)) {
+    const apiKey = config.apiKey || undefined;
+    const child = rawArgs.includes(SERVER_MARKER); // started by `flashchat serve`, which prepared the model
+    if (!isLoopback(config.serverHost) && !apiKey && !args.insecure)
+      throw new UserError(`binding ${config.serverHost} exposes the server beyond this machine; set FLASHCHAT_API_KEY or pass --insecure`);
+    if (!child) {
+      // like chat and prompt: set up what is missing first (asks before downloads; --yes without a terminal)
+      const { ensureReady } = await import("../lib/setup/index.ts");
+      await ensureReady(config, { yes: args.yes });
+    }
+    if (args.foreground || import.meta.main || child) {
       await runForegroundServer(config, { insecure: args.insecure, apiKey, testHooks: args.testHooks, reasoningFormat: reasoning, echo: !!process.stderr.isTTY });
       return;
     }
@@ -51,8 +60,6 @@ const command = defineCommand({
       ...(reasoning ? ["--reasoning", reasoning] : []),
       ...(args.testHooks ? ["--test-hooks"] : []),
     ];
-    if (!isLoopback(config.serverHost) && !apiKey && !args.insecure)
-      throw new UserError(`binding ${config.serverHost} exposes the server beyond this machine; set FLASHCHAT_API_KEY or pass --insecure`);
     await startServerInBackground(config, { host: config.serverHost, port: config.serverPort, forwardArgs: forward });
   },
 });

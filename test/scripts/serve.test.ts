@@ -1,6 +1,6 @@
 // scripts/serve.ts and `flashchat serve` as the user runs them: exit codes, messages, pid file, ports.
 import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
@@ -84,22 +84,16 @@ describe("serve start failures", () => {
     expect(r.stderr).toContain("FLASHCHAT_API_KEY");
   });
 
-  test("an unprepared model: the foreground server says what to run", async () => {
-    const env = homeEnv("unprepared");
-    const r = await run([SERVE, "--model", "demo", "--port", String(await freePort())], env);
+  test("a model whose checkpoint is broken: setup (run first, as by chat and prompt) names what is wrong", async () => {
+    const env = homeEnv("broken");
+    const { writeFixtureCheckpoint } = await import("../server/_real-model.ts");
+    const modelDir = join(tmp, "broken", "tiny-model");
+    writeFixtureCheckpoint(modelDir);
+    rmSync(join(modelDir, "model-00002-of-00002.safetensors"));
+    const r = await run([SERVE, "--model", modelDir, "--port", String(await freePort())], env);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("is not prepared");
-    expect(r.stderr).toContain("flashchat setup --model demo");
-  });
-
-  test("`flashchat serve` in the background: a failed start points at the log and leaves no pid file", async () => {
-    const env = homeEnv("bg-fail");
-    const r = await run([CLI, "serve", "--model", "demo", "--port", String(await freePort())], env);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain("the server failed to start");
-    expect(r.stderr).toContain("is not prepared");
-    expect(r.stderr).toContain("see the log:");
-    expect(existsSync(pidFileOf(env))).toBe(false);
+    expect(r.stderr).toContain("model-00002-of-00002.safetensors");
+    expect(r.stderr).not.toContain(" at ");
   });
 });
 
@@ -115,6 +109,20 @@ describe("with a prepared model (real engine)", () => {
     await prepareFixtureArtifacts(modelDir, resolveModelArtifactsDir({ artifactsDir: env.FLASHCHAT_ARTIFACTS_DIR, modelRepo: modelDir }, { modelId: modelDir }));
     return { env, modelDir };
   }
+
+  test("`flashchat serve` in the background: an engine that fails to load points at the log and leaves no pid file", async () => {
+    const { env, modelDir } = await prepared("bg-fail");
+    const { resolveModelArtifactsDir } = await import("../../lib/model/artifacts.ts");
+    const manifest = join(resolveModelArtifactsDir({ artifactsDir: env.FLASHCHAT_ARTIFACTS_DIR!, modelRepo: modelDir }, { modelId: modelDir }), "model_weights.json");
+    const m = JSON.parse(readFileSync(manifest, "utf8"));
+    m.config.hidden_size = 96; // shapes no longer match: the engine refuses to load
+    writeFileSync(manifest, JSON.stringify(m));
+    const r = await run([CLI, "serve", "--model", modelDir, "--port", String(await freePort())], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("the server failed to start");
+    expect(r.stderr).toContain("see the log:");
+    expect(existsSync(pidFileOf(env))).toBe(false);
+  });
 
   test("`flashchat serve` starts in the background, answers, says when already running; --stop leaves nothing", async () => {
     const { env, modelDir } = await prepared("bg");
