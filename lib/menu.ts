@@ -4,11 +4,11 @@ import { join } from "pathe";
 import { COMMANDS } from "./commands.ts";
 import { logger } from "./log.ts";
 
-export async function runMenu(): Promise<void> {
+export async function runMenu(opts: { configFile?: string } = {}): Promise<void> {
   const full = join(import.meta.dir, "chat", "menu.ts");
   if (existsSync(full)) {
-    const mod = (await import(full)) as { runMenu?: () => Promise<void> };
-    if (mod.runMenu) return mod.runMenu();
+    const mod = (await import(full)) as { runMenu?: (o: { configFile?: string }) => Promise<void> };
+    if (mod.runMenu) return mod.runMenu(opts);
   }
   // A plain menu of the commands: pick one, it runs, and you come back here.
   for (;;) {

@@ -42,7 +42,7 @@ const command = defineCommand({
       return undefined;
     });
     if (!config) return repair(args);
-    if (args.fullReset) return fullReset(config.paths, Boolean(args.yes));
+    if (args.fullReset) return fullReset(config.paths, Boolean(args.yes), config);
     if (args.reset) return runWizard(config);
     switch (args.action) {
       case undefined:
@@ -130,7 +130,7 @@ async function runWizard(config: ResolvedConfig | undefined, paths: ResolvedPath
   logger.success(`settings written to ${paths.userConfigFile}`);
 }
 
-async function fullReset(paths: ResolvedPaths, yes: boolean): Promise<void> {
+async function fullReset(paths: ResolvedPaths, yes: boolean, config?: ResolvedConfig): Promise<void> {
   const targets = fullResetTargets(paths).filter((t) => existsSync(t));
   if (targets.length === 0) {
     logger.info("nothing to delete");
@@ -144,6 +144,12 @@ async function fullReset(paths: ResolvedPaths, yes: boolean): Promise<void> {
       logger.info("nothing deleted");
       return;
     }
+  }
+  if (config && existsSync(paths.pidFile)) {
+    // the pid file is how `serve --stop` finds the server: stop it before the file goes
+    const { stopBackgroundServer } = await import("../lib/process/server-control.ts");
+    const r = await stopBackgroundServer(config);
+    if (r.stopped) logger.info(r.message);
   }
   deletePaths(targets);
   logger.success(`deleted ${targets.length} item(s); models and artifacts were kept`);

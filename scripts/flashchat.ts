@@ -67,7 +67,9 @@ async function run(argv: string[]): Promise<void> {
     if (topic) return showCommandHelp(topic);
     if (first === undefined && process.stdin.isTTY && process.stdout.isTTY && !process.env.CI) {
       const { runMenu } = await import("../lib/menu.ts");
-      return runMenu();
+      const at = globals.findIndex((g) => g === "--config" || g.startsWith("--config="));
+      const configFile = at < 0 ? undefined : globals[at] === "--config" ? globals[at + 1] : globals[at]!.slice("--config=".length);
+      return runMenu({ configFile });
     }
     console.log(plain(await renderUsage(main)));
     return;

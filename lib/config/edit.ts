@@ -1,5 +1,6 @@
 // Changing the user's config file: `config set`, the setup wizard (`config --reset`) and `--full-reset`.
 import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "pathe";
 import { ConfigError } from "../errors.ts";
 import { writeFileAtomic } from "../fs.ts";
 import { setConfigText } from "./legacy-file.ts";
@@ -23,9 +24,9 @@ export function writeWizardConfig(file: string, answers: Record<string, string>)
   writeFileAtomic(file, renderUserConfigTemplate(answers), 0o600);
 }
 
-/** What `config --full-reset` deletes: config, sessions, logs, pid file. Never models or artifacts. */
+/** What `config --full-reset` deletes: config, sessions, chat history, logs, pid file. Never models or artifacts. */
 export function fullResetTargets(paths: ResolvedPaths): string[] {
-  return [paths.userConfigFile, paths.sessionsDir, paths.logsDir, paths.pidFile];
+  return [paths.userConfigFile, paths.sessionsDir, join(paths.configDir, "chat-history"), paths.logsDir, paths.pidFile];
 }
 
 export function deletePaths(targets: string[]): void {
