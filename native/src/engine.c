@@ -98,7 +98,7 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     e->context = opt->context > 0 ? opt->context : (c->max_position < 4096 ? c->max_position : 4096);
     e->n_active = opt->n_active_experts > 0 ? opt->n_active_experts : c->n_experts_used;
     if (e->n_active > c->n_experts) e->n_active = c->n_experts;
-    e->max_batch = opt->max_batch > 0 ? opt->max_batch : 128;
+    e->max_batch = opt->max_batch > 0 ? opt->max_batch : 256; /* bigger batches share more expert reads */
     char dir[4096];
     if (opt->experts_dir) snprintf(dir, sizeof dir, "%s", opt->experts_dir);
     else snprintf(dir, sizeof dir, "%s/packed_experts", opt->artifacts_dir);

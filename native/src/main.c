@@ -36,7 +36,7 @@ static void usage(FILE * f) {
             "  --active-experts K       experts per token (default: the model's)\n"
             "  --snapshot-budget-mb N   memory for prefix-reuse snapshots (default 1024)\n"
             "  --backend NAME           cpu (default) | metal (macOS builds only) | cpu:0|1|2 (force kernel level)\n"
-            "  --batch N                prefill tokens per forward chunk (default 128)\n"
+            "  --batch N                prefill tokens per forward chunk (default 256)\n"
             "  --io-threads N           pread threads (default max(4, K))\n"
             "  --iters N  --layer L     bench: iterations, layer\n"
             "  --json                   bench: one JSON line instead of text\n"

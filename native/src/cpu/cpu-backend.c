@@ -76,7 +76,17 @@ static void mm_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread)
     for (int64_t r = r0; r < r1; r += 4) {
         int32_t nr = (int32_t)(r1 - r < 4 ? r1 - r : 4);
         for (int32_t i = 0; i < nr; i++) load_row(k, w, (int32_t)(r + i), deq + (size_t)i * cols);
-        for (int32_t t = 0; t < job->n_tokens; t++) {
+        int32_t t = 0;
+        if (nr == 4) {
+            for (; t + 4 <= job->n_tokens; t += 4) {
+                float res[16];
+                k->dot4x4(deq, (size_t)cols, job->x + (size_t)t * cols, (size_t)cols, cols, res);
+                for (int32_t u = 0; u < 4; u++) {
+                    for (int32_t i = 0; i < 4; i++) job->out[(size_t)(t + u) * w->rows + r + i] = res[4 * u + i];
+                }
+            }
+        }
+        for (; t < job->n_tokens; t++) {
             float res[4];
             const float * xt = job->x + (size_t)t * cols;
             if (nr == 4) {

@@ -65,11 +65,16 @@ static void dot4_generic(const float * w, size_t w_stride, const float * x, int3
     }
 }
 
+static void dot4x4_generic(const float * w, size_t w_stride, const float * x, size_t x_stride, int32_t n, float * out) {
+    for (int t = 0; t < 4; t++) dot4_generic(w, w_stride, x + (size_t)t * x_stride, n, out + 4 * t);
+}
+
 const struct fc_cpu_kernels fc_cpu_kernels_generic = {
     .name = "generic",
     .dot_q = { dot_q2_generic, dot_q4_generic, dot_q8_generic },
     .dequant_q = { dequant_q2_generic, dequant_q4_generic, dequant_q8_generic },
     .dot4 = dot4_generic,
+    .dot4x4 = dot4x4_generic,
 };
 
 const struct fc_cpu_kernels * fc_cpu_kernels_get(int level) {

@@ -24,6 +24,8 @@ struct fc_cpu_kernels {
                          int32_t n_groups, float * out);
     /* out[r] = dot(w + r * w_stride, x, n) for r < 4 (n a multiple of 16). */
     void (*dot4)(const float * w, size_t w_stride, const float * x, int32_t n, float * out);
+    /* out[t * 4 + r] = dot(w + r * w_stride, x + t * x_stride, n) for r, t < 4: each weight load serves 4 tokens. */
+    void (*dot4x4)(const float * w, size_t w_stride, const float * x, size_t x_stride, int32_t n, float * out);
 };
 
 /* 0 = portable C, 1 = AVX2+FMA, 2 = AVX-512. NULL when this build or CPU lacks the level. */
