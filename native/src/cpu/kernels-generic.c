@@ -21,31 +21,41 @@ void fc_cpu_prepare_x(int bits, const float * x, int32_t cols, float * xp, float
     }
 }
 
+/*
+ * Written so compilers vectorize them without -ffast-math: 16 independent partial sums (one per lane),
+ * codes of one bit position at a time (contiguous floats of prepared x).
+ */
 #define DEF_GENERIC(BITS)                                                                                  \
     static float dot_q##BITS##_generic(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,    \
                                        const float * xp, const float * xsum, int32_t n_groups) {          \
-        const int per = 8 / BITS, nbytes = 8 * BITS, mask = (1 << BITS) - 1;                              \
+        enum { PER = 8 / BITS, NBYTES = 8 * BITS, MASK = (1 << BITS) - 1 };                               \
         float total = 0.0f;                                                                               \
         for (int32_t g = 0; g < n_groups; g++) {                                                          \
-            const uint8_t * c = codes + (size_t)g * nbytes;                                               \
+            const uint8_t * c = codes + (size_t)g * NBYTES;                                               \
             const float * x = xp + (size_t)g * FC_QK;                                                     \
-            float acc = 0.0f;                                                                             \
-            for (int j = 0; j < per; j++) {                                                               \
-                for (int k = 0; k < nbytes; k++) acc += (float)((c[k] >> (j * BITS)) & mask) * x[j * nbytes + k]; \
+            float acc[16] = { 0 };                                                                        \
+            for (int j = 0; j < PER; j++) {                                                               \
+                for (int k = 0; k < NBYTES; k += 16) {                                                    \
+                    for (int l = 0; l < 16; l++) {                                                        \
+                        acc[l] += (float)((c[k + l] >> (j * BITS)) & MASK) * x[j * NBYTES + k + l];        \
+                    }                                                                                     \
+                }                                                                                         \
             }                                                                                             \
-            total += fc_bf16_to_f32(sc[g]) * acc + fc_bf16_to_f32(bi[g]) * xsum[g];                       \
+            float a = 0.0f;                                                                               \
+            for (int l = 0; l < 16; l++) a += acc[l];                                                     \
+            total += fc_bf16_to_f32(sc[g]) * a + fc_bf16_to_f32(bi[g]) * xsum[g];                         \
         }                                                                                                 \
         return total;                                                                                     \
     }                                                                                                     \
     static void dequant_q##BITS##_generic(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi, \
                                           int32_t n_groups, float * out) {                                \
-        const int per = 8 / BITS, nbytes = 8 * BITS, mask = (1 << BITS) - 1;                              \
+        enum { PER = 8 / BITS, NBYTES = 8 * BITS, MASK = (1 << BITS) - 1 };                               \
         for (int32_t g = 0; g < n_groups; g++) {                                                          \
-            const uint8_t * c = codes + (size_t)g * nbytes;                                               \
+            const uint8_t * c = codes + (size_t)g * NBYTES;                                               \
             float * o = out + (size_t)g * FC_QK;                                                          \
             const float s = fc_bf16_to_f32(sc[g]), b = fc_bf16_to_f32(bi[g]);                             \
-            for (int j = 0; j < per; j++) {                                                               \
-                for (int k = 0; k < nbytes; k++) o[j * nbytes + k] = (float)((c[k] >> (j * BITS)) & mask) * s + b; \
+            for (int j = 0; j < PER; j++) {                                                               \
+                for (int k = 0; k < NBYTES; k++) o[j * NBYTES + k] = (float)((c[k] >> (j * BITS)) & MASK) * s + b; \
             }                                                                                             \
         }                                                                                                 \
     }
@@ -57,11 +67,13 @@ DEF_GENERIC(8)
 static void dot4_generic(const float * w, size_t w_stride, const float * x, int32_t n, float * out) {
     for (int r = 0; r < 4; r++) {
         const float * wr = w + (size_t)r * w_stride;
-        float acc[8] = { 0 };
-        for (int32_t i = 0; i < n; i += 8) {
-            for (int l = 0; l < 8; l++) acc[l] += wr[i + l] * x[i + l];
+        float acc[16] = { 0 };
+        for (int32_t i = 0; i < n; i += 16) {
+            for (int l = 0; l < 16; l++) acc[l] += wr[i + l] * x[i + l];
         }
-        out[r] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        float a = 0.0f;
+        for (int l = 0; l < 16; l++) a += acc[l];
+        out[r] = a;
     }
 }
 
