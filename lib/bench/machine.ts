@@ -249,6 +249,8 @@ interface ProfileCache {
   measuredAt: string;
   memory: MemoryBandwidth;
   disks: Record<string, DiskBandwidth>;
+  /** 1-minute load average when the memory was measured */
+  load: number;
 }
 
 /**
@@ -263,7 +265,9 @@ export async function loadMachineProfile(config: Pick<ResolvedConfig, "paths" | 
   if (!opts.remeasure && existsSync(path)) {
     try {
       const c = JSON.parse(readFileSync(path, "utf8")) as ProfileCache;
-      if (c.version === 2 && renderMachine(c.info) === renderMachine(info)) cache = c;
+      // figures taken on a busy machine are replaced as soon as the machine is quiet
+      const busyThen = checkMachineLoad(c.load ?? 0, info.cores) !== null;
+      if (c.version === 2 && renderMachine(c.info) === renderMachine(info) && !(busyThen && checkMachineLoad() === null)) cache = c;
     } catch {
       // unreadable cache: measure again and overwrite it
     }
@@ -271,7 +275,8 @@ export async function loadMachineProfile(config: Pick<ResolvedConfig, "paths" | 
   if (cache?.disks[diskDir]) return { version: 1, info, measuredAt: cache.measuredAt, memory: cache.memory, disk: cache.disks[diskDir]! };
   if (!cache) {
     logger.info("measuring memory bandwidth (once per machine; --remeasure to redo)");
-    cache = { version: 2, info, measuredAt: new Date().toISOString(), memory: await measureMemoryBandwidth(opts.memory), disks: {} };
+    const load = loadavg()[0] ?? 0;
+    cache = { version: 2, info, measuredAt: new Date().toISOString(), memory: await measureMemoryBandwidth(opts.memory), disks: {}, load };
   }
   logger.info(`measuring the read bandwidth of the disk holding ${diskDir} (once per folder)`);
   cache.disks[diskDir] = await measureDiskBandwidth(diskDir, opts.disk);
@@ -285,7 +290,7 @@ export async function loadMachineProfile(config: Pick<ResolvedConfig, "paths" | 
 export function renderProfile(p: MachineProfile): string {
   const gb = (s: Summary | null) => (s ? `${formatNumber(s.median)} GB/s (${formatNumber(s.min)}–${formatNumber(s.max)})` : "n/a");
   return [
-    `machine: ${renderMachine(p.info)}`,
+    `machine: ${renderMachine(p.info)} (bandwidths measured ${p.measuredAt.replace("T", " ").slice(0, 16)} UTC)`,
     `memory copy: ${gb(p.memory.oneThreadGBs)} on 1 thread, ${gb(p.memory.allThreadsGBs)} on ${p.memory.threads} (read+write, ${p.memory.bufferMiB} MiB buffers)`,
     `disk read (${p.disk.dir}): cold ${gb(p.disk.coldGBs)}, page cache ${gb(p.disk.warmGBs)}${p.disk.coldGBs ? "" : ` — ${p.disk.note}`}`,
   ].join("\n");
