@@ -1,16 +1,17 @@
 // End-to-end benchmark through the real server (its own process, 127.0.0.1, port 0): time to first token, prefill and
 // decode tok/s for a short and a long prompt, with a warm page cache and a cold one (where the OS lets us drop it).
-//   bun scripts/benchmark.ts e2e --artifacts DIR --tokenizer DIR [--runs 3] [--no-cold]
+//   bun scripts/benchmark.ts e2e --model demo [--runs 3] [--no-cold]
+//   bun scripts/benchmark.ts e2e --artifacts DIR --tokenizer DIR
 import { existsSync } from "node:fs";
 import { defineCommand } from "citty";
-import { join, resolve } from "pathe";
-import { globalArgs, jsonArgs } from "../cli.ts";
+import { basename, join, resolve } from "pathe";
+import { globalArgs, jsonArgs, modelArgs } from "../cli.ts";
 import { loadFlashchatConfig } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import type { EngineReady } from "../engine/types.ts";
 import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
-import { resolveModelArtifactsDir } from "../model/artifacts.ts";
+import { resolveModelTarget } from "../model/registry.ts";
 import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
 import { checkMachineLoad, dropPageCache, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile } from "./machine.ts";
 import { renderTable } from "./report.ts";
@@ -272,7 +273,8 @@ const command = defineCommand({
   args: {
     ...globalArgs,
     ...jsonArgs,
-    artifacts: { type: "string", description: "Artifacts folder (default: the configured model's)", valueHint: "DIR" },
+    ...modelArgs,
+    artifacts: { type: "string", description: "Artifacts folder (default: the model's)", valueHint: "DIR" },
     tokenizer: { type: "string", description: "Folder with tokenizer.json + tokenizer_config.json (default: the checkpoint's)", valueHint: "DIR" },
     runs: { type: "string", description: "Measured runs per case (default 3)", valueHint: "N" },
     warmup: { type: "string", description: "Warm-up runs per prompt (default 1)", valueHint: "N" },
@@ -283,13 +285,16 @@ const command = defineCommand({
     remeasure: { type: "boolean", description: "Measure memory and disk bandwidth again instead of using the cached figures" },
   },
   async run({ args }) {
-    const config = await loadFlashchatConfig({ configFile: args.config });
-    const artifactsDir = args.artifacts ? resolve(args.artifacts) : resolveModelArtifactsDir(config);
-    const tokenizerDir = resolveTokenizerDir([args.tokenizer ? resolve(args.tokenizer) : undefined, config.modelPath || undefined, artifactsDir]);
+    const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model }, flagNames: { MODEL_REPO: "--model" } });
+    const target = args.artifacts ? undefined : resolveModelTarget(config);
+    const artifactsDir = args.artifacts ? resolve(args.artifacts) : target!.artifactsDir;
+    const tokenizerDir = resolveTokenizerDir([args.tokenizer ? resolve(args.tokenizer) : undefined, target?.checkpointDir || config.modelPath || undefined, artifactsDir]);
     const result = await runE2eTarget(config, {
       artifactsDir,
+      expertsDir: target?.expertsDir,
       tokenizerDir,
-      model: args.artifacts ? artifactsDir : config.modelRepo,
+      model: target ? target.id : basename(artifactsDir),
+      activeExperts: target?.activeExperts,
       runs: positiveInt(args.runs, "--runs", 3, 2),
       warmup: positiveInt(args.warmup, "--warmup", 1, 0),
       decodeTokens: positiveInt(args.decodeTokens, "--decode-tokens", 32, 2),
@@ -309,6 +314,8 @@ export interface E2eTargetOptions {
   tokenizerDir: string;
   /** model name in the history */
   model: string;
+  /** experts per token (default ACTIVE_EXPERTS, else the model's own) */
+  activeExperts?: number | null;
   runs: number;
   warmup: number;
   decodeTokens: number;
@@ -329,7 +336,8 @@ export async function runE2eTarget(config: ResolvedConfig, o: E2eTargetOptions) 
   if (!existsSync(join(o.artifactsDir, "model_weights.json"))) {
     throw new UserError(`no model artifacts in ${o.artifactsDir}`, "pass --artifacts DIR, or run: flashchat setup");
   }
-  const bytes: TokenBytes = loadTokenBytes(o.artifactsDir, { expertsDir: o.expertsDir, k: config.activeExperts });
+  const activeExperts = o.activeExperts ?? config.activeExperts;
+  const bytes: TokenBytes = loadTokenBytes(o.artifactsDir, { expertsDir: o.expertsDir, k: activeExperts });
   const busy = checkMachineLoad();
   if (busy) logger.warn(busy);
   const profile = await loadMachineProfile(config, { ...o.machine, remeasure: o.remeasure });
@@ -338,7 +346,7 @@ export async function runE2eTarget(config: ResolvedConfig, o: E2eTargetOptions) 
     expertsDir: o.expertsDir,
     tokenizerDir: o.tokenizerDir,
     threads: config.threads,
-    activeExperts: config.activeExperts,
+    activeExperts,
     context: Math.max(2048, 4 * (o.longWords + o.decodeTokens)),
     engineBinary: o.engineBinary,
     logFile: join(config.paths.dataDir, "bench", "e2e-server.log"),

@@ -41,6 +41,20 @@ test("e2e on the fixture model: short and long prompt through the server, figure
   expect(hist.some((h) => h.figure === "ttft_ms:long:warm")).toBe(true);
 }, 120_000);
 
+test("`benchmark e2e` from the command line: JSON figures on stdout (machine figures cached by the test above)", async () => {
+  const r = await runCli(
+    ["e2e", "--artifacts", join(t.dir, "fixture-artifacts"), "--tokenizer", join(t.dir, "fixture"), "--runs", "2", "--warmup", "0", "--decode-tokens", "3", "--long-words", "20", "--no-cold", "--no-history", "--json"],
+    { env: t.env, script: join(repoRoot, "scripts", "benchmark.ts") },
+  );
+  expect(r.stderr).not.toContain(" at ");
+  expect(r.code).toBe(0);
+  const out = JSON.parse(r.stdout);
+  expect(out.cases.map((c: { prompt: string; cache: string }) => `${c.prompt}/${c.cache}`)).toEqual(["short/warm", "long/warm"]);
+  expect(out.records.every((x: { model: string }) => x.model === "fixture-artifacts")).toBe(true);
+  expect(existsSync(historyPath(config))).toBe(true);
+  expect(loadHistory(historyPath(config)).some((h) => h.date === out.records[0].date)).toBe(false);
+}, 120_000);
+
 test("standard on a generated model of the fixture's shape: engine targets and e2e, one table, history rows", async () => {
   const tok = join(t.dir, "tiny-tokenizer");
   writeTinyTokenizer(tok);
