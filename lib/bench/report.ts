@@ -95,7 +95,7 @@ export function renderChartSvg(data: { commits: string[]; series: ChartSeries[] 
   const W = 960;
   const legendH = 18 * data.series.length + 10;
   const H = 420 + legendH;
-  const m = { left: 70, right: 30, top: 50, bottom: 90 + legendH };
+  const m = { left: 70, right: 40, top: 50, bottom: 115 + legendH };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const ymaxRaw = Math.max(0, ...data.series.flatMap((s) => s.points.map((p) => p.max)));
@@ -117,13 +117,16 @@ export function renderChartSvg(data: { commits: string[]; series: ChartSeries[] 
   out.push(`<text transform="translate(18 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle" fill="#222">${esc(opts.yLabel)}</text>`);
   out.push(`<line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${m.top + ph}" stroke="#888"/>`);
   out.push(`<line x1="${m.left}" x2="${m.left + pw}" y1="${m.top + ph}" y2="${m.top + ph}" stroke="#888"/>`);
-  // x axis: one tick per commit
-  for (const c of data.commits) {
+  // x axis: a tick per commit, a label on at most ~30 of them (the newest always)
+  const every = Math.ceil(nx / 30);
+  data.commits.forEach((c, i) => {
     const cx = f(x(c));
     out.push(`<line x1="${cx}" x2="${cx}" y1="${m.top + ph}" y2="${m.top + ph + 5}" stroke="#888"/>`);
-    out.push(`<text transform="translate(${cx} ${m.top + ph + 14}) rotate(35)" fill="#444" font-family="ui-monospace, monospace" font-size="11">${esc(c.slice(0, 16))}</text>`);
-  }
-  out.push(`<text x="${m.left + pw / 2}" y="${m.top + ph + 78}" text-anchor="middle" fill="#222">commit (in the order first benchmarked)</text>`);
+    if ((nx - 1 - i) % every === 0) {
+      out.push(`<text transform="translate(${cx} ${m.top + ph + 14}) rotate(35)" fill="#444" font-family="ui-monospace, monospace" font-size="11">${esc(c.slice(0, 16))}</text>`);
+    }
+  });
+  out.push(`<text x="${m.left + pw / 2}" y="${m.top + ph + 104}" text-anchor="middle" fill="#222">commit (in the order first benchmarked)</text>`);
   // series
   data.series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length]!;

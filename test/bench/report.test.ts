@@ -73,3 +73,15 @@ test("`benchmark report` prints the table and writes the chart; an empty history
   expect(bad.code).toBe(1);
   expect(bad.stderr).toContain('no "nope" figures');
 });
+
+test("with many commits only about 30 are labelled, the newest among them", () => {
+  const base = recorded()[0]!;
+  const many = Array.from({ length: 90 }, (_, i) => ({ ...base, commit: `c${String(i).padStart(3, "0")}`, date: `2026-11-2${Math.floor(i / 30)}T${String(i % 24).padStart(2, "0")}:00:00.000Z` }));
+  const data = resolveChartSeries(many, "decode_tok_s", "fullbench");
+  expect(data.commits.length).toBe(90);
+  const svg = renderChartSvg(data, { title: "t", yLabel: "y" });
+  const labels = [...svg.matchAll(/font-size="11">([^<]+)</g)].map((m) => m[1]);
+  expect(labels.length).toBe(30);
+  expect(labels.at(-1)).toBe(data.commits.at(-1));
+  expect(svg.match(/<circle /g)?.length).toBe(90);
+});
