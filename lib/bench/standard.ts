@@ -99,7 +99,7 @@ export async function prepareBenchModel(shape: BenchShape, modelsDir: string, op
   const ckptBytes = checkpointBytes(shape);
   checkFreeSpace(dir, 2 * ckptBytes, `the ${shape.name} bench model (checkpoint and artifacts)`);
   const ckpt = join(dir, "checkpoint.tmp");
-  logger.info(`${shape.name}: generating a ${renderBytes(ckptBytes)} checkpoint (${shape.description}); it is kept as artifacts for the next runs`);
+  logger.info(`${shape.name}: generating a ${renderBytes(ckptBytes)} checkpoint (${shape.description}); its artifacts are kept in ${dir} for the next runs`);
   await writeTestModel({ outDir: ckpt, dims: shape.preset, layers: shape.layers, seed: opts.seed ?? 0, tokenizerDir: shape.tokenizerDir ?? bundledQwenTokenizerDir() });
   await extractWeights({ checkpointDir: ckpt, outDir: artifactsDir, repo: `bench/${shape.name}` });
   await repackExperts({ checkpointDir: ckpt, outDir: artifactsDir, repo: `bench/${shape.name}` });
@@ -230,6 +230,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
     add("moebench", "layer_gb_s", "GB/s", moe.stats.gbps);
     add("fullbench", "decode_tok_s", "tok/s", full.stats.ops_per_s, { memory: ceilings.memory, kernel: ceilings.kernel });
     add("fullbench", "decode_gb_s", "GB/s", full.stats.gbps);
+    add("fullbench", "kernel_gb_s_per_core", "GB/s", full.stats.kernel_gbps_per_core);
     if (o.e2e) {
       try {
         const r = await runE2eTarget(config, {
@@ -270,7 +271,7 @@ export function renderStandardTable(rows: readonly StandardRow[]): string {
       .map((r) => [
         r.model,
         r.target,
-        `${r.figure.replace(/_tok_s$|_gb_s$|_ms$/, "")} ${r.unit}`,
+        r.figure === "kernel_gb_s_per_core" ? "kernel GB/s per core" : `${r.figure.replace(/_tok_s$|_gb_s$|_ms$/, "")} ${r.unit}`,
         formatNumber(r.stats.median),
         `${formatNumber(r.stats.min)}–${formatNumber(r.stats.max)}`,
         String(r.stats.n),

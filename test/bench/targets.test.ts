@@ -67,7 +67,7 @@ test("standard on a generated model of the fixture's shape: engine targets and e
   });
   expect(r.failures).toEqual([]);
   expect(r.rows.filter((x) => x.target !== "e2e").map((x) => `${x.target}/${x.figure}/${x.stats.n}`)).toEqual([
-    "bench/expert_ms/2", "bench/expert_gb_s/2", "moebench/layer_ms/2", "moebench/layer_gb_s/2", "fullbench/decode_tok_s/2", "fullbench/decode_gb_s/2",
+    "bench/expert_ms/2", "bench/expert_gb_s/2", "moebench/layer_ms/2", "moebench/layer_gb_s/2", "fullbench/decode_tok_s/2", "fullbench/decode_gb_s/2", "fullbench/kernel_gb_s_per_core/2",
   ]);
   const decode = r.rows.find((x) => x.figure === "decode_tok_s")!;
   expect(decode.ceilings!.memory).toBeGreaterThan(0);
