@@ -181,7 +181,7 @@ static int bench_verify(struct fc_engine * e, const struct fc_bench_options * op
         return 1;
     }
     struct fc_matrix g, u, d;
-    fc_experts_view(&e->experts, e->expert_bufs[0], &g, &u, &d);
+    fc_experts_view(&e->experts, e->experts.slot_data[0], &g, &u, &d);
     ok &= verify_matrix(e, "expert0.gate_proj", &g, opt->json, &first);
     ok &= verify_matrix(e, "expert0.down_proj", &d, opt->json, &first);
     /* every kernel level this CPU has, on synthetic odd-sized matrices of every bit width */
@@ -226,7 +226,7 @@ static int bench_expert(struct fc_engine * e, const struct fc_bench_options * op
         fc_experts_read_start(&e->experts, opt->layer, &id, 1, e->expert_bufs);
         if (fc_experts_read_wait(&e->experts, &err) != FC_STATUS_OK) { fprintf(stderr, "%s\n", err.message); return 1; }
         double t1 = fc_time_ms();
-        fc_experts_view(&e->experts, e->expert_bufs[0], &mg, &mu, &md);
+        fc_experts_view(&e->experts, e->experts.slot_data[0], &mg, &mu, &md);
         e->be.ops->matmul(&e->be, &mg, x, g, 1);
         e->be.ops->matmul(&e->be, &mu, x, u, 1);
         for (int32_t i = 0; i < mg.rows; i++) g[i] = fc_silu(g[i]) * u[i];

@@ -31,6 +31,7 @@ struct fc_engine_options {
     int32_t n_active_experts;  /* <= 0: the model's own */
     int32_t max_batch;         /* prefill tokens per forward chunk; <= 0: 128 */
     int32_t n_io_threads;      /* <= 0: automatic */
+    int expert_mmap;           /* use experts in place from mapped files instead of pread copies */
 };
 
 struct fc_scratch {

@@ -23,6 +23,9 @@ struct fc_experts {
     int * fds;               /* [n_layers] */
     int32_t n_layers;
     struct fc_io_pool * io;
+    int use_mmap;            /* experts used in place from mapped layer files (no copy) instead of pread */
+    const uint8_t ** maps;   /* [n_layers] when use_mmap */
+    const uint8_t * slot_data[256]; /* where slot i's bytes are after read_start (buffer or mapping) */
     /* totals since load */
     uint64_t bytes_read;
     double io_wait_ms;
@@ -30,14 +33,15 @@ struct fc_experts {
 
 /* Read `dir`/layout.json, check it against the model config, open every layer file and check its size. */
 enum fc_status fc_experts_load(struct fc_experts * x, const char * dir, const struct fc_config * cfg, int32_t n_io_threads,
-                               struct fc_error * err);
+                               int use_mmap, struct fc_error * err);
 void fc_experts_free(struct fc_experts * x);
 
 /* The gate, up and down matrices of the expert whose bytes are in `buf`. */
 void fc_experts_view(const struct fc_experts * x, const uint8_t * buf, struct fc_matrix * gate, struct fc_matrix * up,
                      struct fc_matrix * down);
 
-/* Start reading experts ids[0..n) of `layer` into bufs[0..n) (each expert_bytes); returns at once. */
+/* Start reading experts ids[0..n) of `layer` into bufs[0..n) (each expert_bytes); returns at once.
+   Afterwards slot_data[i] points at expert i's bytes (bufs[i], or the mapping with use_mmap). n <= 256. */
 void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t * ids, int32_t n, uint8_t ** bufs);
 /* Wait for expert `slot` (index into ids/bufs) of the reads started last; IO_ERROR names the file. */
 enum fc_status fc_experts_read_wait_one(struct fc_experts * x, int32_t slot, struct fc_error * err);

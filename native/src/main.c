@@ -38,6 +38,8 @@ static void usage(FILE * f) {
             "  --backend NAME           cpu (default) | metal (macOS builds only) | cpu:0|1|2 (force kernel level)\n"
             "  --batch N                prefill tokens per forward chunk (default 256)\n"
             "  --io-threads N           pread threads (default max(4, K))\n"
+            "  --expert-mmap            use experts in place from mapped files (no pread copy; the mapped\n"
+            "                           pages then count in the resident size)\n"
             "  --iters N  --layer L     bench: iterations, layer\n"
             "  --json                   bench: one JSON line instead of text\n"
             "  --help                   this text\n"
@@ -115,6 +117,7 @@ int main(int argc, char ** argv) {
         else if (strcmp(a, "--iters") == 0) { INT_VALUE(bopt.iters, 1); }
         else if (strcmp(a, "--layer") == 0) { INT_VALUE(bopt.layer, 0); }
         else if (strcmp(a, "--json") == 0) { bopt.json = 1; }
+        else if (strcmp(a, "--expert-mmap") == 0) { opt.expert_mmap = 1; }
         else if (strcmp(a, "--tokens") == 0) { NEED_VALUE(); tokens_arg = v; }
         else if (strcmp(a, "--out") == 0) { NEED_VALUE(); out_path = v; }
         else { fprintf(stderr, "flashchat-engine: unknown flag %s (see --help)\n", a); return 2; }

@@ -94,7 +94,7 @@ enum fc_status fc_moe_forward(struct fc_engine * e, int32_t layer, int32_t n, st
             if (st != FC_STATUS_OK) return st;
             const int32_t x = wave_ids[b];
             struct fc_matrix mg, mu, md;
-            fc_experts_view(&e->experts, e->expert_bufs[b], &mg, &mu, &md);
+            fc_experts_view(&e->experts, e->experts.slot_data[b], &mg, &mu, &md);
             /* tokens routed to x, with their weights */
             int32_t n_e = 0;
             for (int32_t t = 0; t < n; t++) {

@@ -6,6 +6,7 @@ import { writeEngineLogits } from "../../lib/bench/logits.ts";
 import {
   argmaxRow,
   buildEngine,
+  ENGINE,
   expectedFullSequenceLogits,
   expectedLogits,
   greedy,
@@ -92,4 +93,14 @@ test("token-by-token decoding from position 0 matches logits_full_sequence at ev
   let worst = 0;
   for (let i = 0; i < logprobs.length; i++) worst = Math.max(worst, Math.abs(logprobs[i]! - logSoftmaxAt(want, i, seq[i + 1]!)));
   expect(worst).toBeLessThan(2e-3);
+});
+
+test("--expert-mmap (experts used in place from the mapped files) gives the same logits", async () => {
+  const out = join(artifacts, "logits-mmap.f32");
+  await using proc = Bun.spawn(
+    [ENGINE, "logits", "--artifacts", artifacts, "--expert-mmap", "--threads", "2", "--tokens", prompt().join(","), "--out", out],
+    { stdout: "pipe", stderr: "pipe" },
+  );
+  expect(await proc.exited).toBe(0);
+  expect(Math.max(...rowMaxDiff(readF32(out), expectedLogits(), 32))).toBeLessThan(1e-3);
 });
