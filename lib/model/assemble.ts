@@ -23,6 +23,8 @@ export interface AssembleOptions {
   windows?: number;
   /** O_DIRECT writes where supported (default true) */
   direct?: boolean;
+  /** reads in flight across all windows (default 16: many more thrash readahead on a cold cache) */
+  reads?: number;
   onBytes?: (n: number) => void;
 }
 
@@ -49,6 +51,22 @@ function preadAsync(fd: number, buf: Uint8Array, position: number, what: string)
       });
     step();
   });
+}
+
+/** At most `n` tasks at once. */
+function createLimiter(n: number) {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (active >= n) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await task();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
 }
 
 function pwriteAsync(fd: number, buf: Uint8Array, position: number): Promise<void> {
@@ -110,6 +128,7 @@ export async function assembleInto(fd: number, direct: boolean, totalBytes: numb
     firstPiece.push(i);
   }
   let next = 0;
+  const limit = createLimiter(opts.reads ?? 16);
   const worker = async (buf: Uint8Array) => {
     while (next < nWindows) {
       const w = next++;
@@ -123,7 +142,10 @@ export async function assembleInto(fd: number, direct: boolean, totalBytes: numb
         const b = Math.min(p.dstOffset + p.size, w1);
         if (a > covered) buf.fill(0, covered - w0, a - w0);
         covered = b;
-        if (b > a) reads.push(preadAsync(fdFor(p), buf.subarray(a - w0, b - w0), p.srcOffset + (a - p.dstOffset), p.file));
+        if (b > a) {
+          const fd = fdFor(p);
+          reads.push(limit(() => preadAsync(fd, buf.subarray(a - w0, b - w0), p.srcOffset + (a - p.dstOffset), p.file)));
+        }
       }
       const writeLen = direct ? alignUp(w1 - w0, ALIGN) : w1 - w0;
       if (writeLen > covered - w0) buf.fill(0, covered - w0, writeLen);
