@@ -104,14 +104,15 @@ export interface PrepBenchOptions {
 }
 
 /** Generate (or reuse) the checkpoint and time every tool in every cache mode; runs interleave the tools so noise hits all alike. */
-export async function runPrepBench(opts: PrepBenchOptions): Promise<{ results: PrepResult[]; coldAvailable: boolean; checkpointBytes: number }> {
+export async function runPrepBench(opts: PrepBenchOptions): Promise<{ results: PrepResult[]; coldAvailable: boolean | null; checkpointBytes: number }> {
   const ckptDir = join(opts.dir, "checkpoint");
   const shards = await ensureBenchCheckpoint(ckptDir, opts.preset ?? "qwen35-397b", opts.layers ?? 2);
   const checkpointBytes = shards.reduce((a, f) => a + statSync(f).size, 0);
   const tools = opts.tools ?? ["cp", "extract-weights", "repack-experts"];
   let modes = opts.modes ?? ["warm", "cold"];
-  const coldAvailable = dropCaches();
-  if (!coldAvailable && modes.includes("cold")) {
+  // only try to drop the page cache when cold runs are asked for (it slows everything else on the machine)
+  const coldAvailable = modes.includes("cold") ? dropCaches() : null;
+  if (coldAvailable === false) {
     logger.warn("cannot drop the page cache (needs root on Linux): cold runs skipped");
     modes = modes.filter((m) => m !== "cold");
   }
@@ -184,6 +185,6 @@ export default defineCommand({
       modes: mode === "both" ? ["warm", "cold"] : [mode as CacheMode],
     });
     if (args.json) console.log(JSON.stringify({ checkpointBytes, coldAvailable, results }, null, 2));
-    else console.log(`${renderPrepTable(results)}${coldAvailable ? "" : "\n(cold runs skipped: dropping the page cache needs root)"}`);
+    else console.log(`${renderPrepTable(results)}${coldAvailable === false ? "\n(cold runs skipped: dropping the page cache needs root)" : ""}`);
   },
 });
