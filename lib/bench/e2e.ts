@@ -66,7 +66,10 @@ export async function startBenchServer(o: BenchServerOptions): Promise<BenchServ
     if (done) break;
     text += new TextDecoder().decode(value);
   }
-  reader.releaseLock();
+  // keep draining stdout so the server can never block on a full pipe
+  void (async () => {
+    while (!(await reader.read()).done);
+  })().catch(() => {});
   const line = text.split("\n")[0]!;
   let msg: { url?: string; engine?: EngineReady; error?: string } = {};
   try {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { RunningServer } from "../../lib/server/app.ts";
-import { createPrompt, e2eRecords, positiveInt, renderE2eTable, resolveTokenizerDir, runE2e, timeChatStream } from "../../lib/bench/e2e.ts";
+import { createPrompt, e2eRecords, startBenchServer, positiveInt, renderE2eTable, resolveTokenizerDir, runE2e, timeChatStream } from "../../lib/bench/e2e.ts";
 import { UserError } from "../../lib/errors.ts";
 import { createFakeEngineFactory } from "../server/_fake-engine.ts";
 import { createTempDir, createTinyModelDir, startTestServer } from "../server/_server-fixture.ts";
@@ -65,3 +65,11 @@ test("flag values and tokenizer lookup fail as user errors", () => {
   const dir = createTinyModelDir(`${tmp.dir}/tk`);
   expect(resolveTokenizerDir([undefined, tmp.dir, dir])).toBe(dir);
 });
+
+test("a server whose engine cannot load is a one-line user error naming why", async () => {
+  const tokenizerDir = createTinyModelDir(`${tmp.dir}/tk2`);
+  const err = await startBenchServer({ artifactsDir: `${tmp.dir}/no-such-artifacts`, tokenizerDir }).catch((e) => e);
+  expect(err).toBeInstanceOf(UserError);
+  expect(err.message).toStartWith("the server did not start for the benchmark: ");
+  expect(err.message).toContain("no-such-artifacts");
+}, 60_000);
