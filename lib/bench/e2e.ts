@@ -12,6 +12,7 @@ import type { EngineReady } from "../engine/types.ts";
 import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { resolveModelTarget } from "../model/registry.ts";
+import { runEngineBench } from "./engine.ts";
 import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
 import { checkMachineLoad, dropPageCache, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile } from "./machine.ts";
 import { renderTable } from "./report.ts";
@@ -329,7 +330,7 @@ export interface E2eTargetOptions {
   remeasure?: boolean;
   /** how to measure the machine when its figures are not cached (tests use small probes) */
   machine?: LoadProfileOptions;
-  /** single-core kernel GB/s from the engine's benchmarks, for the kernel ceiling */
+  /** single-core kernel GB/s for the kernel ceiling; undefined = measure it (engine `bench kernels`), null = leave it out */
   kernelGBsPerCore?: number | null;
   engineBinary?: string;
 }
@@ -371,7 +372,7 @@ export async function runE2eTarget(config: ResolvedConfig, o: E2eTargetOptions) 
   const ceilings = resolveCeilings(bytes, {
     memoryGBs: profile.memory.allThreadsGBs.median,
     diskGBs: profile.disk.coldGBs?.median ?? null,
-    kernelGBsPerCore: o.kernelGBsPerCore ?? null,
+    kernelGBsPerCore: o.kernelGBsPerCore === undefined ? await measureKernelGBsPerCore(bytes.expertBits, o.engineBinary) : o.kernelGBsPerCore,
     threads: server.ready.threads,
   });
   if (o.cold && !result.cases.some((c) => c.cache === "cold")) logger.warn(`e2e: no cold-cache runs: ${result.coldNote}`);
@@ -382,6 +383,17 @@ export async function runE2eTarget(config: ResolvedConfig, o: E2eTargetOptions) 
   );
   if (o.history) appendHistory(historyPath(config), records);
   return { ...result, busy, ceilings, tokenBytes: bytes, engine: { threads: server.ready.threads, backend: server.ready.backend }, records, table: renderE2eTable(result, ceilings) };
+}
+
+/**
+ * Single-core quantized matrix-vector throughput for `bits` from `flashchat-engine bench kernels` (a matrix larger
+ * than the caches; the best kernel level this CPU has), GB/s of weights consumed.
+ */
+export async function measureKernelGBsPerCore(bits: number, binary?: string): Promise<number | null> {
+  const out = await runEngineBench("kernels", { json: true, binary }, true);
+  const r = JSON.parse(out.trim().split("\n").at(-1) ?? "{}") as { results?: { bits: number; memory_gbps: number }[] };
+  const xs = (r.results ?? []).filter((k) => k.bits === bits).map((k) => k.memory_gbps);
+  return xs.length ? Math.max(...xs) : null;
 }
 
 /** A whole number from a string flag, with a default and a minimum; anything else is a user error naming the flag. */

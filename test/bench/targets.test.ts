@@ -29,8 +29,9 @@ test("e2e on the fixture model: short and long prompt through the server, figure
   await prepareFixtureArtifacts(model, artifacts);
   const r = await runE2eTarget(config, {
     artifactsDir: artifacts, tokenizerDir: model, model: "tiny-fixture",
-    runs: 2, warmup: 0, decodeTokens: 4, shortWords: 4, longWords: 40, cold: false, history: true, machine: smallProbes,
+    runs: 2, warmup: 0, decodeTokens: 4, shortWords: 4, longWords: 40, cold: false, history: true, machine: smallProbes, kernelGBsPerCore: null,
   });
+  expect(r.ceilings.kernel).toBeNull();
   expect(r.cases.map((c) => [c.prompt, c.cache, c.ttftMs.n])).toEqual([["short", "warm", 2], ["long", "warm", 2]]);
   expect(r.tokenBytes.k).toBe(2);
   expect(r.ceilings.memory).toBeGreaterThan(0);
@@ -51,6 +52,8 @@ test("`benchmark e2e` from the command line: JSON figures on stdout (machine fig
   const out = JSON.parse(r.stdout);
   expect(out.cases.map((c: { prompt: string; cache: string }) => `${c.prompt}/${c.cache}`)).toEqual(["short/warm", "long/warm"]);
   expect(out.records.every((x: { model: string }) => x.model === "fixture-artifacts")).toBe(true);
+  // the kernel ceiling comes from the engine's single-core kernel benchmark
+  expect(out.ceilings.kernel).toBeGreaterThan(0);
   expect(existsSync(historyPath(config))).toBe(true);
   expect(loadHistory(historyPath(config)).some((h) => h.date === out.records[0].date)).toBe(false);
 }, 120_000);
