@@ -174,7 +174,7 @@ static int bench_verify(struct fc_engine * e, const struct fc_bench_options * op
     if (ly->is_full) ok &= verify_matrix(e, "self_attn.q_proj", &ly->q_proj, opt->json, &first);
     else ok &= verify_matrix(e, "linear_attn.in_proj_qkv", &ly->in_qkv, opt->json, &first);
     int32_t id = 0;
-    fc_experts_read_start(&e->experts, opt->layer, &id, 1, e->expert_bufs);
+    fc_experts_read_start(&e->experts, opt->layer, &id, 1, e->expert_bufs, 0);
     struct fc_error err;
     if (fc_experts_read_wait(&e->experts, &err) != FC_STATUS_OK) {
         fprintf(stderr, "%s\n", err.message);
@@ -223,7 +223,7 @@ static int bench_expert(struct fc_engine * e, const struct fc_bench_options * op
     for (int it = 0; it < iters + 1; it++) {
         int32_t id = it % e->model.cfg.n_experts;
         double t0 = fc_time_ms();
-        fc_experts_read_start(&e->experts, opt->layer, &id, 1, e->expert_bufs);
+        fc_experts_read_start(&e->experts, opt->layer, &id, 1, e->expert_bufs, 0);
         if (fc_experts_read_wait(&e->experts, &err) != FC_STATUS_OK) { fprintf(stderr, "%s\n", err.message); return 1; }
         double t1 = fc_time_ms();
         fc_experts_view(&e->experts, e->experts.slot_data[0], &mg, &mu, &md);

@@ -112,7 +112,8 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     if (st != FC_STATUS_OK) goto fail;
     if ((st = alloc_state(e, err)) != FC_STATUS_OK) goto fail;
     if ((st = alloc_scratch(e, err)) != FC_STATUS_OK) goto fail;
-    e->n_expert_bufs = e->n_active;
+    /* two waves of K: while one wave of experts is multiplied, the next is read (prompt batches) */
+    e->n_expert_bufs = e->n_active > 128 ? 256 : 2 * e->n_active;
     e->expert_bufs = fc_xcalloc((size_t)e->n_expert_bufs, sizeof *e->expert_bufs);
     /* one huge-page arena for all expert buffers (each read into and multiplied every token) */
     e->expert_arena = fc_alloc_huge(e->experts.expert_bytes * (size_t)e->n_expert_bufs);

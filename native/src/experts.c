@@ -261,46 +261,51 @@ void fc_experts_view(const struct fc_experts * x, const uint8_t * buf, struct fc
     }
 }
 
-void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t * ids, int32_t n, uint8_t ** bufs) {
+void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t * ids, int32_t n, uint8_t ** bufs,
+                           int32_t first_slot) {
     struct fc_io_pool * io = x->io;
-    FC_ASSERT(n <= 256);
+    FC_ASSERT(first_slot >= 0 && first_slot + n <= 256);
     if (x->use_mmap) {
         /* in place: ask the kernel to read ahead what is not cached; the matvec touches it next */
         for (int32_t e = 0; e < n; e++) {
-            x->slot_data[e] = x->maps[layer] + (size_t)ids[e] * x->expert_bytes;
-            madvise((void *)x->slot_data[e], x->expert_bytes, MADV_WILLNEED);
+            x->slot_data[first_slot + e] = x->maps[layer] + (size_t)ids[e] * x->expert_bytes;
+            madvise((void *)x->slot_data[first_slot + e], x->expert_bytes, MADV_WILLNEED);
         }
         x->bytes_read += (uint64_t)n * x->expert_bytes;
         return;
     }
-    for (int32_t e = 0; e < n; e++) x->slot_data[e] = bufs[e];
+    for (int32_t e = 0; e < n; e++) x->slot_data[first_slot + e] = bufs[first_slot + e];
     size_t chunks_per = (x->expert_bytes + IO_CHUNK_BYTES - 1) / IO_CHUNK_BYTES;
-    int32_t need = (int32_t)(chunks_per * (size_t)n);
     pthread_mutex_lock(&io->mu);
-    FC_ASSERT(io->n_pending == 0);
+    if (io->next_job == io->n_jobs) io->n_jobs = io->next_job = 0; /* queue drained: reuse it from the start */
+    if (io->n_pending == 0) io->failed = 0;
+    int32_t need = io->n_jobs + (int32_t)(chunks_per * (size_t)n);
     if (need > io->cap_jobs) {
-        free(io->jobs);
-        io->jobs = fc_xmalloc((size_t)need * sizeof *io->jobs);
+        /* workers copy a job out under the mutex, so growing the array here is safe */
+        struct io_job * nj = realloc(io->jobs, (size_t)need * sizeof *nj);
+        FC_ASSERT(nj != NULL);
+        io->jobs = nj;
         io->cap_jobs = need;
     }
-    io->n_jobs = 0;
-    io->next_job = 0;
-    io->failed = 0;
-    if (n > io->cap_slots) {
-        free(io->slot_pending);
-        io->slot_pending = fc_xcalloc((size_t)n, sizeof *io->slot_pending);
-        io->cap_slots = n;
+    if (io->cap_slots < 256) {
+        int32_t * ns = realloc(io->slot_pending, 256 * sizeof *ns);
+        FC_ASSERT(ns != NULL);
+        for (int32_t i = io->cap_slots; i < 256; i++) ns[i] = 0;
+        io->slot_pending = ns;
+        io->cap_slots = 256;
     }
     for (int32_t e = 0; e < n; e++) {
-        io->slot_pending[e] = (int32_t)chunks_per;
+        const int32_t slot = first_slot + e;
+        FC_ASSERT(io->slot_pending[slot] == 0); /* never refill a slot still being read */
+        io->slot_pending[slot] = (int32_t)chunks_per;
         for (size_t c = 0; c < chunks_per; c++) {
             size_t off = c * IO_CHUNK_BYTES;
             size_t sz = x->expert_bytes - off < IO_CHUNK_BYTES ? x->expert_bytes - off : IO_CHUNK_BYTES;
-            io->jobs[io->n_jobs++] = (struct io_job){ x->fds[layer], layer, e, bufs[e] + off, sz,
+            io->jobs[io->n_jobs++] = (struct io_job){ x->fds[layer], layer, slot, bufs[slot] + off, sz,
                                                       (uint64_t)ids[e] * x->expert_bytes + off };
         }
     }
-    io->n_pending = io->n_jobs;
+    io->n_pending += (int32_t)(chunks_per * (size_t)n);
     x->bytes_read += (uint64_t)n * x->expert_bytes;
     pthread_cond_broadcast(&io->work_cv);
     pthread_mutex_unlock(&io->mu);

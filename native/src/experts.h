@@ -40,9 +40,14 @@ void fc_experts_free(struct fc_experts * x);
 void fc_experts_view(const struct fc_experts * x, const uint8_t * buf, struct fc_matrix * gate, struct fc_matrix * up,
                      struct fc_matrix * down);
 
-/* Start reading experts ids[0..n) of `layer` into bufs[0..n) (each expert_bytes); returns at once.
-   Afterwards slot_data[i] points at expert i's bytes (bufs[i], or the mapping with use_mmap). n <= 256. */
-void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t * ids, int32_t n, uint8_t ** bufs);
+/*
+ * Start reading experts ids[0..n) of `layer` into slots first_slot.. (buffers bufs[first_slot + i], each
+ * expert_bytes); returns at once. Reads already in flight for other slots continue (so the next wave can
+ * load while this one is computed). Afterwards slot_data[slot] points at the expert's bytes (its buffer,
+ * or the mapping with use_mmap). Slots < 256.
+ */
+void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t * ids, int32_t n, uint8_t ** bufs,
+                           int32_t first_slot);
 /* Wait for expert `slot` (index into ids/bufs) of the reads started last; IO_ERROR names the file. */
 enum fc_status fc_experts_read_wait_one(struct fc_experts * x, int32_t slot, struct fc_error * err);
 /* Wait for the reads started last; adds to bytes_read / io_wait_ms. IO_ERROR names the file. */

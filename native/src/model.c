@@ -302,8 +302,9 @@ static enum fc_status parse_config(struct loader * L, const struct fc_json * cfg
 #undef INT
     c->shared_inter = c->moe_inter;
     cfg_int(L, cfg, "shared_expert_intermediate_size", &c->shared_inter, 0);
-    if (c->n_heads % c->n_kv_heads != 0 || c->la_n_v_heads % c->la_n_k_heads != 0 || c->n_experts_used > c->n_experts) {
-        return fc_error_set(L->err, FC_STATUS_LOAD_FAILED, "%s: inconsistent head or expert counts in config", L->manifest_path);
+    if (c->n_heads % c->n_kv_heads != 0 || c->la_n_v_heads % c->la_n_k_heads != 0 || c->n_experts_used > c->n_experts ||
+        c->n_experts > 4096) {
+        return fc_error_set(L->err, FC_STATUS_LOAD_FAILED, "%s: inconsistent head or expert counts in config (at most 4096 experts)", L->manifest_path);
     }
     const struct fc_json * ntp = fc_json_get(cfg, "norm_topk_prob");
     c->norm_topk_prob = ntp && ntp->type == FC_JSON_BOOL ? ntp->boolean : 1;

@@ -58,17 +58,14 @@ enum fc_status fc_moe_forward(struct fc_engine * e, int32_t layer, int32_t n, st
     int32_t used[4096];
     int32_t n_used = 0, next = 0;
 
-    /* first wave of reads goes out before the shared expert is computed */
-    int32_t wave_ids[256];
-    int32_t nb = e->n_expert_bufs < 256 ? e->n_expert_bufs : 256;
-    int32_t n_wave = 0;
-    for (int32_t x = 0; x < E && n_used < (int32_t)(sizeof used / sizeof used[0]); x++) {
+    /* experts are read in waves of up to `wave` (half the buffers): wave w+1 is read while wave w is
+       multiplied; the first goes out before the shared expert is computed */
+    for (int32_t x = 0; x < E; x++) {
         if (e->expert_count[x]) used[n_used++] = x;
     }
-    FC_ASSERT(n_used <= (int32_t)(sizeof used / sizeof used[0]));
-    n_wave = n_used < nb ? n_used : nb;
-    memcpy(wave_ids, used, (size_t)n_wave * sizeof *wave_ids);
-    fc_experts_read_start(&e->experts, layer, wave_ids, n_wave, e->expert_bufs);
+    const int32_t wave = e->n_expert_bufs / 2 > 0 ? e->n_expert_bufs / 2 : 1;
+    int32_t n_wave = n_used < wave ? n_used : wave;
+    fc_experts_read_start(&e->experts, layer, used, n_wave, e->expert_bufs, 0);
     next = n_wave;
 
     /* shared expert into s->out (zero without one) */
@@ -87,14 +84,21 @@ enum fc_status fc_moe_forward(struct fc_engine * e, int32_t layer, int32_t n, st
         memset(s->out, 0, (size_t)n * H * sizeof(float));
     }
 
-    for (;;) {
+    for (int32_t w = 0, start = 0; start < n_used; w++) {
+        const int32_t base = (w % 2) * wave;
+        /* queue the next wave into the other half of the buffers before computing this one */
+        if (next < n_used) {
+            int32_t n_next = n_used - next < wave ? n_used - next : wave;
+            fc_experts_read_start(&e->experts, layer, used + next, n_next, e->expert_bufs, ((w + 1) % 2) * wave);
+            next += n_next;
+        }
         for (int32_t b = 0; b < n_wave; b++) {
             /* compute each expert as soon as it has arrived, while the others are still being read */
-            enum fc_status st = fc_experts_read_wait_one(&e->experts, b, err);
+            enum fc_status st = fc_experts_read_wait_one(&e->experts, base + b, err);
             if (st != FC_STATUS_OK) return st;
-            const int32_t x = wave_ids[b];
+            const int32_t x = used[start + b];
             struct fc_matrix mg, mu, md;
-            fc_experts_view(&e->experts, e->experts.slot_data[b], &mg, &mu, &md);
+            fc_experts_view(&e->experts, e->experts.slot_data[base + b], &mg, &mu, &md);
             /* tokens routed to x, with their weights */
             int32_t n_e = 0;
             for (int32_t t = 0; t < n; t++) {
@@ -120,17 +124,14 @@ enum fc_status fc_moe_forward(struct fc_engine * e, int32_t layer, int32_t n, st
             for (int32_t i = 0; i < n_e; i++) {
                 float * o = s->out + (size_t)s->tok_idx[i] * H;
                 const float * d = s->down + (size_t)i * H;
-                const float w = s->tok_w[i];
-                for (int32_t k = 0; k < H; k++) o[k] += w * d[k];
+                const float wt = s->tok_w[i];
+                for (int32_t k = 0; k < H; k++) o[k] += wt * d[k];
             }
         }
-        enum fc_status st = fc_experts_read_wait(&e->experts, err);
-        if (st != FC_STATUS_OK) return st;
-        if (next >= n_used) break;
-        n_wave = n_used - next < nb ? n_used - next : nb;
-        memcpy(wave_ids, used + next, (size_t)n_wave * sizeof *wave_ids);
-        fc_experts_read_start(&e->experts, layer, wave_ids, n_wave, e->expert_bufs);
-        next += n_wave;
+        start += n_wave;
+        n_wave = n_used - start < wave ? n_used - start : wave;
     }
+    enum fc_status st = fc_experts_read_wait(&e->experts, err);
+    if (st != FC_STATUS_OK) return st;
     return FC_STATUS_OK;
 }
