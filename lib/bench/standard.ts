@@ -137,8 +137,12 @@ export function warmPageCache(dir: string): number {
 export type EngineBenchResult = Record<string, unknown> & { mode: string };
 
 /** Run `flashchat-engine bench MODE --json` once and parse its line. */
-export async function runEngineBenchJson(mode: EngineBenchMode, o: { artifactsDir: string; threads?: number | null; binary?: string }): Promise<EngineBenchResult> {
-  const out = await runEngineBench(mode, { artifacts: o.artifactsDir, threads: o.threads ? String(o.threads) : undefined, binary: o.binary, json: true }, true);
+export async function runEngineBenchJson(
+  mode: EngineBenchMode,
+  o: { artifactsDir: string; threads?: number | null; activeExperts?: number | null; binary?: string },
+): Promise<EngineBenchResult> {
+  const flags = { artifacts: o.artifactsDir, threads: o.threads ? String(o.threads) : undefined, activeExperts: o.activeExperts ? String(o.activeExperts) : undefined };
+  const out = await runEngineBench(mode, { ...flags, binary: o.binary, json: true }, true);
   const line = out.trim().split("\n").at(-1) ?? "";
   try {
     return JSON.parse(line) as EngineBenchResult;
@@ -151,7 +155,7 @@ export async function runEngineBenchJson(mode: EngineBenchMode, o: { artifactsDi
 export async function repeatEngineBench(
   mode: EngineBenchMode,
   fields: readonly string[],
-  o: { artifactsDir: string; threads?: number | null; runs: number; warmup: number; binary?: string },
+  o: { artifactsDir: string; threads?: number | null; activeExperts?: number | null; runs: number; warmup: number; binary?: string },
 ): Promise<{ stats: Record<string, Summary>; last: EngineBenchResult }> {
   const results: EngineBenchResult[] = [];
   for (let i = 0; i < o.warmup + o.runs; i++) {
@@ -207,7 +211,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
   const e2eTables: string[] = [];
   const failures: string[] = [];
   const binary = o.engineBinary;
-  const engine = { threads: config.threads, runs: o.runs, warmup: o.warmup, binary };
+  const engine = { threads: config.threads, activeExperts: config.activeExperts, runs: o.runs, warmup: o.warmup, binary };
   for (const shape of o.shapes) {
     const model = await prepareBenchModel(shape, o.modelsDir, { regenerate: o.regenerate });
     const bytes = loadTokenBytes(model.artifactsDir, { k: config.activeExperts });
@@ -254,8 +258,10 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
         for (const rec of r.records) rows.push({ model: shape.name, target: rec.target, figure: rec.figure, unit: rec.unit, stats: rec.stats, ceilings: rec.ceilings });
         e2eTables.push(`${shape.name} — end to end through the server${r.cases.some((c) => c.cache === "cold") ? "" : ` (no cold runs: ${r.coldNote})`}\n${renderE2eTable(r, r.ceilings)}`);
       } catch (e) {
-        failures.push(`${shape.name} e2e: ${(e as Error).message}`);
-        logger.error(`${shape.name}: e2e failed: ${(e as Error).message}`);
+        // a server that cannot start is reported and the other models still run; anything else is a bug: crash
+        if (!(e instanceof UserError)) throw e;
+        failures.push(`${shape.name} e2e: ${e.message}`);
+        logger.error(`${shape.name}: e2e failed: ${e.message}`);
       }
     }
   }
