@@ -4,7 +4,7 @@ import { UserError } from "../errors.ts";
 import type { ExpertLayer, Projection, ProjectionSource, SourceFormat } from "./checkpoint.ts";
 import { PROJECTIONS } from "./checkpoint.ts";
 import { createFdCache, type FdCache, preadFull } from "./io.ts";
-import { dequantizeAffine, quantizeAffine, toFloat32 } from "./quantize.ts";
+import { dequantizeAffine, type Quantized, quantizeAffine, requantizeAffine, toFloat32 } from "./quantize.ts";
 import { DTYPE_BYTES } from "./safetensors.ts";
 
 export const COMPONENT_ALIGN = 64;
@@ -142,8 +142,20 @@ export function buildExpert(plan: LayerPlan, e: number, out: Uint8Array, fds: Fd
   }
   PROJECTIONS.forEach((p: Projection, pi) => {
     const [rows, cols] = plan.layer.shapes[p];
-    const w = loadExpertFloat(plan.layer.sources[p], plan.layer.shapes[p], e, plan.numExperts, fds);
-    const q = quantizeAffine(w, rows, cols, plan.bits, plan.groupSize);
+    const src = plan.layer.sources[p];
+    let q: Quantized;
+    if (src.kind === "mlx" && src.groupSize === plan.groupSize) {
+      // MLX at other bits: requantize straight from the codes (same bytes as dequantize + quantize, much faster)
+      const [cq, cs, cb] = [src.weight, src.scales, src.biases].map((t) => {
+        const b = new Uint8Array(t.size / plan.numExperts);
+        preadFull(fds.get(t.file), b, t.offset + e * b.length, t.file);
+        return b;
+      }) as [Uint8Array, Uint8Array, Uint8Array];
+      q = requantizeAffine(
+        new Uint32Array(cq.buffer), new Uint16Array(cs.buffer), new Uint16Array(cb.buffer),
+        rows, cols, src.bits, plan.bits, plan.groupSize, src.scales.dtype as "BF16" | "F16",
+      );
+    } else q = quantizeAffine(loadExpertFloat(src, plan.layer.shapes[p], e, plan.numExperts, fds), rows, cols, plan.bits, plan.groupSize);
     const arrays = [q.q, q.scales, q.biases];
     for (let k = 0; k < 3; k++) {
       const comp = plan.components[pi * 3 + k]!;

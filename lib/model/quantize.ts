@@ -151,3 +151,86 @@ export function dequantizeAffine(
   }
   return w;
 }
+
+/**
+ * Requantize affine-quantized rows from `fromBits` to `toBits` (same group size): exactly
+ * quantizeAffine(dequantizeAffine(...)), but each group's few distinct values are computed once, so it costs a
+ * table lookup per element instead of float arithmetic.
+ */
+export function requantizeAffine(
+  q: Uint32Array,
+  scales: Uint16Array,
+  biases: Uint16Array,
+  rows: number,
+  cols: number,
+  fromBits: number,
+  toBits: number,
+  groupSize: number,
+  dtype: "BF16" | "F16" = "BF16",
+): Quantized {
+  if (![2, 4, 8].includes(toBits)) throw new Error(`requantizeAffine: bits must be 2, 4 or 8, not ${toBits}`);
+  const nGroups = (rows * cols) / groupSize;
+  const inPerWord = 32 / fromBits;
+  const outPerWord = 32 / toBits;
+  const inMask = (1 << fromBits) - 1;
+  const nLevels = 1 << fromBits;
+  const nBins = (1 << toBits) - 1;
+  const out = new Uint32Array((rows * cols * toBits) / 32);
+  const outScales = new Uint16Array(nGroups);
+  const outBiases = new Uint16Array(nGroups);
+  const lut = bf16Lut();
+  const cvt = dtype === "BF16" ? (h: number) => lut[h]! : f16ToF32;
+  const value = new Float64Array(nLevels);
+  const present = new Uint8Array(nLevels);
+  const map = new Uint32Array(nLevels);
+  const codes = new Uint8Array(groupSize);
+  for (let g = 0; g < nGroups; g++) {
+    const s = cvt(scales[g]!);
+    const b = cvt(biases[g]!);
+    present.fill(0);
+    const w0 = (g * groupSize) / inPerWord;
+    for (let w = 0, j = 0; w < groupSize / inPerWord; w++) {
+      let word = q[w0 + w]!;
+      for (let k = 0; k < inPerWord; k++, j++) {
+        const c = word & inMask;
+        word >>>= fromBits;
+        codes[j] = c;
+        present[c] = 1;
+      }
+    }
+    let wMin = Number.POSITIVE_INFINITY;
+    let wMax = Number.NEGATIVE_INFINITY;
+    for (let k = 0; k < nLevels; k++) {
+      if (!present[k]) continue;
+      const v = f32(f32(k * s) + b); // as dequantizeAffine computes it
+      value[k] = v;
+      if (v > wMax) wMax = v;
+      if (v < wMin) wMin = v;
+    }
+    // the quantizeAffine group rule, on the group's min and max
+    const mask = Math.abs(wMin) > Math.abs(wMax);
+    let scale = Math.max(f32(f32(wMax - wMin) / nBins), F32_EPS);
+    if (!mask) scale = -scale;
+    const edge = mask ? wMin : wMax;
+    const q0 = rint(f32(edge / scale));
+    let bias = 0;
+    if (q0 !== 0) {
+      scale = f32(edge / q0);
+      bias = edge;
+    }
+    for (let k = 0; k < nLevels; k++) {
+      if (!present[k]) continue;
+      let c = f32(f32(value[k]! - bias) / scale) + RNE_MAGIC - RNE_MAGIC;
+      map[k] = c < 0 ? 0 : c > nBins ? nBins : c;
+    }
+    const o0 = (g * groupSize) / outPerWord;
+    for (let j = 0, i = 0; j < groupSize / outPerWord; j++) {
+      let word = 0;
+      for (let k = 0; k < outPerWord; k++, i++) word |= map[codes[i]!]! << (k * toBits);
+      out[o0 + j] = word >>> 0;
+    }
+    outScales[g] = f32ToBf16(scale);
+    outBiases[g] = f32ToBf16(bias);
+  }
+  return { q: out, scales: outScales, biases: outBiases };
+}

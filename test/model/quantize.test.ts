@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { bf16ToF32, dequantizeAffine, f16ToF32, f32ToBf16, quantizeAffine, rint, toFloat32 } from "../../lib/model/quantize.ts";
+import { bf16ToF32, dequantizeAffine, f16ToF32, f32ToBf16, quantizeAffine, requantizeAffine, rint, toFloat32 } from "../../lib/model/quantize.ts";
 
 test("rint rounds half to even", () => {
   // (a zero result may lose its sign: irrelevant for codes, which are clamped to >= 0)
@@ -60,5 +60,23 @@ test("round trip on random data: error within one step (+ bf16 rounding of scale
     rmsErr = Math.sqrt(rmsErr / w.length);
     // most values are rounded to the nearest step: rms error well under half a step (uniform rounding: 0.29)
     expect(rmsErr).toBeLessThan(0.45);
+  }
+});
+
+test("requantizeAffine = quantizeAffine(dequantizeAffine(...)), bit for bit, 4 -> 2 and 8 -> 4 bits", () => {
+  let seed = 99;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  const rows = 32;
+  const cols = 256;
+  for (const [from, to] of [[4, 2], [8, 4], [8, 2], [4, 4]] as const) {
+    const src = quantizeAffine(new Float32Array(rows * cols).map(() => Math.fround(rnd() * rnd())), rows, cols, from, 64);
+    // also groups whose codes use only part of the range, and a constant group
+    src.q[5] = 0x33333333 >>> 0;
+    src.q.fill(0, 0, (64 * from) / 32);
+    const generic = quantizeAffine(dequantizeAffine(src.q, src.scales, src.biases, rows, cols, from, 64), rows, cols, to, 64);
+    const fast = requantizeAffine(src.q, src.scales, src.biases, rows, cols, from, to, 64);
+    expect(Array.from(fast.q)).toEqual(Array.from(generic.q));
+    expect(Array.from(fast.scales)).toEqual(Array.from(generic.scales));
+    expect(Array.from(fast.biases)).toEqual(Array.from(generic.biases));
   }
 });
