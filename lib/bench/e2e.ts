@@ -372,7 +372,7 @@ export async function runE2eTarget(config: ResolvedConfig, o: E2eTargetOptions) 
   const ceilings = resolveCeilings(bytes, {
     memoryGBs: profile.memory.allThreadsGBs.median,
     diskGBs: profile.disk.coldGBs?.median ?? null,
-    kernelGBsPerCore: o.kernelGBsPerCore === undefined ? await measureKernelGBsPerCore(bytes.expertBits, o.engineBinary) : o.kernelGBsPerCore,
+    kernelGBsPerCore: o.kernelGBsPerCore === undefined ? await measureKernelGBsPerCore(bytes, o.engineBinary) : o.kernelGBsPerCore,
     threads: server.ready.threads,
   });
   if (o.cold && !result.cases.some((c) => c.cache === "cold")) logger.warn(`e2e: no cold-cache runs: ${result.coldNote}`);
@@ -386,14 +386,18 @@ export async function runE2eTarget(config: ResolvedConfig, o: E2eTargetOptions) 
 }
 
 /**
- * Single-core quantized matrix-vector throughput for `bits` from `flashchat-engine bench kernels` (a matrix larger
- * than the caches; the best kernel level this CPU has), GB/s of weights consumed.
+ * Effective single-core quantized matrix-vector throughput over a token's bytes, GB/s: the dense bytes at the dense
+ * bit width and the expert bytes at the experts', each at what `flashchat-engine bench kernels` measures for it
+ * (a matrix larger than the caches, the best kernel level this CPU has). Null when a width was not measured.
  */
-export async function measureKernelGBsPerCore(bits: number, binary?: string): Promise<number | null> {
+export async function measureKernelGBsPerCore(b: TokenBytes, binary?: string): Promise<number | null> {
   const out = await runEngineBench("kernels", { json: true, binary }, true);
   const r = JSON.parse(out.trim().split("\n").at(-1) ?? "{}") as { results?: { bits: number; memory_gbps: number }[] };
-  const xs = (r.results ?? []).filter((k) => k.bits === bits).map((k) => k.memory_gbps);
-  return xs.length ? Math.max(...xs) : null;
+  const best = (bits: number) => Math.max(0, ...(r.results ?? []).filter((k) => k.bits === bits).map((k) => k.memory_gbps));
+  const dense = best(b.denseBits ?? b.expertBits);
+  const experts = best(b.expertBits);
+  if (!dense || !experts) return null;
+  return b.totalBytes / (b.denseBytes / dense + b.expertBytesUsed / experts);
 }
 
 /** A whole number from a string flag, with a default and a minimum; anything else is a user error naming the flag. */

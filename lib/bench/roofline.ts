@@ -9,6 +9,7 @@ interface ManifestTensor {
   name: string;
   shape: number[];
   size: number;
+  bits?: number;
 }
 
 interface Manifest {
@@ -35,6 +36,8 @@ export interface TokenBytes {
   k: number;
   moeLayers: number;
   expertBits: number;
+  /** bit width of the largest dense matrix (the lm_head, or the tied embedding); null when it is not quantized */
+  denseBits: number | null;
   /** denseBytes + expertBytesUsed */
   totalBytes: number;
 }
@@ -64,6 +67,7 @@ export function resolveTokenBytes(manifest: Manifest, layout: Layout, k = manife
     if (t.name.startsWith("model.embed_tokens.") && !tied) denseBytes += Math.ceil(t.size / Math.max(1, t.shape[0] ?? 1));
     else denseBytes += t.size;
   }
+  const head = manifest.tensors.find((t) => t.name === (tied ? "model.embed_tokens.weight" : "lm_head.weight"));
   const moeLayers = layout.layers.length;
   const used = layout.components.reduce((a, c) => a + c.size, 0);
   const expertBytesUsed = k * moeLayers * used;
@@ -74,6 +78,7 @@ export function resolveTokenBytes(manifest: Manifest, layout: Layout, k = manife
     k,
     moeLayers,
     expertBits: layout.bits,
+    denseBits: head?.bits ?? null,
     totalBytes: denseBytes + expertBytesUsed,
   };
 }

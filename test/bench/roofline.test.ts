@@ -9,12 +9,12 @@ import { UserError } from "../../lib/errors.ts";
 const manifest = (tied = false) => ({
   config: { num_experts_per_tok: 4, num_hidden_layers: 2, tie_word_embeddings: tied, hidden_size: 64 },
   tensors: [
-    { name: "model.embed_tokens.weight", shape: [1000, 8], size: 32_000 },
+    { name: "model.embed_tokens.weight", shape: [1000, 8], size: 32_000, bits: 4 },
     { name: "model.embed_tokens.scales", shape: [1000, 1], size: 2_000 },
     { name: "model.embed_tokens.biases", shape: [1000, 1], size: 2_000 },
     { name: "model.layers.0.self_attn.q_proj.weight", shape: [64, 8], size: 2_048 },
     { name: "model.norm.weight", shape: [64], size: 128 },
-    ...(tied ? [] : [{ name: "lm_head.weight", shape: [1000, 8], size: 32_000 }]),
+    ...(tied ? [] : [{ name: "lm_head.weight", shape: [1000, 8], size: 32_000, bits: 8 }]),
   ],
 });
 const layout = { bits: 4, expert_size: 8192, components: [{ size: 3000 }, { size: 3000 }, { size: 1500 }], layers: [{ layer: 0 }, { layer: 1 }] };
@@ -28,6 +28,7 @@ test("a token reads one embedding row, every other dense tensor, and K experts p
     k: 4,
     moeLayers: 2,
     expertBits: 4,
+    denseBits: 8,
     totalBytes: 34_212 + 60_000,
   });
 });
@@ -36,11 +37,12 @@ test("tied embeddings are read whole (they are the lm_head); K can be overridden
   const b = resolveTokenBytes(manifest(true), layout, 2);
   expect(b.denseBytes).toBe(36_000 + 2_048 + 128);
   expect(b.expertBytesUsed).toBe(2 * 2 * 7_500);
+  expect(b.denseBits).toBe(4);
 });
 
 test("ceilings: memory, disk for a cold cache, and the kernel one when its throughput is known", () => {
   // recorded: 1 GB dense, 6 GB of experts per token (7 GB touched), 34 GB/s memory, 5 GB/s disk, 9 GB/s/core kernel
-  const b = { denseBytes: 1e9, expertBytesUsed: 6e9, expertBytesRead: 6e9, k: 10, moeLayers: 60, expertBits: 4, totalBytes: 7e9 };
+  const b = { denseBytes: 1e9, expertBytesUsed: 6e9, expertBytesRead: 6e9, k: 10, moeLayers: 60, expertBits: 4, denseBits: 4, totalBytes: 7e9 };
   const c = resolveCeilings(b, { memoryGBs: 35, diskGBs: 5, kernelGBsPerCore: 9, threads: 2 });
   expect(c.memory).toBeCloseTo(5, 10);
   expect(c.disk).toBeCloseTo(1 / (1 / 35 + 6 / 5), 10);
