@@ -35,19 +35,30 @@ export function reportError(e: unknown): number {
 
 /** Wrap a command so a UserError becomes one line on stderr and its exit code; anything else keeps its stack. */
 export function guard<T extends ArgsDef>(cmd: CommandDef<T>): CommandDef<T> {
-  const run = cmd.run;
-  if (!run) return cmd;
+  const { run, setup } = cmd;
   return {
     ...cmd,
-    async run(ctx) {
-      const a = ctx.args as Record<string, unknown>;
-      setupLogLevel({ verbose: Boolean(a.verbose), quiet: Boolean(a.quiet) });
-      try {
-        return await run(ctx);
-      } catch (e) {
-        process.exit(reportError(e));
-      }
-    },
+    // setup runs before citty picks a subcommand: where commands with targets check the target's name
+    ...(setup && {
+      async setup(ctx) {
+        try {
+          return await setup(ctx);
+        } catch (e) {
+          process.exit(reportError(e));
+        }
+      },
+    }),
+    ...(run && {
+      async run(ctx) {
+        const a = ctx.args as Record<string, unknown>;
+        setupLogLevel({ verbose: Boolean(a.verbose), quiet: Boolean(a.quiet) });
+        try {
+          return await run(ctx);
+        } catch (e) {
+          process.exit(reportError(e));
+        }
+      },
+    }),
   };
 }
 

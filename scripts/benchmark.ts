@@ -12,31 +12,27 @@ import { NotBuiltError, UserError } from "../lib/errors.ts";
 
 const command = defineCommand({
   meta: { name: "benchmark", description: "Engine and end-to-end benchmarks; with no target, list them" },
-  args: {
-    ...globalArgs,
-    target: { type: "positional", required: false, description: `One of: ${BENCH_TARGETS.map((t) => t.name).join(", ")}`, valueHint: "TARGET" },
-  },
-  async run({ rawArgs }) {
-    const i = rawArgs.findIndex((a) => !a.startsWith("-"));
-    if (i < 0) {
-      const width = Math.max(...BENCH_TARGETS.map((t) => t.name.length));
-      console.log("Benchmark targets (bun scripts/benchmark.ts TARGET --help for options):\n");
-      for (const t of BENCH_TARGETS) console.log(`  ${t.name.padEnd(width)}  ${t.description}`);
-      return;
+  args: { ...globalArgs },
+  // each target is a lazily imported command, so `benchmark TARGET --help` shows that target's options
+  subCommands: Object.fromEntries(BENCH_TARGETS.map((t) => [t.name, () => loadTarget(t.name)])),
+  setup({ rawArgs }) {
+    const name = rawArgs.find((a) => !a.startsWith("-"));
+    if (name && !findBenchTarget(name)) {
+      const near = closest(name, BENCH_TARGETS.map((x) => x.name));
+      throw new UserError(`unknown benchmark target "${name}"${near ? ` — did you mean "${near}"?` : ""}`, "run `flashchat benchmark` to list the targets", 2);
     }
-    const name = rawArgs[i]!;
-    const target = await loadTarget(name);
-    await runMain(target, { rawArgs: [...rawArgs.slice(0, i), ...rawArgs.slice(i + 1)] });
+  },
+  run({ rawArgs }) {
+    if (rawArgs.some((a) => !a.startsWith("-"))) return; // a target ran
+    const width = Math.max(...BENCH_TARGETS.map((t) => t.name.length));
+    console.log("Benchmark targets (flashchat benchmark TARGET --help for options):\n");
+    for (const t of BENCH_TARGETS) console.log(`  ${t.name.padEnd(width)}  ${t.description}`);
   },
 });
 
 /** Import a target's command; one whose module is not there yet says so. */
 export async function loadTarget(name: string): Promise<CommandDef<ArgsDef>> {
-  const t = findBenchTarget(name);
-  if (!t) {
-    const near = closest(name, BENCH_TARGETS.map((x) => x.name));
-    throw new UserError(`unknown benchmark target "${name}"${near ? ` — did you mean "${near}"?` : ""}`, "run `flashchat benchmark` to list the targets", 2);
-  }
+  const t = findBenchTarget(name)!;
   const file = join(import.meta.dir, "..", "lib", "bench", t.file);
   if (!existsSync(file)) throw new NotBuiltError(`benchmark target "${name}"`);
   const mod = (await import(file)) as Record<string, CommandDef<ArgsDef> | undefined>;

@@ -81,7 +81,8 @@ async function run(argv: string[]): Promise<void> {
   }
   const sub = await loadCommand(first);
   const subArgs = [...rest.slice(1), ...globals];
-  if (subArgs.includes("--help") || subArgs.includes("-h")) return showCommandHelp(first);
+  // a command with targets (benchmark) lets citty show the chosen target's help
+  if ((subArgs.includes("--help") || subArgs.includes("-h")) && !sub.subCommands) return showCommandHelp(first);
   await runMain(sub, { rawArgs: subArgs });
 }
 

@@ -12,6 +12,7 @@ import {
 } from "./types.ts";
 
 export { EngineError } from "./types.ts";
+export type { Engine, EngineReady, GenerateEvent, GenerateRequest } from "./types.ts";
 
 /** The engine binary of this checkout (built by `make engine`). */
 export function engineBinaryPath(): string {

@@ -34,6 +34,10 @@ export interface EngineReady {
   model: EngineModelInfo;
   dense_bytes: number;
   expert_bytes_per_token: number;
+  /** Kernel variant picked at run time (generic, avx2, avx512). */
+  kernels?: string;
+  expert_bits?: number;
+  snapshot_budget_bytes?: number;
 }
 
 export interface SamplingParams {
@@ -55,11 +59,13 @@ export interface GenerateRequest {
   snapshot_at?: number[];
   /** Tests: emit exactly these tokens instead of sampling. */
   force_tokens?: number[];
+  /** Report each token's log-probability. */
+  logprobs?: boolean;
 }
 
 export type GenerateEvent =
   | { type: "prompt"; prompt_tokens: number; cached_tokens: number }
-  | { type: "token"; token: number }
+  | { type: "token"; token: number; logprob?: number }
   | {
       type: "done";
       reason: "stop" | "length" | "cancelled" | "evaluated";

@@ -278,7 +278,7 @@ describe("generation", () => {
     const bad = join(tmp, "bad.bin");
     copyFileSync(path, bad);
     truncateSync(bad, Math.floor(readFileSync(path).length / 2));
-    const err = await restarted.engine.loadSnapshots(bad).catch((e) => e);
+    const err = (await restarted.engine.loadSnapshots(bad).catch((e: unknown) => e)) as EngineError;
     expect(err).toBeInstanceOf(EngineError);
     expect(err.code).toBe("bad_request");
     expect(tokensOf(await collect(restarted.engine, { tokens: [5, 6], max_tokens: 1, stop_tokens: [] }))).toHaveLength(1);
