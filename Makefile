@@ -3,7 +3,7 @@
 
 BUN := $(shell command -v bun 2>/dev/null || echo ./.cache/bun/node_modules/.bin/bun)
 
-.PHONY: all deps engine engine-asan test bench demo clean help
+.PHONY: all deps engine engine-asan test check bench demo clean help
 
 all: deps engine ## install dependencies and build the engine (default)
 
@@ -30,6 +30,9 @@ demo: deps engine ## set up the demo model and print a reply from it
 clean: ## remove build outputs (never models, artifacts or your config)
 	@if [ -f native/Makefile ]; then $(MAKE) -C native clean; fi
 	rm -rf native/build
+
+check: deps ## type-check the TypeScript (tsc --noEmit)
+	@$(BUN) node_modules/typescript/bin/tsc --noEmit -p .
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-12s %s\n", $$1, $$2}'
