@@ -71,8 +71,63 @@ export interface Quantized {
   biases: Uint16Array;
 }
 
-/** Quantize a row-major [rows, cols] matrix (cols % groupSize == 0) the way MLX does. */
-export function quantizeAffine(w: Float32Array, rows: number, cols: number, bits: number, groupSize: number, out?: Quantized): Quantized {
+/**
+ * A group whose values already lie on an affine grid of at most 2^bits levels (weights that were quantized
+ * before, e.g. a bf16 checkpoint made from a quantized one) is stored exactly: step = the smallest gap above
+ * the minimum divided by j = 1, 2, ... until every value is min + k * step with k <= nBins, and step and min
+ * are exact in bf16. Writes the group and returns true; false (nothing written) for ordinary weights, which
+ * then take MLX's rounding path. Exactness is checked in double, where differences of floats are exact.
+ */
+function quantizeOnGrid(
+  w: Float32Array, base: number, groupSize: number, wMin: number, wMax: number, nBins: number, bits: number,
+  q: Uint32Array, qBase: number, scales: Uint16Array, biases: Uint16Array, g: number,
+): boolean {
+  if (!(wMax > wMin)) return false;
+  let gap = Number.POSITIVE_INFINITY;
+  for (let j = 0; j < groupSize; j++) {
+    const d = w[base + j]! - wMin;
+    if (d > 0 && d < gap) gap = d;
+  }
+  const biasBits = f32ToBf16(wMin);
+  if (bf16ToF32(biasBits) !== wMin) return false;
+  for (let div = 1; div <= nBins; div++) {
+    const step = gap / div;
+    if ((wMax - wMin) / step > nBins + 1e-9) return false;
+    const stepBits = f32ToBf16(step);
+    if (bf16ToF32(stepBits) !== step) continue;
+    let ok = true;
+    for (let j = 0; j < groupSize && ok; j++) {
+      const k = Math.round((w[base + j]! - wMin) / step);
+      ok = k * step === w[base + j]! - wMin && f32(k * step + wMin) === w[base + j]!;
+    }
+    if (!ok) continue;
+    const elPerInt = 32 / bits;
+    for (let j = 0; j < groupSize / elPerInt; j++) {
+      let word = 0;
+      for (let k = 0; k < elPerInt; k++) word |= Math.round((w[base + j * elPerInt + k]! - wMin) / step) << (k * bits);
+      q[qBase + j] = word >>> 0;
+    }
+    scales[g] = stepBits;
+    biases[g] = biasBits;
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Quantize a row-major [rows, cols] matrix (cols % groupSize == 0) the way MLX does; groups already on a grid
+ * of 2^bits levels are stored exactly instead (quantizeOnGrid).
+ */
+export function quantizeAffine(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  bits: number,
+  groupSize: number,
+  out?: Quantized,
+  /** false: MLX's rounding for every group, even one already on a grid */
+  exactGrid = true,
+): Quantized {
   if (![2, 4, 8].includes(bits)) throw new Error(`quantizeAffine: bits must be 2, 4 or 8, not ${bits}`);
   if (cols % groupSize !== 0 || groupSize % (32 / bits) !== 0) throw new Error(`quantizeAffine: ${cols} columns do not split into groups of ${groupSize}`);
   const nGroups = (rows * cols) / groupSize;
@@ -91,6 +146,8 @@ export function quantizeAffine(w: Float32Array, rows: number, cols: number, bits
       if (v > wMax) wMax = v;
       if (v < wMin) wMin = v;
     }
+    const qBaseExact = g * intPerGroup;
+    if (exactGrid && quantizeOnGrid(w, base, groupSize, wMin, wMax, nBins, bits, q, qBaseExact, scales, biases, g)) continue;
     const mask = Math.abs(wMin) > Math.abs(wMax);
     let scale = Math.max(f32(f32(wMax - wMin) / nBins), F32_EPS);
     if (!mask) scale = -scale;

@@ -45,10 +45,12 @@ export function makeTempDir(prefix = "flashchat-engine-test-"): string {
 export const removeDir = (dir: string) => rmSync(dir, { recursive: true, force: true });
 
 /** Artifacts (model_weights.* + packed_experts/) of the MLX fixture in a new temp dir. */
-export async function makeFixtureArtifacts(): Promise<string> {
+/** Artifacts of the fixture from its MLX 4-bit folder, or from its hf-bf16 folder (quantized by our tools). */
+export async function makeFixtureArtifacts(source: "mlx" | "hf-bf16" = "mlx"): Promise<string> {
   const dir = makeTempDir();
-  await extractWeights({ checkpointDir: FIXTURE, outDir: dir });
-  await repackExperts({ checkpointDir: FIXTURE, outDir: dir });
+  const checkpointDir = source === "mlx" ? FIXTURE : join(FIXTURE, "hf-bf16");
+  await extractWeights({ checkpointDir, outDir: dir });
+  await repackExperts({ checkpointDir, outDir: dir });
   return dir;
 }
 

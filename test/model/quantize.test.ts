@@ -63,7 +63,7 @@ test("round trip on random data: error within one step (+ bf16 rounding of scale
   }
 });
 
-test("requantizeAffine = quantizeAffine(dequantizeAffine(...)), bit for bit, 4 -> 2 and 8 -> 4 bits", () => {
+test("requantizeAffine = MLX's rule on dequantizeAffine(...), bit for bit, 4 -> 2 and 8 -> 4 bits", () => {
   let seed = 99;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
   const rows = 32;
@@ -73,10 +73,38 @@ test("requantizeAffine = quantizeAffine(dequantizeAffine(...)), bit for bit, 4 -
     // also groups whose codes use only part of the range, and a constant group
     src.q[5] = 0x33333333 >>> 0;
     src.q.fill(0, 0, (64 * from) / 32);
-    const generic = quantizeAffine(dequantizeAffine(src.q, src.scales, src.biases, rows, cols, from, 64), rows, cols, to, 64);
+    const generic = quantizeAffine(dequantizeAffine(src.q, src.scales, src.biases, rows, cols, from, 64), rows, cols, to, 64, undefined, false);
     const fast = requantizeAffine(src.q, src.scales, src.biases, rows, cols, from, to, 64);
     expect(Array.from(fast.q)).toEqual(Array.from(generic.q));
     expect(Array.from(fast.scales)).toEqual(Array.from(generic.scales));
     expect(Array.from(fast.biases)).toEqual(Array.from(generic.biases));
   }
+});
+
+test("values already on a grid of 2^bits levels are stored exactly (lossless re-quantization), others as MLX rounds them", () => {
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  for (const bits of [2, 4, 8]) {
+    const levels = (1 << bits) - 1;
+    const rows = 16;
+    const cols = 128;
+    // each group: (j + q) * scale, codes that often miss one or both extremes; every value exact in bf16
+    // (3-bit scale mantissas, power-of-two scales at 8 bits, as in MLX-quantized checkpoints made exact)
+    const w = new Float32Array(rows * cols);
+    for (let g = 0; g < (rows * cols) / 64; g++) {
+      const mant = bits === 8 ? 1 : (4 + Math.floor(Math.abs(rnd()) * 4)) / 4;
+      const scale = mant * 2 ** -(4 + Math.floor(Math.abs(rnd()) * 4)) * (rnd() < 0 ? -1 : 1);
+      const j0 = bits === 8 ? 0 : -Math.floor(Math.abs(rnd()) * (levels + 1));
+      const hi = g % 3 === 0 ? levels - 1 : levels; // some groups never reach the top code
+      for (let j = 0; j < 64; j++) w[g * 64 + j] = Math.fround((j0 + Math.floor(Math.abs(rnd()) * (hi + 1))) * scale);
+    }
+    const qz = quantizeAffine(w, rows, cols, bits, 64);
+    expect(dequantizeAffine(qz.q, qz.scales, qz.biases, rows, cols, bits, 64)).toEqual(w);
+    const mlx = quantizeAffine(w, rows, cols, bits, 64, undefined, false);
+    const lossy = dequantizeAffine(mlx.q, mlx.scales, mlx.biases, rows, cols, bits, 64);
+    if (bits < 8) expect(lossy).not.toEqual(w); // MLX's rounding alone does not recover every group
+  }
+  // ordinary weights (not on a grid) take MLX's path: identical output with or without exactGrid
+  const plain = new Float32Array(8 * 128).map(() => Math.fround(rnd()));
+  expect(quantizeAffine(plain, 8, 128, 4, 64)).toEqual(quantizeAffine(plain, 8, 128, 4, 64, undefined, false));
 });
