@@ -19,6 +19,12 @@ describe("RUN.md", () => {
     }
   });
 
+  test("the project layout names every source file", () => {
+    const tracked = Bun.spawnSync(["git", "ls-files", "scripts", "lib", "native"], { cwd: repoRoot }).stdout.toString().split("\n");
+    const missing = tracked.filter((f) => /\.(ts|c|h|m|metal)$|Makefile$/.test(f) && !run.includes(`| \`${f}\` |`));
+    expect(missing).toEqual([]);
+  });
+
   test("documents every command", () => {
     for (const c of COMMANDS) expect(run).toMatch(new RegExp(`\\| \`${c.name}[ \`]`));
   });
