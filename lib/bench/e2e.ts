@@ -5,13 +5,12 @@
 import { existsSync } from "node:fs";
 import { defineCommand } from "citty";
 import { basename, join, resolve } from "pathe";
-import { globalArgs, jsonArgs, modelArgs } from "../cli.ts";
+import { globalArgs, jsonArgs, modelArgs, yesArgs } from "../cli.ts";
 import { loadFlashchatConfig } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import type { EngineReady } from "../engine/types.ts";
 import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
-import { resolveModelTarget } from "../model/registry.ts";
 import { runEngineBench } from "./engine.ts";
 import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
 import { checkMachineLoad, dropPageCache, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile } from "./machine.ts";
@@ -278,7 +277,8 @@ const command = defineCommand({
     ...globalArgs,
     ...jsonArgs,
     ...modelArgs,
-    artifacts: { type: "string", description: "Artifacts folder (default: the model's)", valueHint: "DIR" },
+    ...yesArgs,
+    artifacts: { type: "string", description: "Artifacts folder (default: the model's, set up first when missing)", valueHint: "DIR" },
     tokenizer: { type: "string", description: "Folder with tokenizer.json + tokenizer_config.json (default: the checkpoint's)", valueHint: "DIR" },
     runs: { type: "string", description: "Measured runs per case (default 3)", valueHint: "N" },
     warmup: { type: "string", description: "Warm-up runs per prompt (default 1)", valueHint: "N" },
@@ -290,7 +290,8 @@ const command = defineCommand({
   },
   async run({ args }) {
     const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model }, flagNames: { MODEL_REPO: "--model" } });
-    const target = args.artifacts ? undefined : resolveModelTarget(config);
+    // a model named by --model / MODEL_REPO is set up first when something is missing, as chat and serve do
+    const target = args.artifacts ? undefined : await (await import("../setup/index.ts")).ensureReady(config, { yes: args.yes });
     const artifactsDir = args.artifacts ? resolve(args.artifacts) : target!.artifactsDir;
     const tokenizerDir = resolveTokenizerDir([args.tokenizer ? resolve(args.tokenizer) : undefined, target?.checkpointDir || config.modelPath || undefined, artifactsDir]);
     const result = await runE2eTarget(config, {
