@@ -27,6 +27,7 @@ export function engineArgv(opts: EngineStartOptions): string[] {
   if (opts.context != null) argv.push("--context", String(opts.context));
   if (opts.activeExperts != null) argv.push("--active-experts", String(opts.activeExperts));
   if (opts.snapshotBudgetMb != null) argv.push("--snapshot-budget-mb", String(opts.snapshotBudgetMb));
+  if (opts.expertIo) argv.push("--expert-io", opts.expertIo);
   return argv;
 }
 

@@ -12,6 +12,11 @@ export interface EngineStartOptions {
   context?: number;
   activeExperts?: number | null;
   snapshotBudgetMb?: number;
+  /**
+   * How routed experts reach the kernels (engine --expert-io): "auto" (default: loaded up front and used in place when
+   * the expert files fit in half the available memory, else streamed with pread), "pread", "mmap" or "populate".
+   */
+  expertIo?: "auto" | "pread" | "mmap" | "populate";
   /** Each line the engine writes on stderr. */
   onLog?: (line: string) => void;
 }
@@ -37,6 +42,8 @@ export interface EngineReady {
   /** Kernel variant picked at run time (generic, avx2, avx512). */
   kernels?: string;
   expert_bits?: number;
+  /** how the engine reads the experts, as decided at load */
+  expert_io?: "pread" | "mmap" | "populate";
   snapshot_budget_bytes?: number;
 }
 

@@ -104,7 +104,7 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     else snprintf(dir, sizeof dir, "%s/packed_experts", opt->artifacts_dir);
     int32_t n_io = opt->n_io_threads > 0 ? opt->n_io_threads : (e->n_active < 4 ? 4 : e->n_active);
     if (n_io > 32) n_io = 32;
-    st = fc_experts_load(&e->experts, dir, c, n_io, opt->expert_mmap, err);
+    st = fc_experts_load(&e->experts, dir, c, n_io, (enum fc_expert_io)opt->expert_io, err);
     if (st != FC_STATUS_OK) goto fail;
     e->pool = fc_pool_init(e->n_threads);
     if (!e->pool) { st = fc_error_set(err, FC_STATUS_INTERNAL, "cannot start %d compute threads", e->n_threads); goto fail; }
@@ -123,6 +123,11 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
 fail:
     fc_engine_free(e);
     return st;
+}
+
+enum fc_expert_io fc_engine_expert_io(const struct fc_engine * e) {
+    if (!e->experts.use_mmap) return FC_EXPERT_IO_PREAD;
+    return e->experts.populated ? FC_EXPERT_IO_POPULATE : FC_EXPERT_IO_MMAP;
 }
 
 void fc_engine_free(struct fc_engine * e) {

@@ -31,7 +31,7 @@ struct fc_engine_options {
     int32_t n_active_experts;  /* <= 0: the model's own */
     int32_t max_batch;         /* prefill tokens per forward chunk; <= 0: 128 */
     int32_t n_io_threads;      /* <= 0: automatic */
-    int expert_mmap;           /* use experts in place from mapped files instead of pread copies */
+    int expert_io;             /* enum fc_expert_io: pread copies, in place from mapped files, or auto (by size) */
 };
 
 struct fc_scratch {
@@ -79,6 +79,8 @@ struct fc_engine {
 
 enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_options * opt, struct fc_error * err);
 void fc_engine_free(struct fc_engine * e);
+/* How the experts are read, as decided at load (never FC_EXPERT_IO_AUTO). */
+enum fc_expert_io fc_engine_expert_io(const struct fc_engine * e);
 
 /* Forget the sequence (n_past = 0, states zeroed). */
 void fc_engine_reset(struct fc_engine * e);

@@ -108,10 +108,51 @@ static const char * const COMPONENTS[9] = {
     "up_proj.biases",   "down_proj.weight", "down_proj.scales", "down_proj.biases",
 };
 
+const char * fc_expert_io_name(enum fc_expert_io mode) {
+    switch (mode) {
+    case FC_EXPERT_IO_PREAD: return "pread";
+    case FC_EXPERT_IO_MMAP: return "mmap";
+    case FC_EXPERT_IO_POPULATE: return "populate";
+    default: return "auto";
+    }
+}
+
+uint64_t fc_available_memory(void) {
+#ifdef __linux__
+    FILE * f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        unsigned long long kb = 0;
+        while (fgets(line, sizeof line, f)) {
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+        }
+        fclose(f);
+        if (kb) return (uint64_t)kb * 1024;
+    }
+#endif
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    /* no MemAvailable: count half of the physical memory as available */
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 2 : 0;
+}
+
+/* Fault in (reading from disk what is not cached) every page of a read-only mapping. */
+static void populate(const uint8_t * m, size_t n) {
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14+; older kernels answer EINVAL and we touch the pages instead */
+#endif
+#ifdef __linux__
+    if (madvise((void *)m, n, MADV_POPULATE_READ) == 0) return;
+#endif
+    madvise((void *)m, n, MADV_WILLNEED);
+    long page = sysconf(_SC_PAGESIZE);
+    volatile uint8_t sink = 0;
+    for (size_t off = 0; off < n; off += (size_t)(page > 0 ? page : 4096)) sink ^= m[off];
+    (void)sink;
+}
+
 enum fc_status fc_experts_load(struct fc_experts * x, const char * dir, const struct fc_config * cfg, int32_t n_io_threads,
-                               int use_mmap, struct fc_error * err) {
+                               enum fc_expert_io mode, struct fc_error * err) {
     memset(x, 0, sizeof *x);
-    x->use_mmap = use_mmap;
     snprintf(x->dir, sizeof x->dir, "%s", dir);
     x->n_layers = cfg->n_layers;
     x->fds = fc_xmalloc((size_t)cfg->n_layers * sizeof *x->fds);
@@ -179,6 +220,16 @@ enum fc_status fc_experts_load(struct fc_experts * x, const char * dir, const st
         }
         x->comp_off[c] = (size_t)off;
     }
+    if (mode == FC_EXPERT_IO_AUTO) {
+        /* in place and loaded up front when every layer file fits in half the available memory (a warm page
+           cache then costs no copy per token); otherwise stream with pread (models far larger than RAM) */
+        uint64_t total = (uint64_t)cfg->n_layers * (uint64_t)x->n_experts * x->expert_bytes;
+        uint64_t avail = fc_available_memory();
+        mode = avail > 0 && total <= avail / 2 ? FC_EXPERT_IO_POPULATE : FC_EXPERT_IO_PREAD;
+    }
+    const int use_mmap = mode == FC_EXPERT_IO_MMAP || mode == FC_EXPERT_IO_POPULATE;
+    x->use_mmap = use_mmap;
+    x->populated = mode == FC_EXPERT_IO_POPULATE;
     const struct fc_json * layers = fc_json_get(root, "layers");
     for (int32_t i = 0; layers && layers->type == FC_JSON_ARRAY && i < layers->n_items; i++) {
         const struct fc_json * ly = &layers->items[i];
@@ -214,6 +265,7 @@ enum fc_status fc_experts_load(struct fc_experts * x, const char * dir, const st
                 goto done;
             }
             x->maps[li] = m;
+            if (x->populated) populate(m, want);
         }
         snprintf(path, sizeof path, "%s/layout.json", dir);
     }
@@ -266,10 +318,11 @@ void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t *
     struct fc_io_pool * io = x->io;
     FC_ASSERT(first_slot >= 0 && first_slot + n <= 256);
     if (x->use_mmap) {
-        /* in place: ask the kernel to read ahead what is not cached; the matvec touches it next */
+        /* in place: ask the kernel to read ahead what is not cached (unless all was faulted in at load);
+           the matvec touches it next */
         for (int32_t e = 0; e < n; e++) {
             x->slot_data[first_slot + e] = x->maps[layer] + (size_t)ids[e] * x->expert_bytes;
-            madvise((void *)x->slot_data[first_slot + e], x->expert_bytes, MADV_WILLNEED);
+            if (!x->populated) madvise((void *)x->slot_data[first_slot + e], x->expert_bytes, MADV_WILLNEED);
         }
         x->bytes_read += (uint64_t)n * x->expert_bytes;
         return;

@@ -24,6 +24,7 @@ struct fc_experts {
     int32_t n_layers;
     struct fc_io_pool * io;
     int use_mmap;            /* experts used in place from mapped layer files (no copy) instead of pread */
+    int populated;           /* with use_mmap: every page was faulted in at load (FC_EXPERT_IO_POPULATE) */
     const uint8_t ** maps;   /* [n_layers] when use_mmap */
     const uint8_t * slot_data[256]; /* where slot i's bytes are after read_start (buffer or mapping) */
     /* totals since load */
@@ -31,9 +32,23 @@ struct fc_experts {
     double io_wait_ms;
 };
 
-/* Read `dir`/layout.json, check it against the model config, open every layer file and check its size. */
+/* How the routed experts reach the kernels. */
+enum fc_expert_io {
+    FC_EXPERT_IO_AUTO = 0,  /* POPULATE when the layer files fit in half the available memory, else PREAD */
+    FC_EXPERT_IO_PREAD,     /* pread copies into reusable buffers (the OS page cache is the cache) */
+    FC_EXPERT_IO_MMAP,      /* in place from mapped layer files, pages faulted in as first touched */
+    FC_EXPERT_IO_POPULATE,  /* in place from mapped layer files, every page faulted in (read) at load */
+};
+const char * fc_expert_io_name(enum fc_expert_io mode);
+
+/*
+ * Read `dir`/layout.json, check it against the model config, open every layer file and check its size;
+ * map them for MMAP / POPULATE (AUTO decides here: x->use_mmap, x->populated say what was chosen).
+ */
 enum fc_status fc_experts_load(struct fc_experts * x, const char * dir, const struct fc_config * cfg, int32_t n_io_threads,
-                               int use_mmap, struct fc_error * err);
+                               enum fc_expert_io mode, struct fc_error * err);
+/* Memory the system can give without swapping (Linux MemAvailable), in bytes; 0 when unknown. */
+uint64_t fc_available_memory(void);
 void fc_experts_free(struct fc_experts * x);
 
 /* The gate, up and down matrices of the expert whose bytes are in `buf`. */

@@ -38,8 +38,14 @@ static void usage(FILE * f) {
             "  --backend NAME           cpu (default) | metal (macOS builds only) | cpu:0|1|2 (force kernel level)\n"
             "  --batch N                prefill tokens per forward chunk (default 256)\n"
             "  --io-threads N           pread threads (default max(4, K))\n"
-            "  --expert-mmap            use experts in place from mapped files (no pread copy; the mapped\n"
-            "                           pages then count in the resident size)\n"
+            "  --expert-io MODE         how routed experts reach the kernels (default auto):\n"
+            "                             pread     copies into reusable buffers (the OS page cache caches)\n"
+            "                             mmap      in place from the mapped layer files, faulted in when touched\n"
+            "                             populate  in place, every page read and mapped at load (no copy and\n"
+            "                                       no fault per token; the files count in the resident size)\n"
+            "                             auto      populate if the expert files fit in half the available\n"
+            "                                       memory, else pread\n"
+            "  --expert-mmap            same as --expert-io mmap\n"
             "  --iters N  --layer L     bench: iterations, layer\n"
             "  --json                   bench: one JSON line instead of text\n"
             "  --help                   this text\n"
@@ -117,7 +123,15 @@ int main(int argc, char ** argv) {
         else if (strcmp(a, "--iters") == 0) { INT_VALUE(bopt.iters, 1); }
         else if (strcmp(a, "--layer") == 0) { INT_VALUE(bopt.layer, 0); }
         else if (strcmp(a, "--json") == 0) { bopt.json = 1; }
-        else if (strcmp(a, "--expert-mmap") == 0) { opt.expert_mmap = 1; }
+        else if (strcmp(a, "--expert-mmap") == 0) { opt.expert_io = FC_EXPERT_IO_MMAP; }
+        else if (strcmp(a, "--expert-io") == 0) {
+            NEED_VALUE();
+            if (strcmp(v, "auto") == 0) opt.expert_io = FC_EXPERT_IO_AUTO;
+            else if (strcmp(v, "pread") == 0) opt.expert_io = FC_EXPERT_IO_PREAD;
+            else if (strcmp(v, "mmap") == 0) opt.expert_io = FC_EXPERT_IO_MMAP;
+            else if (strcmp(v, "populate") == 0) opt.expert_io = FC_EXPERT_IO_POPULATE;
+            else { fprintf(stderr, "flashchat-engine: --expert-io: bad value %s (auto, pread, mmap or populate)\n", v); return 2; }
+        }
         else if (strcmp(a, "--tokens") == 0) { NEED_VALUE(); tokens_arg = v; }
         else if (strcmp(a, "--out") == 0) { NEED_VALUE(); out_path = v; }
         else { fprintf(stderr, "flashchat-engine: unknown flag %s (see --help)\n", a); return 2; }
@@ -151,9 +165,9 @@ int main(int argc, char ** argv) {
         return 3;
     }
     fprintf(stderr, "flashchat-engine: %s model (%d layers, %d experts, K=%d), %.1f MB dense, %d-bit experts of %.2f MB, "
-            "backend %s/%s, %d thread(s), context %d\n",
+            "experts by %s, backend %s/%s, %d thread(s), context %d\n",
             e.model.source_format, e.model.cfg.n_layers, e.model.cfg.n_experts, e.n_active, e.model.dense_bytes / 1e6,
-            e.experts.bits, e.experts.expert_bytes / 1e6, e.be.ops->name, e.be.ops->describe ? e.be.ops->describe(&e.be) : "",
+            e.experts.bits, e.experts.expert_bytes / 1e6, fc_expert_io_name(fc_engine_expert_io(&e)), e.be.ops->name, e.be.ops->describe ? e.be.ops->describe(&e.be) : "",
             e.n_threads, e.context);
     int rc = 0;
     if (!mode) {

@@ -593,9 +593,10 @@ int fc_protocol_run(struct fc_engine * e, size_t snapshot_budget_bytes, int in_f
            FC_PROTOCOL_VERSION, e->be.ops->name, e->be.ops->describe ? e->be.ops->describe(&e->be) : e->be.ops->name,
            e->n_threads, e->context, c->vocab_size, c->hidden_size, c->n_layers, c->n_experts, e->n_active);
     for (int32_t i = 0; i < c->n_eos; i++) printf("%s%d", i ? "," : "", c->eos[i]);
-    printf("]},\"dense_bytes\":%zu,\"expert_bytes_per_token\":%llu,\"expert_bits\":%d,\"snapshot_budget_bytes\":%zu}\n",
+    printf("]},\"dense_bytes\":%zu,\"expert_bytes_per_token\":%llu,\"expert_bits\":%d,\"expert_io\":\"%s\","
+           "\"snapshot_budget_bytes\":%zu}\n",
            e->model.dense_bytes, (unsigned long long)e->experts.expert_bytes * (unsigned long long)e->n_active * (unsigned long long)c->n_layers,
-           e->experts.bits, snapshot_budget_bytes);
+           e->experts.bits, fc_expert_io_name(fc_engine_expert_io(e)), snapshot_budget_bytes);
     fflush(stdout);
 
     while (!sv.shutdown) {

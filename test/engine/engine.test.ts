@@ -95,12 +95,33 @@ test("token-by-token decoding from position 0 matches logits_full_sequence at ev
   expect(worst).toBeLessThan(2e-3);
 });
 
-test("--expert-mmap (experts used in place from the mapped files) gives the same logits", async () => {
-  const out = join(artifacts, "logits-mmap.f32");
-  await using proc = Bun.spawn(
-    [ENGINE, "logits", "--artifacts", artifacts, "--expert-mmap", "--threads", "2", "--tokens", prompt().join(","), "--out", out],
-    { stdout: "pipe", stderr: "pipe" },
-  );
-  expect(await proc.exited).toBe(0);
-  expect(Math.max(...rowMaxDiff(readF32(out), expectedLogits(), 32))).toBeLessThan(1e-3);
+for (const flags of [["--expert-mmap"], ["--expert-io", "pread"], ["--expert-io", "mmap"], ["--expert-io", "populate"]]) {
+  test(`${flags.join(" ")} gives the same logits, and says how it read the experts`, async () => {
+    const out = join(artifacts, `logits${flags.join("")}.f32`);
+    await using proc = Bun.spawn(
+      [ENGINE, "logits", "--artifacts", artifacts, ...flags, "--threads", "2", "--tokens", prompt().join(","), "--out", out],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    expect(await proc.exited).toBe(0);
+    const mode = flags[0] === "--expert-mmap" ? "mmap" : flags[1]!;
+    expect(await new Response(proc.stderr).text()).toContain(`experts by ${mode},`);
+    expect(Math.max(...rowMaxDiff(readF32(out), expectedLogits(), 32))).toBeLessThan(1e-3);
+  });
+}
+
+test("--expert-io with an unknown mode is a usage error (exit 2)", async () => {
+  await using proc = Bun.spawn([ENGINE, "--artifacts", artifacts, "--expert-io", "fast"], { stdout: "pipe", stderr: "pipe" });
+  expect(await proc.exited).toBe(2);
+  expect(await new Response(proc.stderr).text()).toContain("--expert-io: bad value fast");
+});
+
+test("by default (auto) a model whose experts fit in memory has them loaded up front; the client can ask for pread", async () => {
+  // the fixture's experts are a few hundred kB: far below half of any machine's available memory
+  expect(engine.ready.expert_io).toBe("populate");
+  const streamed = await startEngine({ artifactsDir: artifacts, threads: 1, context: 16, expertIo: "pread" });
+  try {
+    expect(streamed.ready.expert_io).toBe("pread");
+  } finally {
+    await streamed.close();
+  }
 });
