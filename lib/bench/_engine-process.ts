@@ -10,6 +10,11 @@ export const engineRunArgs = {
   experts: { type: "string", description: "Packed experts folder (default DIR/packed_experts; packed_experts_2bit for 2-bit)", valueHint: "DIR" },
   threads: { type: "string", description: "Compute threads (default: all cores)", valueHint: "N" },
   activeExperts: { type: "string", description: "Experts per token K (default: the model's)", valueHint: "K" },
+  expertIo: {
+    type: "string",
+    description: "How experts reach the kernels: auto (default), pread, mmap or populate (engine --expert-io)",
+    valueHint: "MODE",
+  },
   binary: { type: "string", description: "Engine binary (default native/build/flashchat-engine)", valueHint: "FILE" },
 } as const satisfies ArgsDef;
 
@@ -18,6 +23,7 @@ export interface EngineRunFlags {
   experts?: string;
   threads?: string;
   activeExperts?: string;
+  expertIo?: string;
   binary?: string;
 }
 
@@ -31,6 +37,11 @@ export function engineRunArgv(a: EngineRunFlags): string[] {
     if (v === undefined) continue;
     if (!/^[1-9]\d*$/.test(String(v))) throw new UserError(`${flag} must be a positive integer, not "${v}"`, undefined, 2);
     argv.push(flag, String(v));
+  }
+  if (a.expertIo !== undefined) {
+    const modes = ["auto", "pread", "mmap", "populate"];
+    if (!modes.includes(a.expertIo)) throw new UserError(`--expertIo must be one of ${modes.join(", ")}, not "${a.expertIo}"`, undefined, 2);
+    argv.push("--expert-io", a.expertIo);
   }
   return argv;
 }

@@ -157,8 +157,9 @@ describe("load failures name the file", () => {
   });
 
   test("engineArgv passes every option as a flag", () => {
-    expect(engineArgv({ artifactsDir: "/a", expertsDir: "/b", threads: 2, context: 100, activeExperts: 3, snapshotBudgetMb: 7 })).toEqual([
+    expect(engineArgv({ artifactsDir: "/a", expertsDir: "/b", threads: 2, context: 100, activeExperts: 3, snapshotBudgetMb: 7, expertIo: "pread" })).toEqual([
       "--artifacts", "/a", "--experts", "/b", "--threads", "2", "--context", "100", "--active-experts", "3", "--snapshot-budget-mb", "7",
+      "--expert-io", "pread",
     ]);
   });
 });
