@@ -150,6 +150,52 @@ static void populate(const uint8_t * m, size_t n) {
     (void)sink;
 }
 
+#ifdef __linux__
+/* kB of the mapping that starts at `addr` mapped with 2 MiB page-table entries (FilePmdMapped); -1 if unknown. */
+static long long file_pmd_kb(const void * addr) {
+    FILE * f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[512];
+    int inside = 0;
+    long long kb = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, ' ') > strchr(line, '-')) {
+            inside = lo == (unsigned long)addr;
+        } else if (inside && sscanf(line, "FilePmdMapped: %lld kB", &kb) == 1) {
+            break;
+        }
+    }
+    fclose(f);
+    return kb;
+}
+#endif
+
+/*
+ * Map a layer file for use in place and fault every page in. The kernel maps a file page cache held in
+ * 2 MiB folios with 2 MiB entries; one held in small folios (e.g. read back by small readahead) costs a
+ * TLB entry per 4 KiB, which here made the experts' matvec markedly slower than on pread copies in
+ * huge-page buffers. So when only part of the file came out 2 MiB-mapped (the kernel can, but the cache
+ * holds small folios), its cached pages are dropped and read again in 2 MiB folios, once.
+ */
+static void populate_layer(const uint8_t * m, size_t n, int fd) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    madvise((void *)m, n, MADV_HUGEPAGE); /* faults on uncached ranges read 2 MiB folios */
+#endif
+    populate(m, n);
+#ifdef __linux__
+    const size_t huge = (size_t)2 << 20;
+    long long kb = n >= 4 * huge ? file_pmd_kb(m) : -1;
+    if (kb > 0 && (size_t)kb * 1024 < n / 10 * 9) {
+        madvise((void *)m, n, MADV_DONTNEED);           /* unmap our pages so the cache can drop them */
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); /* only clean pages nobody else maps are dropped */
+        populate(m, n);
+    }
+#else
+    (void)fd;
+#endif
+}
+
 enum fc_status fc_experts_load(struct fc_experts * x, const char * dir, const struct fc_config * cfg, int32_t n_io_threads,
                                enum fc_expert_io mode, struct fc_error * err) {
     memset(x, 0, sizeof *x);
@@ -265,7 +311,7 @@ enum fc_status fc_experts_load(struct fc_experts * x, const char * dir, const st
                 goto done;
             }
             x->maps[li] = m;
-            if (x->populated) populate(m, want);
+            if (x->populated) populate_layer(m, want, fd);
         }
         snprintf(path, sizeof path, "%s/layout.json", dir);
     }
