@@ -13,7 +13,7 @@ node_modules/.flashchat-installed: package.json bun.lock
 	@sh ./flashchat --bootstrap-only
 
 engine: ## build the native engine into native/build/
-	@if [ -f native/Makefile ]; then $(MAKE) -C native; else echo "engine: native sources not present yet"; fi
+	@if [ -f native/Makefile ]; then $(MAKE) -s --no-print-directory -C native; else echo "engine: native sources not present yet"; fi
 
 engine-asan: ## build the engine with AddressSanitizer + UBSan (native/build/asan/)
 	@$(MAKE) -C native asan
