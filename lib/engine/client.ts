@@ -14,9 +14,9 @@ import {
 export { EngineError } from "./types.ts";
 export type { Engine, EngineReady, GenerateEvent, GenerateRequest } from "./types.ts";
 
-/** The engine binary of this checkout (built by `make engine`). */
-export function engineBinaryPath(): string {
-  return join(import.meta.dir, "..", "..", "native", "build", "flashchat-engine");
+/** The engine binary of a checkout (default: this one), built by `make engine`. */
+export function engineBinaryPath(root = join(import.meta.dir, "..", "..")): string {
+  return join(root, "native", "build", "flashchat-engine");
 }
 
 /** Command-line flags for the engine (everything it needs; it reads no config). */

@@ -71,6 +71,28 @@ export interface Quantized {
   biases: Uint16Array;
 }
 
+/** Scratch for mlxGroupScaleBias: [scale, bias] (no allocation per group in the hot loops). */
+const groupRule = new Float64Array(2);
+
+/**
+ * MLX's scale and bias of one group from its min and max: anchored on the extreme of larger magnitude (scale
+ * negative when that is the max), then adjusted so the anchor is exactly representable. Result in groupRule.
+ */
+function mlxGroupScaleBias(wMin: number, wMax: number, nBins: number): void {
+  const mask = Math.abs(wMin) > Math.abs(wMax);
+  let scale = Math.max(f32(f32(wMax - wMin) / nBins), F32_EPS);
+  if (!mask) scale = -scale;
+  const edge = mask ? wMin : wMax;
+  const q0 = rint(f32(edge / scale));
+  let bias = 0;
+  if (q0 !== 0) {
+    scale = f32(edge / q0);
+    bias = edge;
+  }
+  groupRule[0] = scale;
+  groupRule[1] = bias;
+}
+
 /**
  * A group whose values already lie on an affine grid of at most 2^bits levels (weights that were quantized
  * before, e.g. a bf16 checkpoint made from a quantized one) is stored exactly: step = the smallest gap above
@@ -146,19 +168,11 @@ export function quantizeAffine(
       if (v > wMax) wMax = v;
       if (v < wMin) wMin = v;
     }
-    const qBaseExact = g * intPerGroup;
-    if (exactGrid && quantizeOnGrid(w, base, groupSize, wMin, wMax, nBins, bits, q, qBaseExact, scales, biases, g)) continue;
-    const mask = Math.abs(wMin) > Math.abs(wMax);
-    let scale = Math.max(f32(f32(wMax - wMin) / nBins), F32_EPS);
-    if (!mask) scale = -scale;
-    const edge = mask ? wMin : wMax;
-    const q0 = rint(f32(edge / scale));
-    let bias = 0;
-    if (q0 !== 0) {
-      scale = f32(edge / q0);
-      bias = edge;
-    }
     const qBase = g * intPerGroup;
+    if (exactGrid && quantizeOnGrid(w, base, groupSize, wMin, wMax, nBins, bits, q, qBase, scales, biases, g)) continue;
+    mlxGroupScaleBias(wMin, wMax, nBins);
+    const scale = groupRule[0]!;
+    const bias = groupRule[1]!;
     for (let j = 0; j < intPerGroup; j++) {
       let word = 0;
       const at = base + j * elPerInt;
@@ -265,16 +279,9 @@ export function requantizeAffine(
       if (v < wMin) wMin = v;
     }
     // the quantizeAffine group rule, on the group's min and max
-    const mask = Math.abs(wMin) > Math.abs(wMax);
-    let scale = Math.max(f32(f32(wMax - wMin) / nBins), F32_EPS);
-    if (!mask) scale = -scale;
-    const edge = mask ? wMin : wMax;
-    const q0 = rint(f32(edge / scale));
-    let bias = 0;
-    if (q0 !== 0) {
-      scale = f32(edge / q0);
-      bias = edge;
-    }
+    mlxGroupScaleBias(wMin, wMax, nBins);
+    const scale = groupRule[0]!;
+    const bias = groupRule[1]!;
     for (let k = 0; k < nLevels; k++) {
       if (!present[k]) continue;
       let c = f32(f32(value[k]! - bias) / scale) + RNE_MAGIC - RNE_MAGIC;

@@ -2,13 +2,14 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "pathe";
 import { $ } from "zx";
+import { engineBinaryPath } from "../engine/client.ts";
 import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
 
 /** Root of this checkout (where the Makefile is). */
 export const REPO_ROOT = resolve(import.meta.dir, "../..");
 
-export const engineBinaryPath = (root = REPO_ROOT) => join(root, "native", "build", "flashchat-engine");
+export { engineBinaryPath };
 
 export interface EngineState {
   binary: string;
