@@ -131,6 +131,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const onClientGone = () => abort.abort(new Error("client disconnected"));
     req.signal.addEventListener("abort", onClientGone, { once: true });
     const release = await queue.acquire(abort.signal);
+    if (req.signal.aborted) onClientGone(); // gone before we listened (Bun dropped the connection): cancelled at once
     inFlight.add(abort);
     const stats: { promptTokens?: number; cachedTokens?: number; completionTokens?: number; ttftMs?: number; tokPerSec?: number; note?: string } = {};
     let status = 200;
