@@ -7,6 +7,10 @@
 
 #include "engine.h"
 
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi" /* the 32-byte vectors only pass between inlined functions of this file */
+#endif
+
 /*
  * Attention runs over the cache in blocks of ATT_BLK positions with a running max and sum per query
  * (online softmax), for up to ATT_TQ tokens at once: the scratch is per block, never per context,
@@ -24,7 +28,7 @@ struct attn_job {
 
 size_t fc_full_attn_scratch_floats(const struct fc_engine * e) {
     const size_t hd = (size_t)e->model.cfg.head_dim;
-    return 2 * ATT_BLK * hd + ATT_TQ * ATT_BLK + ATT_TQ * hd + 2 * ATT_TQ;
+    return 3 * ATT_BLK * hd + ATT_BLK + ATT_TQ * hd + 2 * ATT_TQ + hd;
 }
 
 static void rope(float * x, const float * inv_freq, int32_t rot, int32_t pos) {
@@ -38,20 +42,38 @@ static void rope(float * x, const float * inv_freq, int32_t rot, int32_t pos) {
     }
 }
 
-/* Eight independent sums, so the compiler may vectorize without reassociating. */
-static inline float dot(const float * a, const float * b, int32_t n) {
-    float s[8] = { 0 };
-    int32_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        for (int32_t k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
-    }
-    float d = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    for (; i < n; i++) d += a[i] * b[i];
-    return d;
+/* Eight floats as one value (gcc/clang vector extensions): AVX2 registers, or two SSE/NEON ones. */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+static inline v8f load8(const float * p) { v8f v; memcpy(&v, p, sizeof v); return v; }
+static inline void store8(float * p, v8f v) { memcpy(p, &v, sizeof v); }
+
+/*
+ * e^x for x <= 0, eight at a time: x log2(e) = n + f with n an integer and |f| <= 1/2, e^(f ln 2) by its
+ * Taylor series to degree 7 (relative error < 1e-7), times 2^n through the exponent bits. x is clamped at
+ * -87 (e^-87 ~ 1.6e-38: nothing against the max's weight of 1).
+ */
+static inline v8f exp_neg8(v8f x) {
+    const v8f lo = x - x - 87.0f;
+    const v8i low = x < lo;
+    x = (v8f)(((v8i)x & ~low) | ((v8i)lo & low));
+    const v8f t = x * 1.44269504088896341f;
+    const v8f n = (t + 12582912.0f) - 12582912.0f; /* round to nearest: 1.5 * 2^23 */
+    const v8f y = (t - n) * 0.69314718055994531f;
+    v8f p = y * (1.0f / 5040.0f) + 1.0f / 720.0f;
+    p = p * y + 1.0f / 120.0f;
+    p = p * y + 1.0f / 24.0f;
+    p = p * y + 1.0f / 6.0f;
+    p = p * y + 0.5f;
+    p = p * y + 1.0f;
+    p = p * y + 1.0f;
+    const v8i bits = (__builtin_convertvector(n, v8i) + 127) << 23;
+    return p * (v8f)bits;
 }
 
 /* (block of tokens, head) pairs split between threads. */
-static void attn_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
+FC_SIMD_CLONES static void attn_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
     struct attn_job * job = p;
     struct fc_engine * e = job->e;
     const struct fc_config * c = &e->model.cfg;
@@ -61,10 +83,12 @@ static void attn_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t threa
     const float scale = 1.0f / sqrtf((float)hd);
     float * kbuf = s->attn_tmp + (size_t)thread * fc_full_attn_scratch_floats(e);
     float * vbuf = kbuf + (size_t)ATT_BLK * hd;
-    float * sc = vbuf + (size_t)ATT_BLK * hd; /* [ATT_TQ][ATT_BLK] */
-    float * acc = sc + ATT_TQ * ATT_BLK;      /* [ATT_TQ][hd] */
-    float * mx = acc + (size_t)ATT_TQ * hd;   /* [ATT_TQ] running max */
-    float * sum = mx + ATT_TQ;                /* [ATT_TQ] running sum */
+    float * kt = vbuf + (size_t)ATT_BLK * hd;   /* [hd][ATT_BLK]: the block's K transposed */
+    float * sc = kt + (size_t)ATT_BLK * hd;     /* [ATT_BLK] scores, then weights */
+    float * acc = sc + ATT_BLK;                 /* [ATT_TQ][hd] */
+    float * mx = acc + (size_t)ATT_TQ * hd;     /* [ATT_TQ] running max */
+    float * sum = mx + ATT_TQ;                  /* [ATT_TQ] running sum */
+    float * qs = sum + ATT_TQ;                  /* [hd] scaled query */
     const int32_t n_tb = (job->n + ATT_TQ - 1) / ATT_TQ;
     int64_t w0, w1;
     fc_split_range((int64_t)n_tb * nh, chunk, n_chunks, 1, &w0, &w1);
@@ -75,34 +99,56 @@ static void attn_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t threa
         for (int32_t t = 0; t < nt; t++) { mx[t] = -INFINITY; sum[t] = 0.0f; }
         memset(acc, 0, (size_t)nt * hd * sizeof(float));
         for (int32_t j0 = 0; j0 <= last; j0 += ATT_BLK) {
-            const int32_t j1 = j0 + ATT_BLK <= last + 1 ? j0 + ATT_BLK : last + 1;
+            const int32_t j1 = j0 + ATT_BLK <= last + 1 ? j0 + ATT_BLK : last + 1, jb = j1 - j0;
             size_t ks, vs;
             const float * K = fc_kv_rows(kv, job->layer, 0, kvh, j0, j1, kbuf, &ks);
             const float * V = fc_kv_rows(kv, job->layer, 1, kvh, j0, j1, vbuf, &vs);
+            for (int32_t j = 0; j < jb; j++) {
+                for (int32_t i = 0; i < hd; i++) kt[(size_t)i * ATT_BLK + j] = K[(size_t)j * ks + i];
+            }
+            for (int32_t i = 0; jb < ATT_BLK && i < hd; i++) memset(kt + (size_t)i * ATT_BLK + jb, 0, (size_t)(ATT_BLK - jb) * sizeof(float));
             for (int32_t t = 0; t < nt; t++) {
                 const int32_t pos = job->pos0 + t0 + t;
                 if (j0 > pos) break;
                 const int32_t jn = (j1 <= pos + 1 ? j1 : pos + 1) - j0;
                 const float * q = s->proj + (size_t)(t0 + t) * 2 * nh * hd + (size_t)h * 2 * hd;
-                float * st = sc + (size_t)t * ATT_BLK;
-                float bm = -INFINITY;
-                for (int32_t j = 0; j < jn; j++) {
-                    st[j] = dot(q, K + (size_t)j * ks, hd) * scale;
-                    if (st[j] > bm) bm = st[j];
+                for (int32_t i = 0; i < hd; i++) qs[i] = q[i] * scale;
+                /* 16 scores at a time over the (zero-padded) block, the sums in registers */
+                for (int32_t jj = 0; jj < jn; jj += 16) {
+                    v8f a0 = { 0 }, a1 = { 0 };
+                    for (int32_t i = 0; i < hd; i++) {
+                        const float * kr = kt + (size_t)i * ATT_BLK + jj;
+                        a0 += qs[i] * load8(kr);
+                        a1 += qs[i] * load8(kr + 8);
+                    }
+                    store8(sc + jj, a0);
+                    store8(sc + jj + 8, a1);
                 }
-                const float m = bm > mx[t] ? bm : mx[t];
-                const float corr = expf(mx[t] - m); /* 0 on the first block (mx = -inf) */
-                float * o = acc + (size_t)t * hd;
+                float bm = mx[t];
+                for (int32_t j = 0; j < jn; j++) bm = sc[j] > bm ? sc[j] : bm;
+                const float corr = mx[t] == -INFINITY ? 0.0f : exp_neg8((v8f){ 0 } + (mx[t] - bm))[0];
+                for (int32_t j = 0; j < jn; j += 8) store8(sc + j, exp_neg8(load8(sc + j) - bm));
                 float add = 0.0f;
-                for (int32_t i = 0; i < hd; i++) o[i] *= corr;
-                for (int32_t j = 0; j < jn; j++) {
-                    const float pj = expf(st[j] - m);
-                    add += pj;
-                    const float * v = V + (size_t)j * vs;
-                    for (int32_t i = 0; i < hd; i++) o[i] += pj * v[i];
+                for (int32_t j = 0; j < jn; j++) add += sc[j];
+                float * o = acc + (size_t)t * hd;
+                int32_t i = 0;
+                for (; i + 16 <= hd; i += 16) { /* 16 outputs at a time, in registers over the block */
+                    v8f a0 = load8(o + i) * corr, a1 = load8(o + i + 8) * corr;
+                    for (int32_t j = 0; j < jn; j++) {
+                        const float * v = V + (size_t)j * vs + i;
+                        a0 += sc[j] * load8(v);
+                        a1 += sc[j] * load8(v + 8);
+                    }
+                    store8(o + i, a0);
+                    store8(o + i + 8, a1);
+                }
+                for (; i < hd; i++) {
+                    float a = o[i] * corr;
+                    for (int32_t j = 0; j < jn; j++) a += sc[j] * V[(size_t)j * vs + i];
+                    o[i] = a;
                 }
                 sum[t] = sum[t] * corr + add;
-                mx[t] = m;
+                mx[t] = bm;
             }
         }
         for (int32_t t = 0; t < nt; t++) {

@@ -68,7 +68,7 @@ uint16_t fc_f32_to_bf16(float f) {
     return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
 }
 
-/* Branch-free f16 -> f32 (vectorizes): the 15 low bits as f32 bits, rescaled by 2^(127-15); inf/nan apart. */
+/* Branch-free f16 -> f32 (vectorizes): the 15 low bits as f32 bits, rescaled by 2^(127-15); inf/nan by a mask. */
 static inline float f16_to_f32(uint16_t h) {
     const uint32_t em = h & 0x7fffu;
     uint32_t bits = em << 13;
@@ -76,7 +76,8 @@ static inline float f16_to_f32(uint16_t h) {
     memcpy(&f, &bits, 4);
     f *= 0x1p112f;
     memcpy(&bits, &f, 4);
-    if (em >= 0x7c00u) bits = 0x7f800000u | ((uint32_t)(h & 0x3ffu) << 13);
+    const uint32_t special = 0u - (uint32_t)(em >= 0x7c00u);
+    bits = (bits & ~special) | ((0x7f800000u | (em << 13)) & special);
     bits |= (uint32_t)(h & 0x8000u) << 16;
     memcpy(&f, &bits, 4);
     return f;
@@ -164,7 +165,7 @@ void fc_kv_store(struct fc_kv_cache * kv, int32_t layer, int which, int32_t pos,
     }
 }
 
-const float * fc_kv_rows(const struct fc_kv_cache * kv, int32_t layer, int which, int32_t h, int32_t j0, int32_t j1, float * buf,
+FC_SIMD_CLONES const float * fc_kv_rows(const struct fc_kv_cache * kv, int32_t layer, int which, int32_t h, int32_t j0, int32_t j1, float * buf,
                          size_t * stride) {
     const uint8_t * src = fc_kv_region(kv, layer, which) + (size_t)j0 * kv->pos_bytes + (size_t)h * kv->row_bytes;
     const int32_t hd = kv->head_dim;

@@ -12,6 +12,16 @@
 
 #include "util.h"
 
+/*
+ * The attention's loops are plain C the compiler vectorizes; on x86-64 Linux with gcc they are also built
+ * for AVX2 and picked at load time (target_clones), as the default build targets the baseline CPU.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define FC_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define FC_SIMD_CLONES
+#endif
+
 enum fc_kv_type { FC_KV_F16 = 0, FC_KV_BF16, FC_KV_Q8, FC_KV_F32 };
 
 const char * fc_kv_type_name(enum fc_kv_type t);
