@@ -210,6 +210,7 @@ export function resolveConfig(
     expertsDir: (values.EXPERTS_DIR as string) || "",
     activeExperts: values.ACTIVE_EXPERTS as number | null,
     threads: values.THREADS as number | null,
+    contextSize: values.CONTEXT_SIZE as number,
     paths,
     sources,
     filesRead,

@@ -236,6 +236,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const body: Record<string, unknown> = { status, model: opts.modelId, pid: process.pid };
     if (host.state === "ok") {
       body.engine = { pid: host.engine!.pid, backend: host.engine!.ready.backend, context: host.engine!.ready.context };
+      body.context_length = host.engine!.ready.context;
       body.queue = { busy: queue.busy, waiting: queue.nWaiting };
     }
     if (host.error) body.error = host.error;
@@ -260,7 +261,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         throw new ApiError(401, "missing or wrong API key: send `Authorization: Bearer <FLASHCHAT_API_KEY>`", "authentication_error", null, "invalid_api_key");
     }
     const created = Math.floor(Date.now() / 1000);
-    const modelObject = { id: opts.modelId, object: "model", created, owned_by: "flashchat" };
+    const modelObject = {
+      id: opts.modelId,
+      object: "model",
+      created,
+      owned_by: "flashchat",
+      // tokens of prompt + reply the engine holds (CONTEXT_SIZE, or the model's maximum as memory allows)
+      ...(host.state === "ok" ? { context_length: host.engine!.ready.context } : {}),
+    };
     if (req.method === "GET") {
       if (path === "/v1/models") return Response.json({ object: "list", data: [modelObject] });
       if (path.startsWith("/v1/models/")) {

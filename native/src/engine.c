@@ -40,7 +40,6 @@ static enum fc_status alloc_state(struct fc_engine * e, enum fc_kv_type type, st
     const struct fc_config * c = &e->model.cfg;
     const struct fc_model * m = &e->model;
     struct fc_seq_state * st = &e->st;
-    ALLOC(st->tokens, e->context);
     st->conv = fc_xcalloc((size_t)m->n_linear_layers + 1, sizeof *st->conv);
     st->ssm = fc_xcalloc((size_t)m->n_linear_layers + 1, sizeof *st->ssm);
     for (int32_t i = 0; i < m->n_linear_layers; i++) {
@@ -191,6 +190,18 @@ void fc_engine_free(struct fc_engine * e) {
     memset(e, 0, sizeof *e);
 }
 
+enum fc_status fc_engine_reserve(struct fc_engine * e, int32_t n, struct fc_error * err) {
+    struct fc_seq_state * st = &e->st;
+    enum fc_status s = fc_kv_reserve(&st->kv, n, err);
+    if (s != FC_STATUS_OK || n <= st->tokens_cap) return s;
+    const int32_t cap = st->kv.committed > n ? st->kv.committed : n;
+    int32_t * t = realloc(st->tokens, (size_t)cap * sizeof *t);
+    if (!t) return fc_error_set(err, FC_STATUS_NO_MEMORY, "out of memory growing the token list to %d", cap);
+    st->tokens = t;
+    st->tokens_cap = cap;
+    return FC_STATUS_OK;
+}
+
 void fc_engine_reset(struct fc_engine * e) {
     const struct fc_config * c = &e->model.cfg;
     struct fc_seq_state * st = &e->st;
@@ -266,7 +277,7 @@ enum fc_status fc_engine_eval(struct fc_engine * e, const int32_t * tokens, int3
     if ((int64_t)e->st.n_past + n > e->context) {
         return fc_error_set(err, FC_STATUS_CONTEXT_OVERFLOW, "%d + %d tokens exceed the context of %d", e->st.n_past, n, e->context);
     }
-    enum fc_status gst = fc_kv_reserve(&e->st.kv, e->st.n_past + n, err);
+    enum fc_status gst = fc_engine_reserve(e, e->st.n_past + n, err);
     if (gst != FC_STATUS_OK) return gst;
     for (int32_t done = 0; done < n;) {
         int32_t chunk = n - done < e->max_batch ? n - done : e->max_batch;

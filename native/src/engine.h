@@ -16,7 +16,8 @@
 struct fc_seq_state {
     int32_t n_past;   /* tokens evaluated */
     int32_t n_valid;  /* KV rows [0, n_valid) hold the K/V of tokens[0, n_valid) (may exceed n_past after a reset) */
-    int32_t * tokens; /* [context] the tokens evaluated, in order (their K/V are in the cache) */
+    int32_t * tokens; /* [tokens_cap] the tokens evaluated, in order (their K/V are in the cache) */
+    int32_t tokens_cap; /* grown with the cache (fc_engine_reserve) */
     float ** conv;    /* [n_linear][(kernel - 1) * conv_dim] rolling conv inputs, oldest first */
     float ** ssm;     /* [n_linear][nv * dk * dv] delta-rule state per value head, [dk][dv] */
     struct fc_kv_cache kv; /* K/V of the full-attention layers, grown with n_valid */
@@ -83,6 +84,9 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
 void fc_engine_free(struct fc_engine * e);
 /* How the experts are read, as decided at load (never FC_EXPERT_IO_AUTO). */
 enum fc_expert_io fc_engine_expert_io(const struct fc_engine * e);
+
+/* Make room for a sequence of n tokens (n <= context): K/V rows and the token list grow, never shrink. */
+enum fc_status fc_engine_reserve(struct fc_engine * e, int32_t n, struct fc_error * err);
 
 /* Forget the sequence (n_past = 0, states zeroed). */
 void fc_engine_reset(struct fc_engine * e);

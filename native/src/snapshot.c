@@ -190,7 +190,7 @@ void fc_snapshots_restore(struct fc_snapshots * s, int32_t i, struct fc_engine *
         const struct fc_snapshot * x = &s->items[i];
         const size_t per = layer_kv_bytes_per_pos(e) * (size_t)x->n_tokens;
         struct fc_error err = { 0 };
-        if (fc_kv_reserve(&e->st.kv, x->n_tokens, &err) != FC_STATUS_OK) fc_abort(__FILE__, __LINE__, err.message);
+        if (fc_engine_reserve(e, x->n_tokens, &err) != FC_STATUS_OK) fc_abort(__FILE__, __LINE__, err.message);
         for (int32_t l = 0; l < e->model.n_full_layers; l++) {
             memcpy(fc_kv_region(&e->st.kv, l, 0), x->kv + (size_t)(2 * l) * per, per);
             memcpy(fc_kv_region(&e->st.kv, l, 1), x->kv + (size_t)(2 * l + 1) * per, per);
