@@ -211,6 +211,7 @@ export function resolveConfig(
     activeExperts: values.ACTIVE_EXPERTS as number | null,
     threads: values.THREADS as number | null,
     contextSize: values.CONTEXT_SIZE as number,
+    kvCacheType: values.KV_CACHE_TYPE as ResolvedConfig["kvCacheType"],
     paths,
     sources,
     filesRead,

@@ -235,8 +235,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const status = host.state === "ok" ? "ok" : host.state;
     const body: Record<string, unknown> = { status, model: opts.modelId, pid: process.pid };
     if (host.state === "ok") {
-      body.engine = { pid: host.engine!.pid, backend: host.engine!.ready.backend, context: host.engine!.ready.context };
-      body.context_length = host.engine!.ready.context;
+      const ready = host.engine!.ready;
+      body.engine = { pid: host.engine!.pid, backend: ready.backend, context: ready.context, kv_type: ready.kv_type, kv_bytes_per_token: ready.kv_bytes_per_token };
+      body.context_length = ready.context;
       body.queue = { busy: queue.busy, waiting: queue.nWaiting };
     }
     if (host.error) body.error = host.error;
