@@ -6,6 +6,14 @@ import { startEngine } from "../engine/client.ts";
 import type { Engine, EngineStartOptions } from "../engine/types.ts";
 import { type ChatTemplate, loadChatTemplate } from "./chat-template.ts";
 import { collectChatCompletion, createChatChunker, createCompletionId } from "./chat-completions.ts";
+import {
+  type CompletionRequest,
+  collectTextCompletion,
+  createTextCompletionChunker,
+  createTextCompletionId,
+  prepareCompletionPrompt,
+  validateCompletionRequest,
+} from "./completions.ts";
 import { createEngineHost, type EngineHost, type StartEngineFn } from "./engine-host.ts";
 import { ApiError, badRequest, errorResponse, renderErrorBody } from "./errors.ts";
 import { type GenerationDefaults, type GenerationEvent, type ModelContext, preparePrompt, runGeneration } from "./generate.ts";
@@ -138,12 +146,21 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     throw new ApiError(400, `the model ${JSON.stringify(name)} does not exist; this server runs ${JSON.stringify(opts.modelId)}`, "invalid_request_error", "model", "model_not_found");
   }
 
-  /** Shared path of /v1/chat/completions and /v1/responses. */
-  async function generate(req: Request, gen: GenerationRequest, kind: "chat" | "responses", id: string, t0: number, route: string): Promise<Response> {
+  /** Shared path of /v1/chat/completions, /v1/responses and /v1/completions (`text`: its prompt and echo). */
+  async function generate(
+    req: Request,
+    gen: GenerationRequest,
+    kind: "chat" | "responses" | "completions",
+    id: string,
+    t0: number,
+    route: string,
+    text?: CompletionRequest,
+  ): Promise<Response> {
     checkModel(gen.model);
     if (stopping) throw new ApiError(503, "the server is shutting down", "service_unavailable", null, "shutting_down");
     const engine0 = host.current();
-    const prompt = preparePrompt(model, gen, engine0.ready.context, defaults);
+    const prompt = text ? prepareCompletionPrompt(model, text, engine0.ready.context, defaults) : preparePrompt(model, gen, engine0.ready.context, defaults);
+    const echoText = text?.echo ? prompt.text : undefined;
     logs.prompt(id, prompt.text);
     const abort = new AbortController();
     const onClientGone = () => abort.abort(new Error("client disconnected"));
@@ -187,6 +204,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           const { body } = await collectChatCompletion(events, id, opts.modelId);
           return Response.json(body);
         }
+        if (kind === "completions") return Response.json(await collectTextCompletion(events, id, opts.modelId, echoText));
         const builder = createResponseBuilder(opts.modelId);
         let final: unknown;
         for await (const e of events) final = builder.event(e) ?? final;
@@ -211,6 +229,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           const chunker = createChatChunker(id, opts.modelId, gen.includeUsage);
           write(chunker.start());
           for await (const e of events) if (!writer.closed) write(chunker.event(e));
+        } else if (kind === "completions") {
+          const chunker = createTextCompletionChunker(id, opts.modelId, gen.includeUsage, echoText);
+          write(chunker.start());
+          for await (const e of events) if (!writer.closed) write(chunker.event(e));
         } else {
           const builder = createResponseBuilder(opts.modelId, write);
           builder.start();
@@ -221,7 +243,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         status = err.status;
         stats.note = err.message;
         if (!(e instanceof ApiError)) logs.info(`bug: ${(e as Error).stack}`);
-        if (kind === "chat") write(renderSseData(renderErrorBody(err)));
+        if (kind !== "responses") write(renderSseData(renderErrorBody(err)));
         else write(`event: error\ndata: ${JSON.stringify({ type: "error", code: err.code, message: err.message, param: err.param, sequence_number: 0 })}\n\n`);
       } finally {
         writer.close();
@@ -283,7 +305,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           version: pkg.version,
           model: opts.modelId,
           status: host.state,
-          endpoints: ["POST /v1/chat/completions", "POST /v1/responses", "GET /v1/models", "GET /health"],
+          endpoints: ["POST /v1/chat/completions", "POST /v1/responses", "POST /v1/completions", "GET /v1/models", "GET /health"],
         });
       }
     }
@@ -293,6 +315,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       const kind = path === "/v1/chat/completions" ? "chat" : "responses";
       const gen = kind === "chat" ? validateChatRequest(body) : validateResponsesRequest(body);
       return generate(req, gen, kind, kind === "chat" ? createCompletionId() : id, t0, path);
+    }
+    if (req.method === "POST" && path === "/v1/completions") {
+      const body = await readJson(req);
+      if (logs.httpEnabled) logs.http("request", id, `${req.method} ${url.pathname}\n${JSON.stringify(body)}`);
+      const text = validateCompletionRequest(body);
+      return generate(req, text.gen, "completions", createTextCompletionId(), t0, path, text);
     }
     throw new ApiError(404, `no route ${req.method} ${url.pathname}`, "not_found_error", null, "not_found");
   }
