@@ -5,6 +5,8 @@
 // line is one message {"role":"system"|"user"|"assistant","content":"..."} with optional fields
 // time (ISO 8601), model, reasoning, stats {prompt_tokens, completion_tokens, tok_per_s, ttft_ms, total_ms}
 // and interrupted (true when the reply was stopped or the server went away before it finished).
+// A line {"type":"undo","scope":"exchange"|"reply"} takes back what came before it (chat's /undo: the last
+// user message and its replies; /retry: the last replies), so the file stays append-only.
 // Readers skip blank lines and lines that are not valid JSON messages (a half-written last line
 // after a crash), with a warning. Writers append whole lines with O_APPEND in one write, so
 // several writers never interleave inside a line.
@@ -46,6 +48,27 @@ export interface SessionMeta {
   id: string;
   created: string;
   model?: string;
+}
+
+/** chat's /undo ("exchange": the last user message and the replies after it) and /retry ("reply": those replies). */
+export interface UndoRecord {
+  type: "undo";
+  scope: "exchange" | "reply";
+  time?: string;
+}
+
+/** Remove what an undo takes back from `messages` (in place); returns how many messages went. */
+export function applyUndo(messages: SessionMessage[], scope: UndoRecord["scope"]): number {
+  const lastUser = messages.findLastIndex((m) => m.role === "user");
+  if (scope === "exchange" && lastUser < 0) return 0;
+  const from = scope === "exchange" ? lastUser : lastUser + 1;
+  let removed = 0;
+  for (let i = messages.length - 1; i >= from; i--) {
+    if (messages[i]!.role === "system") continue; // a system prompt set meanwhile stays
+    messages.splice(i, 1);
+    removed++;
+  }
+  return removed;
 }
 
 export interface SessionDirs {
@@ -145,6 +168,10 @@ export function parseSession(text: string, label = "session"): { meta?: SessionM
     const o = value as Record<string, unknown>;
     if (o && typeof o === "object" && o.type === "session" && !("role" in o)) {
       if (messages.length === 0 && !meta) meta = o as unknown as SessionMeta;
+      return;
+    }
+    if (o && typeof o === "object" && o.type === "undo" && (o.scope === "exchange" || o.scope === "reply")) {
+      applyUndo(messages, o.scope);
       return;
     }
     const msg = toMessage(o);
@@ -266,7 +293,7 @@ function endsMidLine(path: string): boolean {
 }
 
 /** Append one record (message or metadata) as a line, fsynced. A torn last line is closed off first. */
-export function appendRecord(path: string, record: SessionMessage | SessionMeta): void {
+export function appendRecord(path: string, record: SessionMessage | SessionMeta | UndoRecord): void {
   const line = JSON.stringify(record);
   appendLineDurable(path, endsMidLine(path) ? `\n${line}` : line);
 }
@@ -313,6 +340,15 @@ export class Session {
     appendRecord(this.path, m);
     this.messages.push(m);
     return m;
+  }
+
+  /** Take back the last exchange or the last replies (an undo line in the file); 0 when there is nothing to take back. */
+  undo(scope: UndoRecord["scope"]): number {
+    const removed = applyUndo([...this.messages], scope);
+    if (removed === 0) return 0;
+    appendRecord(this.path, { type: "undo", scope, time: new Date().toISOString() });
+    applyUndo(this.messages, scope);
+    return removed;
   }
 
   get turns(): number {
