@@ -49,6 +49,16 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 static inline v8f load8(const float * p) { v8f v; memcpy(&v, p, sizeof v); return v; }
 static inline void store8(float * p, v8f v) { memcpy(p, &v, sizeof v); }
 
+/* q . k over n values, eight lanes at a time (the lanes summed in a fixed order). */
+static inline float dot8(const float * q, const float * k, int32_t n) {
+    v8f a = { 0 };
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8) a += load8(q + i) * load8(k + i);
+    float d = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    for (; i < n; i++) d += q[i] * k[i];
+    return d;
+}
+
 /*
  * e^x for x <= 0, eight at a time: x log2(e) = n + f with n an integer and |f| <= 1/2, e^(f ln 2) by its
  * Taylor series to degree 7 (relative error < 1e-7), times 2^n through the exponent bits. x is clamped at
@@ -103,10 +113,13 @@ FC_SIMD_CLONES static void attn_worker(void * p, int32_t chunk, int32_t n_chunks
             size_t ks, vs;
             const float * K = fc_kv_rows(kv, job->layer, 0, kvh, j0, j1, kbuf, &ks);
             const float * V = fc_kv_rows(kv, job->layer, 1, kvh, j0, j1, vbuf, &vs);
-            for (int32_t j = 0; j < jb; j++) {
+            /* several queries share the block: transpose K once so 16 scores come out of each pass; one query
+               (decoding) reads the rows as they are */
+            const int transpose = nt >= 4;
+            for (int32_t j = 0; transpose && j < jb; j++) {
                 for (int32_t i = 0; i < hd; i++) kt[(size_t)i * ATT_BLK + j] = K[(size_t)j * ks + i];
             }
-            for (int32_t i = 0; jb < ATT_BLK && i < hd; i++) memset(kt + (size_t)i * ATT_BLK + jb, 0, (size_t)(ATT_BLK - jb) * sizeof(float));
+            for (int32_t i = 0; transpose && jb < ATT_BLK && i < hd; i++) memset(kt + (size_t)i * ATT_BLK + jb, 0, (size_t)(ATT_BLK - jb) * sizeof(float));
             for (int32_t t = 0; t < nt; t++) {
                 const int32_t pos = job->pos0 + t0 + t;
                 if (j0 > pos) break;
@@ -114,7 +127,8 @@ FC_SIMD_CLONES static void attn_worker(void * p, int32_t chunk, int32_t n_chunks
                 const float * q = s->proj + (size_t)(t0 + t) * 2 * nh * hd + (size_t)h * 2 * hd;
                 for (int32_t i = 0; i < hd; i++) qs[i] = q[i] * scale;
                 /* 16 scores at a time over the (zero-padded) block, the sums in registers */
-                for (int32_t jj = 0; jj < jn; jj += 16) {
+                for (int32_t j = 0; !transpose && j < jn; j++) sc[j] = dot8(qs, K + (size_t)j * ks, hd);
+                for (int32_t jj = 0; transpose && jj < jn; jj += 16) {
                     v8f a0 = { 0 }, a1 = { 0 };
                     for (int32_t i = 0; i < hd; i++) {
                         const float * kr = kt + (size_t)i * ATT_BLK + jj;
