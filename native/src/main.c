@@ -120,7 +120,7 @@ int main(int argc, char ** argv) {
         else if (strcmp(a, "--experts") == 0) { NEED_VALUE(); opt.experts_dir = v; }
         else if (strcmp(a, "--backend") == 0) { NEED_VALUE(); opt.backend = v; }
         else if (strcmp(a, "--threads") == 0) { INT_VALUE(opt.n_threads, 1); }
-        else if (strcmp(a, "--context") == 0) { INT_VALUE(opt.context, 1); }
+        else if (strcmp(a, "--context") == 0) { INT_VALUE(opt.context, 0); }
         else if (strcmp(a, "--active-experts") == 0) { INT_VALUE(opt.n_active_experts, 1); }
         else if (strcmp(a, "--snapshot-budget-mb") == 0) { INT_VALUE(budget_mb, 0); }
         else if (strcmp(a, "--batch") == 0) { INT_VALUE(opt.max_batch, 1); }
