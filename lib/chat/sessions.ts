@@ -9,6 +9,8 @@
 // "content":DELTA,"reasoning"?:DELTA} (at most a second behind the screen); the complete reply
 // carries the same "reply" id and supersedes them. Partial records with no complete reply after them
 // (the chat was killed) read as one assistant message marked interrupted.
+// A line {"type":"undo","scope":"exchange"|"reply"} takes back what came before it (chat's /undo: the last
+// user message and its replies; /retry: the last replies), so the file stays append-only.
 // Readers skip blank lines and lines that are not valid JSON messages (a half-written last line
 // after a crash), with a warning. Writers append whole lines with O_APPEND in one write, so
 // several writers never interleave inside a line.
@@ -60,6 +62,27 @@ export interface SessionMeta {
   id: string;
   created: string;
   model?: string;
+}
+
+/** chat's /undo ("exchange": the last user message and the replies after it) and /retry ("reply": those replies). */
+export interface UndoRecord {
+  type: "undo";
+  scope: "exchange" | "reply";
+  time?: string;
+}
+
+/** Remove what an undo takes back from `messages` (in place); returns how many messages went. */
+export function applyUndo(messages: SessionMessage[], scope: UndoRecord["scope"]): number {
+  const lastUser = messages.findLastIndex((m) => m.role === "user");
+  if (scope === "exchange" && lastUser < 0) return 0;
+  const from = scope === "exchange" ? lastUser : lastUser + 1;
+  let removed = 0;
+  for (let i = messages.length - 1; i >= from; i--) {
+    if (messages[i]!.role === "system") continue; // a system prompt set meanwhile stays
+    messages.splice(i, 1);
+    removed++;
+  }
+  return removed;
 }
 
 export interface SessionDirs {
@@ -174,6 +197,10 @@ export function parseSession(text: string, label = "session"): { meta?: SessionM
       }
       if (typeof o.content === "string") m.content += o.content;
       if (typeof o.reasoning === "string" && o.reasoning) m.reasoning = (m.reasoning ?? "") + o.reasoning;
+      return;
+    }
+    if (o && typeof o === "object" && o.type === "undo" && (o.scope === "exchange" || o.scope === "reply")) {
+      applyUndo(messages, o.scope);
       return;
     }
     const msg = toMessage(o);
@@ -299,8 +326,8 @@ function endsMidLine(path: string): boolean {
   }
 }
 
-/** Append one record (message, partial reply or metadata) as a line, fsynced. A torn last line is closed off first. */
-export function appendRecord(path: string, record: SessionMessage | SessionMeta | PartialRecord | (SessionMessage & { reply: string })): void {
+/** Append one record (message, partial reply, undo or metadata) as a line, fsynced. A torn last line is closed off first. */
+export function appendRecord(path: string, record: SessionMessage | SessionMeta | PartialRecord | UndoRecord | (SessionMessage & { reply: string })): void {
   const line = JSON.stringify(record);
   appendLineDurable(path, endsMidLine(path) ? `\n${line}` : line);
 }
@@ -352,6 +379,15 @@ export class Session {
   /** Start journalling a reply that is about to stream (see ReplyJournal). */
   startReply(opts: { model?: string; flushMs?: number } = {}): ReplyJournal {
     return new ReplyJournal(this, opts.model, opts.flushMs);
+  }
+
+  /** Take back the last exchange or the last replies (an undo line in the file); 0 when there is nothing to take back. */
+  undo(scope: UndoRecord["scope"]): number {
+    const removed = applyUndo([...this.messages], scope);
+    if (removed === 0) return 0;
+    appendRecord(this.path, { type: "undo", scope, time: new Date().toISOString() });
+    applyUndo(this.messages, scope);
+    return removed;
   }
 
   get turns(): number {

@@ -6,6 +6,14 @@ import { startEngine } from "../engine/client.ts";
 import type { Engine, EngineStartOptions } from "../engine/types.ts";
 import { type ChatTemplate, loadChatTemplate } from "./chat-template.ts";
 import { collectChatCompletion, createChatChunker, createCompletionId } from "./chat-completions.ts";
+import {
+  type CompletionRequest,
+  collectTextCompletion,
+  createTextCompletionChunker,
+  createTextCompletionId,
+  prepareCompletionPrompt,
+  validateCompletionRequest,
+} from "./completions.ts";
 import { createEngineHost, type EngineHost, type StartEngineFn } from "./engine-host.ts";
 import { ApiError, badRequest, errorResponse, renderErrorBody } from "./errors.ts";
 import { type GenerationDefaults, type GenerationEvent, type ModelContext, preparePrompt, runGeneration } from "./generate.ts";
@@ -120,12 +128,21 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     throw new ApiError(400, `the model ${JSON.stringify(name)} does not exist; this server runs ${JSON.stringify(opts.modelId)}`, "invalid_request_error", "model", "model_not_found");
   }
 
-  /** Shared path of /v1/chat/completions and /v1/responses. */
-  async function generate(req: Request, gen: GenerationRequest, kind: "chat" | "responses", id: string, t0: number, route: string): Promise<Response> {
+  /** Shared path of /v1/chat/completions, /v1/responses and /v1/completions (`text`: its prompt and echo). */
+  async function generate(
+    req: Request,
+    gen: GenerationRequest,
+    kind: "chat" | "responses" | "completions",
+    id: string,
+    t0: number,
+    route: string,
+    text?: CompletionRequest,
+  ): Promise<Response> {
     checkModel(gen.model);
     if (stopping) throw new ApiError(503, "the server is shutting down", "service_unavailable", null, "shutting_down");
     const engine0 = host.current();
-    const prompt = preparePrompt(model, gen, engine0.ready.context, defaults);
+    const prompt = text ? prepareCompletionPrompt(model, text, engine0.ready.context, defaults) : preparePrompt(model, gen, engine0.ready.context, defaults);
+    const echoText = text?.echo ? prompt.text : undefined;
     logs.prompt(id, prompt.text);
     const abort = new AbortController();
     const onClientGone = () => abort.abort(new Error("client disconnected"));
@@ -171,6 +188,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           const { body } = await collectChatCompletion(events, id, opts.modelId);
           return Response.json(body);
         }
+        if (kind === "completions") return Response.json(await collectTextCompletion(events, id, opts.modelId, echoText));
         const builder = createResponseBuilder(opts.modelId);
         let final: unknown;
         for await (const e of events) final = builder.event(e) ?? final;
@@ -195,6 +213,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           const chunker = createChatChunker(id, opts.modelId, gen.includeUsage);
           write(chunker.start());
           for await (const e of events) if (!writer.closed) write(chunker.event(e));
+        } else if (kind === "completions") {
+          const chunker = createTextCompletionChunker(id, opts.modelId, gen.includeUsage, echoText);
+          write(chunker.start());
+          for await (const e of events) if (!writer.closed) write(chunker.event(e));
         } else {
           const builder = createResponseBuilder(opts.modelId, write);
           builder.start();
@@ -205,7 +227,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         status = err.status;
         stats.note = err.message;
         if (!(e instanceof ApiError)) logs.info(`bug: ${(e as Error).stack}`);
-        if (kind === "chat") write(renderSseData(renderErrorBody(err)));
+        if (kind !== "responses") write(renderSseData(renderErrorBody(err)));
         else write(`event: error\ndata: ${JSON.stringify({ type: "error", code: err.code, message: err.message, param: err.param, sequence_number: 0 })}\n\n`);
       } finally {
         writer.close();
@@ -219,7 +241,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const status = host.state === "ok" ? "ok" : host.state;
     const body: Record<string, unknown> = { status, model: opts.modelId, pid: process.pid };
     if (host.state === "ok") {
-      body.engine = { pid: host.engine!.pid, backend: host.engine!.ready.backend, context: host.engine!.ready.context };
+      const ready = host.engine!.ready;
+      body.engine = { pid: host.engine!.pid, backend: ready.backend, context: ready.context, kv_type: ready.kv_type, kv_bytes_per_token: ready.kv_bytes_per_token };
+      body.context_length = ready.context;
       body.queue = { busy: queue.busy, waiting: queue.nWaiting };
     }
     if (host.error) body.error = host.error;
@@ -240,7 +264,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         throw new ApiError(401, "missing or wrong API key: send `Authorization: Bearer <FLASHCHAT_API_KEY>`", "authentication_error", null, "invalid_api_key");
     }
     const created = Math.floor(Date.now() / 1000);
-    const modelObject = { id: opts.modelId, object: "model", created, owned_by: "flashchat" };
+    const modelObject = {
+      id: opts.modelId,
+      object: "model",
+      created,
+      owned_by: "flashchat",
+      // tokens of prompt + reply the engine holds (CONTEXT_SIZE, or the model's maximum as memory allows)
+      ...(host.state === "ok" ? { context_length: host.engine!.ready.context } : {}),
+    };
     if (req.method === "GET") {
       if (path === "/v1/models") return Response.json({ object: "list", data: [modelObject] });
       if (path.startsWith("/v1/models/")) {
@@ -255,7 +286,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           version: pkg.version,
           model: opts.modelId,
           status: host.state,
-          endpoints: ["POST /v1/chat/completions", "POST /v1/responses", "GET /v1/models", "GET /health"],
+          endpoints: ["POST /v1/chat/completions", "POST /v1/responses", "POST /v1/completions", "GET /v1/models", "GET /health"],
         });
       }
     }
@@ -271,6 +302,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         setIdleTimeout(req, true);
         throw e;
       }
+    }
+    if (req.method === "POST" && path === "/v1/completions") {
+      const body = await readJson(req);
+      if (logs.httpEnabled) logs.http("request", id, `${req.method} ${url.pathname}\n${JSON.stringify(body)}`);
+      const text = validateCompletionRequest(body);
+      return generate(req, text.gen, "completions", createTextCompletionId(), t0, path, text);
     }
     throw new ApiError(404, `no route ${req.method} ${url.pathname}`, "not_found_error", null, "not_found");
   }

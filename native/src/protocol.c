@@ -505,12 +505,12 @@ static void handle_stats(struct server * sv, const char * id) {
     printf(",\"requests\":%lld,\"prompt_tokens\":%lld,\"cached_tokens\":%lld,\"prefill_tokens\":%lld,"
            "\"completion_tokens\":%lld,\"prefill_ms\":%.3f,\"decode_ms\":%.3f,\"prefill_tokens_per_s\":%.3f,"
            "\"tokens_per_s\":%.3f,\"expert_bytes\":%llu,\"io_wait_ms\":%.3f,\"snapshots\":%d,\"snapshot_bytes\":%zu,"
-           "\"snapshot_budget_bytes\":%zu,\"n_past\":%d,\"context\":%d,\"rss_bytes\":%lld,\"max_rss_bytes\":%lld}\n",
+           "\"snapshot_budget_bytes\":%zu,\"n_past\":%d,\"context\":%d,\"kv_bytes\":%zu,\"rss_bytes\":%lld,\"max_rss_bytes\":%lld}\n",
            (long long)t->requests, (long long)t->prompt_tokens, (long long)t->cached_tokens, (long long)t->prefill_tokens,
            (long long)t->completion_tokens, t->prefill_ms, t->decode_ms,
            t->prefill_ms > 0 ? t->prefill_tokens / (t->prefill_ms / 1e3) : 0.0,
            t->decode_ms > 0 ? t->completion_tokens / (t->decode_ms / 1e3) : 0.0, (unsigned long long)e->experts.bytes_read,
-           e->experts.io_wait_ms, sv->snaps.n, sv->snaps.used_bytes, sv->snaps.budget_bytes, e->st.n_past, e->context,
+           e->experts.io_wait_ms, sv->snaps.n, sv->snaps.used_bytes, sv->snaps.budget_bytes, e->st.n_past, e->context, fc_kv_committed_bytes(&e->st.kv),
            (long long)rss_kb * 1024, (long long)ru.ru_maxrss * 1024);
     fflush(stdout);
 }
@@ -594,9 +594,10 @@ int fc_protocol_run(struct fc_engine * e, size_t snapshot_budget_bytes, int in_f
            e->n_threads, e->context, c->vocab_size, c->hidden_size, c->n_layers, c->n_experts, e->n_active);
     for (int32_t i = 0; i < c->n_eos; i++) printf("%s%d", i ? "," : "", c->eos[i]);
     printf("]},\"dense_bytes\":%zu,\"expert_bytes_per_token\":%llu,\"expert_bits\":%d,\"expert_io\":\"%s\","
-           "\"snapshot_budget_bytes\":%zu}\n",
+           "\"snapshot_budget_bytes\":%zu,\"max_context\":%d,\"kv_type\":\"%s\",\"kv_bytes_per_token\":%zu}\n",
            e->model.dense_bytes, (unsigned long long)e->experts.expert_bytes * (unsigned long long)e->n_active * (unsigned long long)c->n_layers,
-           e->experts.bits, fc_expert_io_name(fc_engine_expert_io(e)), snapshot_budget_bytes);
+           e->experts.bits, fc_expert_io_name(fc_engine_expert_io(e)), snapshot_budget_bytes, e->max_context,
+           fc_kv_type_name(e->st.kv.type), fc_engine_kv_bytes_per_pos(e));
     fflush(stdout);
 
     while (!sv.shutdown) {
