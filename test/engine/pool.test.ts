@@ -1,0 +1,30 @@
+// The compute thread pool under stress (native/tests/test-pool.c): thousands of back-to-back jobs of random chunk counts
+// on 2-8 threads, each chunk run exactly once. A pool that loses count of a job never returns: the process is given a
+// generous time and killed after it, which fails the test as a hang (a hang guard, not a speed limit).
+import { beforeAll, expect, test } from "bun:test";
+import { join } from "pathe";
+import { buildEngine, NATIVE_DIR } from "./_fixture.ts";
+
+const HANG_MS = 100_000;
+
+/** Run a native test binary; `hung` says it was killed after HANG_MS. */
+export async function runWithHangGuard(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; hung: boolean }> {
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+  let hung = false;
+  const timer = setTimeout(() => {
+    hung = true;
+    proc.kill("SIGKILL");
+  }, HANG_MS);
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  return { code, out: out + err, hung };
+}
+
+beforeAll(() => buildEngine());
+
+test("25,000 back-to-back jobs of 1-16 chunks on 2, 3, 4 and 8 threads: every chunk runs exactly once, no hang", async () => {
+  const r = await runWithHangGuard([join(NATIVE_DIR, "build", "test-pool"), "--jobs", "25000", "--threads", "2,3,4,8"]);
+  expect({ hung: r.hung, failures: r.out.split("\n").filter((l) => l.startsWith("FAIL")) }).toEqual({ hung: false, failures: [] });
+  expect(r.out).toMatch(/pool: 8 threads, 25000 jobs: ok\npool: ok/);
+  expect(r.code).toBe(0);
+}, HANG_MS + 20_000);
