@@ -11,11 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "engine.h"
 #include "json.h"
+#include "platform.h"
 #include "protocol.h"
+
 
 static void usage(FILE * f) {
     fprintf(f,
@@ -89,6 +92,7 @@ static void load_error(const struct fc_error * err) {
 }
 
 int main(int argc, char ** argv) {
+    const pid_t parent = getppid(); /* as early as possible: in protocol mode the engine exits when its parent does */
     struct fc_engine_options opt = { 0 };
     struct fc_bench_options bopt = { 0 };
     const char * mode = NULL;
@@ -157,6 +161,9 @@ int main(int argc, char ** argv) {
         if (opt.context <= 0 || opt.context < n_tokens) opt.context = n_tokens;
     }
 
+    /* a server child: never outlive the server (not even with the compute threads busy); before the load, which
+       can take long */
+    if (!mode) fc_platform_exit_with_parent(parent);
     struct fc_engine e;
     struct fc_error err = { 0 };
     if (fc_engine_init(&e, &opt, &err) != FC_STATUS_OK) {

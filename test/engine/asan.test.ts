@@ -1,5 +1,5 @@
 // The engine tests once more under AddressSanitizer + UndefinedBehaviorSanitizer (`make engine-asan`): the native test
-// binaries, the fixture logits, greedy decoding, errors, cancel, snapshots. Any finding aborts the process.
+// binaries (the pool stress test too), the fixture logits, greedy decoding, errors, cancel, snapshots. Any finding aborts the process.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "pathe";
@@ -57,7 +57,7 @@ describe.skipIf(!hasSanitizers)("under ASan + UBSan", () => {
     removeDir(tmp);
   });
 
-  for (const name of ["test-kernels", "test-json"]) {
+  for (const name of ["test-kernels", "test-json", "test-pool"]) {
     test(`${name} is clean`, async () => {
       const proc = Bun.spawn([join(ASAN_DIR, name)], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...SANITIZER_ENV } });
       const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);

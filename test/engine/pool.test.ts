@@ -3,22 +3,7 @@
 // generous time and killed after it, which fails the test as a hang (a hang guard, not a speed limit).
 import { beforeAll, expect, test } from "bun:test";
 import { join } from "pathe";
-import { buildEngine, NATIVE_DIR } from "./_fixture.ts";
-
-const HANG_MS = 100_000;
-
-/** Run a native test binary; `hung` says it was killed after HANG_MS. */
-export async function runWithHangGuard(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; hung: boolean }> {
-  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
-  let hung = false;
-  const timer = setTimeout(() => {
-    hung = true;
-    proc.kill("SIGKILL");
-  }, HANG_MS);
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  clearTimeout(timer);
-  return { code, out: out + err, hung };
-}
+import { buildEngine, HANG_MS, NATIVE_DIR, runWithHangGuard } from "./_fixture.ts";
 
 beforeAll(() => buildEngine());
 
