@@ -86,6 +86,9 @@ describe.skipIf(!hasSanitizers)("under ASan + UBSan", () => {
       sampling: { temperature: 0.9, top_k: 20, top_p: 0.9, min_p: 0.02, repetition_penalty: 1.1, presence_penalty: 0.3, frequency_penalty: 0.1, seed: 5 },
     });
     expect(sampled.find((e) => e.type === "prompt")).toMatchObject({ cached_tokens: 12 });
+    const withLogprobs = await collect({ tokens: [7, 8, 9], max_tokens: 3, stop_tokens: [], top_logprobs: 20, logit_bias: { "5": 2, "511": -100 } });
+    expect(withLogprobs.filter((e) => e.type === "token").every((e) => (e as { top_logprobs?: unknown[] }).top_logprobs?.length === 20)).toBe(true);
+    await expect(collect({ tokens: [1], max_tokens: 1, sampling: { seed: 2 ** 64 } })).rejects.toMatchObject({ code: "bad_request" });
     await expect(engine.logits([1, 99999])).rejects.toMatchObject({ code: "bad_token" });
     await expect(collect({ tokens: Array.from({ length: 65 }, () => 1), max_tokens: 1 })).rejects.toMatchObject({ code: "context_overflow" });
     const ac = new AbortController();
