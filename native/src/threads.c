@@ -64,7 +64,10 @@ static inline void cpu_relax(void) {
 /* Claim and run chunks until a claim finds none left; returns the seq of the job that claim saw. */
 static uint32_t work(struct fc_pool * pool, int32_t thread) {
     for (;;) {
-        uint64_t w = atomic_fetch_add_explicit(&pool->job, CLAIM_ONE, memory_order_acq_rel);
+        /* a plain load first: when nothing is left, stop without writing the word the caller is polling */
+        uint64_t w = atomic_load_explicit(&pool->job, memory_order_acquire);
+        if (JOB_CLAIMED(w) >= JOB_N(w)) return JOB_SEQ(w);
+        w = atomic_fetch_add_explicit(&pool->job, CLAIM_ONE, memory_order_acq_rel);
         uint32_t chunk = JOB_CLAIMED(w), n = JOB_N(w);
         if (chunk >= n) return JOB_SEQ(w);
         /* fn/ctx are this job's: they were written before its word was published, and the job cannot end (so the
