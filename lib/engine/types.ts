@@ -73,13 +73,17 @@ export interface GenerateRequest {
   snapshot_at?: number[];
   /** Tests: emit exactly these tokens instead of sampling. */
   force_tokens?: number[];
-  /** Report each token's log-probability. */
+  /** Report each token's log-probability (log-softmax of the logits plus logit_bias, before penalties and temperature). */
   logprobs?: boolean;
+  /** 0..20: also report that many most likely tokens per position (implies logprobs). */
+  top_logprobs?: number;
+  /** token id (decimal string) -> bias in [-100, 100], added to the logits before sampling (greedy too). */
+  logit_bias?: Record<string, number>;
 }
 
 export type GenerateEvent =
   | { type: "prompt"; prompt_tokens: number; cached_tokens: number }
-  | { type: "token"; token: number; logprob?: number }
+  | { type: "token"; token: number; logprob?: number; top_logprobs?: { token: number; logprob: number }[] }
   | {
       type: "done";
       reason: "stop" | "length" | "cancelled" | "evaluated";

@@ -248,6 +248,7 @@ static enum fc_status eval_chunk(struct fc_engine * e, const int32_t * tokens, i
         enum fc_status st = fc_moe_forward(e, l, n, err);
         if (st != FC_STATUS_OK) return st;
         for (size_t i = 0; i < (size_t)n * H; i++) s->x[i] += s->out[i];
+        if (e->on_layer) e->on_layer(e->on_layer_ctx, l);
     }
     /* the K/V of these positions are in the cache now */
     memcpy(e->st.tokens + e->st.n_past, tokens, (size_t)n * sizeof *tokens);

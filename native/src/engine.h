@@ -76,6 +76,9 @@ struct fc_engine {
     int32_t n_expert_bufs;
     /* per expert id scratch for prefill grouping */
     int32_t * expert_count; /* [n_experts] */
+    /* (optional) called after each layer of every forward chunk, e.g. to report prefill progress; NULL = none */
+    void (*on_layer)(void * ctx, int32_t layer);
+    void * on_layer_ctx;
     /* timing of the layer kinds (bench) */
     double t_matmul_ms;
 };

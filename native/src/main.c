@@ -11,11 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "engine.h"
 #include "json.h"
+#include "platform.h"
 #include "protocol.h"
+
 
 static void usage(FILE * f) {
     fprintf(f,
@@ -42,6 +45,8 @@ static void usage(FILE * f) {
             "  --backend NAME           cpu (default) | metal (macOS builds only) | cpu:0|1|2 (force kernel level)\n"
             "  --batch N                prefill tokens per forward chunk (default 256)\n"
             "  --io-threads N           pread threads (default max(4, K))\n"
+            "  --progress-ms N          least time between two progress lines while a prompt is evaluated\n"
+            "                           (default 1000; 0: after every layer)\n"
             "  --expert-io MODE         how routed experts reach the kernels (default auto):\n"
             "                             pread     copies into reusable buffers (the OS page cache caches)\n"
             "                             mmap      in place from the mapped layer files, faulted in when touched\n"
@@ -94,12 +99,14 @@ static void load_error(const struct fc_error * err) {
 }
 
 int main(int argc, char ** argv) {
+    const pid_t parent = getppid(); /* as early as possible: in protocol mode the engine exits when its parent does */
     struct fc_engine_options opt = { 0 };
     struct fc_bench_options bopt = { 0 };
     const char * mode = NULL;
     const char * tokens_arg = NULL;
     const char * out_path = NULL;
     int32_t budget_mb = 1024;
+    int32_t progress_ms = 1000;
     opt.backend = "cpu";
     int i = 1;
     if (i < argc && strcmp(argv[i], "logits") == 0) { mode = "logits"; i++; }
@@ -124,6 +131,7 @@ int main(int argc, char ** argv) {
         else if (strcmp(a, "--active-experts") == 0) { INT_VALUE(opt.n_active_experts, 1); }
         else if (strcmp(a, "--snapshot-budget-mb") == 0) { INT_VALUE(budget_mb, 0); }
         else if (strcmp(a, "--batch") == 0) { INT_VALUE(opt.max_batch, 1); }
+        else if (strcmp(a, "--progress-ms") == 0) { INT_VALUE(progress_ms, 0); }
         else if (strcmp(a, "--io-threads") == 0) { INT_VALUE(opt.n_io_threads, 1); }
         else if (strcmp(a, "--iters") == 0) { INT_VALUE(bopt.iters, 1); }
         else if (strcmp(a, "--layer") == 0) { INT_VALUE(bopt.layer, 0); }
@@ -168,6 +176,9 @@ int main(int argc, char ** argv) {
         if (opt.context <= 0 || opt.context < n_tokens) opt.context = n_tokens;
     }
 
+    /* a server child: never outlive the server (not even with the compute threads busy); before the load, which
+       can take long */
+    if (!mode) fc_platform_exit_with_parent(parent);
     struct fc_engine e;
     struct fc_error err = { 0 };
     if (fc_engine_init(&e, &opt, &err) != FC_STATUS_OK) {
@@ -182,7 +193,7 @@ int main(int argc, char ** argv) {
             e.n_threads, e.context, fc_kv_type_name(e.st.kv.type), fc_engine_kv_bytes_per_pos(&e));
     int rc = 0;
     if (!mode) {
-        rc = fc_protocol_run(&e, (size_t)budget_mb << 20, 0);
+        rc = fc_protocol_run(&e, (size_t)budget_mb << 20, 0, progress_ms);
     } else if (strcmp(mode, "logits") == 0) {
         const int32_t V = e.model.cfg.vocab_size;
         float * all = malloc((size_t)n_tokens * V * sizeof(float));
