@@ -68,11 +68,16 @@ export interface GenerateRequest {
   force_tokens?: number[];
   /** Report each token's log-probability. */
   logprobs?: boolean;
+  /** With logprobs: also the N most likely tokens at each position (0..20). */
+  top_logprobs?: number;
+  /** Added to the logits before sampling: token id (as a string) -> bias in [-100, 100]. */
+  logit_bias?: Record<string, number>;
 }
 
 export type GenerateEvent =
   | { type: "prompt"; prompt_tokens: number; cached_tokens: number }
-  | { type: "token"; token: number; logprob?: number }
+  | { type: "progress"; prompt_tokens_done: number; prompt_tokens: number }
+  | { type: "token"; token: number; logprob?: number; top_logprobs?: { token: number; logprob: number }[] }
   | {
       type: "done";
       reason: "stop" | "length" | "cancelled" | "evaluated";
@@ -113,6 +118,16 @@ export interface Engine {
   loadSnapshots(path: string): Promise<void>;
   /** Resolves with the exit code (or signal name) when the process ends, for whatever reason. */
   readonly exited: Promise<number | string>;
-  /** Graceful shutdown (shutdown op, then SIGTERM, then SIGKILL). */
-  close(): Promise<void>;
+  /** Shutdown op, then SIGKILL by pid after `deadlineMs` (default 3000): says which ended it. */
+  close(deadlineMs?: number): Promise<"exited" | "killed">;
+  /** SIGKILL by pid now; requests in flight fail with EngineError(message, code). */
+  kill(message: string, code?: string): void;
+  /** Watchdog input: is a request running, and for how long has the engine written nothing while it runs. */
+  activity(): EngineActivity;
+}
+
+export interface EngineActivity {
+  busy: boolean;
+  /** Milliseconds since the engine's last line (or since the running request started, if later); 0 when idle. */
+  silentMs: number;
 }

@@ -42,6 +42,10 @@ export interface ServerOptions {
   echoLog?: (line: string) => void;
   /** Keep prompt-cache snapshots in this file across restarts. */
   snapshotFile?: string;
+  /** Kill + restart the engine after this much silence during a request (ENGINE_WATCHDOG_S; 0 = off; default 120 s). */
+  engineWatchdogMs?: number;
+  /** /health says "stalled" past this much silence (default: lib/server/engine-host.ts resolveStalledAfterMs). */
+  engineStalledAfterMs?: number;
 }
 
 export interface RunningServer {
@@ -52,7 +56,10 @@ export interface RunningServer {
   readonly logs: ServerLogs;
   /** Resolves once the engine's first start finished (ok or failed; see host.state). */
   readonly engineStarted: Promise<void>;
-  /** Graceful stop: refuse new requests, let streams finish (up to `graceMs`, then cancel), stop the engine. */
+  /**
+   * Graceful stop: refuse new requests, let streams finish (up to `graceMs`, cut short when the engine writes
+   * nothing for 2 s), cancel the rest, stop the engine (SIGKILL if it has not exited 2 s after `shutdown`).
+   */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -111,6 +118,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     startEngine: opts.startEngine ?? startEngine,
     engine: { ...opts.engine, onLog: (line) => logs.info(`engine: ${line}`) },
     log: (line) => logs.info(line),
+    watchdogMs: opts.engineWatchdogMs,
+    stalledAfterMs: opts.engineStalledAfterMs,
     onReady: async (engine) => {
       if (opts.snapshotFile && existsSync(opts.snapshotFile)) {
         await engine.loadSnapshots(opts.snapshotFile);
@@ -232,14 +241,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
 
   function health(): Response {
-    const status = host.state === "ok" ? "ok" : host.state;
+    const status = host.state;
     const body: Record<string, unknown> = { status, model: opts.modelId, pid: process.pid };
-    if (host.state === "ok") {
-      body.engine = { pid: host.engine!.pid, backend: host.engine!.ready.backend, context: host.engine!.ready.context };
+    const engine = host.engine;
+    if ((status === "ok" || status === "stalled") && engine) {
+      body.engine = { pid: engine.pid, backend: engine.ready.backend, context: engine.ready.context, silent_ms: Math.round(host.silentMs) };
       body.queue = { busy: queue.busy, waiting: queue.nWaiting };
     }
+    if (host.lastRecovery) body.last_restart = { reason: host.lastRecovery.reason, recovery_ms: host.lastRecovery.recoveryMs, restarts: host.nRestarts };
     if (host.error) body.error = host.error;
-    return Response.json(body, { status: host.state === "ok" ? 200 : 503 });
+    return Response.json(body, { status: status === "ok" ? 200 : 503 });
   }
 
   async function route(req: Request, url: URL, id: string, t0: number): Promise<Response> {
@@ -332,15 +343,23 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (stopping) return;
       stopping = true;
       queue.rejectAll(new ApiError(503, "the server is shutting down", "service_unavailable", null, "shutting_down"));
+      // streams may finish while the engine keeps writing; a silent (stopped, spinning) engine gets no grace
       const deadline = Date.now() + graceMs;
-      while (inFlight.size > 0 && Date.now() < deadline) await Bun.sleep(20);
+      while (inFlight.size > 0 && Date.now() < deadline && host.silentMs < 2000) await Bun.sleep(20);
       for (const a of inFlight) a.abort(new Error("server shutting down"));
-      while (inFlight.size > 0 && Date.now() < deadline + 2000) await Bun.sleep(20);
+      const cancelDeadline = Date.now() + 1000; // cancel takes effect within one token
+      while (inFlight.size > 0 && Date.now() < cancelDeadline) await Bun.sleep(20);
       await server.stop(true);
-      if (opts.snapshotFile && host.engine) {
-        await host.engine.saveSnapshots(opts.snapshotFile).catch((e) => logs.info(`could not save the prompt cache: ${(e as Error).message}`));
+      if (opts.snapshotFile && host.engine && host.state === "ok" && inFlight.size === 0) {
+        const saved = host.engine.saveSnapshots(opts.snapshotFile).then(
+          () => true,
+          (e) => logs.info(`could not save the prompt cache: ${(e as Error).message}`),
+        );
+        if ((await Promise.race([saved, Bun.sleep(10_000).then(() => "late")])) === "late") logs.info("saving the prompt cache took over 10 s: not saved");
       }
-      await host.close();
+      await host.close(2000);
+      const drainDeadline = Date.now() + 1000; // requests still waiting on the killed engine fail now
+      while (inFlight.size > 0 && Date.now() < drainDeadline) await Bun.sleep(10);
       logs.info("stopped");
     },
   };

@@ -205,7 +205,8 @@ export async function* runGeneration(
   } catch (e) {
     if (e instanceof EngineError) {
       if (e.code === "bad_request" || e.code === "bad_token" || e.code === "context_overflow") throw badRequest(`engine: ${e.message}`, null, e.code);
-      throw new ApiError(503, `the engine failed: ${e.message}`, "service_unavailable", null, e.code === "internal" ? "engine_error" : e.code, { "retry-after": "5" });
+      const code = e.code === "internal" ? "engine_error" : e.code === "stalled" ? "engine_stalled" : e.code;
+      throw new ApiError(503, `the engine failed: ${e.message}`, "service_unavailable", null, code, { "retry-after": "5" });
     }
     throw e;
   } finally {
