@@ -1,10 +1,11 @@
 // The engine watchdog and /health's real engine state, on the in-process fake engine that can stop answering
-// (the real engine stopped with SIGSTOP is covered in e2e-faults.test.ts).
+// and on the real engine binary stopped with SIGSTOP.
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "pathe";
 import { parseSseFrames } from "../../lib/server/sse.ts";
 import { createFakeEngineFactory } from "./_fake-engine.ts";
+import { prepareFixtureArtifacts, writeFixtureCheckpoint } from "./_real-model.ts";
 import { createTempDir, startTestServer } from "./_server-fixture.ts";
 
 setDefaultTimeout(30_000);
@@ -134,5 +135,45 @@ describe("stop", () => {
     await server.stop(60_000);
     expect(engine.exitedWith).toBe("SIGKILL");
     expect(readFileSync(join(tmp.dir, "logs", "server.log"), "utf8")).toContain("killed (SIGKILL)");
+  });
+});
+
+describe("real engine", () => {
+  test("SIGSTOPped mid-request: 'stalled', then the watchdog kills it (503), a new engine serves the next request", async () => {
+    using tmp = createTempDir("flashchat-watchdog-real-");
+    const modelDir = join(tmp.dir, "model");
+    const artifactsDir = join(tmp.dir, "artifacts");
+    writeFixtureCheckpoint(modelDir);
+    await prepareFixtureArtifacts(modelDir, artifactsDir);
+    const server = await startTestServer(tmp.dir, {
+      tokenizerDir: modelDir,
+      engine: { artifactsDir, threads: 1, context: 4096 },
+      engineWatchdogMs: 1500,
+      engineStalledAfterMs: 300,
+    });
+    try {
+      expect(server.host.state).toBe("ok");
+      const pid = server.host.engine!.pid;
+      process.kill(pid, "SIGSTOP");
+      const pending = chat(server.url, { max_tokens: 8 });
+      const seen = new Set<string>();
+      await waitFor(async () => {
+        seen.add((await readJson(await fetch(`${server.url}/health`))).status);
+        return seen.has("stalled");
+      }, "stalled");
+      const r = await pending;
+      expect(r.status).toBe(503);
+      expect((await readJson(r)).error.code).toBe("engine_stalled");
+      await waitFor(() => server.host.state === "ok", "the engine restarted");
+      expect(server.host.engine!.pid).not.toBe(pid);
+      expect(() => process.kill(pid, 0)).toThrow(); // the stopped engine is gone (SIGKILL works on a stopped process)
+      const h = await readJson(await fetch(`${server.url}/health`));
+      expect(h.last_restart.reason).toContain("engine watchdog");
+      console.log(`watchdog recovery (stall detected -> new engine ready), tiny fixture model: ${h.last_restart.recovery_ms} ms`);
+      const again = await chat(server.url, { max_tokens: 4, temperature: 0 });
+      expect((await readJson(again)).usage.completion_tokens).toBe(4);
+    } finally {
+      await server.stop(100);
+    }
   });
 });
