@@ -193,7 +193,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (!gen.stream) {
       try {
         if (kind === "chat") {
-          const { body } = await collectChatCompletion(events, id, opts.modelId);
+          const { body } = await collectChatCompletion(events, id, opts.modelId, gen.logprobs !== undefined);
           return Response.json(body);
         }
         const builder = createResponseBuilder(opts.modelId);

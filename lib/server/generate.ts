@@ -34,9 +34,19 @@ export interface Usage {
   reasoningTokens: number;
 }
 
+/** One generated token in OpenAI's logprobs shape. */
+export interface LogprobEntry {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: { token: string; logprob: number; bytes: number[] }[];
+}
+
 export type GenerationEvent =
   | { type: "prompt"; promptTokens: number; cachedTokens: number }
   | OutputEvent
+  /** With `logprobs`: the token just generated (reasoning tokens apart from content ones). */
+  | { type: "logprobs"; channel: "content" | "reasoning"; entry: LogprobEntry }
   | { type: "done"; finishReason: FinishReason; usage: Usage; timings: { prefillMs: number; decodeMs: number; ttftMs: number; totalMs: number } };
 
 /** A rendered, tokenized request, ready for the engine. */
@@ -133,6 +143,16 @@ export async function* runGeneration(
     stop_tokens: [...endIds],
     snapshot_at: prompt.snapshotAt,
   };
+  if (req.logprobs) {
+    genReq.logprobs = true;
+    if (req.logprobs.top > 0) genReq.top_logprobs = req.logprobs.top;
+  }
+  if (req.logitBias) {
+    const vocab = engine.ready.model.vocab_size;
+    for (const id of Object.keys(req.logitBias))
+      if (Number(id) >= vocab) throw badRequest(`'logit_bias' names token ${id}; this model's token ids are 0..${vocab - 1}`, `logit_bias.${id}`);
+    genReq.logit_bias = req.logitBias;
+  }
   if (req.forceText !== undefined || req.forceTokens !== undefined) {
     if (!defaults.allowForceTokens) throw badRequest("'force_text' / 'force_tokens' are a test hook, off on this server", req.forceText !== undefined ? "force_text" : "force_tokens");
     const forced = req.forceTokens ?? model.tokenizer.encode(req.forceText!);
@@ -149,7 +169,13 @@ export async function* runGeneration(
   });
   const detok = createDetokenizer(model.tokenizer.decode);
   const stops = createStopMatcher(req.stop);
-  const shape = shapeReasoning(req.reasoningFormat ?? defaults.reasoningFormat);
+  const reasoningFormat = req.reasoningFormat ?? defaults.reasoningFormat;
+  const shape = shapeReasoning(reasoningFormat);
+  const utf8 = new TextDecoder();
+  const logprobPiece = (id: number, logprob: number) => {
+    const bytes = model.tokenizer.tokenBytes(id);
+    return { token: utf8.decode(new Uint8Array(bytes)), logprob, bytes };
+  };
   // stop strings end generation early: cancel the engine ourselves, but report `stop`
   const inner = new AbortController();
   const onAbort = () => inner.abort();
@@ -171,15 +197,24 @@ export async function* runGeneration(
         if (ttftMs === 0) ttftMs = performance.now() - t0;
         if (stoppedByString || endIds.has(ev.token)) continue;
         const text = detok.push(ev.token);
+        const tokenInReasoning = inReasoning || text.includes("</think>") || text.includes("<think>");
         if (inReasoning) reasoningTokens++;
         if (text.includes("</think>")) inReasoning = false;
         else if (text.includes("<think>")) inReasoning = true;
-        if (!text) continue;
-        const r = stops.push(text);
-        yield* emit(r.text);
-        if (r.stopped) {
-          stoppedByString = true;
-          inner.abort();
+        if (text) {
+          const r = stops.push(text);
+          yield* emit(r.text);
+          if (r.stopped) {
+            stoppedByString = true;
+            inner.abort();
+          }
+        }
+        if (req.logprobs && ev.logprob !== undefined && !(tokenInReasoning && reasoningFormat === "drop")) {
+          const entry: LogprobEntry = {
+            ...logprobPiece(ev.token, ev.logprob),
+            top_logprobs: (ev.top_logprobs ?? []).map((t) => logprobPiece(t.token, t.logprob)),
+          };
+          yield { type: "logprobs", channel: tokenInReasoning && reasoningFormat === "separate" ? "reasoning" : "content", entry };
         }
       } else if (ev.type === "done") {
         if (!stoppedByString) {

@@ -319,7 +319,7 @@ describe("prefix reuse gives the same logits as a fresh evaluation", () => {
 
 async function startFresh(): Promise<{ engine: Engine; [Symbol.asyncDispose](): Promise<void> }> {
   const engine = await startEngine({ artifactsDir: artifacts, threads: 1, context: 256 });
-  return { engine, [Symbol.asyncDispose]: () => engine.close() };
+  return { engine, [Symbol.asyncDispose]: async () => void (await engine.close()) };
 }
 
 void VOCAB;

@@ -1,5 +1,6 @@
 // An in-process stand-in for the engine child, speaking the Engine interface of lib/engine/types.ts:
-// prefix snapshots (cached_tokens), seeded sampling over printable byte tokens, force_tokens, cancel, crash.
+// prefix snapshots (cached_tokens), seeded sampling over printable byte tokens, force_tokens, cancel, crash,
+// stalls (stop answering), made-up logprobs in the protocol's shape.
 // HTTP-layer tests use it to stay fast; the end-to-end tests run the real engine binary.
 import { type Engine, EngineError, type EngineStartOptions, type GenerateEvent, type GenerateRequest } from "../../lib/engine/types.ts";
 
@@ -107,7 +108,11 @@ function createFakeEngine(pid: number, opts: FakeEngineOptions): FakeEngine {
           token = rng % 94; // printable ASCII byte tokens of the tiny tokenizer
         }
         n++;
-        yield { type: "token", token };
+        if (req.logprobs) {
+          // made-up but well-formed: the sampled token first, then the next byte tokens, each less likely
+          const top = Array.from({ length: req.top_logprobs ?? 0 }, (_, i) => ({ token: i === 0 ? token : (token + i) % 94, logprob: -0.25 - i }));
+          yield { type: "token", token, logprob: -0.25, top_logprobs: top };
+        } else yield { type: "token", token };
         if (stop.has(token)) {
           reason = "stop";
           break;
