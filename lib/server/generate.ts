@@ -4,6 +4,7 @@ import { type Engine, EngineError, type GenerateRequest } from "../engine/types.
 import type { ChatTemplate, TemplateMessage } from "./chat-template.ts";
 import { createDetokenizer } from "./detokenizer.ts";
 import { ApiError, badRequest } from "./errors.ts";
+import { guardContent } from "./prompt-tokens.ts";
 import { createOutputParser, type OutputEvent, promptOpensReasoning } from "./output-parser.ts";
 import { createStopMatcher } from "./stop-strings.ts";
 import type { ModelTokenizer } from "./tokenizer.ts";
@@ -62,24 +63,32 @@ export interface PreparedPrompt {
 /** Render + tokenize + clamp max_tokens to the context left. Throws 400 when the prompt does not fit. */
 export function preparePrompt(model: ModelContext, req: GenerationRequest, contextTokens: number, defaults: GenerationDefaults): PreparedPrompt {
   const tools = req.toolChoice === "none" ? [] : req.tools;
-  const opts = { tools, enableThinking: req.enableThinking, kwargs: req.templateKwargs };
-  let text: string;
+  // content with control-token strings in it is marked so those stay plain text (lib/server/prompt-tokens.ts)
+  const { value: guarded, sentinel } = guardContent({ messages: req.messages, tools, kwargs: req.templateKwargs }, model.tokenizer);
+  const opts = { tools: guarded.tools, enableThinking: req.enableThinking, kwargs: guarded.kwargs };
+  let rendered: string;
   try {
-    text = model.template.render(req.messages, opts);
+    rendered = model.template.render(guarded.messages, opts);
   } catch (e) {
     throw badRequest(`the chat template could not render these messages: ${(e as Error).message}`, "messages");
   }
-  const tokens = model.tokenizer.encode(text);
+  const text = sentinel ? rendered.replaceAll(sentinel, "") : rendered;
+  const tokens = model.tokenizer.encodeRendered(rendered, sentinel);
   const room = contextTokens - tokens.length;
   if (room < 1)
-    throw badRequest(`the prompt is ${tokens.length} tokens; this model's context is ${contextTokens}`, "messages", "context_length_exceeded");
+    throw badRequest(
+      `the prompt is ${tokens.length} tokens; this model's context is ${contextTokens} tokens, so a prompt may have at most ${contextTokens - 1}`,
+      "messages",
+      "context_length_exceeded",
+    );
   const snapshotAt: number[] = [];
   const nSystem = systemPrefixLength(req.messages);
   if (nSystem > 0 || tools.length > 0) {
     // the leading system messages + tools, rendered alone, are a token prefix of the prompt: snapshot there,
     // so an agent's fixed system prompt is evaluated once for all its conversations
     try {
-      const prefix = model.tokenizer.encode(model.template.render(req.messages.slice(0, nSystem), { ...opts, addGenerationPrompt: false }));
+      const prefixText = model.template.render(guarded.messages.slice(0, nSystem), { ...opts, addGenerationPrompt: false });
+      const prefix = model.tokenizer.encodeRendered(prefixText, sentinel);
       if (prefix.length > 0 && prefix.length < tokens.length && prefix.every((t, i) => t === tokens[i])) snapshotAt.push(prefix.length);
     } catch {
       // a template that cannot render a system-only conversation: no prefix snapshot

@@ -5,7 +5,16 @@ import { join } from "pathe";
 import { UserError } from "../errors.ts";
 
 export interface ModelTokenizer {
+  /** Plain encoding: every added token written in `text` becomes that token (for text we produced ourselves). */
   encode(text: string): number[];
+  /**
+   * Encode a rendered prompt whose content spans carry `sentinel` inside each control-token string (see
+   * lib/server/prompt-tokens.ts): control tokens are matched only where the template wrote them; the sentinel
+   * is dropped and marked content is tokenized as the characters it is.
+   */
+  encodeRendered(text: string, sentinel: string | undefined): number[];
+  /** Added tokens that steer the conversation (special ones and <|...|> markers): never matched inside content. */
+  readonly controlTokens: string[];
   /** Special tokens (<|im_end|>, ...) are skipped; <think>, <tool_call> are not special and come through. */
   decode(ids: number[]): string;
   tokenToId(token: string): number | undefined;
@@ -39,6 +48,70 @@ const isByteLevel = (d: unknown): boolean => {
   return o.type === "ByteLevel" || (o.type === "Sequence" && !!o.decoders?.some(isByteLevel));
 };
 
+interface AddedToken {
+  id: number;
+  content: string;
+  special?: boolean;
+  lstrip?: boolean;
+  rstrip?: boolean;
+}
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const alternation = (words: string[]) =>
+  words.length ? new RegExp(`(${[...words].sort((a, b) => b.length - a.length).map(escapeRegExp).join("|")})`, "u") : undefined;
+
+/**
+ * The tokenizer's own pipeline (split at added tokens, then normalizer -> pre-tokenizer -> model, as
+ * @huggingface/tokenizers' encode does), except that control tokens are split out only where they appear whole:
+ * a content span's control strings carry the sentinel, so they fall through to the model as plain text.
+ */
+function createRenderedEncoder(tok: Tokenizer, added: AddedToken[]) {
+  const isControl = (t: AddedToken) => t.special === true || /^<\|.*\|>$/su.test(t.content);
+  const byContent = new Map(added.map((t) => [t.content, t]));
+  const controls = added.filter(isControl).map((t) => t.content);
+  const controlRe = alternation(controls);
+  const otherRe = alternation(added.filter((t) => !isControl(t)).map((t) => t.content));
+  const unk = (tok.model as unknown as { unk_token_id?: number }).unk_token_id;
+
+  const encodeText = (text: string, out: number[]) => {
+    // the non-control added tokens (<think>, <tool_call>, ...) behave as in a plain encode
+    const parts = otherRe ? text.split(otherRe) : [text];
+    parts.forEach((part, i) => {
+      if (!part) return;
+      if (i % 2 === 1) {
+        out.push(tok.token_to_id(part)!);
+        return;
+      }
+      const normalized = tok.normalizer ? (tok.normalizer as unknown as (s: string) => string)(part) : part;
+      if (!normalized) return;
+      const words = tok.pre_tokenizer ? (tok.pre_tokenizer as unknown as (s: string, o: object) => string[])(normalized, { section_index: 0 }) : [normalized];
+      for (const piece of (tok.model as unknown as (w: string[]) => string[])(words)) {
+        const id = tok.token_to_id(piece) ?? unk;
+        if (id !== undefined) out.push(id);
+      }
+    });
+  };
+
+  const encode = (text: string, sentinel: string | undefined): number[] => {
+    const out: number[] = [];
+    const parts = controlRe ? text.split(controlRe) : [text];
+    for (let i = 0; i < parts.length; i++) {
+      if (i % 2 === 1) {
+        out.push(tok.token_to_id(parts[i]!)!);
+        continue;
+      }
+      let part = sentinel ? parts[i]!.replaceAll(sentinel, "") : parts[i]!;
+      const before = i > 0 ? byContent.get(parts[i - 1]!) : undefined;
+      const after = i + 1 < parts.length ? byContent.get(parts[i + 1]!) : undefined;
+      if (before?.rstrip) part = part.trimStart();
+      if (after?.lstrip) part = part.trimEnd();
+      encodeText(part, out);
+    }
+    return out;
+  };
+  return { encode, controls };
+}
+
 const tokenName = (t: unknown): string | undefined =>
   typeof t === "string" ? t : t && typeof t === "object" && "content" in t ? String((t as { content: unknown }).content) : undefined;
 
@@ -48,7 +121,7 @@ export async function loadTokenizer(dir: string): Promise<ModelTokenizer> {
     throw new UserError(`no tokenizer.json in ${dir}`, "the model folder must hold the checkpoint's tokenizer.json and tokenizer_config.json");
   const configPath = join(dir, "tokenizer_config.json");
   const config = existsSync(configPath) ? ((await Bun.file(configPath).json()) as Record<string, unknown>) : {};
-  const json = (await Bun.file(jsonPath).json()) as { decoder?: unknown; added_tokens?: { id: number; content: string }[] };
+  const json = (await Bun.file(jsonPath).json()) as { decoder?: unknown; added_tokens?: AddedToken[] };
   const tok = new Tokenizer(json, config);
   const byteTable = isByteLevel(json.decoder) ? byteLevelTable() : undefined;
   const added = new Map((json.added_tokens ?? []).map((t) => [t.id, t.content]));
@@ -74,8 +147,11 @@ export async function loadTokenizer(dir: string): Promise<ModelTokenizer> {
     if (id !== undefined) endTokenIds.add(id);
   }
   const vocabSize = tok.get_vocab(true).size;
+  const encodeRendered = createRenderedEncoder(tok, json.added_tokens ?? []);
   return {
     encode: (text) => tok.encode(text, { add_special_tokens: false }).ids,
+    encodeRendered: encodeRendered.encode,
+    controlTokens: encodeRendered.controls,
     decode: (ids) => (ids.length === 0 ? "" : tok.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false })),
     tokenToId: (t) => tok.token_to_id(t),
     tokenBytes,
