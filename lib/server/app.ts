@@ -8,8 +8,9 @@ import { type ChatTemplate, loadChatTemplate } from "./chat-template.ts";
 import { collectChatCompletion, createChatChunker, createCompletionId } from "./chat-completions.ts";
 import { createEngineHost, type EngineHost, type StartEngineFn } from "./engine-host.ts";
 import { ApiError, badRequest, errorResponse, renderErrorBody } from "./errors.ts";
-import { type GenerationDefaults, type GenerationEvent, type ModelContext, preparePrompt, runGeneration } from "./generate.ts";
+import { checkPromptBytes, type GenerationDefaults, type GenerationEvent, type ModelContext, preparePrompt, runGeneration } from "./generate.ts";
 import { createServerLogs, type ServerLogs } from "./logs.ts";
+import { createPromptPool } from "./prompt-pool.ts";
 import { createRequestQueue, type RequestQueue } from "./queue.ts";
 import { createResponseBuilder } from "./responses.ts";
 import { createSseStream, renderSseData, SSE_HEADERS } from "./sse.ts";
@@ -46,6 +47,8 @@ export interface ServerOptions {
   engineWatchdogMs?: number;
   /** /health says "stalled" past this much silence (default: lib/server/engine-host.ts resolveStalledAfterMs). */
   engineStalledAfterMs?: number;
+  /** Workers that render and tokenize prompts off the event loop (default 1; 0 = on the event loop). */
+  promptWorkers?: number;
 }
 
 export interface RunningServer {
@@ -102,6 +105,8 @@ export async function loadModelContext(dir: string): Promise<ModelContext> {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logs = createServerLogs({ logFile: opts.logFile, httpLogFile: opts.httpLogFile, promptLogFile: opts.promptLogFile, echo: opts.echoLog });
   const model = await loadModelContext(opts.tokenizerDir);
+  void model.tokenizer.maxTokenBytes; // computed once now, not on the first request
+  const promptPool = (opts.promptWorkers ?? 1) > 0 ? createPromptPool({ tokenizerDir: opts.tokenizerDir, size: opts.promptWorkers }) : undefined;
   const defaults: GenerationDefaults = {
     ...opts.defaults,
     reasoningFormat: opts.defaults.reasoningFormat ?? "separate",
@@ -152,7 +157,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     checkModel(gen.model);
     if (stopping) throw new ApiError(503, "the server is shutting down", "service_unavailable", null, "shutting_down");
     const engine0 = host.current();
-    const prompt = preparePrompt(model, gen, engine0.ready.context, defaults);
+    const contextTokens = engine0.ready.context;
+    // cheap byte check first; then the template and tokenizer run in a worker, never on the event loop
+    checkPromptBytes(gen, contextTokens, model.tokenizer.maxTokenBytes);
+    let prompt;
+    try {
+      prompt = promptPool ? await promptPool.prepare(gen, contextTokens, defaults, req.signal) : preparePrompt(model, gen, contextTokens, defaults);
+    } catch (e) {
+      if (req.signal.aborted && !(e instanceof ApiError)) throw new ApiError(499, "the client closed the request", "invalid_request_error", null, "client_closed_request");
+      throw e;
+    }
     logs.prompt(id, prompt.text);
     const abort = new AbortController();
     const onClientGone = () => abort.abort(new Error("client disconnected"));
@@ -246,7 +260,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const engine = host.engine;
     if ((status === "ok" || status === "stalled") && engine) {
       body.engine = { pid: engine.pid, backend: engine.ready.backend, context: engine.ready.context, silent_ms: Math.round(host.silentMs) };
-      body.queue = { busy: queue.busy, waiting: queue.nWaiting };
+      body.queue = { busy: queue.busy, waiting: queue.nWaiting, preparing: promptPool?.nPending ?? 0 };
     }
     if (host.lastRecovery) body.last_restart = { reason: host.lastRecovery.reason, recovery_ms: host.lastRecovery.recoveryMs, restarts: host.nRestarts };
     if (host.error) body.error = host.error;
@@ -329,6 +343,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     logs.info(`${reason}; restarting it (${inFlight.size} request(s) in flight failed)`);
   });
 
+  await promptPool?.ready;
   const url = `http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${server.port}`;
   logs.info(`listening on ${url} (model ${opts.modelId})`);
 
@@ -357,6 +372,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         );
         if ((await Promise.race([saved, Bun.sleep(10_000).then(() => "late")])) === "late") logs.info("saving the prompt cache took over 10 s: not saved");
       }
+      promptPool?.close();
       await host.close(2000);
       const drainDeadline = Date.now() + 1000; // requests still waiting on the killed engine fail now
       while (inFlight.size > 0 && Date.now() < drainDeadline) await Bun.sleep(10);

@@ -60,6 +60,22 @@ export interface PreparedPrompt {
   startInReasoning: boolean;
 }
 
+/**
+ * The cheap check before any tokenizing: user, system and tool content (which templates render whole) of more
+ * bytes than `contextTokens` tokens can hold — no token stands for more than `maxTokenBytes` bytes — cannot fit.
+ */
+export function checkPromptBytes(req: GenerationRequest, contextTokens: number, maxTokenBytes: number): void {
+  let bytes = 0;
+  for (const m of req.messages) if (m.role !== "assistant") bytes += Buffer.byteLength(m.content, "utf8");
+  const limit = contextTokens * Math.max(1, maxTokenBytes);
+  if (bytes > limit)
+    throw badRequest(
+      `the messages hold ${bytes} bytes of text, more than this model's context of ${contextTokens} tokens can take (at most ${limit} bytes: ${maxTokenBytes} per token at best)`,
+      "messages",
+      "context_length_exceeded",
+    );
+}
+
 /** Render + tokenize + clamp max_tokens to the context left. Throws 400 when the prompt does not fit. */
 export function preparePrompt(model: ModelContext, req: GenerationRequest, contextTokens: number, defaults: GenerationDefaults): PreparedPrompt {
   const tools = req.toolChoice === "none" ? [] : req.tools;

@@ -24,6 +24,8 @@ export interface ModelTokenizer {
   readonly endTokenIds: number[];
   readonly config: Record<string, unknown>;
   readonly vocabSize: number;
+  /** The most bytes of text one token stands for (bounds the tokens a text needs from below). */
+  readonly maxTokenBytes: number;
 }
 
 /** GPT-2's byte-level alphabet: printable stand-in character -> the byte it encodes. */
@@ -130,7 +132,8 @@ export async function loadTokenizer(dir: string): Promise<ModelTokenizer> {
     const special = added.get(id);
     if (special !== undefined) return [...utf8.encode(special)];
     const piece = tok.id_to_token(id);
-    if (byteTable && piece !== undefined) {
+    if (piece === undefined) return [];
+    if (byteTable) {
       const out: number[] = [];
       for (const ch of piece) {
         const b = byteTable.get(ch);
@@ -148,6 +151,7 @@ export async function loadTokenizer(dir: string): Promise<ModelTokenizer> {
   }
   const vocabSize = tok.get_vocab(true).size;
   const encodeRendered = createRenderedEncoder(tok, json.added_tokens ?? []);
+  let maxTokenBytes = 0;
   return {
     encode: (text) => tok.encode(text, { add_special_tokens: false }).ids,
     encodeRendered: encodeRendered.encode,
@@ -158,5 +162,9 @@ export async function loadTokenizer(dir: string): Promise<ModelTokenizer> {
     endTokenIds: [...endTokenIds],
     config,
     vocabSize,
+    get maxTokenBytes() {
+      if (maxTokenBytes === 0) for (let i = 0; i < vocabSize; i++) maxTokenBytes = Math.max(maxTokenBytes, tokenBytes(i).length);
+      return maxTokenBytes;
+    },
   };
 }
