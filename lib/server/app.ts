@@ -313,6 +313,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     throw new ApiError(404, `no route ${req.method} ${url.pathname}`, "not_found_error", null, "not_found");
   }
 
+  // the prompt workers load the tokenizer while the engine loads; listen once they can serve
+  try {
+    await promptPool?.ready;
+  } catch (e) {
+    await host.close(2000);
+    throw e;
+  }
   const server = Bun.serve({
     hostname: opts.host,
     port: opts.port,
@@ -343,7 +350,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     logs.info(`${reason}; restarting it (${inFlight.size} request(s) in flight failed)`);
   });
 
-  await promptPool?.ready;
   const url = `http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${server.port}`;
   logs.info(`listening on ${url} (model ${opts.modelId})`);
 

@@ -18,7 +18,7 @@ export interface ForegroundOptions {
   reasoningFormat?: ReasoningFormat;
   /** Keep prompt-cache snapshots across restarts in this file. */
   snapshotFile?: string;
-  /** Seconds to let in-flight streams finish on SIGTERM before cancelling them. */
+  /** Seconds to let in-flight streams finish on SIGTERM before cancelling them (default 5; none for a silent engine). */
   graceSeconds?: number;
   /** Print request lines on stderr too (a terminal). */
   echo?: boolean;

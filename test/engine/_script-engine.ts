@@ -2,6 +2,7 @@
 //   bun test/engine/_script-engine.ts MODE     MODE = progress (a slow prefill reporting progress) | silent (hangs)
 // It answers `ready`, then each generate: progress -> 15 progress lines 100 ms apart, prompt, max_tokens tokens, done;
 // silent -> nothing at all (as a deadlocked engine). `shutdown` exits 0.
+export {};
 const mode = process.argv[2] ?? "progress";
 const out = (m: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(m)}\n`);
 out({
