@@ -66,11 +66,11 @@ export interface GenerateRequest {
   snapshot_at?: number[];
   /** Tests: emit exactly these tokens instead of sampling. */
   force_tokens?: number[];
-  /** Report each token's log-probability. */
+  /** Report each token's log-probability (log-softmax of the logits plus logit_bias, before penalties and temperature). */
   logprobs?: boolean;
-  /** With logprobs: also the N most likely tokens at each position (0..20). */
+  /** 0..20: also report that many most likely tokens per position (implies logprobs). */
   top_logprobs?: number;
-  /** Added to the logits before sampling: token id (as a string) -> bias in [-100, 100]. */
+  /** token id (decimal string) -> bias in [-100, 100], added to the logits before sampling (greedy too). */
   logit_bias?: Record<string, number>;
 }
 
