@@ -76,7 +76,6 @@ export interface GenerateRequest {
 
 export type GenerateEvent =
   | { type: "prompt"; prompt_tokens: number; cached_tokens: number }
-  | { type: "progress"; prompt_tokens_done: number; prompt_tokens: number }
   | { type: "token"; token: number; logprob?: number; top_logprobs?: { token: number; logprob: number }[] }
   | {
       type: "done";
@@ -88,7 +87,9 @@ export type GenerateEvent =
       decode_ms: number;
       expert_bytes: number;
       io_wait_ms: number;
-    };
+    }
+  /** while the prompt is evaluated, at most about once a second (a heartbeat for the watchdog) */
+  | { type: "progress"; prompt_tokens_done: number; prompt_tokens: number };
 
 /** Raised for protocol `error` replies (code as in PROTOCOL.md) and for an engine that died. */
 export class EngineError extends Error {
