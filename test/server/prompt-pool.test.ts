@@ -75,3 +75,20 @@ describe("prompt preparation off the event loop", () => {
     expect((await readJson(r)).usage.completion_tokens).toBe(2);
   });
 });
+
+test("prompts waiting for the worker are bounded like the queue: one more is a 429", async () => {
+  using tmp = createTempDir("flashchat-prompts-full-");
+  const server = await startTestServer(tmp.dir, { tokenizerDir: QWEN3, startEngine: createFakeEngineFactory({ context: 65536 }).start, maxQueue: 1 });
+  try {
+    const big = "hello world this is text ".repeat(20_000);
+    const first = chat(server.url, big);
+    for (let i = 0; i < 5000 && (await readJson(await fetch(`${server.url}/health`))).queue?.preparing !== 1; i++) await Bun.sleep(1);
+    const second = await chat(server.url, big);
+    expect(second.status).toBe(429);
+    expect(second.headers.get("retry-after")).toBeTruthy();
+    expect((await readJson(second)).error.code).toBe("queue_full");
+    expect((await first).status).toBe(400); // too many tokens for the context
+  } finally {
+    await server.stop(100);
+  }
+});
