@@ -160,8 +160,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const contextTokens = engine0.ready.context;
     // cheap byte check first; then the template and tokenizer run in a worker, never on the event loop
     checkPromptBytes(gen, contextTokens, model.tokenizer.maxTokenBytes);
-    if (promptPool && promptPool.nPending >= (opts.maxQueue ?? 16))
-      throw new ApiError(429, `the server is busy (${promptPool.nPending} prompts being prepared); retry after 5s`, "rate_limit_error", null, "queue_full", { "retry-after": "5" });
+    // prompts being prepared count as waiting: maxQueue may wait while one runs (or is prepared to run)
+    const nAhead = (promptPool?.nPending ?? 0) + queue.nWaiting;
+    if (nAhead >= (opts.maxQueue ?? 16) + (queue.busy ? 0 : 1))
+      throw new ApiError(429, `the server is busy (${nAhead} requests ahead); retry after 5s`, "rate_limit_error", null, "queue_full", { "retry-after": "5" });
     let prompt;
     try {
       prompt = promptPool ? await promptPool.prepare(gen, contextTokens, defaults, req.signal) : preparePrompt(model, gen, contextTokens, defaults);

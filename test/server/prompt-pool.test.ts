@@ -81,13 +81,17 @@ test("prompts waiting for the worker are bounded like the queue: one more is a 4
   const server = await startTestServer(tmp.dir, { tokenizerDir: QWEN3, startEngine: createFakeEngineFactory({ context: 65536 }).start, maxQueue: 1 });
   try {
     const big = "hello world this is text ".repeat(20_000);
+    // one may run (here: be prepared to run) and maxQueue = 1 wait; the third is refused
     const first = chat(server.url, big);
     for (let i = 0; i < 5000 && (await readJson(await fetch(`${server.url}/health`))).queue?.preparing !== 1; i++) await Bun.sleep(1);
-    const second = await chat(server.url, big);
-    expect(second.status).toBe(429);
-    expect(second.headers.get("retry-after")).toBeTruthy();
-    expect((await readJson(second)).error.code).toBe("queue_full");
+    const second = chat(server.url, big);
+    for (let i = 0; i < 5000 && (await readJson(await fetch(`${server.url}/health`))).queue?.preparing !== 2; i++) await Bun.sleep(1);
+    const third = await chat(server.url, big);
+    expect(third.status).toBe(429);
+    expect(third.headers.get("retry-after")).toBeTruthy();
+    expect((await readJson(third)).error.code).toBe("queue_full");
     expect((await first).status).toBe(400); // too many tokens for the context
+    expect((await second).status).toBe(400);
   } finally {
     await server.stop(100);
   }
