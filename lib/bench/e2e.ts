@@ -29,6 +29,8 @@ export interface BenchServerOptions {
   /** engine binary (default: lib/engine's) */
   engineBinary?: string;
   logFile?: string;
+  /** prompt workers (ServerOptions.promptWorkers; 0 = render and tokenize on the event loop) */
+  promptWorkers?: number;
 }
 
 export interface BenchServer {
@@ -56,6 +58,7 @@ export async function startBenchServer(o: BenchServerOptions): Promise<BenchServ
     },
     defaults: { maxTokens: 256, temperature: 0, topP: 1 },
     logFile: o.logFile,
+    ...(o.promptWorkers !== undefined ? { promptWorkers: o.promptWorkers } : {}),
   };
   const proc = Bun.spawn([process.execPath, serverScript, JSON.stringify(serverOpts)], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const stderr = new Response(proc.stderr).text();

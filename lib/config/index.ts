@@ -202,6 +202,7 @@ export function resolveConfig(
     serverReasoning: values.SERVER_REASONING as ResolvedConfig["serverReasoning"],
     serverCachePersist: values.SERVER_CACHE_PERSIST as boolean,
     apiKey: String(values.API_KEY ?? ""),
+    engineWatchdogS: values.ENGINE_WATCHDOG_S as number,
     serverDebug: values.SERVER_DEBUG as boolean,
     serverHttpLog: values.SERVER_HTTP_LOG as boolean,
     showThinking: values.SHOW_THINKING as boolean,

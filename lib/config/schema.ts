@@ -36,6 +36,7 @@ export const KEYS = [
   { key: "SERVER_REASONING", name: "serverReasoning", type: "enum", default: "separate", values: ["separate", "inline", "drop"], description: "Reasoning in API replies: separate (reasoning_content), inline (<think> in content) or drop" },
   { key: "SERVER_CACHE_PERSIST", name: "serverCachePersist", type: "bool", default: "0", description: "Keep prompt-cache snapshots on disk across server restarts (1/0)" },
   { key: "API_KEY", name: "apiKey", type: "string", default: "", optional: true, secret: true, description: "Key clients must send (Authorization: Bearer); required to bind other than loopback" },
+  { key: "ENGINE_WATCHDOG_S", name: "engineWatchdogS", type: "int", default: "120", min: 0, max: 86400, description: "Kill and restart the engine when a request gets no engine output (token or prefill progress) for this many seconds; 0 = never" },
   { key: "SERVER_DEBUG", name: "serverDebug", type: "bool", default: "0", description: "Log rendered prompts (1/0)" },
   { key: "SERVER_HTTP_LOG", name: "serverHttpLog", type: "bool", default: "0", description: "Append raw HTTP traffic to logs/http.log (1/0)" },
   { key: "SHOW_THINKING", name: "showThinking", type: "bool", default: "0", description: "Show the model's reasoning in chat (1/0)", wizard: true },
@@ -94,6 +95,8 @@ export interface ResolvedConfig {
   serverCachePersist: boolean;
   /** "" = no key required (loopback only) */
   apiKey: string;
+  /** 0 = no watchdog */
+  engineWatchdogS: number;
   serverDebug: boolean;
   serverHttpLog: boolean;
   showThinking: boolean;
