@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "platform.h"
 #include "util.h"
 
 #define SPIN_ITERS 4000
@@ -58,6 +59,7 @@ static void * worker_main(void * p) {
     struct fc_pool * pool = wa->pool;
     int32_t ith = wa->ith;
     free(wa);
+    fc_platform_compute_thread_start();
     int seen = 0;
     for (;;) {
         int gen;
@@ -91,6 +93,7 @@ struct fc_pool * fc_pool_init(int32_t n_threads) {
     atomic_init(&pool->n_done, 0);
     atomic_init(&pool->stop, 0);
     pool->threads = fc_xcalloc((size_t)n_threads, sizeof *pool->threads);
+    fc_platform_compute_thread_start(); /* the creator computes too (chunks of every job) */
     for (int32_t i = 1; i < n_threads; i++) {
         struct worker_arg * wa = fc_xmalloc(sizeof *wa);
         wa->pool = pool;
@@ -159,6 +162,5 @@ void fc_split_range(int64_t n, int32_t ith, int32_t nth, int64_t align, int64_t 
 }
 
 int32_t fc_cpu_count(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int32_t)n : 1;
+    return fc_platform_compute_threads();
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../backend.h"
+#include "../platform.h"
 #include "../util.h"
 
 void fc_cpu_prepare_x(int bits, const float * x, int32_t cols, float * xp, float * xsum) {
@@ -18,6 +19,59 @@ void fc_cpu_prepare_x(int bits, const float * x, int32_t cols, float * xp, float
         }
         for (int i = 0; i < FC_QK; i++) s += xg[i];
         xsum[g] = s;
+    }
+}
+
+void fc_cpu_prepare_xq(int bits, const float * x, int32_t cols, int8_t * xq, float * xd, float * xsum, float * xqs) {
+    const int per = 8 / bits;
+    const int nbytes = 8 * bits;
+    for (int32_t g = 0; g < cols / FC_QK; g++) {
+        const float * xg = x + (size_t)g * FC_QK;
+        int8_t * qg = xq + (size_t)g * FC_QK;
+        float s = 0.0f, amax = 0.0f;
+        for (int i = 0; i < FC_QK; i++) {
+            s += xg[i];
+            float a = xg[i] < 0 ? -xg[i] : xg[i];
+            if (a > amax) amax = a;
+        }
+        const float d = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        int32_t qs = 0;
+        for (int k = 0; k < nbytes; k++) {
+            for (int j = 0; j < per; j++) {
+                float v = xg[k * per + j] * inv;
+                int32_t q = (int32_t)(v + (v >= 0.0f ? 0.5f : -0.5f));
+                q = q > 127 ? 127 : q < -127 ? -127 : q;
+                qg[j * nbytes + k] = (int8_t)q;
+                qs += q;
+            }
+        }
+        xd[g] = d;
+        xsum[g] = s;
+        xqs[g] = d * (float)qs;
+    }
+}
+
+void fc_cpu_matmul_qx_generic(int bits, const uint8_t * codes, size_t row_bytes, const uint16_t * scales, const uint16_t * biases,
+                              int32_t n_rows, int32_t n_groups, const int8_t * xq, const float * xd, const float * xsum,
+                              const float * xqs, int32_t n_tokens, float * out, size_t out_stride) {
+    const int per = 8 / bits, nbytes = 8 * bits, mask = (1 << bits) - 1;
+    (void)xqs; /* the codes are used as they are: no -128 offset to undo */
+    for (int32_t t = 0; t < n_tokens; t++) {
+        for (int32_t r = 0; r < n_rows; r++) {
+            const uint8_t * c = codes + (size_t)r * row_bytes;
+            float total = 0.0f;
+            for (int32_t g = 0; g < n_groups; g++) {
+                const size_t tg = (size_t)t * n_groups + g;
+                const int8_t * q = xq + tg * FC_QK;
+                int32_t acc = 0;
+                for (int j = 0; j < per; j++) {
+                    for (int k = 0; k < nbytes; k++) acc += ((c[g * nbytes + k] >> (j * bits)) & mask) * q[j * nbytes + k];
+                }
+                const size_t rg = (size_t)r * n_groups + g;
+                total += fc_bf16_to_f32(scales[rg]) * xd[tg] * (float)acc + fc_bf16_to_f32(biases[rg]) * xsum[tg];
+            }
+            out[(size_t)t * out_stride + r] = total;
+        }
     }
 }
 
@@ -91,6 +145,12 @@ const struct fc_cpu_kernels fc_cpu_kernels_generic = {
 
 const struct fc_cpu_kernels * fc_cpu_kernels_get(int level) {
     if (level == 0) return &fc_cpu_kernels_generic;
+#ifdef FC_HAVE_ARM_KERNELS
+    const int f = fc_platform_cpu_features();
+    if (level == 1) return &fc_cpu_kernels_neon; /* NEON and FMA are part of armv8-a */
+    if (level == 2 && (f & FC_CPU_FEAT_DOTPROD)) return &fc_cpu_kernels_neon_dot;
+    if (level == 3 && (f & FC_CPU_FEAT_DOTPROD) && (f & FC_CPU_FEAT_I8MM)) return &fc_cpu_kernels_neon_i8mm;
+#endif
 #ifdef FC_HAVE_X86_KERNELS
     __builtin_cpu_init();
     if (level == 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &fc_cpu_kernels_avx2;
@@ -102,10 +162,15 @@ const struct fc_cpu_kernels * fc_cpu_kernels_get(int level) {
     return NULL;
 }
 
+/*
+ * The default: the highest level that computes in float. The int8-activation levels (matmul_qx) are
+ * faster but round x to 8 bits, which moves the fixture's logits far more than the float levels do (see
+ * native/PLATFORM.md); they are chosen by name (--backend cpu:N) until a real model shows what that costs.
+ */
 const struct fc_cpu_kernels * fc_cpu_kernels_best(void) {
-    for (int level = 2; level > 0; level--) {
+    for (int level = FC_CPU_MAX_LEVEL; level > 0; level--) {
         const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
-        if (k) return k;
+        if (k && !k->matmul_qx[0]) return k;
     }
     return &fc_cpu_kernels_generic;
 }

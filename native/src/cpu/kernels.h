@@ -26,9 +26,24 @@ struct fc_cpu_kernels {
     void (*dot4)(const float * w, size_t w_stride, const float * x, int32_t n, float * out);
     /* out[t * 4 + r] = dot(w + r * w_stride, x + t * x_stride, n) for r, t < 4: each weight load serves 4 tokens. */
     void (*dot4x4)(const float * w, size_t w_stride, const float * x, size_t x_stride, int32_t n, float * out);
+    /*
+     * Optional int8-activation path (NULL in the float levels; when set, the backend uses it for every
+     * quantized product): x quantized per group by fc_cpu_prepare_xq. For r < n_rows, t < n_tokens:
+     * out[t * out_stride + r] = sum over the row r's groups of w * x. Row r's codes at codes + r * row_bytes,
+     * its scales/biases at scales/biases + r * n_groups; token t's arrays at xq + t * n_groups * 64 and
+     * xd/xsum/xqs + t * n_groups.
+     */
+    void (*matmul_qx[3])(const uint8_t * codes, size_t row_bytes, const uint16_t * scales, const uint16_t * biases,
+                         int32_t n_rows, int32_t n_groups, const int8_t * xq, const float * xd, const float * xsum,
+                         const float * xqs, int32_t n_tokens, float * out, size_t out_stride);
 };
 
-/* 0 = portable C, 1 = AVX2+FMA, 2 = AVX-512. NULL when this build or CPU lacks the level. */
+/*
+ * Levels: 0 = portable C everywhere. x86-64: 1 = AVX2+FMA, 2 = AVX-512. aarch64: 1 = NEON float FMA,
+ * 2 = NEON dot product (sdot on int8 activations), 3 = 2 plus i8mm (smmla for several tokens).
+ * NULL when this build or CPU lacks the level.
+ */
+#define FC_CPU_MAX_LEVEL 3
 const struct fc_cpu_kernels * fc_cpu_kernels_get(int level);
 /* The best level this CPU supports. */
 const struct fc_cpu_kernels * fc_cpu_kernels_best(void);
@@ -40,12 +55,29 @@ static inline int fc_bits_index(int bits) {
 /* Prepare x[cols] for bits-wide codes: xp[cols] permuted per group, xsum[cols / 64]. cols % 64 == 0. */
 void fc_cpu_prepare_x(int bits, const float * x, int32_t cols, float * xp, float * xsum);
 
+/*
+ * Int8 activations for matmul_qx: per group of 64 (in the prepared, permuted order) d = max|x| / 127,
+ * xq = round(x / d); xsum = the exact float sum of x (bias term), xqs = d * sum(xq) (the 8-bit kernels
+ * compute on codes - 128 and add 128 * scale * xqs back).
+ */
+void fc_cpu_prepare_xq(int bits, const float * x, int32_t cols, int8_t * xq, float * xd, float * xsum, float * xqs);
+/* Plain-C matmul_qx (same integer sums as the SIMD ones; the tests' reference for them). */
+void fc_cpu_matmul_qx_generic(int bits, const uint8_t * codes, size_t row_bytes, const uint16_t * scales, const uint16_t * biases,
+                              int32_t n_rows, int32_t n_groups, const int8_t * xq, const float * xd, const float * xsum,
+                              const float * xqs, int32_t n_tokens, float * out, size_t out_stride);
+
 /* Portable kernels (also the building blocks of the others' tails). */
 extern const struct fc_cpu_kernels fc_cpu_kernels_generic;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FC_HAVE_X86_KERNELS 1
 extern const struct fc_cpu_kernels fc_cpu_kernels_avx2;
 extern const struct fc_cpu_kernels fc_cpu_kernels_avx512;
+#endif
+#if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+#define FC_HAVE_ARM_KERNELS 1
+extern const struct fc_cpu_kernels fc_cpu_kernels_neon;
+extern const struct fc_cpu_kernels fc_cpu_kernels_neon_dot;
+extern const struct fc_cpu_kernels fc_cpu_kernels_neon_i8mm;
 #endif
 
 #endif
