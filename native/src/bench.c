@@ -123,16 +123,6 @@ static double g_cpu_ms_per_op = 0.0; /* set by the timed loops, printed beside t
 
 /* ===== verify ===== */
 
-static double max_rel_err(const float * a, const float * ref, size_t n) {
-    double max_abs_ref = 1e-6, max_diff = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - ref[i]);
-        if (d > max_diff) max_diff = d;
-        if (fabs(ref[i]) > max_abs_ref) max_abs_ref = fabs(ref[i]);
-    }
-    return max_diff / max_abs_ref;
-}
-
 static int verify_matrix(struct fc_engine * e, const char * name, const struct fc_matrix * m, int json, int * first) {
     const int32_t ns[2] = { 1, 5 };
     int ok = 1;
@@ -144,16 +134,17 @@ static int verify_matrix(struct fc_engine * e, const char * name, const struct f
         fill_random(x, (size_t)n * m->cols);
         fc_matmul_reference(m, x, ref, n);
         e->be.ops->matmul(&e->be, m, x, got, n);
-        double err = max_rel_err(got, ref, (size_t)n * m->rows);
-        int pass = err < 1e-4;
+        const struct fc_cpu_kernels * k = e->be.ops->describe ? fc_cpu_kernels_by_name(e->be.ops->describe(&e->be)) : NULL;
+        double err = fc_cpu_product_error(k, m, x, got, ref, n), tol = fc_cpu_product_tolerance(k, m);
+        int pass = err < tol;
         ok &= pass;
         if (json) {
-            printf("%s{\"name\":\"%s\",\"rows\":%d,\"cols\":%d,\"bits\":%d,\"tokens\":%d,\"max_rel_err\":%.3g,\"ok\":%s}", *first ? "" : ",",
-                   name, m->rows, m->cols, fc_dtype_bits(m->type), n, err, pass ? "true" : "false");
+            printf("%s{\"name\":\"%s\",\"rows\":%d,\"cols\":%d,\"bits\":%d,\"tokens\":%d,\"max_rel_err\":%.3g,\"tolerance\":%.0e,\"ok\":%s}",
+                   *first ? "" : ",", name, m->rows, m->cols, fc_dtype_bits(m->type), n, err, tol, pass ? "true" : "false");
             *first = 0;
         } else {
-            printf("verify %-28s [%5d x %5d] %2d-bit tokens=%d  max rel err %.3g  %s\n", name, m->rows, m->cols, fc_dtype_bits(m->type), n,
-                   err, pass ? "ok" : "FAILED");
+            printf("verify %-28s [%5d x %5d] %2d-bit tokens=%d  error %.3g (< %.0e)  %s\n", name, m->rows, m->cols,
+                   fc_dtype_bits(m->type), n, err, tol, pass ? "ok" : "FAILED");
         }
         free(x); free(ref); free(got);
     }
@@ -184,13 +175,13 @@ static int bench_verify(struct fc_engine * e, const struct fc_bench_options * op
     fc_experts_view(&e->experts, e->experts.slot_data[0], &g, &u, &d);
     ok &= verify_matrix(e, "expert0.gate_proj", &g, opt->json, &first);
     ok &= verify_matrix(e, "expert0.down_proj", &d, opt->json, &first);
-    /* every kernel level this CPU has, on synthetic odd-sized matrices of every bit width */
-    for (int level = 0; level <= 2; level++) {
-        const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
+    /* every kernel level this CPU has (and the portable int8 set), on synthetic odd-sized matrices of every bit width */
+    for (int level = 0; level <= FC_CPU_MAX_LEVEL + 1; level++) {
+        const struct fc_cpu_kernels * k = level <= FC_CPU_MAX_LEVEL ? fc_cpu_kernels_get(level) : &fc_cpu_kernels_generic_int8;
         if (!k) continue;
         struct fc_backend be;
-        char name[16];
-        snprintf(name, sizeof name, "cpu:%d", level);
+        char name[40];
+        snprintf(name, sizeof name, "cpu:%s", k->name);
         if (fc_backend_init(&be, name, e->pool, NULL) != FC_STATUS_OK) continue;
         struct fc_backend saved = e->be;
         e->be = be;

@@ -35,7 +35,7 @@ static void usage(FILE * f) {
             "  --context N              context length in tokens (default min(4096, max_position_embeddings))\n"
             "  --active-experts K       experts per token (default: the model's)\n"
             "  --snapshot-budget-mb N   memory for prefix-reuse snapshots (default 1024)\n"
-            "  --backend NAME           cpu (default) | metal (macOS builds only) | cpu:0|1|2 (force kernel level)\n"
+            "  --backend NAME           cpu (default) | metal (macOS builds only) | cpu:N | cpu:NAME (force kernel level N or a set by name; see RUN.md)\n"
             "  --batch N                prefill tokens per forward chunk (default 256)\n"
             "  --io-threads N           pread threads (default max(4, K))\n"
             "  --expert-io MODE         how routed experts reach the kernels (default auto):\n"

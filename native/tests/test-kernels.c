@@ -32,68 +32,25 @@ static uint16_t to_bf16(float f) {
 }
 
 static int failures = 0, checks = 0;
-static double worst_rel = 0.0; /* largest error seen at the level being checked */
-
-/*
- * Held tolerances. Float levels: max |err| / max |ref| < 1e-4. Int8-activation levels: rounding x to int8
- * costs an error that scales with the product's magnitude, not with its (possibly cancelling) value, so
- * each output's |err| is measured against |w_row| * |x_token| (Euclidean norms): < TOL_INT8. Rounding
- * errors of at most d/2 = max|x|/254 per element give |err| <~ |x rounding error| * |w| ~ 0.4% of that for
- * uniform x (measured up to 0.36%); 1e-2 leaves room for spikier activations.
- */
-#define TOL_FLOAT 1e-4
-#define TOL_INT8 1e-2
-
-/* |row r| (natural order, quantized or float) */
-static double row_norm(const struct fc_matrix * m, int32_t r) {
-    double s2 = 0.0;
-    float * tmp = malloc((size_t)m->cols * sizeof(float));
-    for (int32_t i = 0; i < m->cols; i++) {
-        const uint8_t * row = m->data + (size_t)r * m->row_bytes;
-        int bits = fc_dtype_bits(m->type);
-        size_t bit = (size_t)i * bits;
-        int32_t ng = m->cols / m->group_size;
-        size_t gi = (size_t)r * ng + (size_t)(i / m->group_size);
-        float code = (float)((row[bit / 8] >> (bit % 8)) & ((1u << bits) - 1u));
-        uint32_t su = (uint32_t)m->scales[gi] << 16, bu = (uint32_t)m->biases[gi] << 16;
-        float sf, bf;
-        memcpy(&sf, &su, 4);
-        memcpy(&bf, &bu, 4);
-        tmp[i] = code * sf + bf;
-        s2 += (double)tmp[i] * tmp[i];
-    }
-    free(tmp);
-    return sqrt(s2);
-}
+static double worst_err = 0.0, worst_tol = 0.0; /* largest error seen at the level being checked, its tolerance */
 
 /* Compare a backend against the reference; scales may be negative, as in MLX files. */
-static void check(struct fc_backend * be, const char * label, const struct fc_matrix * m, int32_t n_tokens, double tol) {
+static void check(struct fc_backend * be, const char * label, const struct fc_matrix * m, int32_t n_tokens) {
+    const struct fc_cpu_kernels * k = fc_cpu_kernels_by_name(be->ops->describe(be));
     float * x = malloc((size_t)n_tokens * m->cols * sizeof(float));
     float * ref = malloc((size_t)n_tokens * m->rows * sizeof(float));
     float * got = malloc((size_t)n_tokens * m->rows * sizeof(float));
     for (size_t i = 0; i < (size_t)n_tokens * m->cols; i++) x[i] = rndf();
     fc_matmul_reference(m, x, ref, n_tokens);
     be->ops->matmul(be, m, x, got, n_tokens);
-    double max_ref = 1e-6, max_diff = 0.0, max_norm_rel = 0.0;
-    const int by_norm = tol == TOL_INT8 && fc_dtype_is_quantized(m->type);
-    for (size_t i = 0; i < (size_t)n_tokens * m->rows; i++) {
-        double d = fabs((double)got[i] - ref[i]);
-        if (d > max_diff || isnan(got[i])) max_diff = isnan(got[i]) ? INFINITY : d;
-        if (fabs(ref[i]) > max_ref) max_ref = fabs(ref[i]);
-        if (by_norm) {
-            const float * xt = x + (i / m->rows) * m->cols;
-            double xn = 0.0;
-            for (int32_t c = 0; c < m->cols; c++) xn += (double)xt[c] * xt[c];
-            double nr = isnan(got[i]) ? INFINITY : d / (row_norm(m, (int32_t)(i % m->rows)) * sqrt(xn) + 1e-30);
-            if (nr > max_norm_rel) max_norm_rel = nr;
-        }
-    }
-    double rel = by_norm ? max_norm_rel : max_diff / max_ref;
+    /* float kernels: max |err| / max |ref|; int8 activations: |err| / (|w_row| |x_token|) (kernels.h) */
+    const double err = fc_cpu_product_error(k, m, x, got, ref, n_tokens), tol = fc_cpu_product_tolerance(k, m);
     checks++;
-    if (rel > worst_rel) worst_rel = rel;
-    if (!(rel < tol)) {
+    if (err > worst_err) worst_err = err;
+    if (tol > worst_tol) worst_tol = tol;
+    if (!(err < tol)) {
         failures++;
-        printf("FAIL %s: type %d [%d x %d] tokens=%d: max %s err %.3g\n", label, m->type, m->rows, m->cols, n_tokens, by_norm ? "norm-relative" : "rel", rel);
+        printf("FAIL %s: type %d [%d x %d] tokens=%d: error %.3g (tolerance %.0e)\n", label, m->type, m->rows, m->cols, n_tokens, err, tol);
     }
     free(x);
     free(ref);
@@ -153,20 +110,20 @@ int main(void) {
     const int32_t cols_list[] = { 64, 192, 320, 1024 };
     const int32_t tokens_list[] = { 1, 2, 7 };
     const int n_threads_list[] = { 1, 2, 3 };
-    for (int level = 0; level <= FC_CPU_MAX_LEVEL; level++) {
-        const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
+    /* every numbered level, then the portable int8 set (level FC_CPU_MAX_LEVEL + 1 here) */
+    for (int level = 0; level <= FC_CPU_MAX_LEVEL + 1; level++) {
+        const struct fc_cpu_kernels * k = level <= FC_CPU_MAX_LEVEL ? fc_cpu_kernels_get(level) : &fc_cpu_kernels_generic_int8;
         if (!k) {
             printf("kernel level %d: not supported on this CPU, skipped\n", level);
             continue;
         }
-        const double tol = k->matmul_qx[0] ? TOL_INT8 : TOL_FLOAT;
-        worst_rel = 0.0;
+        worst_err = worst_tol = 0.0;
         if (k->matmul_qx[0]) check_qx(k, level);
         for (size_t ti = 0; ti < sizeof n_threads_list / sizeof n_threads_list[0]; ti++) {
             struct fc_pool * pool = fc_pool_init(n_threads_list[ti]);
             struct fc_backend be;
-            char name[16];
-            snprintf(name, sizeof name, "cpu:%d", level);
+            char name[40];
+            snprintf(name, sizeof name, "cpu:%s", k->name);
             if (fc_backend_init(&be, name, pool, NULL) != FC_STATUS_OK) return 2;
             for (int bits = 2; bits <= 8; bits *= 2) {
                 for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++) {
@@ -186,7 +143,7 @@ int main(void) {
                         for (size_t tk = 0; tk < sizeof tokens_list / sizeof tokens_list[0]; tk++) {
                             char label[64];
                             snprintf(label, sizeof label, "level %d threads %d", level, n_threads_list[ti]);
-                            check(&be, label, &m, tokens_list[tk], tol);
+                            check(&be, label, &m, tokens_list[tk]);
                         }
                         free(codes);
                         free(sc);
@@ -212,15 +169,15 @@ int main(void) {
                     struct fc_matrix m;
                     enum fc_dtype t = dt == 0 ? FC_DTYPE_F32 : dt == 1 ? FC_DTYPE_BF16 : FC_DTYPE_F16;
                     fc_matrix_init(&m, "test", t, rows, cols, 0, data, NULL, NULL, NULL);
-                    check(&be, "float", &m, 1, TOL_FLOAT);
-                    check(&be, "float", &m, 3, TOL_FLOAT);
+                    check(&be, "float", &m, 1);
+                    check(&be, "float", &m, 3);
                     free(data);
                 }
             }
             fc_backend_free(&be);
             fc_pool_free(pool);
         }
-        printf("kernel level %d (%s): max rel err %.3g against the reference (held to %.0e)\n", level, k->name, worst_rel, tol);
+        printf("kernels %s: largest error %.3g against the reference (held to %.0e)\n", k->name, worst_err, worst_tol);
     }
     /* prepared-x layout: dequantized rows dotted with prepared x equal the natural-order dot */
     printf("%d checks, %d failures\n", checks, failures);

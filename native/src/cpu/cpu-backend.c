@@ -202,14 +202,15 @@ static const struct fc_backend_ops cpu_ops = {
     .describe = cpu_describe,
 };
 
-/* kernel_level -1 = the best this CPU has; the backend name "cpu:N" forces level N (benchmarks, verify). */
-enum fc_status fc_backend_cpu_init(struct fc_backend * be, struct fc_pool * pool, int kernel_level, struct fc_error * err) {
-    struct cpu_ctx * c = fc_xcalloc(1, sizeof *c);
-    c->k = kernel_level < 0 ? fc_cpu_kernels_best() : fc_cpu_kernels_get(kernel_level);
-    if (!c->k) {
-        free(c);
-        return fc_error_set(err, FC_STATUS_BAD_REQUEST, "kernel level %d is not supported on this CPU", kernel_level);
+/* kernels NULL = the default level; "cpu:N" forces level N, "cpu:NAME" a kernel set by name (benchmarks, verify). */
+enum fc_status fc_backend_cpu_init(struct fc_backend * be, struct fc_pool * pool, const char * kernels, struct fc_error * err) {
+    const struct fc_cpu_kernels * k = kernels ? fc_cpu_kernels_by_name(kernels) : fc_cpu_kernels_best();
+    if (!k) {
+        return fc_error_set(err, FC_STATUS_BAD_REQUEST, "CPU kernels '%s' are not supported on this CPU (this one has: %s)", kernels,
+                            fc_cpu_kernels_list());
     }
+    struct cpu_ctx * c = fc_xcalloc(1, sizeof *c);
+    c->k = k;
     c->n_threads = fc_pool_size(pool);
     be->ops = &cpu_ops;
     be->ctx = c;

@@ -1,6 +1,9 @@
 /* Portable C kernels for the prepared-x layout, the reference matmul, and kernel selection. */
 #include "kernels.h"
 
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../backend.h"
@@ -143,6 +146,49 @@ const struct fc_cpu_kernels fc_cpu_kernels_generic = {
     .dot4x4 = dot4x4_generic,
 };
 
+#define DEF_QX_GENERIC(BITS)                                                                                       \
+    static void matmul_q##BITS##x_generic(const uint8_t * codes, size_t row_bytes, const uint16_t * scales,            \
+                                          const uint16_t * biases, int32_t n_rows, int32_t n_groups, const int8_t * xq, \
+                                          const float * xd, const float * xsum, const float * xqs, int32_t n_tokens,   \
+                                          float * out, size_t out_stride) {                                            \
+        fc_cpu_matmul_qx_generic(BITS, codes, row_bytes, scales, biases, n_rows, n_groups, xq, xd, xsum, xqs, n_tokens, \
+                                 out, out_stride);                                                                     \
+    }
+DEF_QX_GENERIC(2)
+DEF_QX_GENERIC(4)
+DEF_QX_GENERIC(8)
+
+const struct fc_cpu_kernels fc_cpu_kernels_generic_int8 = {
+    .name = "generic-int8",
+    .dot_q = { dot_q2_generic, dot_q4_generic, dot_q8_generic },
+    .dequant_q = { dequant_q2_generic, dequant_q4_generic, dequant_q8_generic },
+    .dot4 = dot4_generic,
+    .dot4x4 = dot4x4_generic,
+    .matmul_qx = { matmul_q2x_generic, matmul_q4x_generic, matmul_q8x_generic },
+};
+
+const struct fc_cpu_kernels * fc_cpu_kernels_by_name(const char * name) {
+    if (name[0] >= '0' && name[0] <= '9' && name[1] == '\0') return fc_cpu_kernels_get(name[0] - '0');
+    if (strcmp(name, fc_cpu_kernels_generic_int8.name) == 0) return &fc_cpu_kernels_generic_int8;
+    for (int level = 0; level <= FC_CPU_MAX_LEVEL; level++) {
+        const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
+        if (k && strcmp(k->name, name) == 0) return k;
+    }
+    return NULL;
+}
+
+const char * fc_cpu_kernels_list(void) {
+    static char buf[256];
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int level = 0; level <= FC_CPU_MAX_LEVEL; level++) {
+        const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
+        if (k) n += (size_t)snprintf(buf + n, sizeof buf - n, "%d %s, ", level, k->name);
+    }
+    snprintf(buf + n, sizeof buf - n, "%s", fc_cpu_kernels_generic_int8.name);
+    return buf;
+}
+
 const struct fc_cpu_kernels * fc_cpu_kernels_get(int level) {
     if (level == 0) return &fc_cpu_kernels_generic;
 #ifdef FC_HAVE_ARM_KERNELS
@@ -205,4 +251,54 @@ void fc_matmul_reference(const struct fc_matrix * w, const float * x, float * ou
             out[(size_t)t * w->rows + r] = (float)acc;
         }
     }
+}
+
+/* ===== error measures (tests, bench verify) ===== */
+
+static int int8_path(const struct fc_cpu_kernels * k, const struct fc_matrix * w) {
+    return k && fc_dtype_is_quantized(w->type) && k->matmul_qx[fc_bits_index(fc_dtype_bits(w->type))] != NULL;
+}
+
+double fc_cpu_product_tolerance(const struct fc_cpu_kernels * k, const struct fc_matrix * w) {
+    return int8_path(k, w) ? 1e-2 : 1e-4;
+}
+
+double fc_cpu_product_error(const struct fc_cpu_kernels * k, const struct fc_matrix * w, const float * x, const float * got,
+                            const float * ref, int32_t n_tokens) {
+    const size_t n = (size_t)n_tokens * w->rows;
+    if (!int8_path(k, w)) {
+        double max_ref = 1e-6, max_diff = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            double d = fabs((double)got[i] - ref[i]);
+            if (d > max_diff || isnan(got[i])) max_diff = isnan(got[i]) ? INFINITY : d;
+            if (fabs(ref[i]) > max_ref) max_ref = fabs(ref[i]);
+        }
+        return max_diff / max_ref;
+    }
+    const int32_t ng = w->cols / w->group_size;
+    double * wn = malloc((size_t)w->rows * sizeof *wn), * xn = malloc((size_t)n_tokens * sizeof *xn);
+    FC_ASSERT(wn && xn);
+    for (int32_t r = 0; r < w->rows; r++) {
+        double s2 = 0.0;
+        for (int32_t i = 0; i < w->cols; i++) {
+            float v = code_at(w->data + (size_t)r * w->row_bytes, fc_dtype_bits(w->type), i) *
+                          fc_bf16_to_f32(w->scales[(size_t)r * ng + i / w->group_size]) +
+                      fc_bf16_to_f32(w->biases[(size_t)r * ng + i / w->group_size]);
+            s2 += (double)v * v;
+        }
+        wn[r] = sqrt(s2);
+    }
+    for (int32_t t = 0; t < n_tokens; t++) {
+        double s2 = 0.0;
+        for (int32_t i = 0; i < w->cols; i++) s2 += (double)x[(size_t)t * w->cols + i] * x[(size_t)t * w->cols + i];
+        xn[t] = sqrt(s2);
+    }
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]) / (wn[i % w->rows] * xn[i / w->rows] + 1e-30);
+        if (d > worst || isnan(got[i])) worst = isnan(got[i]) ? INFINITY : d;
+    }
+    free(wn);
+    free(xn);
+    return worst;
 }

@@ -45,8 +45,12 @@ struct fc_cpu_kernels {
  */
 #define FC_CPU_MAX_LEVEL 3
 const struct fc_cpu_kernels * fc_cpu_kernels_get(int level);
-/* The best level this CPU supports. */
+/* The default: the best float level this CPU supports. */
 const struct fc_cpu_kernels * fc_cpu_kernels_best(void);
+/* A level by number ("2") or a kernel set by name ("neon-dot", "generic-int8"); NULL if this CPU lacks it. */
+const struct fc_cpu_kernels * fc_cpu_kernels_by_name(const char * name);
+/* "0 generic, 1 neon, ..., generic-int8": what this CPU can run, for messages. */
+const char * fc_cpu_kernels_list(void);
 
 static inline int fc_bits_index(int bits) {
     return bits == 2 ? 0 : bits == 4 ? 1 : 2;
@@ -66,8 +70,22 @@ void fc_cpu_matmul_qx_generic(int bits, const uint8_t * codes, size_t row_bytes,
                               int32_t n_rows, int32_t n_groups, const int8_t * xq, const float * xd, const float * xsum,
                               const float * xqs, int32_t n_tokens, float * out, size_t out_stride);
 
+/*
+ * How far a product is from fc_matmul_reference's, in the measure its tolerance is stated in: float
+ * kernels max |err| / max |ref|; int8-activation kernels (k->matmul_qx, quantized w) the largest
+ * |err| / (|w_row| * |x_token|), since rounding x costs an error proportional to the product's magnitude,
+ * not to its (possibly cancelling) value. k may be NULL (float).
+ */
+double fc_cpu_product_error(const struct fc_cpu_kernels * k, const struct fc_matrix * w, const float * x, const float * got,
+                            const float * ref, int32_t n_tokens);
+/* The tolerance for that measure: 1e-4 float, 1e-2 int8 activations (see native/PLATFORM.md). */
+double fc_cpu_product_tolerance(const struct fc_cpu_kernels * k, const struct fc_matrix * w);
+
 /* Portable kernels (also the building blocks of the others' tails). */
 extern const struct fc_cpu_kernels fc_cpu_kernels_generic;
+/* Portable float kernels plus the plain-C matmul_qx: the int8-activation numbers on any CPU (the
+   reference the SIMD int8 levels are checked against; not a numbered level). */
+extern const struct fc_cpu_kernels fc_cpu_kernels_generic_int8;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FC_HAVE_X86_KERNELS 1
 extern const struct fc_cpu_kernels fc_cpu_kernels_avx2;
