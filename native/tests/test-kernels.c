@@ -72,7 +72,7 @@ static void check_qx(const struct fc_cpu_kernels * k, int level) {
                     uint8_t * codes = malloc(rows * row_bytes);
                     uint16_t * sc = malloc((size_t)rows * ng * 2), * bi = malloc((size_t)rows * ng * 2);
                     float * x = malloc((size_t)nt * cols * 4);
-                    int8_t * xq = malloc((size_t)nt * cols);
+                    int8_t * xq = malloc((size_t)nt * ng * FC_QX_BYTES);
                     float * xd = malloc((size_t)nt * ng * 4), * xs = malloc((size_t)nt * ng * 4), * xqs = malloc((size_t)nt * ng * 4);
                     float * want = malloc((size_t)nt * rows * 4), * got = malloc((size_t)nt * rows * 4);
                     for (size_t i = 0; i < rows * row_bytes; i++) codes[i] = (uint8_t)rnd();
@@ -82,7 +82,7 @@ static void check_qx(const struct fc_cpu_kernels * k, int level) {
                     }
                     for (size_t i = 0; i < (size_t)nt * cols; i++) x[i] = rndf();
                     for (int32_t t = 0; t < nt; t++) {
-                        fc_cpu_prepare_xq(bits, x + (size_t)t * cols, cols, xq + (size_t)t * cols, xd + t * ng, xs + t * ng, xqs + t * ng);
+                        fc_cpu_prepare_xq(bits, x + (size_t)t * cols, cols, xq + (size_t)t * ng * FC_QX_BYTES, xd + t * ng, xs + t * ng, xqs + t * ng);
                     }
                     fc_cpu_matmul_qx_generic(bits, codes, row_bytes, sc, bi, rows, ng, xq, xd, xs, xqs, nt, want, (size_t)rows);
                     k->matmul_qx[fc_bits_index(bits)](codes, row_bytes, sc, bi, rows, ng, xq, xd, xs, xqs, nt, got, (size_t)rows);

@@ -11,7 +11,7 @@ struct cpu_ctx {
     float * xp;    /* prepared x [n_tokens * cols] */
     float * xsum;  /* [n_tokens * cols / 64] */
     size_t xp_cap, xsum_cap;
-    int8_t * xq;   /* int8 x [n_tokens * cols] (levels with matmul_qx) */
+    int8_t * xq;   /* int8 x [n_tokens * cols / 64 * FC_QX_BYTES] (levels with matmul_qx) */
     float * xd, * xqs; /* [n_tokens * cols / 64] */
     size_t xq_cap, xd_cap, xqs_cap;
     float * deq;   /* per thread: 4 rows dequantized [n_threads][4 * cols] */
@@ -134,7 +134,7 @@ static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const
     struct mm_job job = { .w = w, .x = x, .xsum = NULL, .out = out, .n_tokens = n_tokens, .c = c };
     const int bits = fc_dtype_is_quantized(w->type) ? fc_dtype_bits(w->type) : 0;
     if (bits && c->k->matmul_qx[fc_bits_index(bits)]) {
-        const size_t n = (size_t)n_tokens * cols, ng = (size_t)n_tokens * (cols / FC_QK);
+        const size_t ng = (size_t)n_tokens * (cols / FC_QK), n = ng * FC_QX_BYTES;
         if (c->xq_cap < n) {
             free(c->xq);
             c->xq = fc_alloc_aligned(n);
@@ -144,7 +144,7 @@ static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const
         FC_ASSERT(ensure(&c->xd, &c->xd_cap, ng) && ensure(&c->xqs, &c->xqs_cap, ng) && ensure(&c->xsum, &c->xsum_cap, ng));
         for (int32_t t = 0; t < n_tokens; t++) {
             const size_t o = (size_t)t * (cols / FC_QK);
-            fc_cpu_prepare_xq(bits, x + (size_t)t * cols, cols, c->xq + (size_t)t * cols, c->xd + o, c->xsum + o, c->xqs + o);
+            fc_cpu_prepare_xq(bits, x + (size_t)t * cols, cols, c->xq + o * FC_QX_BYTES, c->xd + o, c->xsum + o, c->xqs + o);
         }
         job.int8 = 1;
         job.xsum = c->xsum;

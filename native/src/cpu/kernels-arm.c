@@ -2,9 +2,9 @@
  * arm64 kernels, chosen at run time (fc_cpu_kernels_get, features from platform.h):
  *   neon       float FMA on prepared float x: the AVX2 level's numerics (codes widened to float, FMA with
  *              x, scale and bias applied once per group).
- *   neon-dot   int8 activations (fc_cpu_prepare_xq) and SDOT: 16 products of code x int8 per instruction,
- *              integer sums per group, then scale * d. Activation rounding changes the numbers (see
- *              native/PLATFORM.md for the error measured and the tolerance held).
+ *   neon-dot   int8 activations in two planes (fc_cpu_prepare_xq) and SDOT: 16 products of code x int8
+ *              per instruction, integer sums per group and plane, then scale * d. Activation rounding
+ *              changes the numbers (native/PLATFORM.md: the error measured and the tolerance held).
  *   neon-i8mm  neon-dot, plus SMMLA for several tokens: a 2-row x 2-token tile of 8-long int8 dots per
  *              instruction, so each code vector serves two tokens.
  * The dot-product functions carry target attributes (the file itself is built for baseline armv8-a), so
@@ -199,12 +199,15 @@ const struct fc_cpu_kernels fc_cpu_kernels_neon = {
             const float s = fc_bf16_to_f32(sc[g]), b = fc_bf16_to_f32(bi[g]);                                       \
             for (int t = 0; t < NT; t++) {                                                                          \
                 const size_t tg = (size_t)t * ng + g;                                                               \
-                int8x16x4_t xv = vld1q_s8_x4(xq + tg * 64);                                                         \
-                int32x4_t acc = vdotq_s32(vdupq_n_s32(0), w[0], xv.val[0]);                                         \
-                acc = vdotq_s32(acc, w[1], xv.val[1]);                                                              \
-                acc = vdotq_s32(acc, w[2], xv.val[2]);                                                              \
-                acc = vdotq_s32(acc, w[3], xv.val[3]);                                                              \
-                total[t] = vfmaq_n_f32(total[t], vcvtq_f32_s32(acc), s * xd[tg]);                                   \
+                int8x16x4_t x1 = vld1q_s8_x4(xq + tg * FC_QX_BYTES), x2 = vld1q_s8_x4(xq + tg * FC_QX_BYTES + 64);  \
+                int32x4_t a1 = vdotq_s32(vdupq_n_s32(0), w[0], x1.val[0]);                                          \
+                int32x4_t a2 = vdotq_s32(vdupq_n_s32(0), w[0], x2.val[0]);                                          \
+                for (int k = 1; k < 4; k++) {                                                                       \
+                    a1 = vdotq_s32(a1, w[k], x1.val[k]);                                                            \
+                    a2 = vdotq_s32(a2, w[k], x2.val[k]);                                                            \
+                }                                                                                                   \
+                float32x4_t f = vfmaq_n_f32(vcvtq_f32_s32(a1), vcvtq_f32_s32(a2), 1.0f / 254.0f);                   \
+                total[t] = vfmaq_n_f32(total[t], f, s * xd[tg]);                                                    \
                 extra[t] += b * xsum[tg] + (BITS == 8 ? 128.0f * s * xqs[tg] : 0.0f);                               \
             }                                                                                                       \
         }                                                                                                           \
@@ -225,12 +228,12 @@ const struct fc_cpu_kernels fc_cpu_kernels_neon = {
             for (; t + 4 <= n_tokens; t += 4) {                                                                       \
                 float res[4];                                                                                         \
                 const size_t o = (size_t)t * ng;                                                                      \
-                row_q##BITS##_dot_t4(c, sc, bi, ng, xq + o * 64, xd + o, xsum + o, xqs + o, res);                     \
+                row_q##BITS##_dot_t4(c, sc, bi, ng, xq + o * FC_QX_BYTES, xd + o, xsum + o, xqs + o, res);                     \
                 for (int u = 0; u < 4; u++) out[(size_t)(t + u) * out_stride + r] = res[u];                           \
             }                                                                                                         \
             for (; t < n_tokens; t++) {                                                                               \
                 const size_t o = (size_t)t * ng;                                                                      \
-                row_q##BITS##_dot_t1(c, sc, bi, ng, xq + o * 64, xd + o, xsum + o, xqs + o, &out[(size_t)t * out_stride + r]); \
+                row_q##BITS##_dot_t1(c, sc, bi, ng, xq + o * FC_QX_BYTES, xd + o, xsum + o, xqs + o, &out[(size_t)t * out_stride + r]); \
             }                                                                                                         \
         }                                                                                                             \
     }
@@ -267,19 +270,26 @@ const struct fc_cpu_kernels fc_cpu_kernels_neon_dot = {
             int8x16_t w0[4], w1[4];                                                                                   \
             CODES_S8(BITS, c0 + (size_t)g * (8 * BITS), w0);                                                          \
             CODES_S8(BITS, c1 + (size_t)g * (8 * BITS), w1);                                                          \
-            int8x16x4_t x0 = vld1q_s8_x4(xq0 + (size_t)g * 64), x1 = vld1q_s8_x4(xq1 + (size_t)g * 64);              \
-            int32x4_t acc = vdupq_n_s32(0);                                                                           \
-            for (int k = 0; k < 4; k++) {                                                                             \
-                int64x2_t a0 = vreinterpretq_s64_s8(w0[k]), a1 = vreinterpretq_s64_s8(w1[k]);                         \
-                int64x2_t b0 = vreinterpretq_s64_s8(x0.val[k]), b1 = vreinterpretq_s64_s8(x1.val[k]);                 \
-                acc = vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip1q_s64(a0, a1)), vreinterpretq_s8_s64(vzip1q_s64(b0, b1))); \
-                acc = vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip2q_s64(a0, a1)), vreinterpretq_s8_s64(vzip2q_s64(b0, b1))); \
+            int32x4_t acc1 = vdupq_n_s32(0), acc2 = vdupq_n_s32(0);                                                  \
+            for (int plane = 0; plane < 2; plane++) {                                                                 \
+                const size_t xo = (size_t)g * FC_QX_BYTES + (size_t)plane * 64;                                       \
+                int8x16x4_t x0 = vld1q_s8_x4(xq0 + xo), x1 = vld1q_s8_x4(xq1 + xo);                                   \
+                int32x4_t acc = vdupq_n_s32(0);                                                                       \
+                for (int k = 0; k < 4; k++) {                                                                         \
+                    int64x2_t a0 = vreinterpretq_s64_s8(w0[k]), a1 = vreinterpretq_s64_s8(w1[k]);                     \
+                    int64x2_t b0 = vreinterpretq_s64_s8(x0.val[k]), b1 = vreinterpretq_s64_s8(x1.val[k]);             \
+                    acc = vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip1q_s64(a0, a1)), vreinterpretq_s8_s64(vzip1q_s64(b0, b1))); \
+                    acc = vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip2q_s64(a0, a1)), vreinterpretq_s8_s64(vzip2q_s64(b0, b1))); \
+                }                                                                                                     \
+                if (plane == 0) acc1 = acc;                                                                           \
+                else acc2 = acc;                                                                                      \
             }                                                                                                         \
+            float32x4_t isum = vfmaq_n_f32(vcvtq_f32_s32(acc1), vcvtq_f32_s32(acc2), 1.0f / 254.0f);                 \
             /* lanes: (r0,t0) (r0,t1) (r1,t0) (r1,t1) */                                                              \
             const float s0 = fc_bf16_to_f32(sc0[g]), s1 = fc_bf16_to_f32(sc1[g]);                                     \
             const float b0 = fc_bf16_to_f32(bi0[g]), b1 = fc_bf16_to_f32(bi1[g]);                                     \
             const float sd[4] = { s0 * xd0[g], s0 * xd1[g], s1 * xd0[g], s1 * xd1[g] };                               \
-            total = vfmaq_f32(total, vcvtq_f32_s32(acc), vld1q_f32(sd));                                              \
+            total = vfmaq_f32(total, isum, vld1q_f32(sd));                                              \
             float ex[4] = { b0 * xs0[g], b0 * xs1[g], b1 * xs0[g], b1 * xs1[g] };                                     \
             if (BITS == 8) {                                                                                          \
                 ex[0] += 128.0f * s0 * xqs0[g];                                                                       \
@@ -301,7 +311,7 @@ const struct fc_cpu_kernels fc_cpu_kernels_neon_dot = {
             return;                                                                                                   \
         }                                                                                                             \
         const int32_t pair_rows = n_rows & ~1, pair_tokens = n_tokens & ~1;                                           \
-        const size_t xs = (size_t)ng * 64;                                                                            \
+        const size_t xs = (size_t)ng * FC_QX_BYTES;                                                                          \
         for (int32_t r = 0; r < pair_rows; r += 2) {                                                                  \
             const uint8_t * c0 = codes + (size_t)r * row_bytes;                                                       \
             const size_t g0 = (size_t)r * ng, g1 = g0 + ng;                                                           \
@@ -320,7 +330,7 @@ const struct fc_cpu_kernels fc_cpu_kernels_neon_dot = {
         /* the odd last token of every row pair, and the odd last row with every token */                           \
         if (pair_tokens < n_tokens) {                                                                                 \
             const size_t o = (size_t)pair_tokens * ng;                                                                \
-            matmul_q##BITS##_dot(codes, row_bytes, scales, biases, pair_rows, ng, xq + o * 64, xd + o, xsum + o,      \
+            matmul_q##BITS##_dot(codes, row_bytes, scales, biases, pair_rows, ng, xq + o * FC_QX_BYTES, xd + o, xsum + o,      \
                                  xqs + o, 1, out + (size_t)pair_tokens * out_stride, out_stride);                     \
         }                                                                                                             \
         if (pair_rows < n_rows) {                                                                                     \

@@ -25,12 +25,16 @@ void fc_cpu_prepare_x(int bits, const float * x, int32_t cols, float * xp, float
     }
 }
 
+static inline int32_t round_i32(float v) {
+    return (int32_t)(v + (v >= 0.0f ? 0.5f : -0.5f));
+}
+
 void fc_cpu_prepare_xq(int bits, const float * x, int32_t cols, int8_t * xq, float * xd, float * xsum, float * xqs) {
     const int per = 8 / bits;
     const int nbytes = 8 * bits;
     for (int32_t g = 0; g < cols / FC_QK; g++) {
         const float * xg = x + (size_t)g * FC_QK;
-        int8_t * qg = xq + (size_t)g * FC_QK;
+        int8_t * q1 = xq + (size_t)g * FC_QX_BYTES, * q2 = q1 + FC_QK;
         float s = 0.0f, amax = 0.0f;
         for (int i = 0; i < FC_QK; i++) {
             s += xg[i];
@@ -38,19 +42,23 @@ void fc_cpu_prepare_xq(int bits, const float * x, int32_t cols, int8_t * xq, flo
             if (a > amax) amax = a;
         }
         const float d = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        int32_t qs = 0;
+        int32_t s1 = 0, s2 = 0;
         for (int k = 0; k < nbytes; k++) {
             for (int j = 0; j < per; j++) {
-                float v = xg[k * per + j] * inv;
-                int32_t q = (int32_t)(v + (v >= 0.0f ? 0.5f : -0.5f));
-                q = q > 127 ? 127 : q < -127 ? -127 : q;
-                qg[j * nbytes + k] = (int8_t)q;
-                qs += q;
+                const float v = xg[k * per + j] * inv; /* in [-127, 127] */
+                int32_t a = round_i32(v);
+                a = a > 127 ? 127 : a < -127 ? -127 : a;
+                int32_t b = round_i32((v - (float)a) * 254.0f); /* |v - a| <= 0.5 (+ rounding): |b| <= 127 */
+                b = b > 127 ? 127 : b < -127 ? -127 : b;
+                q1[j * nbytes + k] = (int8_t)a;
+                q2[j * nbytes + k] = (int8_t)b;
+                s1 += a;
+                s2 += b;
             }
         }
         xd[g] = d;
         xsum[g] = s;
-        xqs[g] = d * (float)qs;
+        xqs[g] = d * ((float)s1 + (float)s2 * (1.0f / 254.0f));
     }
 }
 
@@ -65,13 +73,18 @@ void fc_cpu_matmul_qx_generic(int bits, const uint8_t * codes, size_t row_bytes,
             float total = 0.0f;
             for (int32_t g = 0; g < n_groups; g++) {
                 const size_t tg = (size_t)t * n_groups + g;
-                const int8_t * q = xq + tg * FC_QK;
-                int32_t acc = 0;
+                const int8_t * q1 = xq + tg * FC_QX_BYTES, * q2 = q1 + FC_QK;
+                int32_t a1 = 0, a2 = 0;
                 for (int j = 0; j < per; j++) {
-                    for (int k = 0; k < nbytes; k++) acc += ((c[g * nbytes + k] >> (j * bits)) & mask) * q[j * nbytes + k];
+                    for (int k = 0; k < nbytes; k++) {
+                        const int32_t code = (c[g * nbytes + k] >> (j * bits)) & mask;
+                        a1 += code * q1[j * nbytes + k];
+                        a2 += code * q2[j * nbytes + k];
+                    }
                 }
                 const size_t rg = (size_t)r * n_groups + g;
-                total += fc_bf16_to_f32(scales[rg]) * xd[tg] * (float)acc + fc_bf16_to_f32(biases[rg]) * xsum[tg];
+                const float isum = (float)a1 + (float)a2 * (1.0f / 254.0f);
+                total += fc_bf16_to_f32(scales[rg]) * xd[tg] * isum + fc_bf16_to_f32(biases[rg]) * xsum[tg];
             }
             out[(size_t)t * out_stride + r] = total;
         }
@@ -260,7 +273,9 @@ static int int8_path(const struct fc_cpu_kernels * k, const struct fc_matrix * w
 }
 
 double fc_cpu_product_tolerance(const struct fc_cpu_kernels * k, const struct fc_matrix * w) {
-    return int8_path(k, w) ? 1e-2 : 1e-4;
+    (void)k;
+    (void)w;
+    return 1e-4; /* both measures: float rounding ~1e-6; two int8 planes err by <= d / 508 per element (~1.5e-5 measured) */
 }
 
 double fc_cpu_product_error(const struct fc_cpu_kernels * k, const struct fc_matrix * w, const float * x, const float * got,

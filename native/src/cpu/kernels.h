@@ -30,7 +30,7 @@ struct fc_cpu_kernels {
      * Optional int8-activation path (NULL in the float levels; when set, the backend uses it for every
      * quantized product): x quantized per group by fc_cpu_prepare_xq. For r < n_rows, t < n_tokens:
      * out[t * out_stride + r] = sum over the row r's groups of w * x. Row r's codes at codes + r * row_bytes,
-     * its scales/biases at scales/biases + r * n_groups; token t's arrays at xq + t * n_groups * 64 and
+     * its scales/biases at scales/biases + r * n_groups; token t's arrays at xq + t * n_groups * FC_QX_BYTES and
      * xd/xsum/xqs + t * n_groups.
      */
     void (*matmul_qx[3])(const uint8_t * codes, size_t row_bytes, const uint16_t * scales, const uint16_t * biases,
@@ -60,10 +60,13 @@ static inline int fc_bits_index(int bits) {
 void fc_cpu_prepare_x(int bits, const float * x, int32_t cols, float * xp, float * xsum);
 
 /*
- * Int8 activations for matmul_qx: per group of 64 (in the prepared, permuted order) d = max|x| / 127,
- * xq = round(x / d); xsum = the exact float sum of x (bias term), xqs = d * sum(xq) (the 8-bit kernels
- * compute on codes - 128 and add 128 * scale * xqs back).
+ * Int8 activations for matmul_qx, two int8 planes per group of 64 (in the prepared, permuted order):
+ * d = max|x| / 127, q1 = round(x / d), q2 = round((x / d - q1) * 254), so x ~ d * (q1 + q2 / 254) to
+ * within d / 508 (one plane alone, d / 2, moved the fixture's logits by up to 4; two, by 1e-2). A group
+ * takes FC_QX_BYTES bytes of xq: q1 then q2. xsum = the exact float sum of x (bias term), xqs = the sum of
+ * the approximation (the 8-bit kernels compute on codes - 128 and add 128 * scale * xqs back).
  */
+#define FC_QX_BYTES 128
 void fc_cpu_prepare_xq(int bits, const float * x, int32_t cols, int8_t * xq, float * xd, float * xsum, float * xqs);
 /* Plain-C matmul_qx (same integer sums as the SIMD ones; the tests' reference for them). */
 void fc_cpu_matmul_qx_generic(int bits, const uint8_t * codes, size_t row_bytes, const uint16_t * scales, const uint16_t * biases,
@@ -78,7 +81,7 @@ void fc_cpu_matmul_qx_generic(int bits, const uint8_t * codes, size_t row_bytes,
  */
 double fc_cpu_product_error(const struct fc_cpu_kernels * k, const struct fc_matrix * w, const float * x, const float * got,
                             const float * ref, int32_t n_tokens);
-/* The tolerance for that measure: 1e-4 float, 1e-2 int8 activations (see native/PLATFORM.md). */
+/* The tolerance held for that measure (1e-4 for both; see native/PLATFORM.md). */
 double fc_cpu_product_tolerance(const struct fc_cpu_kernels * k, const struct fc_matrix * w);
 
 /* Portable kernels (also the building blocks of the others' tails). */
