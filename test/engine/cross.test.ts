@@ -31,6 +31,10 @@ const linuxMissing = !crossHost
   ? "runs on x86-64 Linux hosts"
   : ["aarch64-linux-gnu-gcc", "qemu-aarch64"].filter((c) => !onPath(c)).map((c) => `${c} not found`).join(", ");
 const macosMissing = !crossHost ? "runs on x86-64 Linux hosts" : existsSync(ZIG) ? "" : "zig not installed (make -C native cross-macos installs it)";
+// CI sets FLASHCHAT_CROSS_REQUIRED=1 after installing the toolchains: there a missing one is a failure, not a skip.
+test.skipIf(process.env.FLASHCHAT_CROSS_REQUIRED !== "1")("the cross toolchains are present (FLASHCHAT_CROSS_REQUIRED)", () => {
+  expect({ linux: linuxMissing, macos: macosMissing }).toEqual({ linux: "", macos: "" });
+});
 if (linuxMissing) console.warn(`cross.test.ts: arm64 Linux checks skipped: ${linuxMissing} (Debian: apt-get install gcc-aarch64-linux-gnu qemu-user)`);
 if (macosMissing) console.warn(`cross.test.ts: macOS link check skipped: ${macosMissing}`);
 
