@@ -178,40 +178,78 @@ const struct fc_cpu_kernels fc_cpu_kernels_neon = {
         }                                                                                     \
     } while (0)
 
+/* sum over n groups of bf16 b[g] * x[g] */
+static inline float dot_bf16_f32(const uint16_t * b, const float * x, int32_t n) {
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    int32_t g = 0;
+    for (; g + 4 <= n; g += 4) acc = vfmaq_f32(acc, bf16x4(b + g), vld1q_f32(x + g));
+    float r = vaddvq_f32(acc);
+    for (; g < n; g++) r += fc_bf16_to_f32(b[g]) * x[g];
+    return r;
+}
+
+/* One group's integer sum against both planes of x, as 254 * sum(w q1) + sum(w q2) (fits int32 for every width). */
+T_DOT static inline int32x4_t group_isum(const int8x16_t w[4], const int8_t * q) {
+    int8x16x4_t x1 = vld1q_s8_x4(q), x2 = vld1q_s8_x4(q + 64);
+    int32x4_t a1 = vdotq_s32(vdupq_n_s32(0), w[0], x1.val[0]);
+    int32x4_t a2 = vdotq_s32(vdupq_n_s32(0), w[0], x2.val[0]);
+    a1 = vdotq_s32(a1, w[1], x1.val[1]);
+    a2 = vdotq_s32(a2, w[1], x2.val[1]);
+    a1 = vdotq_s32(a1, w[2], x1.val[2]);
+    a2 = vdotq_s32(a2, w[2], x2.val[2]);
+    a1 = vdotq_s32(a1, w[3], x1.val[3]);
+    a2 = vdotq_s32(a2, w[3], x2.val[3]);
+    return vmlaq_n_s32(a2, a1, 254);
+}
+
+/* The bias term of row (bi, sc) for token arrays xsum/xqs over ng groups: sum b * xsum (+ 128 * s * xqs, 8-bit). */
+#define ROW_EXTRA(BITS, sc, bi, xsum, xqs, ng) \
+    (dot_bf16_f32((bi), (xsum), (ng)) + (BITS == 8 ? 128.0f * dot_bf16_f32((sc), (xqs), (ng)) : 0.0f))
+
 /*
- * Row r against NT tokens (1 or 4): per group, the codes are unpacked once and dotted with each token's
- * int8 x by four SDOTs; the int32 lanes become floats scaled by scale * d. Bias (and the 8-bit offset)
- * terms per group are scalar.
+ * Row r against NT tokens (1 or 4): per group, the codes are unpacked once and dotted with each token's two int8
+ * planes by eight SDOTs; four groups at a time, their int32 lanes are scaled by scale * d / 254 (one lane of a
+ * vector each). Bias terms are dot products over the groups after the loop.
  */
+#define DOT_STEP(BITS, NT, u)                                                                                      \
+    do {                                                                                                           \
+        int8x16_t w[4];                                                                                            \
+        CODES_S8(BITS, c + (size_t)(g + (u)) * (8 * BITS), w);                                                     \
+        for (int t = 0; t < NT; t++) {                                                                             \
+            int32x4_t is = group_isum(w, xq + ((size_t)t * ng + g + (u)) * FC_QX_BYTES);                           \
+            total[t] = vfmaq_laneq_f32(total[t], vcvtq_f32_s32(is), sd[t], u);                                      \
+        }                                                                                                          \
+    } while (0)
+
 #define DEF_ROW_DOT(BITS, NT)                                                                                       \
     T_DOT static inline void row_q##BITS##_dot_t##NT(const uint8_t * c, const uint16_t * sc, const uint16_t * bi,  \
                                                     int32_t ng, const int8_t * xq, const float * xd,               \
                                                     const float * xsum, const float * xqs, float * res) {          \
         float32x4_t total[NT];                                                                                      \
-        float extra[NT];                                                                                            \
-        for (int t = 0; t < NT; t++) {                                                                              \
-            total[t] = vdupq_n_f32(0.0f);                                                                           \
-            extra[t] = 0.0f;                                                                                        \
+        for (int t = 0; t < NT; t++) total[t] = vdupq_n_f32(0.0f);                                                  \
+        int32_t g = 0;                                                                                              \
+        for (; g + 4 <= ng; g += 4) {                                                                               \
+            const float32x4_t s4 = vmulq_n_f32(bf16x4(sc + g), 1.0f / 254.0f);                                      \
+            float32x4_t sd[NT];                                                                                     \
+            for (int t = 0; t < NT; t++) sd[t] = vmulq_f32(s4, vld1q_f32(xd + (size_t)t * ng + g));                 \
+            DOT_STEP(BITS, NT, 0);                                                                                  \
+            DOT_STEP(BITS, NT, 1);                                                                                  \
+            DOT_STEP(BITS, NT, 2);                                                                                  \
+            DOT_STEP(BITS, NT, 3);                                                                                  \
         }                                                                                                           \
-        for (int32_t g = 0; g < ng; g++) {                                                                          \
+        for (; g < ng; g++) {                                                                                       \
             int8x16_t w[4];                                                                                         \
             CODES_S8(BITS, c + (size_t)g * (8 * BITS), w);                                                          \
-            const float s = fc_bf16_to_f32(sc[g]), b = fc_bf16_to_f32(bi[g]);                                       \
+            const float s = fc_bf16_to_f32(sc[g]) * (1.0f / 254.0f);                                                \
             for (int t = 0; t < NT; t++) {                                                                          \
-                const size_t tg = (size_t)t * ng + g;                                                               \
-                int8x16x4_t x1 = vld1q_s8_x4(xq + tg * FC_QX_BYTES), x2 = vld1q_s8_x4(xq + tg * FC_QX_BYTES + 64);  \
-                int32x4_t a1 = vdotq_s32(vdupq_n_s32(0), w[0], x1.val[0]);                                          \
-                int32x4_t a2 = vdotq_s32(vdupq_n_s32(0), w[0], x2.val[0]);                                          \
-                for (int k = 1; k < 4; k++) {                                                                       \
-                    a1 = vdotq_s32(a1, w[k], x1.val[k]);                                                            \
-                    a2 = vdotq_s32(a2, w[k], x2.val[k]);                                                            \
-                }                                                                                                   \
-                float32x4_t f = vfmaq_n_f32(vcvtq_f32_s32(a1), vcvtq_f32_s32(a2), 1.0f / 254.0f);                   \
-                total[t] = vfmaq_n_f32(total[t], f, s * xd[tg]);                                                    \
-                extra[t] += b * xsum[tg] + (BITS == 8 ? 128.0f * s * xqs[tg] : 0.0f);                               \
+                int32x4_t is = group_isum(w, xq + ((size_t)t * ng + g) * FC_QX_BYTES);                              \
+                total[t] = vfmaq_n_f32(total[t], vcvtq_f32_s32(is), s * xd[(size_t)t * ng + g]);                    \
             }                                                                                                       \
         }                                                                                                           \
-        for (int t = 0; t < NT; t++) res[t] = vaddvq_f32(total[t]) + extra[t];                                      \
+        for (int t = 0; t < NT; t++) {                                                                              \
+            const size_t o = (size_t)t * ng;                                                                        \
+            res[t] = vaddvq_f32(total[t]) + ROW_EXTRA(BITS, sc, bi, xsum + o, xqs + o, ng);                         \
+        }                                                                                                           \
     }
 
 #define DEF_MATMUL_DOT(BITS)                                                                                          \
@@ -254,84 +292,98 @@ const struct fc_cpu_kernels fc_cpu_kernels_neon_dot = {
 /* ===== neon-i8mm: SMMLA for pairs of rows x pairs of tokens ===== */
 
 /*
- * SMMLA(acc, a, b): a holds two 8-long int8 rows (a0 | a1), b two 8-long int8 columns (b0 | b1); acc's
- * four int32 lanes gain a0.b0, a0.b1, a1.b0, a1.b1. Rows r, r+1 and tokens t, t+1 go in as 8-byte
- * halves interleaved with vzip (64-bit lanes); per 64-weight group 8 SMMLAs replace the 16 SDOTs of two
- * rows x two tokens, and each unpacked code vector serves two tokens.
+ * SMMLA(acc, a, b): a holds two 8-long int8 rows (a0 | a1), b two 8-long int8 columns (b0 | b1); acc's four int32
+ * lanes gain a0.b0, a0.b1, a1.b0, a1.b1. Rows r, r+1 and tokens t, t+1 go in as 8-byte halves interleaved with
+ * vzip (64-bit lanes). A tile is 2 rows x 4 tokens: per 64-weight group the two rows are unpacked and interleaved
+ * once, then each token pair takes 16 SMMLAs (8 per int8 plane) where SDOT would take 32.
  */
+#define ZIP1_8(a, b) vreinterpretq_s8_s64(vzip1q_s64(vreinterpretq_s64_s8(a), vreinterpretq_s64_s8(b)))
+#define ZIP2_8(a, b) vreinterpretq_s8_s64(vzip2q_s64(vreinterpretq_s64_s8(a), vreinterpretq_s64_s8(b)))
+
+/* acc += the 2 x 2 products of one plane: rows' interleaved halves r[0..7], tokens' 64-byte planes p0, p1 */
+#define MMLA_PLANE(acc, r, p0, p1)                                                                     \
+    do {                                                                                               \
+        const int8x16x4_t u_ = vld1q_s8_x4(p0), v_ = vld1q_s8_x4(p1);                                  \
+        acc = vmmlaq_s32(acc, r[0], ZIP1_8(u_.val[0], v_.val[0]));                                     \
+        acc = vmmlaq_s32(acc, r[1], ZIP2_8(u_.val[0], v_.val[0]));                                     \
+        acc = vmmlaq_s32(acc, r[2], ZIP1_8(u_.val[1], v_.val[1]));                                     \
+        acc = vmmlaq_s32(acc, r[3], ZIP2_8(u_.val[1], v_.val[1]));                                     \
+        acc = vmmlaq_s32(acc, r[4], ZIP1_8(u_.val[2], v_.val[2]));                                     \
+        acc = vmmlaq_s32(acc, r[5], ZIP2_8(u_.val[2], v_.val[2]));                                     \
+        acc = vmmlaq_s32(acc, r[6], ZIP1_8(u_.val[3], v_.val[3]));                                     \
+        acc = vmmlaq_s32(acc, r[7], ZIP2_8(u_.val[3], v_.val[3]));                                     \
+    } while (0)
+
+/* token pair (ta, tb) of group g: total += (254 * plane1 + plane2) * s_r * d_t / 254 */
+#define PAIR_STEP(total, ta, tb)                                                                                   \
+    do {                                                                                                           \
+        const int8_t * qa_ = xq + ((size_t)(ta) * ng + g) * FC_QX_BYTES, * qb_ = xq + ((size_t)(tb) * ng + g) * FC_QX_BYTES; \
+        int32x4_t a1_ = vdupq_n_s32(0), a2_ = vdupq_n_s32(0);                                                      \
+        MMLA_PLANE(a1_, rz, qa_, qb_);                                                                             \
+        MMLA_PLANE(a2_, rz, qa_ + 64, qb_ + 64);                                                                   \
+        const float32x2_t d_ = { xd[(size_t)(ta) * ng + g], xd[(size_t)(tb) * ng + g] };                           \
+        total = vfmaq_f32(total, vcvtq_f32_s32(vmlaq_n_s32(a2_, a1_, 254)), vmulq_f32(s01, vcombine_f32(d_, d_)));  \
+    } while (0)
+
 #define DEF_MATMUL_I8MM(BITS)                                                                                         \
-    T_I8MM static void tile_q##BITS##_i8mm(const uint8_t * c0, const uint8_t * c1, const uint16_t * sc0,              \
-                                           const uint16_t * sc1, const uint16_t * bi0, const uint16_t * bi1,          \
-                                           int32_t ng, const int8_t * xq0, const int8_t * xq1, const float * xd0,     \
-                                           const float * xd1, const float * xs0, const float * xs1,                   \
-                                           const float * xqs0, const float * xqs1, float res[4]) {                     \
-        float32x4_t total = vdupq_n_f32(0.0f), extra = vdupq_n_f32(0.0f);                                             \
+    /* rows r, r + 1 against tokens t0 .. t0 + 3; lanes of total[p]: (r, t0+2p) (r, t0+2p+1) (r+1, ...) (r+1, ...) */ \
+    T_I8MM static void tile_q##BITS##_i8mm(const uint8_t * c0, size_t row_bytes, const uint16_t * sc, const uint16_t * bi, \
+                                           int32_t ng, const int8_t * xq, const float * xd, const float * xsum,       \
+                                           const float * xqs, float res[2][4]) {                                      \
+        const uint8_t * c1 = c0 + row_bytes;                                                                          \
+        float32x4_t total0 = vdupq_n_f32(0.0f), total1 = vdupq_n_f32(0.0f);                                           \
         for (int32_t g = 0; g < ng; g++) {                                                                            \
-            int8x16_t w0[4], w1[4];                                                                                   \
+            int8x16_t w0[4], w1[4], rz[8];                                                                            \
             CODES_S8(BITS, c0 + (size_t)g * (8 * BITS), w0);                                                          \
             CODES_S8(BITS, c1 + (size_t)g * (8 * BITS), w1);                                                          \
-            int32x4_t acc1 = vdupq_n_s32(0), acc2 = vdupq_n_s32(0);                                                  \
-            for (int plane = 0; plane < 2; plane++) {                                                                 \
-                const size_t xo = (size_t)g * FC_QX_BYTES + (size_t)plane * 64;                                       \
-                int8x16x4_t x0 = vld1q_s8_x4(xq0 + xo), x1 = vld1q_s8_x4(xq1 + xo);                                   \
-                int32x4_t acc = vdupq_n_s32(0);                                                                       \
-                for (int k = 0; k < 4; k++) {                                                                         \
-                    int64x2_t a0 = vreinterpretq_s64_s8(w0[k]), a1 = vreinterpretq_s64_s8(w1[k]);                     \
-                    int64x2_t b0 = vreinterpretq_s64_s8(x0.val[k]), b1 = vreinterpretq_s64_s8(x1.val[k]);             \
-                    acc = vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip1q_s64(a0, a1)), vreinterpretq_s8_s64(vzip1q_s64(b0, b1))); \
-                    acc = vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip2q_s64(a0, a1)), vreinterpretq_s8_s64(vzip2q_s64(b0, b1))); \
-                }                                                                                                     \
-                if (plane == 0) acc1 = acc;                                                                           \
-                else acc2 = acc;                                                                                      \
-            }                                                                                                         \
-            float32x4_t isum = vfmaq_n_f32(vcvtq_f32_s32(acc1), vcvtq_f32_s32(acc2), 1.0f / 254.0f);                 \
-            /* lanes: (r0,t0) (r0,t1) (r1,t0) (r1,t1) */                                                              \
-            const float s0 = fc_bf16_to_f32(sc0[g]), s1 = fc_bf16_to_f32(sc1[g]);                                     \
-            const float b0 = fc_bf16_to_f32(bi0[g]), b1 = fc_bf16_to_f32(bi1[g]);                                     \
-            const float sd[4] = { s0 * xd0[g], s0 * xd1[g], s1 * xd0[g], s1 * xd1[g] };                               \
-            total = vfmaq_f32(total, isum, vld1q_f32(sd));                                              \
-            float ex[4] = { b0 * xs0[g], b0 * xs1[g], b1 * xs0[g], b1 * xs1[g] };                                     \
-            if (BITS == 8) {                                                                                          \
-                ex[0] += 128.0f * s0 * xqs0[g];                                                                       \
-                ex[1] += 128.0f * s0 * xqs1[g];                                                                       \
-                ex[2] += 128.0f * s1 * xqs0[g];                                                                       \
-                ex[3] += 128.0f * s1 * xqs1[g];                                                                       \
-            }                                                                                                         \
-            extra = vaddq_f32(extra, vld1q_f32(ex));                                                                  \
+            rz[0] = ZIP1_8(w0[0], w1[0]);                                                                             \
+            rz[1] = ZIP2_8(w0[0], w1[0]);                                                                             \
+            rz[2] = ZIP1_8(w0[1], w1[1]);                                                                             \
+            rz[3] = ZIP2_8(w0[1], w1[1]);                                                                             \
+            rz[4] = ZIP1_8(w0[2], w1[2]);                                                                             \
+            rz[5] = ZIP2_8(w0[2], w1[2]);                                                                             \
+            rz[6] = ZIP1_8(w0[3], w1[3]);                                                                             \
+            rz[7] = ZIP2_8(w0[3], w1[3]);                                                                             \
+            const float32x4_t s01 = vmulq_n_f32(vcombine_f32(vdup_n_f32(fc_bf16_to_f32(sc[g])),                      \
+                                                             vdup_n_f32(fc_bf16_to_f32(sc[ng + g]))), 1.0f / 254.0f); \
+            PAIR_STEP(total0, 0, 1);                                                                                  \
+            PAIR_STEP(total1, 2, 3);                                                                                  \
         }                                                                                                             \
-        vst1q_f32(res, vaddq_f32(total, extra));                                                                      \
+        float32x4_t t_[2] = { total0, total1 };                                                                       \
+        for (int p = 0; p < 2; p++) {                                                                                 \
+            float l_[4];                                                                                              \
+            vst1q_f32(l_, t_[p]);                                                                                     \
+            for (int h = 0; h < 2; h++) {                                                                             \
+                const size_t o = (size_t)(2 * p + h) * ng;                                                            \
+                res[0][2 * p + h] = l_[h] + ROW_EXTRA(BITS, sc, bi, xsum + o, xqs + o, ng);                           \
+                res[1][2 * p + h] = l_[2 + h] + ROW_EXTRA(BITS, sc + ng, bi + ng, xsum + o, xqs + o, ng);              \
+            }                                                                                                         \
+        }                                                                                                             \
     }                                                                                                                 \
     T_I8MM static void matmul_q##BITS##_i8mm(const uint8_t * codes, size_t row_bytes, const uint16_t * scales,        \
                                              const uint16_t * biases, int32_t n_rows, int32_t ng, const int8_t * xq,  \
                                              const float * xd, const float * xsum, const float * xqs,                 \
                                              int32_t n_tokens, float * out, size_t out_stride) {                      \
-        if (n_tokens < 2) {                                                                                           \
-            matmul_q##BITS##_dot(codes, row_bytes, scales, biases, n_rows, ng, xq, xd, xsum, xqs, n_tokens, out,      \
-                                 out_stride);                                                                         \
-            return;                                                                                                   \
-        }                                                                                                             \
-        const int32_t pair_rows = n_rows & ~1, pair_tokens = n_tokens & ~1;                                           \
-        const size_t xs = (size_t)ng * FC_QX_BYTES;                                                                          \
+        const int32_t pair_rows = n_rows & ~1, quad_tokens = n_tokens & ~3;                                           \
         for (int32_t r = 0; r < pair_rows; r += 2) {                                                                  \
-            const uint8_t * c0 = codes + (size_t)r * row_bytes;                                                       \
-            const size_t g0 = (size_t)r * ng, g1 = g0 + ng;                                                           \
-            for (int32_t t = 0; t < pair_tokens; t += 2) {                                                            \
-                const size_t o0 = (size_t)t * ng, o1 = o0 + ng;                                                       \
-                float res[4];                                                                                         \
-                tile_q##BITS##_i8mm(c0, c0 + row_bytes, scales + g0, scales + g1, biases + g0, biases + g1, ng,       \
-                                    xq + (size_t)t * xs, xq + (size_t)(t + 1) * xs, xd + o0, xd + o1, xsum + o0,      \
-                                    xsum + o1, xqs + o0, xqs + o1, res);                                              \
-                out[(size_t)t * out_stride + r] = res[0];                                                             \
-                out[(size_t)(t + 1) * out_stride + r] = res[1];                                                       \
-                out[(size_t)t * out_stride + r + 1] = res[2];                                                         \
-                out[(size_t)(t + 1) * out_stride + r + 1] = res[3];                                                   \
+            const size_t gr = (size_t)r * ng;                                                                         \
+            for (int32_t t = 0; t < quad_tokens; t += 4) {                                                            \
+                const size_t gt = (size_t)t * ng;                                                                     \
+                float res[2][4];                                                                                      \
+                tile_q##BITS##_i8mm(codes + (size_t)r * row_bytes, row_bytes, scales + gr, biases + gr, ng,           \
+                                    xq + gt * FC_QX_BYTES, xd + gt, xsum + gt, xqs + gt, res);                        \
+                for (int u = 0; u < 4; u++) {                                                                         \
+                    out[(size_t)(t + u) * out_stride + r] = res[0][u];                                                \
+                    out[(size_t)(t + u) * out_stride + r + 1] = res[1][u];                                            \
+                }                                                                                                     \
             }                                                                                                         \
         }                                                                                                             \
-        /* the odd last token of every row pair, and the odd last row with every token */                           \
-        if (pair_tokens < n_tokens) {                                                                                 \
-            const size_t o = (size_t)pair_tokens * ng;                                                                \
-            matmul_q##BITS##_dot(codes, row_bytes, scales, biases, pair_rows, ng, xq + o * FC_QX_BYTES, xd + o, xsum + o,      \
-                                 xqs + o, 1, out + (size_t)pair_tokens * out_stride, out_stride);                     \
+        /* the last n_tokens % 4 tokens of the row pairs, and the odd last row with every token: SDOT */             \
+        if (quad_tokens < n_tokens) {                                                                                 \
+            const size_t o = (size_t)quad_tokens * ng;                                                                \
+            matmul_q##BITS##_dot(codes, row_bytes, scales, biases, pair_rows, ng, xq + o * FC_QX_BYTES, xd + o,       \
+                                 xsum + o, xqs + o, n_tokens - quad_tokens, out + (size_t)quad_tokens * out_stride,   \
+                                 out_stride);                                                                         \
         }                                                                                                             \
         if (pair_rows < n_rows) {                                                                                     \
             const size_t g = (size_t)pair_rows * ng;                                                                  \
