@@ -3,7 +3,7 @@
 
 BUN := $(shell command -v bun 2>/dev/null || echo ./.cache/bun/node_modules/.bin/bun)
 
-.PHONY: all deps engine engine-asan engine-tsan test check bench demo clean help
+.PHONY: all deps engine engine-asan engine-tsan cross cross-test test check bench demo clean help
 
 all: deps engine ## install dependencies and build the engine (default)
 
@@ -20,6 +20,12 @@ engine-asan: ## build the engine with AddressSanitizer + UBSan (native/build/asa
 
 engine-tsan: ## build the engine and the pool stress test with ThreadSanitizer (native/build/tsan/)
 	@$(MAKE) -C native tsan
+
+cross: ## arm64 builds from x86-64 Linux: Linux (static, run by qemu-aarch64) and macOS (zig cc), warnings as errors
+	@$(MAKE) -s --no-print-directory -C native cross
+
+cross-test: deps engine cross ## the arm64 checks under qemu, whole set (make test runs a focused subset)
+	@FLASHCHAT_CROSS_FULL=1 $(BUN) test --timeout 1200000 test/engine/cross.test.ts
 
 test: deps engine ## run the whole test suite (bun test)
 	@$(BUN) test --timeout 120000

@@ -51,8 +51,11 @@ export interface MachineProfile {
 /** CPU model, cores, RAM and OS of this machine (cheap; no measurement). */
 export function loadMachineInfo(): MachineInfo {
   let cpu = cpus()[0]?.model?.trim() || "";
-  if (!cpu && existsSync("/proc/cpuinfo")) {
+  if (!cpu && process.platform === "linux" && existsSync("/proc/cpuinfo")) {
     cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
+  }
+  if (!cpu && process.platform === "darwin") {
+    cpu = Bun.spawnSync(["sysctl", "-n", "machdep.cpu.brand_string"], { stdout: "pipe", stderr: "ignore" }).stdout.toString().trim();
   }
   return {
     cpu: cpu.replace(/\s+/g, " ") || "unknown CPU",
@@ -145,6 +148,7 @@ export async function dropPageCache(): Promise<{ ok: boolean; note: string }> {
       return { ok: true, note: "page cache dropped (echo 3 > /proc/sys/vm/drop_caches)" };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? String(e);
+      // (macOS: purge, below)
       return { ok: false, note: `could not drop the page cache (/proc/sys/vm/drop_caches: ${code}; needs root)` };
     }
   }
