@@ -7,6 +7,7 @@ import { join } from "pathe";
 import { globalArgs, guard, reportError } from "../lib/cli.ts";
 import { BENCH_TARGETS, findBenchTarget } from "../lib/bench/targets.ts";
 import { closest } from "../lib/config/validate.ts";
+import { renderTable } from "../lib/format.ts";
 import { UserError } from "../lib/errors.ts";
 
 const command = defineCommand({
@@ -23,9 +24,8 @@ const command = defineCommand({
   },
   run({ rawArgs }) {
     if (rawArgs.some((a) => !a.startsWith("-"))) return; // a target ran
-    const width = Math.max(...BENCH_TARGETS.map((t) => t.name.length));
     console.log("Benchmark targets (flashchat benchmark TARGET --help for options):\n");
-    for (const t of BENCH_TARGETS) console.log(`  ${t.name.padEnd(width)}  ${t.description}`);
+    console.log(renderTable(BENCH_TARGETS.map((t) => [`  ${t.name}`, t.description])));
   },
 });
 

@@ -19,7 +19,9 @@ import {
 import { deletePaths, fullResetTargets, setUserSetting, WIZARD_KEYS, writeWizardConfig } from "../lib/config/edit.ts";
 import { closest } from "../lib/config/validate.ts";
 import { ConfigError, UserError } from "../lib/errors.ts";
+import { renderTable } from "../lib/format.ts";
 import { logger } from "../lib/log.ts";
+import { isInteractive } from "../lib/term.ts";
 
 const command = defineCommand({
   meta: { name: "config", description: "Show or change settings (get KEY, set KEY VALUE, --reset, --full-reset)" },
@@ -106,16 +108,13 @@ function list(config: ResolvedConfig, json: boolean): void {
     console.log(JSON.stringify({ settings: rows, filesRead: config.filesRead, userConfigFile: config.paths.userConfigFile }, null, 2));
     return;
   }
-  const width = Math.max(...rows.map((r) => r.key.length));
-  for (const r of rows) console.log(`${r.key.padEnd(width)}  ${JSON.stringify(r.value).padEnd(44)}  ${describeSource(r.source)}`);
+  console.log(renderTable(rows.map((r) => [r.key, JSON.stringify(r.value), describeSource(r.source)])));
   console.log(`\nfiles read: ${config.filesRead.length ? config.filesRead.join(", ") : "none"}`);
 }
 
-const interactive = () => Boolean(process.stdin.isTTY && process.stdout.isTTY && !process.env.CI);
-
 async function runWizard(config: ResolvedConfig | undefined, paths: ResolvedPaths = config!.paths): Promise<void> {
   const answers: Record<string, string> = {};
-  const ask = interactive();
+  const ask = isInteractive();
   if (!ask) logger.info("not a terminal: writing the default settings (sessions are kept)");
   for (const spec of WIZARD_KEYS) {
     const current = ask && config ? formatValue(valueOf(config, spec.key)) : spec.default;
@@ -137,7 +136,7 @@ async function fullReset(paths: ResolvedPaths, yes: boolean, config?: ResolvedCo
     return;
   }
   if (!yes) {
-    if (!interactive()) throw new UserError("config --full-reset deletes your config, sessions and logs", "add --yes to confirm", 2);
+    if (!isInteractive()) throw new UserError("config --full-reset deletes your config, sessions and logs", "add --yes to confirm", 2);
     logger.info(`will delete (models and artifacts are kept):\n  ${targets.join("\n  ")}`);
     const ok = await logger.prompt("Delete these?", { type: "confirm", initial: false, cancel: "reject" });
     if (ok !== true) {

@@ -10,6 +10,7 @@ import { COMMANDS, findCommand } from "../lib/commands.ts";
 import { closest } from "../lib/config/validate.ts";
 import { UserError } from "../lib/errors.ts";
 import { logger, setupLogLevel } from "../lib/log.ts";
+import { isInteractive } from "../lib/term.ts";
 
 const main = defineMain();
 
@@ -63,7 +64,7 @@ async function run(argv: string[]): Promise<void> {
   if (first === undefined || first === "--help" || first === "-h" || first === "help") {
     const topic = first === "help" ? rest[1] : undefined;
     if (topic) return showCommandHelp(topic);
-    if (first === undefined && process.stdin.isTTY && process.stdout.isTTY && !process.env.CI) {
+    if (first === undefined && isInteractive()) {
       const { runMenu } = await import("../lib/chat/menu.ts");
       const at = globals.findIndex((g) => g === "--config" || g.startsWith("--config="));
       const configFile = at < 0 ? undefined : globals[at] === "--config" ? globals[at + 1] : globals[at]!.slice("--config=".length);

@@ -8,9 +8,8 @@ import { startLocalServer } from "../lib/chat/local-server.ts";
 import { resolvePromptText, runPrompt } from "../lib/chat/prompt.ts";
 import { resolveApiKey } from "../lib/chat/server-link.ts";
 import { ANSI } from "../lib/chat/render.ts";
-import { globalArgs, jsonArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
+import { globalArgs, jsonArgs, modelArgs, parseIntFlag, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
-import { UserError } from "../lib/errors.ts";
 
 const command = defineCommand({
   meta: { name: "prompt", description: "One reply to one prompt, streamed to stdout" },
@@ -25,11 +24,7 @@ const command = defineCommand({
     system: { type: "string", description: "System prompt", valueHint: "TEXT" },
   },
   async run({ args }) {
-    let maxTokens: number | undefined;
-    if (args.tokens !== undefined) {
-      maxTokens = Number(args.tokens);
-      if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new UserError(`invalid --tokens ${JSON.stringify(args.tokens)}: expected a whole number of at least 1`, undefined, 2);
-    }
+    const maxTokens = parseIntFlag(args.tokens, "--tokens");
     const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model }, flagNames: { MODEL_REPO: "--model" } });
     const text = await resolvePromptText(args.prompt);
     const result = await runPrompt(config, {

@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { defineCommand } from "citty";
 import { basename, join, resolve } from "pathe";
-import { globalArgs, jsonArgs, modelArgs, yesArgs } from "../cli.ts";
+import { globalArgs, jsonArgs, modelArgs, parseIntFlag, yesArgs } from "../cli.ts";
 import { loadFlashchatConfig } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import type { EngineReady } from "../engine/types.ts";
@@ -300,10 +300,10 @@ const command = defineCommand({
       tokenizerDir,
       model: target ? target.id : basename(artifactsDir),
       activeExperts: target?.activeExperts,
-      runs: positiveInt(args.runs, "--runs", 3, 2),
-      warmup: positiveInt(args.warmup, "--warmup", 1, 0),
-      decodeTokens: positiveInt(args.decodeTokens, "--decode-tokens", 32, 2),
-      longWords: positiveInt(args.longWords, "--long-words", 400, 1),
+      runs: parseIntFlag(args.runs, "--runs", 2) ?? 3,
+      warmup: parseIntFlag(args.warmup, "--warmup", 0) ?? 1,
+      decodeTokens: parseIntFlag(args.decodeTokens, "--decode-tokens", 2) ?? 32,
+      longWords: parseIntFlag(args.longWords, "--long-words", 1) ?? 400,
       cold: args.cold !== false,
       history: args.history !== false,
       remeasure: Boolean(args.remeasure),
@@ -405,14 +405,6 @@ export async function measureKernelGBsPerCore(b: TokenBytes, binary?: string): P
   const experts = best(b.expertBits);
   if (!dense || !experts) return null;
   return b.totalBytes / (b.denseBytes / dense + b.expertBytesUsed / experts);
-}
-
-/** A whole number from a string flag, with a default and a minimum; anything else is a user error naming the flag. */
-export function positiveInt(v: string | undefined, flag: string, dflt: number, min: number): number {
-  if (v === undefined || v === "") return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`${flag} must be a whole number ≥ ${min}, got ${JSON.stringify(v)}`, undefined, 2);
-  return n;
 }
 
 export default command;

@@ -3,6 +3,7 @@
 import { join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { isUserError } from "../errors.ts";
+import { createSpinner } from "../progress.ts";
 import { ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "./client.ts";
 import { History, LineEditor, PipeReader, type ReadResult } from "./line-editor.ts";
 import { ANSI, MarkdownRenderer, resolveColor } from "./render.ts";
@@ -368,25 +369,7 @@ export class ChatApp {
 
   /** A dim "waiting…" on the reply line until text arrives (terminals only). */
   private createSpinner(): { update(label: string): void; stop(): void } {
-    if (!this.tty) return { update() {}, stop() {} };
-    const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
-    let label = "waiting";
-    let i = 0;
-    let shown = true;
-    const draw = () => this.write(`\r\x1b[K${this.dim(`${frames[i++ % frames.length]} ${label}…`)}`);
-    draw();
-    const timer = setInterval(draw, 120);
-    return {
-      update(l: string) {
-        label = l;
-      },
-      stop: () => {
-        if (!shown) return;
-        shown = false;
-        clearInterval(timer);
-        this.write("\r\x1b[K");
-      },
-    };
+    return createSpinner("waiting", { tty: this.tty, write: (s) => this.write(s), style: (s) => this.dim(`${s}…`), intervalMs: 120 });
   }
 }
 

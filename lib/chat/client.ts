@@ -48,11 +48,6 @@ export class ServerApiError extends UserError {
   }
 }
 
-export const serverBaseUrl = (host: string, port: number) => {
-  const h = host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "[::1]" : host.includes(":") ? `[${host}]` : host;
-  return `http://${h}:${port}`;
-};
-
 export interface Health {
   status: string;
   model?: string;

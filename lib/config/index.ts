@@ -7,7 +7,7 @@ import { loadConfig } from "c12";
 import { defu } from "defu";
 import { dirname, isAbsolute, join, resolve } from "pathe";
 import { ConfigError } from "../errors.ts";
-import { writeFileAtomic } from "../fs.ts";
+import { expandHome, writeFileAtomic } from "../fs.ts";
 import { logger } from "../log.ts";
 import { findHfSnapshot, resolveHfCacheDir } from "./hf-cache.ts";
 import { parseConfigText } from "./legacy-file.ts";
@@ -265,9 +265,6 @@ export function describeSource(s: ValueSource): string {
       return s.where;
   }
 }
-
-const expandHome = (p: string, env: Record<string, string | undefined>) =>
-  p === "~" || p.startsWith("~/") ? join(env.HOME || homedir(), p.slice(1)) : p;
 
 function definedOnly(o: FlashchatConfig): Record<string, ConfigValue> {
   const out: Record<string, ConfigValue> = {};

@@ -1,11 +1,11 @@
 // The models flashchat knows (sizes, RAM, active experts, sampling), and how `--model ID` / MODEL_REPO
 // resolves to a source (Hub repo, local folder, generated demo) and an artifacts folder.
 import { existsSync, statSync } from "node:fs";
-import { homedir } from "node:os";
 import { join, resolve } from "pathe";
 import { findHfSnapshot } from "../config/hf-cache.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
+import { expandHome } from "../fs.ts";
 import { artifactPaths, resolveModelArtifactsDir } from "./artifacts.ts";
 import type { EngineConfig, SourceFormat } from "./checkpoint.ts";
 import { TEST_MODEL_PRESETS } from "./test-model.ts";
@@ -391,7 +391,7 @@ export function resolveModelTarget(config: ResolvedConfig): ModelTarget {
     if (config.modelPath && config.sources.MODEL_PATH?.kind !== "default") kind = "local";
   } else if (looksLikePath(id) || existsSync(id)) {
     kind = "local";
-    repo = resolve(id.replace(/^~(?=$|\/)/, process.env.HOME || homedir()));
+    repo = resolve(expandHome(id));
     checkpointDir = config.modelPath || repo;
     if (!existsSync(checkpointDir) || !statSync(checkpointDir).isDirectory()) {
       throw new UserError(`model folder not found: ${checkpointDir}`, "give a checkpoint folder (config.json + *.safetensors), a Hugging Face repo (org/name) or a registry id");

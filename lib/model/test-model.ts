@@ -2,11 +2,11 @@
 // tokenizer files) of any size of the family, deterministic from a seed, written in bounded memory.
 // Quantized tensors get random codes (fast xorshift over 32-bit words) and one scale/bias per tensor chosen so the
 // dequantized weights have the standard deviation a trained-like init would have (std = gain / sqrt(fan_in)).
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "pathe";
 import { UserError } from "../errors.ts";
-import { writeFileAtomic } from "../fs.ts";
-import { createProgress, type ProgressFn } from "./progress.ts";
+import { renameDurable, writeFileAtomic } from "../fs.ts";
+import { createProgress, type ProgressFn } from "../progress.ts";
 import { f32ToBf16 } from "./quantize.ts";
 import { DTYPE_BYTES, elementCount, type TensorSpec, writeSafetensors } from "./safetensors.ts";
 
@@ -371,7 +371,7 @@ export async function writeTestModel(opts: TestModelOptions): Promise<TestModelR
       else chunk.set(small!.subarray(off, off + chunk.length));
       progress.add(chunk.length);
     }, { metadata: { format: format === "mlx" ? "mlx" : "pt" } });
-    renameSync(tmp, path);
+    renameDurable(tmp, path);
     for (const s of shards[i]!) weightMap[s.name] = names[i]!;
   }
   const config = renderTestModelConfig(d, bits, groupSize, format);

@@ -4,6 +4,9 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:f
 import { dirname, join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
+import { serverUrl } from "../net.ts";
+import { createSpinner } from "../progress.ts";
+import { isInteractive } from "../term.ts";
 import { readPidFile, removePidFile, writePidFile } from "./pid-file.ts";
 import { findFreePorts, isPortFree } from "./port.ts";
 import { isOurServer, isProcessAlive, SERVER_MARKER, waitForExit } from "./process-info.ts";
@@ -24,11 +27,6 @@ export interface ServerState {
 }
 
 type ServerConfig = Pick<ResolvedConfig, "serverHost" | "serverPort" | "serverLogPath" | "paths">;
-
-export const serverUrl = (host: string, port: number) => {
-  const h = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
-  return `http://${h.includes(":") ? `[${h}]` : h}:${port}`;
-};
 
 export async function loadHealth(url: string, timeoutMs = 1500): Promise<Record<string, unknown> | undefined> {
   try {
@@ -59,8 +57,6 @@ export async function readServerState(config: ServerConfig): Promise<ServerState
   };
 }
 
-const isInteractive = () => !!process.stdin.isTTY && !!process.stderr.isTTY && !process.env.CI;
-
 /**
  * Make sure `port` is free. When it is taken: on a terminal, offer the next free ports; otherwise fail,
  * naming them. Returns the port to use.
@@ -80,22 +76,6 @@ export async function resolveFreePort(host: string, port: number, opts: { intera
     throw new UserError(`port ${port} is in use`, free.length ? `free ports: ${list}; use --port ${free[0]}` : undefined);
   }
   throw new UserError(`port ${port} on ${host} is in use`, free.length ? `free ports: ${list}; run again with --port ${free[0]}` : "pick another port with --port N");
-}
-
-function createSpinner(text: string) {
-  const tty = !!process.stderr.isTTY;
-  const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
-  const t0 = Date.now();
-  let i = 0;
-  let timer: ReturnType<typeof setInterval> | undefined;
-  if (tty) timer = setInterval(() => process.stderr.write(`\r${frames[i++ % frames.length]} ${text} ${Math.round((Date.now() - t0) / 1000)}s`), 100);
-  else process.stderr.write(`${text}\n`);
-  return {
-    stop() {
-      if (timer) clearInterval(timer);
-      if (tty) process.stderr.write("\r\x1b[K");
-    },
-  };
 }
 
 const tailLines = (file: string, n: number) =>
@@ -154,7 +134,7 @@ export async function startServerInBackground(config: ServerConfig, opts: Backgr
   const url = serverUrl(opts.host, port);
   writePidFile(pidFile, { pid: child.pid, port, host: opts.host, logFile, startedAt: new Date().toISOString() });
 
-  const spinner = createSpinner(`starting the server on ${url} (loading the model)…`);
+  const spinner = createSpinner(`starting the server on ${url} (loading the model)…`, { elapsed: true, plainLine: true });
   const deadline = Date.now() + (opts.timeoutMs ?? 15 * 60_000);
   let exitCode: number | null = null;
   void child.exited.then((c) => {

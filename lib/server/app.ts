@@ -4,6 +4,7 @@ import type { Server } from "bun";
 import pkg from "../../package.json" with { type: "json" };
 import { startEngine } from "../engine/client.ts";
 import type { Engine, EngineStartOptions } from "../engine/types.ts";
+import { isLoopback } from "../net.ts";
 import { type ChatTemplate, loadChatTemplate } from "./chat-template.ts";
 import { collectChatCompletion, createChatChunker, createCompletionId } from "./chat-completions.ts";
 import { createEngineHost, type EngineHost, type StartEngineFn } from "./engine-host.ts";
@@ -56,25 +57,11 @@ export interface RunningServer {
   stop(graceMs?: number): Promise<void>;
 }
 
-export const isLoopback = (host: string) => host === "127.0.0.1" || host === "::1" || host === "localhost" || host.startsWith("127.");
-
 function isLoopbackOrigin(origin: string): boolean {
   try {
     return isLoopback(new URL(origin).hostname.replace(/^\[|\]$/g, ""));
   } catch {
     return false;
-  }
-}
-
-/** Refuse to expose the server without a key, unless the user insisted (--insecure). */
-export function checkBindSafety(host: string, apiKey: string | undefined, insecure: boolean): void {
-  if (isLoopback(host) || apiKey || insecure) return;
-  throw new ApiBindError(host);
-}
-
-export class ApiBindError extends Error {
-  constructor(readonly host: string) {
-    super(`binding ${host} exposes the server beyond this machine; set FLASHCHAT_API_KEY or pass --insecure`);
   }
 }
 

@@ -6,7 +6,8 @@ import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import { resolveModelTarget } from "../model/registry.ts";
 import { resolveFreePort } from "../process/server-control.ts";
-import { ApiBindError, checkBindSafety, type RunningServer, startServer } from "./app.ts";
+import { checkBindSafety } from "../net.ts";
+import { type RunningServer, startServer } from "./app.ts";
 import type { ReasoningFormat } from "./validate.ts";
 
 export interface ForegroundOptions {
@@ -28,12 +29,7 @@ export interface ForegroundOptions {
 export async function startConfiguredServer(config: ResolvedConfig, opts: ForegroundOptions = {}): Promise<RunningServer> {
   opts = { ...opts, apiKey: opts.apiKey ?? (config.apiKey || undefined), reasoningFormat: opts.reasoningFormat ?? config.serverReasoning };
   const host = config.serverHost;
-  try {
-    checkBindSafety(host, opts.apiKey, opts.insecure ?? false);
-  } catch (e) {
-    if (e instanceof ApiBindError) throw new UserError(e.message, "e.g. FLASHCHAT_API_KEY=$(openssl rand -hex 16) flashchat serve --host 0.0.0.0");
-    throw e;
-  }
+  checkBindSafety(host, opts.apiKey, opts.insecure ?? false);
   const port = await resolveFreePort(host, config.serverPort);
   const target = resolveModelTarget(config);
   if (!existsSync(join(target.artifactsDir, "model_weights.json")))

@@ -7,18 +7,19 @@ import { resolveModelPath } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
+import type { ProgressFn } from "../progress.ts";
 import { inspectArtifacts } from "../model/artifacts.ts";
 import { generateDemoCheckpoint } from "../model/demo.ts";
 import { extractWeights } from "../model/extract.ts";
 import { checkLocalCheckpoint, downloadSnapshot, type HubOptions, resolveHubOptions } from "../model/hub.ts";
-import type { ProgressEvent } from "../model/progress.ts";
 import { DEMO_NOTICE, type ModelTarget, resolveModelTarget } from "../model/registry.ts";
 import { repackExperts } from "../model/repack.ts";
 import { askConsent, checkDisks, needsConsent, renderPlan } from "./consent.ts";
 import { buildEngine, REPO_ROOT } from "./engine.ts";
 import { withLock } from "./lock.ts";
 import { checkExpertsFolder, copyTokenizerFiles, hasTokenizerFiles, planSetup, type SetupPlan, type StepId } from "./plan.ts";
-import { formatDuration, renderProgressLine } from "./progress.ts";
+import { formatElapsed } from "../format.ts";
+import { createProgressPrinter } from "../progress.ts";
 
 export type { SetupPlan, SetupStep, StepId } from "./plan.ts";
 export { renderPlan } from "./consent.ts";
@@ -153,20 +154,17 @@ async function runSteps(cfg: ResolvedConfig, target: ModelTarget, plan: SetupPla
       case "extract":
         if (!inspectArtifacts(target.artifactsDir).weightsComplete) {
           logger.start(`extracting the dense weights into ${target.artifactsDir}`);
-          await extractWeights({ checkpointDir, outDir: target.artifactsDir, bits: target.quantizeBits, repo: target.repo, onProgress: progressPrinter("extract") });
-          endProgress();
+          await withProgress("extract", (onProgress) => extractWeights({ checkpointDir, outDir: target.artifactsDir, bits: target.quantizeBits, repo: target.repo, onProgress }));
         }
         copyTokenizerFiles(checkpointDir, target.artifactsDir);
         break;
       case "repack":
         logger.start(`repacking the experts into ${join(target.artifactsDir, "packed_experts")}`);
-        await repackExperts({ checkpointDir, outDir: target.artifactsDir, bits: plan.format === "hf-bf16" ? target.quantizeBits : undefined, repo: target.repo, onProgress: progressPrinter("repack") });
-        endProgress();
+        await withProgress("repack", (onProgress) => repackExperts({ checkpointDir, outDir: target.artifactsDir, bits: plan.format === "hf-bf16" ? target.quantizeBits : undefined, repo: target.repo, onProgress }));
         break;
       case "repack-2bit":
         logger.start("requantizing the experts to 2 bits");
-        await repackExperts({ checkpointDir, outDir: target.artifactsDir, bits: 2, repo: target.repo, onProgress: progressPrinter("repack 2-bit") });
-        endProgress();
+        await withProgress("repack 2-bit", (onProgress) => repackExperts({ checkpointDir, outDir: target.artifactsDir, bits: 2, repo: target.repo, onProgress }));
         break;
     }
     ran.push(step.id);
@@ -198,23 +196,16 @@ function readyModel(plan: SetupPlan, opts: SetupOptions, strict: boolean): Ready
   return { ...t, checkpointDir: plan.checkpointDir, tokenizerDir, engineBinary, hasTokenizer: Boolean(tokenizerDir), isDemo: t.kind === "demo" };
 }
 
-const seconds = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : formatDuration(ms / 1000));
+const seconds = (ms: number) => formatElapsed(ms / 1000);
 
-let progressLineOpen = false;
-function progressPrinter(label: string): ((p: ProgressEvent) => void) | undefined {
-  if (!process.stderr.isTTY || logger.level < 3) return undefined; // the scripts log a line every few seconds
-  let last = 0;
-  return (p) => {
-    const now = performance.now();
-    if (now - last < 100 && p.doneBytes < p.totalBytes) return;
-    last = now;
-    progressLineOpen = true;
-    process.stderr.write(`\r${renderProgressLine({ label, doneBytes: p.doneBytes, totalBytes: p.totalBytes, rateBytesPerSec: p.bytesPerSec }, process.stderr.columns ?? 80)}\x1b[K`);
-  };
-}
-function endProgress(): void {
-  if (progressLineOpen) process.stderr.write("\n");
-  progressLineOpen = false;
+/** A bar for one step's tracker events on a terminal; without one the writers log a line every few seconds. */
+async function withProgress<T>(label: string, run: (onProgress: ProgressFn | undefined) => Promise<T>): Promise<T> {
+  const printer = createProgressPrinter(label);
+  try {
+    return await run(printer?.onProgress);
+  } finally {
+    printer?.end();
+  }
 }
 
 export interface EnsureReadyOptions extends Omit<SetupOptions, "dryRun" | "quietWhenReady"> {}

@@ -12,7 +12,7 @@ import { checkLocalCheckpoint, type DownloadPlan, type HubOptions, loadRemoteSna
 import { DEMO_GENERATOR_VERSION, readDemoStamp } from "../model/demo.ts";
 import { type EngineState, inspectEngine } from "./engine.ts";
 import { checkPrerequisites, type Prerequisites } from "./prerequisites.ts";
-import { formatBytes } from "./progress.ts";
+import { formatBytes } from "../format.ts";
 
 export type StepId = "prerequisites" | "deps" | "engine" | "download" | "generate" | "extract" | "repack" | "repack-2bit";
 
