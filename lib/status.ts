@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import type { ResolvedConfig } from "./config/schema.ts";
 import { formatBytes, renderTable } from "./format.ts";
 import { type ArtifactsStatus, inspectArtifacts } from "./model/artifacts.ts";
-import { resolveModelTarget } from "./model/registry.ts";
+import { resolveModelTarget } from "./model/target.ts";
 import { readServerState, type ServerState } from "./process/server-control.ts";
 import { inspectEngine } from "./setup/engine.ts";
 
@@ -33,7 +33,7 @@ export async function loadStatus(config: ResolvedConfig): Promise<Status> {
     server: await readServerState(config),
     settings: {
       quantization: config.quantization,
-      maxTokens: config.maxTokens,
+      maxTokens: target.maxTokens,
       temperature: config.temperature,
       topP: config.topP,
       activeExperts: target.activeExperts,

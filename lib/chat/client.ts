@@ -23,7 +23,8 @@ export interface ChatRequest {
   model?: string;
   /** The whole conversation, every time. */
   messages: ChatMessageIn[];
-  maxTokens?: number;
+  /** null or absent: the server's default (MAX_TOKENS, else the model's own). */
+  maxTokens?: number | null;
   temperature?: number;
   topP?: number;
   /** false: ask the model not to think (chat template's enable_thinking). */
@@ -89,7 +90,7 @@ export async function* streamChatCompletion(req: ChatRequest): AsyncGenerator<Ch
     reasoning_format: "separate",
   };
   if (req.model) body.model = req.model;
-  if (req.maxTokens !== undefined) body.max_tokens = req.maxTokens;
+  if (req.maxTokens != null) body.max_tokens = req.maxTokens;
   if (req.temperature !== undefined) body.temperature = req.temperature;
   if (req.topP !== undefined) body.top_p = req.topP;
   if (req.think !== undefined) body.chat_template_kwargs = { enable_thinking: req.think };

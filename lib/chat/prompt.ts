@@ -11,7 +11,7 @@ import type { ReplyStats } from "./sessions.ts";
 
 export interface PromptOptions {
   text: string;
-  /** Most tokens to generate (default MAX_TOKENS). */
+  /** Most tokens to generate (default MAX_TOKENS, else the server's model default). */
   maxTokens?: number;
   /** false: ask the model not to think. */
   think?: boolean;

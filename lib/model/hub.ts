@@ -1,10 +1,10 @@
 // Hugging Face Hub downloads into the standard cache layout (models--ORG--NAME/{blobs,snapshots/REV,refs/main}),
 // so Python's huggingface_hub and flashchat share one copy: only the files a model needs, resumed, verified.
 import { createReadStream, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, readSync, renameSync, rmSync, statSync, symlinkSync, openSync, writeSync, fsyncSync, closeSync } from "node:fs";
-import { homedir } from "node:os";
 import { downloadFile, HubApiError, listFiles, modelInfo } from "@huggingface/hub";
 import { dirname, join, relative } from "pathe";
-import { hfRepoFolderName } from "../config/hf-cache.ts";
+import { resolveHfHome } from "../config/index.ts";
+import { hfRepoFolderName } from "./hf-cache.ts";
 import { UserError } from "../errors.ts";
 import { checkFreeDisk, writeFileAtomic } from "../fs.ts";
 import { logger } from "../log.ts";
@@ -33,7 +33,7 @@ export function resolveHubOptions(cacheDir: string, env: Record<string, string |
   let token = env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || undefined;
   let tokenSource = token ? (env.HF_TOKEN ? "HF_TOKEN" : "HUGGING_FACE_HUB_TOKEN") : undefined;
   if (!token) {
-    const hfHome = env.HF_HOME || join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), ".cache"), "huggingface");
+    const hfHome = resolveHfHome(env);
     const file = env.HF_TOKEN_PATH || join(hfHome, "token");
     try {
       token = readFileSync(file, "utf8").trim() || undefined;

@@ -3,7 +3,6 @@
 import { existsSync } from "node:fs";
 import { basename, join } from "pathe";
 import { $ } from "zx";
-import { resolveModelPath } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
@@ -12,7 +11,8 @@ import { inspectArtifacts } from "../model/artifacts.ts";
 import { generateDemoCheckpoint } from "../model/demo.ts";
 import { extractWeights } from "../model/extract.ts";
 import { checkLocalCheckpoint, downloadSnapshot, type HubOptions, resolveHubOptions } from "../model/hub.ts";
-import { DEMO_NOTICE, type ModelTarget, resolveModelTarget } from "../model/registry.ts";
+import { DEMO_NOTICE } from "../model/registry.ts";
+import { type ModelTarget, resolveModelTarget } from "../model/target.ts";
 import { repackExperts } from "../model/repack.ts";
 import { askConsent, checkDisks, needsConsent, renderPlan } from "./consent.ts";
 import { buildEngine, REPO_ROOT } from "./engine.ts";
@@ -70,43 +70,31 @@ export interface SetupResult {
   ready: ReadyModel;
 }
 
-/** `config` with MODEL_REPO replaced (what `--model` does when a command did not pass it to the config layer). */
-export function withModel(config: ResolvedConfig, model: string | undefined, env: Record<string, string | undefined> = process.env): ResolvedConfig {
-  if (!model || model === config.modelRepo) return config;
-  return {
-    ...config,
-    modelRepo: model,
-    modelPath: resolveModelPath(model, "", config.paths.hfCacheDir, env),
-    sources: { ...config.sources, MODEL_REPO: { kind: "flag", where: "--model" }, MODEL_PATH: { kind: "default", where: "default" } },
-  };
-}
-
 const resumeCommandFor = (target: ModelTarget) => `flashchat setup --model ${target.kind === "local" ? target.repo : target.entry?.id ?? target.repo}`;
 
 /** Check, ask once, run what is missing; returns what ran and the ready model. */
 export async function runSetup(config: ResolvedConfig, opts: SetupOptions = {}): Promise<SetupResult> {
   const env = opts.env ?? process.env;
-  const cfg = withModel(config, opts.model, env);
-  const target = resolveModelTarget(cfg);
-  const hub: HubOptions = { ...resolveHubOptions(cfg.paths.hfCacheDir, env), ...opts.hub };
+  const target = resolveModelTarget(config, opts.model);
+  const hub: HubOptions = { ...resolveHubOptions(config.paths.hfCacheDir, env), ...opts.hub };
   const root = opts.root ?? REPO_ROOT;
   const planOpts = { hub, engine: opts.engine, root, env };
-  const first = await planSetup(cfg, target, planOpts);
+  const first = await planSetup(config, target, planOpts);
 
   if (opts.dryRun) {
-    logger.log(renderPlan(first, { color: cfg.colorOutput && Boolean(process.stderr.isTTY) }));
+    logger.log(renderPlan(first, { color: config.colorOutput && Boolean(process.stderr.isTTY) }));
     return { plan: first, ran: [], ready: readyModel(first, opts, false) };
   }
   if (first.steps.every((s) => s.done)) {
     if (!opts.quietWhenReady) logger.success(`${target.entry?.title ?? target.repo} is ready (${target.artifactsDir})`);
     return { plan: first, ran: [], ready: readyModel(first, opts, true) };
   }
-  const lock = join(cfg.paths.dataDir, "locks", `setup-${basename(target.artifactsDir)}.lock`);
+  const lock = join(config.paths.dataDir, "locks", `setup-${basename(target.artifactsDir)}.lock`);
   return withLock(lock, target.repo, async (waited) => {
     // another flashchat was setting this model up: look again, there may be nothing left to do
-    const plan = waited ? await planSetup(cfg, target, planOpts) : first;
+    const plan = waited ? await planSetup(config, target, planOpts) : first;
     if (plan.steps.every((s) => s.done)) return { plan, ran: [] as StepId[], ready: readyModel(plan, opts, true) };
-    return runSteps(cfg, target, plan, hub, root, opts);
+    return runSteps(config, target, plan, hub, root, opts);
   });
 }
 

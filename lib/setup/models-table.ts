@@ -1,5 +1,6 @@
 // `flashchat models` as text: the registry with sizes, RAM, experts and what is on this machine.
 import { formatBytes, renderTable } from "../format.ts";
+import { hfRepoFolderName } from "../model/hf-cache.ts";
 import type { ModelStatus } from "./status.ts";
 
 export function renderModelTable(
@@ -33,7 +34,7 @@ export function renderModelTable(
   out.push("");
   out.push(`  Set one up:  flashchat setup --model ID     Downloads: ${o.hfCacheDir}     Prepared: ${o.artifactsDir}`);
   for (const m of models.filter((x) => x.downloadDeletable)) {
-    out.push(`  ${m.id} is prepared: its download (${formatBytes(m.downloadedBytes)} in ${o.hfCacheDir}/${"models--" + m.repo.replace("/", "--")}) is no longer needed and can be deleted.`);
+    out.push(`  ${m.id} is prepared: its download (${formatBytes(m.downloadedBytes)} in ${o.hfCacheDir}/${hfRepoFolderName(m.repo)}) is no longer needed and can be deleted.`);
   }
   if (others.cached.length) out.push(`  Also in the Hugging Face cache: ${others.cached.join(", ")}`);
   if (others.prepared.length) out.push(`  Also prepared: ${others.prepared.join(", ")}`);

@@ -3,7 +3,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSy
 import { tmpdir } from "node:os";
 import { join, resolve } from "pathe";
 import { checkFreeDisk } from "../../lib/fs.ts";
-import { findHfSnapshot } from "../../lib/config/hf-cache.ts";
+import { findHfSnapshot } from "../../lib/model/hf-cache.ts";
 import { UserError } from "../../lib/errors.ts";
 import {
   checkLocalCheckpoint,
