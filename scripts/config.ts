@@ -146,8 +146,8 @@ async function fullReset(paths: ResolvedPaths, yes: boolean, config?: ResolvedCo
   }
   if (config && existsSync(paths.pidFile)) {
     // the pid file is how `serve --stop` finds the server: stop it before the file goes
-    const { stopBackgroundServer } = await import("../lib/process/server-control.ts");
-    const r = await stopBackgroundServer(config);
+    const { stopServer } = await import("../lib/client/local.ts");
+    const r = await stopServer(config);
     if (r.stopped) logger.info(r.message);
   }
   deletePaths(targets);

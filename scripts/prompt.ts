@@ -4,9 +4,8 @@
 //   echo "Summarize: ..." | bun scripts/prompt.ts - --no-think --json
 import { defineCommand } from "citty";
 import { renderStats } from "../lib/chat/chat.ts";
-import { startLocalServer } from "../lib/chat/local-server.ts";
 import { resolvePromptText, runPrompt } from "../lib/chat/prompt.ts";
-import { resolveApiKey } from "../lib/chat/server-link.ts";
+import { resolveApiKey, startPrivateServer } from "../lib/client/local.ts";
 import { ANSI } from "../lib/chat/render.ts";
 import { globalArgs, jsonArgs, modelArgs, parseIntFlag, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
@@ -37,7 +36,7 @@ const command = defineCommand({
       startLocal: async (cfg) => {
         // no server: make sure the model is ready (asks once, or --yes), then run it just for this reply
         await (await import("../lib/setup/index.ts")).ensureReady(cfg, { yes: args.yes });
-        return startLocalServer(cfg);
+        return startPrivateServer(cfg);
       },
     });
     if (process.stderr.isTTY && !args.json && !args.quiet) {

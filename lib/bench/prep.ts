@@ -7,12 +7,12 @@ import { defineCommand } from "citty";
 import { join } from "pathe";
 import { globalArgs, jsonArgs, parseIntFlag } from "../cli.ts";
 import { UserError } from "../errors.ts";
+import { scriptPath } from "../scripts.ts";
 import { logger } from "../log.ts";
 import { writeTestModel } from "../model/test-model.ts";
 import { summarize, type Summary } from "./stats.ts";
 
-const ROOT = join(import.meta.dir, "..", "..");
-const SCRIPTS = { extract: join(ROOT, "scripts/extract-weights.ts"), repack: join(ROOT, "scripts/repack-experts.ts") };
+const SCRIPTS = { extract: scriptPath("extract-weights"), repack: scriptPath("repack-experts") };
 
 export type PrepTool = "cp" | "extract-weights" | "repack-experts";
 export type CacheMode = "warm" | "cold";

@@ -4,7 +4,7 @@ import { join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { isUserError } from "../errors.ts";
 import { createSpinner } from "../progress.ts";
-import { ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "./client.ts";
+import { ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "../client/api.ts";
 import { History, LineEditor, PipeReader, type ReadResult } from "./line-editor.ts";
 import { ANSI, MarkdownRenderer, resolveColor } from "./render.ts";
 import { pickSession, renderSessionChoices } from "./session-list.ts";

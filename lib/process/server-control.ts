@@ -3,9 +3,11 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { dirname, join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
+import { loadHealth } from "../client/api.ts";
 import { UserError } from "../errors.ts";
 import { serverUrl } from "../net.ts";
 import { createSpinner } from "../progress.ts";
+import { scriptArgv } from "../scripts.ts";
 import { isInteractive } from "../term.ts";
 import { readPidFile, removePidFile, writePidFile } from "./pid-file.ts";
 import { findFreePorts, isPortFree } from "./port.ts";
@@ -23,20 +25,12 @@ export interface ServerState {
   stale: boolean;
   /** /health status ("ok", "loading", "error") when something answered. */
   status?: string;
+  /** The model /health names. */
+  model?: string;
   url: string;
 }
 
 type ServerConfig = Pick<ResolvedConfig, "serverHost" | "serverPort" | "serverLogPath" | "paths">;
-
-export async function loadHealth(url: string, timeoutMs = 1500): Promise<Record<string, unknown> | undefined> {
-  try {
-    const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(timeoutMs) });
-    const body = (await r.json()) as Record<string, unknown>;
-    return body && typeof body === "object" && typeof body.status === "string" ? body : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** What `status` shows: is a server running, is it ours, is it healthy, is the pid file stale. */
 export async function readServerState(config: ServerConfig): Promise<ServerState> {
@@ -44,7 +38,7 @@ export async function readServerState(config: ServerConfig): Promise<ServerState
   const ours = info && isOurServer(info.pid) ? info : undefined;
   const port = ours?.port ?? config.serverPort;
   const url = serverUrl(ours?.host ?? config.serverHost, port);
-  const health = await loadHealth(url);
+  const health = await loadHealth(url, 1500);
   const healthPid = typeof health?.pid === "number" ? health.pid : null;
   return {
     running: !!ours || !!health,
@@ -53,6 +47,7 @@ export async function readServerState(config: ServerConfig): Promise<ServerState
     healthy: health?.status === "ok",
     stale: !!info && !ours,
     status: health ? String(health.status) : undefined,
+    model: typeof health?.model === "string" ? health.model : undefined,
     url,
   };
 }
@@ -126,8 +121,7 @@ export async function startServerInBackground(config: ServerConfig, opts: Backgr
   const logFile = config.serverLogPath;
   mkdirSync(dirname(logFile), { recursive: true, mode: 0o700 });
   const fd = openSync(logFile, "a", 0o600);
-  const script = join(import.meta.dir, "..", "..", "scripts", "serve.ts");
-  const argv = [opts.bun ?? process.execPath, script, SERVER_MARKER, "--port", String(port), "--host", opts.host, ...(opts.forwardArgs ?? [])];
+  const argv = scriptArgv("serve", [SERVER_MARKER, "--port", String(port), "--host", opts.host, ...(opts.forwardArgs ?? [])], opts.bun);
   const child = Bun.spawn(argv, { stdin: "ignore", stdout: fd, stderr: fd, detached: true, env: { ...(opts.env ?? process.env) } as Record<string, string> });
   closeSync(fd);
   child.unref();

@@ -1,5 +1,5 @@
 import { afterAll, expect, test } from "bun:test";
-import { type ChatEvent, ServerApiError, ServerGoneError, loadHealth, loadModelId, streamChatCompletion } from "../../lib/chat/client.ts";
+import { type ChatEvent, ServerApiError, ServerGoneError, loadHealth, loadModelId, streamChatCompletion } from "../../lib/client/api.ts";
 import { serverUrl } from "../../lib/net.ts";
 import { type Script, startStubServer } from "./stub-server.ts";
 

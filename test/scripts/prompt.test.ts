@@ -130,6 +130,16 @@ test("no server running: the demo model is set up (--yes), run for this one repl
   expect(await Bun.file(join(home, "c/flashchat/server.pid")).exists()).toBe(false);
 }, 60_000);
 
+test("no server running and API_KEY set: the private server requires the key, and prompt sends it", async () => {
+  const dead = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
+  const port = String(dead.port);
+  dead.stop(true);
+  const r = await run(["Hello", "--model", "demo", "--yes", "--tokens", "4", "--json"], { env: { FLASHCHAT_SERVER_PORT: port, FLASHCHAT_API_KEY: "s3cret" } });
+  expect(r.stderr).not.toContain("HTTP 401");
+  expect(r.code).toBe(0);
+  expect(JSON.parse(r.stdout)).toMatchObject({ model: "demo", via: "local", usage: { completion_tokens: 4 } });
+}, 60_000);
+
 test("Ctrl-C (SIGINT) stops the reply: what arrived stays on stdout, exit 130", async () => {
   next = { content: Array.from({ length: 300 }, (_, i) => `w${i} `), delayMs: 20 };
   const proc = Bun.spawn([process.execPath, script, "go on and on"], { env: baseEnv, cwd: home, stdout: "pipe", stderr: "pipe" });

@@ -1,4 +1,6 @@
-// HTTP client for the local OpenAI-compatible server: streamed chat completions, health and models.
+// The HTTP client of our server (the shape of Ollama's api/client.go): one Client per base URL with health,
+// the loaded model and streamed chat completions. No processes, no config: lib/client/local.ts finds, starts
+// and stops the local server.
 import { UserError } from "../errors.ts";
 
 export interface ChatMessageIn {
@@ -55,7 +57,7 @@ export interface Health {
   [k: string]: unknown;
 }
 
-/** GET /health: the parsed body, or undefined when nothing answers (or not with JSON). */
+/** GET /health: the parsed body, or undefined when nothing answers (or not with JSON) within `timeoutMs`. */
 export async function loadHealth(baseUrl: string, timeoutMs = 2000): Promise<Health | undefined> {
   try {
     const res = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
@@ -176,4 +178,27 @@ export async function* streamChatCompletion(req: ChatRequest): AsyncGenerator<Ch
   }
   if (!sawDone && !finishReason) throw new ServerGoneError("the server closed the connection before the reply was complete");
   yield { type: "done", finishReason, usage };
+}
+
+/** A client of one server. */
+export interface Client {
+  readonly url: string;
+  /** GET /health (undefined: nothing answers). */
+  health(timeoutMs?: number): Promise<Health | undefined>;
+  /** The loaded model: /health's model (of `health` when already read), else the first of /v1/models. */
+  loadedModel(health?: Health): Promise<string | undefined>;
+  /** Stream one chat reply (see streamChatCompletion). */
+  chat(req: Omit<ChatRequest, "baseUrl" | "apiKey">): AsyncGenerator<ChatEvent>;
+}
+
+export function createClient(url: string, opts: { apiKey?: string } = {}): Client {
+  return {
+    url,
+    health: (timeoutMs) => loadHealth(url, timeoutMs),
+    async loadedModel(read?: Health) {
+      const health = read ?? (await loadHealth(url));
+      return (typeof health?.model === "string" ? health.model : undefined) ?? (await loadModelId(url, opts.apiKey));
+    },
+    chat: (req) => streamChatCompletion({ ...req, baseUrl: url, apiKey: opts.apiKey }),
+  };
 }
