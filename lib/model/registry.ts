@@ -1,33 +1,14 @@
 // The models flashchat knows (dimensions, sizes, RAM, active experts, sampling, reply length), their sizes
 // computed from the dimensions, and the dimensions read from a checkpoint's config.json.
-import { UserError } from "../errors.ts";
-import type { EngineConfig, SourceFormat } from "./checkpoint.ts";
+import { type EngineConfig, type ModelDims, pickModelDims, resolveEngineConfig, type SourceFormat } from "./checkpoint.ts";
 import { TEST_MODEL_PRESETS } from "./test-model.ts";
 
 /** The dimensions sizes are computed from (names as in config.json / model_weights.json). */
-export type ArchDims = Pick<
-  EngineConfig,
-  | "model_type"
-  | "vocab_size"
-  | "hidden_size"
-  | "num_hidden_layers"
-  | "num_attention_heads"
-  | "num_key_value_heads"
-  | "head_dim"
-  | "linear_num_key_heads"
-  | "linear_num_value_heads"
-  | "linear_key_head_dim"
-  | "linear_value_head_dim"
-  | "linear_conv_kernel_dim"
-  | "num_experts"
-  | "num_experts_per_tok"
-  | "moe_intermediate_size"
-  | "shared_expert_intermediate_size"
-  | "tie_word_embeddings"
-> & {
-  /** every Nth layer is full attention (the rest linear); 4 in this family */
-  full_attention_interval: number;
-};
+export type ArchDims = ModelDims &
+  Pick<EngineConfig, "model_type" | "tie_word_embeddings"> & {
+    /** every Nth layer is full attention (the rest linear); 4 in this family */
+    full_attention_interval: number;
+  };
 
 export interface Sampling {
   temperature: number;
@@ -173,26 +154,7 @@ export const MODELS: readonly ModelEntry[] = [
 
 function demoArch(): ArchDims {
   const d = TEST_MODEL_PRESETS.demo!;
-  return {
-    model_type: "qwen3_5_moe",
-    vocab_size: d.vocab_size,
-    hidden_size: d.hidden_size,
-    num_hidden_layers: d.num_hidden_layers,
-    full_attention_interval: d.full_attention_interval,
-    num_attention_heads: d.num_attention_heads,
-    num_key_value_heads: d.num_key_value_heads,
-    head_dim: d.head_dim,
-    linear_num_key_heads: d.linear_num_key_heads,
-    linear_num_value_heads: d.linear_num_value_heads,
-    linear_key_head_dim: d.linear_key_head_dim,
-    linear_value_head_dim: d.linear_value_head_dim,
-    linear_conv_kernel_dim: d.linear_conv_kernel_dim,
-    num_experts: d.num_experts,
-    num_experts_per_tok: d.num_experts_per_tok,
-    moe_intermediate_size: d.moe_intermediate_size,
-    shared_expert_intermediate_size: d.shared_expert_intermediate_size,
-    tie_word_embeddings: false,
-  };
+  return { model_type: "qwen3_5_moe", ...pickModelDims(d), full_attention_interval: d.full_attention_interval, tie_word_embeddings: false };
 }
 
 export const DEMO_ID = "demo";
@@ -289,39 +251,11 @@ export function estimateSizes(arch: ArchDims, opts: { format: SourceFormat; bits
   return { denseBytes, expertBytes, expertsBytes, experts2bitBytes, checkpointBytes, params, ramMinBytes, ramRecommendedBytes };
 }
 
-/** Dimensions from a checkpoint's config.json (MLX conversions nest them under text_config). */
+/** Dimensions from a checkpoint's config.json (read as the engine reads it: resolveEngineConfig). */
 export function archFromConfig(raw: Record<string, any>): ArchDims {
-  const t: Record<string, any> = raw.text_config ? { ...raw, ...raw.text_config } : raw;
-  const num = (k: string, fallback?: number): number => {
-    const v = t[k] ?? fallback;
-    if (typeof v !== "number") throw new UserError(`config.json: ${k} is missing`, "flashchat runs the Qwen3.5-MoE / Qwen3-Next family");
-    return v;
-  };
-  const heads = num("num_attention_heads");
-  const layerTypes: unknown = t.layer_types;
-  const interval =
-    t.full_attention_interval ??
-    (Array.isArray(layerTypes) && layerTypes.includes("full_attention") ? layerTypes.indexOf("full_attention") + 1 : 4);
-  return {
-    model_type: String(t.model_type ?? raw.model_type),
-    vocab_size: num("vocab_size"),
-    hidden_size: num("hidden_size"),
-    num_hidden_layers: num("num_hidden_layers"),
-    full_attention_interval: interval,
-    num_attention_heads: heads,
-    num_key_value_heads: num("num_key_value_heads", heads),
-    head_dim: num("head_dim", num("hidden_size") / heads),
-    linear_num_key_heads: num("linear_num_key_heads"),
-    linear_num_value_heads: num("linear_num_value_heads"),
-    linear_key_head_dim: num("linear_key_head_dim"),
-    linear_value_head_dim: num("linear_value_head_dim"),
-    linear_conv_kernel_dim: num("linear_conv_kernel_dim", 4),
-    num_experts: num("num_experts"),
-    num_experts_per_tok: num("num_experts_per_tok"),
-    moe_intermediate_size: num("moe_intermediate_size"),
-    shared_expert_intermediate_size: num("shared_expert_intermediate_size", num("moe_intermediate_size")),
-    tie_word_embeddings: Boolean(t.tie_word_embeddings ?? raw.tie_word_embeddings ?? false),
-  };
+  const c = resolveEngineConfig(raw);
+  const firstFull = c.layer_types.indexOf("full_attention");
+  return { model_type: c.model_type, ...pickModelDims(c), full_attention_interval: firstFull >= 0 ? firstFull + 1 : 4, tie_word_embeddings: c.tie_word_embeddings };
 }
 
 /** Source format of a checkpoint from its config.json: a quantization block means MLX. */

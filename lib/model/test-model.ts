@@ -5,29 +5,15 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "pathe";
 import { UserError } from "../errors.ts";
+import type { ModelDims } from "./checkpoint.ts";
 import { renameDurable, writeFileAtomic } from "../fs.ts";
 import { createProgress, type ProgressFn } from "../progress.ts";
 import { f32ToBf16 } from "./quantize.ts";
 import { DTYPE_BYTES, elementCount, type TensorSpec, writeSafetensors } from "./safetensors.ts";
 
 /** The text-model dimensions of a generated checkpoint (names as in config.json). */
-export interface TestModelDims {
-  vocab_size: number;
-  hidden_size: number;
-  num_hidden_layers: number;
+export interface TestModelDims extends ModelDims {
   full_attention_interval: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  head_dim: number;
-  linear_num_key_heads: number;
-  linear_num_value_heads: number;
-  linear_key_head_dim: number;
-  linear_value_head_dim: number;
-  linear_conv_kernel_dim: number;
-  num_experts: number;
-  num_experts_per_tok: number;
-  moe_intermediate_size: number;
-  shared_expert_intermediate_size: number;
   max_position_embeddings: number;
   eos_token_id: number[];
   bos_token_id?: number | null;
