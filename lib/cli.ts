@@ -30,7 +30,7 @@ export function parseIntFlag(value: string | undefined, flag: string, min = 1): 
   if (value === undefined || value === "") return undefined;
   const n = Number(value);
   if (!/^\s*[+-]?\d+\s*$/.test(String(value)) || !Number.isSafeInteger(n) || n < min)
-    throw new UserError(`invalid ${flag} ${JSON.stringify(String(value))}: expected a whole number of at least ${min}`, undefined, 2);
+    throw new UserError(`invalid ${flag} ${JSON.stringify(String(value))}: expected a whole number, ${min} or more`, undefined, 2);
   return n;
 }
 
