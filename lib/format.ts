@@ -28,14 +28,24 @@ export function formatDuration(sec: number): string {
 export const formatElapsed = (sec: number) => (sec < 10 ? `${sec.toFixed(1)}s` : formatDuration(sec));
 
 /**
- * Rows of cells as aligned columns, two spaces apart, trailing blanks trimmed. `style(line, row)` may wrap a
- * whole line (colour) after padding, so colour codes never upset the widths; row -1 is the head.
+ * Rows of cells as aligned columns, two spaces apart, trailing blanks trimmed. `head` comes first (`rule`: a line
+ * of dashes under it); `numbers` right-aligns columns whose every cell is a number (or blank). `style(line, row)`
+ * may wrap a whole line (colour) after padding, so colour codes never upset the widths; row -1 is the head.
  */
-export function renderTable(rows: readonly (readonly string[])[], opts: { head?: readonly string[]; style?: (line: string, row: number) => string } = {}): string {
+export function renderTable(
+  rows: readonly (readonly string[])[],
+  opts: { head?: readonly string[]; rule?: boolean; numbers?: boolean; style?: (line: string, row: number) => string } = {},
+): string {
   const all = opts.head ? [opts.head, ...rows] : rows;
   const n = Math.max(0, ...all.map((r) => r.length));
   const widths = Array.from({ length: n }, (_, i) => Math.max(0, ...all.map((r) => (r[i] ?? "").length)));
-  const line = (r: readonly string[]) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i]!))).join("  ").trimEnd();
+  const right = widths.map((_, i) => Boolean(opts.numbers) && rows.length > 0 && rows.every((r) => /^[-+]?[\d.,–%]*$/.test(r[i] ?? "")));
+  const line = (r: readonly string[]) =>
+    r
+      .map((v, i) => (right[i] ? v.padStart(widths[i]!) : i === r.length - 1 ? v : v.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   const style = opts.style ?? ((l: string) => l);
-  return [...(opts.head ? [style(line(opts.head), -1)] : []), ...rows.map((r, i) => style(line(r), i))].join("\n");
+  const head = opts.head ? [style(line(opts.head), -1), ...(opts.rule ? [line(widths.map((w) => "-".repeat(w)))] : [])] : [];
+  return [...head, ...rows.map((r, i) => style(line(r), i))].join("\n");
 }

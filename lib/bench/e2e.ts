@@ -14,7 +14,7 @@ import { logger } from "../log.ts";
 import { runEngineBench } from "./engine.ts";
 import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
 import { checkMachineLoad, dropPageCache, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile } from "./machine.ts";
-import { renderTable } from "./report.ts";
+import { renderBenchTable } from "./report.ts";
 import { type Ceilings, type TokenBytes, loadTokenBytes, resolveCeilings } from "./roofline.ts";
 import { type Summary, formatNumber, summarize } from "./stats.ts";
 
@@ -259,7 +259,7 @@ export function renderE2eTable(r: E2eResult, ceilings?: Ceilings): string {
     const kpct = ceilings?.kernel && d && c.cache === "warm" ? `${Math.round((100 * d.median) / ceilings.kernel)}% of ${formatNumber(ceilings.kernel)}` : "";
     return [c.prompt, c.cache, formatNumber(c.promptTokens.median), f(c.ttftMs), f(c.prefillTokS), d ? f(d) : "n/a", pct, kpct];
   });
-  return renderTable(["prompt", "cache", "tokens", "TTFT ms", "prefill tok/s", "decode tok/s", "of mem/disk ceiling", "of kernel ceiling"], rows);
+  return renderBenchTable(["prompt", "cache", "tokens", "TTFT ms", "prefill tok/s", "decode tok/s", "of mem/disk ceiling", "of kernel ceiling"], rows);
 }
 
 /** Where a model's tokenizer is: the folder given, the checkpoint folder, or the artifacts folder. */

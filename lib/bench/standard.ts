@@ -20,7 +20,7 @@ import { type EngineBenchMode, runEngineBench } from "./engine.ts";
 import { renderE2eTable, runE2eTarget } from "./e2e.ts";
 import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
 import { checkMachineLoad, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile, renderProfile } from "./machine.ts";
-import { renderTable } from "./report.ts";
+import { renderBenchTable } from "./report.ts";
 import { type Ceilings, loadTokenBytes, renderBytes, resolveCeilings } from "./roofline.ts";
 import { type Summary, formatNumber, summarize } from "./stats.ts";
 
@@ -273,7 +273,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
 /** Engine figures as a table: median with its range, and decode beside the memory, disk and kernel ceilings. */
 export function renderStandardTable(rows: readonly StandardRow[]): string {
   const pct = (x: number, c: number | null | undefined) => (c ? `${Math.round((100 * x) / c)}% of ${formatNumber(c)}` : "");
-  return renderTable(
+  return renderBenchTable(
     ["model", "target", "figure", "median", "min–max", "runs", "of mem ceiling", "of disk ceiling", "of kernel ceiling"],
     rows
       .filter((r) => r.target !== "e2e")
