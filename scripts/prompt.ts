@@ -9,6 +9,7 @@ import { resolveApiKey, startPrivateServer } from "../lib/client/local.ts";
 import { ANSI } from "../lib/chat/render.ts";
 import { globalArgs, jsonArgs, modelArgs, parseIntFlag, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
+import { resolveColor } from "../lib/term.ts";
 
 const command = defineCommand({
   meta: { name: "prompt", description: "One reply to one prompt, streamed to stdout" },
@@ -41,7 +42,7 @@ const command = defineCommand({
     });
     if (process.stderr.isTTY && !args.json && !args.quiet) {
       const line = renderStats(result.stats);
-      process.stderr.write(process.env.NO_COLOR || !config.colorOutput ? `${line}\n` : `${ANSI.dim}${line}${ANSI.reset}\n`);
+      process.stderr.write(resolveColor(config.colorOutput, process.stderr.isTTY) ? `${ANSI.dim}${line}${ANSI.reset}\n` : `${line}\n`);
     }
   },
 });

@@ -6,7 +6,8 @@ import { isUserError } from "../errors.ts";
 import { createSpinner } from "../progress.ts";
 import { ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "../client/api.ts";
 import { History, LineEditor, PipeReader, type ReadResult } from "./line-editor.ts";
-import { ANSI, MarkdownRenderer, resolveColor } from "./render.ts";
+import { resolveColor } from "../term.ts";
+import { ANSI, MarkdownRenderer } from "./render.ts";
 import { pickSession, renderSessionChoices } from "./session-list.ts";
 import { type ReplyStats, Session, listSessions, resolveRequestMessages } from "./sessions.ts";
 

@@ -6,7 +6,8 @@ import { UserError } from "../errors.ts";
 import { type ChatMessageIn, type Client, createClient, ServerApiError, ServerGoneError, type Usage } from "../client/api.ts";
 import { ensureServer, loadServerStatus, type PrivateServer } from "../client/local.ts";
 import { resolveStats } from "./chat.ts";
-import { ANSI, MarkdownRenderer, resolveColor } from "./render.ts";
+import { resolveColor } from "../term.ts";
+import { ANSI, MarkdownRenderer } from "./render.ts";
 import type { ReplyStats } from "./sessions.ts";
 
 export interface PromptOptions {

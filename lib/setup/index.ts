@@ -7,6 +7,7 @@ import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { ProgressFn } from "../progress.ts";
+import { resolveColor } from "../term.ts";
 import { inspectArtifacts } from "../model/artifacts.ts";
 import { generateDemoCheckpoint } from "../model/demo.ts";
 import { extractWeights } from "../model/extract.ts";
@@ -82,7 +83,7 @@ export async function runSetup(config: ResolvedConfig, opts: SetupOptions = {}):
   const first = await planSetup(config, target, planOpts);
 
   if (opts.dryRun) {
-    logger.log(renderPlan(first, { color: config.colorOutput && Boolean(process.stderr.isTTY) }));
+    logger.log(renderPlan(first, { color: resolveColor(config.colorOutput, process.stderr.isTTY) }));
     return { plan: first, ran: [], ready: readyModel(first, opts, false) };
   }
   if (first.steps.every((s) => s.done)) {
@@ -112,7 +113,7 @@ async function runSteps(cfg: ResolvedConfig, target: ModelTarget, plan: SetupPla
     throw new UserError("the native engine is not part of this checkout (native/Makefile is missing)", "update your copy of flashchat");
   }
 
-  logger.log(renderPlan(plan, { color: cfg.colorOutput && Boolean(process.stderr.isTTY) }));
+  logger.log(renderPlan(plan, { color: resolveColor(cfg.colorOutput, process.stderr.isTTY) }));
   checkDisks(plan);
   if (needsConsent(plan)) await askConsent(plan, { yes: opts.yes, interactive: opts.interactive, confirm: opts.confirm, resumeCommand: resumeCommandFor(target) });
 
