@@ -9,8 +9,7 @@ import { UserError } from "../lib/errors.ts";
 import { SERVER_MARKER } from "../lib/process/process-info.ts";
 import { stopServer } from "../lib/client/local.ts";
 import { startServerInBackground } from "../lib/process/server-control.ts";
-import { checkBindSafety } from "../lib/net.ts";
-import { runForegroundServer } from "../lib/server/foreground.ts";
+import { checkConfiguredBind, runForegroundServer } from "../lib/server/foreground.ts";
 import { REASONING_FORMATS, type ReasoningFormat } from "../lib/server/validate.ts";
 
 const command = defineCommand({
@@ -43,7 +42,7 @@ const command = defineCommand({
     }
     const apiKey = config.apiKey || undefined;
     const child = rawArgs.includes(SERVER_MARKER); // started by `flashchat serve`, which prepared the model
-    checkBindSafety(config.serverHost, apiKey, Boolean(args.insecure));
+    checkConfiguredBind(config.serverHost, apiKey, args.insecure ?? false);
     if (!child) {
       // like chat and prompt: set up what is missing first (asks before downloads; --yes without a terminal)
       const { ensureReady } = await import("../lib/setup/index.ts");
