@@ -13,7 +13,7 @@ node_modules/.flashchat-installed: package.json bun.lock
 	@sh ./flashchat --bootstrap-only
 
 engine: ## build the native engine into native/build/
-	@if [ -f native/Makefile ]; then $(MAKE) -s --no-print-directory -C native; else echo "engine: native sources not present yet"; fi
+	@$(MAKE) -s --no-print-directory -C native
 
 engine-asan: ## build the engine with AddressSanitizer + UBSan (native/build/asan/)
 	@$(MAKE) -C native asan
@@ -37,7 +37,7 @@ demo: deps engine ## set up the demo model and print a reply from it
 	@./flashchat prompt --model demo --yes --tokens 64 "Hello"
 
 clean: ## remove build outputs (never models, artifacts or your config)
-	@if [ -f native/Makefile ]; then $(MAKE) -C native clean; fi
+	@$(MAKE) -C native clean
 	rm -rf native/build
 
 check: deps ## type-check the TypeScript (tsc --noEmit)

@@ -4,12 +4,12 @@
 //   bun scripts/benchmark.ts health --artifacts DIR --tokenizer DIR
 import { basename, resolve } from "pathe";
 import { defineCommand } from "citty";
-import { globalArgs, jsonArgs, modelArgs, yesArgs } from "../cli.ts";
+import { globalArgs, jsonArgs, modelArgs, parseIntFlag, yesArgs } from "../cli.ts";
 import { loadFlashchatConfig } from "../config/index.ts";
 import { logger } from "../log.ts";
-import { positiveInt, resolveTokenizerDir, startBenchServer } from "./e2e.ts";
+import { resolveTokenizerDir, startBenchServer } from "./e2e.ts";
 import { checkMachineLoad } from "./machine.ts";
-import { renderTable } from "./report.ts";
+import { renderBenchTable } from "./report.ts";
 import { formatNumber } from "./stats.ts";
 
 export interface HealthLatency {
@@ -111,7 +111,7 @@ export async function runHealthBench(o: HealthBenchOptions): Promise<HealthCase[
 
 export function renderHealthTable(cases: HealthCase[]): string {
   const ms = (x: number) => formatNumber(x);
-  return renderTable(
+  return renderBenchTable(
     ["prompts prepared", "idle p50 ms", "idle p99 ms", "loaded p50 ms", "loaded p99 ms", "loaded max ms", "p99 loaded / idle", "big requests"],
     cases.map((c) => [
       c.mode,
@@ -153,10 +153,10 @@ const command = defineCommand({
       expertsDir: target?.expertsDir,
       tokenizerDir,
       threads: config.threads,
-      context: positiveInt(args.context, "--context", 65536, 16),
-      clients: positiveInt(args.clients, "--clients", 4, 1),
-      promptBytes: positiveInt(args.promptKib, "--prompt-kib", 1024, 1) * 1024,
-      seconds: positiveInt(args.seconds, "--seconds", 10, 1),
+      context: (parseIntFlag(args.context, "--context", 16) ?? 65536),
+      clients: (parseIntFlag(args.clients, "--clients", 1) ?? 4),
+      promptBytes: (parseIntFlag(args.promptKib, "--prompt-kib", 1) ?? 1024) * 1024,
+      seconds: (parseIntFlag(args.seconds, "--seconds", 1) ?? 10),
       idleSeconds: 2,
       modes: args.baseline === false ? ["worker"] : ["worker", "event loop"],
     });

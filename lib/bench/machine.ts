@@ -1,11 +1,11 @@
 // The machine a benchmark ran on: CPU, cores, RAM, OS, git commit, and its measured memory and disk bandwidth
 // (measured once and cached in <data dir>/bench/machine.json; `--remeasure` measures again).
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statfsSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { arch, availableParallelism, cpus, loadavg, release, totalmem, type } from "node:os";
 import { join } from "pathe";
 import { $ } from "zx";
 import type { ResolvedConfig } from "../config/schema.ts";
-import { writeFileAtomic } from "../fs.ts";
+import { checkFreeDisk, writeFileAtomic } from "../fs.ts";
 import { logger } from "../log.ts";
 import { type Summary, formatNumber, summarize } from "./stats.ts";
 
@@ -172,10 +172,7 @@ export async function measureDiskBandwidth(dir: string, opts: DiskProbeOptions =
   const runs = opts.runs ?? 3;
   const chunk = 4 * 2 ** 20;
   mkdirSync(dir, { recursive: true });
-  const avail = statfsSync(dir);
-  if (avail.bavail * avail.bsize < fileMiB * 2 ** 20 * 2) {
-    throw new Error(`not enough free space in ${dir} for a ${fileMiB} MiB disk probe`);
-  }
+  checkFreeDisk(dir, fileMiB * 2 ** 20, `a ${fileMiB} MiB disk probe`);
   const file = join(dir, `.disk-probe-${process.pid}.bin`);
   const buf = Buffer.allocUnsafe(chunk);
   // incompressible content, so a compressing filesystem cannot shortcut the reads

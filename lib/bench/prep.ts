@@ -5,14 +5,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { defineCommand } from "citty";
 import { join } from "pathe";
-import { globalArgs, jsonArgs } from "../cli.ts";
+import { globalArgs, jsonArgs, parseIntFlag } from "../cli.ts";
 import { UserError } from "../errors.ts";
+import { scriptPath } from "../scripts.ts";
 import { logger } from "../log.ts";
 import { writeTestModel } from "../model/test-model.ts";
 import { summarize, type Summary } from "./stats.ts";
 
-const ROOT = join(import.meta.dir, "..", "..");
-const SCRIPTS = { extract: join(ROOT, "scripts/extract-weights.ts"), repack: join(ROOT, "scripts/repack-experts.ts") };
+const SCRIPTS = { extract: scriptPath("extract-weights"), repack: scriptPath("repack-experts") };
 
 export type PrepTool = "cp" | "extract-weights" | "repack-experts";
 export type CacheMode = "warm" | "cold";
@@ -170,12 +170,7 @@ export default defineCommand({
     mode: { type: "string", description: "warm, cold or both (default both; cold needs root to drop the page cache)", valueHint: "MODE" },
   },
   async run({ args }) {
-    const num = (v: string | undefined, d: number, flag: string) => {
-      if (v === undefined) return d;
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} must be a positive integer, not ${JSON.stringify(v)}`);
-      return n;
-    };
+    const num = (v: string | undefined, d: number, flag: string) => parseIntFlag(v, flag) ?? d;
     const mode = args.mode ?? "both";
     if (!["warm", "cold", "both"].includes(mode)) throw new UserError(`--mode must be warm, cold or both, not ${JSON.stringify(mode)}`);
     const { results, coldAvailable, checkpointBytes } = await runPrepBench({

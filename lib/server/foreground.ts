@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
-import { resolveModelTarget } from "../model/registry.ts";
+import { resolveModelTarget } from "../model/target.ts";
 import { resolveFreePort } from "../process/server-control.ts";
 import { type RunningServer, startServer } from "./app.ts";
 import { ApiBindError, checkBindSafety } from "./origin.ts";
