@@ -808,6 +808,7 @@ int main(int argc, char ** argv) {
 #ifdef FC_HAVE_METAL_EMU
         gpu = fc_gpu_emu_create(fc_metal_source, workers, &err);
 #else
+        (void)workers;
         fc_error_set(&err, FC_STATUS_BAD_REQUEST, "this build has no Metal emulator");
 #endif
     } else if (strcmp(device, "metal") == 0) {
