@@ -755,6 +755,93 @@ static void test_moe(void) {
     report(&op_argmax);
 }
 
+/* ===== token embeddings; row gather / scatter ===== */
+
+static struct op_stats op_embed = { "embed", 0, 0, 0, 0, 0, 0 };
+static struct op_stats op_copy = { "copy_rows", 0, 0, 0, 0, 0, 0 };
+
+static void test_embed_copy(void) {
+    const enum fc_dtype types[] = { FC_DTYPE_F32, FC_DTYPE_F16, FC_DTYPE_BF16, FC_DTYPE_Q2, FC_DTYPE_Q4, FC_DTYPE_Q8 };
+    for (int ti = 0; ti < 6; ti++) {
+        const enum fc_dtype type = types[ti];
+        const int quant = fc_dtype_is_quantized(type), bits = fc_dtype_bits(type);
+        const int32_t vocab = 37, cols = quant ? 192 : 40, ng = quant ? cols / 64 : 0, n = 5;
+        const size_t row_bytes = (size_t)cols * bits / 8;
+        uint8_t * data = malloc((size_t)vocab * row_bytes);
+        uint16_t * sc = malloc((size_t)vocab * ng * 2 + 2), * bi = malloc((size_t)vocab * ng * 2 + 2);
+        for (size_t i = 0; i < (size_t)vocab * row_bytes; i++) data[i] = (uint8_t)rnd();
+        if (!quant) {
+            for (size_t i = 0; i < (size_t)vocab * cols; i++) {
+                float v = rndf();
+                if (type == FC_DTYPE_F32) memcpy(data + 4 * i, &v, 4);
+                else {
+                    uint16_t h = type == FC_DTYPE_BF16 ? to_bf16(v) : to_f16(v);
+                    memcpy(data + 2 * i, &h, 2);
+                }
+            }
+        }
+        for (int32_t i = 0; i < vocab * ng; i++) sc[i] = to_bf16(rndf() * 0.1f), bi[i] = to_bf16(rndf());
+        int32_t ids[5] = { 0, 36, 7, 7, 20 };
+        float * ref = malloc((size_t)n * cols * 4);
+        for (int32_t t = 0; t < n; t++) {
+            const uint8_t * r = data + (size_t)ids[t] * row_bytes;
+            for (int32_t i = 0; i < cols; i++) {
+                float v;
+                uint16_t h;
+                if (type == FC_DTYPE_F32) memcpy(&v, r + 4 * i, 4);
+                else if (!quant) {
+                    memcpy(&h, r + 2 * i, 2);
+                    v = type == FC_DTYPE_BF16 ? fc_bf16_to_f32(h) : fc_f16_to_f32(h);
+                } else {
+                    const size_t bit = (size_t)i * bits;
+                    const float q = (float)((r[bit / 8] >> (bit % 8)) & ((1u << bits) - 1u));
+                    const size_t g = (size_t)ids[t] * ng + (size_t)(i / 64);
+                    v = q * fc_bf16_to_f32(sc[g]) + fc_bf16_to_f32(bi[g]);
+                }
+                ref[(size_t)t * cols + i] = v;
+            }
+        }
+        struct fc_gpu_buffer * bd = buf_from(data, (size_t)vocab * row_bytes), * bs = buf_from(sc, (size_t)vocab * ng * 2);
+        struct fc_gpu_buffer * bb = buf_from(bi, (size_t)vocab * ng * 2), * bids = buf_from(ids, sizeof ids);
+        struct fc_gpu_buffer * bo = buf_from(NULL, (size_t)n * cols * 4);
+        struct fc_embed_args a = { (int32_t)type, cols, (int32_t)row_bytes, 64, n };
+        struct launch l = { "fc_embed", &a, sizeof a, { bd, bs, bb, bids, bo }, 5, fc_gpu_size1(ceil_div((int64_t)n * cols, 64)),
+                            fc_gpu_size1(64) };
+        run(&l);
+        static const char * names[] = { "f32", "f16", "bf16", "q2", "q4", "q8" };
+        compare(&op_embed, names[type], contents(bo), ref, (size_t)n * cols);
+        struct fc_gpu_buffer * bufs[] = { bd, bs, bb, bids, bo };
+        for (int i = 0; i < 5; i++) gpu->ops->buffer_free(bufs[i]);
+        free(data), free(sc), free(bi), free(ref);
+    }
+    report(&op_embed);
+    /* gather rows 4, 0, 4 of a [6 x 33] block (stride 35) into a packed [3 x 33], then scatter them to rows 5, 1, 2 */
+    const int32_t rows = 6, cols = 33, stride = 35;
+    float * src = malloc((size_t)rows * stride * 4), * ref = calloc((size_t)rows * cols, 4), * gathered = malloc(3 * (size_t)cols * 4);
+    fill(src, (size_t)rows * stride, 1.0f);
+    const int32_t sidx[3] = { 4, 0, 4 }, didx[3] = { 5, 1, 2 };
+    for (int r = 0; r < 3; r++) {
+        for (int c = 0; c < cols; c++) {
+            gathered[r * cols + c] = src[(size_t)sidx[r] * stride + c];
+            ref[(size_t)didx[r] * cols + c] = gathered[r * cols + c];
+        }
+    }
+    struct fc_gpu_buffer * bs = buf_from(src, (size_t)rows * stride * 4), * bg = buf_from(NULL, 3 * (size_t)cols * 4);
+    struct fc_gpu_buffer * bd = buf_from(NULL, (size_t)rows * cols * 4), * bsi = buf_from(sidx, sizeof sidx), * bdi = buf_from(didx, sizeof didx);
+    struct fc_copy_rows_args ga = { 3, cols, stride, cols, 1, 0 };
+    struct launch lg = { "fc_copy_rows", &ga, sizeof ga, { bs, bg, bsi, bdi }, 4, fc_gpu_size1(ceil_div(3 * cols, 32)), fc_gpu_size1(32) };
+    run(&lg);
+    compare(&op_copy, "gather", contents(bg), gathered, 3 * (size_t)cols);
+    struct fc_copy_rows_args sa = { 3, cols, cols, cols, 0, 1 };
+    struct launch lsc = { "fc_copy_rows", &sa, sizeof sa, { bg, bd, bsi, bdi }, 4, fc_gpu_size1(ceil_div(3 * cols, 32)), fc_gpu_size1(32) };
+    run(&lsc);
+    compare(&op_copy, "scatter", contents(bd), ref, (size_t)rows * cols);
+    struct fc_gpu_buffer * bufs[] = { bs, bg, bd, bsi, bdi };
+    for (int i = 0; i < 5; i++) gpu->ops->buffer_free(bufs[i]);
+    free(src), free(ref), free(gathered);
+    report(&op_copy);
+}
+
 /* ===== emulator speed ===== */
 
 static void bench(void) {
@@ -835,9 +922,10 @@ int main(int argc, char ** argv) {
         test_conv();
         test_delta();
         test_moe();
+        test_embed_copy();
         int checks = op_matvec.cases + op_matmul.cases + op_rms.cases + op_l2.cases + op_rope.cases + op_kv.cases + op_attn.cases +
                      op_conv.cases + op_delta.cases + op_router.cases + op_swiglu.cases + op_combine.cases + op_add.cases +
-                     op_argmax.cases;
+                     op_argmax.cases + op_embed.cases + op_copy.cases;
         printf("%d checks, %d failures\n", checks, total_failures);
     }
     gpu->ops->destroy(gpu);

@@ -6,7 +6,7 @@ import { buildEngine, NATIVE_DIR } from "../engine/_fixture.ts";
 
 const OPS = [
   "matvec", "matmul", "rms_norm", "l2norm_heads", "rope", "kv_store", "attn",
-  "conv1d_silu", "delta_step", "router_topk", "swiglu", "add", "moe_combine", "argmax",
+  "conv1d_silu", "delta_step", "router_topk", "swiglu", "add", "moe_combine", "argmax", "embed", "copy_rows",
 ];
 
 beforeAll(() => buildEngine());

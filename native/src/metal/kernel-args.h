@@ -142,6 +142,29 @@ struct fc_combine_args {
     int32_t add_residual;
 };
 
+/* fc_embed: rows of a token-embedding matrix, dequantized, for n_tokens ids (type: enum fc_dtype's value,
+   F32 0, F16 1, BF16 2, Q2 3, Q4 4, Q8 5). buffers: 1 data, 2 scales, 3 biases, 4 ids int [n_tokens],
+   5 out [n_tokens][cols]. grid: threads n_tokens * cols. */
+struct fc_embed_args {
+    int32_t type;
+    int32_t cols;
+    int32_t row_bytes;
+    int32_t group_size;
+    int32_t n_tokens;
+};
+
+/* fc_copy_rows: dst[dst_idx ? dst_idx[i] : i] = src[src_idx ? src_idx[i] : i] for n_rows rows of n_cols floats
+   (gathering the tokens routed to one expert, scattering its outputs to their slots). buffers: 1 src, 2 dst,
+   3 src_idx int, 4 dst_idx int (bind anything when unused). grid: threads n_rows * n_cols. */
+struct fc_copy_rows_args {
+    int32_t n_rows;
+    int32_t n_cols;
+    int32_t src_stride;
+    int32_t dst_stride;
+    int32_t use_src_idx;
+    int32_t use_dst_idx;
+};
+
 /* fc_add: x[i] += y[i]. buffers: 1 x, 2 y. grid: threads n. */
 struct fc_add_args {
     int32_t n;

@@ -72,6 +72,7 @@ extern "C" const fc_emu_kernel fc_emu_kernels[] = {
     FC_EMU_KERNEL(fc_kv_store_f32), FC_EMU_KERNEL(fc_kv_store_f16), FC_EMU_KERNEL(fc_attn_f32),
     FC_EMU_KERNEL(fc_attn_f16),    FC_EMU_KERNEL(fc_conv1d_silu),  FC_EMU_KERNEL(fc_delta_step),
     FC_EMU_KERNEL(fc_router_topk), FC_EMU_KERNEL(fc_swiglu),       FC_EMU_KERNEL(fc_moe_combine),
-    FC_EMU_KERNEL(fc_add),         FC_EMU_KERNEL(fc_argmax),
+    FC_EMU_KERNEL(fc_add),         FC_EMU_KERNEL(fc_argmax),       FC_EMU_KERNEL(fc_embed),
+    FC_EMU_KERNEL(fc_copy_rows),
 };
 extern "C" const int fc_emu_n_kernels = sizeof fc_emu_kernels / sizeof fc_emu_kernels[0];

@@ -218,3 +218,29 @@ kernel void fc_matmul_bf16(constant fc_matmul_args & a [[buffer(0)]], device con
                            ushort lane [[thread_index_in_simdgroup]]) {
     fc_matmul_f<ushort, FC_MM_TOKENS>(a, data, x, out, tg, sg, lane);
 }
+
+// Token embeddings: one thread per output value, any dtype (the type is uniform over the dispatch).
+kernel void fc_embed(constant fc_embed_args & a [[buffer(0)]], device const uchar * data [[buffer(1)]],
+                     device const ushort * scales [[buffer(2)]], device const ushort * biases [[buffer(3)]],
+                     device const int * ids [[buffer(4)]], device float * out [[buffer(5)]],
+                     uint gid [[thread_position_in_grid]]) {
+    if (int(gid) >= a.n_tokens * a.cols) return;
+    const int t = int(gid) / a.cols, i = int(gid) % a.cols;
+    const ulong row = (ulong)ids[t];
+    device const uchar * r = data + row * a.row_bytes;
+    float v;
+    if (a.type == 0) {
+        v = ((device const float *)r)[i];
+    } else if (a.type == 1) {
+        v = float(((device const half *)r)[i]);
+    } else if (a.type == 2) {
+        v = fc_bf16(((device const ushort *)r)[i]);
+    } else {
+        const int bits = a.type == 3 ? 2 : a.type == 4 ? 4 : 8;
+        const uint bit = uint(i) * uint(bits);
+        const uint q = (uint(r[bit / 8]) >> (bit % 8)) & ((1u << bits) - 1u);
+        const ulong g = row * (ulong)(a.cols / a.group_size) + (ulong)(i / a.group_size);
+        v = float(q) * fc_bf16(scales[g]) + fc_bf16(biases[g]);
+    }
+    out[gid] = v;
+}

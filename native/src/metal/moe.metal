@@ -75,6 +75,15 @@ kernel void fc_moe_combine(constant fc_combine_args & a [[buffer(0)]], device fl
     x[gid] = a.add_residual ? x[gid] + y : y;
 }
 
+kernel void fc_copy_rows(constant fc_copy_rows_args & a [[buffer(0)]], device const float * src [[buffer(1)]],
+                         device float * dst [[buffer(2)]], device const int * src_idx [[buffer(3)]],
+                         device const int * dst_idx [[buffer(4)]], uint gid [[thread_position_in_grid]]) {
+    if (int(gid) >= a.n_rows * a.n_cols) return;
+    const int r = int(gid) / a.n_cols, c = int(gid) % a.n_cols;
+    const int rs = a.use_src_idx ? src_idx[r] : r, rd = a.use_dst_idx ? dst_idx[r] : r;
+    dst[(ulong)rd * a.dst_stride + c] = src[(ulong)rs * a.src_stride + c];
+}
+
 kernel void fc_add(constant fc_add_args & a [[buffer(0)]], device float * x [[buffer(1)]],
                    device const float * y [[buffer(2)]], uint gid [[thread_position_in_grid]]) {
     if (int(gid) >= a.n) return;
