@@ -1,7 +1,7 @@
 /*
  * Every Metal kernel against a plain-C reference at odd sizes (one row, row counts not a multiple of the
  * threadgroup's rows, tails, several tokens, f32 and f16 KV caches), through the device interface: the
- * emulator here (--device metal-emu, the default), the GPU on a Mac (--device metal). Per op it prints the
+ * emulator (--device metal-emu, the default where it is built in), the GPU on a Mac (--device metal). Per op it prints the
  * number of cases, the largest error relative to the reference's largest magnitude and the largest
  * normalised MSE (sum (got - ref)^2 / sum ref^2); each is held to a tolerance. Exit 0 when all pass.
  *   test-metal [--device metal-emu|metal] [--all] [--workers N] [--bench]
@@ -878,7 +878,11 @@ static void bench(void) {
 }
 
 int main(int argc, char ** argv) {
+#ifdef FC_HAVE_METAL_EMU
     const char * device = "metal-emu";
+#else
+    const char * device = "metal";
+#endif
     int workers = 1, do_bench = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--all") == 0) all_sizes = 1;
