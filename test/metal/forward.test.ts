@@ -1,0 +1,44 @@
+// The whole forward pass on the emulated Metal device (native/src/metal/metal-forward.c over the emulator):
+// the fixture's logits at every prompt position and its greedy tokens, from both checkpoint formats, beside
+// the CPU engine (test-metal --model compares each position with it too).
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { join } from "pathe";
+import {
+  buildEngine, expectedLogits, greedy, makeFixtureArtifacts, makeTempDir, NATIVE_DIR, readF32, removeDir, rowMaxDiff,
+} from "../engine/_fixture.ts";
+
+const dirs: string[] = [];
+beforeAll(() => buildEngine());
+afterAll(() => dirs.forEach(removeDir));
+
+async function runForward(source: "mlx" | "hf-bf16", kvF16: boolean) {
+  const artifacts = await makeFixtureArtifacts(source);
+  const tmp = makeTempDir();
+  dirs.push(artifacts, tmp);
+  const dump = join(tmp, "logits.f32");
+  const argv = [join(NATIVE_DIR, "build", "test-metal"), "--model", artifacts, "--dump", dump, ...(kvF16 ? ["--kv-f16"] : [])];
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const generated = (out.match(/^generated:(.*)$/m)?.[1] ?? "").trim().split(/\s+/).map(Number);
+  return { out, err, code, logits: readF32(dump), generated };
+}
+
+for (const source of ["mlx", "hf-bf16"] as const) {
+  test(`the emulated Metal forward pass reproduces the fixture's logits and greedy tokens (${source})`, async () => {
+    const r = await runForward(source, false);
+    expect(r.err).toBe("");
+    expect(r.out).toContain("forward: ok");
+    expect(r.code).toBe(0);
+    expect(Math.max(...rowMaxDiff(r.logits, expectedLogits(), 32))).toBeLessThan(1e-3);
+    expect(r.generated).toEqual(greedy().generated_ids.slice(0, r.generated.length));
+    expect(r.generated.length).toBe(9);
+  });
+}
+
+test("with an f16 KV cache the greedy tokens are the same and the logits within 5e-3", async () => {
+  const r = await runForward("mlx", true);
+  expect(r.out).toContain("forward: ok");
+  expect(r.code).toBe(0);
+  expect(Math.max(...rowMaxDiff(r.logits, expectedLogits(), 32))).toBeLessThan(5e-3);
+  expect(r.generated).toEqual(greedy().generated_ids.slice(0, r.generated.length));
+});
