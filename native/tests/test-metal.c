@@ -5,12 +5,13 @@
  * number of cases, the largest error relative to the reference's largest magnitude and the largest
  * normalised MSE (sum (got - ref)^2 / sum ref^2); each is held to a tolerance. Exit 0 when all pass.
  *   test-metal [--device metal-emu|metal] [--all] [--workers N] [--bench]
- *              [--model ARTIFACTS [--kv-f16] [--chunk N] [--slots N] [--dump FILE]]
+ *              [--model ARTIFACTS [--experts DIR] [--kv-f16] [--chunk N] [--slots N] [--dump FILE]]
  * Without --all a focused subset of the sizes runs (the test suite's); --bench times the emulator.
  * --model runs the whole forward pass of a model on the device beside the CPU engine — the fixture's
  * prompt in chunks of --chunk tokens (13: odd batches, a tail), then the device's greedy tokens one at a
  * time (printed) — and compares every position's logits and argmax; --slots limits the expert slots (a
- * batch's experts then come in waves); --dump writes the device's logits
+ * batch's experts then come in waves); --experts reads another expert folder (packed_experts_2bit);
+ * --dump writes the device's logits
  * [positions][vocab] as float32.
  */
 #include <math.h>
@@ -853,10 +854,11 @@ static void test_embed_copy(void) {
 /* ===== the whole model: the device's forward pass against the CPU engine ===== */
 
 /* The prompt in chunks of `chunk` tokens (the batched path), then greedy tokens one at a time (decode). */
-static int check_model(const char * dir, int kv_f16, const int32_t * prompt, int32_t n_prompt, int32_t n_gen, int32_t chunk,
-                       int32_t slots, const char * dump) {
+static int check_model(const char * dir, const char * experts_dir, int kv_f16, const int32_t * prompt, int32_t n_prompt,
+                       int32_t n_gen, int32_t chunk, int32_t slots, const char * dump) {
     struct fc_engine_options opt = { 0 };
     opt.artifacts_dir = dir;
+    opt.experts_dir = experts_dir;
     opt.backend = "cpu";
     opt.n_threads = 1;
     opt.context = 256;
@@ -971,7 +973,7 @@ int main(int argc, char ** argv) {
     const char * device = "metal";
 #endif
     int workers = 1, do_bench = 0, kv_f16 = 0, chunk = 13, slots = 0;
-    const char * model = NULL, * dump = NULL;
+    const char * model = NULL, * dump = NULL, * experts = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--all") == 0) all_sizes = 1;
         else if (strcmp(argv[i], "--bench") == 0) do_bench = 1;
@@ -981,9 +983,10 @@ int main(int argc, char ** argv) {
         else if (strcmp(argv[i], "--kv-f16") == 0) kv_f16 = 1;
         else if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc) chunk = atoi(argv[++i]);
         else if (strcmp(argv[i], "--slots") == 0 && i + 1 < argc) slots = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--experts") == 0 && i + 1 < argc) experts = argv[++i];
         else if (strcmp(argv[i], "--dump") == 0 && i + 1 < argc) dump = argv[++i];
         else {
-            fprintf(stderr, "usage: test-metal [--device metal-emu|metal] [--all] [--workers N] [--bench] [--model ARTIFACTS [--kv-f16] [--chunk N] [--slots N] [--dump FILE]]\n");
+            fprintf(stderr, "usage: test-metal [--device metal-emu|metal] [--all] [--workers N] [--bench] [--model ARTIFACTS [--experts DIR] [--kv-f16] [--chunk N] [--slots N] [--dump FILE]]\n");
             return 2;
         }
     }
@@ -1013,7 +1016,7 @@ int main(int argc, char ** argv) {
         /* the fixture's prompt (test/fixtures/tiny-qwen35-moe/expected/prompt.json), then greedy tokens */
         static const int32_t prompt[] = { 67, 19, 464, 319, 217, 116, 207, 165, 19, 49, 390, 352, 375, 291, 222, 21,
                                           274, 369, 392, 30, 324, 447, 377, 487, 82, 439, 333, 343, 345, 362, 336, 211 };
-        int rc = check_model(model, kv_f16, prompt, 32, all_sizes ? 32 : 8, chunk > 0 ? chunk : 1, slots, dump);
+        int rc = check_model(model, experts, kv_f16, prompt, 32, all_sizes ? 32 : 8, chunk > 0 ? chunk : 1, slots, dump);
         gpu->ops->destroy(gpu);
         return rc;
     }

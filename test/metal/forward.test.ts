@@ -4,16 +4,21 @@
 // position with it too).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "pathe";
+import { repackExperts } from "../../lib/model/repack.ts";
 import {
-  buildEngine, expectedLogits, greedy, makeFixtureArtifacts, makeTempDir, NATIVE_DIR, readF32, removeDir, rowMaxDiff,
+  buildEngine, expectedLogits, FIXTURE, greedy, makeFixtureArtifacts, makeTempDir, NATIVE_DIR, readF32, removeDir, rowMaxDiff,
 } from "../engine/_fixture.ts";
 
 const dirs: string[] = [];
 beforeAll(() => buildEngine());
 afterAll(() => dirs.forEach(removeDir));
 
-async function runForward(source: "mlx" | "hf-bf16", extra: string[] = []) {
+async function runForward(source: "mlx" | "hf-bf16", extra: string[] = [], twoBit = false) {
   const artifacts = await makeFixtureArtifacts(source);
+  if (twoBit) {
+    await repackExperts({ checkpointDir: FIXTURE, outDir: artifacts, bits: 2 });
+    extra = [...extra, "--experts", join(artifacts, "packed_experts_2bit")];
+  }
   const tmp = makeTempDir();
   dirs.push(artifacts, tmp);
   const dump = join(tmp, "logits.f32");
@@ -42,4 +47,12 @@ test("with an f16 KV cache, and a batch's experts read in waves of 2 slots, the 
   expect(r.code).toBe(0);
   expect(Math.max(...rowMaxDiff(r.logits, expectedLogits(), 32))).toBeLessThan(5e-3);
   expect(r.generated).toEqual(greedy().generated_ids.slice(0, r.generated.length));
+});
+
+test("with 2-bit experts the device agrees with the CPU engine at every position, greedy tokens included", async () => {
+  const r = await runForward("mlx", [], true);
+  expect(r.out).toMatch(/max \|logit diff\| vs the CPU engine [0-9.e-]+, 0 argmax mismatches/);
+  expect(r.out).toContain("forward: ok");
+  expect(r.code).toBe(0);
+  expect(r.generated.length).toBe(9);
 });
