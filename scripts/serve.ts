@@ -8,8 +8,7 @@ import { loadFlashchatConfig } from "../lib/config/index.ts";
 import { UserError } from "../lib/errors.ts";
 import { SERVER_MARKER } from "../lib/process/process-info.ts";
 import { startServerInBackground, stopBackgroundServer } from "../lib/process/server-control.ts";
-import { isLoopback } from "../lib/server/app.ts";
-import { runForegroundServer } from "../lib/server/foreground.ts";
+import { checkConfiguredBind, runForegroundServer } from "../lib/server/foreground.ts";
 import { REASONING_FORMATS, type ReasoningFormat } from "../lib/server/validate.ts";
 
 const command = defineCommand({
@@ -42,8 +41,7 @@ const command = defineCommand({
     }
     const apiKey = config.apiKey || undefined;
     const child = rawArgs.includes(SERVER_MARKER); // started by `flashchat serve`, which prepared the model
-    if (!isLoopback(config.serverHost) && !apiKey && !args.insecure)
-      throw new UserError(`binding ${config.serverHost} exposes the server beyond this machine; set FLASHCHAT_API_KEY or pass --insecure`);
+    checkConfiguredBind(config.serverHost, apiKey, args.insecure ?? false);
     if (!child) {
       // like chat and prompt: set up what is missing first (asks before downloads; --yes without a terminal)
       const { ensureReady } = await import("../lib/setup/index.ts");

@@ -267,6 +267,7 @@ export class ChatApp {
     const stopWatching = this.watchInterrupt(controller);
     const renderer = new MarkdownRenderer({ color: this.color, write: (s) => this.write(s) });
     const spinner = this.createSpinner();
+    const journal = session.startReply({ model: this.link?.model });
     let content = "";
     let reasoning = "";
     let nChunks = 0;
@@ -294,12 +295,14 @@ export class ChatApp {
         nChunks++;
         if (ev.type === "reasoning") {
           reasoning += ev.text;
+          journal.add("reasoning", ev.text);
           if (this.showThinking) {
             spinner.stop();
             renderer.writeReasoning(ev.text);
           } else spinner.update("thinking");
         } else {
           content += ev.text;
+          journal.add("content", ev.text);
           spinner.stop();
           renderer.write(ev.text);
         }
@@ -321,11 +324,12 @@ export class ChatApp {
     }
     const endMs = performance.now();
     const stats = resolveStats({ startMs, firstMs, endMs, nChunks, usage });
-    if (outcome === "refused") {
+    if (outcome === "refused" && !content && !reasoning) {
+      journal.cancel();
       this.note(failure);
       return outcome;
     }
-    session.append({
+    journal.finish({
       role: "assistant",
       content,
       ...(reasoning ? { reasoning } : {}),
@@ -334,7 +338,8 @@ export class ChatApp {
       ...(outcome === "done" ? {} : { interrupted: true }),
     });
     if (!this.showThinking && reasoning && !content.trim()) this.note("(only thinking so far; /think on shows it)");
-    if (outcome === "interrupted") this.note("[stopped · the session keeps what arrived]");
+    if (outcome === "refused") this.note(failure);
+    else if (outcome === "interrupted") this.note("[stopped · the session keeps what arrived]");
     else if (outcome === "server-gone") {
       this.note(`reply cut off: ${failure}`);
       this.note(`your session is intact (${session.id}); send your next message to reconnect (the server is started again if needed)`);

@@ -6,7 +6,8 @@ import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import { resolveModelTarget } from "../model/registry.ts";
 import { resolveFreePort } from "../process/server-control.ts";
-import { ApiBindError, checkBindSafety, type RunningServer, startServer } from "./app.ts";
+import { type RunningServer, startServer } from "./app.ts";
+import { ApiBindError, checkBindSafety } from "./origin.ts";
 import type { ReasoningFormat } from "./validate.ts";
 
 export interface ForegroundOptions {
@@ -24,16 +25,21 @@ export interface ForegroundOptions {
   echo?: boolean;
 }
 
-/** Start the server from the config and resolve once it is serving (engine ready). Rejects with a UserError otherwise. */
-export async function startConfiguredServer(config: ResolvedConfig, opts: ForegroundOptions = {}): Promise<RunningServer> {
-  opts = { ...opts, apiKey: opts.apiKey ?? (config.apiKey || undefined), reasoningFormat: opts.reasoningFormat ?? config.serverReasoning };
-  const host = config.serverHost;
+/** The bind rule for a configured server (SERVER_HOST, FLASHCHAT_API_KEY, --insecure) as a user error. */
+export function checkConfiguredBind(host: string, apiKey: string | undefined, insecure: boolean): void {
   try {
-    checkBindSafety(host, opts.apiKey, opts.insecure ?? false);
+    checkBindSafety(host, apiKey, insecure);
   } catch (e) {
     if (e instanceof ApiBindError) throw new UserError(e.message, "e.g. FLASHCHAT_API_KEY=$(openssl rand -hex 16) flashchat serve --host 0.0.0.0");
     throw e;
   }
+}
+
+/** Start the server from the config and resolve once it is serving (engine ready). Rejects with a UserError otherwise. */
+export async function startConfiguredServer(config: ResolvedConfig, opts: ForegroundOptions = {}): Promise<RunningServer> {
+  opts = { ...opts, apiKey: opts.apiKey ?? (config.apiKey || undefined), reasoningFormat: opts.reasoningFormat ?? config.serverReasoning };
+  const host = config.serverHost;
+  checkConfiguredBind(host, opts.apiKey, opts.insecure ?? false);
   const port = await resolveFreePort(host, config.serverPort);
   const target = resolveModelTarget(config);
   if (!existsSync(join(target.artifactsDir, "model_weights.json")))

@@ -84,6 +84,14 @@ describe("serve start failures", () => {
     expect(r.stderr).toContain("FLASHCHAT_API_KEY");
   });
 
+  test("a SERVER_HOST that only starts like a loopback address needs an API key too", async () => {
+    const env = { ...homeEnv("bind-lookalike"), FLASHCHAT_SERVER_HOST: "127.0.0.1.nip.io" };
+    const r = await run([SERVE, "--port", String(await freePort())], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("binding 127.0.0.1.nip.io exposes the server beyond this machine");
+    expect(r.stderr).not.toContain(" at ");
+  });
+
   test("a model whose checkpoint is broken: setup (run first, as by chat and prompt) names what is wrong", async () => {
     const env = homeEnv("broken");
     const { writeFixtureCheckpoint } = await import("../server/_real-model.ts");
