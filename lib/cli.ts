@@ -1,5 +1,6 @@
 // Shared command plumbing: common flags, guard() turning user errors into one line + exit code, runScript().
 import { type ArgsDef, type CommandDef, runMain } from "citty";
+import { closest } from "./config/validate.ts";
 import { isUserError, UserError } from "./errors.ts";
 import { isVerbose, logger, setupLogLevel } from "./log.ts";
 
@@ -50,6 +51,73 @@ export function reportError(e: unknown): number {
   throw e;
 }
 
+const camel = (s: string) => s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/**
+ * citty accepts any flag and any number of arguments; check the command line against the command's args
+ * definition: an unknown flag (kebab-case, camelCase, --no-X for booleans, aliases) or a surplus argument is a
+ * usage error (exit 2) with "did you mean".
+ */
+export function checkArgs(rawArgs: readonly string[], def: ArgsDef, usage: string): void {
+  const flags = new Map<string, { type?: string }>();
+  let positionals = 0;
+  // the flashchat CLI passes its global flags on to every command
+  def = { ...globalArgs, ...def };
+  for (const [name, a] of Object.entries(def)) {
+    if (a.type === "positional") {
+      positionals++;
+      continue;
+    }
+    flags.set(name, a);
+    flags.set(kebab(name), a);
+    const alias = (a as { alias?: string | string[] }).alias;
+    for (const al of alias === undefined ? [] : Array.isArray(alias) ? alias : [alias]) flags.set(al, a);
+  }
+  const known = [...new Set(Object.entries(def).filter(([, a]) => a.type !== "positional").map(([n]) => `--${kebab(n)}`))];
+  const unknown = (flag: string) => {
+    const near = closest(flag.replace(/^-+/, ""), known.map((k) => k.slice(2)));
+    return new UserError(`unknown option ${flag}${near ? ` — did you mean --${near}?` : ""}`, usage, 2);
+  };
+  let seen = 0;
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    if (arg === "--") {
+      seen += rawArgs.length - i - 1;
+      break;
+    }
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const name = arg.slice(2, eq < 0 ? undefined : eq);
+      let a = flags.get(name) ?? flags.get(camel(name));
+      if (!a && name.startsWith("no-")) {
+        const pos = flags.get(name.slice(3)) ?? flags.get(camel(name.slice(3)));
+        if (pos?.type === "boolean") a = pos;
+      }
+      if (!a) throw unknown(arg.slice(0, eq < 0 ? undefined : eq));
+      if (a.type !== "boolean" && eq < 0) i++; // its value
+      continue;
+    }
+    if (arg.startsWith("-") && arg.length > 1 && !/^-\d/.test(arg)) {
+      const letters = arg.slice(1);
+      for (let j = 0; j < letters.length; j++) {
+        const a = flags.get(letters[j]!);
+        if (!a) throw unknown(`-${letters[j]}`);
+        if (a.type !== "boolean") {
+          if (j === letters.length - 1) i++;
+          break;
+        }
+      }
+      continue;
+    }
+    seen++;
+  }
+  if (seen > positionals) {
+    const extra = rawArgs.filter((a) => !a.startsWith("-")).slice(positionals);
+    throw new UserError(`unexpected argument${extra.length > 1 ? "s" : ""}: ${extra.join(" ") || "(after --)"}`, usage, 2);
+  }
+}
+
 /** Wrap a command so a UserError becomes one line on stderr and its exit code; anything else keeps its stack. */
 export function guard<T extends ArgsDef>(cmd: CommandDef<T>): CommandDef<T> {
   const { run, setup } = cmd;
@@ -70,6 +138,12 @@ export function guard<T extends ArgsDef>(cmd: CommandDef<T>): CommandDef<T> {
         const a = ctx.args as Record<string, unknown>;
         setupLogLevel({ verbose: Boolean(a.verbose), quiet: Boolean(a.quiet) });
         try {
+          // a command with subcommands (benchmark) leaves its targets' arguments to them
+          const targetNamed = cmd.subCommands && ctx.rawArgs.some((x) => !x.startsWith("-"));
+          if (!targetNamed && cmd.args && typeof cmd.args === "object") {
+            const name = (cmd.meta && typeof cmd.meta === "object" && "name" in cmd.meta ? cmd.meta.name : undefined) ?? "the command";
+            checkArgs(ctx.rawArgs, cmd.args as ArgsDef, `run \`flashchat ${name} --help\` for its options`);
+          }
           return await run(ctx);
         } catch (e) {
           process.exit(reportError(e));

@@ -43,16 +43,37 @@ export async function runEngineBench(
   return runEngineBatch(argv, typeof a.binary === "string" ? a.binary : undefined, capture ? "pipe" : "inherit");
 }
 
+/** --artifacts given: that folder; else the model's (--model or MODEL_REPO), set up first when something is missing. */
+async function withModelArtifacts(args: Record<string, string | boolean | undefined>): Promise<Record<string, string | boolean | undefined>> {
+  if (args.artifacts) return args;
+  const config = await loadFlashchatConfig({
+    configFile: args.config as string | undefined,
+    overrides: { MODEL_REPO: args.model as string | undefined },
+    flagNames: { MODEL_REPO: "--model" },
+  });
+  const target = await (await import("../setup/index.ts")).ensureReady(config, { yes: Boolean(args.yes) });
+  return { ...args, artifacts: target.artifactsDir, experts: (args.experts as string | undefined) ?? target.expertsDir };
+}
+
 function benchCommand(mode: EngineBenchMode): CommandDef<ArgsDef> {
   const needsModel = mode !== "kernels";
   return defineCommand({
     meta: { name: mode, description: ENGINE_BENCH_MODES[mode] },
     args: {
-      ...(needsModel ? engineRunArgs : { binary: engineRunArgs.binary }),
+      ...globalArgs,
+      ...(needsModel
+        ? {
+            ...modelArgs,
+            ...yesArgs,
+            ...engineRunArgs,
+            artifacts: { type: "string", description: "Artifacts folder (default: the model's, --model or MODEL_REPO, set up first when missing)", valueHint: "DIR" },
+          }
+        : { binary: engineRunArgs.binary }),
       ...benchArgs,
     },
     async run({ args }) {
-      await runEngineBench(mode, args as Record<string, string | boolean | undefined>);
+      const a = args as Record<string, string | boolean | undefined>;
+      await runEngineBench(mode, needsModel ? await withModelArtifacts(a) : a);
     },
   }) as CommandDef<ArgsDef>;
 }
@@ -73,13 +94,7 @@ export const verify = defineCommand({
     ...benchArgs,
   },
   async run({ args }) {
-    let a = args as Record<string, string | boolean | undefined>;
-    if (!args.artifacts) {
-      const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model }, flagNames: { MODEL_REPO: "--model" } });
-      const target = await (await import("../setup/index.ts")).ensureReady(config, { yes: args.yes });
-      a = { ...a, artifacts: target.artifactsDir, experts: args.experts ?? target.expertsDir };
-    }
-    await runEngineBench("verify", a);
+    await runEngineBench("verify", await withModelArtifacts(args as Record<string, string | boolean | undefined>));
   },
 }) as CommandDef<ArgsDef>;
 export const bench = benchCommand("bench");

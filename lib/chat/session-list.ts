@@ -10,14 +10,15 @@ export function formatTime(iso: string): string {
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
-/** One row per session: id, created, turns, first words (legacy ones marked). */
+/** One row per session: number (for --resume N, sessions show N), id, created, turns, first words (legacy ones marked). */
 export function renderSessionTable(sessions: readonly SessionInfo[]): string {
   const w = Math.max(2, ...sessions.map((s) => s.id.length));
-  const head = `${"ID".padEnd(w)}  CREATED           TURNS  FIRST WORDS\n`;
+  const nw = Math.max(1, String(sessions.length).length);
+  const head = `${"#".padStart(nw)}  ${"ID".padEnd(w)}  CREATED           TURNS  FIRST WORDS\n`;
   return (
     head +
     sessions
-      .map((s) => `${s.id.padEnd(w)}  ${formatTime(s.created)}  ${String(s.turns).padStart(5)}  ${s.preview}${s.legacy ? "  (bash tool)" : ""}\n`)
+      .map((s, i) => `${String(i + 1).padStart(nw)}  ${s.id.padEnd(w)}  ${formatTime(s.created)}  ${String(s.turns).padStart(5)}  ${s.preview}${s.legacy ? "  (bash tool)" : ""}\n`)
       .join("")
   );
 }

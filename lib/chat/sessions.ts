@@ -298,6 +298,16 @@ export function listSessions(dirs: SessionDirs): SessionInfo[] {
   return out.sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : a.id < b.id ? 1 : -1));
 }
 
+/** A session as the user names it: a number `flashchat sessions` shows (1 = newest), else an id. */
+export function sessionRef(dirs: SessionDirs, raw: string): string {
+  const a = raw.trim();
+  if (!/^\d+$/.test(a)) return a;
+  const list = listSessions(dirs);
+  const n = Number(a);
+  if (n >= 1 && n <= list.length) return list[n - 1]!.id;
+  throw new UserError(`no session number ${n}`, list.length ? `\`flashchat sessions\` shows numbers 1 to ${list.length}` : "there are no saved sessions yet", 2);
+}
+
 /** Delete a session file; only ever a <id>.jsonl directly inside one of the session folders. */
 export function deleteSession(dirs: SessionDirs, rawId: string): { id: string; path: string } {
   const found = findSession(dirs, rawId);

@@ -213,3 +213,33 @@ describe("the ./flashchat wrapper", () => {
     expect(out).toBe(`${pkg.version}\n`);
   });
 });
+
+describe("strict flags and arguments", () => {
+  test("every command rejects an unknown flag with exit 2, no stack", async () => {
+    t = makeTempHome();
+    const { COMMANDS } = await import("../../lib/commands.ts");
+    for (const c of COMMANDS) {
+      const r = await runCli([c.name, "--bogus-flag"], { env: t.env });
+      expect({ c: c.name, code: r.code }).toEqual({ c: c.name, code: 2 });
+      expect(r.stderr).toContain("unknown option --bogus-flag");
+      expect(r.stderr).not.toContain(" at ");
+    }
+  }, 120_000);
+
+  test("a misspelt flag gets a did-you-mean, a surplus argument is refused, known forms pass", async () => {
+    t = makeTempHome();
+    const typo = await runCli(["prompt", "--tokns", "5", "x"], { env: t.env });
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain("unknown option --tokns — did you mean --tokens?");
+    const surplus = await runCli(["prompt", "a", "b"], { env: t.env });
+    expect(surplus.code).toBe(2);
+    expect(surplus.stderr).toContain("unexpected argument: b");
+    const target = await runCli(["benchmark", "run", "--modle", "demo"], { env: t.env });
+    expect(target.code).toBe(2);
+    expect(target.stderr).toContain("did you mean --model?");
+    // --no-X for a boolean, kebab-case, --flag=value and the global flags after the command are all accepted
+    const ok = await runCli(["status", "--no-json", "-v", "--model=demo"], { env: t.env });
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain("demo");
+  }, 60_000);
+});

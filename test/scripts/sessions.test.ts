@@ -46,9 +46,9 @@ test("lists both folders as a table on stdout", async () => {
   expect(r.code).toBe(0);
   expect(r.stdout).toBe(
     [
-      "ID                  CREATED           TURNS  FIRST WORDS",
-      "chat-1732400000000  2024-11-23 22:13      1  Explain mixture of experts models in simple words…",
-      "chat-1700000000     2023-11-14 22:13      1  old bash chat  (bash tool)",
+      "#  ID                  CREATED           TURNS  FIRST WORDS",
+      "1  chat-1732400000000  2024-11-23 22:13      1  Explain mixture of experts models in simple words…",
+      "2  chat-1700000000     2023-11-14 22:13      1  old bash chat  (bash tool)",
       "",
     ].join("\n"),
   );
@@ -118,4 +118,30 @@ test("numbered choices and picking by number or id", () => {
   expect(pickSession(list, " chat-2 ")).toBe("chat-2");
   expect(pickSession(list, "3")).toBeUndefined();
   expect(pickSession(list, "nope")).toBeUndefined();
+});
+
+test("`sessions show N`, `sessions rm N` and `sessions delete ID` work as typed; bad actions and numbers exit 2", async () => {
+  const extra = Session.create(sessionsDir, { now: 1732500000000 });
+  extra.append({ role: "user", content: "delete me by number" });
+  extra.append({ role: "assistant", content: "ok" });
+  const again = Session.create(sessionsDir, { now: 1732600000000 });
+  again.append({ role: "user", content: "delete me by id" });
+  const list = JSON.parse((await run("--json")).stdout) as { id: string }[];
+  const n = String(list.findIndex((x) => x.id === "chat-1732500000000") + 1);
+  const shown = await run("show", n);
+  expect(shown.code).toBe(0);
+  expect(shown.stdout).toContain("delete me by number");
+  const bad = await run("rm", "9");
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toContain("no session number 9");
+  const typo = await run("delet", "1");
+  expect(typo.code).toBe(2);
+  expect(typo.stderr).toContain('did you mean "delete"');
+  const byNumber = await run("rm", n);
+  expect(byNumber.code).toBe(0);
+  expect(existsSync(join(sessionsDir, "chat-1732500000000.jsonl"))).toBe(false);
+  const byId = await run("delete", "chat-1732600000000");
+  expect(byId.code).toBe(0);
+  expect(existsSync(join(sessionsDir, "chat-1732600000000.jsonl"))).toBe(false);
+  expect(existsSync(join(sessionsDir, "chat-1732400000000.jsonl"))).toBe(true);
 });

@@ -68,7 +68,7 @@ test.skipIf(!hasTmux)("menu: fits 80x24, arrows and numbers, a chat returns to t
   // 6: the sessions table, Enter to come back
   term.type("6");
   screen = await term.waitFor("Press Enter to return", 10_000, "screen");
-  expect(screen).toContain("ID                  CREATED           TURNS  FIRST WORDS");
+  expect(screen).toContain("#  ID                  CREATED           TURNS  FIRST WORDS");
   expect(screen).toContain(old.id);
   term.send("Enter");
   await term.waitFor("8. Quit", 10_000, "screen");
