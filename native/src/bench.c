@@ -469,7 +469,8 @@ static int bench_prefill(struct fc_engine * e, const struct fc_bench_options * o
     double (*splits)[PK_N] = fc_xcalloc((size_t)iters, sizeof *splits);
     struct fc_error err;
     int rc = 0;
-    for (int it = -1; it < iters; it++) {
+    /* one warm-up pass (first touch of scratch and caches) unless a single run was asked for (long prompts) */
+    for (int it = iters > 1 ? -1 : 0; it < iters; it++) {
         fc_engine_reset(e);
         memset(g_prof.ms, 0, sizeof g_prof.ms);
         memset(g_prof.macs, 0, sizeof g_prof.macs);
@@ -497,11 +498,19 @@ static int bench_prefill(struct fc_engine * e, const struct fc_bench_options * o
         double lo = 1e30, hi = 0.0, total_macs = 0.0, mm_ms = 0.0;
         for (int i = 0; i < iters; i++) { lo = tok_s[i] < lo ? tok_s[i] : lo; hi = tok_s[i] > hi ? tok_s[i] : hi; }
         for (int k = 0; k < PK_N; k++) { total_macs += macs[k]; mm_ms += best_split[k]; }
+        /* compute ceiling: threads x the single-core vpdpbusd peak, over the products' multiply-adds per token (the
+           integer path runs two levels, so its own ceiling is half this; the float path is far below) */
+        double peak = 0.0;
+#ifdef FC_HAVE_X86_KERNELS
+        if (fc_cpu_kernels_get(3)) peak = fc_cpu_int8_peak_gmacs(200.0);
+#endif
+        const double ceil_tok_s = peak > 0 ? peak * 1e9 * e->n_threads / (total_macs / n) : 0.0;
         if (opt->json) {
             printf("{\"mode\":\"prefill\",\"tokens\":%d,\"iters\":%d,\"threads\":%d,\"batch\":%d,\"kernels\":\"%s\",\"tok_s\":%.3f,"
-                   "\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,\"ms\":%.3f,\"cpu_ms\":%.3f,\"macs_per_token\":%.0f,\"split_ms\":{",
+                   "\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,\"ms\":%.3f,\"cpu_ms\":%.3f,\"macs_per_token\":%.0f,"
+                   "\"int8_peak_gmacs_per_core\":%.3f,\"compute_ceiling_tok_s\":%.3f,\"fraction_of_compute_ceiling\":%.4f,\"split_ms\":{",
                    n, iters, e->n_threads, e->max_batch, e->be.ops->describe ? e->be.ops->describe(&e->be) : "", n / (ms_median / 1e3), lo,
-                   hi, ms_median, cpu / iters, total_macs / n);
+                   hi, ms_median, cpu / iters, total_macs / n, peak, ceil_tok_s, ceil_tok_s > 0 ? n / (ms_median / 1e3) / ceil_tok_s : 0.0);
             for (int k = 0; k < PK_N; k++) printf("%s\"%s\":%.3f", k ? "," : "", pk_names[k], best_split[k]);
             printf(",\"other\":%.3f}}\n", ms_median - mm_ms);
         } else {
@@ -509,6 +518,10 @@ static int bench_prefill(struct fc_engine * e, const struct fc_bench_options * o
                    e->n_threads, e->max_batch, e->be.ops->describe ? e->be.ops->describe(&e->be) : "");
             printf("  %.1f tok/s median (%.1f-%.1f), %.1f ms per prefill, %.1f M multiply-adds per token in products\n", n / (ms_median / 1e3),
                    lo, hi, ms_median, total_macs / n / 1e6);
+            if (ceil_tok_s > 0) {
+                printf("  compute ceiling %.0f tok/s (%d x %.0f GMAC/s vpdpbusd peak per core); achieved %.1f%%\n", ceil_tok_s, e->n_threads, peak,
+                       100.0 * n / (ms_median / 1e3) / ceil_tok_s);
+            }
             for (int k = 0; k < PK_N; k++) {
                 printf("  %-15s %9.1f ms %5.1f%%  %7.1f GMAC/s\n", pk_names[k], best_split[k], 100.0 * best_split[k] / ms_median,
                        best_split[k] > 0 ? macs[k] / (best_split[k] / 1e3) / 1e9 : 0.0);
@@ -562,9 +575,16 @@ static int bench_kernels(const struct fc_bench_options * opt) {
             }
         }
     }
+    double peak = 0.0;
+#ifdef FC_HAVE_X86_KERNELS
+    if (fc_cpu_kernels_get(3)) peak = fc_cpu_int8_peak_gmacs(200.0);
+#endif
     double mem = memcpy_gbps();
-    if (opt->json) printf("],\"memcpy_gbps\":%.3f}\n", mem);
-    else printf("memcpy: %.2f GB/s (256 MB buffers)\n", mem);
+    if (opt->json) printf("],\"int8_peak_gmacs\":%.3f,\"memcpy_gbps\":%.3f}\n", peak, mem);
+    else {
+        if (peak > 0) printf("vpdpbusd peak, one thread: %.1f GMAC/s (the compute ceiling per core)\n", peak);
+        printf("memcpy: %.2f GB/s (256 MB buffers)\n", mem);
+    }
     return 0;
 }
 

@@ -80,6 +80,11 @@ extern const struct fc_cpu_kernels fc_cpu_kernels_avx512;
 extern const struct fc_cpu_kernels fc_cpu_kernels_avx512vnni;
 #endif
 
+#ifdef FC_HAVE_X86_KERNELS
+/* Best single-core GMAC/s of independent vpdpbusd over ~ms (call only where level 3 exists): the compute ceiling. */
+double fc_cpu_int8_peak_gmacs(double ms);
+#endif
+
 /* The portable integer path (the reference every level's is checked against, bit for bit): natural
    layout, per token [q: cols int8][d: cols/64 floats][s: cols/64 floats]. */
 size_t fc_cpu_xq_bytes_generic(int32_t n_tokens, int32_t cols);
