@@ -3,7 +3,7 @@
 
 BUN := $(shell command -v bun 2>/dev/null || echo ./.cache/bun/node_modules/.bin/bun)
 
-.PHONY: all deps engine engine-asan test check bench demo clean help
+.PHONY: all deps engine engine-asan engine-tsan test check bench demo clean help
 
 all: deps engine ## install dependencies and build the engine (default)
 
@@ -17,6 +17,9 @@ engine: ## build the native engine into native/build/
 
 engine-asan: ## build the engine with AddressSanitizer + UBSan (native/build/asan/)
 	@$(MAKE) -C native asan
+
+engine-tsan: ## build the engine and the pool stress test with ThreadSanitizer (native/build/tsan/)
+	@$(MAKE) -C native tsan
 
 test: deps engine ## run the whole test suite (bun test)
 	@$(BUN) test --timeout 120000

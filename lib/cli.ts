@@ -14,6 +14,11 @@ export const modelArgs = {
   model: { type: "string", description: "Model: a Hugging Face repo (org/name), a registry id, or a local folder", valueHint: "ID" },
 } as const satisfies ArgsDef;
 
+/** --context N: CONTEXT_SIZE for the engine a command starts. */
+export const contextArgs = {
+  context: { type: "string", description: "Context length in tokens (CONTEXT_SIZE; 0 = the model's maximum)", valueHint: "N" },
+} as const satisfies ArgsDef;
+
 export const jsonArgs = {
   json: { type: "boolean", description: "Print machine-readable JSON on stdout" },
 } as const satisfies ArgsDef;

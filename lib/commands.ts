@@ -14,7 +14,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: "serve", description: "Start the OpenAI-compatible server in the background (--stop to stop it)", file: "serve.ts" },
   { name: "status", description: "What is installed, prepared and running", file: "status.ts" },
   { name: "config", description: "Show or change settings (get, set, --reset, --full-reset)", file: "config.ts" },
-  { name: "sessions", description: "List or delete chat sessions", file: "sessions.ts" },
+  { name: "sessions", description: "List chat sessions, show or delete one", file: "sessions.ts" },
   { name: "setup", description: "Prepare a model: build, download, extract, repack", file: "setup.ts" },
   { name: "models", description: "The models flashchat knows, and what is downloaded and prepared", file: "models.ts" },
   { name: "benchmark", description: "Engine and end-to-end benchmarks (`benchmark` alone lists targets)", file: "benchmark.ts" },

@@ -5,7 +5,7 @@
 import { defineCommand } from "citty";
 import { runChat } from "../lib/chat/chat.ts";
 import { createServerLink, resolveApiKey } from "../lib/chat/server-link.ts";
-import { globalArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
+import { contextArgs, globalArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 
 const command = defineCommand({
@@ -13,6 +13,7 @@ const command = defineCommand({
   args: {
     ...globalArgs,
     ...modelArgs,
+    ...contextArgs,
     ...yesArgs,
     resume: { type: "string", description: "Continue a saved session (see `flashchat sessions`)", valueHint: "ID" },
     showThinking: { type: "boolean", description: "Show the model's thinking, dimmed (default: SHOW_THINKING; /think on|off in chat)" },
@@ -20,14 +21,15 @@ const command = defineCommand({
   async run({ args }) {
     const config = await loadFlashchatConfig({
       configFile: args.config,
-      overrides: { SHOW_THINKING: args.showThinking, MODEL_REPO: args.model },
-      flagNames: { SHOW_THINKING: "--show-thinking", MODEL_REPO: "--model" },
+      overrides: { SHOW_THINKING: args.showThinking, MODEL_REPO: args.model, CONTEXT_SIZE: args.context },
+      flagNames: { SHOW_THINKING: "--show-thinking", MODEL_REPO: "--model", CONTEXT_SIZE: "--context" },
     });
     const apiKey = resolveApiKey(config);
     const server = createServerLink(config, {
       apiKey,
       configFile: args.config,
       model: args.model,
+      context: args.context,
       prepare: async () => (await import("../lib/setup/index.ts")).ensureReady(config, { yes: args.yes }),
     });
     await runChat(config, { server, resume: args.resume, apiKey });

@@ -8,7 +8,7 @@ import { startLocalServer } from "../lib/chat/local-server.ts";
 import { resolvePromptText, runPrompt } from "../lib/chat/prompt.ts";
 import { resolveApiKey } from "../lib/chat/server-link.ts";
 import { ANSI } from "../lib/chat/render.ts";
-import { globalArgs, jsonArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
+import { contextArgs, globalArgs, jsonArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 import { UserError } from "../lib/errors.ts";
 
@@ -18,6 +18,7 @@ const command = defineCommand({
     prompt: { type: "positional", required: false, description: "The prompt (- reads it from stdin)", valueHint: "TEXT" },
     ...globalArgs,
     ...modelArgs,
+    ...contextArgs,
     ...jsonArgs,
     ...yesArgs,
     tokens: { type: "string", description: "Most tokens to generate (default MAX_TOKENS)", valueHint: "N" },
@@ -30,7 +31,7 @@ const command = defineCommand({
       maxTokens = Number(args.tokens);
       if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new UserError(`invalid --tokens ${JSON.stringify(args.tokens)}: expected a whole number of at least 1`, undefined, 2);
     }
-    const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model }, flagNames: { MODEL_REPO: "--model" } });
+    const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model, CONTEXT_SIZE: args.context }, flagNames: { MODEL_REPO: "--model", CONTEXT_SIZE: "--context" } });
     const text = await resolvePromptText(args.prompt);
     const result = await runPrompt(config, {
       text,

@@ -3,13 +3,12 @@
 // in the background (pid file, waits for /health); `--stop` stops the background one.
 //   bun scripts/serve.ts --port 8080            flashchat serve --model demo          flashchat serve --stop
 import { defineCommand } from "citty";
-import { globalArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
+import { contextArgs, globalArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 import { UserError } from "../lib/errors.ts";
 import { SERVER_MARKER } from "../lib/process/process-info.ts";
 import { startServerInBackground, stopBackgroundServer } from "../lib/process/server-control.ts";
-import { isLoopback } from "../lib/server/app.ts";
-import { runForegroundServer } from "../lib/server/foreground.ts";
+import { checkConfiguredBind, checkContextSize, runForegroundServer } from "../lib/server/foreground.ts";
 import { REASONING_FORMATS, type ReasoningFormat } from "../lib/server/validate.ts";
 
 const command = defineCommand({
@@ -17,6 +16,7 @@ const command = defineCommand({
   args: {
     ...globalArgs,
     ...modelArgs,
+    ...contextArgs,
     ...yesArgs,
     port: { type: "string", description: "Port to listen on (SERVER_PORT)", valueHint: "N" },
     host: { type: "string", description: "Address to bind (SERVER_HOST); beyond loopback needs FLASHCHAT_API_KEY", valueHint: "ADDR" },
@@ -32,8 +32,8 @@ const command = defineCommand({
       throw new UserError(`--reasoning must be one of ${REASONING_FORMATS.join(", ")}`, undefined, 2);
     const config = await loadFlashchatConfig({
       configFile: args.config,
-      overrides: { MODEL_REPO: args.model, SERVER_PORT: args.port, SERVER_HOST: args.host },
-      flagNames: { MODEL_REPO: "--model", SERVER_PORT: "--port", SERVER_HOST: "--host" },
+      overrides: { MODEL_REPO: args.model, SERVER_PORT: args.port, SERVER_HOST: args.host, CONTEXT_SIZE: args.context },
+      flagNames: { MODEL_REPO: "--model", SERVER_PORT: "--port", SERVER_HOST: "--host", CONTEXT_SIZE: "--context" },
     });
     if (args.stop) {
       const r = await stopBackgroundServer(config);
@@ -42,12 +42,12 @@ const command = defineCommand({
     }
     const apiKey = config.apiKey || undefined;
     const child = rawArgs.includes(SERVER_MARKER); // started by `flashchat serve`, which prepared the model
-    if (!isLoopback(config.serverHost) && !apiKey && !args.insecure)
-      throw new UserError(`binding ${config.serverHost} exposes the server beyond this machine; set FLASHCHAT_API_KEY or pass --insecure`);
+    checkConfiguredBind(config.serverHost, apiKey, args.insecure ?? false);
     if (!child) {
       // like chat and prompt: set up what is missing first (asks before downloads; --yes without a terminal)
       const { ensureReady } = await import("../lib/setup/index.ts");
       await ensureReady(config, { yes: args.yes });
+      checkContextSize(config);
     }
     if (args.foreground || import.meta.main || child) {
       await runForegroundServer(config, { insecure: args.insecure, apiKey, testHooks: args.testHooks, reasoningFormat: reasoning, echo: !!process.stderr.isTTY });
@@ -56,6 +56,7 @@ const command = defineCommand({
     const forward = [
       ...(args.config ? ["--config", args.config] : []),
       ...(args.model ? ["--model", args.model] : []),
+      ...(args.context ? ["--context", args.context] : []),
       ...(args.insecure ? ["--insecure"] : []),
       ...(reasoning ? ["--reasoning", reasoning] : []),
       ...(args.testHooks ? ["--test-hooks"] : []),

@@ -3,11 +3,11 @@
 import { join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { isUserError } from "../errors.ts";
-import { ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "./client.ts";
+import { loadContextLength, ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "./client.ts";
 import { History, LineEditor, PipeReader, type ReadResult } from "./line-editor.ts";
 import { ANSI, MarkdownRenderer, resolveColor } from "./render.ts";
 import { pickSession, renderSessionChoices } from "./session-list.ts";
-import { type ReplyStats, Session, listSessions, resolveRequestMessages } from "./sessions.ts";
+import { type ReplyStats, Session, type SessionMessage, listSessions, resolveRequestMessages } from "./sessions.ts";
 
 /** How chat reaches a server: the base URL and model id, starting the server when needed. */
 export interface ServerLink {
@@ -35,6 +35,8 @@ export const HELP = [
   "/resume [N|ID]     continue a saved session (asks when no N or ID)",
   "/think on|off      show or hide the model's thinking",
   "/system TEXT       set the system prompt (/system - removes it; /system shows it)",
+  "/undo              take back the last exchange (your message and its reply)",
+  "/retry             ask for the last reply again",
   "/clear             clear the screen (the conversation is kept)",
   "/quit              leave (Ctrl-D too)",
   "",
@@ -70,6 +72,9 @@ export function resolveStats(t: { startMs: number; firstMs?: number; endMs: numb
 
 type ReplyOutcome = "done" | "interrupted" | "server-gone" | "refused";
 
+/** Share of the context past which chat warns that the conversation is about to stop fitting. */
+export const CONTEXT_WARN_SHARE = 0.8;
+
 export class ChatApp {
   private session?: Session;
   private showThinking: boolean;
@@ -83,6 +88,7 @@ export class ChatApp {
   private serverOk = false;
   private startedServer = false;
   private link?: { baseUrl: string; model?: string; started?: boolean };
+  private contextLength?: number;
 
   constructor(
     readonly config: ResolvedConfig,
@@ -145,6 +151,7 @@ export class ChatApp {
     this.link = await this.opts.server.ensure();
     if (this.link.started) this.startedServer = true;
     this.serverOk = true;
+    this.contextLength = await loadContextLength(this.link.baseUrl, this.opts.apiKey);
   }
 
   private ensureSession(): Session {
@@ -245,19 +252,40 @@ export class ChatApp {
         this.note(text ? "system prompt set" : "system prompt removed");
         return;
       }
+      case "/undo": {
+        const n = this.session?.undo("exchange") ?? 0;
+        this.note(n ? `took back the last exchange (${n} message${n === 1 ? "" : "s"})` : "nothing to take back");
+        return;
+      }
+      case "/retry": {
+        if (!this.session?.messages.some((m) => m.role === "user")) return this.note("nothing to retry yet");
+        this.session.undo("reply");
+        await this.turn(undefined);
+        return;
+      }
       default:
         this.note(`unknown command ${cmd} (/help lists them)`);
     }
   }
 
-  /** One exchange: save the user's message, stream the reply, save it (complete or interrupted). */
-  async turn(text: string): Promise<ReplyOutcome> {
+  /**
+   * One exchange: stream the reply to the conversation plus `text` (undefined: the conversation as it is, /retry)
+   * and save both (complete or interrupted). The message is saved once the server takes it: one the server refuses
+   * (longer than the context) never enters the session, so the next turns still fit.
+   */
+  async turn(text: string | undefined): Promise<ReplyOutcome> {
     const session = this.ensureSession();
-    session.append({ role: "user", content: text });
+    const pending: SessionMessage | undefined = text === undefined ? undefined : { role: "user", content: text };
+    let stored = false;
+    const store = () => {
+      if (pending && !stored) session.append(pending);
+      stored = true;
+    };
     if (!this.serverOk) {
       try {
         await this.connect();
       } catch (e) {
+        store();
         this.note(`cannot reach the server: ${(e as Error).message}`);
         this.note("your message is saved; send another to try again");
         return "server-gone";
@@ -267,6 +295,7 @@ export class ChatApp {
     const stopWatching = this.watchInterrupt(controller);
     const renderer = new MarkdownRenderer({ color: this.color, write: (s) => this.write(s) });
     const spinner = this.createSpinner();
+    const journal = session.startReply({ model: this.link?.model });
     let content = "";
     let reasoning = "";
     let nChunks = 0;
@@ -279,13 +308,14 @@ export class ChatApp {
       for await (const ev of streamChatCompletion({
         baseUrl: this.link!.baseUrl,
         model: this.link!.model,
-        messages: resolveRequestMessages(session.messages),
+        messages: resolveRequestMessages(pending ? [...session.messages, pending] : session.messages),
         maxTokens: this.config.maxTokens,
         temperature: this.config.temperature,
         topP: this.config.topP,
         signal: controller.signal,
         apiKey: this.opts.apiKey,
       })) {
+        store();
         if (ev.type === "done") {
           usage = ev.usage;
           continue;
@@ -294,12 +324,14 @@ export class ChatApp {
         nChunks++;
         if (ev.type === "reasoning") {
           reasoning += ev.text;
+          journal.add("reasoning", ev.text);
           if (this.showThinking) {
             spinner.stop();
             renderer.writeReasoning(ev.text);
           } else spinner.update("thinking");
         } else {
           content += ev.text;
+          journal.add("content", ev.text);
           spinner.stop();
           renderer.write(ev.text);
         }
@@ -321,11 +353,14 @@ export class ChatApp {
     }
     const endMs = performance.now();
     const stats = resolveStats({ startMs, firstMs, endMs, nChunks, usage });
-    if (outcome === "refused") {
+    if (outcome === "refused" && !content && !reasoning) {
+      journal.cancel();
       this.note(failure);
+      if (pending) this.note("this message was not saved: shorten it, /undo earlier exchanges, or /new for a fresh session");
       return outcome;
     }
-    session.append({
+    store(); // stopped or cut off before anything arrived: the message stays, as sent
+    journal.finish({
       role: "assistant",
       content,
       ...(reasoning ? { reasoning } : {}),
@@ -334,12 +369,28 @@ export class ChatApp {
       ...(outcome === "done" ? {} : { interrupted: true }),
     });
     if (!this.showThinking && reasoning && !content.trim()) this.note("(only thinking so far; /think on shows it)");
-    if (outcome === "interrupted") this.note("[stopped · the session keeps what arrived]");
+    if (outcome === "refused") this.note(failure);
+    else if (outcome === "interrupted") this.note("[stopped · the session keeps what arrived]");
     else if (outcome === "server-gone") {
       this.note(`reply cut off: ${failure}`);
       this.note(`your session is intact (${session.id}); send your next message to reconnect (the server is started again if needed)`);
-    } else this.note(renderStats(stats));
+    } else {
+      this.note(renderStats(stats));
+      this.warnNearContext(stats);
+    }
     return outcome;
+  }
+
+  /** Say so when the conversation fills most of the context, before a turn fails for it. */
+  private warnNearContext(stats: ReplyStats): void {
+    const ctx = this.contextLength;
+    if (!ctx || stats.prompt_tokens === undefined) return;
+    const used = stats.prompt_tokens + (stats.completion_tokens ?? 0);
+    if (used < CONTEXT_WARN_SHARE * ctx) return;
+    this.note(
+      `the conversation fills ${used} of the ${ctx}-token context (${Math.round((100 * used) / ctx)}%): ` +
+        "soon a message will not fit · /undo takes back the last exchange, /new starts a fresh session",
+    );
   }
 
   /** Ctrl-C during a reply aborts it: raw-mode key on a terminal, SIGINT otherwise. */

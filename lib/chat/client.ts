@@ -82,6 +82,18 @@ export async function loadModelId(baseUrl: string, apiKey?: string): Promise<str
   }
 }
 
+/** The context length the server reports on /v1/models (`context_length`), or undefined. */
+export async function loadContextLength(baseUrl: string, apiKey?: string): Promise<number | undefined> {
+  try {
+    const res = await fetch(`${baseUrl}/v1/models`, { headers: authHeaders(apiKey), signal: AbortSignal.timeout(5000) });
+    if (!res.ok) return undefined;
+    const n = ((await res.json()) as { data?: { context_length?: unknown }[] }).data?.[0]?.context_length;
+    return typeof n === "number" && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const authHeaders = (apiKey?: string): Record<string, string> => (apiKey ? { authorization: `Bearer ${apiKey}` } : {});
 
 /** Stream one reply. Throws ServerGoneError when the connection fails or ends early, ServerApiError on an HTTP error. */

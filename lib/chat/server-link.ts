@@ -58,6 +58,8 @@ export interface ServerLinkOptions {
   loadTimeoutMs?: number;
   /** Bearer token for /v1/models on a server that requires one. */
   apiKey?: string;
+  /** --context given to chat: forwarded to a server started here. */
+  context?: string;
 }
 
 /** The API key a server may require (API_KEY, i.e. FLASHCHAT_API_KEY or the config files). */
@@ -74,11 +76,13 @@ export function createServerLink(config: ResolvedConfig, opts: ServerLinkOptions
       if (!state.running) {
         if (opts.autoStart === false) throw new UserError(`no server answers at ${baseUrl}`, "start it with: flashchat serve");
         await opts.prepare?.();
+        const { checkContextSize } = await import("../server/foreground.ts");
+        checkContextSize(config);
         say(`the server is not running; starting it in the background (model ${config.modelRepo})`);
         const started = await startServerInBackground(config, {
           host: config.serverHost,
           port: config.serverPort,
-          forwardArgs: [...(opts.configFile ? ["--config", opts.configFile] : []), ...(opts.model ? ["--model", opts.model] : [])],
+          forwardArgs: [...(opts.configFile ? ["--config", opts.configFile] : []), ...(opts.model ? ["--model", opts.model] : []), ...(opts.context ? ["--context", opts.context] : [])],
           timeoutMs: opts.loadTimeoutMs,
           say,
         });

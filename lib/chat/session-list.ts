@@ -1,5 +1,5 @@
 // Sessions as text: the table of `flashchat sessions` and the numbered list of /sessions and the menu.
-import type { SessionInfo } from "./sessions.ts";
+import type { SessionInfo, SessionMessage } from "./sessions.ts";
 
 /** "2024-11-23 22:13" in local time. */
 export function formatTime(iso: string): string {
@@ -39,4 +39,15 @@ export function pickSession(sessions: readonly SessionInfo[], answer: string): s
   }
   const id = a.endsWith(".jsonl") ? a.slice(0, -6) : a;
   return sessions.find((s) => s.id === id)?.id;
+}
+
+/** A session's messages as plain text (`sessions --show`): `> ` before yours, [interrupted] after a reply cut short. */
+export function renderTranscript(messages: readonly SessionMessage[]): string {
+  const out: string[] = [];
+  for (const m of messages) {
+    if (m.role === "system") out.push(`[system prompt: ${m.content}]`);
+    else if (m.role === "user") out.push(`> ${m.content.replace(/\n/g, "\n  ")}`);
+    else out.push(`${m.content}${m.interrupted ? `${m.content && !m.content.endsWith("\n") ? "\n" : ""}[interrupted]` : ""}`);
+  }
+  return out.length ? `${out.join("\n\n")}\n` : "";
 }

@@ -5,6 +5,12 @@
 // line is one message {"role":"system"|"user"|"assistant","content":"..."} with optional fields
 // time (ISO 8601), model, reasoning, stats {prompt_tokens, completion_tokens, tok_per_s, ttft_ms, total_ms}
 // and interrupted (true when the reply was stopped or the server went away before it finished).
+// While a reply streams, its text is journalled as partial records {"type":"partial","reply":ID,
+// "content":DELTA,"reasoning"?:DELTA} (at most a second behind the screen); the complete reply
+// carries the same "reply" id and supersedes them. Partial records with no complete reply after them
+// (the chat was killed) read as one assistant message marked interrupted.
+// A line {"type":"undo","scope":"exchange"|"reply"} takes back what came before it (chat's /undo: the last
+// user message and its replies; /retry: the last replies), so the file stays append-only.
 // Readers skip blank lines and lines that are not valid JSON messages (a half-written last line
 // after a crash), with a warning. Writers append whole lines with O_APPEND in one write, so
 // several writers never interleave inside a line.
@@ -40,12 +46,43 @@ export interface SessionMessage {
   interrupted?: boolean;
 }
 
+/** A piece of a reply still streaming (see the file comment). */
+export interface PartialRecord {
+  type: "partial";
+  reply: string;
+  content: string;
+  reasoning?: string;
+  time?: string;
+  model?: string;
+}
+
 export interface SessionMeta {
   type: "session";
   version: number;
   id: string;
   created: string;
   model?: string;
+}
+
+/** chat's /undo ("exchange": the last user message and the replies after it) and /retry ("reply": those replies). */
+export interface UndoRecord {
+  type: "undo";
+  scope: "exchange" | "reply";
+  time?: string;
+}
+
+/** Remove what an undo takes back from `messages` (in place); returns how many messages went. */
+export function applyUndo(messages: SessionMessage[], scope: UndoRecord["scope"]): number {
+  const lastUser = messages.findLastIndex((m) => m.role === "user");
+  if (scope === "exchange" && lastUser < 0) return 0;
+  const from = scope === "exchange" ? lastUser : lastUser + 1;
+  let removed = 0;
+  for (let i = messages.length - 1; i >= from; i--) {
+    if (messages[i]!.role === "system") continue; // a system prompt set meanwhile stays
+    messages.splice(i, 1);
+    removed++;
+  }
+  return removed;
 }
 
 export interface SessionDirs {
@@ -132,6 +169,8 @@ export function parseSession(text: string, label = "session"): { meta?: SessionM
   const messages: SessionMessage[] = [];
   const warnings: string[] = [];
   let meta: SessionMeta | undefined;
+  /** Replies seen only as partial records so far, by reply id: the message standing in for each. */
+  const open = new Map<string, SessionMessage>();
   lines.forEach((line, i) => {
     if (line.trim() === "") return;
     const isLast = i === lines.length - 1 && !endsClean;
@@ -147,7 +186,29 @@ export function parseSession(text: string, label = "session"): { meta?: SessionM
       if (messages.length === 0 && !meta) meta = o as unknown as SessionMeta;
       return;
     }
+    if (o && typeof o === "object" && o.type === "partial" && typeof o.reply === "string" && !("role" in o)) {
+      let m = open.get(o.reply);
+      if (!m) {
+        m = { role: "assistant", content: "", interrupted: true };
+        if (typeof o.time === "string") m.time = o.time;
+        if (typeof o.model === "string") m.model = o.model;
+        open.set(o.reply, m);
+        messages.push(m);
+      }
+      if (typeof o.content === "string") m.content += o.content;
+      if (typeof o.reasoning === "string" && o.reasoning) m.reasoning = (m.reasoning ?? "") + o.reasoning;
+      return;
+    }
+    if (o && typeof o === "object" && o.type === "undo" && (o.scope === "exchange" || o.scope === "reply")) {
+      applyUndo(messages, o.scope);
+      return;
+    }
     const msg = toMessage(o);
+    const superseded = msg && typeof o.reply === "string" ? open.get(o.reply) : undefined;
+    if (superseded) {
+      messages.splice(messages.indexOf(superseded), 1);
+      open.delete(o.reply as string);
+    }
     if (msg) messages.push(msg);
     else warnings.push(`${label}: skipped line ${i + 1} (not a {"role","content"} message)`);
   });
@@ -265,8 +326,8 @@ function endsMidLine(path: string): boolean {
   }
 }
 
-/** Append one record (message or metadata) as a line, fsynced. A torn last line is closed off first. */
-export function appendRecord(path: string, record: SessionMessage | SessionMeta): void {
+/** Append one record (message, partial reply, undo or metadata) as a line, fsynced. A torn last line is closed off first. */
+export function appendRecord(path: string, record: SessionMessage | SessionMeta | PartialRecord | UndoRecord | (SessionMessage & { reply: string })): void {
   const line = JSON.stringify(record);
   appendLineDurable(path, endsMidLine(path) ? `\n${line}` : line);
 }
@@ -315,6 +376,20 @@ export class Session {
     return m;
   }
 
+  /** Start journalling a reply that is about to stream (see ReplyJournal). */
+  startReply(opts: { model?: string; flushMs?: number } = {}): ReplyJournal {
+    return new ReplyJournal(this, opts.model, opts.flushMs);
+  }
+
+  /** Take back the last exchange or the last replies (an undo line in the file); 0 when there is nothing to take back. */
+  undo(scope: UndoRecord["scope"]): number {
+    const removed = applyUndo([...this.messages], scope);
+    if (removed === 0) return 0;
+    appendRecord(this.path, { type: "undo", scope, time: new Date().toISOString() });
+    applyUndo(this.messages, scope);
+    return removed;
+  }
+
   get turns(): number {
     return this.messages.filter((m) => m.role === "user").length;
   }
@@ -322,6 +397,63 @@ export class Session {
   /** The system prompt in force: the last system message, if any. */
   get system(): string | undefined {
     return this.messages.findLast((m) => m.role === "system")?.content || undefined;
+  }
+}
+
+/**
+ * A reply as it streams: text handed to `add` is appended to the session file as a partial record (fsynced)
+ * at most `flushMs` later, so a chat killed mid-reply keeps what it had shown but the last moments.
+ * `finish` writes the complete message, which supersedes the partial records.
+ */
+export class ReplyJournal {
+  readonly id = `r${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+  private content = "";
+  private reasoning = "";
+  private timer?: ReturnType<typeof setTimeout>;
+  private nWritten = 0;
+
+  constructor(
+    private readonly session: Session,
+    private readonly model?: string,
+    private readonly flushMs = 500,
+  ) {}
+
+  add(kind: "content" | "reasoning", text: string): void {
+    if (!text) return;
+    if (kind === "content") this.content += text;
+    else this.reasoning += text;
+    this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+  }
+
+  /** Append what arrived since the last flush, if anything. */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.content && !this.reasoning) return;
+    const record: PartialRecord = { type: "partial", reply: this.id, content: this.content };
+    if (this.reasoning) record.reasoning = this.reasoning;
+    if (this.nWritten++ === 0) {
+      record.time = new Date().toISOString();
+      if (this.model) record.model = this.model;
+    }
+    appendRecord(this.session.path, record);
+    this.content = "";
+    this.reasoning = "";
+  }
+
+  /** Stop the timer without writing (nothing of the reply arrived). */
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Write the reply as one complete message (file and memory); the partial records before it no longer count. */
+  finish(message: SessionMessage): SessionMessage {
+    this.cancel();
+    const m: SessionMessage = { ...message, time: message.time ?? new Date().toISOString() };
+    appendRecord(this.session.path, { ...m, reply: this.id });
+    this.session.messages.push(m);
+    return m;
   }
 }
 

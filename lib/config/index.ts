@@ -210,6 +210,8 @@ export function resolveConfig(
     expertsDir: (values.EXPERTS_DIR as string) || "",
     activeExperts: values.ACTIVE_EXPERTS as number | null,
     threads: values.THREADS as number | null,
+    contextSize: values.CONTEXT_SIZE as number,
+    kvCacheType: values.KV_CACHE_TYPE as ResolvedConfig["kvCacheType"],
     paths,
     sources,
     filesRead,

@@ -43,6 +43,8 @@ export const KEYS = [
   { key: "ARTIFACTS_DIR", name: "artifactsDir", type: "path", default: "", optional: true, description: "Where extracted weights and packed experts live; empty = $XDG_DATA_HOME/flashchat/models" },
   { key: "EXPERTS_DIR", name: "expertsDir", type: "path", default: "", optional: true, description: "Override of the packed experts folder (e.g. on a faster disk)" },
   { key: "ACTIVE_EXPERTS", name: "activeExperts", type: "int", default: "", optional: true, min: 1, max: 1024, description: "Experts used per token (K); empty = the model's own" },
+  { key: "CONTEXT_SIZE", name: "contextSize", type: "int", default: "0", min: 0, max: 2147483647, description: "Context length in tokens (KV cache); 0 = the model's maximum, lowered to what fits in memory" },
+  { key: "KV_CACHE_TYPE", name: "kvCacheType", type: "enum", default: "f16", values: ["f16", "bf16", "q8", "f32"], description: "Element type of the KV cache: f16, bf16, q8 (8-bit, half the memory) or f32" },
   { key: "THREADS", name: "threads", type: "int", default: "", optional: true, min: 1, max: 1024, description: "Engine compute threads; empty = all cores" },
 ] as const satisfies readonly KeySpec[];
 
@@ -101,6 +103,9 @@ export interface ResolvedConfig {
   expertsDir: string;
   activeExperts: number | null;
   threads: number | null;
+  /** 0 = the model's maximum (the engine lowers it to what fits in memory) */
+  contextSize: number;
+  kvCacheType: "f16" | "bf16" | "q8" | "f32";
   paths: ResolvedPaths;
   /** Per KEY: where its value came from. */
   sources: Record<string, ValueSource>;

@@ -24,7 +24,8 @@ export function engineArgv(opts: EngineStartOptions): string[] {
   const argv = ["--artifacts", opts.artifactsDir];
   if (opts.expertsDir) argv.push("--experts", opts.expertsDir);
   if (opts.threads != null) argv.push("--threads", String(opts.threads));
-  if (opts.context != null) argv.push("--context", String(opts.context));
+  if (opts.context) argv.push("--context", String(opts.context));
+  if (opts.kvType) argv.push("--kv-type", opts.kvType);
   if (opts.activeExperts != null) argv.push("--active-experts", String(opts.activeExperts));
   if (opts.snapshotBudgetMb != null) argv.push("--snapshot-budget-mb", String(opts.snapshotBudgetMb));
   if (opts.expertIo) argv.push("--expert-io", opts.expertIo);

@@ -8,8 +8,10 @@ export interface EngineStartOptions {
   /** Packed experts folder; default <artifactsDir>/packed_experts. */
   expertsDir?: string;
   threads?: number | null;
-  /** Context length in tokens (KV cache size). */
+  /** Context length in tokens; default (or 0) the model's maximum, lowered by the engine to what fits in memory. */
   context?: number;
+  /** K/V cache element type (engine --kv-type); default f16. */
+  kvType?: "f16" | "bf16" | "q8" | "f32";
   activeExperts?: number | null;
   snapshotBudgetMb?: number;
   /**
@@ -45,6 +47,11 @@ export interface EngineReady {
   /** how the engine reads the experts, as decided at load */
   expert_io?: "pread" | "mmap" | "populate";
   snapshot_budget_bytes?: number;
+  /** the model's own maximum context (max_position_embeddings); `context` is what this engine holds */
+  max_context?: number;
+  kv_type?: "f16" | "bf16" | "q8" | "f32";
+  /** K/V cache bytes per token of context (all full-attention layers, K and V) */
+  kv_bytes_per_token?: number;
 }
 
 export interface SamplingParams {
@@ -66,13 +73,17 @@ export interface GenerateRequest {
   snapshot_at?: number[];
   /** Tests: emit exactly these tokens instead of sampling. */
   force_tokens?: number[];
-  /** Report each token's log-probability. */
+  /** Report each token's log-probability (log-softmax of the logits plus logit_bias, before penalties and temperature). */
   logprobs?: boolean;
+  /** 0..20: also report that many most likely tokens per position (implies logprobs). */
+  top_logprobs?: number;
+  /** token id (decimal string) -> bias in [-100, 100], added to the logits before sampling (greedy too). */
+  logit_bias?: Record<string, number>;
 }
 
 export type GenerateEvent =
   | { type: "prompt"; prompt_tokens: number; cached_tokens: number }
-  | { type: "token"; token: number; logprob?: number }
+  | { type: "token"; token: number; logprob?: number; top_logprobs?: { token: number; logprob: number }[] }
   | {
       type: "done";
       reason: "stop" | "length" | "cancelled" | "evaluated";

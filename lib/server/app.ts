@@ -6,10 +6,20 @@ import { startEngine } from "../engine/client.ts";
 import type { Engine, EngineStartOptions } from "../engine/types.ts";
 import { type ChatTemplate, loadChatTemplate } from "./chat-template.ts";
 import { collectChatCompletion, createChatChunker, createCompletionId } from "./chat-completions.ts";
+import {
+  type CompletionRequest,
+  collectTextCompletion,
+  createTextCompletionChunker,
+  createTextCompletionId,
+  prepareCompletionPrompt,
+  validateCompletionRequest,
+} from "./completions.ts";
 import { createEngineHost, type EngineHost, type StartEngineFn } from "./engine-host.ts";
 import { ApiError, badRequest, errorResponse, renderErrorBody } from "./errors.ts";
 import { type GenerationDefaults, type GenerationEvent, type ModelContext, preparePrompt, runGeneration } from "./generate.ts";
+import { decodePathPart, readBodyText, resolveRequestUrl } from "./http-guard.ts";
 import { createServerLogs, type ServerLogs } from "./logs.ts";
+import { checkRequestSource } from "./origin.ts";
 import { createRequestQueue, type RequestQueue } from "./queue.ts";
 import { createResponseBuilder } from "./responses.ts";
 import { createSseStream, renderSseData, SSE_HEADERS } from "./sse.ts";
@@ -34,8 +44,10 @@ export interface ServerOptions {
   defaults: Omit<GenerationDefaults, "reasoningFormat" | "allowForceTokens"> & Partial<Pick<GenerationDefaults, "reasoningFormat" | "allowForceTokens">>;
   /** Requests allowed to wait for the engine while one runs (default 16). */
   maxQueue?: number;
-  /** Largest request body (default 16 MiB). */
+  /** Largest request body in bytes, also for chunked bodies (default 16 MiB). */
   maxBodyBytes?: number;
+  /** Seconds a connection may sit idle between requests or before its request is complete (default 30); generations are exempt. */
+  idleTimeoutSeconds?: number;
   logFile?: string;
   httpLogFile?: string;
   promptLogFile?: string;
@@ -54,28 +66,6 @@ export interface RunningServer {
   readonly engineStarted: Promise<void>;
   /** Graceful stop: refuse new requests, let streams finish (up to `graceMs`, then cancel), stop the engine. */
   stop(graceMs?: number): Promise<void>;
-}
-
-export const isLoopback = (host: string) => host === "127.0.0.1" || host === "::1" || host === "localhost" || host.startsWith("127.");
-
-function isLoopbackOrigin(origin: string): boolean {
-  try {
-    return isLoopback(new URL(origin).hostname.replace(/^\[|\]$/g, ""));
-  } catch {
-    return false;
-  }
-}
-
-/** Refuse to expose the server without a key, unless the user insisted (--insecure). */
-export function checkBindSafety(host: string, apiKey: string | undefined, insecure: boolean): void {
-  if (isLoopback(host) || apiKey || insecure) return;
-  throw new ApiBindError(host);
-}
-
-export class ApiBindError extends Error {
-  constructor(readonly host: string) {
-    super(`binding ${host} exposes the server beyond this machine; set FLASHCHAT_API_KEY or pass --insecure`);
-  }
 }
 
 function timingSafeEqual(a: string, b: string): boolean {
@@ -101,6 +91,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     allowForceTokens: opts.defaults.allowForceTokens ?? false,
   };
   const maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
+  const idleTimeoutSeconds = opts.idleTimeoutSeconds ?? 30;
+  /** A generation may wait minutes (queue, prefill, a slow token) with no byte moving: no idle timeout while it runs. */
+  const setIdleTimeout = (req: Request, on: boolean) => server.timeout(req, on ? idleTimeoutSeconds : 0);
   const modelNames = new Set([opts.modelId, ...(opts.modelAliases ?? [])]);
   let avgRequestMs = 5000;
   const queue: RequestQueue = createRequestQueue({ maxWaiting: opts.maxQueue ?? 16, retryAfterSeconds: () => ((queue.nWaiting + 1) * avgRequestMs) / 1000 });
@@ -122,10 +115,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let nextId = 1;
 
   async function readJson(req: Request): Promise<unknown> {
-    const length = Number(req.headers.get("content-length") ?? "0");
-    if (length > maxBodyBytes) throw new ApiError(413, `request body is ${length} bytes; the limit is ${maxBodyBytes}`, "invalid_request_error", null, "request_too_large");
-    const text = await req.text();
-    if (text.length > maxBodyBytes) throw new ApiError(413, `request body is over the ${maxBodyBytes}-byte limit`, "invalid_request_error", null, "request_too_large");
+    const text = await readBodyText(req, maxBodyBytes);
     try {
       return JSON.parse(text);
     } catch (e) {
@@ -138,21 +128,32 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     throw new ApiError(400, `the model ${JSON.stringify(name)} does not exist; this server runs ${JSON.stringify(opts.modelId)}`, "invalid_request_error", "model", "model_not_found");
   }
 
-  /** Shared path of /v1/chat/completions and /v1/responses. */
-  async function generate(req: Request, gen: GenerationRequest, kind: "chat" | "responses", id: string, t0: number, route: string): Promise<Response> {
+  /** Shared path of /v1/chat/completions, /v1/responses and /v1/completions (`text`: its prompt and echo). */
+  async function generate(
+    req: Request,
+    gen: GenerationRequest,
+    kind: "chat" | "responses" | "completions",
+    id: string,
+    t0: number,
+    route: string,
+    text?: CompletionRequest,
+  ): Promise<Response> {
     checkModel(gen.model);
     if (stopping) throw new ApiError(503, "the server is shutting down", "service_unavailable", null, "shutting_down");
     const engine0 = host.current();
-    const prompt = preparePrompt(model, gen, engine0.ready.context, defaults);
+    const prompt = text ? prepareCompletionPrompt(model, text, engine0.ready.context, defaults) : preparePrompt(model, gen, engine0.ready.context, defaults);
+    const echoText = text?.echo ? prompt.text : undefined;
     logs.prompt(id, prompt.text);
     const abort = new AbortController();
     const onClientGone = () => abort.abort(new Error("client disconnected"));
     req.signal.addEventListener("abort", onClientGone, { once: true });
     const release = await queue.acquire(abort.signal);
+    if (req.signal.aborted) onClientGone(); // gone before we listened (Bun dropped the connection): cancelled at once
     inFlight.add(abort);
     const stats: { promptTokens?: number; cachedTokens?: number; completionTokens?: number; ttftMs?: number; tokPerSec?: number; note?: string } = {};
     let status = 200;
     const finish = () => {
+      setIdleTimeout(req, true);
       release();
       inFlight.delete(abort);
       req.signal.removeEventListener("abort", onClientGone);
@@ -187,6 +188,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           const { body } = await collectChatCompletion(events, id, opts.modelId);
           return Response.json(body);
         }
+        if (kind === "completions") return Response.json(await collectTextCompletion(events, id, opts.modelId, echoText));
         const builder = createResponseBuilder(opts.modelId);
         let final: unknown;
         for await (const e of events) final = builder.event(e) ?? final;
@@ -211,6 +213,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           const chunker = createChatChunker(id, opts.modelId, gen.includeUsage);
           write(chunker.start());
           for await (const e of events) if (!writer.closed) write(chunker.event(e));
+        } else if (kind === "completions") {
+          const chunker = createTextCompletionChunker(id, opts.modelId, gen.includeUsage, echoText);
+          write(chunker.start());
+          for await (const e of events) if (!writer.closed) write(chunker.event(e));
         } else {
           const builder = createResponseBuilder(opts.modelId, write);
           builder.start();
@@ -221,7 +227,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         status = err.status;
         stats.note = err.message;
         if (!(e instanceof ApiError)) logs.info(`bug: ${(e as Error).stack}`);
-        if (kind === "chat") write(renderSseData(renderErrorBody(err)));
+        if (kind !== "responses") write(renderSseData(renderErrorBody(err)));
         else write(`event: error\ndata: ${JSON.stringify({ type: "error", code: err.code, message: err.message, param: err.param, sequence_number: 0 })}\n\n`);
       } finally {
         writer.close();
@@ -235,7 +241,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const status = host.state === "ok" ? "ok" : host.state;
     const body: Record<string, unknown> = { status, model: opts.modelId, pid: process.pid };
     if (host.state === "ok") {
-      body.engine = { pid: host.engine!.pid, backend: host.engine!.ready.backend, context: host.engine!.ready.context };
+      const ready = host.engine!.ready;
+      body.engine = { pid: host.engine!.pid, backend: ready.backend, context: ready.context, kv_type: ready.kv_type, kv_bytes_per_token: ready.kv_bytes_per_token };
+      body.context_length = ready.context;
       body.queue = { busy: queue.busy, waiting: queue.nWaiting };
     }
     if (host.error) body.error = host.error;
@@ -244,15 +252,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   async function route(req: Request, url: URL, id: string, t0: number): Promise<Response> {
     const path = url.pathname.replace(/\/+$/, "") || "/";
+    checkRequestSource(req.headers, { apiKey: opts.apiKey, boundHost: opts.host });
     if (path === "/health") {
       if (req.method !== "GET" && req.method !== "HEAD") throw new ApiError(405, "use GET /health", "invalid_request_error");
       return health();
     }
-    // A web page the user visits can send requests to a loopback server (no-cors POSTs go through even if the
-    // page cannot read the reply): without an API key, only pages served from this machine may call us.
-    const origin = req.headers.get("origin");
-    if (origin && !opts.apiKey && !isLoopbackOrigin(origin))
-      throw new ApiError(403, `requests from web pages at ${origin} are refused; set FLASHCHAT_API_KEY to allow other origins`, "invalid_request_error", null, "origin_not_allowed");
     if (opts.apiKey) {
       const auth = req.headers.get("authorization") ?? "";
       const m = /^Bearer\s+(.+)$/i.exec(auth);
@@ -260,11 +264,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         throw new ApiError(401, "missing or wrong API key: send `Authorization: Bearer <FLASHCHAT_API_KEY>`", "authentication_error", null, "invalid_api_key");
     }
     const created = Math.floor(Date.now() / 1000);
-    const modelObject = { id: opts.modelId, object: "model", created, owned_by: "flashchat" };
+    const modelObject = {
+      id: opts.modelId,
+      object: "model",
+      created,
+      owned_by: "flashchat",
+      // tokens of prompt + reply the engine holds (CONTEXT_SIZE, or the model's maximum as memory allows)
+      ...(host.state === "ok" ? { context_length: host.engine!.ready.context } : {}),
+    };
     if (req.method === "GET") {
       if (path === "/v1/models") return Response.json({ object: "list", data: [modelObject] });
       if (path.startsWith("/v1/models/")) {
-        const name = decodeURIComponent(path.slice("/v1/models/".length));
+        const name = decodePathPart(path.slice("/v1/models/".length));
+        if (name === undefined) throw badRequest(`the path ${url.pathname} is not valid percent-encoding`, null, "invalid_path");
         checkModel(name);
         return Response.json(modelObject);
       }
@@ -274,7 +286,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           version: pkg.version,
           model: opts.modelId,
           status: host.state,
-          endpoints: ["POST /v1/chat/completions", "POST /v1/responses", "GET /v1/models", "GET /health"],
+          endpoints: ["POST /v1/chat/completions", "POST /v1/responses", "POST /v1/completions", "GET /v1/models", "GET /health"],
         });
       }
     }
@@ -283,7 +295,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (logs.httpEnabled) logs.http("request", id, `${req.method} ${url.pathname}\n${JSON.stringify(body)}`);
       const kind = path === "/v1/chat/completions" ? "chat" : "responses";
       const gen = kind === "chat" ? validateChatRequest(body) : validateResponsesRequest(body);
-      return generate(req, gen, kind, kind === "chat" ? createCompletionId() : id, t0, path);
+      setIdleTimeout(req, false);
+      try {
+        return await generate(req, gen, kind, kind === "chat" ? createCompletionId() : id, t0, path);
+      } catch (e) {
+        setIdleTimeout(req, true);
+        throw e;
+      }
+    }
+    if (req.method === "POST" && path === "/v1/completions") {
+      const body = await readJson(req);
+      if (logs.httpEnabled) logs.http("request", id, `${req.method} ${url.pathname}\n${JSON.stringify(body)}`);
+      const text = validateCompletionRequest(body);
+      return generate(req, text.gen, "completions", createTextCompletionId(), t0, path, text);
     }
     throw new ApiError(404, `no route ${req.method} ${url.pathname}`, "not_found_error", null, "not_found");
   }
@@ -291,18 +315,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const server = Bun.serve({
     hostname: opts.host,
     port: opts.port,
-    maxRequestBodySize: maxBodyBytes * 2,
-    idleTimeout: 0, // a slow model may take minutes before its first token
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER, // readBodyText enforces maxBodyBytes, with an OpenAI-shaped 413
+    idleTimeout: idleTimeoutSeconds, // generations lift it for their request (setIdleTimeout)
     async fetch(req) {
       const t0 = performance.now();
       const id = `req_${nextId++}`;
-      const url = new URL(req.url);
+      const url = resolveRequestUrl(req.url);
       try {
+        if (!url) throw badRequest(`cannot serve the request target ${JSON.stringify(req.url)}; send a path such as /v1/models`, null, "invalid_path");
         return await route(req, url, id, t0);
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
-        if (url.pathname !== "/health")
-          logs.request({ method: req.method, route: url.pathname, status: e.status, totalMs: performance.now() - t0, note: e.message });
+        if (url?.pathname !== "/health")
+          logs.request({ method: req.method, route: url?.pathname ?? req.url, status: e.status, totalMs: performance.now() - t0, note: e.message });
         if (logs.httpEnabled) logs.http("response", id, `${e.status} ${JSON.stringify(renderErrorBody(e))}`);
         return errorResponse(e);
       }

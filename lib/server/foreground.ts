@@ -1,12 +1,13 @@
 // The server as a long-running process (scripts/serve.ts): config -> model target -> startServer, then wait for
 // SIGTERM / SIGINT and shut down gracefully (finish or cancel streams, stop the engine, exit 0).
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import { resolveModelTarget } from "../model/registry.ts";
 import { resolveFreePort } from "../process/server-control.ts";
-import { ApiBindError, checkBindSafety, type RunningServer, startServer } from "./app.ts";
+import { type RunningServer, startServer } from "./app.ts";
+import { ApiBindError, checkBindSafety } from "./origin.ts";
 import type { ReasoningFormat } from "./validate.ts";
 
 export interface ForegroundOptions {
@@ -24,20 +25,49 @@ export interface ForegroundOptions {
   echo?: boolean;
 }
 
-/** Start the server from the config and resolve once it is serving (engine ready). Rejects with a UserError otherwise. */
-export async function startConfiguredServer(config: ResolvedConfig, opts: ForegroundOptions = {}): Promise<RunningServer> {
-  opts = { ...opts, apiKey: opts.apiKey ?? (config.apiKey || undefined), reasoningFormat: opts.reasoningFormat ?? config.serverReasoning };
-  const host = config.serverHost;
+/** The model's maximum context (max_position_embeddings of its prepared weights), or undefined when not prepared. */
+export function modelMaxContext(artifactsDir: string): number | undefined {
+  const file = join(artifactsDir, "model_weights.json");
+  if (!existsSync(file)) return undefined;
+  const max = (JSON.parse(readFileSync(file, "utf8")) as { config?: { max_position_embeddings?: unknown } }).config?.max_position_embeddings;
+  return typeof max === "number" && max > 0 ? max : undefined;
+}
+
+/** CONTEXT_SIZE above the model's maximum is a usage error (exit 2) naming both numbers and where the setting came from. */
+export function checkContextSize(config: ResolvedConfig): void {
+  if (!config.contextSize) return;
+  const target = resolveModelTarget(config);
+  const max = modelMaxContext(target.artifactsDir);
+  if (max !== undefined && config.contextSize > max) {
+    const where = config.sources.CONTEXT_SIZE?.where ?? "CONTEXT_SIZE";
+    throw new UserError(
+      `CONTEXT_SIZE ${config.contextSize} (${where}) is larger than the maximum context of ${target.id}: ${max} tokens`,
+      `use at most ${max}, or 0 for the model's maximum`,
+      2,
+    );
+  }
+}
+
+/** The bind rule for a configured server (SERVER_HOST, FLASHCHAT_API_KEY, --insecure) as a user error. */
+export function checkConfiguredBind(host: string, apiKey: string | undefined, insecure: boolean): void {
   try {
-    checkBindSafety(host, opts.apiKey, opts.insecure ?? false);
+    checkBindSafety(host, apiKey, insecure);
   } catch (e) {
     if (e instanceof ApiBindError) throw new UserError(e.message, "e.g. FLASHCHAT_API_KEY=$(openssl rand -hex 16) flashchat serve --host 0.0.0.0");
     throw e;
   }
+}
+
+/** Start the server from the config and resolve once it is serving (engine ready). Rejects with a UserError otherwise. */
+export async function startConfiguredServer(config: ResolvedConfig, opts: ForegroundOptions = {}): Promise<RunningServer> {
+  opts = { ...opts, apiKey: opts.apiKey ?? (config.apiKey || undefined), reasoningFormat: opts.reasoningFormat ?? config.serverReasoning };
+  const host = config.serverHost;
+  checkConfiguredBind(host, opts.apiKey, opts.insecure ?? false);
   const port = await resolveFreePort(host, config.serverPort);
   const target = resolveModelTarget(config);
   if (!existsSync(join(target.artifactsDir, "model_weights.json")))
     throw new UserError(`the model ${target.id} is not prepared (no ${join(target.artifactsDir, "model_weights.json")})`, `run: flashchat setup --model ${target.id}`);
+  checkContextSize(config);
   const tokenizerDir = [target.checkpointDir, target.artifactsDir].find((d) => d && existsSync(join(d, "tokenizer.json")));
   if (!tokenizerDir)
     throw new UserError(`no tokenizer.json for ${target.id} (looked in ${target.checkpointDir || "(not downloaded)"} and ${target.artifactsDir})`, `run: flashchat setup --model ${target.id}`);
@@ -48,7 +78,7 @@ export async function startConfiguredServer(config: ResolvedConfig, opts: Foregr
     modelId: target.id,
     modelAliases: target.repo !== target.id ? [target.repo] : [],
     tokenizerDir,
-    engine: { artifactsDir: target.artifactsDir, expertsDir: target.expertsDir, threads: config.threads, activeExperts: target.activeExperts },
+    engine: { artifactsDir: target.artifactsDir, expertsDir: target.expertsDir, threads: config.threads, activeExperts: target.activeExperts, context: config.contextSize || undefined, kvType: config.kvCacheType },
     apiKey: opts.apiKey,
     defaults: {
       maxTokens: target.maxTokens,

@@ -62,7 +62,11 @@ export function preparePrompt(model: ModelContext, req: GenerationRequest, conte
   const tokens = model.tokenizer.encode(text);
   const room = contextTokens - tokens.length;
   if (room < 1)
-    throw badRequest(`the prompt is ${tokens.length} tokens; this model's context is ${contextTokens}`, "messages", "context_length_exceeded");
+    throw badRequest(
+      `the prompt is ${tokens.length} tokens; this model's context allows ${contextTokens} (prompt and reply together): shorten the conversation or raise CONTEXT_SIZE`,
+      "messages",
+      "context_length_exceeded",
+    );
   const snapshotAt: number[] = [];
   const nSystem = systemPrefixLength(req.messages);
   if (nSystem > 0 || tools.length > 0) {

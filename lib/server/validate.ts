@@ -169,7 +169,7 @@ function parseToolChoice(v: unknown, tools: TemplateTool[]): ToolChoice {
   throw badRequest(`'tool_choice' must be "auto", "none", "required" or {"type": "function", "function": {"name": ...}}`, "tool_choice");
 }
 
-function parseStop(v: unknown): string[] {
+export function parseStop(v: unknown): string[] {
   if (v === undefined || v === null) return [];
   if (typeof v === "string") return v ? [v] : [];
   if (Array.isArray(v) && v.every((s) => typeof s === "string")) {
@@ -179,7 +179,7 @@ function parseStop(v: unknown): string[] {
   throw badRequest("'stop' must be a string or an array of strings", "stop");
 }
 
-function parseSampling(body: Obj): SamplingParams {
+export function parseSampling(body: Obj): SamplingParams {
   const s: SamplingParams = {};
   const set = <K extends keyof SamplingParams>(k: K, v: number | undefined) => {
     if (v !== undefined) s[k] = v;
@@ -220,7 +220,7 @@ function parseReasoningFormat(body: Obj): ReasoningFormat | undefined {
   return v as ReasoningFormat;
 }
 
-function parseForce(body: Obj): Pick<GenerationRequest, "forceText" | "forceTokens"> {
+export function parseForce(body: Obj): Pick<GenerationRequest, "forceText" | "forceTokens"> {
   const out: Pick<GenerationRequest, "forceText" | "forceTokens"> = {};
   const text = str(body, "force_text");
   if (text !== undefined) out.forceText = text;
@@ -240,7 +240,7 @@ function parseKwargs(body: Obj): Obj {
   return k;
 }
 
-function parseCommon(body: Obj) {
+export function parseCommon(body: Obj) {
   const model = str(body, "model");
   const n = num(body, "n", { int: true, min: 1 });
   if (n !== undefined && n > 1) throw badRequest("'n' > 1 is not supported: the engine generates one choice", "n");

@@ -22,9 +22,12 @@ size_t fc_engine_recurrent_bytes(const struct fc_engine * e) {
     return per * sizeof(float) * (size_t)e->model.n_linear_layers;
 }
 
+static size_t kv_bytes_per_pos(const struct fc_model * m, enum fc_kv_type type) {
+    return 2 * (size_t)m->cfg.n_kv_heads * fc_kv_row_bytes(type, m->cfg.head_dim) * (size_t)m->n_full_layers;
+}
+
 size_t fc_engine_kv_bytes_per_pos(const struct fc_engine * e) {
-    const struct fc_config * c = &e->model.cfg;
-    return 2 * (size_t)c->n_kv_heads * c->head_dim * sizeof(float) * (size_t)e->model.n_full_layers;
+    return kv_bytes_per_pos(&e->model, e->st.kv.type);
 }
 
 #define ALLOC(ptr, count)                                                                                   \
@@ -33,24 +36,17 @@ size_t fc_engine_kv_bytes_per_pos(const struct fc_engine * e) {
         if (!(ptr)) return fc_error_set(err, FC_STATUS_NO_MEMORY, "out of memory allocating %s", #ptr);    \
     } while (0)
 
-static enum fc_status alloc_state(struct fc_engine * e, struct fc_error * err) {
+static enum fc_status alloc_state(struct fc_engine * e, enum fc_kv_type type, struct fc_error * err) {
     const struct fc_config * c = &e->model.cfg;
     const struct fc_model * m = &e->model;
     struct fc_seq_state * st = &e->st;
-    ALLOC(st->tokens, e->context);
     st->conv = fc_xcalloc((size_t)m->n_linear_layers + 1, sizeof *st->conv);
     st->ssm = fc_xcalloc((size_t)m->n_linear_layers + 1, sizeof *st->ssm);
     for (int32_t i = 0; i < m->n_linear_layers; i++) {
         ALLOC(st->conv[i], (size_t)(c->la_conv_kernel - 1) * fc_la_conv_dim(c) + 1);
         ALLOC(st->ssm[i], (size_t)c->la_n_v_heads * c->la_k_dim * c->la_v_dim);
     }
-    st->k_cache = fc_xcalloc((size_t)m->n_full_layers + 1, sizeof *st->k_cache);
-    st->v_cache = fc_xcalloc((size_t)m->n_full_layers + 1, sizeof *st->v_cache);
-    for (int32_t i = 0; i < m->n_full_layers; i++) {
-        ALLOC(st->k_cache[i], (size_t)e->context * c->n_kv_heads * c->head_dim);
-        ALLOC(st->v_cache[i], (size_t)e->context * c->n_kv_heads * c->head_dim);
-    }
-    return FC_STATUS_OK;
+    return fc_kv_init(&st->kv, type, m->n_full_layers, c->n_kv_heads, c->head_dim, e->context, err);
 }
 
 static enum fc_status alloc_scratch(struct fc_engine * e, struct fc_error * err) {
@@ -68,7 +64,7 @@ static enum fc_status alloc_scratch(struct fc_engine * e, struct fc_error * err)
     ALLOC(s->proj3, B * (size_t)imax(c->la_n_v_heads, kvdim));
     ALLOC(s->proj4, B * (size_t)c->la_n_v_heads);
     ALLOC(s->attn, B * (size_t)imax(vdim, qdim));
-    ALLOC(s->scores, (size_t)e->n_threads * (size_t)e->context);
+    ALLOC(s->attn_tmp, (size_t)e->n_threads * fc_full_attn_scratch_floats(e));
     ALLOC(s->router, B * (size_t)c->n_experts);
     ALLOC(s->gate, B * (size_t)inter);
     ALLOC(s->up, B * (size_t)inter);
@@ -89,13 +85,56 @@ static enum fc_status alloc_scratch(struct fc_engine * e, struct fc_error * err)
     return FC_STATUS_OK;
 }
 
+/*
+ * The context: the one asked for, else the model's maximum. Its KV cache (grown as the sequence grows) must
+ * fit in KV_MEMORY_SHARE of the memory available now: an asked context that does not is an error naming
+ * the setting; the default one is lowered to a power of two that fits, saying so on stderr.
+ */
+#define KV_MEMORY_SHARE 0.8
+
+static enum fc_status choose_context(struct fc_engine * e, int32_t asked, enum fc_kv_type type, struct fc_error * err) {
+    const size_t per = kv_bytes_per_pos(&e->model, type);
+    const int32_t want = asked > 0 ? asked : e->max_context;
+    const uint64_t avail = fc_available_memory();
+    const double budget = (double)avail * KV_MEMORY_SHARE, need = (double)want * (double)per;
+    e->context = want;
+    if (avail == 0 || per == 0 || need <= budget) return FC_STATUS_OK;
+    if (asked > 0) {
+        return fc_error_set(err, FC_STATUS_NO_MEMORY,
+                            "--context %d needs %.1f GB of KV cache (%s); %.1f GB of memory is free: lower the context "
+                            "(CONTEXT_SIZE) or use --kv-type q8",
+                            want, need / 1e9, fc_kv_type_name(type), (double)avail / 1e9);
+    }
+    int64_t fit = (int64_t)(budget / (double)per);
+    if (fit >= 4096) {
+        int64_t p2 = 4096;
+        while (p2 * 2 <= fit) p2 *= 2;
+        fit = p2;
+    } else {
+        fit = fit / 256 * 256;
+    }
+    if (fit < 256) {
+        return fc_error_set(err, FC_STATUS_NO_MEMORY, "even 256 tokens of KV cache (%s) do not fit in the %.1f GB of memory free",
+                            fc_kv_type_name(type), (double)avail / 1e9);
+    }
+    fprintf(stderr, "flashchat-engine: context %d needs %.1f GB of KV cache (%s); %.1f GB free: using %lld\n", want, need / 1e9,
+            fc_kv_type_name(type), (double)avail / 1e9, (long long)fit);
+    e->context = (int32_t)fit;
+    return FC_STATUS_OK;
+}
+
 enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_options * opt, struct fc_error * err) {
     memset(e, 0, sizeof *e);
     enum fc_status st = fc_model_load(&e->model, opt->artifacts_dir, err);
     if (st != FC_STATUS_OK) return st;
     const struct fc_config * c = &e->model.cfg;
     e->n_threads = opt->n_threads > 0 ? opt->n_threads : fc_cpu_count();
-    e->context = opt->context > 0 ? opt->context : (c->max_position < 4096 ? c->max_position : 4096);
+    e->max_context = c->max_position;
+    if (opt->context > e->max_context) {
+        st = fc_error_set(err, FC_STATUS_BAD_REQUEST, "--context %d is larger than the model's maximum context of %d tokens",
+                          opt->context, e->max_context);
+        goto fail;
+    }
     e->n_active = opt->n_active_experts > 0 ? opt->n_active_experts : c->n_experts_used;
     if (e->n_active > c->n_experts) e->n_active = c->n_experts;
     e->max_batch = opt->max_batch > 0 ? opt->max_batch : 256; /* bigger batches share more expert reads */
@@ -106,11 +145,13 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     if (n_io > 32) n_io = 32;
     st = fc_experts_load(&e->experts, dir, c, n_io, (enum fc_expert_io)opt->expert_io, err);
     if (st != FC_STATUS_OK) goto fail;
+    const enum fc_kv_type kv_type = (enum fc_kv_type)opt->kv_type;
+    if ((st = choose_context(e, opt->context, kv_type, err)) != FC_STATUS_OK) goto fail;
     e->pool = fc_pool_init(e->n_threads);
     if (!e->pool) { st = fc_error_set(err, FC_STATUS_INTERNAL, "cannot start %d compute threads", e->n_threads); goto fail; }
     st = fc_backend_init(&e->be, opt->backend ? opt->backend : "cpu", e->pool, err);
     if (st != FC_STATUS_OK) goto fail;
-    if ((st = alloc_state(e, err)) != FC_STATUS_OK) goto fail;
+    if ((st = alloc_state(e, kv_type, err)) != FC_STATUS_OK) goto fail;
     if ((st = alloc_scratch(e, err)) != FC_STATUS_OK) goto fail;
     /* two waves of K: while one wave of experts is multiplied, the next is read (prompt batches) */
     e->n_expert_bufs = e->n_active > 128 ? 256 : 2 * e->n_active;
@@ -133,10 +174,10 @@ enum fc_expert_io fc_engine_expert_io(const struct fc_engine * e) {
 void fc_engine_free(struct fc_engine * e) {
     struct fc_seq_state * st = &e->st;
     for (int32_t i = 0; st->conv && i < e->model.n_linear_layers; i++) { free(st->conv[i]); free(st->ssm[i]); }
-    for (int32_t i = 0; st->k_cache && i < e->model.n_full_layers; i++) { free(st->k_cache[i]); free(st->v_cache[i]); }
-    free(st->conv); free(st->ssm); free(st->k_cache); free(st->v_cache); free(st->tokens);
+    fc_kv_free(&st->kv);
+    free(st->conv); free(st->ssm); free(st->tokens);
     struct fc_scratch * s = &e->s;
-    void * bufs[] = { s->x, s->xn, s->out, s->proj, s->proj2, s->proj3, s->proj4, s->attn, s->scores, s->router, s->gate,
+    void * bufs[] = { s->x, s->xn, s->out, s->proj, s->proj2, s->proj3, s->proj4, s->attn, s->attn_tmp, s->router, s->gate,
                       s->up, s->gathered, s->down, s->sh_gate, s->topk_ids, s->topk_w, s->tok_idx, s->tok_w, s->inv_freq,
                       e->expert_count };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
@@ -147,6 +188,18 @@ void fc_engine_free(struct fc_engine * e) {
     if (e->experts.fds) fc_experts_free(&e->experts);
     fc_model_free(&e->model);
     memset(e, 0, sizeof *e);
+}
+
+enum fc_status fc_engine_reserve(struct fc_engine * e, int32_t n, struct fc_error * err) {
+    struct fc_seq_state * st = &e->st;
+    enum fc_status s = fc_kv_reserve(&st->kv, n, err);
+    if (s != FC_STATUS_OK || n <= st->tokens_cap) return s;
+    const int32_t cap = st->kv.committed > n ? st->kv.committed : n;
+    int32_t * t = realloc(st->tokens, (size_t)cap * sizeof *t);
+    if (!t) return fc_error_set(err, FC_STATUS_NO_MEMORY, "out of memory growing the token list to %d", cap);
+    st->tokens = t;
+    st->tokens_cap = cap;
+    return FC_STATUS_OK;
 }
 
 void fc_engine_reset(struct fc_engine * e) {
@@ -195,6 +248,7 @@ static enum fc_status eval_chunk(struct fc_engine * e, const int32_t * tokens, i
         enum fc_status st = fc_moe_forward(e, l, n, err);
         if (st != FC_STATUS_OK) return st;
         for (size_t i = 0; i < (size_t)n * H; i++) s->x[i] += s->out[i];
+        if (e->on_layer) e->on_layer(e->on_layer_ctx, l);
     }
     /* the K/V of these positions are in the cache now */
     memcpy(e->st.tokens + e->st.n_past, tokens, (size_t)n * sizeof *tokens);
@@ -224,6 +278,8 @@ enum fc_status fc_engine_eval(struct fc_engine * e, const int32_t * tokens, int3
     if ((int64_t)e->st.n_past + n > e->context) {
         return fc_error_set(err, FC_STATUS_CONTEXT_OVERFLOW, "%d + %d tokens exceed the context of %d", e->st.n_past, n, e->context);
     }
+    enum fc_status gst = fc_engine_reserve(e, e->st.n_past + n, err);
+    if (gst != FC_STATUS_OK) return gst;
     for (int32_t done = 0; done < n;) {
         int32_t chunk = n - done < e->max_batch ? n - done : e->max_batch;
         int last = done + chunk == n;

@@ -7,6 +7,7 @@
 
 #include "backend.h"
 #include "experts.h"
+#include "kv-cache.h"
 #include "model.h"
 #include "threads.h"
 #include "util.h"
@@ -15,11 +16,11 @@
 struct fc_seq_state {
     int32_t n_past;   /* tokens evaluated */
     int32_t n_valid;  /* KV rows [0, n_valid) hold the K/V of tokens[0, n_valid) (may exceed n_past after a reset) */
-    int32_t * tokens; /* [context] the tokens evaluated, in order (their K/V are in the cache) */
+    int32_t * tokens; /* [tokens_cap] the tokens evaluated, in order (their K/V are in the cache) */
+    int32_t tokens_cap; /* grown with the cache (fc_engine_reserve) */
     float ** conv;    /* [n_linear][(kernel - 1) * conv_dim] rolling conv inputs, oldest first */
     float ** ssm;     /* [n_linear][nv * dk * dv] delta-rule state per value head, [dk][dv] */
-    float ** k_cache; /* [n_full][context * n_kv * head_dim] */
-    float ** v_cache;
+    struct fc_kv_cache kv; /* K/V of the full-attention layers, grown with n_valid */
 };
 
 struct fc_engine_options {
@@ -27,7 +28,8 @@ struct fc_engine_options {
     const char * experts_dir;  /* NULL = <artifacts>/packed_experts */
     const char * backend;      /* "cpu" */
     int32_t n_threads;         /* <= 0: all CPUs */
-    int32_t context;           /* <= 0: min(4096, max_position_embeddings) */
+    int32_t context;           /* <= 0: max_position_embeddings, lowered to what fits in memory */
+    int kv_type;               /* enum fc_kv_type (0 = f16) */
     int32_t n_active_experts;  /* <= 0: the model's own */
     int32_t max_batch;         /* prefill tokens per forward chunk; <= 0: 128 */
     int32_t n_io_threads;      /* <= 0: automatic */
@@ -43,7 +45,7 @@ struct fc_scratch {
     float * proj3;    /* [B, max(nv, nkv*hd)] b / v */
     float * proj4;    /* [B, nv] a */
     float * attn;     /* [B, max(vdim, nh*hd)] attention output before its out projection */
-    float * scores;   /* [n_threads, context] attention scores */
+    float * attn_tmp; /* [n_threads, fc_full_attn_scratch_floats] blocks of K/V rows, scores, running sums */
     float * router;   /* [B, n_experts] */
     float * gate;     /* [B, max(moe_inter, shared_inter)] */
     float * up;       /* [B, max(moe_inter, shared_inter)] */
@@ -63,7 +65,8 @@ struct fc_engine {
     struct fc_backend be;
     struct fc_pool * pool;
     int32_t n_threads;
-    int32_t context;
+    int32_t context;      /* tokens the sequence may hold */
+    int32_t max_context;  /* the model's max_position_embeddings */
     int32_t n_active;
     int32_t max_batch;
     struct fc_seq_state st;
@@ -73,6 +76,9 @@ struct fc_engine {
     int32_t n_expert_bufs;
     /* per expert id scratch for prefill grouping */
     int32_t * expert_count; /* [n_experts] */
+    /* (optional) called after each layer of every forward chunk, e.g. to report prefill progress; NULL = none */
+    void (*on_layer)(void * ctx, int32_t layer);
+    void * on_layer_ctx;
     /* timing of the layer kinds (bench) */
     double t_matmul_ms;
 };
@@ -81,6 +87,9 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
 void fc_engine_free(struct fc_engine * e);
 /* How the experts are read, as decided at load (never FC_EXPERT_IO_AUTO). */
 enum fc_expert_io fc_engine_expert_io(const struct fc_engine * e);
+
+/* Make room for a sequence of n tokens (n <= context): K/V rows and the token list grow, never shrink. */
+enum fc_status fc_engine_reserve(struct fc_engine * e, int32_t n, struct fc_error * err);
 
 /* Forget the sequence (n_past = 0, states zeroed). */
 void fc_engine_reset(struct fc_engine * e);
@@ -93,13 +102,14 @@ void fc_engine_reset(struct fc_engine * e);
 enum fc_status fc_engine_eval(struct fc_engine * e, const int32_t * tokens, int32_t n, float * logits_all, float * logits_last,
                               struct fc_error * err);
 
-/* Bytes of one sequence state's snapshot-able part (conv + ssm), and of one KV position. */
+/* Bytes of one sequence state's snapshot-able part (conv + ssm), and of one KV position (all layers, K and V). */
 size_t fc_engine_recurrent_bytes(const struct fc_engine * e);
 size_t fc_engine_kv_bytes_per_pos(const struct fc_engine * e);
 
 /* ===== layer kinds (one file each) ===== */
 void fc_linear_attn_forward(struct fc_engine * e, int32_t layer, int32_t n);
 void fc_full_attn_forward(struct fc_engine * e, int32_t layer, int32_t n);
+size_t fc_full_attn_scratch_floats(const struct fc_engine * e); /* per compute thread */
 enum fc_status fc_moe_forward(struct fc_engine * e, int32_t layer, int32_t n, struct fc_error * err);
 
 /* ===== shared math ===== */

@@ -11,11 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "engine.h"
 #include "json.h"
+#include "platform.h"
 #include "protocol.h"
+
 
 static void usage(FILE * f) {
     fprintf(f,
@@ -33,12 +36,18 @@ static void usage(FILE * f) {
             "  --artifacts DIR          model_weights.bin + model_weights.json (required except bench kernels)\n"
             "  --experts DIR            packed experts folder (default DIR/packed_experts)\n"
             "  --threads N              compute threads (default: all CPUs)\n"
-            "  --context N              context length in tokens (default min(4096, max_position_embeddings))\n"
+            "  --context N              context length in tokens (default: the model's max_position_embeddings,\n"
+            "                           lowered to what fits in memory, with a note on stderr); more than the\n"
+            "                           model's maximum, or more than fits, is an error\n"
+            "  --kv-type T              K/V cache of the full-attention layers: f16 (default), bf16, q8 (8-bit,\n"
+            "                           a scale per row) or f32\n"
             "  --active-experts K       experts per token (default: the model's)\n"
             "  --snapshot-budget-mb N   memory for prefix-reuse snapshots (default 1024)\n"
             "  --backend NAME           cpu (default) | metal (macOS builds only) | cpu:0|1|2 (force kernel level)\n"
             "  --batch N                prefill tokens per forward chunk (default 256)\n"
             "  --io-threads N           pread threads (default max(4, K))\n"
+            "  --progress-ms N          least time between two progress lines while a prompt is evaluated\n"
+            "                           (default 1000; 0: after every layer)\n"
             "  --expert-io MODE         how routed experts reach the kernels (default auto):\n"
             "                             pread     copies into reusable buffers (the OS page cache caches)\n"
             "                             mmap      in place from the mapped layer files, faulted in when touched\n"
@@ -52,7 +61,8 @@ static void usage(FILE * f) {
             "  --json                   bench: one JSON line instead of text\n"
             "  --help                   this text\n"
             "\n"
-            "exit codes: 0 ok, 1 failure (verification, writing logits), 2 bad flags, 3 model load failed\n");
+            "exit codes: 0 ok, 1 failure (verification, writing logits), 2 bad flags (also --context above the\n"
+            "model's maximum), 3 model load failed (also a --context whose KV cache does not fit)\n");
 }
 
 static int parse_int(const char * s, int32_t * out) {
@@ -91,12 +101,14 @@ static void load_error(const struct fc_error * err) {
 }
 
 int main(int argc, char ** argv) {
+    const pid_t parent = getppid(); /* as early as possible: in protocol mode the engine exits when its parent does */
     struct fc_engine_options opt = { 0 };
     struct fc_bench_options bopt = { 0 };
     const char * mode = NULL;
     const char * tokens_arg = NULL;
     const char * out_path = NULL;
     int32_t budget_mb = 1024;
+    int32_t progress_ms = 1000;
     opt.backend = "cpu";
     int i = 1;
     if (i < argc && strcmp(argv[i], "logits") == 0) { mode = "logits"; i++; }
@@ -117,10 +129,11 @@ int main(int argc, char ** argv) {
         else if (strcmp(a, "--experts") == 0) { NEED_VALUE(); opt.experts_dir = v; }
         else if (strcmp(a, "--backend") == 0) { NEED_VALUE(); opt.backend = v; }
         else if (strcmp(a, "--threads") == 0) { INT_VALUE(opt.n_threads, 1); }
-        else if (strcmp(a, "--context") == 0) { INT_VALUE(opt.context, 1); }
+        else if (strcmp(a, "--context") == 0) { INT_VALUE(opt.context, 0); }
         else if (strcmp(a, "--active-experts") == 0) { INT_VALUE(opt.n_active_experts, 1); }
         else if (strcmp(a, "--snapshot-budget-mb") == 0) { INT_VALUE(budget_mb, 0); }
         else if (strcmp(a, "--batch") == 0) { INT_VALUE(opt.max_batch, 1); }
+        else if (strcmp(a, "--progress-ms") == 0) { INT_VALUE(progress_ms, 0); }
         else if (strcmp(a, "--io-threads") == 0) { INT_VALUE(opt.n_io_threads, 1); }
         else if (strcmp(a, "--iters") == 0) { INT_VALUE(bopt.iters, 1); }
         else if (strcmp(a, "--layer") == 0) { INT_VALUE(bopt.layer, 0); }
@@ -134,6 +147,12 @@ int main(int argc, char ** argv) {
             else if (strcmp(v, "mmap") == 0) opt.expert_io = FC_EXPERT_IO_MMAP;
             else if (strcmp(v, "populate") == 0) opt.expert_io = FC_EXPERT_IO_POPULATE;
             else { fprintf(stderr, "flashchat-engine: --expert-io: bad value %s (auto, pread, mmap or populate)\n", v); return 2; }
+        }
+        else if (strcmp(a, "--kv-type") == 0) {
+            NEED_VALUE();
+            enum fc_kv_type kt;
+            if (!fc_kv_type_parse(v, &kt)) { fprintf(stderr, "flashchat-engine: --kv-type: bad value %s (f16, bf16, q8 or f32)\n", v); return 2; }
+            opt.kv_type = (int)kt;
         }
         else if (strcmp(a, "--tokens") == 0) { NEED_VALUE(); tokens_arg = v; }
         else if (strcmp(a, "--out") == 0) { NEED_VALUE(); out_path = v; }
@@ -160,21 +179,24 @@ int main(int argc, char ** argv) {
         if (opt.context <= 0 || opt.context < n_tokens) opt.context = n_tokens;
     }
 
+    /* a server child: never outlive the server (not even with the compute threads busy); before the load, which
+       can take long */
+    if (!mode) fc_platform_exit_with_parent(parent);
     struct fc_engine e;
     struct fc_error err = { 0 };
     if (fc_engine_init(&e, &opt, &err) != FC_STATUS_OK) {
         load_error(&err);
         free(tokens);
-        return 3;
+        return err.status == FC_STATUS_BAD_REQUEST ? 2 : 3; /* 2: a flag the model does not allow (--context) */
     }
     fprintf(stderr, "flashchat-engine: %s model (%d layers, %d experts, K=%d), %.1f MB dense, %d-bit experts of %.2f MB, "
-            "experts by %s, backend %s/%s, %d thread(s), context %d\n",
+            "experts by %s, backend %s/%s, %d thread(s), context %d (KV %s, %zu bytes/token)\n",
             e.model.source_format, e.model.cfg.n_layers, e.model.cfg.n_experts, e.n_active, e.model.dense_bytes / 1e6,
             e.experts.bits, e.experts.expert_bytes / 1e6, fc_expert_io_name(fc_engine_expert_io(&e)), e.be.ops->name, e.be.ops->describe ? e.be.ops->describe(&e.be) : "",
-            e.n_threads, e.context);
+            e.n_threads, e.context, fc_kv_type_name(e.st.kv.type), fc_engine_kv_bytes_per_pos(&e));
     int rc = 0;
     if (!mode) {
-        rc = fc_protocol_run(&e, (size_t)budget_mb << 20, 0);
+        rc = fc_protocol_run(&e, (size_t)budget_mb << 20, 0, progress_ms);
     } else if (strcmp(mode, "logits") == 0) {
         const int32_t V = e.model.cfg.vocab_size;
         float * all = malloc((size_t)n_tokens * V * sizeof(float));

@@ -7,6 +7,7 @@
 #include "protocol.h"
 
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@
 #include "snapshot.h"
 
 #define MAX_LINE_BYTES ((size_t)256 << 20)
+#define MAX_TOP_LOGPROBS 20
+#define MAX_SAFE_INTEGER 9007199254740991.0 /* 2^53 - 1: the largest integer every JSON reader holds exactly */
 
 struct totals {
     int64_t requests, prompt_tokens, cached_tokens, prefill_tokens, completion_tokens;
@@ -43,6 +46,14 @@ struct server {
     int ack_shutdown;     /* a shutdown request (not EOF): answer ok before exiting */
     int generating;
     int cancel;
+    float * bias;         /* [vocab] logit_bias of the running request (0 elsewhere) */
+    int32_t * bias_ids;   /* [vocab] the ids set in `bias` (to clear them after the request) */
+    uint8_t * bias_listed; /* [vocab] id is in bias_ids */
+    int32_t n_bias;
+    double progress_ms;   /* least time between two progress lines */
+    double progress_last_ms;
+    const char * progress_id;
+    int32_t progress_total;
 };
 
 /* ===== output ===== */
@@ -68,6 +79,33 @@ static void reply_ok(const char * id) {
     put_id(id);
     fputs("}\n", stdout);
     fflush(stdout);
+}
+
+/* A progress line while a prompt is evaluated, at most once per progress_ms (checked after every layer). */
+static void on_layer(void * ctx, int32_t layer) {
+    struct server * sv = ctx;
+    (void)layer;
+    double now = fc_time_ms();
+    if (now - sv->progress_last_ms < sv->progress_ms) return;
+    sv->progress_last_ms = now;
+    fputs("{\"type\":\"progress\"", stdout);
+    put_id(sv->progress_id);
+    printf(",\"prompt_tokens_done\":%d,\"prompt_tokens\":%d}\n", sv->e->st.n_past, sv->progress_total);
+    fflush(stdout);
+}
+
+static void progress_begin(struct server * sv, const char * id, int32_t n_tokens, double t0) {
+    sv->progress_id = id;
+    sv->progress_total = n_tokens;
+    sv->progress_last_ms = t0;
+    sv->e->on_layer = on_layer;
+    sv->e->on_layer_ctx = sv;
+}
+
+static void progress_end(struct server * sv) {
+    sv->e->on_layer = NULL;
+    sv->e->on_layer_ctx = NULL;
+    sv->progress_id = NULL;
 }
 
 /* ===== input ===== */
@@ -156,12 +194,69 @@ static int get_int_array(const struct fc_json * req, const char * key, int32_t *
     return 1;
 }
 
-static int get_num(const struct fc_json * obj, const char * key, double * out) {
+/*
+ * Number field `key` of obj (absent or null: *out unchanged) in [min, max] - (min, max] if min_open - and integral
+ * if `integer`. 0 with a message naming `what` and the range otherwise (NaN and infinities are out of every range).
+ */
+static int get_ranged(const struct fc_json * obj, const char * key, const char * what, double min, double max, int min_open,
+                      int integer, double * out, char * msg, size_t size) {
     const struct fc_json * v = fc_json_get(obj, key);
     if (!v || v->type == FC_JSON_NULL) return 1;
-    if (v->type != FC_JSON_NUMBER) return 0;
-    *out = v->number;
+    double x = v->type == FC_JSON_NUMBER ? v->number : NAN;
+    int ok = isfinite(x) && (min_open ? x > min : x >= min) && x <= max && (!integer || x == floor(x));
+    if (!ok) {
+        snprintf(msg, size, "%s must be %s in %c%.17g, %.17g]", what, integer ? "an integer" : "a number", min_open ? '(' : '[', min, max);
+        return 0;
+    }
+    *out = x;
     return 1;
+}
+
+/*
+ * logit_bias: an object {"token id": bias in [-100, 100]} into sv->bias (later keys win). Returns OK, or
+ * BAD_REQUEST / BAD_TOKEN with a message naming the key.
+ */
+static enum fc_status get_logit_bias(struct server * sv, const struct fc_json * req, char * msg, size_t size) {
+    const struct fc_json * lb = fc_json_get(req, "logit_bias");
+    const int32_t V = sv->e->model.cfg.vocab_size;
+    if (!lb || lb->type == FC_JSON_NULL) return FC_STATUS_OK;
+    if (lb->type != FC_JSON_OBJECT) {
+        snprintf(msg, size, "logit_bias must be an object mapping token ids to numbers in [-100, 100]");
+        return FC_STATUS_BAD_REQUEST;
+    }
+    for (int32_t i = 0; i < lb->n_items; i++) {
+        const char * key = lb->keys[i];
+        const char * p = key + (key[0] == '-');
+        size_t n_digits = strspn(p, "0123456789");
+        if (n_digits == 0 || p[n_digits] != '\0' || n_digits > 10) {
+            snprintf(msg, size, "logit_bias key \"%.40s\" is not a token id (a decimal integer)", key);
+            return FC_STATUS_BAD_REQUEST;
+        }
+        long long id = strtoll(key, NULL, 10);
+        if (id < 0 || id >= V) {
+            snprintf(msg, size, "logit_bias key \"%s\" is outside the vocabulary [0, %d)", key, V);
+            return FC_STATUS_BAD_TOKEN;
+        }
+        const struct fc_json * v = &lb->items[i];
+        if (v->type != FC_JSON_NUMBER || !isfinite(v->number) || v->number < -100 || v->number > 100) {
+            snprintf(msg, size, "logit_bias[\"%s\"] must be a number in [-100, 100]", key);
+            return FC_STATUS_BAD_REQUEST;
+        }
+        if (!sv->bias_listed[id]) {
+            sv->bias_listed[id] = 1;
+            sv->bias_ids[sv->n_bias++] = (int32_t)id;
+        }
+        sv->bias[id] = (float)v->number;
+    }
+    return FC_STATUS_OK;
+}
+
+static void clear_logit_bias(struct server * sv) {
+    for (int32_t i = 0; i < sv->n_bias; i++) {
+        sv->bias[sv->bias_ids[i]] = 0.0f;
+        sv->bias_listed[sv->bias_ids[i]] = 0;
+    }
+    sv->n_bias = 0;
 }
 
 static enum fc_status check_tokens(const struct server * sv, const int32_t * t, int32_t n, const char * what, char * msg, size_t size) {
@@ -309,27 +404,53 @@ static void handle_generate(struct server * sv, const struct fc_json * req, cons
     struct fc_sampling sp = { .temperature = 0.0f, .top_p = 1.0f, .top_k = 0, .min_p = 0.0f, .presence_penalty = 0.0f,
                               .frequency_penalty = 0.0f, .repetition_penalty = 1.0f, .seed = 0 };
     const struct fc_json * sj = fc_json_get(req, "sampling");
+    /* every sampling field: its range (min_open: min itself excluded), so no cast below can overflow */
+    static const struct { const char * key, * what; double min, max; int min_open, integer; } fields[8] = {
+        { "temperature", "sampling.temperature", 0, 100, 0, 0 },
+        { "top_p", "sampling.top_p", 0, 1, 0, 0 },
+        { "top_k", "sampling.top_k", 0, 2147483647.0, 0, 1 },
+        { "min_p", "sampling.min_p", 0, 1, 0, 0 },
+        { "presence_penalty", "sampling.presence_penalty", -100, 100, 0, 0 },
+        { "frequency_penalty", "sampling.frequency_penalty", -100, 100, 0, 0 },
+        { "repetition_penalty", "sampling.repetition_penalty", 0, 100, 1, 0 },
+        { "seed", "sampling.seed", 0, MAX_SAFE_INTEGER, 0, 1 },
+    };
     double v[8] = { sp.temperature, sp.top_p, (double)sp.top_k, sp.min_p, sp.presence_penalty, sp.frequency_penalty,
                     sp.repetition_penalty, 0 };
-    static const char * const keys[8] = { "temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty",
-                                          "repetition_penalty", "seed" };
-    int ok = get_num(req, "max_tokens", &max_tokens_d) && max_tokens_d >= 0 && max_tokens_d <= 1e9;
-    if (sj && sj->type != FC_JSON_OBJECT && sj->type != FC_JSON_NULL) ok = 0;
-    for (int i = 0; ok && i < 8 && sj && sj->type == FC_JSON_OBJECT; i++) ok = get_num(sj, keys[i], &v[i]);
-    if (!ok || v[0] < 0 || v[1] < 0 || v[1] > 1 || v[3] < 0 || v[3] > 1 || v[6] <= 0 || v[7] < 0) {
-        reply_error(id, FC_STATUS_BAD_REQUEST, "max_tokens or a sampling field is missing its number or out of range");
+    double top_logprobs_d = 0;
+    int ok = get_ranged(req, "max_tokens", "max_tokens", 0, 1e9, 0, 1, &max_tokens_d, msg, sizeof msg) &&
+             get_ranged(req, "top_logprobs", "top_logprobs", 0, MAX_TOP_LOGPROBS, 0, 1, &top_logprobs_d, msg, sizeof msg);
+    if (ok && sj && sj->type != FC_JSON_OBJECT && sj->type != FC_JSON_NULL) {
+        snprintf(msg, sizeof msg, "sampling must be an object");
+        ok = 0;
+    }
+    for (int i = 0; ok && i < 8 && sj && sj->type == FC_JSON_OBJECT; i++) {
+        ok = get_ranged(sj, fields[i].key, fields[i].what, fields[i].min, fields[i].max, fields[i].min_open, fields[i].integer, &v[i],
+                        msg, sizeof msg);
+    }
+    const struct fc_json * lp = fc_json_get(req, "logprobs");
+    if (ok && lp && lp->type != FC_JSON_BOOL && lp->type != FC_JSON_NULL) {
+        snprintf(msg, sizeof msg, "logprobs must be true or false");
+        ok = 0;
+    }
+    if (!ok) {
+        reply_error(id, FC_STATUS_BAD_REQUEST, msg);
+        goto out;
+    }
+    if ((st = get_logit_bias(sv, req, msg, sizeof msg)) != FC_STATUS_OK) {
+        reply_error(id, st, msg);
         goto out;
     }
     sp.temperature = (float)v[0];
     sp.top_p = (float)v[1];
-    sp.top_k = v[2] > 1e9 ? 0 : (int32_t)v[2];
+    sp.top_k = (int32_t)v[2];
     sp.min_p = (float)v[3];
     sp.presence_penalty = (float)v[4];
     sp.frequency_penalty = (float)v[5];
     sp.repetition_penalty = (float)v[6];
     sp.seed = (uint64_t)v[7];
-    const struct fc_json * lp = fc_json_get(req, "logprobs");
-    const int want_logprobs = lp && lp->type == FC_JSON_BOOL && lp->boolean;
+    const int32_t n_top = (int32_t)top_logprobs_d;
+    const int want_logprobs = (lp && lp->type == FC_JSON_BOOL && lp->boolean) || n_top > 0;
     int32_t max_tokens = (int32_t)max_tokens_d;
     if (n_force >= 0 && n_force < max_tokens) max_tokens = n_force;
     if (n_stop < 0) { /* absent: the model's end-of-sequence tokens */
@@ -350,7 +471,9 @@ static void handle_generate(struct server * sv, const struct fc_json * req, cons
     double t0 = fc_time_ms();
     int32_t cached = 0, evaluated = 0, completion = 0;
     const char * reason = evaluate_only ? "evaluated" : "length";
+    progress_begin(sv, id, n, t0);
     st = prefill(sv, tokens, n, snap_at, n_snap > 0 ? n_snap : 0, &cached, &evaluated, &err);
+    progress_end(sv);
     double t1 = fc_time_ms();
     sv->tot.requests++;
     sv->tot.prompt_tokens += n;
@@ -374,16 +497,28 @@ static void handle_generate(struct server * sv, const struct fc_json * req, cons
             poll_input(sv);
             if (sv->cancel) { reason = "cancelled"; break; }
             int32_t tok;
-            if (n_force >= 0) {
-                tok = force[completion];
-            } else {
-                memcpy(sv->work, sv->logits, (size_t)c->vocab_size * sizeof(float));
-                tok = fc_sampler_sample(&sv->sampler, sv->work);
-            }
+            /* logit_bias is added to the raw logits; logprobs are the log-softmax of those (before penalties,
+               temperature and truncation) */
+            memcpy(sv->work, sv->logits, (size_t)c->vocab_size * sizeof(float));
+            for (int32_t i = 0; i < sv->n_bias; i++) sv->work[sv->bias_ids[i]] += sv->bias[sv->bias_ids[i]];
+            double lse = 0;
+            int32_t top[MAX_TOP_LOGPROBS];
+            if (want_logprobs) lse = fc_logsumexp(sv->work, c->vocab_size);
+            if (n_top > 0) fc_top_ids(sv->work, c->vocab_size, n_top, top);
+            if (n_force >= 0) tok = force[completion];
+            else tok = fc_sampler_sample(&sv->sampler, sv->work); /* modifies work */
             fputs("{\"type\":\"token\"", stdout);
             put_id(id);
             printf(",\"token\":%d", tok);
-            if (want_logprobs) printf(",\"logprob\":%.6g", (double)fc_logprob(sv->logits, c->vocab_size, tok));
+            if (want_logprobs) printf(",\"logprob\":%.9g", (double)sv->logits[tok] + (double)sv->bias[tok] - lse);
+            if (n_top > 0) {
+                fputs(",\"top_logprobs\":[", stdout);
+                for (int32_t i = 0; i < n_top && i < c->vocab_size; i++) {
+                    printf("%s{\"token\":%d,\"logprob\":%.9g}", i ? "," : "", top[i],
+                           (double)sv->logits[top[i]] + (double)sv->bias[top[i]] - lse);
+                }
+                fputc(']', stdout);
+            }
             fputs("}\n", stdout);
             fflush(stdout);
             completion++;
@@ -420,6 +555,7 @@ done_nolog:
     sv->generating = 0;
     sv->running_id[0] = '\0';
 out:
+    clear_logit_bias(sv);
     free(tokens);
     free(stop);
     free(snap_at);
@@ -456,7 +592,9 @@ static void handle_logits(struct server * sv, const struct fc_json * req, const 
     fc_snapshots_detach(&sv->snaps, e, 0);
     fc_engine_reset(e);
     sv->logits_valid = 0;
+    progress_begin(sv, id, n, fc_time_ms());
     st = fc_engine_eval(e, tokens, n, all, sv->logits, &err);
+    progress_end(sv);
     if (st != FC_STATUS_OK) {
         fc_engine_reset(e);
         reply_error(id, st, err.message);
@@ -505,12 +643,12 @@ static void handle_stats(struct server * sv, const char * id) {
     printf(",\"requests\":%lld,\"prompt_tokens\":%lld,\"cached_tokens\":%lld,\"prefill_tokens\":%lld,"
            "\"completion_tokens\":%lld,\"prefill_ms\":%.3f,\"decode_ms\":%.3f,\"prefill_tokens_per_s\":%.3f,"
            "\"tokens_per_s\":%.3f,\"expert_bytes\":%llu,\"io_wait_ms\":%.3f,\"snapshots\":%d,\"snapshot_bytes\":%zu,"
-           "\"snapshot_budget_bytes\":%zu,\"n_past\":%d,\"context\":%d,\"rss_bytes\":%lld,\"max_rss_bytes\":%lld}\n",
+           "\"snapshot_budget_bytes\":%zu,\"n_past\":%d,\"context\":%d,\"kv_bytes\":%zu,\"rss_bytes\":%lld,\"max_rss_bytes\":%lld}\n",
            (long long)t->requests, (long long)t->prompt_tokens, (long long)t->cached_tokens, (long long)t->prefill_tokens,
            (long long)t->completion_tokens, t->prefill_ms, t->decode_ms,
            t->prefill_ms > 0 ? t->prefill_tokens / (t->prefill_ms / 1e3) : 0.0,
            t->decode_ms > 0 ? t->completion_tokens / (t->decode_ms / 1e3) : 0.0, (unsigned long long)e->experts.bytes_read,
-           e->experts.io_wait_ms, sv->snaps.n, sv->snaps.used_bytes, sv->snaps.budget_bytes, e->st.n_past, e->context,
+           e->experts.io_wait_ms, sv->snaps.n, sv->snaps.used_bytes, sv->snaps.budget_bytes, e->st.n_past, e->context, fc_kv_committed_bytes(&e->st.kv),
            (long long)rss_kb * 1024, (long long)ru.ru_maxrss * 1024);
     fflush(stdout);
 }
@@ -577,11 +715,15 @@ static void handle_line(struct server * sv, char * line) {
     fc_json_free(req);
 }
 
-int fc_protocol_run(struct fc_engine * e, size_t snapshot_budget_bytes, int in_fd) {
+int fc_protocol_run(struct fc_engine * e, size_t snapshot_budget_bytes, int in_fd, double progress_ms) {
     struct server sv = { 0 };
     const struct fc_config * c = &e->model.cfg;
     sv.e = e;
     sv.in_fd = in_fd;
+    sv.progress_ms = progress_ms;
+    sv.bias = fc_xcalloc((size_t)c->vocab_size, sizeof *sv.bias);
+    sv.bias_ids = fc_xcalloc((size_t)c->vocab_size, sizeof *sv.bias_ids);
+    sv.bias_listed = fc_xcalloc((size_t)c->vocab_size, 1);
     fc_snapshots_init(&sv.snaps, snapshot_budget_bytes);
     fc_sampler_init(&sv.sampler, c->vocab_size);
     sv.logits = fc_xcalloc((size_t)c->vocab_size, sizeof(float));
@@ -594,9 +736,10 @@ int fc_protocol_run(struct fc_engine * e, size_t snapshot_budget_bytes, int in_f
            e->n_threads, e->context, c->vocab_size, c->hidden_size, c->n_layers, c->n_experts, e->n_active);
     for (int32_t i = 0; i < c->n_eos; i++) printf("%s%d", i ? "," : "", c->eos[i]);
     printf("]},\"dense_bytes\":%zu,\"expert_bytes_per_token\":%llu,\"expert_bits\":%d,\"expert_io\":\"%s\","
-           "\"snapshot_budget_bytes\":%zu}\n",
+           "\"snapshot_budget_bytes\":%zu,\"max_context\":%d,\"kv_type\":\"%s\",\"kv_bytes_per_token\":%zu}\n",
            e->model.dense_bytes, (unsigned long long)e->experts.expert_bytes * (unsigned long long)e->n_active * (unsigned long long)c->n_layers,
-           e->experts.bits, fc_expert_io_name(fc_engine_expert_io(e)), snapshot_budget_bytes);
+           e->experts.bits, fc_expert_io_name(fc_engine_expert_io(e)), snapshot_budget_bytes, e->max_context,
+           fc_kv_type_name(e->st.kv.type), fc_engine_kv_bytes_per_pos(e));
     fflush(stdout);
 
     while (!sv.shutdown) {
@@ -621,6 +764,9 @@ int fc_protocol_run(struct fc_engine * e, size_t snapshot_budget_bytes, int in_f
     fc_sampler_free(&sv.sampler);
     free(sv.logits);
     free(sv.work);
+    free(sv.bias);
+    free(sv.bias_ids);
+    free(sv.bias_listed);
     free(sv.buf);
     return 0;
 }

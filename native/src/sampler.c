@@ -58,11 +58,30 @@ int32_t fc_argmax(const float * logits, int32_t n) {
     return best;
 }
 
-float fc_logprob(const float * logits, int32_t vocab, int32_t token) {
+double fc_logsumexp(const float * logits, int32_t vocab) {
     float mx = logits[fc_argmax(logits, vocab)];
     double sum = 0.0;
     for (int32_t i = 0; i < vocab; i++) sum += exp((double)(logits[i] - mx));
-    return (float)((double)(logits[token] - mx) - log(sum));
+    return (double)mx + log(sum);
+}
+
+float fc_logprob(const float * logits, int32_t vocab, int32_t token) {
+    return (float)((double)logits[token] - fc_logsumexp(logits, vocab));
+}
+
+void fc_top_ids(const float * logits, int32_t vocab, int32_t k, int32_t * ids) {
+    if (k > vocab) k = vocab;
+    int32_t n = 0;
+    for (int32_t i = 0; i < vocab; i++) {
+        /* insertion into the sorted prefix ids[0..n): larger first, the lower id first among equals */
+        if (n == k && !(logits[i] > logits[ids[n - 1]])) continue;
+        int32_t j = n < k ? n++ : k - 1;
+        while (j > 0 && logits[i] > logits[ids[j - 1]]) {
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        ids[j] = i;
+    }
 }
 
 static const float * g_sort_keys;

@@ -33,8 +33,12 @@ void fc_sampler_begin(struct fc_sampler * s, const struct fc_sampling * p, const
 void fc_sampler_accept(struct fc_sampler * s, int32_t token);
 /* Pick the next token from logits[vocab] (logits are modified). */
 int32_t fc_sampler_sample(struct fc_sampler * s, float * logits);
-/* log-softmax of logits[token] (unmodified logits). */
+/* log(sum(exp(logits))), computed stably in double. */
+double fc_logsumexp(const float * logits, int32_t vocab);
+/* log-softmax of logits[token]. */
 float fc_logprob(const float * logits, int32_t vocab, int32_t token);
+/* The min(k, vocab) largest logits' ids into ids[], largest first (the lower id first among equals); k >= 1. */
+void fc_top_ids(const float * logits, int32_t vocab, int32_t k, int32_t * ids);
 int32_t fc_argmax(const float * logits, int32_t n);
 
 #endif

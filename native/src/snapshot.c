@@ -7,18 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char MAGIC[8] = { 'F', 'C', 'S', 'N', 'A', 'P', '0', '1' };
+/* version 02: K/V rows in the cache's own type (kv-cache.h), which the header names */
+static const char MAGIC[8] = { 'F', 'C', 'S', 'N', 'A', 'P', '0', '2' };
 
 static size_t recurrent_floats(const struct fc_engine * e) {
     return fc_engine_recurrent_bytes(e) / sizeof(float);
 }
 
-static size_t kv_floats_per_pos(const struct fc_engine * e) {
-    return fc_engine_kv_bytes_per_pos(e) / sizeof(float);
-}
-
-static size_t layer_kv_floats_per_pos(const struct fc_engine * e) {
-    return (size_t)e->model.cfg.n_kv_heads * e->model.cfg.head_dim;
+static size_t layer_kv_bytes_per_pos(const struct fc_engine * e) {
+    return e->st.kv.pos_bytes;
 }
 
 static size_t snap_bytes(const struct fc_engine * e, int32_t n_tokens, int with_kv) {
@@ -69,11 +66,11 @@ static int make_room(struct fc_snapshots * s, size_t extra, int32_t keep) {
     return make_room_p(s, extra, keep, 0);
 }
 
-static void copy_kv_out(const struct fc_engine * e, float * dst, int32_t n_tokens) {
-    const size_t per = layer_kv_floats_per_pos(e) * (size_t)n_tokens;
+static void copy_kv_out(const struct fc_engine * e, uint8_t * dst, int32_t n_tokens) {
+    const size_t per = layer_kv_bytes_per_pos(e) * (size_t)n_tokens;
     for (int32_t l = 0; l < e->model.n_full_layers; l++) {
-        memcpy(dst + (size_t)(2 * l) * per, e->st.k_cache[l], per * sizeof(float));
-        memcpy(dst + (size_t)(2 * l + 1) * per, e->st.v_cache[l], per * sizeof(float));
+        memcpy(dst + (size_t)(2 * l) * per, fc_kv_region(&e->st.kv, l, 0), per);
+        memcpy(dst + (size_t)(2 * l + 1) * per, fc_kv_region(&e->st.kv, l, 1), per);
     }
 }
 
@@ -155,7 +152,7 @@ static void detach_p(struct fc_snapshots * s, const struct fc_engine * e, int32_
         struct fc_snapshot * x = &s->items[i];
         if (x->kv || x->n_tokens <= keep) { i++; continue; }
         size_t extra = (size_t)x->n_tokens * fc_engine_kv_bytes_per_pos(e);
-        float * kv = NULL;
+        uint8_t * kv = NULL;
         const int32_t * key = x->tokens; /* unique: finds this snapshot again if make_room moves items */
         if (x->bytes + extra <= s->budget_bytes && make_room_p(s, extra, i, protect)) {
             for (i = 0; s->items[i].tokens != key; i++) {}
@@ -191,10 +188,12 @@ void fc_snapshots_restore(struct fc_snapshots * s, int32_t i, struct fc_engine *
         for (i = 0; i < s->n && s->items[i].last_used != id; i++) {}
         FC_ASSERT(i < s->n);
         const struct fc_snapshot * x = &s->items[i];
-        const size_t per = layer_kv_floats_per_pos(e) * (size_t)x->n_tokens;
+        const size_t per = layer_kv_bytes_per_pos(e) * (size_t)x->n_tokens;
+        struct fc_error err = { 0 };
+        if (fc_engine_reserve(e, x->n_tokens, &err) != FC_STATUS_OK) fc_abort(__FILE__, __LINE__, err.message);
         for (int32_t l = 0; l < e->model.n_full_layers; l++) {
-            memcpy(e->st.k_cache[l], x->kv + (size_t)(2 * l) * per, per * sizeof(float));
-            memcpy(e->st.v_cache[l], x->kv + (size_t)(2 * l + 1) * per, per * sizeof(float));
+            memcpy(fc_kv_region(&e->st.kv, l, 0), x->kv + (size_t)(2 * l) * per, per);
+            memcpy(fc_kv_region(&e->st.kv, l, 1), x->kv + (size_t)(2 * l + 1) * per, per);
         }
         memcpy(e->st.tokens, x->tokens, (size_t)x->n_tokens * 4);
         e->st.n_valid = x->n_tokens;
@@ -210,7 +209,7 @@ void fc_snapshots_restore(struct fc_snapshots * s, int32_t i, struct fc_engine *
 
 struct header {
     char magic[8];
-    int32_t dims[12];
+    int32_t dims[13];
     int32_t count;
 };
 
@@ -218,8 +217,9 @@ static void fill_header(const struct fc_engine * e, struct header * h) {
     const struct fc_config * c = &e->model.cfg;
     memset(h, 0, sizeof *h);
     memcpy(h->magic, MAGIC, 8);
-    int32_t d[12] = { c->vocab_size, c->hidden_size, c->n_layers, c->n_kv_heads, c->head_dim, c->la_n_k_heads,
-                      c->la_n_v_heads, c->la_k_dim, c->la_v_dim, c->la_conv_kernel, c->n_experts, (int32_t)sizeof(float) };
+    int32_t d[13] = { c->vocab_size, c->hidden_size, c->n_layers, c->n_kv_heads, c->head_dim, c->la_n_k_heads,
+                      c->la_n_v_heads, c->la_k_dim, c->la_v_dim, c->la_conv_kernel, c->n_experts, (int32_t)sizeof(float),
+                      (int32_t)e->st.kv.type };
     memcpy(h->dims, d, sizeof d);
 }
 
@@ -232,20 +232,20 @@ enum fc_status fc_snapshots_save(struct fc_snapshots * s, const struct fc_engine
     fill_header(e, &h);
     h.count = s->n;
     int ok = fwrite(&h, sizeof h, 1, f) == 1;
-    const size_t rf = recurrent_floats(e), kvp = kv_floats_per_pos(e), V = (size_t)e->model.cfg.vocab_size;
-    float * kvbuf = NULL;
+    const size_t rf = recurrent_floats(e), kvp = fc_engine_kv_bytes_per_pos(e), V = (size_t)e->model.cfg.vocab_size;
+    uint8_t * kvbuf = NULL;
     for (int32_t i = 0; ok && i < s->n; i++) {
         const struct fc_snapshot * x = &s->items[i];
-        const float * kv = x->kv;
+        const uint8_t * kv = x->kv;
         if (!kv) {
-            kvbuf = realloc(kvbuf, (size_t)x->n_tokens * kvp * sizeof(float) + 4);
+            kvbuf = realloc(kvbuf, (size_t)x->n_tokens * kvp + 4);
             if (!kvbuf) { ok = 0; break; }
             copy_kv_out(e, kvbuf, x->n_tokens);
             kv = kvbuf;
         }
         ok = fwrite(&x->n_tokens, 4, 1, f) == 1 && fwrite(x->tokens, 4, (size_t)x->n_tokens, f) == (size_t)x->n_tokens &&
              fwrite(x->recurrent, sizeof(float), rf, f) == rf && fwrite(x->logits, sizeof(float), V, f) == V &&
-             fwrite(kv, sizeof(float), (size_t)x->n_tokens * kvp, f) == (size_t)x->n_tokens * kvp;
+             fwrite(kv, 1, (size_t)x->n_tokens * kvp, f) == (size_t)x->n_tokens * kvp;
     }
     free(kvbuf);
     if (fflush(f) != 0) ok = 0;
@@ -262,15 +262,29 @@ enum fc_status fc_snapshots_load(struct fc_snapshots * s, const struct fc_engine
     if (!f) return fc_error_set(err, FC_STATUS_IO_ERROR, "%s: cannot open (%s)", path, strerror(errno));
     struct header h, want;
     fill_header(e, &want);
-    if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, MAGIC, 8) != 0) {
+    if (fread(&h, sizeof h.magic, 1, f) != 1 || memcmp(h.magic, MAGIC, 6) != 0) {
         fclose(f);
         return fc_error_set(err, FC_STATUS_BAD_REQUEST, "%s: not a snapshot file", path);
+    }
+    if (memcmp(h.magic, MAGIC, 8) != 0) {
+        fclose(f);
+        return fc_error_set(err, FC_STATUS_BAD_REQUEST, "%s: snapshot format %.2s; this engine reads format %.2s only", path,
+                            h.magic + 6, MAGIC + 6);
+    }
+    if (fread((char *)&h + sizeof h.magic, sizeof h - sizeof h.magic, 1, f) != 1) {
+        fclose(f);
+        return fc_error_set(err, FC_STATUS_BAD_REQUEST, "%s: truncated snapshot header", path);
+    }
+    if (memcmp(h.dims, want.dims, 12 * sizeof h.dims[0]) == 0 && h.dims[12] != want.dims[12]) {
+        fclose(f);
+        return fc_error_set(err, FC_STATUS_BAD_REQUEST, "%s: snapshots of a %s KV cache; this engine's is %s", path,
+                            fc_kv_type_name((enum fc_kv_type)h.dims[12]), fc_kv_type_name(e->st.kv.type));
     }
     if (memcmp(h.dims, want.dims, sizeof h.dims) != 0 || h.count < 0) {
         fclose(f);
         return fc_error_set(err, FC_STATUS_BAD_REQUEST, "%s: snapshots of a different model", path);
     }
-    const size_t rf = recurrent_floats(e), kvp = kv_floats_per_pos(e), V = (size_t)e->model.cfg.vocab_size;
+    const size_t rf = recurrent_floats(e), kvp = fc_engine_kv_bytes_per_pos(e), V = (size_t)e->model.cfg.vocab_size;
     enum fc_status st = FC_STATUS_OK;
     for (int32_t i = 0; i < h.count; i++) {
         struct fc_snapshot x = { 0 };
@@ -281,11 +295,11 @@ enum fc_status fc_snapshots_load(struct fc_snapshots * s, const struct fc_engine
         x.tokens = malloc((size_t)x.n_tokens * 4);
         x.recurrent = malloc(rf * sizeof(float) + 4);
         x.logits = malloc(V * sizeof(float));
-        x.kv = malloc((size_t)x.n_tokens * kvp * sizeof(float) + 4);
+        x.kv = malloc((size_t)x.n_tokens * kvp + 4);
         int ok = x.tokens && x.recurrent && x.logits && x.kv &&
                  fread(x.tokens, 4, (size_t)x.n_tokens, f) == (size_t)x.n_tokens && fread(x.recurrent, sizeof(float), rf, f) == rf &&
                  fread(x.logits, sizeof(float), V, f) == V &&
-                 fread(x.kv, sizeof(float), (size_t)x.n_tokens * kvp, f) == (size_t)x.n_tokens * kvp;
+                 fread(x.kv, 1, (size_t)x.n_tokens * kvp, f) == (size_t)x.n_tokens * kvp;
         for (int32_t t = 0; ok && t < x.n_tokens; t++) ok = x.tokens[t] >= 0 && x.tokens[t] < (int32_t)V;
         x.bytes = snap_bytes(e, x.n_tokens, 1);
         if (!ok) {

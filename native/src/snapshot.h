@@ -16,7 +16,7 @@ struct fc_snapshot {
     int32_t * tokens;   /* [n_tokens] */
     float * recurrent;  /* conv + ssm of every linear layer */
     float * logits;     /* [vocab] after the last token */
-    float * kv;         /* NULL: rows live in the engine cache; else [n_full][2][n_tokens * n_kv * head_dim] */
+    uint8_t * kv;       /* NULL: rows live in the engine cache; else [n_full][2][n_tokens * kv.pos_bytes], as the cache stores them */
     size_t bytes;
     uint64_t last_used;
 };

@@ -8,22 +8,44 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "platform.h"
 #include "util.h"
 
 #define SPIN_ITERS 4000
 
+/*
+ * The whole state of the current job is one 64-bit word, so it is published, claimed from and completed
+ * atomically, and a thread can never mix the fields of two jobs:
+ *   bits 48..63  seq      job sequence number (wraps; workers wait for it to change)
+ *   bits 32..47  n        chunks in the job
+ *   bits 16..31  claimed  chunks handed out; every fetch_add returns a distinct (job, chunk) pair
+ *   bits  0..15  done     chunks finished
+ * A claim is a fetch_add on `claimed`: a result below n is chunk `claimed` of exactly the job in that word (a
+ * thread still leaving the previous job that claims here gets a real chunk of this one and runs it with this
+ * job's fn, which is valid: the job cannot finish while it runs); a result >= n means nothing is left and the
+ * thread stops. Each thread fails at most one claim per job, so `claimed` stays below n + n_threads and never
+ * carries into `n`. The caller waits for done == n of its own word; the next job replaces the word whole.
+ * Progress never depends on a worker noticing a job: the caller claims chunks too.
+ */
+#define DONE_ONE    ((uint64_t)1)
+#define CLAIM_ONE   ((uint64_t)1 << 16)
+#define JOB_DONE(w)    ((uint32_t)((w) & 0xffff))
+#define JOB_CLAIMED(w) ((uint32_t)(((w) >> 16) & 0xffff))
+#define JOB_N(w)       ((uint32_t)(((w) >> 32) & 0xffff))
+#define JOB_SEQ(w)     ((uint32_t)((w) >> 48))
+#define JOB_WORD(seq, n) (((uint64_t)((seq) & 0xffff) << 48) | ((uint64_t)(n) << 32))
+#define MAX_THREADS 1024
+
 struct fc_pool {
     int32_t n_threads;
     pthread_t * threads;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    atomic_int generation;           /* bumped for every job; workers wait for a change */
-    _Atomic uint64_t claim;          /* (generation << 32) | next chunk to hand out */
-    atomic_int n_done;               /* chunks finished in the current job */
-    atomic_int stop;
-    fc_pool_fn fn;
+    _Atomic uint64_t job;      /* the current job (above) */
+    fc_pool_fn fn;             /* of the current job: written before its word is published, read after a claim */
     void * ctx;
-    int32_t n_chunks;
+    pthread_mutex_t mu;        /* sleeping workers wait on cv under mu */
+    pthread_cond_t cv;
+    atomic_int n_sleeping;     /* workers in (or about to enter) cv wait: the caller only signals when > 0 */
+    atomic_int stop;
 };
 
 struct worker_arg {
@@ -39,17 +61,19 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* Claim and run chunks of job `gen` until none are left (or another job has started). */
-static void work(struct fc_pool * pool, uint32_t gen, int32_t thread) {
+/* Claim and run chunks until a claim finds none left; returns the seq of the job that claim saw. */
+static uint32_t work(struct fc_pool * pool, int32_t thread) {
     for (;;) {
-        uint64_t c = atomic_load_explicit(&pool->claim, memory_order_acquire);
-        if ((uint32_t)(c >> 32) != gen) return;
-        uint32_t idx = (uint32_t)c;
-        if ((int32_t)idx >= pool->n_chunks) return; /* a stale n_chunks only matters if gen changed: the CAS fails */
-        if (!atomic_compare_exchange_weak_explicit(&pool->claim, &c, c + 1, memory_order_acq_rel, memory_order_acquire)) continue;
-        /* the job cannot finish (nor change) while this claimed chunk is outstanding */
-        pool->fn(pool->ctx, (int32_t)idx, pool->n_chunks, thread);
-        atomic_fetch_add_explicit(&pool->n_done, 1, memory_order_release);
+        /* a plain load first: when nothing is left, stop without writing the word the caller is polling */
+        uint64_t w = atomic_load_explicit(&pool->job, memory_order_acquire);
+        if (JOB_CLAIMED(w) >= JOB_N(w)) return JOB_SEQ(w);
+        w = atomic_fetch_add_explicit(&pool->job, CLAIM_ONE, memory_order_acq_rel);
+        uint32_t chunk = JOB_CLAIMED(w), n = JOB_N(w);
+        if (chunk >= n) return JOB_SEQ(w);
+        /* fn/ctx are this job's: they were written before its word was published, and the job cannot end (so the
+           caller cannot start another) before this chunk is counted done */
+        pool->fn(pool->ctx, (int32_t)chunk, (int32_t)n, thread);
+        atomic_fetch_add_explicit(&pool->job, DONE_ONE, memory_order_acq_rel);
     }
 }
 
@@ -58,37 +82,38 @@ static void * worker_main(void * p) {
     struct fc_pool * pool = wa->pool;
     int32_t ith = wa->ith;
     free(wa);
-    int seen = 0;
+    fc_platform_worker_start(ith);
+    uint32_t seen = JOB_SEQ(atomic_load(&pool->job));
     for (;;) {
-        int gen;
         int spins = 0;
-        while ((gen = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen &&
-               !atomic_load(&pool->stop)) {
+        while (JOB_SEQ(atomic_load_explicit(&pool->job, memory_order_acquire)) == seen) {
+            if (atomic_load_explicit(&pool->stop, memory_order_relaxed)) return NULL;
             if (++spins < SPIN_ITERS) {
                 cpu_relax();
                 continue;
             }
+            /* n_sleeping before the re-check, and the caller's publish before its n_sleeping check (both seq_cst):
+               either the caller sees a sleeper and broadcasts under mu, or this re-check sees the new job */
             pthread_mutex_lock(&pool->mu);
-            while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop)) {
-                pthread_cond_wait(&pool->cv, &pool->mu);
-            }
+            atomic_fetch_add(&pool->n_sleeping, 1);
+            while (JOB_SEQ(atomic_load(&pool->job)) == seen && !atomic_load(&pool->stop)) pthread_cond_wait(&pool->cv, &pool->mu);
+            atomic_fetch_sub(&pool->n_sleeping, 1);
             pthread_mutex_unlock(&pool->mu);
+            spins = 0;
         }
-        if (atomic_load(&pool->stop)) return NULL;
-        seen = gen;
-        work(pool, (uint32_t)gen, ith);
+        seen = work(pool, ith);
     }
 }
 
 struct fc_pool * fc_pool_init(int32_t n_threads) {
     if (n_threads < 1) n_threads = 1;
+    if (n_threads > MAX_THREADS) n_threads = MAX_THREADS;
     struct fc_pool * pool = fc_xcalloc(1, sizeof *pool);
     pool->n_threads = n_threads;
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->cv, NULL);
-    atomic_init(&pool->generation, 0);
-    atomic_init(&pool->claim, 0);
-    atomic_init(&pool->n_done, 0);
+    atomic_init(&pool->job, JOB_WORD(0, 0));
+    atomic_init(&pool->n_sleeping, 0);
     atomic_init(&pool->stop, 0);
     pool->threads = fc_xcalloc((size_t)n_threads, sizeof *pool->threads);
     for (int32_t i = 1; i < n_threads; i++) {
@@ -128,19 +153,20 @@ void fc_pool_run(struct fc_pool * pool, fc_pool_fn fn, void * ctx, int32_t n_chu
         for (int32_t i = 0; i < n_chunks; i++) fn(ctx, i, n_chunks, 0);
         return;
     }
+    FC_ASSERT(n_chunks <= FC_POOL_MAX_CHUNKS);
+    /* the previous job is complete (its caller waited for it), so no thread reads fn/ctx now */
     pool->fn = fn;
     pool->ctx = ctx;
-    pool->n_chunks = n_chunks;
-    atomic_store_explicit(&pool->n_done, 0, memory_order_relaxed);
-    pthread_mutex_lock(&pool->mu);
-    uint32_t gen = (uint32_t)atomic_load(&pool->generation) + 1;
-    atomic_store_explicit(&pool->claim, (uint64_t)gen << 32, memory_order_release);
-    atomic_store_explicit(&pool->generation, (int)gen, memory_order_release);
-    pthread_cond_broadcast(&pool->cv);
-    pthread_mutex_unlock(&pool->mu);
-    work(pool, gen, 0);
+    uint32_t seq = JOB_SEQ(atomic_load_explicit(&pool->job, memory_order_relaxed)) + 1;
+    atomic_store(&pool->job, JOB_WORD(seq, (uint32_t)n_chunks));
+    if (atomic_load(&pool->n_sleeping) > 0) {
+        pthread_mutex_lock(&pool->mu);
+        pthread_cond_broadcast(&pool->cv);
+        pthread_mutex_unlock(&pool->mu);
+    }
+    work(pool, 0);
     int spins = 0;
-    while (atomic_load_explicit(&pool->n_done, memory_order_acquire) != n_chunks) {
+    while (JOB_DONE(atomic_load_explicit(&pool->job, memory_order_acquire)) != (uint32_t)n_chunks) {
         if (++spins < SPIN_ITERS) cpu_relax();
         else sched_yield();
     }

@@ -13,12 +13,18 @@ struct fc_pool;
 /* fn(ctx, chunk, n_chunks, thread): do chunk `chunk` of n_chunks; `thread` < fc_pool_size() indexes per-thread scratch. */
 typedef void (*fc_pool_fn)(void * ctx, int32_t chunk, int32_t n_chunks, int32_t thread);
 
-/* n_threads >= 1 (the calling thread counts as one). NULL if threads cannot be created. */
+/* n_threads in [1, 1024] (the calling thread counts as one). NULL if threads cannot be created. */
 struct fc_pool * fc_pool_init(int32_t n_threads);
 void fc_pool_free(struct fc_pool * pool);
 int32_t fc_pool_size(const struct fc_pool * pool);
 
-/* Run chunks 0..n_chunks-1 of fn on the pool (the caller works too) and return when all are done. */
+/* Most chunks one job may have (a programmer invariant: callers split work into a few chunks per thread). */
+#define FC_POOL_MAX_CHUNKS 32768
+
+/*
+ * Run chunks 0..n_chunks-1 of fn on the pool (the caller works too) and return when all are done. Each chunk runs
+ * exactly once; at most one thread uses a given `thread` index at a time. One caller at a time (not reentrant).
+ */
 void fc_pool_run(struct fc_pool * pool, fc_pool_fn fn, void * ctx, int32_t n_chunks);
 
 /* Split [0, n) into nth near-equal chunks aligned to `align`; returns [*begin, *end) of chunk ith. */

@@ -194,3 +194,27 @@ test("resuming a session whose last line was half-written warns and carries on",
   ]);
   expect(loadSession(config.paths, s.id).messages.map((m) => m.content)).toEqual(["before the crash", "after", "fine"]);
 });
+
+test("--resume after a chat was killed mid-reply: the recovered reply shows [interrupted] and is sent as context", async () => {
+  const s = Session.create(config.paths.sessionsDir, { now: 2 });
+  s.append({ role: "user", content: "tell me" });
+  const j = s.startReply({ model: "stub-model" });
+  j.add("content", "Once upon");
+  j.flush(); // the process died here: no complete reply line
+  scripts = [{ content: ["the end"] }];
+  const c = start({ resume: s.id });
+  c.input.end("continue\n");
+  await c.done;
+  expect(c.output()).toContain("> tell me\nOnce upon\n[interrupted]\n");
+  expect(stub.requests[0].messages).toEqual([
+    { role: "user", content: "tell me" },
+    { role: "assistant", content: "Once upon" },
+    { role: "user", content: "continue" },
+  ]);
+  expect(loadSession(config.paths, s.id).messages.map((m) => [m.content, m.interrupted ?? false])).toEqual([
+    ["tell me", false],
+    ["Once upon", true],
+    ["continue", false],
+    ["the end", false],
+  ]);
+});

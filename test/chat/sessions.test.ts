@@ -218,3 +218,71 @@ test("processes starting sessions in the same millisecond get distinct ids", asy
   expect(new Set(ids.map((i) => i.trim())).size).toBe(4);
   for (const s of listSessions(dirs)) expect(loadSession(dirs, s.id).meta?.id).toBe(s.id);
 });
+
+describe("replies journalled as they stream (partial records)", () => {
+  test("partial records then the complete reply: one message, the complete one", () => {
+    const s = Session.create(dirs.sessionsDir);
+    s.append({ role: "user", content: "q" });
+    const j = s.startReply({ model: "m" });
+    j.add("reasoning", "hm");
+    j.add("content", "Hel");
+    j.flush();
+    j.add("content", "lo");
+    j.flush();
+    j.finish({ role: "assistant", content: "Hello", reasoning: "hm", model: "m" });
+    const text = readFileSync(s.path, "utf8");
+    expect(text.split("\n").filter((l) => l.includes('"type":"partial"')).length).toBe(2);
+    const loaded = loadSession(dirs, s.id);
+    expect(loaded.warnings).toEqual([]);
+    expect(loaded.messages.map((m) => [m.role, m.content, m.reasoning ?? null, m.interrupted ?? false])).toEqual([
+      ["user", "q", null, false],
+      ["assistant", "Hello", "hm", false],
+    ]);
+  });
+
+  test("partial records with no complete reply (the chat was killed): one interrupted message, sent back as context", () => {
+    const s = Session.create(dirs.sessionsDir);
+    s.append({ role: "user", content: "q" });
+    const j = s.startReply({ model: "m" });
+    j.add("content", "Half ");
+    j.flush();
+    j.add("content", "a reply");
+    j.flush();
+    appendFileSync(s.path, '{"type":"partial","reply":"' + j.id + '","content":" and a torn li'); // killed mid-write
+    const loaded = loadSession(dirs, s.id);
+    expect(loaded.warnings).toEqual([`${s.id}: skipped a half-written last line (5)`]);
+    expect(loaded.messages).toMatchObject([
+      { role: "user", content: "q" },
+      { role: "assistant", content: "Half a reply", model: "m", interrupted: true },
+    ]);
+    // resumed and continued: the next message follows it, and the interrupted reply is part of the conversation
+    const { session } = Session.open(dirs, s.id);
+    session.append({ role: "user", content: "go on" });
+    expect(resolveRequestMessages(loadSession(dirs, s.id).messages)).toEqual([
+      { role: "user", content: "q" },
+      { role: "assistant", content: "Half a reply" },
+      { role: "user", content: "go on" },
+    ]);
+  });
+
+  test("the journal writes on its own at most flushMs after text arrives, and nothing when nothing arrived", async () => {
+    const s = Session.create(dirs.sessionsDir);
+    const j = s.startReply({ flushMs: 20 });
+    const before = readFileSync(s.path, "utf8");
+    j.add("content", "");
+    j.flush();
+    expect(readFileSync(s.path, "utf8")).toBe(before);
+    j.add("content", "x");
+    for (let i = 0; i < 500 && !readFileSync(s.path, "utf8").includes('"content":"x"'); i++) await Bun.sleep(5);
+    expect(readFileSync(s.path, "utf8").slice(before.length)).toMatch(/^\{"type":"partial","reply":"r\w+","content":"x","time":"[^"]+"\}\n$/);
+  });
+
+  test("old files (the bash tool's, no partial records) read as before", () => {
+    mkdirSync(dirs.legacySessionsDir, { recursive: true });
+    writeFileSync(join(dirs.legacySessionsDir, "chat-1700000000.jsonl"), '{"role":"user","content":"hi"}\n{"role":"assistant","content":"hello"}\n');
+    expect(loadSession(dirs, "chat-1700000000").messages).toEqual([
+      { role: "user", content: "hi" },
+      { role: "assistant", content: "hello" },
+    ]);
+  });
+});

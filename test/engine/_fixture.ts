@@ -61,8 +61,24 @@ export async function makeFixtureArtifacts(source: "mlx" | "hf-bf16" = "mlx"): P
 }
 
 /** Build the engine (no-op when up to date). */
-export async function buildEngine(target: "all" | "asan" = "all"): Promise<void> {
+export async function buildEngine(target: "all" | "asan" | "tsan" = "all"): Promise<void> {
   const proc = Bun.spawn(["make", "-s", "-C", NATIVE_DIR, target], { stdout: "pipe", stderr: "pipe" });
   const [err, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
   if (code !== 0) throw new Error(`make -C native ${target} failed:\n${err}`);
+}
+
+/** How long a native test binary may run before it counts as hung (a hang guard, not a speed limit). */
+export const HANG_MS = 100_000;
+
+/** Run a native test binary; `hung` says it was killed after HANG_MS. */
+export async function runWithHangGuard(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; hung: boolean }> {
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+  let hung = false;
+  const timer = setTimeout(() => {
+    hung = true;
+    proc.kill("SIGKILL");
+  }, HANG_MS);
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  return { code, out: out + err, hung };
 }

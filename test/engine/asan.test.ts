@@ -1,5 +1,5 @@
 // The engine tests once more under AddressSanitizer + UndefinedBehaviorSanitizer (`make engine-asan`): the native test
-// binaries, the fixture logits, greedy decoding, errors, cancel, snapshots. Any finding aborts the process.
+// binaries (the pool stress test too), the fixture logits, greedy decoding, errors, cancel, snapshots. Any finding aborts the process.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "pathe";
@@ -57,7 +57,7 @@ describe.skipIf(!hasSanitizers)("under ASan + UBSan", () => {
     removeDir(tmp);
   });
 
-  for (const name of ["test-kernels", "test-json"]) {
+  for (const name of ["test-kernels", "test-json", "test-pool"]) {
     test(`${name} is clean`, async () => {
       const proc = Bun.spawn([join(ASAN_DIR, name)], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...SANITIZER_ENV } });
       const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
@@ -86,6 +86,9 @@ describe.skipIf(!hasSanitizers)("under ASan + UBSan", () => {
       sampling: { temperature: 0.9, top_k: 20, top_p: 0.9, min_p: 0.02, repetition_penalty: 1.1, presence_penalty: 0.3, frequency_penalty: 0.1, seed: 5 },
     });
     expect(sampled.find((e) => e.type === "prompt")).toMatchObject({ cached_tokens: 12 });
+    const withLogprobs = await collect({ tokens: [7, 8, 9], max_tokens: 3, stop_tokens: [], top_logprobs: 20, logit_bias: { "5": 2, "511": -100 } });
+    expect(withLogprobs.filter((e) => e.type === "token").every((e) => (e as { top_logprobs?: unknown[] }).top_logprobs?.length === 20)).toBe(true);
+    await expect(collect({ tokens: [1], max_tokens: 1, sampling: { seed: 2 ** 64 } })).rejects.toMatchObject({ code: "bad_request" });
     await expect(engine.logits([1, 99999])).rejects.toMatchObject({ code: "bad_token" });
     await expect(collect({ tokens: Array.from({ length: 65 }, () => 1), max_tokens: 1 })).rejects.toMatchObject({ code: "context_overflow" });
     const ac = new AbortController();

@@ -317,6 +317,106 @@ describe("prefix reuse gives the same logits as a fresh evaluation", () => {
   });
 });
 
+describe("sampling fields are validated; logit_bias, logprobs, top_logprobs and progress", () => {
+  test("out-of-range or non-number sampling fields, logprobs fields and logit_bias are errors naming the field", async () => {
+    const gen = (id: string, extra: string) => `{"op":"generate","id":"${id}","tokens":[1,2,3],"max_tokens":1,${extra}}`;
+    const cases: [string, string, string, string][] = [
+      // id, request fields, code, text the message must contain
+      ["s1", '"sampling":{"seed":1e308}', "bad_request", "sampling.seed must be an integer in [0, 9007199254740991]"],
+      ["s2", '"sampling":{"seed":18446744073709551616}', "bad_request", "sampling.seed"],
+      ["s3", '"sampling":{"seed":-1}', "bad_request", "sampling.seed"],
+      ["s4", '"sampling":{"seed":1.5}', "bad_request", "sampling.seed"],
+      ["s5", '"sampling":{"seed":"7"}', "bad_request", "sampling.seed"],
+      ["t1", '"sampling":{"temperature":-0.5}', "bad_request", "sampling.temperature must be a number in [0, 100]"],
+      ["t2", '"sampling":{"temperature":1e300}', "bad_request", "sampling.temperature"],
+      ["p1", '"sampling":{"top_p":1.5}', "bad_request", "sampling.top_p must be a number in [0, 1]"],
+      ["k1", '"sampling":{"top_k":-1}', "bad_request", "sampling.top_k must be an integer"],
+      ["k2", '"sampling":{"top_k":1e12}', "bad_request", "sampling.top_k"],
+      ["k3", '"sampling":{"top_k":2.5}', "bad_request", "sampling.top_k"],
+      ["m1", '"sampling":{"min_p":-0.1}', "bad_request", "sampling.min_p"],
+      ["r1", '"sampling":{"repetition_penalty":0}', "bad_request", "sampling.repetition_penalty must be a number in (0, 100]"],
+      ["f1", '"sampling":{"frequency_penalty":1e200}', "bad_request", "sampling.frequency_penalty"],
+      ["f2", '"sampling":{"presence_penalty":-1000}', "bad_request", "sampling.presence_penalty"],
+      ["x1", '"sampling":[1]', "bad_request", "sampling must be an object"],
+      ["x2", '"max_tokens":2.5', "bad_request", "max_tokens must be an integer"],
+      ["l1", '"logprobs":1', "bad_request", "logprobs must be true or false"],
+      ["l2", '"top_logprobs":21', "bad_request", "top_logprobs must be an integer in [0, 20]"],
+      ["l3", '"top_logprobs":-1', "bad_request", "top_logprobs"],
+      ["b1", '"logit_bias":[1]', "bad_request", "logit_bias must be an object"],
+      ["b2", '"logit_bias":{"abc":1}', "bad_request", 'logit_bias key "abc" is not a token id'],
+      ["b3", '"logit_bias":{"1.5":1}', "bad_request", 'logit_bias key "1.5"'],
+      ["b4", '"logit_bias":{"512":1}', "bad_token", 'logit_bias key "512" is outside the vocabulary [0, 512)'],
+      ["b5", '"logit_bias":{"-1":1}', "bad_token", 'logit_bias key "-1"'],
+      ["b6", '"logit_bias":{"5":100.5}', "bad_request", 'logit_bias["5"] must be a number in [-100, 100]'],
+      ["b7", '"logit_bias":{"5":"1"}', "bad_request", 'logit_bias["5"]'],
+    ];
+    const { replies, code } = await rawSession(
+      [...cases.map(([id, extra]) => gen(id, extra)), gen("ok", '"sampling":{"seed":9007199254740991,"temperature":1},"stop_tokens":[]')],
+      "ok",
+    );
+    expect(code).toBe(0);
+    const got = replies.filter((r) => r.type === "error").map((r) => [r.id, r.code, r.message]);
+    expect(got.map(([id, c]) => [id, c])).toEqual(cases.map(([id, , c]) => [id, c]));
+    for (const [i, [, , , text]] of cases.entries()) expect(got[i]![2] as string).toContain(text);
+    expect(replies.filter((r) => r.id === "ok").map((r) => r.type)).toEqual(["prompt", "token", "done"]);
+  });
+
+  test("logprobs and top_logprobs are the log-softmax of the logits op's logits plus logit_bias", async () => {
+    await using own = await startFresh();
+    const e = own.engine;
+    const p = prompt().slice(0, 12);
+    const bias: Record<string, number> = { "7": 3.5, "100": -2, "300": 1.25 };
+    const evs = await collect(e, { tokens: p, max_tokens: 4, stop_tokens: [], logprobs: true, top_logprobs: 5, logit_bias: bias } as GenerateRequest);
+    type Tok = { token: number; logprob: number; top_logprobs: { token: number; logprob: number }[] };
+    const toks = evs.filter((x) => x.type === "token") as unknown as Tok[];
+    expect(toks).toHaveLength(4);
+    const seq = [...p, ...toks.slice(0, 3).map((t) => t.token)];
+    const logits = await e.logits(seq);
+    for (let k = 0; k < 4; k++) {
+      const row = Array.from(logits.subarray((p.length - 1 + k) * VOCAB, (p.length + k) * VOCAB)).map((x, i) => x + (bias[String(i)] ?? 0));
+      const mx = Math.max(...row);
+      const lse = mx + Math.log(row.reduce((a, x) => a + Math.exp(x - mx), 0));
+      const lp = row.map((x) => x - lse);
+      const order = lp.map((x, i) => [x, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+      expect(toks[k]!.token).toBe(order[0]![1]); // greedy on the biased logits
+      expect(Math.abs(toks[k]!.logprob - lp[toks[k]!.token]!)).toBeLessThan(1e-3);
+      expect(toks[k]!.top_logprobs.map((t) => t.token)).toEqual(order.slice(0, 5).map(([, i]) => i));
+      for (const t of toks[k]!.top_logprobs) expect(Math.abs(t.logprob - lp[t.token]!)).toBeLessThan(1e-3);
+      const sorted = toks[k]!.top_logprobs.map((t) => t.logprob);
+      expect(sorted).toEqual([...sorted].sort((a, b) => b - a));
+    }
+  });
+
+  test("logit_bias steers greedy decoding: +100 forces a token, -100 bans the greedy one", async () => {
+    await using own = await startFresh();
+    const e = own.engine;
+    const g = greedy().generated_ids;
+    const first = async (logit_bias: Record<string, number>) =>
+      tokensOf(await collect(e, { tokens: prompt(), max_tokens: 1, stop_tokens: [], logit_bias } as GenerateRequest))[0];
+    expect(await first({})).toBe(g[0]);
+    expect(await first({ "42": 100 })).toBe(42);
+    const banned = await first({ [String(g[0])]: -100 });
+    expect(banned).not.toBe(g[0]);
+    // and the bias is per request: the next request without it is greedy again
+    expect(await first({})).toBe(g[0]);
+  });
+
+  test("progress lines during prefill: checked after each layer (--progress-ms 0), none when the interval has not passed", async () => {
+    const req = '{"op":"generate","id":"g","tokens":[1,2,3,4,5,6,7,8,9,10,11,12],"max_tokens":1,"stop_tokens":[]}';
+    // one forward chunk (--batch 16): progress from inside the chunk, one line per layer
+    const every = await rawSession([req], "g", ["--progress-ms", "0", "--batch", "16"]);
+    const kinds = every.replies.map((r) => r.type);
+    expect(kinds.slice(0, 5)).toEqual(["progress", "progress", "progress", "progress", "prompt"]);
+    expect(every.replies[0]).toEqual({ type: "progress", id: "g", prompt_tokens_done: 0, prompt_tokens: 12 });
+    // chunks of 4: tokens done grow chunk by chunk
+    const chunked = await rawSession([req], "g", ["--progress-ms", "0", "--batch", "4"]);
+    const done = chunked.replies.filter((r) => r.type === "progress").map((r) => r.prompt_tokens_done);
+    expect([...new Set(done)]).toEqual([0, 4, 8]);
+    const hour = await rawSession([req], "g", ["--progress-ms", "3600000"]);
+    expect(hour.replies.filter((r) => r.type === "progress")).toEqual([]);
+  });
+});
+
 async function startFresh(): Promise<{ engine: Engine; [Symbol.asyncDispose](): Promise<void> }> {
   const engine = await startEngine({ artifactsDir: artifacts, threads: 1, context: 256 });
   return { engine, [Symbol.asyncDispose]: () => engine.close() };

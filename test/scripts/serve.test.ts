@@ -84,6 +84,14 @@ describe("serve start failures", () => {
     expect(r.stderr).toContain("FLASHCHAT_API_KEY");
   });
 
+  test("a SERVER_HOST that only starts like a loopback address needs an API key too", async () => {
+    const env = { ...homeEnv("bind-lookalike"), FLASHCHAT_SERVER_HOST: "127.0.0.1.nip.io" };
+    const r = await run([SERVE, "--port", String(await freePort())], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("binding 127.0.0.1.nip.io exposes the server beyond this machine");
+    expect(r.stderr).not.toContain(" at ");
+  });
+
   test("a model whose checkpoint is broken: setup (run first, as by chat and prompt) names what is wrong", async () => {
     const env = homeEnv("broken");
     const { writeFixtureCheckpoint } = await import("../server/_real-model.ts");
@@ -124,8 +132,26 @@ describe("with a prepared model (real engine)", () => {
     expect(existsSync(pidFileOf(env))).toBe(false);
   });
 
+  test("a context above the model's maximum is refused with exit 2 naming both numbers (--context, FLASHCHAT_CONTEXT_SIZE)", async () => {
+    const { env, modelDir } = await prepared("ctx-max");
+    const r = await run([CLI, "serve", "--model", modelDir, "--context", "5000", "--port", String(await freePort())], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("CONTEXT_SIZE 5000 (--context) is larger than the maximum context of");
+    expect(r.stderr).toContain(": 4096 tokens");
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(existsSync(pidFileOf(env))).toBe(false);
+    const p = await run([CLI, "prompt", "--model", modelDir, "hi"], { ...env, FLASHCHAT_CONTEXT_SIZE: "8192" });
+    expect(p.code).toBe(2);
+    expect(p.stderr).toContain("CONTEXT_SIZE 8192 (FLASHCHAT_CONTEXT_SIZE) is larger than the maximum context of");
+    const bad = await run([CLI, "serve", "--model", modelDir, "--context", "-3", "--port", String(await freePort())], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("CONTEXT_SIZE");
+  });
+
   test("`flashchat serve` starts in the background, answers, says when already running; --stop leaves nothing", async () => {
     const { env, modelDir } = await prepared("bg");
+    env.FLASHCHAT_CONTEXT_SIZE = "2048"; // both reach the engine through the config
+    env.FLASHCHAT_KV_CACHE_TYPE = "q8";
     const port = await freePort();
     const r = await run([CLI, "serve", "--model", modelDir, "--port", String(port)], env);
     expect(r.stderr).toContain(`the server is running at http://127.0.0.1:${port}`);
@@ -133,9 +159,10 @@ describe("with a prepared model (real engine)", () => {
     const info = JSON.parse(await Bun.file(pidFileOf(env)).text());
     expect(isProcessAlive(info.pid)).toBe(true);
     const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as { status: string; pid: number; engine: { pid: number } };
-    expect(health).toMatchObject({ status: "ok", pid: info.pid });
-    const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json()) as { data: { id: string }[] };
+    expect(health).toMatchObject({ status: "ok", pid: info.pid, context_length: 2048, engine: { context: 2048, kv_type: "q8" } });
+    const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json()) as { data: { id: string; context_length: number }[] };
     expect(models.data[0]!.id).toBe(modelDir);
+    expect(models.data[0]!.context_length).toBe(2048);
     const again = await run([CLI, "serve", "--model", modelDir, "--port", String(port)], env);
     expect(again.code).toBe(0);
     expect(again.stderr).toContain("already running");

@@ -91,6 +91,20 @@ test("--delete of an unknown id fails with exit 1; a known one is removed", asyn
   expect(existsSync(s.path)).toBe(false);
 });
 
+test("--show prints the conversation, a reply cut short marked [interrupted]; --json gives the messages", async () => {
+  const s = Session.create(sessionsDir, { now: 1800000000500 });
+  s.append({ role: "user", content: "first" });
+  s.append({ role: "assistant", content: "an answer" });
+  s.append({ role: "user", content: "second" });
+  s.append({ role: "assistant", content: "cut", interrupted: true });
+  const r = await run("--show", s.id);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toBe("> first\n\nan answer\n\n> second\n\ncut\n[interrupted]\n");
+  const j = await run("--show", s.id, "--json");
+  expect(JSON.parse(j.stdout).messages.map((m: { content: string }) => m.content)).toEqual(["first", "an answer", "second", "cut"]);
+  expect((await run("--show", "chat-404")).code).toBe(1);
+});
+
 test("numbered choices and picking by number or id", () => {
   const list = [
     { id: "chat-2", path: "", created: "", turns: 5, messages: 10, preview: "first words…", legacy: false },

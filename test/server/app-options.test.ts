@@ -4,7 +4,7 @@ import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import OpenAI from "openai";
 import { join } from "pathe";
-import { ApiBindError, checkBindSafety } from "../../lib/server/app.ts";
+import { ApiBindError, checkBindSafety } from "../../lib/server/origin.ts";
 import { createFakeEngineFactory } from "./_fake-engine.ts";
 import { createTempDir, startTestServer } from "./_server-fixture.ts";
 

@@ -42,8 +42,12 @@ const user = (content: string) => [{ role: "user" as const, content }];
 describe("real engine", () => {
   test("health reports the engine; models lists the id", async () => {
     const h = await readJson(await fetch(`${server.url}/health`));
-    expect(h).toMatchObject({ status: "ok", model: "tiny", engine: { backend: "cpu", context: 4096 } });
+    expect(h).toMatchObject({ status: "ok", model: "tiny", context_length: 4096, engine: { backend: "cpu", context: 4096 } });
     expect((await client.models.list()).data[0]!.id).toBe("tiny");
+    // context_length, as other OpenAI-compatible servers report it
+    const models = await readJson(await fetch(`${server.url}/v1/models`));
+    expect(models.data[0]).toMatchObject({ id: "tiny", context_length: 4096 });
+    expect(await readJson(await fetch(`${server.url}/v1/models/tiny`))).toMatchObject({ context_length: 4096 });
   });
 
   test("greedy: stream and non-stream give the same text and usage", async () => {
