@@ -74,7 +74,11 @@ static double int8_error_ratio(const struct fc_matrix * m, const float * x, cons
                 const float * xg = x + (size_t)t * m->cols + g * 64;
                 const float d = fc_cpu_quantize_group(xg, q, &sm);
                 double amax = 0.0;
-                for (int32_t i = 0; i < 64; i++) amax = fmax(amax, fabs((double)(xg[i] - (float)q[i] * d)));
+                /* a plain compare, not fmax: aarch64 gcc 12's vectorizer crashes on that reduction here */
+                for (int32_t i = 0; i < 64; i++) {
+                    const double v = fabs((double)(xg[i] - (float)q[i] * d));
+                    if (v > amax) amax = v;
+                }
                 for (int32_t i = 0; i < 64; i++) {
                     const double wv = wval(m, r, g * 64 + i);
                     bound += fabs(wv) * amax / 254.0;
