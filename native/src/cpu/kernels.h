@@ -4,7 +4,8 @@
  * consecutive floats (element k*per+j of a group -> position j*nbytes+k, per = 8/bits codes per byte,
  * nbytes = 8*bits bytes per group), plus the sum of x over each group (the bias term).
  *
- * The integer path (several tokens at once: prefill, experts shared by several tokens of a batch).
+ * The integer path gemm_q (x86 avx512vnni; several tokens at once: prefill, experts shared by several
+ * tokens of a batch). The arm64 int8 levels use another scheme, matmul_qx, described at fc_cpu_prepare_xq.
  * Activations are quantized to int8 per token and per group of 64 inputs (the weights' group):
  *     amax = max |x_i|,  q_i = nearbyint(x_i * (127 / amax)) in [-127, 127],  d = amax / 127,
  *     s = d * sum_i q_i                 (amax == 0: q = 0, d = 0, s = 0)
@@ -14,8 +15,8 @@
  * i.e. the dot of the row with the quantized x (q * d), the integer part exact. The backend uses two
  * levels: x is quantized, then its residual r_i = x_i - (float)q_i * d (a product then a difference,
  * never fused), and the two products are added (out = dot(x1) + dot(r1)): about 16-bit precision of
- * the activations for twice the integer work (one level moves the fixture's logits by up to 1.8). Every level
- * computes these same q, d, s, C and the same float steps, so the levels agree bit for bit; only the
+ * the activations for twice the integer work (one level moves the fixture's logits by up to 1.8). Every level with
+ * gemm_q computes these same q, d, s, C and the same float steps, so the levels agree bit for bit; only the
  * memory layout of the quantized activations is a level's own (it is made by that level's quantize_x
  * and read by its gemm_q, never by callers). The bias uses s = d * sum q rather than the float sum of
  * x: then the error is sum_i w_i (x_i - q_i d), which cancels better than sum_i (w_i - b)(...).
