@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "nn-math.h"
 
 #include <math.h>
 #include <stdio.h>

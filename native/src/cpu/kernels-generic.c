@@ -1,4 +1,4 @@
-/* Portable C kernels for the prepared-x layout, the reference matmul, and kernel selection. */
+/* Portable C kernels for the prepared-x layout, the error measures against the reference, and kernel selection. */
 #include "kernels.h"
 
 #include <math.h>
@@ -313,38 +313,6 @@ const struct fc_cpu_kernels * fc_cpu_kernels_best(void) {
     return &fc_cpu_kernels_generic;
 }
 
-/* ===== reference matmul: natural order, element by element, double accumulation ===== */
-
-static float code_at(const uint8_t * row, int bits, int32_t i) {
-    size_t bit = (size_t)i * (size_t)bits;
-    return (float)((row[bit / 8] >> (bit % 8)) & ((1u << bits) - 1u));
-}
-
-static float value_at(const struct fc_matrix * w, int32_t r, int32_t i) {
-    const uint8_t * row = w->data + (size_t)r * w->row_bytes;
-    switch (w->type) {
-    case FC_DTYPE_F32: { float f; memcpy(&f, row + (size_t)i * 4, 4); return f; }
-    case FC_DTYPE_F16: { uint16_t h; memcpy(&h, row + (size_t)i * 2, 2); return fc_f16_to_f32(h); }
-    case FC_DTYPE_BF16: { uint16_t h; memcpy(&h, row + (size_t)i * 2, 2); return fc_bf16_to_f32(h); }
-    default: {
-        int32_t ng = w->cols / w->group_size;
-        size_t gi = (size_t)r * (size_t)ng + (size_t)(i / w->group_size);
-        float s = fc_bf16_to_f32(w->scales[gi]), b = fc_bf16_to_f32(w->biases[gi]);
-        return code_at(row, fc_dtype_bits(w->type), i) * s + b;
-    }
-    }
-}
-
-void fc_matmul_reference(const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
-    for (int32_t t = 0; t < n_tokens; t++) {
-        for (int32_t r = 0; r < w->rows; r++) {
-            double acc = 0.0;
-            for (int32_t i = 0; i < w->cols; i++) acc += (double)value_at(w, r, i) * (double)x[(size_t)t * w->cols + i];
-            out[(size_t)t * w->rows + r] = (float)acc;
-        }
-    }
-}
-
 /* ===== error measures (tests, bench verify) ===== */
 
 static int int8_path(const struct fc_cpu_kernels * k, const struct fc_matrix * w) {
@@ -375,7 +343,7 @@ double fc_cpu_product_error(const struct fc_cpu_kernels * k, const struct fc_mat
     for (int32_t r = 0; r < w->rows; r++) {
         double s2 = 0.0;
         for (int32_t i = 0; i < w->cols; i++) {
-            float v = code_at(w->data + (size_t)r * w->row_bytes, fc_dtype_bits(w->type), i) *
+            float v = fc_code_at(w->data + (size_t)r * w->row_bytes, fc_dtype_bits(w->type), i) *
                           fc_bf16_to_f32(w->scales[(size_t)r * ng + i / w->group_size]) +
                       fc_bf16_to_f32(w->biases[(size_t)r * ng + i / w->group_size]);
             s2 += (double)v * v;
