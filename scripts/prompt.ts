@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 // One reply to one prompt, streamed to stdout (status and errors on stderr, so it pipes cleanly).
 //   bun scripts/prompt.ts "Why is the sky blue?" --tokens 200
-//   echo "Summarize: ..." | bun scripts/prompt.ts - --no-think --json
+//   echo "Summarize: ..." | bun scripts/prompt.ts --no-think --json   (no prompt and piped input: stdin, as with -)
 import { defineCommand } from "citty";
 import { renderStats } from "../lib/chat/chat.ts";
 import { resolvePromptText, runPrompt } from "../lib/chat/prompt.ts";

@@ -39,10 +39,16 @@ export interface PromptResult {
 }
 
 /** Read the prompt argument: `-` means stdin. An empty prompt is a usage error. */
-export async function resolvePromptText(arg: string | undefined, readStdin: () => Promise<string> = () => Bun.stdin.text()): Promise<string> {
-  const text = arg === "-" ? await readStdin() : (arg ?? "");
-  if (!text.trim()) throw new UserError("no prompt given", 'usage: flashchat prompt "your question" (or - to read it from stdin)', 2);
-  return arg === "-" ? text.replace(/\n$/, "") : text;
+export async function resolvePromptText(
+  arg: string | undefined,
+  readStdin: () => Promise<string> = () => Bun.stdin.text(),
+  stdinIsTTY = Boolean(process.stdin.isTTY),
+): Promise<string> {
+  // no prompt and piped input (`echo x | flashchat prompt`): the prompt is stdin, as with -
+  const fromStdin = arg === "-" || (arg === undefined && !stdinIsTTY);
+  const text = fromStdin ? await readStdin() : (arg ?? "");
+  if (!text.trim()) throw new UserError("no prompt given", 'usage: flashchat prompt "your question" (or pipe it in: echo "your question" | flashchat prompt)', 2);
+  return fromStdin ? text.replace(/\n$/, "") : text;
 }
 
 export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Promise<PromptResult> {

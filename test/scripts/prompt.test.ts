@@ -64,6 +64,14 @@ test("- reads the prompt from stdin; SHOW_THINKING sends thinking to stderr, nev
   expect(stub.requests[0].chat_template_kwargs).toBeUndefined();
 });
 
+test("no prompt and piped input: `echo x | flashchat prompt` reads the prompt from stdin", async () => {
+  next = { content: ["ok"] };
+  const r = await run([], { stdin: "from a pipe\n" });
+  expect(r.code).toBe(0);
+  expect(r.stdout).toBe("ok\n");
+  expect(stub.requests[0].messages).toEqual([{ role: "user", content: "from a pipe" }]);
+});
+
 test("--json prints one object with the reply, reasoning, usage and stats", async () => {
   next = { reasoning: ["r"], content: ["a", "b"] };
   const r = await run(["hi", "--json"]);
@@ -103,7 +111,10 @@ test("no server and a model that cannot be found: one clear error on stderr, exi
 test("prompt text: as given, or stdin without its final newline", async () => {
   expect(await resolvePromptText("hi")).toBe("hi");
   expect(await resolvePromptText("-", async () => "a\nb\n")).toBe("a\nb");
-  expect(resolvePromptText(undefined)).rejects.toThrow("no prompt given");
+  expect(resolvePromptText(undefined, async () => "", true)).rejects.toThrow("no prompt given");
+  // no prompt with piped input reads it, as - does
+  expect(await resolvePromptText(undefined, async () => "piped\n", false)).toBe("piped");
+  expect(resolvePromptText(undefined, async () => " \n", false)).rejects.toThrow("no prompt given");
 });
 
 test("no server running: the demo model is set up (--yes), run for this one reply on the real engine, and nothing is left running", async () => {
