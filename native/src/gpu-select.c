@@ -1,0 +1,103 @@
+/*
+ * The GPU backends as the engine selects them (--backend metal | metal-emu | auto): the Metal device or its
+ * emulator, and the whole forward pass over it (metal-forward.c). Compiled twice: with FC_HAVE_METAL (macOS)
+ * or FC_HAVE_METAL_EMU (a C++ compiler) into the engine, and with neither into the library the native tests
+ * link (there every GPU backend is "not part of this build").
+ */
+#include <string.h>
+
+#include "engine.h"
+#if defined(FC_HAVE_METAL) || defined(FC_HAVE_METAL_EMU)
+#include "metal/device.h"
+#include "metal/metal-forward.h"
+#endif
+
+int fc_engine_backend_built(const char * name) {
+#if defined(FC_HAVE_METAL)
+    if (strcmp(name, "metal") == 0) return 1;
+#endif
+#if defined(FC_HAVE_METAL_EMU)
+    if (strcmp(name, "metal-emu") == 0) return 1;
+#endif
+    return strcmp(name, "cpu") == 0 || strncmp(name, "cpu:", 4) == 0;
+}
+
+/* "auto": metal when this build has it and the system has a GPU (tried once at start-up), else cpu. */
+const char * fc_engine_resolve_backend(const char * name) {
+    if (strcmp(name, "auto") != 0) return name;
+#if defined(FC_HAVE_METAL)
+    struct fc_error err;
+    struct fc_gpu * g = fc_gpu_metal_create(fc_metal_source, &err);
+    if (g) {
+        g->ops->destroy(g);
+        return "metal";
+    }
+#endif
+    return "cpu";
+}
+
+enum fc_status fc_engine_gpu_open(struct fc_engine * e, const char * name, struct fc_error * err) {
+#if defined(FC_HAVE_METAL) || defined(FC_HAVE_METAL_EMU)
+    struct fc_gpu * g = NULL;
+    err->status = FC_STATUS_OK;
+#if defined(FC_HAVE_METAL)
+    if (strcmp(name, "metal") == 0) g = fc_gpu_metal_create(fc_metal_source, err);
+#endif
+#if defined(FC_HAVE_METAL_EMU)
+    if (strcmp(name, "metal-emu") == 0) g = fc_gpu_emu_create(fc_metal_source, e->n_threads, err);
+#endif
+    if (!g) {
+        if (err->status == FC_STATUS_OK) goto not_built;
+        return err->status;
+    }
+    const enum fc_kv_type kv = e->st.kv.type;
+    if (kv != FC_KV_F16 && kv != FC_KV_F32) {
+        g->ops->destroy(g);
+        return fc_error_set(err, FC_STATUS_BAD_REQUEST, "--backend %s keeps its KV cache as f16 or f32: --kv-type %s is not supported",
+                            name, fc_kv_type_name(kv));
+    }
+    enum fc_status st = fc_metal_forward_init(&e->gpu_fwd, g, &e->model, &e->experts, e->context, e->n_active, e->max_batch, 0,
+                                              kv == FC_KV_F16, err);
+    if (st != FC_STATUS_OK) {
+        g->ops->destroy(g);
+        return st;
+    }
+    e->gpu = g;
+    e->backend_name = g->ops->name;
+    return FC_STATUS_OK;
+not_built:
+#endif
+    return fc_error_set(err, FC_STATUS_BAD_REQUEST, "the %s backend is not part of this build (%s)", name,
+#if defined(FC_HAVE_METAL)
+                        "it has: cpu, metal"
+#elif defined(FC_HAVE_METAL_EMU)
+                        "it has: cpu, metal-emu"
+#else
+                        "it has: cpu"
+#endif
+    );
+}
+
+enum fc_status fc_engine_gpu_eval(struct fc_engine * e, const int32_t * tokens, int32_t n, float * logits_all, float * logits_last,
+                                  struct fc_error * err) {
+#if defined(FC_HAVE_METAL) || defined(FC_HAVE_METAL_EMU)
+    return fc_metal_forward_eval(e->gpu_fwd, tokens, n, logits_all, logits_last, NULL, err);
+#else
+    return fc_error_set(err, FC_STATUS_INTERNAL, "no GPU backend in this build");
+#endif
+}
+
+void fc_engine_gpu_reset(struct fc_engine * e) {
+#if defined(FC_HAVE_METAL) || defined(FC_HAVE_METAL_EMU)
+    fc_metal_forward_reset(e->gpu_fwd);
+#endif
+}
+
+void fc_engine_gpu_close(struct fc_engine * e) {
+#if defined(FC_HAVE_METAL) || defined(FC_HAVE_METAL_EMU)
+    fc_metal_forward_free(e->gpu_fwd);
+    if (e->gpu) e->gpu->ops->destroy(e->gpu);
+#endif
+    e->gpu_fwd = NULL;
+    e->gpu = NULL;
+}
