@@ -101,6 +101,9 @@ enum fc_status fc_engine_gpu_eval(struct fc_engine * e, const int32_t * tokens, 
                                   struct fc_error * err);
 void fc_engine_gpu_reset(struct fc_engine * e);
 void fc_engine_gpu_close(struct fc_engine * e);
+/* (bench verify) the GPU backend's logits, prefill and decode, against the CPU layer loop's; a result line each
+   (json: an object each, *first says whether one was printed). 1 = within tolerance, or no GPU backend. */
+int fc_engine_gpu_verify(struct fc_engine * e, int json, int * first);
 
 enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_options * opt, struct fc_error * err);
 void fc_engine_free(struct fc_engine * e);

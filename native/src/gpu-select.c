@@ -4,6 +4,9 @@
  * or FC_HAVE_METAL_EMU (a C++ compiler) into the engine, and with neither into the library the native tests
  * link (there every GPU backend is "not part of this build").
  */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
@@ -100,4 +103,69 @@ void fc_engine_gpu_close(struct fc_engine * e) {
 #endif
     e->gpu_fwd = NULL;
     e->gpu = NULL;
+}
+
+/* ===== bench verify: the GPU backend's whole forward pass against the CPU layer loop ===== */
+
+static double max_rel(const float * got, const float * ref, size_t n, int32_t * argmax_diff, int32_t rows, int32_t vocab) {
+    double err = 0.0, mag = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = fabs((double)got[i] - ref[i]);
+        if (d > err) err = d;
+        if (fabs(ref[i]) > mag) mag = fabs(ref[i]);
+    }
+    for (int32_t r = 0; r < rows; r++) {
+        int32_t a = 0, b = 0;
+        for (int32_t i = 1; i < vocab; i++) {
+            if (got[(size_t)r * vocab + i] > got[(size_t)r * vocab + a]) a = i;
+            if (ref[(size_t)r * vocab + i] > ref[(size_t)r * vocab + b]) b = i;
+        }
+        *argmax_diff += a != b;
+    }
+    return mag > 0 ? err / mag : err;
+}
+
+int fc_engine_gpu_verify(struct fc_engine * e, int json, int * first) {
+    if (!e->gpu_fwd) return 1;
+    const int32_t V = e->model.cfg.vocab_size;
+    int32_t n = e->context - 1 < 16 ? e->context - 1 : 16;
+    if (n < 1) return 1;
+    int32_t * toks = fc_xcalloc((size_t)n + 1, sizeof *toks);
+    for (int32_t i = 0; i <= n; i++) toks[i] = (int32_t)(((int64_t)i * 7919 + 11) % V);
+    float * got = fc_xcalloc((size_t)(n + 1) * V, sizeof(float)), * ref = fc_xcalloc((size_t)(n + 1) * V, sizeof(float));
+    struct fc_error err = { 0 };
+    int ok = 1;
+    struct fc_metal_forward * gpu = e->gpu_fwd;
+    for (int side = 0; side < 2 && ok; side++) { /* 0: the GPU backend, 1: the CPU layer loop */
+        float * out = side == 0 ? got : ref;
+        fc_engine_reset(e);
+        e->gpu_fwd = side == 0 ? gpu : NULL;
+        if (fc_engine_eval(e, toks, n, out, NULL, &err) != FC_STATUS_OK ||
+            fc_engine_eval(e, toks + n, 1, NULL, out + (size_t)n * V, &err) != FC_STATUS_OK) {
+            fprintf(stderr, "verify: %s\n", err.message);
+            ok = 0;
+        }
+        e->gpu_fwd = gpu;
+    }
+    fc_engine_reset(e);
+    const double tol = 1e-3;
+    for (int pass = 0; pass < 2 && ok; pass++) {
+        int32_t diff = 0;
+        const size_t off = pass == 0 ? 0 : (size_t)n * V;
+        const int32_t rows = pass == 0 ? n : 1;
+        const double r = max_rel(got + off, ref + off, (size_t)rows * V, &diff, rows, V);
+        const int pass_ok = r < tol && diff == 0;
+        const char * name = pass == 0 ? "prefill logits (all positions)" : "decode logits (next token)";
+        if (json) {
+            printf("%s{\"name\":\"%s/%s\",\"tokens\":%d,\"max_rel_err\":%.3g,\"argmax_mismatches\":%d,\"tolerance\":%.0e,\"ok\":%s}",
+                   *first ? "" : ",", e->backend_name, name, rows, r, diff, tol, pass_ok ? "true" : "false");
+            *first = 0;
+        } else {
+            printf("verify %s %-30s vs cpu tokens=%d  error %.3g (< %.0e), argmax mismatches %d  %s\n", e->backend_name, name, rows,
+                   r, tol, diff, pass_ok ? "ok" : "FAILED");
+        }
+        ok &= pass_ok;
+    }
+    free(toks), free(got), free(ref);
+    return ok;
 }

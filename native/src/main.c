@@ -42,7 +42,7 @@ static void usage(FILE * f) {
             "                           a scale per row) or f32\n"
             "  --active-experts K       experts per token (default: the model's)\n"
             "  --snapshot-budget-mb N   memory for prefix-reuse snapshots (default 1024)\n"
-            "  --backend NAME           cpu (default) | auto (metal on macOS with a GPU, else cpu) | metal (macOS builds) | metal-emu (the Metal backend on the CPU emulator; builds with a C++ compiler) | cpu:N | cpu:NAME (force kernel level N or a set by name; see RUN.md)\n"
+            "  --backend NAME           auto (default: metal on macOS with a GPU, else cpu) | cpu | metal (macOS builds) | metal-emu (the Metal backend on the CPU emulator; builds with a C++ compiler) | cpu:N | cpu:NAME (force kernel level N or a set by name; see RUN.md)\n"
             "  --batch N                prefill tokens per forward chunk (default 256)\n"
             "  --io-threads N           pread threads (default max(4, K))\n"
             "  --progress-ms N          least time between two progress lines while a prompt is evaluated\n"
@@ -107,7 +107,7 @@ int main(int argc, char ** argv) {
     const char * out_path = NULL;
     int32_t budget_mb = 1024;
     int32_t progress_ms = 1000;
-    opt.backend = "cpu";
+    opt.backend = "auto"; /* metal on macOS with a GPU, else cpu */
     int i = 1;
     if (i < argc && strcmp(argv[i], "logits") == 0) { mode = "logits"; i++; }
     else if (i < argc && strcmp(argv[i], "bench") == 0) {

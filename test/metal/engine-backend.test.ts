@@ -69,3 +69,19 @@ test("through the protocol, --backend metal-emu decodes the fixture's greedy tok
     await engine?.close();
   }
 });
+
+test("engine bench verify --backend metal-emu checks the device's prefill and decode logits against the CPU layer loop", async () => {
+  const proc = Bun.spawn([ENGINE, "bench", "verify", "--artifacts", mlx, "--backend", "metal-emu", "--threads", "2", "--context", "64", "--json"],
+    { stdout: "pipe", stderr: "pipe" });
+  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  const r = JSON.parse(out) as { backend: string; ok: boolean; results: { name: string; max_rel_err: number; argmax_mismatches?: number }[] };
+  expect(r.backend).toBe("metal-emu");
+  const gpu = r.results.filter((x) => x.name.startsWith("metal-emu/"));
+  expect(gpu.map((x) => x.name)).toEqual(["metal-emu/prefill logits (all positions)", "metal-emu/decode logits (next token)"]);
+  for (const x of gpu) {
+    expect(x.max_rel_err).toBeLessThan(1e-3);
+    expect(x.argmax_mismatches).toBe(0);
+  }
+  expect(r.ok).toBe(true);
+  expect(code).toBe(0);
+});
