@@ -77,7 +77,7 @@ export const verify = defineCommand({
     if (!args.artifacts) {
       const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model }, flagNames: { MODEL_REPO: "--model" } });
       const target = await (await import("../setup/index.ts")).ensureReady(config, { yes: args.yes });
-      a = { ...a, artifacts: target.artifactsDir, experts: args.experts ?? target.expertsDir };
+      a = { ...a, artifacts: target.artifactsDir, experts: args.experts ?? target.expertsDir, backend: args.backend ?? config.backend };
     }
     await runEngineBench("verify", a);
   },
