@@ -2,10 +2,11 @@
 // selected like a real backend — the batch logits mode and the protocol (through lib/engine's engineArgv).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "pathe";
+import { repackExperts } from "../../lib/model/repack.ts";
 import { type Engine, engineArgv, startEngine } from "../../lib/engine/client.ts";
 import type { GenerateEvent } from "../../lib/engine/types.ts";
 import {
-  buildEngine, ENGINE, expectedLogits, greedy, makeFixtureArtifacts, makeTempDir, prompt, readF32, removeDir, rowMaxDiff,
+  argmaxRow, buildEngine, ENGINE, expectedLogits, FIXTURE, greedy, makeFixtureArtifacts, makeTempDir, prompt, readF32, removeDir, rowMaxDiff,
 } from "../engine/_fixture.ts";
 
 const dirs: string[] = [];
@@ -38,6 +39,15 @@ test("engine logits --backend metal-emu reproduces the fixture's logits within t
     const cpu = await logits(dir, "cpu");
     expect(Math.max(...rowMaxDiff(gpu.logits, cpu.logits, 32))).toBeLessThan(1e-3);
   }
+});
+
+test("with 2-bit experts the device's logits agree with the CPU backend's at every position, top tokens included", async () => {
+  await repackExperts({ checkpointDir: FIXTURE, outDir: mlx, bits: 2 });
+  const extra = ["--experts", join(mlx, "packed_experts_2bit")];
+  const gpu = await logits(mlx, "metal-emu", extra), cpu = await logits(mlx, "cpu", extra);
+  expect(gpu.code).toBe(0);
+  expect(Math.max(...rowMaxDiff(gpu.logits, cpu.logits, 32))).toBeLessThan(1e-3);
+  for (let r = 0; r < 32; r++) expect(argmaxRow(gpu.logits, r)).toBe(argmaxRow(cpu.logits, r));
 });
 
 test("an unknown backend and an unsupported KV type are clear load errors", async () => {
