@@ -144,8 +144,12 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     int32_t n_io = opt->n_io_threads > 0 ? opt->n_io_threads : (e->n_active < 4 ? 4 : e->n_active);
     if (n_io > 32) n_io = 32;
     const char * backend = fc_engine_resolve_backend(opt->backend ? opt->backend : "cpu");
-    const int gpu = strncmp(backend, "metal", 5) == 0;
     enum fc_expert_io io = (enum fc_expert_io)opt->expert_io;
+    if (opt->backend && strcmp(opt->backend, "auto") == 0 && strcmp(backend, "metal") == 0 &&
+        (io == FC_EXPERT_IO_MMAP || io == FC_EXPERT_IO_POPULATE || (opt->kv_type != FC_KV_F16 && opt->kv_type != FC_KV_F32))) {
+        backend = "cpu"; /* auto: settings the Metal backend does not take yet run on the CPU */
+    }
+    const int gpu = strncmp(backend, "metal", 5) == 0;
     if (gpu && (io == FC_EXPERT_IO_MMAP || io == FC_EXPERT_IO_POPULATE)) {
         st = fc_error_set(err, FC_STATUS_BAD_REQUEST, "--backend %s reads the experts with pread: --expert-io %s is not supported yet",
                           backend, fc_expert_io_name(io));
