@@ -136,6 +136,14 @@ int fc_engine_gpu_verify(struct fc_engine * e, int json, int * first) {
     struct fc_error err = { 0 };
     int ok = 1;
     struct fc_metal_forward * gpu = e->gpu_fwd;
+    /* the CPU side on a float kernel set (a default set may round prefill activations to int8) */
+    struct fc_backend saved = e->be, fl;
+    static const char * floats[] = { "cpu:avx512", "cpu:avx2", "cpu:neon", "cpu:generic" };
+    int have_float = 0;
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0] && !have_float; i++) {
+        have_float = fc_backend_init(&fl, floats[i], e->pool, &err) == FC_STATUS_OK;
+    }
+    if (have_float) e->be = fl;
     for (int side = 0; side < 2 && ok; side++) { /* 0: the GPU backend, 1: the CPU layer loop */
         float * out = side == 0 ? got : ref;
         fc_engine_reset(e);
@@ -146,6 +154,10 @@ int fc_engine_gpu_verify(struct fc_engine * e, int json, int * first) {
             ok = 0;
         }
         e->gpu_fwd = gpu;
+    }
+    if (have_float) {
+        e->be = saved;
+        fc_backend_free(&fl);
     }
     fc_engine_reset(e);
     const double tol = 1e-3;
