@@ -140,8 +140,10 @@ int fc_engine_gpu_verify(struct fc_engine * e, int json, int * first) {
     struct fc_backend saved = e->be, fl;
     static const char * floats[] = { "cpu:avx512", "cpu:avx2", "cpu:neon", "cpu:generic" };
     int have_float = 0;
+    const char * cpu_name = "cpu";
     for (size_t i = 0; i < sizeof floats / sizeof floats[0] && !have_float; i++) {
         have_float = fc_backend_init(&fl, floats[i], e->pool, &err) == FC_STATUS_OK;
+        if (have_float) cpu_name = floats[i];
     }
     if (have_float) e->be = fl;
     for (int side = 0; side < 2 && ok; side++) { /* 0: the GPU backend, 1: the CPU layer loop */
@@ -173,8 +175,8 @@ int fc_engine_gpu_verify(struct fc_engine * e, int json, int * first) {
                    *first ? "" : ",", e->backend_name, name, rows, r, diff, tol, pass_ok ? "true" : "false");
             *first = 0;
         } else {
-            printf("verify %s %-30s vs cpu tokens=%d  error %.3g (< %.0e), argmax mismatches %d  %s\n", e->backend_name, name, rows,
-                   r, tol, diff, pass_ok ? "ok" : "FAILED");
+            printf("verify %s %-30s vs %s tokens=%d  error %.3g (< %.0e), argmax mismatches %d  %s\n", e->backend_name, name,
+                   cpu_name, rows, r, tol, diff, pass_ok ? "ok" : "FAILED");
         }
         ok &= pass_ok;
     }
