@@ -15,6 +15,11 @@ export const engineRunArgs = {
     description: "How experts reach the kernels: auto (default), pread, mmap or populate (engine --expert-io)",
     valueHint: "MODE",
   },
+  backend: {
+    type: "string",
+    description: "Engine backend: auto, cpu, cpu:N, metal (macOS) or metal-emu (the Metal backend on the CPU emulator) (engine --backend)",
+    valueHint: "NAME",
+  },
   binary: { type: "string", description: "Engine binary (default native/build/flashchat-engine)", valueHint: "FILE" },
 } as const satisfies ArgsDef;
 
@@ -24,6 +29,7 @@ export interface EngineRunFlags {
   threads?: string;
   activeExperts?: string;
   expertIo?: string;
+  backend?: string;
   binary?: string;
 }
 
@@ -42,6 +48,12 @@ export function engineRunArgv(a: EngineRunFlags): string[] {
     const modes = ["auto", "pread", "mmap", "populate"];
     if (!modes.includes(a.expertIo)) throw new UserError(`--expertIo must be one of ${modes.join(", ")}, not "${a.expertIo}"`, undefined, 2);
     argv.push("--expert-io", a.expertIo);
+  }
+  if (a.backend !== undefined) {
+    if (!/^(auto|cpu|cpu:\w+|metal|metal-emu)$/.test(a.backend)) {
+      throw new UserError(`--backend must be auto, cpu, cpu:N, metal or metal-emu, not "${a.backend}"`, undefined, 2);
+    }
+    argv.push("--backend", a.backend);
   }
   return argv;
 }

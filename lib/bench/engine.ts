@@ -55,7 +55,7 @@ async function withModelArtifacts(args: Record<string, string | boolean | undefi
     flagNames: { MODEL_REPO: "--model" },
   });
   const target = await (await import("../setup/index.ts")).ensureReady(config, { yes: Boolean(args.yes) });
-  return { ...args, artifacts: target.artifactsDir, experts: (args.experts as string | undefined) ?? target.expertsDir };
+  return { ...args, artifacts: target.artifactsDir, experts: (args.experts as string | undefined) ?? target.expertsDir, backend: (args.backend as string | undefined) ?? config.backend };
 }
 
 function benchCommand(mode: EngineBenchMode): CommandDef<ArgsDef> {

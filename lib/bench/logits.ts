@@ -18,8 +18,8 @@ export function parseTokenList(s: string): number[] {
 }
 
 /** Compute the logits of `tokens` with the engine on `artifactsDir` into `outPath`. */
-export async function writeEngineLogits(opts: { artifactsDir: string; tokens: number[]; outPath: string; expertsDir?: string; threads?: string; binary?: string }): Promise<void> {
-  const argv = ["logits", ...engineRunArgv({ artifacts: opts.artifactsDir, experts: opts.expertsDir, threads: opts.threads })];
+export async function writeEngineLogits(opts: { artifactsDir: string; tokens: number[]; outPath: string; expertsDir?: string; threads?: string; backend?: string; binary?: string }): Promise<void> {
+  const argv = ["logits", ...engineRunArgv({ artifacts: opts.artifactsDir, experts: opts.expertsDir, threads: opts.threads, backend: opts.backend })];
   argv.push("--tokens", opts.tokens.join(","), "--out", resolve(opts.outPath));
   await runEngineBatch(argv, opts.binary);
 }
@@ -38,6 +38,7 @@ export default defineCommand({
       outPath: args.out,
       expertsDir: args.experts,
       threads: args.threads,
+      backend: args.backend,
       binary: args.binary,
     });
   },

@@ -218,6 +218,7 @@ export function resolveConfig(
     threads: values.THREADS as number | null,
     contextSize: values.CONTEXT_SIZE as number,
     kvCacheType: values.KV_CACHE_TYPE as ResolvedConfig["kvCacheType"],
+    backend: values.BACKEND as ResolvedConfig["backend"],
     paths,
     sources,
     filesRead,

@@ -46,6 +46,7 @@ export const KEYS = [
   { key: "ACTIVE_EXPERTS", name: "activeExperts", type: "int", default: "", optional: true, min: 1, max: 1024, description: "Experts used per token (K); empty = the model's own" },
   { key: "CONTEXT_SIZE", name: "contextSize", type: "int", default: "0", min: 0, max: 2147483647, description: "Context length in tokens (KV cache); 0 = the model's maximum, lowered to what fits in memory" },
   { key: "KV_CACHE_TYPE", name: "kvCacheType", type: "enum", default: "f16", values: ["f16", "bf16", "q8", "f32"], description: "Element type of the KV cache: f16, bf16, q8 (8-bit, half the memory) or f32" },
+  { key: "BACKEND", name: "backend", type: "enum", default: "auto", values: ["auto", "cpu", "metal", "metal-emu"], description: "Engine backend: auto (metal on macOS with a GPU, else cpu), cpu, metal, or metal-emu (the Metal backend on the CPU emulator, slow: for checks)" },
   { key: "THREADS", name: "threads", type: "int", default: "", optional: true, min: 1, max: 1024, description: "Engine compute threads; empty = all cores" },
 ] as const satisfies readonly KeySpec[];
 
@@ -110,6 +111,7 @@ export interface ResolvedConfig {
   /** 0 = the model's maximum (the engine lowers it to what fits in memory) */
   contextSize: number;
   kvCacheType: "f16" | "bf16" | "q8" | "f32";
+  backend: "auto" | "cpu" | "metal" | "metal-emu";
   paths: ResolvedPaths;
   /** Per KEY: where its value came from. */
   sources: Record<string, ValueSource>;

@@ -29,6 +29,7 @@ export function engineArgv(opts: EngineStartOptions): string[] {
   if (opts.activeExperts != null) argv.push("--active-experts", String(opts.activeExperts));
   if (opts.snapshotBudgetMb != null) argv.push("--snapshot-budget-mb", String(opts.snapshotBudgetMb));
   if (opts.expertIo) argv.push("--expert-io", opts.expertIo);
+  if (opts.backend) argv.push("--backend", opts.backend);
   return argv;
 }
 

@@ -19,6 +19,11 @@ export interface EngineStartOptions {
    * the expert files fit in half the available memory, else streamed with pread), "pread", "mmap" or "populate".
    */
   expertIo?: "auto" | "pread" | "mmap" | "populate";
+  /**
+   * Engine --backend: "cpu", "cpu:N", "metal" (macOS builds), "metal-emu" (the Metal backend on the CPU emulator) or
+   * "auto" (metal on macOS with a GPU, else cpu); default the engine's own (cpu).
+   */
+  backend?: string;
   /** Each line the engine writes on stderr. */
   onLog?: (line: string) => void;
 }

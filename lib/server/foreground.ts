@@ -78,7 +78,7 @@ export async function startConfiguredServer(config: ResolvedConfig, opts: Foregr
     modelId: target.id,
     modelAliases: target.repo !== target.id ? [target.repo] : [],
     tokenizerDir,
-    engine: { artifactsDir: target.artifactsDir, expertsDir: target.expertsDir, threads: config.threads, activeExperts: target.activeExperts, context: config.contextSize || undefined, kvType: config.kvCacheType },
+    engine: { artifactsDir: target.artifactsDir, expertsDir: target.expertsDir, threads: config.threads, activeExperts: target.activeExperts, context: config.contextSize || undefined, kvType: config.kvCacheType, backend: config.backend },
     apiKey: opts.apiKey,
     defaults: {
       maxTokens: target.maxTokens,

@@ -196,9 +196,9 @@ static int bench_verify(struct fc_engine * e, const struct fc_bench_options * op
     const struct fc_model * m = &e->model;
     const struct fc_layer * ly = &m->layers[opt->layer];
     int ok = 1, first = 1;
-    if (opt->json) printf("{\"mode\":\"verify\",\"backend\":\"%s\",\"kernels\":\"%s\",\"results\":[", e->be.ops->name,
+    if (opt->json) printf("{\"mode\":\"verify\",\"backend\":\"%s\",\"kernels\":\"%s\",\"results\":[", e->backend_name,
                           e->be.ops->describe ? e->be.ops->describe(&e->be) : "");
-    else printf("verify: backend %s (%s) against the scalar reference, layer %d\n", e->be.ops->name,
+    else printf("verify: backend %s (%s) against the scalar reference, layer %d\n", e->backend_name,
                 e->be.ops->describe ? e->be.ops->describe(&e->be) : "", opt->layer);
     ok &= verify_matrix(e, "lm_head", &m->lm_head, opt->json, &first);
     ok &= verify_matrix(e, "router", &ly->router, opt->json, &first);
@@ -237,6 +237,8 @@ static int bench_verify(struct fc_engine * e, const struct fc_bench_options * op
         e->be = saved;
         fc_backend_free(&be);
     }
+    /* a GPU backend: its whole forward pass against the CPU layer loop */
+    ok &= fc_engine_gpu_verify(e, opt->json, &first);
     if (opt->json) printf("],\"ok\":%s}\n", ok ? "true" : "false");
     else printf("verify: %s\n", ok ? "all ok" : "FAILED");
     return ok ? 0 : 1;

@@ -137,13 +137,27 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     else snprintf(dir, sizeof dir, "%s/packed_experts", opt->artifacts_dir);
     int32_t n_io = opt->n_io_threads > 0 ? opt->n_io_threads : (e->n_active < 4 ? 4 : e->n_active);
     if (n_io > 32) n_io = 32;
-    st = fc_experts_load(&e->experts, dir, c, n_io, (enum fc_expert_io)opt->expert_io, err);
+    const char * backend = fc_engine_resolve_backend(opt->backend ? opt->backend : "cpu");
+    enum fc_expert_io io = (enum fc_expert_io)opt->expert_io;
+    if (opt->backend && strcmp(opt->backend, "auto") == 0 && strcmp(backend, "metal") == 0 &&
+        (io == FC_EXPERT_IO_MMAP || io == FC_EXPERT_IO_POPULATE || (opt->kv_type != FC_KV_F16 && opt->kv_type != FC_KV_F32))) {
+        backend = "cpu"; /* auto: settings the Metal backend does not take yet run on the CPU */
+    }
+    const int gpu = strncmp(backend, "metal", 5) == 0;
+    if (gpu && (io == FC_EXPERT_IO_MMAP || io == FC_EXPERT_IO_POPULATE)) {
+        st = fc_error_set(err, FC_STATUS_BAD_REQUEST, "--backend %s reads the experts with pread: --expert-io %s is not supported yet",
+                          backend, fc_expert_io_name(io));
+        goto fail;
+    }
+    if (gpu) io = FC_EXPERT_IO_PREAD; /* into the device's 2 MiB-aligned slots */
+    st = fc_experts_load(&e->experts, dir, c, n_io, io, err);
     if (st != FC_STATUS_OK) goto fail;
     const enum fc_kv_type kv_type = (enum fc_kv_type)opt->kv_type;
     if ((st = choose_context(e, opt->context, kv_type, err)) != FC_STATUS_OK) goto fail;
     e->pool = fc_pool_init(e->n_threads);
     if (!e->pool) { st = fc_error_set(err, FC_STATUS_INTERNAL, "cannot start %d compute threads", e->n_threads); goto fail; }
-    st = fc_backend_init(&e->be, opt->backend ? opt->backend : "cpu", e->pool, err);
+    /* the CPU backend always (bench's kernel modes, and the layer loop unless a GPU backend runs it) */
+    st = fc_backend_init(&e->be, gpu ? "cpu" : backend, e->pool, err);
     if (st != FC_STATUS_OK) goto fail;
     if ((st = alloc_state(e, kv_type, err)) != FC_STATUS_OK) goto fail;
     if ((st = alloc_scratch(e, err)) != FC_STATUS_OK) goto fail;
@@ -154,6 +168,8 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     e->expert_arena = fc_alloc_huge(e->experts.expert_bytes * (size_t)e->n_expert_bufs);
     if (!e->expert_arena) { st = fc_error_set(err, FC_STATUS_NO_MEMORY, "out of memory for expert buffers"); goto fail; }
     for (int32_t i = 0; i < e->n_expert_bufs; i++) e->expert_bufs[i] = e->expert_arena + e->experts.expert_bytes * (size_t)i;
+    e->backend_name = "cpu";
+    if (gpu && (st = fc_engine_gpu_open(e, backend, err)) != FC_STATUS_OK) goto fail;
     return FC_STATUS_OK;
 fail:
     fc_engine_free(e);
@@ -177,6 +193,7 @@ void fc_engine_free(struct fc_engine * e) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(e->expert_arena);
     free(e->expert_bufs);
+    if (e->gpu_fwd) fc_engine_gpu_close(e);
     if (e->be.ops) fc_backend_free(&e->be);
     fc_pool_free(e->pool);
     if (e->experts.fds) fc_experts_free(&e->experts);
@@ -204,6 +221,7 @@ void fc_engine_reset(struct fc_engine * e) {
         memset(st->ssm[i], 0, (size_t)c->la_n_v_heads * c->la_k_dim * c->la_v_dim * sizeof(float));
     }
     st->n_past = 0; /* KV rows beyond n_past are never read */
+    if (e->gpu_fwd) fc_engine_gpu_reset(e);
 }
 
 /* Dequantize embedding row `tok` into out[hidden]. */
@@ -259,6 +277,36 @@ static enum fc_status eval_chunk(struct fc_engine * e, const int32_t * tokens, i
     return FC_STATUS_OK;
 }
 
+/*
+ * The GPU backend's path: the device holds the activations, the KV cache and the recurrent state, and runs the
+ * whole forward pass of each chunk (metal-forward.c); the host keeps only the token list. The CPU's KV cache
+ * is not grown, so the CPU snapshots are not taken (protocol.c: live-sequence reuse only).
+ */
+static enum fc_status gpu_eval(struct fc_engine * e, const int32_t * tokens, int32_t n, float * logits_all, float * logits_last,
+                               struct fc_error * err) {
+    struct fc_seq_state * st = &e->st;
+    const int32_t V = e->model.cfg.vocab_size;
+    if (st->n_past + n > st->tokens_cap) {
+        int32_t * t = realloc(st->tokens, (size_t)(st->n_past + n) * sizeof *t);
+        if (!t) return fc_error_set(err, FC_STATUS_NO_MEMORY, "out of memory growing the token list to %d", st->n_past + n);
+        st->tokens = t;
+        st->tokens_cap = st->n_past + n;
+    }
+    for (int32_t done = 0; done < n;) {
+        const int32_t chunk = n - done < e->max_batch ? n - done : e->max_batch;
+        const int last = done + chunk == n;
+        enum fc_status s = fc_engine_gpu_eval(e, tokens + done, chunk, logits_all ? logits_all + (size_t)done * V : NULL,
+                                              last ? logits_last : NULL, err);
+        if (s != FC_STATUS_OK) return s;
+        memcpy(st->tokens + st->n_past, tokens + done, (size_t)chunk * sizeof *tokens);
+        st->n_past += chunk;
+        st->n_valid = st->n_past;
+        if (e->on_layer) e->on_layer(e->on_layer_ctx, e->model.cfg.n_layers - 1);
+        done += chunk;
+    }
+    return FC_STATUS_OK;
+}
+
 enum fc_status fc_engine_eval(struct fc_engine * e, const int32_t * tokens, int32_t n, float * logits_all, float * logits_last,
                               struct fc_error * err) {
     const struct fc_config * c = &e->model.cfg;
@@ -272,6 +320,7 @@ enum fc_status fc_engine_eval(struct fc_engine * e, const int32_t * tokens, int3
     if ((int64_t)e->st.n_past + n > e->context) {
         return fc_error_set(err, FC_STATUS_CONTEXT_OVERFLOW, "%d + %d tokens exceed the context of %d", e->st.n_past, n, e->context);
     }
+    if (e->gpu_fwd) return gpu_eval(e, tokens, n, logits_all, logits_last, err);
     enum fc_status gst = fc_engine_reserve(e, e->st.n_past + n, err);
     if (gst != FC_STATUS_OK) return gst;
     for (int32_t done = 0; done < n;) {

@@ -12,6 +12,9 @@
 #include "util.h"
 
 /* Everything that depends on the tokens seen so far. */
+struct fc_gpu;
+struct fc_metal_forward;
+
 struct fc_seq_state {
     int32_t n_past;   /* tokens evaluated */
     int32_t n_valid;  /* KV rows [0, n_valid) hold the K/V of tokens[0, n_valid) (may exceed n_past after a reset) */
@@ -25,7 +28,7 @@ struct fc_seq_state {
 struct fc_engine_options {
     const char * artifacts_dir;
     const char * experts_dir;  /* NULL = <artifacts>/packed_experts */
-    const char * backend;      /* "cpu" */
+    const char * backend;      /* "cpu", "cpu:N", "metal", "metal-emu" or "auto" (metal on macOS with a GPU, else cpu) */
     int32_t n_threads;         /* <= 0: all CPUs */
     int32_t context;           /* <= 0: max_position_embeddings, lowered to what fits in memory */
     int kv_type;               /* enum fc_kv_type (0 = f16) */
@@ -78,9 +81,28 @@ struct fc_engine {
     /* (optional) called after each layer of every forward chunk, e.g. to report prefill progress; NULL = none */
     void (*on_layer)(void * ctx, int32_t layer);
     void * on_layer_ctx;
+    /* The GPU backend (--backend metal / metal-emu): the whole forward pass on the device, its own activations
+       and sequence state (BACKENDS.md); NULL = the CPU layer loop. `be` stays the CPU backend (bench). */
+    struct fc_gpu * gpu;
+    struct fc_metal_forward * gpu_fwd;
+    const char * backend_name; /* "cpu", "metal" or "metal-emu" */
     /* timing of the layer kinds (bench) */
     double t_matmul_ms;
 };
+
+/* Is the backend `name` part of this build ("metal": macOS builds; "metal-emu": builds with a C++ compiler)? */
+int fc_engine_backend_built(const char * name);
+
+/* The GPU backends (gpu-select.c): "auto" resolved; open one into e->gpu_fwd; its eval, reset, close. */
+const char * fc_engine_resolve_backend(const char * name);
+enum fc_status fc_engine_gpu_open(struct fc_engine * e, const char * name, struct fc_error * err);
+enum fc_status fc_engine_gpu_eval(struct fc_engine * e, const int32_t * tokens, int32_t n, float * logits_all, float * logits_last,
+                                  struct fc_error * err);
+void fc_engine_gpu_reset(struct fc_engine * e);
+void fc_engine_gpu_close(struct fc_engine * e);
+/* (bench verify) the GPU backend's logits, prefill and decode, against the CPU layer loop's; a result line each
+   (json: an object each, *first says whether one was printed). 1 = within tolerance, or no GPU backend. */
+int fc_engine_gpu_verify(struct fc_engine * e, int json, int * first);
 
 enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_options * opt, struct fc_error * err);
 void fc_engine_free(struct fc_engine * e);

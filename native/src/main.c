@@ -43,7 +43,7 @@ static void usage(FILE * f) {
             "                           a scale per row) or f32\n"
             "  --active-experts K       experts per token (default: the model's)\n"
             "  --snapshot-budget-mb N   memory for prefix-reuse snapshots (default 1024)\n"
-            "  --backend NAME           cpu (default) | metal (macOS builds only) | cpu:N | cpu:NAME (force kernel level N or a set by name; see RUN.md)\n"
+            "  --backend NAME           auto (default: metal on macOS with a GPU, else cpu) | cpu | metal (macOS builds) | metal-emu (the Metal backend on the CPU emulator; builds with a C++ compiler) | cpu:N | cpu:NAME (force kernel level N or a set by name; see RUN.md)\n"
             "  --batch N                prefill tokens per forward chunk (default 256)\n"
             "  --io-threads N           pread threads (default max(4, K))\n"
             "  --progress-ms N          least time between two progress lines while a prompt is evaluated\n"
@@ -109,7 +109,7 @@ int main(int argc, char ** argv) {
     const char * out_path = NULL;
     int32_t budget_mb = 1024;
     int32_t progress_ms = 1000;
-    opt.backend = "cpu";
+    opt.backend = "auto"; /* metal on macOS with a GPU, else cpu */
     int i = 1;
     if (i < argc && strcmp(argv[i], "logits") == 0) { mode = "logits"; i++; }
     else if (i < argc && strcmp(argv[i], "bench") == 0) {
@@ -192,7 +192,7 @@ int main(int argc, char ** argv) {
     fprintf(stderr, "flashchat-engine: %s model (%d layers, %d experts, K=%d), %.1f MB dense, %d-bit experts of %.2f MB, "
             "experts by %s, backend %s/%s, %d thread(s), context %d (KV %s, %zu bytes/token)\n",
             e.model.source_format, e.model.cfg.n_layers, e.model.cfg.n_experts, e.n_active, e.model.dense_bytes / 1e6,
-            e.experts.bits, e.experts.expert_bytes / 1e6, fc_expert_io_name(fc_engine_expert_io(&e)), e.be.ops->name, e.be.ops->describe ? e.be.ops->describe(&e.be) : "",
+            e.experts.bits, e.experts.expert_bytes / 1e6, fc_expert_io_name(fc_engine_expert_io(&e)), e.backend_name, e.be.ops->describe ? e.be.ops->describe(&e.be) : "",
             e.n_threads, e.context, fc_kv_type_name(e.st.kv.type), fc_engine_kv_bytes_per_pos(&e));
     int rc = 0;
     if (!mode) {

@@ -859,7 +859,7 @@ static int check_model(const char * dir, const char * experts_dir, int kv_f16, c
     struct fc_engine_options opt = { 0 };
     opt.artifacts_dir = dir;
     opt.experts_dir = experts_dir;
-    opt.backend = "cpu";
+    opt.backend = "cpu:generic"; /* a float level: the default may round prefill activations to int8 (PLATFORM.md) */
     opt.n_threads = 1;
     opt.context = 256;
     opt.expert_io = FC_EXPERT_IO_PREAD;
