@@ -1,6 +1,7 @@
 // The HTTP server (Bun.serve): routes, API key, body limit, queue, logs, and the engine behind them.
 import { existsSync } from "node:fs";
 import type { Server } from "bun";
+import { join } from "pathe";
 import pkg from "../../package.json" with { type: "json" };
 import { startEngine } from "../engine/client.ts";
 import type { Engine, EngineStartOptions } from "../engine/types.ts";
@@ -23,6 +24,7 @@ import { checkRequestSource } from "./origin.ts";
 import { createRequestQueue, type RequestQueue } from "./queue.ts";
 import { createResponseBuilder } from "./responses.ts";
 import { createSseStream, renderSseData, SSE_HEADERS } from "./sse.ts";
+import { createStructuredOutput, readVocab, type StructuredOutput } from "./structured-output.ts";
 import { loadTokenizer, type ModelTokenizer } from "./tokenizer.ts";
 import { type GenerationRequest, type ReasoningFormat, validateChatRequest, validateResponsesRequest } from "./validate.ts";
 
@@ -79,7 +81,13 @@ function timingSafeEqual(a: string, b: string): boolean {
 export async function loadModelContext(dir: string): Promise<ModelContext> {
   const tokenizer: ModelTokenizer = await loadTokenizer(dir);
   const template: ChatTemplate = loadChatTemplate(dir);
-  return { tokenizer, template };
+  let structured: Promise<StructuredOutput> | undefined;
+  // the grammar compiler reads the whole vocabulary: only when a request first asks for structured output
+  const structuredOutput = (modelVocabSize: number) =>
+    (structured ??= Bun.file(join(dir, "tokenizer.json"))
+      .json()
+      .then((json) => createStructuredOutput(readVocab(json), modelVocabSize, tokenizer)));
+  return { tokenizer, template, structuredOutput };
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
@@ -142,6 +150,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (stopping) throw new ApiError(503, "the server is shutting down", "service_unavailable", null, "shutting_down");
     const engine0 = host.current();
     const prompt = text ? prepareCompletionPrompt(model, text, engine0.ready.context, defaults) : preparePrompt(model, gen, engine0.ready.context, defaults);
+    if (prompt.constraint) {
+      // compiled before queueing: a schema the grammar engine cannot take is a 400 at once
+      if (!model.structuredOutput) throw badRequest("structured output is not available on this server", kind === "responses" ? "text.format" : "response_format");
+      const so = await model.structuredOutput(engine0.ready.model.vocab_size);
+      prompt.grammar = await so.grammarFor(prompt.constraint, kind === "responses" ? "text.format" : "response_format");
+    }
     const echoText = text?.echo ? prompt.text : undefined;
     logs.prompt(id, prompt.text);
     const abort = new AbortController();

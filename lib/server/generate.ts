@@ -1,11 +1,12 @@
 // One request through the engine: render the chat template, tokenize, pick prompt-cache snapshot points,
 // stream tokens back through detokenizer -> stop strings -> reasoning / tool-call parser.
-import { type Engine, EngineError, type GenerateRequest } from "../engine/types.ts";
+import { type Engine, EngineError, type GenerateRequest, type TokenGrammar } from "../engine/types.ts";
 import type { ChatTemplate, TemplateMessage } from "./chat-template.ts";
 import { createDetokenizer } from "./detokenizer.ts";
 import { ApiError, badRequest } from "./errors.ts";
 import { createOutputParser, type OutputEvent, promptOpensReasoning } from "./output-parser.ts";
 import { createStopMatcher } from "./stop-strings.ts";
+import { type Constraint, constraintOf, type StructuredOutput } from "./structured-output.ts";
 import type { ModelTokenizer } from "./tokenizer.ts";
 import type { ToolSpec } from "./tool-calls.ts";
 import type { GenerationRequest, ReasoningFormat } from "./validate.ts";
@@ -13,6 +14,8 @@ import type { GenerationRequest, ReasoningFormat } from "./validate.ts";
 export interface ModelContext {
   tokenizer: ModelTokenizer;
   template: ChatTemplate;
+  /** The grammar compiler for constrained decoding (built on first use), given the engine's vocabulary size. */
+  structuredOutput?: (modelVocabSize: number) => Promise<StructuredOutput>;
 }
 
 export interface GenerationDefaults {
@@ -47,12 +50,18 @@ export interface PreparedPrompt {
   snapshotAt: number[];
   maxTokens: number;
   startInReasoning: boolean;
+  /** What the output must follow (response_format, tool_choice); rendered with thinking off. */
+  constraint?: Constraint;
+  /** The compiled constraint for this request (set by the caller before the run). */
+  grammar?: TokenGrammar;
 }
 
 /** Render + tokenize + clamp max_tokens to the context left. Throws 400 when the prompt does not fit. */
 export function preparePrompt(model: ModelContext, req: GenerationRequest, contextTokens: number, defaults: GenerationDefaults): PreparedPrompt {
   const tools = req.toolChoice === "none" ? [] : req.tools;
-  const opts = { tools, enableThinking: req.enableThinking, kwargs: req.templateKwargs };
+  const constraint = constraintOf(req.outputFormat, req.toolChoice, tools);
+  // a constrained reply starts with the JSON (or the tool call) itself: no thinking block first
+  const opts = { tools, enableThinking: constraint ? false : req.enableThinking, kwargs: req.templateKwargs };
   let text: string;
   try {
     text = model.template.render(req.messages, opts);
@@ -85,6 +94,7 @@ export function preparePrompt(model: ModelContext, req: GenerationRequest, conte
     snapshotAt,
     maxTokens: Math.min(req.maxTokens ?? defaults.maxTokens, defaults.maxTokens, room),
     startInReasoning: promptOpensReasoning(text),
+    constraint,
   };
 }
 
@@ -137,6 +147,7 @@ export async function* runGeneration(
     stop_tokens: [...endIds],
     snapshot_at: prompt.snapshotAt,
   };
+  if (prompt.grammar) genReq.grammar = prompt.grammar;
   if (req.forceText !== undefined || req.forceTokens !== undefined) {
     if (!defaults.allowForceTokens) throw badRequest("'force_text' / 'force_tokens' are a test hook, off on this server", req.forceText !== undefined ? "force_text" : "force_tokens");
     const forced = req.forceTokens ?? model.tokenizer.encode(req.forceText!);

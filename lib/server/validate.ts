@@ -3,6 +3,7 @@
 import type { SamplingParams } from "../engine/types.ts";
 import type { TemplateMessage, TemplateTool } from "./chat-template.ts";
 import { badRequest } from "./errors.ts";
+import { type OutputFormat, parseOutputFormat } from "./structured-output.ts";
 
 export type ReasoningFormat = "separate" | "inline" | "drop";
 export const REASONING_FORMATS: readonly ReasoningFormat[] = ["separate", "inline", "drop"];
@@ -28,6 +29,8 @@ export interface GenerationRequest {
   /** Test hook (only honoured when the server allows it): emit exactly this text / these ids. */
   forceText?: string;
   forceTokens?: number[];
+  /** response_format / text.format */
+  outputFormat: OutputFormat;
 }
 
 type Obj = Record<string, unknown>;
@@ -261,6 +264,7 @@ export function validateChatRequest(body: unknown): GenerationRequest {
     messages,
     tools,
     toolChoice: parseToolChoice(body.tool_choice, tools),
+    outputFormat: parseOutputFormat(body.response_format, "response_format", false),
     maxTokens,
     sampling: parseSampling(body),
     stop: parseStop(body.stop),
@@ -325,6 +329,7 @@ export function validateResponsesRequest(body: unknown): GenerationRequest {
     messages,
     tools,
     toolChoice: parseToolChoice(body.tool_choice, tools),
+    outputFormat: parseOutputFormat(isObj(body.text) ? body.text.format : undefined, "text.format", true),
     maxTokens: num(body, "max_output_tokens", { int: true, min: 1 }),
     sampling: parseSampling(body),
     stop: parseStop(body.stop),
