@@ -99,17 +99,15 @@ describe("structured output on the demo model", () => {
   });
 
   test("json_object: every reply that ends is a JSON object; free text is not", async () => {
-    // nothing bounds a json_object string, and random weights may write one until max_tokens: those are cut
-    let ended = 0;
+    // nothing bounds a json_object string, and random weights may write one until max_tokens (on the demo model
+    // all six are cut so): a cut reply still starts as an object, a finished one parses
     for (let seed = 0; seed < 6; seed++) {
       const res = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "JSON please" }], response_format: { type: "json_object" }, seed, max_tokens: 200 });
       expect(res.choices[0]!.message.content!.startsWith("{")).toBe(true);
       if (res.choices[0]!.finish_reason !== "stop") continue;
-      ended++;
       const v = JSON.parse(res.choices[0]!.message.content ?? "");
       expect(typeof v === "object" && v !== null && !Array.isArray(v)).toBe(true);
     }
-    expect(ended).toBeGreaterThanOrEqual(0); // (on the demo model all six are cut: its strings never close)
     // the same request unconstrained: random weights give random text (this is what the mask fixes)
     const free = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "JSON please" }], max_tokens: 30, seed: 3 });
     expect(() => JSON.parse(free.choices[0]!.message.content ?? "")).toThrow();
