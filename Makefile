@@ -3,7 +3,7 @@
 
 BUN := $(shell command -v bun 2>/dev/null || echo ./.cache/bun/node_modules/.bin/bun)
 
-.PHONY: all deps engine engine-asan engine-tsan test check bench demo clean help
+.PHONY: all deps engine engine-asan engine-tsan cross cross-test test check bench demo clean help
 
 all: deps engine ## install dependencies and build the engine (default)
 
@@ -13,13 +13,19 @@ node_modules/.flashchat-installed: package.json bun.lock
 	@sh ./flashchat --bootstrap-only
 
 engine: ## build the native engine into native/build/
-	@if [ -f native/Makefile ]; then $(MAKE) -s --no-print-directory -C native; else echo "engine: native sources not present yet"; fi
+	@$(MAKE) -s --no-print-directory -C native
 
 engine-asan: ## build the engine with AddressSanitizer + UBSan (native/build/asan/)
 	@$(MAKE) -C native asan
 
 engine-tsan: ## build the engine and the pool stress test with ThreadSanitizer (native/build/tsan/)
 	@$(MAKE) -C native tsan
+
+cross: ## arm64 builds from x86-64 Linux: Linux (static, run by qemu-aarch64) and macOS (zig cc), warnings as errors
+	@$(MAKE) -s --no-print-directory -C native cross
+
+cross-test: deps engine cross ## the arm64 checks under qemu, whole set (make test runs a focused subset)
+	@FLASHCHAT_CROSS_FULL=1 $(BUN) test --timeout 1200000 test/engine/cross.test.ts
 
 test: deps engine ## run the whole test suite (bun test)
 	@$(BUN) test --timeout 120000
@@ -31,7 +37,7 @@ demo: deps engine ## set up the demo model and print a reply from it
 	@./flashchat prompt --model demo --yes --tokens 64 "Hello"
 
 clean: ## remove build outputs (never models, artifacts or your config)
-	@if [ -f native/Makefile ]; then $(MAKE) -C native clean; fi
+	@$(MAKE) -C native clean
 	rm -rf native/build
 
 check: deps ## type-check the TypeScript (tsc --noEmit)

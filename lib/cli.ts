@@ -1,6 +1,6 @@
 // Shared command plumbing: common flags, guard() turning user errors into one line + exit code, runScript().
 import { type ArgsDef, type CommandDef, runMain } from "citty";
-import { isUserError } from "./errors.ts";
+import { isUserError, UserError } from "./errors.ts";
 import { isVerbose, logger, setupLogLevel } from "./log.ts";
 
 /** Flags every command accepts (also accepted before the command name by the flashchat CLI). */
@@ -26,6 +26,18 @@ export const jsonArgs = {
 export const yesArgs = {
   yes: { type: "boolean", alias: "y", description: "Answer yes to setup questions (downloads, large writes)" },
 } as const satisfies ArgsDef;
+
+/**
+ * A whole-number flag (citty hands flags over as strings): undefined when not given, else a number of at least
+ * `min` (default 1); anything else is a usage error naming the flag (exit 2).
+ */
+export function parseIntFlag(value: string | undefined, flag: string, min = 1): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  const n = Number(value);
+  if (!/^\s*[+-]?\d+\s*$/.test(String(value)) || !Number.isSafeInteger(n) || n < min)
+    throw new UserError(`invalid ${flag} ${JSON.stringify(String(value))}: expected a whole number, ${min} or more`, undefined, 2);
+  return n;
+}
 
 /** Report an error the way the user should see it; returns the exit code. Bugs are rethrown. */
 export function reportError(e: unknown): number {

@@ -18,12 +18,4 @@ export class ConfigError extends UserError {
   }
 }
 
-/** A command that exists but whose work lands in a later release. */
-export class NotBuiltError extends UserError {
-  override name = "NotBuiltError";
-  constructor(what: string) {
-    super(`${what} is not built yet in this version of flashchat`, undefined, 3);
-  }
-}
-
 export const isUserError = (e: unknown): e is UserError => e instanceof UserError;

@@ -1,8 +1,9 @@
 // What `flashchat status` reports: model, checkpoint, artifacts, engine build, server, settings, config files.
 import { existsSync } from "node:fs";
 import type { ResolvedConfig } from "./config/schema.ts";
+import { formatBytes, renderTable } from "./format.ts";
 import { type ArtifactsStatus, inspectArtifacts } from "./model/artifacts.ts";
-import { resolveModelTarget } from "./model/registry.ts";
+import { resolveModelTarget } from "./model/target.ts";
 import { readServerState, type ServerState } from "./process/server-control.ts";
 import { inspectEngine } from "./setup/engine.ts";
 
@@ -32,7 +33,7 @@ export async function loadStatus(config: ResolvedConfig): Promise<Status> {
     server: await readServerState(config),
     settings: {
       quantization: config.quantization,
-      maxTokens: config.maxTokens,
+      maxTokens: target.maxTokens,
       temperature: config.temperature,
       topP: config.topP,
       activeExperts: target.activeExperts,
@@ -43,7 +44,6 @@ export async function loadStatus(config: ResolvedConfig): Promise<Status> {
   };
 }
 
-const gb = (n: number) => `${(n / 1e9).toFixed(n < 1e8 ? 3 : 1)} GB`;
 const yesNo = (b: boolean) => (b ? "yes" : "no");
 
 export function renderStatus(s: Status): string {
@@ -51,7 +51,7 @@ export function renderStatus(s: Status): string {
   const experts = (e: ArtifactsStatus["experts"]) =>
     e.layersPresent.length === 0
       ? "none"
-      : `${e.layersPresent.length}/${e.layersExpected || "?"} layers, ${gb(e.bytes)}${e.complete ? "" : " (incomplete)"}${e.layersBad.length ? `, ${e.layersBad.length} damaged` : ""}`;
+      : `${e.layersPresent.length}/${e.layersExpected || "?"} layers, ${formatBytes(e.bytes)}${e.complete ? "" : " (incomplete)"}${e.layersBad.length ? `, ${e.layersBad.length} damaged` : ""}`;
   const srv = s.server;
   const server = srv.running
     ? `running at ${srv.url} (pid ${srv.pid ?? "?"}, ${srv.healthy ? "healthy" : srv.status ?? "not answering"})`
@@ -60,7 +60,7 @@ export function renderStatus(s: Status): string {
     ["model", `${s.model.id}${s.model.known ? "" : " (not in the registry)"}`],
     ["checkpoint", s.model.checkpointDir ? `${s.model.checkpointDir} (${s.model.checkpointPresent ? "present" : "missing"})` : "not downloaded"],
     ["artifacts", `${a.dir}${a.exists ? "" : " (not prepared)"}`],
-    ["  weights", a.weights.present ? `${gb(a.weights.bytes)}${a.weightsComplete ? "" : " (incomplete)"}` : "missing"],
+    ["  weights", a.weights.present ? `${formatBytes(a.weights.bytes)}${a.weightsComplete ? "" : " (incomplete)"}` : "missing"],
     ["  manifest", a.manifest.present ? (a.manifest.valid ? `${a.manifest.tensors} tensors, ${a.manifest.sourceFormat ?? "?"}` : "unreadable") : "missing"],
     ["  experts", experts(a.experts)],
     ["  experts 2-bit", experts(a.experts2bit)],
@@ -72,6 +72,5 @@ export function renderStatus(s: Status): string {
     ],
     ["config files", s.config.filesRead.length ? s.config.filesRead.join(", ") : "none"],
   ];
-  const w = Math.max(...lines.map(([k]) => k!.length));
-  return lines.map(([k, v]) => `${k!.padEnd(w)}  ${v}`).join("\n");
+  return renderTable(lines);
 }

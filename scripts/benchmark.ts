@@ -2,13 +2,13 @@
 // Benchmarks: engine kernels and model decode, end to end through the server, the prep scripts.
 //   bun scripts/benchmark.ts              (lists the targets)
 //   bun scripts/benchmark.ts fullbench --artifacts DIR     bun scripts/benchmark.ts logits --artifacts DIR --tokens 1,2 --out f.f32
-import { existsSync } from "node:fs";
 import { type ArgsDef, type CommandDef, defineCommand, runMain } from "citty";
 import { join } from "pathe";
 import { globalArgs, guard, reportError } from "../lib/cli.ts";
 import { BENCH_TARGETS, findBenchTarget } from "../lib/bench/targets.ts";
 import { closest } from "../lib/config/validate.ts";
-import { NotBuiltError, UserError } from "../lib/errors.ts";
+import { renderTable } from "../lib/format.ts";
+import { UserError } from "../lib/errors.ts";
 
 const command = defineCommand({
   meta: { name: "benchmark", description: "Engine and end-to-end benchmarks; with no target, list them" },
@@ -24,20 +24,18 @@ const command = defineCommand({
   },
   run({ rawArgs }) {
     if (rawArgs.some((a) => !a.startsWith("-"))) return; // a target ran
-    const width = Math.max(...BENCH_TARGETS.map((t) => t.name.length));
     console.log("Benchmark targets (flashchat benchmark TARGET --help for options):\n");
-    for (const t of BENCH_TARGETS) console.log(`  ${t.name.padEnd(width)}  ${t.description}`);
+    console.log(renderTable(BENCH_TARGETS.map((t) => [`  ${t.name}`, t.description])));
   },
 });
 
-/** Import a target's command; one whose module is not there yet says so. */
+/** Import a target's command. */
 export async function loadTarget(name: string): Promise<CommandDef<ArgsDef>> {
   const t = findBenchTarget(name)!;
   const file = join(import.meta.dir, "..", "lib", "bench", t.file);
-  if (!existsSync(file)) throw new NotBuiltError(`benchmark target "${name}"`);
   const mod = (await import(file)) as Record<string, CommandDef<ArgsDef> | undefined>;
   const cmd = t.exportName ? mod[t.exportName] : mod.default;
-  if (!cmd) throw new NotBuiltError(`benchmark target "${name}"`);
+  if (!cmd) throw new Error(`bug: lib/bench/${t.file} has no export ${t.exportName ?? "default"}`);
   return guard(cmd);
 }
 

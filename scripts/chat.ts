@@ -3,8 +3,7 @@
 //   bun scripts/chat.ts
 //   bun scripts/chat.ts --resume chat-1732400000000
 import { defineCommand } from "citty";
-import { runChat } from "../lib/chat/chat.ts";
-import { createServerLink, resolveApiKey } from "../lib/chat/server-link.ts";
+import { runConnectedChat } from "../lib/chat/connect.ts";
 import { contextArgs, globalArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 
@@ -24,15 +23,7 @@ const command = defineCommand({
       overrides: { SHOW_THINKING: args.showThinking, MODEL_REPO: args.model, CONTEXT_SIZE: args.context },
       flagNames: { SHOW_THINKING: "--show-thinking", MODEL_REPO: "--model", CONTEXT_SIZE: "--context" },
     });
-    const apiKey = resolveApiKey(config);
-    const server = createServerLink(config, {
-      apiKey,
-      configFile: args.config,
-      model: args.model,
-      context: args.context,
-      prepare: async () => (await import("../lib/setup/index.ts")).ensureReady(config, { yes: args.yes }),
-    });
-    await runChat(config, { server, resume: args.resume, apiKey });
+    await runConnectedChat(config, { configFile: args.config, model: args.model, context: args.context, yes: args.yes, resume: args.resume });
   },
 });
 

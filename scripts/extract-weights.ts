@@ -8,7 +8,7 @@ import { globalArgs, runScript } from "../lib/cli.ts";
 import { logger } from "../lib/log.ts";
 import { checkpointArgs, parseBitsArg, requireDirArg } from "../lib/model/cli-args.ts";
 import { extractWeights } from "../lib/model/extract.ts";
-import { formatBytes } from "../lib/model/progress.ts";
+import { formatBytes } from "../lib/format.ts";
 
 const command = defineCommand({
   meta: { name: "extract-weights", description: "Write the dense (non-expert) weights of a checkpoint for the engine" },

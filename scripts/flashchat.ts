@@ -2,15 +2,15 @@
 // The flashchat CLI: one entry point dispatching to the scripts/ commands (lazily imported).
 //   ./flashchat status            ./flashchat -v config get SERVER_PORT
 //   ./flashchat chat --resume ID  ./flashchat   (interactive menu on a terminal)
-import { existsSync } from "node:fs";
 import { type ArgsDef, type CommandDef, renderUsage, runMain } from "citty";
 import { join } from "pathe";
 import pkg from "../package.json" with { type: "json" };
 import { globalArgs, guard, reportError } from "../lib/cli.ts";
 import { COMMANDS, findCommand } from "../lib/commands.ts";
 import { closest } from "../lib/config/validate.ts";
-import { NotBuiltError, UserError } from "../lib/errors.ts";
+import { UserError } from "../lib/errors.ts";
 import { logger, setupLogLevel } from "../lib/log.ts";
+import { isInteractive } from "../lib/term.ts";
 
 const main = defineMain();
 
@@ -23,11 +23,10 @@ function defineMain(): CommandDef<ArgsDef> {
   };
 }
 
-/** Import a command's script; a command whose script is not there yet says so. */
+/** Import a command's script. */
 export async function loadCommand(name: string): Promise<CommandDef<ArgsDef>> {
   const entry = findCommand(name)!;
   const file = join(import.meta.dir, entry.file);
-  if (!existsSync(file)) throw new NotBuiltError(`\`flashchat ${name}\``);
   const mod = (await import(file)) as { default: CommandDef<ArgsDef> };
   return guard(mod.default);
 }
@@ -65,8 +64,8 @@ async function run(argv: string[]): Promise<void> {
   if (first === undefined || first === "--help" || first === "-h" || first === "help") {
     const topic = first === "help" ? rest[1] : undefined;
     if (topic) return showCommandHelp(topic);
-    if (first === undefined && process.stdin.isTTY && process.stdout.isTTY && !process.env.CI) {
-      const { runMenu } = await import("../lib/menu.ts");
+    if (first === undefined && isInteractive()) {
+      const { runMenu } = await import("../lib/chat/menu.ts");
       const at = globals.findIndex((g) => g === "--config" || g.startsWith("--config="));
       const configFile = at < 0 ? undefined : globals[at] === "--config" ? globals[at + 1] : globals[at]!.slice("--config=".length);
       return runMenu({ configFile });

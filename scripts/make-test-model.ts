@@ -6,19 +6,11 @@
 //   bun scripts/make-test-model.ts --preset qwen36-35b --layers 2 --format hf-bf16 --out /data/q36-2l-bf16
 import { defineCommand } from "citty";
 import { resolve } from "pathe";
-import { globalArgs, runScript } from "../lib/cli.ts";
-import { UserError } from "../lib/errors.ts";
+import { globalArgs, parseIntFlag, runScript } from "../lib/cli.ts";
 import { logger } from "../lib/log.ts";
 import { parseBitsArg, requireDirArg } from "../lib/model/cli-args.ts";
-import { formatBytes } from "../lib/model/progress.ts";
+import { formatBytes } from "../lib/format.ts";
 import { bundledQwenTokenizerDir, TEST_MODEL_PRESETS, writeTestModel } from "../lib/model/test-model.ts";
-
-function parseIntArg(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined || v === "") return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UserError(`${flag} must be a non-negative integer, not ${JSON.stringify(v)}`);
-  return n;
-}
 
 const command = defineCommand({
   meta: { name: "make-test-model", description: "Write a generated test checkpoint (MLX layout) of the Qwen3.5-MoE family" },
@@ -37,9 +29,9 @@ const command = defineCommand({
     const outDir = resolve(requireDirArg(args.out, "--out", "the folder to write the checkpoint into", false));
     const preset = args.preset ?? "tiny";
     const tokenizerDir = args.tokenizer ? requireDirArg(args.tokenizer, "--tokenizer", "a folder with tokenizer.json") : preset === "demo" ? bundledQwenTokenizerDir() : undefined;
-    const shardMb = parseIntArg(args.shardMb, "--shard-mb");
+    const shardMb = parseIntFlag(args.shardMb, "--shard-mb");
     const r = await writeTestModel({
-      outDir, dims: preset, seed: parseIntArg(args.seed, "--seed") ?? 0, layers: parseIntArg(args.layers, "--layers"), bits: parseBitsArg(args.bits),
+      outDir, dims: preset, seed: parseIntFlag(args.seed, "--seed", 0) ?? 0, layers: parseIntFlag(args.layers, "--layers"), bits: parseBitsArg(args.bits),
       shardBytes: shardMb ? shardMb * 1e6 : undefined, tokenizerDir, format: args.format as "mlx" | "hf-bf16" | undefined,
     });
     logger.success(`${preset}: ${r.tensors} tensors, ${formatBytes(r.bytes)} in ${r.shards.length} shard(s), ${r.seconds.toFixed(1)}s -> ${r.dir}`);

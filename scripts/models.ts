@@ -4,6 +4,7 @@
 //   bun scripts/models.ts --json
 import { defineCommand } from "citty";
 import { globalArgs, jsonArgs, runScript } from "../lib/cli.ts";
+import { resolveColor } from "../lib/term.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 import { renderModelTable } from "../lib/setup/models-table.ts";
 import { cachedRepos, listModelStatus, otherPreparedModels } from "../lib/setup/status.ts";
@@ -19,7 +20,7 @@ const command = defineCommand({
       console.log(JSON.stringify({ models, others, hfCacheDir: config.paths.hfCacheDir, artifactsDir: config.artifactsDir }, null, 2));
       return;
     }
-    console.log(renderModelTable(models, others, { hfCacheDir: config.paths.hfCacheDir, artifactsDir: config.artifactsDir, color: config.colorOutput && Boolean(process.stdout.isTTY) }));
+    console.log(renderModelTable(models, others, { hfCacheDir: config.paths.hfCacheDir, artifactsDir: config.artifactsDir, color: resolveColor(config.colorOutput, process.stdout.isTTY) }));
   },
 });
 

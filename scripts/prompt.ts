@@ -4,13 +4,12 @@
 //   echo "Summarize: ..." | bun scripts/prompt.ts - --no-think --json
 import { defineCommand } from "citty";
 import { renderStats } from "../lib/chat/chat.ts";
-import { startLocalServer } from "../lib/chat/local-server.ts";
 import { resolvePromptText, runPrompt } from "../lib/chat/prompt.ts";
-import { resolveApiKey } from "../lib/chat/server-link.ts";
+import { resolveApiKey, startPrivateServer } from "../lib/client/local.ts";
 import { ANSI } from "../lib/chat/render.ts";
-import { contextArgs, globalArgs, jsonArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
+import { contextArgs, globalArgs, jsonArgs, modelArgs, parseIntFlag, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
-import { UserError } from "../lib/errors.ts";
+import { resolveColor } from "../lib/term.ts";
 
 const command = defineCommand({
   meta: { name: "prompt", description: "One reply to one prompt, streamed to stdout" },
@@ -26,11 +25,7 @@ const command = defineCommand({
     system: { type: "string", description: "System prompt", valueHint: "TEXT" },
   },
   async run({ args }) {
-    let maxTokens: number | undefined;
-    if (args.tokens !== undefined) {
-      maxTokens = Number(args.tokens);
-      if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new UserError(`invalid --tokens ${JSON.stringify(args.tokens)}: expected a whole number of at least 1`, undefined, 2);
-    }
+    const maxTokens = parseIntFlag(args.tokens, "--tokens");
     const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model, CONTEXT_SIZE: args.context }, flagNames: { MODEL_REPO: "--model", CONTEXT_SIZE: "--context" } });
     const text = await resolvePromptText(args.prompt);
     const result = await runPrompt(config, {
@@ -43,12 +38,12 @@ const command = defineCommand({
       startLocal: async (cfg) => {
         // no server: make sure the model is ready (asks once, or --yes), then run it just for this reply
         await (await import("../lib/setup/index.ts")).ensureReady(cfg, { yes: args.yes });
-        return startLocalServer(cfg);
+        return startPrivateServer(cfg);
       },
     });
     if (process.stderr.isTTY && !args.json && !args.quiet) {
       const line = renderStats(result.stats);
-      process.stderr.write(process.env.NO_COLOR || !config.colorOutput ? `${line}\n` : `${ANSI.dim}${line}${ANSI.reset}\n`);
+      process.stderr.write(resolveColor(config.colorOutput, process.stderr.isTTY) ? `${ANSI.dim}${line}${ANSI.reset}\n` : `${line}\n`);
     }
   },
 });

@@ -8,7 +8,7 @@ import { resolve } from "pathe";
 import { globalArgs, runScript } from "../lib/cli.ts";
 import { logger } from "../lib/log.ts";
 import { checkpointArgs, parseBitsArg, requireDirArg } from "../lib/model/cli-args.ts";
-import { formatBytes } from "../lib/model/progress.ts";
+import { formatBytes } from "../lib/format.ts";
 import { repackExperts } from "../lib/model/repack.ts";
 
 const command = defineCommand({

@@ -7,7 +7,8 @@ import { contextArgs, globalArgs, modelArgs, runScript, yesArgs } from "../lib/c
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 import { UserError } from "../lib/errors.ts";
 import { SERVER_MARKER } from "../lib/process/process-info.ts";
-import { startServerInBackground, stopBackgroundServer } from "../lib/process/server-control.ts";
+import { stopServer } from "../lib/client/local.ts";
+import { startServerInBackground } from "../lib/process/server-control.ts";
 import { checkConfiguredBind, checkContextSize, runForegroundServer } from "../lib/server/foreground.ts";
 import { REASONING_FORMATS, type ReasoningFormat } from "../lib/server/validate.ts";
 
@@ -36,7 +37,7 @@ const command = defineCommand({
       flagNames: { MODEL_REPO: "--model", SERVER_PORT: "--port", SERVER_HOST: "--host", CONTEXT_SIZE: "--context" },
     });
     if (args.stop) {
-      const r = await stopBackgroundServer(config);
+      const r = await stopServer(config);
       process.stderr.write(`${r.message}\n`);
       return;
     }

@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { defineCommand } from "citty";
 import { basename, join, resolve } from "pathe";
-import { globalArgs, jsonArgs, modelArgs, yesArgs } from "../cli.ts";
+import { globalArgs, jsonArgs, modelArgs, parseIntFlag, yesArgs } from "../cli.ts";
 import { loadFlashchatConfig } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import type { EngineReady } from "../engine/types.ts";
@@ -14,7 +14,7 @@ import { logger } from "../log.ts";
 import { runEngineBench } from "./engine.ts";
 import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
 import { checkMachineLoad, dropPageCache, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile } from "./machine.ts";
-import { renderTable } from "./report.ts";
+import { renderBenchTable } from "./report.ts";
 import { type Ceilings, type TokenBytes, loadTokenBytes, resolveCeilings } from "./roofline.ts";
 import { type Summary, formatNumber, summarize } from "./stats.ts";
 
@@ -29,6 +29,8 @@ export interface BenchServerOptions {
   /** engine binary (default: lib/engine's) */
   engineBinary?: string;
   logFile?: string;
+  /** prompt workers (ServerOptions.promptWorkers; 0 = render and tokenize on the event loop) */
+  promptWorkers?: number;
 }
 
 export interface BenchServer {
@@ -56,6 +58,7 @@ export async function startBenchServer(o: BenchServerOptions): Promise<BenchServ
     },
     defaults: { maxTokens: 256, temperature: 0, topP: 1 },
     logFile: o.logFile,
+    ...(o.promptWorkers !== undefined ? { promptWorkers: o.promptWorkers } : {}),
   };
   const proc = Bun.spawn([process.execPath, serverScript, JSON.stringify(serverOpts)], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const stderr = new Response(proc.stderr).text();
@@ -259,7 +262,7 @@ export function renderE2eTable(r: E2eResult, ceilings?: Ceilings): string {
     const kpct = ceilings?.kernel && d && c.cache === "warm" ? `${Math.round((100 * d.median) / ceilings.kernel)}% of ${formatNumber(ceilings.kernel)}` : "";
     return [c.prompt, c.cache, formatNumber(c.promptTokens.median), f(c.ttftMs), f(c.prefillTokS), d ? f(d) : "n/a", pct, kpct];
   });
-  return renderTable(["prompt", "cache", "tokens", "TTFT ms", "prefill tok/s", "decode tok/s", "of mem/disk ceiling", "of kernel ceiling"], rows);
+  return renderBenchTable(["prompt", "cache", "tokens", "TTFT ms", "prefill tok/s", "decode tok/s", "of mem/disk ceiling", "of kernel ceiling"], rows);
 }
 
 /** Where a model's tokenizer is: the folder given, the checkpoint folder, or the artifacts folder. */
@@ -300,10 +303,10 @@ const command = defineCommand({
       tokenizerDir,
       model: target ? target.id : basename(artifactsDir),
       activeExperts: target?.activeExperts,
-      runs: positiveInt(args.runs, "--runs", 3, 2),
-      warmup: positiveInt(args.warmup, "--warmup", 1, 0),
-      decodeTokens: positiveInt(args.decodeTokens, "--decode-tokens", 32, 2),
-      longWords: positiveInt(args.longWords, "--long-words", 400, 1),
+      runs: parseIntFlag(args.runs, "--runs", 2) ?? 3,
+      warmup: parseIntFlag(args.warmup, "--warmup", 0) ?? 1,
+      decodeTokens: parseIntFlag(args.decodeTokens, "--decode-tokens", 2) ?? 32,
+      longWords: parseIntFlag(args.longWords, "--long-words", 1) ?? 400,
       cold: args.cold !== false,
       history: args.history !== false,
       remeasure: Boolean(args.remeasure),
@@ -405,14 +408,6 @@ export async function measureKernelGBsPerCore(b: TokenBytes, binary?: string): P
   const experts = best(b.expertBits);
   if (!dense || !experts) return null;
   return b.totalBytes / (b.denseBytes / dense + b.expertBytesUsed / experts);
-}
-
-/** A whole number from a string flag, with a default and a minimum; anything else is a user error naming the flag. */
-export function positiveInt(v: string | undefined, flag: string, dflt: number, min: number): number {
-  if (v === undefined || v === "") return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`${flag} must be a whole number ≥ ${min}, got ${JSON.stringify(v)}`, undefined, 2);
-  return n;
 }
 
 export default command;

@@ -2,6 +2,8 @@
 // `flashchat-engine bench MODE`, which prints time per op, GB/s, and for moe/full both ceilings (kernel, memory).
 //   bun scripts/benchmark.ts fullbench --artifacts DIR [--threads 2] [--iters 20] [--json]
 import { type ArgsDef, type CommandDef, defineCommand } from "citty";
+import { globalArgs, modelArgs, yesArgs } from "../cli.ts";
+import { loadFlashchatConfig } from "../config/index.ts";
 import { UserError } from "../errors.ts";
 import { engineRunArgs, engineRunArgv, runEngineBatch } from "./_engine-process.ts";
 
@@ -56,7 +58,30 @@ function benchCommand(mode: EngineBenchMode): CommandDef<ArgsDef> {
 }
 
 export const run = benchCommand("run");
-export const verify = benchCommand("verify");
+/**
+ * verify also runs without --artifacts (what a new machine's owner runs after `make`): on the configured model
+ * (or --model), set up first when something is missing, like chat and serve.
+ */
+export const verify = defineCommand({
+  meta: { name: "verify", description: ENGINE_BENCH_MODES.verify },
+  args: {
+    ...globalArgs,
+    ...modelArgs,
+    ...yesArgs,
+    ...engineRunArgs,
+    artifacts: { type: "string", description: "Artifacts folder (default: the model's, set up first when missing)", valueHint: "DIR" },
+    ...benchArgs,
+  },
+  async run({ args }) {
+    let a = args as Record<string, string | boolean | undefined>;
+    if (!args.artifacts) {
+      const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model }, flagNames: { MODEL_REPO: "--model" } });
+      const target = await (await import("../setup/index.ts")).ensureReady(config, { yes: args.yes });
+      a = { ...a, artifacts: target.artifactsDir, experts: args.experts ?? target.expertsDir };
+    }
+    await runEngineBench("verify", a);
+  },
+}) as CommandDef<ArgsDef>;
 export const bench = benchCommand("bench");
 export const moe = benchCommand("moe");
 export const moebench = benchCommand("moebench");

@@ -4,7 +4,7 @@ import { closeSync, existsSync, linkSync, openSync, readFileSync, rmSync, writeS
 import { dirname, join } from "pathe";
 import { mkdirSync } from "node:fs";
 import type { ResolvedConfig } from "../config/schema.ts";
-import { appendLineDurable, fsyncDir } from "../fs.ts";
+import { appendLineDurable, fsyncDir, tempPath } from "../fs.ts";
 import { logger } from "../log.ts";
 import type { MachineInfo } from "./machine.ts";
 import type { Ceilings } from "./roofline.ts";
@@ -111,7 +111,7 @@ export function rowToRecord(row: Partial<Record<string, string>>): BenchRecord |
 function setupHistoryFile(path: string): string[] {
   if (existsSync(path)) return readHeader(path);
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = tempPath(path);
   const fd = openSync(tmp, "w", 0o644);
   try {
     writeSync(fd, `${HISTORY_COLUMNS.join("\t")}\n`);

@@ -1,11 +1,11 @@
 // The machine a benchmark ran on: CPU, cores, RAM, OS, git commit, and its measured memory and disk bandwidth
 // (measured once and cached in <data dir>/bench/machine.json; `--remeasure` measures again).
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statfsSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { arch, availableParallelism, cpus, loadavg, release, totalmem, type } from "node:os";
 import { join } from "pathe";
 import { $ } from "zx";
 import type { ResolvedConfig } from "../config/schema.ts";
-import { writeFileAtomic } from "../fs.ts";
+import { checkFreeDisk, writeFileAtomic } from "../fs.ts";
 import { logger } from "../log.ts";
 import { type Summary, formatNumber, summarize } from "./stats.ts";
 
@@ -51,8 +51,11 @@ export interface MachineProfile {
 /** CPU model, cores, RAM and OS of this machine (cheap; no measurement). */
 export function loadMachineInfo(): MachineInfo {
   let cpu = cpus()[0]?.model?.trim() || "";
-  if (!cpu && existsSync("/proc/cpuinfo")) {
+  if (!cpu && process.platform === "linux" && existsSync("/proc/cpuinfo")) {
     cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
+  }
+  if (!cpu && process.platform === "darwin") {
+    cpu = Bun.spawnSync(["sysctl", "-n", "machdep.cpu.brand_string"], { stdout: "pipe", stderr: "ignore" }).stdout.toString().trim();
   }
   return {
     cpu: cpu.replace(/\s+/g, " ") || "unknown CPU",
@@ -145,6 +148,7 @@ export async function dropPageCache(): Promise<{ ok: boolean; note: string }> {
       return { ok: true, note: "page cache dropped (echo 3 > /proc/sys/vm/drop_caches)" };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? String(e);
+      // (macOS: purge, below)
       return { ok: false, note: `could not drop the page cache (/proc/sys/vm/drop_caches: ${code}; needs root)` };
     }
   }
@@ -168,10 +172,7 @@ export async function measureDiskBandwidth(dir: string, opts: DiskProbeOptions =
   const runs = opts.runs ?? 3;
   const chunk = 4 * 2 ** 20;
   mkdirSync(dir, { recursive: true });
-  const avail = statfsSync(dir);
-  if (avail.bavail * avail.bsize < fileMiB * 2 ** 20 * 2) {
-    throw new Error(`not enough free space in ${dir} for a ${fileMiB} MiB disk probe`);
-  }
+  checkFreeDisk(dir, fileMiB * 2 ** 20, `a ${fileMiB} MiB disk probe`);
   const file = join(dir, `.disk-probe-${process.pid}.bin`);
   const buf = Buffer.allocUnsafe(chunk);
   // incompressible content, so a compressing filesystem cannot shortcut the reads

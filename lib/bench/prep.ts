@@ -1,18 +1,18 @@
 // Benchmark target `prep`: extract-weights and repack-experts on a generated 397B-shaped checkpoint against `cp` of
 // the shards, warm and cold page cache (cold needs root to drop caches), medians of N runs, GB/s and peak RSS.
 //   bun scripts/benchmark.ts prep [--dir DIR] [--runs 3] [--mode warm|cold|both] [--layers 2] [--json]
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { defineCommand } from "citty";
 import { join } from "pathe";
-import { globalArgs, jsonArgs } from "../cli.ts";
+import { globalArgs, jsonArgs, parseIntFlag } from "../cli.ts";
 import { UserError } from "../errors.ts";
+import { scriptPath } from "../scripts.ts";
 import { logger } from "../log.ts";
 import { writeTestModel } from "../model/test-model.ts";
 import { summarize, type Summary } from "./stats.ts";
 
-const ROOT = join(import.meta.dir, "..", "..");
-const SCRIPTS = { extract: join(ROOT, "scripts/extract-weights.ts"), repack: join(ROOT, "scripts/repack-experts.ts") };
+const SCRIPTS = { extract: scriptPath("extract-weights"), repack: scriptPath("repack-experts") };
 
 export type PrepTool = "cp" | "extract-weights" | "repack-experts";
 export type CacheMode = "warm" | "cold";
@@ -32,11 +32,12 @@ export interface PrepResult {
   maxRssMB: number;
 }
 
-/** Drop the page cache (root only on Linux). True when it worked. */
+/** Drop the page cache (root only: Linux /proc/sys/vm/drop_caches, macOS `purge`). True when it worked. */
 export function dropCaches(): boolean {
-  if (process.platform !== "linux") return false;
   const sync = Bun.spawnSync(["sync"]);
   if (sync.exitCode !== 0) return false;
+  if (process.platform === "darwin") return Bun.spawnSync(["purge"], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
+  if (process.platform !== "linux") return false;
   try {
     writeFileSync("/proc/sys/vm/drop_caches", "3\n");
     return true;
@@ -78,7 +79,7 @@ const dirBytes = (dir: string): number =>
 async function runTool(tool: PrepTool, ckptDir: string, shards: string[], work: string, mode: CacheMode): Promise<PrepRun> {
   const out = join(work, `out-${tool}`);
   rmSync(out, { recursive: true, force: true });
-  Bun.spawnSync(["mkdir", "-p", out]);
+  mkdirSync(out, { recursive: true });
   if (mode === "cold") dropCaches();
   else readAll(shards);
   let r: { seconds: number; maxRssBytes: number };
@@ -169,12 +170,7 @@ export default defineCommand({
     mode: { type: "string", description: "warm, cold or both (default both; cold needs root to drop the page cache)", valueHint: "MODE" },
   },
   async run({ args }) {
-    const num = (v: string | undefined, d: number, flag: string) => {
-      if (v === undefined) return d;
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} must be a positive integer, not ${JSON.stringify(v)}`);
-      return n;
-    };
+    const num = (v: string | undefined, d: number, flag: string) => parseIntFlag(v, flag) ?? d;
     const mode = args.mode ?? "both";
     if (!["warm", "cold", "both"].includes(mode)) throw new UserError(`--mode must be warm, cold or both, not ${JSON.stringify(mode)}`);
     const { results, coldAvailable, checkpointBytes } = await runPrepBench({

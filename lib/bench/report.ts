@@ -6,6 +6,7 @@ import { resolve } from "pathe";
 import { globalArgs } from "../cli.ts";
 import { loadFlashchatConfig } from "../config/index.ts";
 import { UserError } from "../errors.ts";
+import { renderTable } from "../format.ts";
 import { writeFileAtomic } from "../fs.ts";
 import { logger } from "../log.ts";
 import { type BenchRecord, historyPath, loadHistory } from "./history.ts";
@@ -34,20 +35,11 @@ export function renderHistoryTable(records: readonly BenchRecord[]): string {
     pct(r.stats.median, r.ceilings?.disk),
     pct(r.stats.median, r.ceilings?.kernel),
   ]);
-  return renderTable(head, rows);
+  return renderBenchTable(head, rows);
 }
 
-/** Columns padded to their widest cell; numbers right-aligned. */
-export function renderTable(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const numeric = head.map((_, i) => rows.length > 0 && rows.every((r) => /^[-+]?[\d.,–%]*$/.test(r[i] ?? "")));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
-      .join("  ")
-      .trimEnd();
-  return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
-}
+/** A benchmark table: a rule under the head, numbers right-aligned. */
+export const renderBenchTable = (head: string[], rows: string[][]) => renderTable(rows, { head, rule: true, numbers: true });
 
 export interface ChartPoint {
   commit: string;

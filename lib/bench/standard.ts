@@ -5,22 +5,22 @@
 import { copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, closeSync, rmSync } from "node:fs";
 import { defineCommand } from "citty";
 import { join, resolve } from "pathe";
-import { globalArgs, jsonArgs } from "../cli.ts";
+import { globalArgs, jsonArgs, parseIntFlag } from "../cli.ts";
 import { loadFlashchatConfig } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import { writeFileAtomic } from "../fs.ts";
 import { logger } from "../log.ts";
 import { extractWeights } from "../model/extract.ts";
-import { checkFreeSpace } from "../model/io.ts";
+import { checkFreeDisk } from "../fs.ts";
 import { repackExperts } from "../model/repack.ts";
 import { bundledQwenTokenizerDir, describeTestModel, resolveTestModelDims, writeTestModel } from "../model/test-model.ts";
 import { DTYPE_BYTES, elementCount } from "../model/safetensors.ts";
 import { type EngineBenchMode, runEngineBench } from "./engine.ts";
-import { positiveInt, renderE2eTable, runE2eTarget } from "./e2e.ts";
+import { renderE2eTable, runE2eTarget } from "./e2e.ts";
 import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
 import { checkMachineLoad, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile, renderProfile } from "./machine.ts";
-import { renderTable } from "./report.ts";
+import { renderBenchTable } from "./report.ts";
 import { type Ceilings, loadTokenBytes, renderBytes, resolveCeilings } from "./roofline.ts";
 import { type Summary, formatNumber, summarize } from "./stats.ts";
 
@@ -100,7 +100,7 @@ export async function prepareBenchModel(shape: BenchShape, modelsDir: string, op
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const ckptBytes = checkpointBytes(shape);
-  checkFreeSpace(dir, 2 * ckptBytes, `the ${shape.name} bench model (checkpoint and artifacts)`);
+  checkFreeDisk(dir, 2 * ckptBytes, `the ${shape.name} bench model (checkpoint and artifacts)`);
   const ckpt = join(dir, "checkpoint.tmp");
   logger.info(`${shape.name}: generating a ${renderBytes(ckptBytes)} checkpoint (${shape.description}); its artifacts are kept in ${dir} for the next runs`);
   await writeTestModel({ outDir: ckpt, dims: shape.preset, layers: shape.layers, seed: opts.seed ?? 0, tokenizerDir: shape.tokenizerDir ?? bundledQwenTokenizerDir() });
@@ -273,7 +273,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
 /** Engine figures as a table: median with its range, and decode beside the memory, disk and kernel ceilings. */
 export function renderStandardTable(rows: readonly StandardRow[]): string {
   const pct = (x: number, c: number | null | undefined) => (c ? `${Math.round((100 * x) / c)}% of ${formatNumber(c)}` : "");
-  return renderTable(
+  return renderBenchTable(
     ["model", "target", "figure", "median", "min–max", "runs", "of mem ceiling", "of disk ceiling", "of kernel ceiling"],
     rows
       .filter((r) => r.target !== "e2e")
@@ -317,8 +317,8 @@ const command = defineCommand({
     const r = await runStandard(config, {
       shapes,
       modelsDir: args.modelsDir ? resolve(args.modelsDir) : join(config.paths.dataDir, "bench", "models"),
-      runs: positiveInt(args.runs, "--runs", 3, 2),
-      warmup: positiveInt(args.warmup, "--warmup", 1, 0),
+      runs: parseIntFlag(args.runs, "--runs", 2) ?? 3,
+      warmup: parseIntFlag(args.warmup, "--warmup", 0) ?? 1,
       e2e: args.e2e !== false,
       e2eRuns: 3,
       cold: args.cold !== false,

@@ -3,9 +3,11 @@
 import { join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { isUserError } from "../errors.ts";
-import { loadContextLength, ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "./client.ts";
+import { createSpinner } from "../progress.ts";
+import { loadContextLength, ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "../client/api.ts";
 import { History, LineEditor, PipeReader, type ReadResult } from "./line-editor.ts";
-import { ANSI, MarkdownRenderer, resolveColor } from "./render.ts";
+import { resolveColor } from "../term.ts";
+import { ANSI, MarkdownRenderer } from "./render.ts";
 import { pickSession, renderSessionChoices } from "./session-list.ts";
 import { type ReplyStats, Session, type SessionMessage, listSessions, resolveRequestMessages } from "./sessions.ts";
 
@@ -419,25 +421,7 @@ export class ChatApp {
 
   /** A dim "waiting…" on the reply line until text arrives (terminals only). */
   private createSpinner(): { update(label: string): void; stop(): void } {
-    if (!this.tty) return { update() {}, stop() {} };
-    const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
-    let label = "waiting";
-    let i = 0;
-    let shown = true;
-    const draw = () => this.write(`\r\x1b[K${this.dim(`${frames[i++ % frames.length]} ${label}…`)}`);
-    draw();
-    const timer = setInterval(draw, 120);
-    return {
-      update(l: string) {
-        label = l;
-      },
-      stop: () => {
-        if (!shown) return;
-        shown = false;
-        clearInterval(timer);
-        this.write("\r\x1b[K");
-      },
-    };
+    return createSpinner("waiting", { tty: this.tty, write: (s) => this.write(s), style: (s) => this.dim(`${s}…`), intervalMs: 120 });
   }
 }
 

@@ -3,11 +3,13 @@
 import { loadFlashchatConfig } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { isUserError } from "../errors.ts";
-import { runChat } from "./chat.ts";
+import { runConnectedChat } from "./connect.ts";
 import { type Key, KeyParser } from "./keys.ts";
 import { History, LineEditor } from "./line-editor.ts";
-import { ANSI, resolveColor } from "./render.ts";
-import { createServerLink, loadServerStatus, resolveApiKey, runFlashchat, type ServerStatus } from "./server-link.ts";
+import { resolveColor } from "../term.ts";
+import { ANSI } from "./render.ts";
+import { loadServerStatus, type ServerStatus } from "../client/local.ts";
+import { runFlashchat } from "../scripts.ts";
 import { pickSession, renderSessionChoices, renderSessionTable } from "./session-list.ts";
 import { listSessions } from "./sessions.ts";
 
@@ -155,7 +157,7 @@ async function runAction(
 ): Promise<string | undefined> {
   switch (action) {
     case "chat":
-      await runChat(config, { server: createServerLink(config, { configFile: io.configFile, prepare: () => prepareModel(config), apiKey: resolveApiKey(config) }), input: io.input, output: io.output, apiKey: resolveApiKey(config) });
+      await runConnectedChat(config, { configFile: io.configFile, input: io.input, output: io.output });
       return;
     case "resume": {
       const list = listSessions(config.paths);
@@ -167,7 +169,7 @@ async function runAction(
       const r = await new LineEditor(new History(), { input: io.input, output: io.output }).read("number or id (Enter to go back): ");
       if (r.type !== "line" || !r.text.trim()) return;
       const id = pickSession(list, r.text) ?? r.text.trim();
-      await runChat(config, { server: createServerLink(config, { configFile: io.configFile, prepare: () => prepareModel(config), apiKey: resolveApiKey(config) }), resume: id, input: io.input, output: io.output, apiKey: resolveApiKey(config) });
+      await runConnectedChat(config, { configFile: io.configFile, resume: id, input: io.input, output: io.output });
       return;
     }
     case "server": {

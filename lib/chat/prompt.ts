@@ -3,15 +3,16 @@
 // on a loopback port for this one reply, and stops it afterwards.
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
-import { ServerApiError, ServerGoneError, streamChatCompletion, type ChatMessageIn, type Usage } from "./client.ts";
+import { type ChatMessageIn, type Client, createClient, ServerApiError, ServerGoneError, type Usage } from "../client/api.ts";
+import { ensureServer, loadServerStatus, type PrivateServer } from "../client/local.ts";
 import { resolveStats } from "./chat.ts";
-import { ANSI, MarkdownRenderer, resolveColor } from "./render.ts";
-import { createServerLink, loadServerStatus } from "./server-link.ts";
+import { resolveColor } from "../term.ts";
+import { ANSI, MarkdownRenderer } from "./render.ts";
 import type { ReplyStats } from "./sessions.ts";
 
 export interface PromptOptions {
   text: string;
-  /** Most tokens to generate (default MAX_TOKENS). */
+  /** Most tokens to generate (default MAX_TOKENS, else the server's model default). */
   maxTokens?: number;
   /** false: ask the model not to think. */
   think?: boolean;
@@ -22,8 +23,8 @@ export interface PromptOptions {
   env?: Record<string, string | undefined>;
   /** Bearer token for a server that requires one (FLASHCHAT_API_KEY). */
   apiKey?: string;
-  /** Starts a private server for this reply when none is running; resolves with its URL and a stop function. */
-  startLocal?: (config: ResolvedConfig) => Promise<{ url: string; model?: string; stop: () => Promise<void> }>;
+  /** Starts a private server for this reply when none is running (lib/client/local.ts startPrivateServer). */
+  startLocal?: (config: ResolvedConfig) => Promise<PrivateServer>;
 }
 
 export interface PromptResult {
@@ -49,19 +50,19 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
   const stderr = opts.stderr ?? process.stderr;
   const env = opts.env ?? process.env;
   const status = await loadServerStatus(config);
-  let baseUrl = status.baseUrl;
+  let client: Client = createClient(status.baseUrl, { apiKey: opts.apiKey });
   let model = status.model;
   let via: PromptResult["via"] = "server";
   let stopLocal: (() => Promise<void>) | undefined;
   if (status.running && !status.healthy) {
     // a server that is still loading: wait for it (it fails with a clear message if it never gets ready)
-    const link = await createServerLink(config, { autoStart: false, apiKey: opts.apiKey, say: (l) => stderr.write(`${l}\n`) }).ensure();
-    baseUrl = link.baseUrl;
-    model = link.model;
+    const running = await ensureServer(config, { autoStart: false, apiKey: opts.apiKey, say: (l) => stderr.write(`${l}\n`) });
+    client = running.client;
+    model = running.model;
   } else if (!status.healthy) {
     if (!opts.startLocal) throw new UserError("no server is running", "start one with: flashchat serve");
     const local = await opts.startLocal(config);
-    baseUrl = local.url;
+    client = local.client;
     model = local.model;
     stopLocal = local.stop;
     via = "local";
@@ -87,8 +88,7 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
   let firstMs: number | undefined;
   let reasoningOpen = false;
   try {
-    for await (const ev of streamChatCompletion({
-      baseUrl,
+    for await (const ev of client.chat({
       model,
       messages,
       maxTokens: opts.maxTokens ?? config.maxTokens,
@@ -96,7 +96,6 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
       topP: config.topP,
       think: opts.think === false ? false : undefined,
       signal: controller.signal,
-      apiKey: via === "server" ? opts.apiKey : undefined,
     })) {
       if (ev.type === "done") {
         usage = ev.usage;

@@ -26,15 +26,6 @@ const ANSI: Ansi = {
   bullet: "\x1b[36m",
 };
 
-/**
- * Colour on or off: COLOR_OUTPUT (config) and a terminal are needed; NO_COLOR (any non-empty value) turns it off.
- * https://no-color.org
- */
-export function resolveColor(colorOutput: boolean, isTTY: boolean | undefined, env: Record<string, string | undefined> = process.env): boolean {
-  if (env.NO_COLOR) return false;
-  return colorOutput && Boolean(isTTY);
-}
-
 export const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
 
 export interface MarkdownRendererOptions {

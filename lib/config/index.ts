@@ -7,9 +7,8 @@ import { loadConfig } from "c12";
 import { defu } from "defu";
 import { dirname, isAbsolute, join, resolve } from "pathe";
 import { ConfigError } from "../errors.ts";
-import { writeFileAtomic } from "../fs.ts";
+import { expandHome, writeFileAtomic } from "../fs.ts";
 import { logger } from "../log.ts";
-import { findHfSnapshot, resolveHfCacheDir } from "./hf-cache.ts";
 import { parseConfigText } from "./legacy-file.ts";
 import {
   type ConfigKey,
@@ -27,7 +26,6 @@ import { renderUserConfigTemplate } from "./template.ts";
 import { closest, describeAllowed, parseValue } from "./validate.ts";
 
 export * from "./schema.ts";
-export { findHfSnapshot, hfRepoFolderName, resolveHfCacheDir } from "./hf-cache.ts";
 export { formatValue } from "./validate.ts";
 
 export interface LoadOptions {
@@ -52,7 +50,15 @@ interface FileLayer {
   lines: Record<string, number>;
 }
 
-/** Paths derived from HOME and XDG_* alone (no config needed). */
+/** $HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface (huggingface_hub's rule). */
+export function resolveHfHome(env: Record<string, string | undefined>, home = env.HOME || homedir()): string {
+  return env.HF_HOME || join(env.XDG_CACHE_HOME || join(home, ".cache"), "huggingface");
+}
+
+/** The hub cache folder: $HF_HUB_CACHE, else <HF home>/hub. */
+export const resolveHfCacheDir = (env: Record<string, string | undefined>, home?: string): string => env.HF_HUB_CACHE || join(resolveHfHome(env, home), "hub");
+
+/** Paths derived from HOME, XDG_* and HF_* alone (no config needed). */
 export function resolvePaths(env: Record<string, string | undefined> = process.env, cwd = process.cwd()): ResolvedPaths {
   const home = env.HOME || homedir();
   const configDir = join(env.XDG_CONFIG_HOME || join(home, ".config"), "flashchat");
@@ -180,7 +186,7 @@ export async function loadFlashchatConfig(opts: LoadOptions = {}): Promise<Resol
   return resolveConfig(values, paths, sources, fileLayers.map((l) => l.path), env);
 }
 
-/** Fill derived values (default paths, the model's checkpoint folder) from validated values. */
+/** Fill derived values (default paths) from validated values. Which folders a model uses is lib/model's business. */
 export function resolveConfig(
   values: Record<string, ConfigValue>,
   paths: ResolvedPaths,
@@ -188,12 +194,11 @@ export function resolveConfig(
   filesRead: string[],
   env: Record<string, string | undefined> = process.env,
 ): ResolvedConfig {
-  const modelRepo = String(values.MODEL_REPO);
   return {
-    modelRepo,
-    modelPath: resolveModelPath(modelRepo, String(values.MODEL_PATH ?? ""), paths.hfCacheDir, env),
+    modelRepo: String(values.MODEL_REPO),
+    modelPath: String(values.MODEL_PATH ?? ""),
     quantization: values.QUANTIZATION as "4bit" | "2bit",
-    maxTokens: values.MAX_TOKENS as number,
+    maxTokens: values.MAX_TOKENS as number | null,
     temperature: values.TEMPERATURE as number,
     topP: values.TOP_P as number,
     serverPort: values.SERVER_PORT as number,
@@ -202,6 +207,7 @@ export function resolveConfig(
     serverReasoning: values.SERVER_REASONING as ResolvedConfig["serverReasoning"],
     serverCachePersist: values.SERVER_CACHE_PERSIST as boolean,
     apiKey: String(values.API_KEY ?? ""),
+    engineWatchdogS: values.ENGINE_WATCHDOG_S as number,
     serverDebug: values.SERVER_DEBUG as boolean,
     serverHttpLog: values.SERVER_HTTP_LOG as boolean,
     showThinking: values.SHOW_THINKING as boolean,
@@ -216,19 +222,6 @@ export function resolveConfig(
     sources,
     filesRead,
   };
-}
-
-/** MODEL_PATH if set; a repo given as a local folder; else the repo's snapshot in the HF cache ("" if absent). */
-export function resolveModelPath(
-  repo: string,
-  modelPath: string,
-  hfCacheDir: string,
-  env: Record<string, string | undefined> = process.env,
-): string {
-  if (modelPath) return modelPath;
-  if (/^(\/|\.\.?\/|~\/)/.test(repo)) return resolve(expandHome(repo, env));
-  if (/^[\w.-]+\/[\w.-]+$/.test(repo)) return findHfSnapshot(hfCacheDir, repo);
-  return "";
 }
 
 /** Check one value as `config set` would; returns the text to write or throws a ConfigError. */
@@ -267,9 +260,6 @@ export function describeSource(s: ValueSource): string {
       return s.where;
   }
 }
-
-const expandHome = (p: string, env: Record<string, string | undefined>) =>
-  p === "~" || p.startsWith("~/") ? join(env.HOME || homedir(), p.slice(1)) : p;
 
 function definedOnly(o: FlashchatConfig): Record<string, ConfigValue> {
   const out: Record<string, ConfigValue> = {};

@@ -27,7 +27,7 @@ export const KEYS = [
   { key: "MODEL_REPO", name: "modelRepo", type: "string", default: "mlx-community/Qwen3.5-397B-A17B-4bit", description: "Model to run: Hugging Face repo (org/name), a registry id such as `demo`, or a local folder", wizard: true },
   { key: "MODEL_PATH", name: "modelPath", type: "path", default: "", optional: true, description: "Checkpoint folder; empty = find MODEL_REPO in the Hugging Face cache" },
   { key: "QUANTIZATION", name: "quantization", type: "enum", default: "4bit", values: ["4bit", "2bit"], description: "Expert precision streamed from disk" },
-  { key: "MAX_TOKENS", name: "maxTokens", type: "int", default: "8192", min: 1, max: 1048576, description: "Most tokens generated per reply", wizard: true },
+  { key: "MAX_TOKENS", name: "maxTokens", type: "int", default: "", optional: true, min: 1, max: 1048576, description: "Most tokens generated per reply; empty = the model's own default (8192; the demo 200)", wizard: true },
   { key: "TEMPERATURE", name: "temperature", type: "float", default: "0.7", min: 0, max: 2, description: "Sampling temperature (0 = greedy)", wizard: true },
   { key: "TOP_P", name: "topP", type: "float", default: "0.9", min: 0, max: 1, description: "Nucleus sampling threshold", wizard: true },
   { key: "SERVER_PORT", name: "serverPort", type: "int", default: "8000", min: 1, max: 65535, description: "Port of the local server", wizard: true },
@@ -36,6 +36,7 @@ export const KEYS = [
   { key: "SERVER_REASONING", name: "serverReasoning", type: "enum", default: "separate", values: ["separate", "inline", "drop"], description: "Reasoning in API replies: separate (reasoning_content), inline (<think> in content) or drop" },
   { key: "SERVER_CACHE_PERSIST", name: "serverCachePersist", type: "bool", default: "0", description: "Keep prompt-cache snapshots on disk across server restarts (1/0)" },
   { key: "API_KEY", name: "apiKey", type: "string", default: "", optional: true, secret: true, description: "Key clients must send (Authorization: Bearer); required to bind other than loopback" },
+  { key: "ENGINE_WATCHDOG_S", name: "engineWatchdogS", type: "int", default: "120", min: 0, max: 86400, description: "Kill and restart the engine when a request gets no engine output (token or prefill progress) for this many seconds; 0 = never" },
   { key: "SERVER_DEBUG", name: "serverDebug", type: "bool", default: "0", description: "Log rendered prompts (1/0)" },
   { key: "SERVER_HTTP_LOG", name: "serverHttpLog", type: "bool", default: "0", description: "Append raw HTTP traffic to logs/http.log (1/0)" },
   { key: "SHOW_THINKING", name: "showThinking", type: "bool", default: "0", description: "Show the model's reasoning in chat (1/0)", wizard: true },
@@ -81,10 +82,11 @@ export interface ResolvedPaths {
 /** The complete, validated settings every command receives. Nobody else reads process.env for these. */
 export interface ResolvedConfig {
   modelRepo: string;
-  /** Resolved checkpoint folder: MODEL_PATH, else the HF cache snapshot of modelRepo, else "" (not downloaded). */
+  /** MODEL_PATH as given (absolute); "" = not set (lib/model finds the checkpoint: the HF cache, a folder, the demo). */
   modelPath: string;
   quantization: "4bit" | "2bit";
-  maxTokens: number;
+  /** MAX_TOKENS; null = not set: the model's own default (lib/model resolveModelTarget). */
+  maxTokens: number | null;
   temperature: number;
   topP: number;
   serverPort: number;
@@ -94,6 +96,8 @@ export interface ResolvedConfig {
   serverCachePersist: boolean;
   /** "" = no key required (loopback only) */
   apiKey: string;
+  /** 0 = no watchdog */
+  engineWatchdogS: number;
   serverDebug: boolean;
   serverHttpLog: boolean;
   showThinking: boolean;

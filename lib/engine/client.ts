@@ -77,7 +77,13 @@ export async function startEngine(opts: EngineStartOptions): Promise<Engine> {
     readyReject = rej;
   });
   let gotReady = false;
+  // Watchdog input: when the engine last wrote anything, and since when a request has been running.
+  let lastOutputAt = performance.now();
+  let nRunning = 0;
+  let runningSince = 0;
+  let killed: { message: string; code: string } | undefined;
   void readLines(proc.stdout, (line) => {
+    lastOutputAt = performance.now();
     let m: Message;
     try {
       m = JSON.parse(line) as Message;
@@ -99,9 +105,9 @@ export async function startEngine(opts: EngineStartOptions): Promise<Engine> {
 
   void exited.then((code) => {
     dead = true;
-    const why = `the engine exited (${code})${stderrTail.length ? `: ${stderrTail.at(-1)}` : ""}`;
+    const why = killed?.message ?? `the engine exited (${code})${stderrTail.length ? `: ${stderrTail.at(-1)}` : ""}`;
     if (!gotReady) readyReject(new EngineError(why, "exited"));
-    for (const w of [...waiters.values()]) w({ type: "error", code: "exited", message: why });
+    for (const w of [...waiters.values()]) w({ type: "error", code: killed?.code ?? "exited", message: why });
   });
 
   let ready: EngineReady;
@@ -123,7 +129,15 @@ export async function startEngine(opts: EngineStartOptions): Promise<Engine> {
   // One request at a time (the engine answers `busy` otherwise); cancel and stats bypass the queue.
   let queue: Promise<unknown> = Promise.resolve();
   const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = queue.then(fn, fn);
+    const tracked = async () => {
+      if (nRunning++ === 0) runningSince = performance.now();
+      try {
+        return await fn();
+      } finally {
+        nRunning--;
+      }
+    };
+    const run = queue.then(tracked, tracked);
     queue = run.catch(() => {});
     return run;
   };
@@ -183,7 +197,7 @@ export async function startEngine(opts: EngineStartOptions): Promise<Engine> {
             grammar.accept(m.token as number);
             sendMask(++step);
           }
-          if (m.type === "prompt" || m.type === "token" || m.type === "done") {
+          if (m.type === "prompt" || m.type === "progress" || m.type === "token" || m.type === "done") {
             const { id: _id, ...ev } = m;
             events.push(ev as unknown as GenerateEvent);
             wake?.();
@@ -242,20 +256,30 @@ export async function startEngine(opts: EngineStartOptions): Promise<Engine> {
       }
     });
 
-  const close = async () => {
-    if (!dead) {
-      try {
-        send({ op: "shutdown" });
-        proc.stdin.end();
-      } catch {
-        // already gone
-      }
-      const t1 = setTimeout(() => proc.kill("SIGTERM"), 5000);
-      const t2 = setTimeout(() => proc.kill("SIGKILL"), 10000);
-      await exited;
-      clearTimeout(t1);
-      clearTimeout(t2);
+  const kill = (message: string, code = "killed") => {
+    if (dead) return;
+    killed ??= { message, code };
+    proc.kill("SIGKILL");
+  };
+
+  // `shutdown`, then SIGKILL by pid if the engine has not exited within the deadline (a stopped or spinning
+  // engine never reads the request; SIGTERM would stay pending on a stopped one).
+  const close = async (deadlineMs = 3000): Promise<"exited" | "killed"> => {
+    if (dead) return "exited";
+    try {
+      send({ op: "shutdown" });
+      proc.stdin.end();
+    } catch {
+      // already gone
     }
+    let how: "exited" | "killed" = "exited";
+    const t = setTimeout(() => {
+      how = "killed";
+      kill(`the engine did not exit within ${deadlineMs} ms of shutdown; killed`);
+    }, deadlineMs);
+    await exited;
+    clearTimeout(t);
+    return how;
   };
 
   return {
@@ -272,5 +296,10 @@ export async function startEngine(opts: EngineStartOptions): Promise<Engine> {
     loadSnapshots: (path: string) => exclusive(() => request({ op: "snapshot_load", path })).then(() => {}),
     exited,
     close,
+    kill,
+    activity: () => {
+      const now = performance.now();
+      return { busy: nRunning > 0, silentMs: nRunning > 0 ? now - Math.max(lastOutputAt, runningSince) : 0 };
+    },
   };
 }

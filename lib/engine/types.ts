@@ -104,7 +104,9 @@ export type GenerateEvent =
       decode_ms: number;
       expert_bytes: number;
       io_wait_ms: number;
-    };
+    }
+  /** while the prompt is evaluated, at most about once a second (a heartbeat for the watchdog) */
+  | { type: "progress"; prompt_tokens_done: number; prompt_tokens: number };
 
 /** Raised for protocol `error` replies (code as in PROTOCOL.md) and for an engine that died. */
 export class EngineError extends Error {
@@ -134,6 +136,16 @@ export interface Engine {
   loadSnapshots(path: string): Promise<void>;
   /** Resolves with the exit code (or signal name) when the process ends, for whatever reason. */
   readonly exited: Promise<number | string>;
-  /** Graceful shutdown (shutdown op, then SIGTERM, then SIGKILL). */
-  close(): Promise<void>;
+  /** Shutdown op, then SIGKILL by pid after `deadlineMs` (default 3000): says which ended it. */
+  close(deadlineMs?: number): Promise<"exited" | "killed">;
+  /** SIGKILL by pid now; requests in flight fail with EngineError(message, code). */
+  kill(message: string, code?: string): void;
+  /** Watchdog input: is a request running, and for how long has the engine written nothing while it runs. */
+  activity(): EngineActivity;
+}
+
+export interface EngineActivity {
+  busy: boolean;
+  /** Milliseconds since the engine's last line (or since the running request started, if later); 0 when idle. */
+  silentMs: number;
 }

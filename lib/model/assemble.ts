@@ -1,9 +1,10 @@
 // Fast assembly of an output file from byte ranges of source files: the output is built window by window in
 // aligned memory (each piece pread straight into place, several in flight, one file descriptor per source
-// stream so kernel readahead sees sequential reads) and each window written with O_DIRECT where the OS allows,
-// several windows in flight. Memory stays at windowBytes x windows whatever the file size.
+// stream so kernel readahead sees sequential reads) and each window written with O_DIRECT where the OS allows
+// (Linux; macOS: F_NOCACHE on the file instead), several windows in flight. Memory stays at windowBytes x windows
+// whatever the file size.
 import { closeSync, constants, ftruncateSync, openSync, read, write } from "node:fs";
-import { ptr } from "bun:ffi";
+import { dlopen, FFIType, ptr } from "bun:ffi";
 import { UserError } from "../errors.ts";
 
 /** Bytes [srcOffset, srcOffset + size) of `file` go to [dstOffset, dstOffset + size) of the output. */
@@ -83,10 +84,47 @@ function pwriteAsync(fd: number, buf: Uint8Array, position: number): Promise<voi
   });
 }
 
-/** Open `path` for writing (created/truncated), with O_DIRECT when asked and possible. Returns the fd and whether it is direct. */
+const F_NOCACHE = 48; // <sys/fcntl.h> on macOS
+let darwinFcntl: ((fd: number, cmd: number, value: number) => number) | null | undefined;
+
+/**
+ * macOS: bypass the unified buffer cache for `fd` (fcntl F_NOCACHE), the counterpart of Linux's O_DIRECT, so a big
+ * write (a 200 GB repack) does not push everything else out of memory. True if set; false elsewhere or on failure.
+ */
+export function setNoCache(fd: number): boolean {
+  if (process.platform !== "darwin") return false;
+  if (darwinFcntl === undefined) {
+    try {
+      // fcntl(fd, cmd, ...) is variadic and bun:ffi calls fixed-argument functions. Apple's arm64 ABI passes a variadic
+      // argument on the stack, where a fixed-argument call puts its 9th integer argument (8-byte slot); on x86-64 macOS
+      // it goes in the 3rd argument register, like a fixed one.
+      if (process.arch === "arm64") {
+        const args = [...Array<FFIType>(8).fill(FFIType.i32), FFIType.i64];
+        const f = dlopen("/usr/lib/libSystem.B.dylib", { fcntl: { args, returns: FFIType.i32 } }).symbols.fcntl;
+        darwinFcntl = (fd, cmd, value) => f(fd, cmd, 0, 0, 0, 0, 0, 0, value) as number;
+      } else {
+        const f = dlopen("/usr/lib/libSystem.B.dylib", { fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 } }).symbols.fcntl;
+        darwinFcntl = (fd, cmd, value) => f(fd, cmd, value) as number;
+      }
+    } catch {
+      darwinFcntl = null;
+    }
+  }
+  return darwinFcntl ? darwinFcntl(fd, F_NOCACHE, 1) !== -1 : false;
+}
+
+/**
+ * Open `path` for writing (created/truncated), with O_DIRECT when asked and possible (Linux; macOS has none and gets
+ * F_NOCACHE, with ordinary unaligned writes). Returns the fd and whether it is direct (O_DIRECT alignment rules apply).
+ */
 export function openOutput(path: string, direct: boolean): { fd: number; direct: boolean } {
   const base = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC;
-  const od = (constants as Record<string, number>).O_DIRECT;
+  if (direct && process.platform === "darwin") {
+    const fd = openSync(path, base, 0o644);
+    setNoCache(fd);
+    return { fd, direct: false };
+  }
+  const od = (constants as Record<string, number>).O_DIRECT; // Linux (macOS: F_NOCACHE above)
   if (direct && od) {
     try {
       return { fd: openSync(path, base | od, 0o644), direct: true };
@@ -157,7 +195,7 @@ export async function assembleInto(fd: number, direct: boolean, totalBytes: numb
   try {
     const n = Math.max(1, Math.min(opts.windows ?? 8, nWindows));
     await Promise.all(Array.from({ length: n }, () => worker(alignedBuffer(windowBytes))));
-    ftruncateSync(fd, totalBytes); // drops the O_DIRECT padding of the last window
+    ftruncateSync(fd, totalBytes); // drops the O_DIRECT padding of the last window (none on macOS)
   } finally {
     for (const f of fds.values()) closeSync(f);
   }

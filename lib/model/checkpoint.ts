@@ -10,25 +10,34 @@ export type SourceFormat = "mlx" | "hf-bf16";
 export const SUPPORTED_MODEL_TYPES = ["qwen3_5_moe", "qwen3_5_moe_text", "qwen3_next"] as const;
 const SUPPORTED_HINT = `supported: Qwen3.5-MoE / Qwen3-Next family (model_type ${SUPPORTED_MODEL_TYPES.join(", ")}), as MLX affine-quantized (mlx-community) or Hugging Face bf16 safetensors`;
 
+/** The dimensions of a text model of the family, described once (names as in config.json). */
+export const MODEL_DIM_KEYS = [
+  "vocab_size",
+  "hidden_size",
+  "num_hidden_layers",
+  "num_attention_heads",
+  "num_key_value_heads",
+  "head_dim",
+  "linear_num_key_heads",
+  "linear_num_value_heads",
+  "linear_key_head_dim",
+  "linear_value_head_dim",
+  "linear_conv_kernel_dim",
+  "num_experts",
+  "num_experts_per_tok",
+  "moe_intermediate_size",
+  "shared_expert_intermediate_size",
+] as const;
+
+export type ModelDims = Record<(typeof MODEL_DIM_KEYS)[number], number>;
+
+/** Just the dimension fields of `o`. */
+export const pickModelDims = (o: ModelDims): ModelDims => Object.fromEntries(MODEL_DIM_KEYS.map((k) => [k, o[k]])) as ModelDims;
+
 /** The architecture config the engine needs (model_weights.json "config"), every field present. */
-export interface EngineConfig {
+export interface EngineConfig extends ModelDims {
   model_type: string;
-  vocab_size: number;
-  hidden_size: number;
-  num_hidden_layers: number;
   layer_types: ("linear_attention" | "full_attention")[];
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  head_dim: number;
-  linear_num_key_heads: number;
-  linear_num_value_heads: number;
-  linear_key_head_dim: number;
-  linear_value_head_dim: number;
-  linear_conv_kernel_dim: number;
-  num_experts: number;
-  num_experts_per_tok: number;
-  moe_intermediate_size: number;
-  shared_expert_intermediate_size: number;
   norm_topk_prob: boolean;
   rms_norm_eps: number;
   rope_theta: number;

@@ -3,6 +3,7 @@ import { existsSync, statSync } from "node:fs";
 import type { ArgsDef } from "citty";
 import { resolve } from "pathe";
 import { UserError } from "../errors.ts";
+import { expandHome } from "../fs.ts";
 
 export const checkpointArgs = {
   model: { type: "string", description: "Checkpoint folder (config.json + *.safetensors)", valueHint: "DIR" },
@@ -12,7 +13,7 @@ export const checkpointArgs = {
 /** The absolute path given by a required folder flag; `mustExist` also checks it is a folder. */
 export function requireDirArg(value: string | undefined, flag: string, what: string, mustExist = true): string {
   if (!value) throw new UserError(`${flag} is required: ${what}`);
-  const p = resolve(value.replace(/^~(?=$|\/)/, process.env.HOME ?? "~"));
+  const p = resolve(expandHome(value));
   if (mustExist && !(existsSync(p) && statSync(p).isDirectory())) throw new UserError(`${flag} ${value}: no such folder`, `${flag} takes ${what}`);
   return p;
 }

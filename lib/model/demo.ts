@@ -1,8 +1,8 @@
 // The built-in demo model: a tiny checkpoint of the real architecture with random weights (MLX 4-bit layout,
 // the real Qwen tokenizer and chat template), generated locally and deterministically. Its replies are random text.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "pathe";
-import { writeFileAtomic } from "../fs.ts";
+import { renameDurable, writeFileAtomic } from "../fs.ts";
 import { bundledQwenTokenizerDir, writeTestModel } from "./test-model.ts";
 
 /** Bump when the generated demo changes: an older generated copy is then made again. */
@@ -33,6 +33,6 @@ export async function generateDemoCheckpoint(dir: string): Promise<string> {
   writeFileAtomic(join(tmp, STAMP), `${JSON.stringify({ version: DEMO_GENERATOR_VERSION, seed: DEMO_SEED, note: "random weights: replies are random text" }, null, 2)}\n`);
   if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
   mkdirSync(dirname(dir), { recursive: true });
-  renameSync(tmp, dir);
+  renameDurable(tmp, dir);
   return dir;
 }

@@ -5,8 +5,9 @@ import { writeFileAtomic } from "../fs.ts";
 import { artifactPaths } from "./artifacts.ts";
 import { type Checkpoint, type DenseTensor, describeDense, type EngineConfig, loadCheckpoint, type SourceFormat } from "./checkpoint.ts";
 import { assembleInto, openOutput, type Piece } from "./assemble.ts";
-import { checkFreeSpace, commitFile, createFdCache, type FdCache, openForWrite, preadFull, pwriteFull, tmpName } from "./io.ts";
-import { createProgress, type ProgressFn } from "./progress.ts";
+import { checkFreeDisk, commitFile } from "../fs.ts";
+import { createFdCache, type FdCache, openForWrite, preadFull, pwriteFull, tmpName } from "./io.ts";
+import { createProgress, type ProgressFn } from "../progress.ts";
 import { quantizeAffine, type Quantized, toFloat32 } from "./quantize.ts";
 import { createModelWorkerPool, defaultWorkerCount, type ModelWorkerPool } from "./workers.ts";
 
@@ -178,7 +179,7 @@ export async function extractFromCheckpoint(ckpt: Checkpoint, opts: ExtractOptio
   const dense = describeDense(ckpt, { bits });
   const { entries, totalBytes } = layoutDense(dense);
   const paths = artifactPaths(opts.outDir);
-  checkFreeSpace(opts.outDir, totalBytes, "model_weights.bin");
+  checkFreeDisk(opts.outDir, totalBytes, "model_weights.bin");
   const tmp = tmpName(paths.weightsBin);
   mkdirSync(opts.outDir, { recursive: true });
   const progress = createProgress("extract-weights", totalBytes, opts.onProgress);

@@ -1,14 +1,15 @@
 // Hugging Face Hub downloads into the standard cache layout (models--ORG--NAME/{blobs,snapshots/REV,refs/main}),
 // so Python's huggingface_hub and flashchat share one copy: only the files a model needs, resumed, verified.
-import { createReadStream, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, readSync, renameSync, rmSync, statSync, statfsSync, symlinkSync, openSync, writeSync, fsyncSync, closeSync } from "node:fs";
-import { homedir } from "node:os";
+import { createReadStream, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, readSync, renameSync, rmSync, statSync, symlinkSync, openSync, writeSync, fsyncSync, closeSync } from "node:fs";
 import { downloadFile, HubApiError, listFiles, modelInfo } from "@huggingface/hub";
 import { dirname, join, relative } from "pathe";
-import { hfRepoFolderName } from "../config/hf-cache.ts";
+import { resolveHfHome } from "../config/index.ts";
+import { hfRepoFolderName } from "./hf-cache.ts";
 import { UserError } from "../errors.ts";
-import { writeFileAtomic } from "../fs.ts";
+import { checkFreeDisk, writeFileAtomic } from "../fs.ts";
 import { logger } from "../log.ts";
-import { createByteProgress, formatBytes } from "../setup/progress.ts";
+import { formatBytes } from "../format.ts";
+import { createByteProgress } from "../progress.ts";
 
 export const DEFAULT_HF_ENDPOINT = "https://huggingface.co";
 
@@ -32,7 +33,7 @@ export function resolveHubOptions(cacheDir: string, env: Record<string, string |
   let token = env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || undefined;
   let tokenSource = token ? (env.HF_TOKEN ? "HF_TOKEN" : "HUGGING_FACE_HUB_TOKEN") : undefined;
   if (!token) {
-    const hfHome = env.HF_HOME || join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), ".cache"), "huggingface");
+    const hfHome = resolveHfHome(env);
     const file = env.HF_TOKEN_PATH || join(hfHome, "token");
     try {
       token = readFileSync(file, "utf8").trim() || undefined;
@@ -323,7 +324,7 @@ export async function downloadSnapshot(plan: DownloadPlan, opts: HubOptions, dl:
   const todo = plan.files.filter((f) => f.state !== "present");
   if (todo.length) {
     requireOnline(opts, plan.snapshot.repo);
-    if (!dl.skipDiskCheck) checkFreeDisk(plan.repoDir, plan.downloadBytes, "download");
+    if (!dl.skipDiskCheck) checkFreeDisk(plan.repoDir, plan.downloadBytes, "the download", "free some space, or move the Hugging Face cache (HF_HOME / HF_HUB_CACHE) or ARTIFACTS_DIR to a bigger disk");
     await downloadFiles(plan, todo, opts, dl);
   }
   if (revision !== plan.snapshot.commit) {
@@ -504,27 +505,6 @@ function sizeOf(path: string): number {
     return statSync(path).size;
   } catch {
     return -1;
-  }
-}
-
-/** Free bytes on the filesystem holding `path` (or its nearest existing parent). */
-export function freeDiskBytes(path: string): number {
-  let p = path;
-  while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
-  const s = statfsSync(p);
-  return Number(s.bavail) * Number(s.bsize);
-}
-
-/** Stop before starting when the disk cannot hold `needBytes` more (with 1% + 256 MB to spare). */
-export function checkFreeDisk(path: string, needBytes: number, what: string): void {
-  if (needBytes <= 0) return;
-  const free = freeDiskBytes(path);
-  const margin = Math.max(256e6, needBytes * 0.01);
-  if (free < needBytes + margin) {
-    throw userError(
-      `not enough free disk for the ${what}: it needs ${formatBytes(needBytes)} in ${path}, ${formatBytes(free)} is free`,
-      "free some space, or move the Hugging Face cache (HF_HOME / HF_HUB_CACHE) or ARTIFACTS_DIR to a bigger disk",
-    );
   }
 }
 

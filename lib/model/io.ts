@@ -1,9 +1,7 @@
-// Low-level file I/O for the artifact writers: full preads/pwrites, ranged copies, open-file cache, free-space check, fsync + rename.
-import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, statfsSync, writeSync } from "node:fs";
+// Low-level file I/O for the artifact writers: full preads/pwrites, the open-file cache, the temporary name they write to.
+import { closeSync, mkdirSync, openSync, readSync, writeSync } from "node:fs";
 import { basename, dirname } from "pathe";
 import { UserError } from "../errors.ts";
-import { fsyncDir } from "../fs.ts";
-import { formatBytes } from "./progress.ts";
 
 export function preadFull(fd: number, buf: Uint8Array, position: number, what = "file"): void {
   let got = 0;
@@ -39,41 +37,12 @@ export function createFdCache() {
 }
 export type FdCache = ReturnType<typeof createFdCache>;
 
-/** Bytes available to us on the filesystem holding `dir` (its nearest existing ancestor). */
-export function freeBytes(dir: string): number {
-  let d = dir;
-  for (;;) {
-    try {
-      const s = statfsSync(d);
-      return Number(s.bavail) * Number(s.bsize);
-    } catch {
-      const up = dirname(d);
-      if (up === d) return Number.POSITIVE_INFINITY;
-      d = up;
-    }
-  }
-}
-
-/** UserError unless `neededBytes` fit on the filesystem of `dir` (with 1% + 64 MB to spare). */
-export function checkFreeSpace(dir: string, neededBytes: number, what: string): void {
-  const free = freeBytes(dir);
-  const margin = neededBytes * 0.01 + 64e6;
-  if (neededBytes + margin > free)
-    throw new UserError(`not enough disk space for ${what}: needs ${formatBytes(neededBytes)} (${neededBytes} bytes), ${formatBytes(free)} free in ${dir}`, "free some space or choose another --out folder");
-}
-
-/** fsync `tmp`, rename it to `path`, fsync the folder: the file appears complete or not at all. */
-export function commitFile(fd: number, tmp: string, path: string): void {
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, path);
-  fsyncDir(dirname(path));
-}
-
 export function openForWrite(path: string): number {
   mkdirSync(dirname(path), { recursive: true });
   return openSync(path, "w", 0o644);
 }
 
+/** Artifact writers fill NAME.tmp (one fixed name: the setup lock keeps it to one writer, and a rerun removes a
+ * leftover one) and commit it with lib/fs commitFile. */
 export const tmpName = (path: string) => `${path}.tmp`;
 export const shortName = (path: string) => basename(path);

@@ -1,39 +1,14 @@
-// The models flashchat knows (sizes, RAM, active experts, sampling), and how `--model ID` / MODEL_REPO
-// resolves to a source (Hub repo, local folder, generated demo) and an artifacts folder.
-import { existsSync, statSync } from "node:fs";
-import { homedir } from "node:os";
-import { join, resolve } from "pathe";
-import { findHfSnapshot } from "../config/hf-cache.ts";
-import type { ResolvedConfig } from "../config/schema.ts";
-import { UserError } from "../errors.ts";
-import { artifactPaths, resolveModelArtifactsDir } from "./artifacts.ts";
-import type { EngineConfig, SourceFormat } from "./checkpoint.ts";
+// The models flashchat knows (dimensions, sizes, RAM, active experts, sampling, reply length), their sizes
+// computed from the dimensions, and the dimensions read from a checkpoint's config.json.
+import { type EngineConfig, type ModelDims, pickModelDims, resolveEngineConfig, type SourceFormat } from "./checkpoint.ts";
 import { TEST_MODEL_PRESETS } from "./test-model.ts";
 
 /** The dimensions sizes are computed from (names as in config.json / model_weights.json). */
-export type ArchDims = Pick<
-  EngineConfig,
-  | "model_type"
-  | "vocab_size"
-  | "hidden_size"
-  | "num_hidden_layers"
-  | "num_attention_heads"
-  | "num_key_value_heads"
-  | "head_dim"
-  | "linear_num_key_heads"
-  | "linear_num_value_heads"
-  | "linear_key_head_dim"
-  | "linear_value_head_dim"
-  | "linear_conv_kernel_dim"
-  | "num_experts"
-  | "num_experts_per_tok"
-  | "moe_intermediate_size"
-  | "shared_expert_intermediate_size"
-  | "tie_word_embeddings"
-> & {
-  /** every Nth layer is full attention (the rest linear); 4 in this family */
-  full_attention_interval: number;
-};
+export type ArchDims = ModelDims &
+  Pick<EngineConfig, "model_type" | "tie_word_embeddings"> & {
+    /** every Nth layer is full attention (the rest linear); 4 in this family */
+    full_attention_interval: number;
+  };
 
 export interface Sampling {
   temperature: number;
@@ -179,26 +154,7 @@ export const MODELS: readonly ModelEntry[] = [
 
 function demoArch(): ArchDims {
   const d = TEST_MODEL_PRESETS.demo!;
-  return {
-    model_type: "qwen3_5_moe",
-    vocab_size: d.vocab_size,
-    hidden_size: d.hidden_size,
-    num_hidden_layers: d.num_hidden_layers,
-    full_attention_interval: d.full_attention_interval,
-    num_attention_heads: d.num_attention_heads,
-    num_key_value_heads: d.num_key_value_heads,
-    head_dim: d.head_dim,
-    linear_num_key_heads: d.linear_num_key_heads,
-    linear_num_value_heads: d.linear_num_value_heads,
-    linear_key_head_dim: d.linear_key_head_dim,
-    linear_value_head_dim: d.linear_value_head_dim,
-    linear_conv_kernel_dim: d.linear_conv_kernel_dim,
-    num_experts: d.num_experts,
-    num_experts_per_tok: d.num_experts_per_tok,
-    moe_intermediate_size: d.moe_intermediate_size,
-    shared_expert_intermediate_size: d.shared_expert_intermediate_size,
-    tie_word_embeddings: false,
-  };
+  return { model_type: "qwen3_5_moe", ...pickModelDims(d), full_attention_interval: d.full_attention_interval, tie_word_embeddings: false };
 }
 
 export const DEMO_ID = "demo";
@@ -295,134 +251,13 @@ export function estimateSizes(arch: ArchDims, opts: { format: SourceFormat; bits
   return { denseBytes, expertBytes, expertsBytes, experts2bitBytes, checkpointBytes, params, ramMinBytes, ramRecommendedBytes };
 }
 
-/** Dimensions from a checkpoint's config.json (MLX conversions nest them under text_config). */
+/** Dimensions from a checkpoint's config.json (read as the engine reads it: resolveEngineConfig). */
 export function archFromConfig(raw: Record<string, any>): ArchDims {
-  const t: Record<string, any> = raw.text_config ? { ...raw, ...raw.text_config } : raw;
-  const num = (k: string, fallback?: number): number => {
-    const v = t[k] ?? fallback;
-    if (typeof v !== "number") throw new UserError(`config.json: ${k} is missing`, "flashchat runs the Qwen3.5-MoE / Qwen3-Next family");
-    return v;
-  };
-  const heads = num("num_attention_heads");
-  const layerTypes: unknown = t.layer_types;
-  const interval =
-    t.full_attention_interval ??
-    (Array.isArray(layerTypes) && layerTypes.includes("full_attention") ? layerTypes.indexOf("full_attention") + 1 : 4);
-  return {
-    model_type: String(t.model_type ?? raw.model_type),
-    vocab_size: num("vocab_size"),
-    hidden_size: num("hidden_size"),
-    num_hidden_layers: num("num_hidden_layers"),
-    full_attention_interval: interval,
-    num_attention_heads: heads,
-    num_key_value_heads: num("num_key_value_heads", heads),
-    head_dim: num("head_dim", num("hidden_size") / heads),
-    linear_num_key_heads: num("linear_num_key_heads"),
-    linear_num_value_heads: num("linear_num_value_heads"),
-    linear_key_head_dim: num("linear_key_head_dim"),
-    linear_value_head_dim: num("linear_value_head_dim"),
-    linear_conv_kernel_dim: num("linear_conv_kernel_dim", 4),
-    num_experts: num("num_experts"),
-    num_experts_per_tok: num("num_experts_per_tok"),
-    moe_intermediate_size: num("moe_intermediate_size"),
-    shared_expert_intermediate_size: num("shared_expert_intermediate_size", num("moe_intermediate_size")),
-    tie_word_embeddings: Boolean(t.tie_word_embeddings ?? raw.tie_word_embeddings ?? false),
-  };
+  const c = resolveEngineConfig(raw);
+  const firstFull = c.layer_types.indexOf("full_attention");
+  return { model_type: c.model_type, ...pickModelDims(c), full_attention_interval: firstFull >= 0 ? firstFull + 1 : 4, tie_word_embeddings: c.tie_word_embeddings };
 }
 
 /** Source format of a checkpoint from its config.json: a quantization block means MLX. */
 export const formatFromConfig = (raw: Record<string, any>): SourceFormat =>
   raw.quantization || raw.quantization_config?.bits ? "mlx" : "hf-bf16";
-
-// ---------------------------------------------------------------------------------------------
-// resolving --model
-
-export interface ModelTarget {
-  /** What the user named: a registry id, a Hub repo or a folder. */
-  id: string;
-  /** hub: a Hugging Face repo; local: a checkpoint folder on disk; demo: generated locally. */
-  kind: "hub" | "local" | "demo";
-  /** The registry's entry, when the model is a known one. */
-  entry: ModelEntry | undefined;
-  /** Hub repo ("org/name"), "demo", or the folder for local checkpoints. */
-  repo: string;
-  /** Checkpoint folder: the cache snapshot or local folder; "" when not downloaded yet. */
-  checkpointDir: string;
-  /** Artifacts folder of this model (model_weights.*, packed_experts*). */
-  artifactsDir: string;
-  /** Packed experts folder the engine streams from (EXPERTS_DIR, else the artifacts' one for QUANTIZATION). */
-  expertsDir: string;
-  quantization: "4bit" | "2bit";
-  /** Bits our own quantization uses for hf-bf16 sources. */
-  quantizeBits: number;
-  /** Experts per token to run with: ACTIVE_EXPERTS, else the registry's default, else the model's own (null = unknown yet). */
-  activeExperts: number | null;
-  sampling: Sampling | undefined;
-  /** Longest reply: MAX_TOKENS when set anywhere, else the model's own default if it has one, else MAX_TOKENS' default. */
-  maxTokens: number;
-}
-
-const REPO_RE = /^[\w.-]+\/[\w.-]+$/;
-const looksLikePath = (s: string) => /^(\/|\.\.?(\/|$)|~(\/|$))/.test(s);
-
-/** Where the demo's generated checkpoint lives. */
-export const demoCheckpointDir = (config: Pick<ResolvedConfig, "paths">) => join(config.paths.dataDir, "checkpoints", DEMO_ID);
-
-/**
- * Resolve MODEL_REPO (or `--model`, already merged into config) to a source and artifacts folder.
- * No network and no heavy reads: what is downloaded or prepared is for the setup steps to find out.
- */
-export function resolveModelTarget(config: ResolvedConfig): ModelTarget {
-  const id = config.modelRepo.trim();
-  if (!id) throw new UserError("no model chosen", "pass --model ID or set MODEL_REPO (`flashchat models` lists the known ones)");
-  const entry = findModel(id);
-  let kind: ModelTarget["kind"];
-  let repo: string;
-  let checkpointDir: string;
-  if (entry?.origin === "generated") {
-    kind = "demo";
-    repo = entry.repo;
-    checkpointDir = demoCheckpointDir(config);
-  } else if (entry || (REPO_RE.test(id) && !looksLikePath(id))) {
-    kind = "hub";
-    repo = entry?.repo ?? id;
-    // MODEL_PATH (or the cache snapshot the config layer found); a registry id has no slash, so look again by repo
-    checkpointDir = config.modelPath || findHfSnapshot(config.paths.hfCacheDir, repo);
-    if (config.modelPath && config.sources.MODEL_PATH?.kind !== "default") kind = "local";
-  } else if (looksLikePath(id) || existsSync(id)) {
-    kind = "local";
-    repo = resolve(id.replace(/^~(?=$|\/)/, process.env.HOME || homedir()));
-    checkpointDir = config.modelPath || repo;
-    if (!existsSync(checkpointDir) || !statSync(checkpointDir).isDirectory()) {
-      throw new UserError(`model folder not found: ${checkpointDir}`, "give a checkpoint folder (config.json + *.safetensors), a Hugging Face repo (org/name) or a registry id");
-    }
-  } else {
-    const near = MODELS.map((m) => m.id).find((m) => m.startsWith(id.toLowerCase().slice(0, 4)));
-    throw new UserError(
-      `unknown model ${JSON.stringify(id)}`,
-      `use a registry id (${MODELS.map((m) => m.id).join(", ")}), a Hugging Face repo (org/name) or a checkpoint folder${near ? `; did you mean ${near}?` : ""}`,
-    );
-  }
-  const format = entry?.format;
-  const quantizeBits = entry?.bits ?? 4;
-  const artifactsDir = resolveModelArtifactsDir(config, {
-    modelId: kind === "hub" ? repo : kind === "demo" ? DEMO_ID : checkpointDir,
-    quantizedBits: format === "hf-bf16" ? quantizeBits : undefined,
-  });
-  const paths = artifactPaths(artifactsDir);
-  const expertsDir = config.expertsDir || (config.quantization === "2bit" ? paths.experts2bitDir : paths.expertsDir);
-  return {
-    id,
-    kind,
-    entry,
-    repo,
-    checkpointDir,
-    artifactsDir,
-    expertsDir,
-    quantization: config.quantization,
-    quantizeBits,
-    activeExperts: config.activeExperts ?? entry?.activeExperts ?? null,
-    sampling: entry?.sampling,
-    maxTokens: entry?.maxTokens && (config.sources.MAX_TOKENS?.kind ?? "default") === "default" ? Math.min(entry.maxTokens, config.maxTokens) : config.maxTokens,
-  };
-}

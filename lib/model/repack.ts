@@ -9,8 +9,9 @@ import { artifactPaths, LAYOUT_JSON, layerFileName } from "./artifacts.ts";
 import { type AssembleOptions, assembleInto, openOutput, type Piece } from "./assemble.ts";
 import { type Checkpoint, describeExperts, loadCheckpoint } from "./checkpoint.ts";
 import { buildExpert, type ExpertsLayout, type LayerPlan, type LayoutLayer, layerSourceHash, planLayer } from "./expert-layout.ts";
-import { checkFreeSpace, commitFile, createFdCache, type FdCache, openForWrite, preadFull, pwriteFull, tmpName } from "./io.ts";
-import { createProgress, type ProgressFn } from "./progress.ts";
+import { checkFreeDisk, commitFile } from "../fs.ts";
+import { createFdCache, type FdCache, openForWrite, preadFull, pwriteFull, tmpName } from "./io.ts";
+import { createProgress, type ProgressFn } from "../progress.ts";
 import { createModelWorkerPool, defaultWorkerCount, type ModelWorkerPool } from "./workers.ts";
 
 export interface RepackOptions {
@@ -225,7 +226,7 @@ export async function repackFromCheckpoint(ckpt: Checkpoint, opts: RepackOptions
     const cpuWork = (todo.some((l) => !plans.get(l)!.copy) ? totalBytes : 0) + (opts.verify ? selected.length * layerSize : 0);
     const nWorkers = opts.workers ?? (cpuWork > 64e6 ? defaultWorkerCount() : 0);
     if (nWorkers > 0) pool = createModelWorkerPool(nWorkers);
-    checkFreeSpace(dir, totalBytes, `${todo.length} packed expert layer(s)`);
+    checkFreeDisk(dir, totalBytes, `${todo.length} packed expert layer(s)`);
     const skipped = selected.filter((l) => done.has(l));
     if (skipped.length) logger.info(`skipping ${skipped.length} finished layer(s): ${skipped.join(", ")}`);
     const progress = createProgress(`repack-experts (${bits}-bit)`, totalBytes, opts.onProgress);

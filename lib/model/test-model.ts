@@ -2,32 +2,18 @@
 // tokenizer files) of any size of the family, deterministic from a seed, written in bounded memory.
 // Quantized tensors get random codes (fast xorshift over 32-bit words) and one scale/bias per tensor chosen so the
 // dequantized weights have the standard deviation a trained-like init would have (std = gain / sqrt(fan_in)).
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "pathe";
 import { UserError } from "../errors.ts";
-import { writeFileAtomic } from "../fs.ts";
-import { createProgress, type ProgressFn } from "./progress.ts";
+import type { ModelDims } from "./checkpoint.ts";
+import { renameDurable, writeFileAtomic } from "../fs.ts";
+import { createProgress, type ProgressFn } from "../progress.ts";
 import { f32ToBf16 } from "./quantize.ts";
 import { DTYPE_BYTES, elementCount, type TensorSpec, writeSafetensors } from "./safetensors.ts";
 
 /** The text-model dimensions of a generated checkpoint (names as in config.json). */
-export interface TestModelDims {
-  vocab_size: number;
-  hidden_size: number;
-  num_hidden_layers: number;
+export interface TestModelDims extends ModelDims {
   full_attention_interval: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  head_dim: number;
-  linear_num_key_heads: number;
-  linear_num_value_heads: number;
-  linear_key_head_dim: number;
-  linear_value_head_dim: number;
-  linear_conv_kernel_dim: number;
-  num_experts: number;
-  num_experts_per_tok: number;
-  moe_intermediate_size: number;
-  shared_expert_intermediate_size: number;
   max_position_embeddings: number;
   eos_token_id: number[];
   bos_token_id?: number | null;
@@ -371,7 +357,7 @@ export async function writeTestModel(opts: TestModelOptions): Promise<TestModelR
       else chunk.set(small!.subarray(off, off + chunk.length));
       progress.add(chunk.length);
     }, { metadata: { format: format === "mlx" ? "mlx" : "pt" } });
-    renameSync(tmp, path);
+    renameDurable(tmp, path);
     for (const s of shards[i]!) weightMap[s.name] = names[i]!;
   }
   const config = renderTestModelConfig(d, bits, groupSize, format);

@@ -1,9 +1,30 @@
-// Is a pid alive, and is it our server? (/proc on Linux, ps elsewhere.) Never trust a pid file blindly:
-// pids get reused, and --stop must only ever signal our own server.
+// Is a pid alive, and is it our server? (/proc on Linux; `ps` on macOS and elsewhere, whose -o stat= / command=
+// columns are POSIX.) Never trust a pid file blindly: pids get reused, and --stop must only ever signal our own server.
 import { existsSync, readFileSync } from "node:fs";
 
+/** How process facts are read: /proc (Linux) or ps (macOS and the rest; tests use it on Linux too). */
+export type ProcessSource = "proc" | "ps";
+const DEFAULT_SOURCE: ProcessSource = process.platform === "linux" ? "proc" : "ps";
+
+/** The process's state letter (R, S, Z, ...), or undefined if it cannot be read. */
+function processState(pid: number, via: ProcessSource): string | undefined {
+  if (via === "proc") {
+    // Linux (macOS: ps, below)
+    const stat = `/proc/${pid}/stat`;
+    if (!existsSync(stat)) return undefined;
+    try {
+      return /\) (\S)/.exec(readFileSync(stat, "utf8"))?.[1];
+    } catch {
+      return undefined;
+    }
+  }
+  const r = Bun.spawnSync(["ps", "-o", "stat=", "-p", String(pid)], { stdout: "pipe", stderr: "ignore" });
+  const state = r.stdout.toString().trim();
+  return r.exitCode === 0 && state ? state[0] : undefined;
+}
+
 /** Alive and not a zombie. */
-export function isProcessAlive(pid: number): boolean {
+export function isProcessAlive(pid: number, via: ProcessSource = DEFAULT_SOURCE): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
@@ -11,20 +32,16 @@ export function isProcessAlive(pid: number): boolean {
     if ((e as NodeJS.ErrnoException).code === "EPERM") return true; // someone else's process
     return false;
   }
-  const stat = `/proc/${pid}/stat`;
-  if (existsSync(stat)) {
-    const state = /\) (\S)/.exec(readFileSync(stat, "utf8"))?.[1];
-    return state !== "Z" && state !== "X";
-  }
-  return true;
+  const state = processState(pid, via);
+  return state !== "Z" && state !== "X";
 }
 
 /** The process's command line as argv, or undefined if it cannot be read. */
-export function loadCommandLine(pid: number): string[] | undefined {
-  const proc = `/proc/${pid}/cmdline`;
-  if (existsSync(`/proc/${pid}`)) {
+export function loadCommandLine(pid: number, via: ProcessSource = DEFAULT_SOURCE): string[] | undefined {
+  if (via === "proc") {
+    // Linux (macOS: ps, below)
     try {
-      const raw = readFileSync(proc, "utf8");
+      const raw = readFileSync(`/proc/${pid}/cmdline`, "utf8");
       return raw ? raw.split("\0").filter(Boolean) : undefined;
     } catch {
       return undefined;

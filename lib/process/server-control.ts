@@ -3,7 +3,12 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { dirname, join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
+import { loadHealth } from "../client/api.ts";
 import { UserError } from "../errors.ts";
+import { serverUrl } from "../net.ts";
+import { createSpinner } from "../progress.ts";
+import { scriptArgv } from "../scripts.ts";
+import { isInteractive } from "../term.ts";
 import { readPidFile, removePidFile, writePidFile } from "./pid-file.ts";
 import { findFreePorts, isPortFree } from "./port.ts";
 import { isOurServer, isProcessAlive, SERVER_MARKER, waitForExit } from "./process-info.ts";
@@ -20,25 +25,12 @@ export interface ServerState {
   stale: boolean;
   /** /health status ("ok", "loading", "error") when something answered. */
   status?: string;
+  /** The model /health names. */
+  model?: string;
   url: string;
 }
 
 type ServerConfig = Pick<ResolvedConfig, "serverHost" | "serverPort" | "serverLogPath" | "paths">;
-
-export const serverUrl = (host: string, port: number) => {
-  const h = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
-  return `http://${h.includes(":") ? `[${h}]` : h}:${port}`;
-};
-
-export async function loadHealth(url: string, timeoutMs = 1500): Promise<Record<string, unknown> | undefined> {
-  try {
-    const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(timeoutMs) });
-    const body = (await r.json()) as Record<string, unknown>;
-    return body && typeof body === "object" && typeof body.status === "string" ? body : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** What `status` shows: is a server running, is it ours, is it healthy, is the pid file stale. */
 export async function readServerState(config: ServerConfig): Promise<ServerState> {
@@ -46,7 +38,7 @@ export async function readServerState(config: ServerConfig): Promise<ServerState
   const ours = info && isOurServer(info.pid) ? info : undefined;
   const port = ours?.port ?? config.serverPort;
   const url = serverUrl(ours?.host ?? config.serverHost, port);
-  const health = await loadHealth(url);
+  const health = await loadHealth(url, 1500);
   const healthPid = typeof health?.pid === "number" ? health.pid : null;
   return {
     running: !!ours || !!health,
@@ -55,11 +47,10 @@ export async function readServerState(config: ServerConfig): Promise<ServerState
     healthy: health?.status === "ok",
     stale: !!info && !ours,
     status: health ? String(health.status) : undefined,
+    model: typeof health?.model === "string" ? health.model : undefined,
     url,
   };
 }
-
-const isInteractive = () => !!process.stdin.isTTY && !!process.stderr.isTTY && !process.env.CI;
 
 /**
  * Make sure `port` is free. When it is taken: on a terminal, offer the next free ports; otherwise fail,
@@ -80,22 +71,6 @@ export async function resolveFreePort(host: string, port: number, opts: { intera
     throw new UserError(`port ${port} is in use`, free.length ? `free ports: ${list}; use --port ${free[0]}` : undefined);
   }
   throw new UserError(`port ${port} on ${host} is in use`, free.length ? `free ports: ${list}; run again with --port ${free[0]}` : "pick another port with --port N");
-}
-
-function createSpinner(text: string) {
-  const tty = !!process.stderr.isTTY;
-  const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
-  const t0 = Date.now();
-  let i = 0;
-  let timer: ReturnType<typeof setInterval> | undefined;
-  if (tty) timer = setInterval(() => process.stderr.write(`\r${frames[i++ % frames.length]} ${text} ${Math.round((Date.now() - t0) / 1000)}s`), 100);
-  else process.stderr.write(`${text}\n`);
-  return {
-    stop() {
-      if (timer) clearInterval(timer);
-      if (tty) process.stderr.write("\r\x1b[K");
-    },
-  };
 }
 
 const tailLines = (file: string, n: number) =>
@@ -146,15 +121,14 @@ export async function startServerInBackground(config: ServerConfig, opts: Backgr
   const logFile = config.serverLogPath;
   mkdirSync(dirname(logFile), { recursive: true, mode: 0o700 });
   const fd = openSync(logFile, "a", 0o600);
-  const script = join(import.meta.dir, "..", "..", "scripts", "serve.ts");
-  const argv = [opts.bun ?? process.execPath, script, SERVER_MARKER, "--port", String(port), "--host", opts.host, ...(opts.forwardArgs ?? [])];
+  const argv = scriptArgv("serve", [SERVER_MARKER, "--port", String(port), "--host", opts.host, ...(opts.forwardArgs ?? [])], opts.bun);
   const child = Bun.spawn(argv, { stdin: "ignore", stdout: fd, stderr: fd, detached: true, env: { ...(opts.env ?? process.env) } as Record<string, string> });
   closeSync(fd);
   child.unref();
   const url = serverUrl(opts.host, port);
   writePidFile(pidFile, { pid: child.pid, port, host: opts.host, logFile, startedAt: new Date().toISOString() });
 
-  const spinner = createSpinner(`starting the server on ${url} (loading the model)…`);
+  const spinner = createSpinner(`starting the server on ${url} (loading the model)…`, { elapsed: true, plainLine: true });
   const deadline = Date.now() + (opts.timeoutMs ?? 15 * 60_000);
   let exitCode: number | null = null;
   void child.exited.then((c) => {

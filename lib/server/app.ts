@@ -17,10 +17,11 @@ import {
 } from "./completions.ts";
 import { createEngineHost, type EngineHost, type StartEngineFn } from "./engine-host.ts";
 import { ApiError, badRequest, errorResponse, renderErrorBody } from "./errors.ts";
-import { type GenerationDefaults, type GenerationEvent, type ModelContext, preparePrompt, runGeneration } from "./generate.ts";
+import { checkPromptBytes, type GenerationDefaults, type GenerationEvent, type ModelContext, preparePrompt, runGeneration } from "./generate.ts";
 import { decodePathPart, readBodyText, resolveRequestUrl } from "./http-guard.ts";
 import { createServerLogs, type ServerLogs } from "./logs.ts";
 import { checkRequestSource } from "./origin.ts";
+import { createPromptPool } from "./prompt-pool.ts";
 import { createRequestQueue, type RequestQueue } from "./queue.ts";
 import { createResponseBuilder } from "./responses.ts";
 import { createSseStream, renderSseData, SSE_HEADERS } from "./sse.ts";
@@ -56,6 +57,12 @@ export interface ServerOptions {
   echoLog?: (line: string) => void;
   /** Keep prompt-cache snapshots in this file across restarts. */
   snapshotFile?: string;
+  /** Kill + restart the engine after this much silence during a request (ENGINE_WATCHDOG_S; 0 = off; default 120 s). */
+  engineWatchdogMs?: number;
+  /** /health says "stalled" past this much silence (default: lib/server/engine-host.ts resolveStalledAfterMs). */
+  engineStalledAfterMs?: number;
+  /** Workers that render and tokenize prompts off the event loop (default 1; 0 = on the event loop). */
+  promptWorkers?: number;
 }
 
 export interface RunningServer {
@@ -66,7 +73,10 @@ export interface RunningServer {
   readonly logs: ServerLogs;
   /** Resolves once the engine's first start finished (ok or failed; see host.state). */
   readonly engineStarted: Promise<void>;
-  /** Graceful stop: refuse new requests, let streams finish (up to `graceMs`, then cancel), stop the engine. */
+  /**
+   * Graceful stop: refuse new requests, let streams finish (up to `graceMs`, cut short when the engine writes
+   * nothing for 2 s), cancel the rest, stop the engine (SIGKILL if it has not exited 2 s after `shutdown`).
+   */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -93,6 +103,8 @@ export async function loadModelContext(dir: string): Promise<ModelContext> {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logs = createServerLogs({ logFile: opts.logFile, httpLogFile: opts.httpLogFile, promptLogFile: opts.promptLogFile, echo: opts.echoLog });
   const model = await loadModelContext(opts.tokenizerDir);
+  void model.tokenizer.maxTokenBytes; // computed once now, not on the first request
+  const promptPool = (opts.promptWorkers ?? 1) > 0 ? createPromptPool({ tokenizerDir: opts.tokenizerDir, size: opts.promptWorkers }) : undefined;
   const defaults: GenerationDefaults = {
     ...opts.defaults,
     reasoningFormat: opts.defaults.reasoningFormat ?? "separate",
@@ -112,6 +124,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     startEngine: opts.startEngine ?? startEngine,
     engine: { ...opts.engine, onLog: (line) => logs.info(`engine: ${line}`) },
     log: (line) => logs.info(line),
+    watchdogMs: opts.engineWatchdogMs,
+    stalledAfterMs: opts.engineStalledAfterMs,
     onReady: async (engine) => {
       if (opts.snapshotFile && existsSync(opts.snapshotFile)) {
         await engine.loadSnapshots(opts.snapshotFile);
@@ -149,12 +163,27 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     checkModel(gen.model);
     if (stopping) throw new ApiError(503, "the server is shutting down", "service_unavailable", null, "shutting_down");
     const engine0 = host.current();
-    const prompt = text ? prepareCompletionPrompt(model, text, engine0.ready.context, defaults) : preparePrompt(model, gen, engine0.ready.context, defaults);
+    const contextTokens = engine0.ready.context;
+    // cheap byte check first; then the template and tokenizer run in a worker, never on the event loop
+    if (!text) checkPromptBytes(gen, contextTokens, model.tokenizer.maxTokenBytes);
+    // prompts being prepared count as waiting: maxQueue may wait while one runs (or is prepared to run)
+    const nAhead = (promptPool?.nPending ?? 0) + queue.nWaiting;
+    if (nAhead >= (opts.maxQueue ?? 16) + (queue.busy ? 0 : 1))
+      throw new ApiError(429, `the server is busy (${nAhead} requests ahead); retry after 5s`, "rate_limit_error", null, "queue_full", { "retry-after": "5" });
+    let prompt;
+    try {
+      if (text) prompt = prepareCompletionPrompt(model, text, contextTokens, defaults);
+      else prompt = promptPool ? await promptPool.prepare(gen, contextTokens, defaults, req.signal) : preparePrompt(model, gen, contextTokens, defaults);
+    } catch (e) {
+      if (req.signal.aborted && !(e instanceof ApiError)) throw new ApiError(499, "the client closed the request", "invalid_request_error", null, "client_closed_request");
+      throw e;
+    }
     if (prompt.constraint) {
       // compiled before queueing: a schema the grammar engine cannot take is a 400 at once
-      if (!model.structuredOutput) throw badRequest("structured output is not available on this server", kind === "responses" ? "text.format" : "response_format");
+      const where = prompt.constraint.kind === "tool_call" ? "tool_choice" : kind === "responses" ? "text.format" : "response_format";
+      if (!model.structuredOutput) throw badRequest("structured output is not available on this server", where);
       const so = await model.structuredOutput(engine0.ready.model.vocab_size);
-      prompt.grammar = await so.grammarFor(prompt.constraint, kind === "responses" ? "text.format" : "response_format");
+      prompt.grammar = await so.grammarFor(prompt.constraint, where);
     }
     const echoText = text?.echo ? prompt.text : undefined;
     logs.prompt(id, prompt.text);
@@ -199,7 +228,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (!gen.stream) {
       try {
         if (kind === "chat") {
-          const { body } = await collectChatCompletion(events, id, opts.modelId);
+          const { body } = await collectChatCompletion(events, id, opts.modelId, gen.logprobs !== undefined);
           return Response.json(body);
         }
         if (kind === "completions") return Response.json(await collectTextCompletion(events, id, opts.modelId, echoText));
@@ -252,16 +281,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
 
   function health(): Response {
-    const status = host.state === "ok" ? "ok" : host.state;
+    const status = host.state;
     const body: Record<string, unknown> = { status, model: opts.modelId, pid: process.pid };
-    if (host.state === "ok") {
-      const ready = host.engine!.ready;
-      body.engine = { pid: host.engine!.pid, backend: ready.backend, context: ready.context, kv_type: ready.kv_type, kv_bytes_per_token: ready.kv_bytes_per_token };
+    const engine = host.engine;
+    if ((status === "ok" || status === "stalled") && engine) {
+      const ready = engine.ready;
+      body.engine = { pid: engine.pid, backend: ready.backend, context: ready.context, kv_type: ready.kv_type, kv_bytes_per_token: ready.kv_bytes_per_token, silent_ms: Math.round(host.silentMs) };
       body.context_length = ready.context;
-      body.queue = { busy: queue.busy, waiting: queue.nWaiting };
+      body.queue = { busy: queue.busy, waiting: queue.nWaiting, preparing: promptPool?.nPending ?? 0 };
     }
+    if (host.lastRecovery) body.last_restart = { reason: host.lastRecovery.reason, recovery_ms: host.lastRecovery.recoveryMs, restarts: host.nRestarts };
     if (host.error) body.error = host.error;
-    return Response.json(body, { status: host.state === "ok" ? 200 : 503 });
+    return Response.json(body, { status: status === "ok" ? 200 : 503 });
   }
 
   async function route(req: Request, url: URL, id: string, t0: number): Promise<Response> {
@@ -326,6 +357,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     throw new ApiError(404, `no route ${req.method} ${url.pathname}`, "not_found_error", null, "not_found");
   }
 
+  // the prompt workers load the tokenizer while the engine loads; listen once they can serve
+  try {
+    await promptPool?.ready;
+  } catch (e) {
+    await host.close(2000);
+    throw e;
+  }
   const server = Bun.serve({
     hostname: opts.host,
     port: opts.port,
@@ -371,15 +409,24 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (stopping) return;
       stopping = true;
       queue.rejectAll(new ApiError(503, "the server is shutting down", "service_unavailable", null, "shutting_down"));
+      // streams may finish while the engine keeps writing; a silent (stopped, spinning) engine gets no grace
       const deadline = Date.now() + graceMs;
-      while (inFlight.size > 0 && Date.now() < deadline) await Bun.sleep(20);
+      while (inFlight.size > 0 && Date.now() < deadline && host.silentMs < 2000) await Bun.sleep(20);
       for (const a of inFlight) a.abort(new Error("server shutting down"));
-      while (inFlight.size > 0 && Date.now() < deadline + 2000) await Bun.sleep(20);
+      const cancelDeadline = Date.now() + 1000; // cancel takes effect within one token
+      while (inFlight.size > 0 && Date.now() < cancelDeadline) await Bun.sleep(20);
       await server.stop(true);
-      if (opts.snapshotFile && host.engine) {
-        await host.engine.saveSnapshots(opts.snapshotFile).catch((e) => logs.info(`could not save the prompt cache: ${(e as Error).message}`));
+      if (opts.snapshotFile && host.engine && host.state === "ok" && inFlight.size === 0) {
+        const saved = host.engine.saveSnapshots(opts.snapshotFile).then(
+          () => true,
+          (e) => logs.info(`could not save the prompt cache: ${(e as Error).message}`),
+        );
+        if ((await Promise.race([saved, Bun.sleep(10_000).then(() => "late")])) === "late") logs.info("saving the prompt cache took over 10 s: not saved");
       }
-      await host.close();
+      promptPool?.close();
+      await host.close(2000);
+      const drainDeadline = Date.now() + 1000; // requests still waiting on the killed engine fail now
+      while (inFlight.size > 0 && Date.now() < drainDeadline) await Bun.sleep(10);
       logs.info("stopped");
     },
   };

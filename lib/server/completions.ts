@@ -3,7 +3,7 @@
 import { badRequest } from "./errors.ts";
 import type { GenerationDefaults, GenerationEvent, ModelContext, PreparedPrompt } from "./generate.ts";
 import { renderSseData, SSE_DONE } from "./sse.ts";
-import { type GenerationRequest, parseCommon, parseForce, parseSampling, parseStop } from "./validate.ts";
+import { type GenerationRequest, parseCommon, parseForce, parseLogitBias, parseSampling, parseStop } from "./validate.ts";
 
 /** A validated /v1/completions body: the generation request plus its prompt and echo. */
 export interface CompletionRequest {
@@ -61,6 +61,8 @@ export function validateCompletionRequest(body: unknown): CompletionRequest {
       // raw text: a <think> the model writes stays in the text
       reasoningFormat: "inline",
       templateKwargs: {},
+      logprobs: undefined,
+      logitBias: parseLogitBias(body),
       ...parseForce(body),
     },
   };

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
-import { resolveModelTarget } from "../model/registry.ts";
+import { resolveModelTarget } from "../model/target.ts";
 import { resolveFreePort } from "../process/server-control.ts";
 import { type RunningServer, startServer } from "./app.ts";
 import { ApiBindError, checkBindSafety } from "./origin.ts";
@@ -19,7 +19,7 @@ export interface ForegroundOptions {
   reasoningFormat?: ReasoningFormat;
   /** Keep prompt-cache snapshots across restarts in this file. */
   snapshotFile?: string;
-  /** Seconds to let in-flight streams finish on SIGTERM before cancelling them. */
+  /** Seconds to let in-flight streams finish on SIGTERM before cancelling them (default 5; none for a silent engine). */
   graceSeconds?: number;
   /** Print request lines on stderr too (a terminal). */
   echo?: boolean;
@@ -92,6 +92,7 @@ export async function startConfiguredServer(config: ResolvedConfig, opts: Foregr
     promptLogFile: config.serverDebug ? join(logsDir, "prompts.log") : undefined,
     snapshotFile: opts.snapshotFile ?? (config.serverCachePersist ? join(config.paths.dataDir, "prompt-cache", `${basename(target.artifactsDir)}.snapshots`) : undefined),
     echoLog: opts.echo ? (line) => process.stderr.write(`${line}\n`) : undefined,
+    engineWatchdogMs: config.engineWatchdogS * 1000,
   });
   await server.engineStarted;
   if (server.host.state !== "ok") {
@@ -118,7 +119,14 @@ export async function runForegroundServer(config: ResolvedConfig, opts: Foregrou
       if (stopping) return;
       stopping = true;
       server.logs.info(`${signal}: stopping`);
-      void server.stop((opts.graceSeconds ?? 10) * 1000).then(resolve);
+      const graceMs = (opts.graceSeconds ?? 5) * 1000;
+      // a backstop for a stop that itself hangs: kill the engine by pid and leave
+      setTimeout(() => {
+        server.logs.info("stopping took too long: killing the engine and exiting");
+        server.host.engine?.kill("the server is exiting");
+        process.exit(1);
+      }, graceMs + 15_000).unref();
+      void server.stop(graceMs).then(resolve);
     };
     if (signalled) onSignal(signalled);
   });

@@ -4,6 +4,7 @@ import { type Engine, EngineError, type GenerateRequest, type TokenGrammar } fro
 import type { ChatTemplate, TemplateMessage } from "./chat-template.ts";
 import { createDetokenizer } from "./detokenizer.ts";
 import { ApiError, badRequest } from "./errors.ts";
+import { guardContent } from "./prompt-tokens.ts";
 import { createOutputParser, type OutputEvent, promptOpensReasoning } from "./output-parser.ts";
 import { createStopMatcher } from "./stop-strings.ts";
 import { type Constraint, constraintOf, type StructuredOutput } from "./structured-output.ts";
@@ -37,9 +38,19 @@ export interface Usage {
   reasoningTokens: number;
 }
 
+/** One generated token in OpenAI's logprobs shape. */
+export interface LogprobEntry {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: { token: string; logprob: number; bytes: number[] }[];
+}
+
 export type GenerationEvent =
   | { type: "prompt"; promptTokens: number; cachedTokens: number }
   | OutputEvent
+  /** With `logprobs`: the token just generated (reasoning tokens apart from content ones). */
+  | { type: "logprobs"; channel: "content" | "reasoning"; entry: LogprobEntry }
   | { type: "done"; finishReason: FinishReason; usage: Usage; timings: { prefillMs: number; decodeMs: number; ttftMs: number; totalMs: number } };
 
 /** A rendered, tokenized request, ready for the engine. */
@@ -56,23 +67,42 @@ export interface PreparedPrompt {
   grammar?: TokenGrammar;
 }
 
+/**
+ * The cheap check before any tokenizing: user, system and tool content (which templates render whole) of more
+ * bytes than `contextTokens` tokens can hold — no token stands for more than `maxTokenBytes` bytes — cannot fit.
+ */
+export function checkPromptBytes(req: GenerationRequest, contextTokens: number, maxTokenBytes: number): void {
+  let bytes = 0;
+  for (const m of req.messages) if (m.role !== "assistant") bytes += Buffer.byteLength(m.content, "utf8");
+  const limit = contextTokens * Math.max(1, maxTokenBytes);
+  if (bytes > limit)
+    throw badRequest(
+      `the messages hold ${bytes} bytes of text, more than this model's context of ${contextTokens} tokens can take (at most ${limit} bytes: ${maxTokenBytes} per token at best)`,
+      "messages",
+      "context_length_exceeded",
+    );
+}
+
 /** Render + tokenize + clamp max_tokens to the context left. Throws 400 when the prompt does not fit. */
 export function preparePrompt(model: ModelContext, req: GenerationRequest, contextTokens: number, defaults: GenerationDefaults): PreparedPrompt {
   const tools = req.toolChoice === "none" ? [] : req.tools;
   const constraint = constraintOf(req.outputFormat, req.toolChoice, tools);
+  // content with control-token strings in it is marked so those stay plain text (lib/server/prompt-tokens.ts)
+  const { value: guarded, sentinel } = guardContent({ messages: req.messages, tools, kwargs: req.templateKwargs }, model.tokenizer);
   // a constrained reply starts with the JSON (or the tool call) itself: no thinking block first
-  const opts = { tools, enableThinking: constraint ? false : req.enableThinking, kwargs: req.templateKwargs };
-  let text: string;
+  const opts = { tools: guarded.tools, enableThinking: constraint ? false : req.enableThinking, kwargs: guarded.kwargs };
+  let rendered: string;
   try {
-    text = model.template.render(req.messages, opts);
+    rendered = model.template.render(guarded.messages, opts);
   } catch (e) {
     throw badRequest(`the chat template could not render these messages: ${(e as Error).message}`, "messages");
   }
-  const tokens = model.tokenizer.encode(text);
+  const text = sentinel ? rendered.replaceAll(sentinel, "") : rendered;
+  const tokens = model.tokenizer.encodeRendered(rendered, sentinel);
   const room = contextTokens - tokens.length;
   if (room < 1)
     throw badRequest(
-      `the prompt is ${tokens.length} tokens; this model's context allows ${contextTokens} (prompt and reply together): shorten the conversation or raise CONTEXT_SIZE`,
+      `the prompt is ${tokens.length} tokens; this model's context allows ${contextTokens} (prompt and reply together), so a prompt may have at most ${contextTokens - 1}: shorten the conversation or raise CONTEXT_SIZE`,
       "messages",
       "context_length_exceeded",
     );
@@ -82,7 +112,8 @@ export function preparePrompt(model: ModelContext, req: GenerationRequest, conte
     // the leading system messages + tools, rendered alone, are a token prefix of the prompt: snapshot there,
     // so an agent's fixed system prompt is evaluated once for all its conversations
     try {
-      const prefix = model.tokenizer.encode(model.template.render(req.messages.slice(0, nSystem), { ...opts, addGenerationPrompt: false }));
+      const prefixText = model.template.render(guarded.messages.slice(0, nSystem), { ...opts, addGenerationPrompt: false });
+      const prefix = model.tokenizer.encodeRendered(prefixText, sentinel);
       if (prefix.length > 0 && prefix.length < tokens.length && prefix.every((t, i) => t === tokens[i])) snapshotAt.push(prefix.length);
     } catch {
       // a template that cannot render a system-only conversation: no prefix snapshot
@@ -148,6 +179,16 @@ export async function* runGeneration(
     snapshot_at: prompt.snapshotAt,
   };
   if (prompt.grammar) genReq.grammar = prompt.grammar;
+  if (req.logprobs) {
+    genReq.logprobs = true;
+    if (req.logprobs.top > 0) genReq.top_logprobs = req.logprobs.top;
+  }
+  if (req.logitBias) {
+    const vocab = engine.ready.model.vocab_size;
+    for (const id of Object.keys(req.logitBias))
+      if (Number(id) >= vocab) throw badRequest(`'logit_bias' names token ${id}; this model's token ids are 0..${vocab - 1}`, `logit_bias.${id}`);
+    genReq.logit_bias = req.logitBias;
+  }
   if (req.forceText !== undefined || req.forceTokens !== undefined) {
     if (!defaults.allowForceTokens) throw badRequest("'force_text' / 'force_tokens' are a test hook, off on this server", req.forceText !== undefined ? "force_text" : "force_tokens");
     const forced = req.forceTokens ?? model.tokenizer.encode(req.forceText!);
@@ -164,7 +205,13 @@ export async function* runGeneration(
   });
   const detok = createDetokenizer(model.tokenizer.decode);
   const stops = createStopMatcher(req.stop);
-  const shape = shapeReasoning(req.reasoningFormat ?? defaults.reasoningFormat);
+  const reasoningFormat = req.reasoningFormat ?? defaults.reasoningFormat;
+  const shape = shapeReasoning(reasoningFormat);
+  const utf8 = new TextDecoder();
+  const logprobPiece = (id: number, logprob: number) => {
+    const bytes = model.tokenizer.tokenBytes(id);
+    return { token: utf8.decode(new Uint8Array(bytes)), logprob, bytes };
+  };
   // stop strings end generation early: cancel the engine ourselves, but report `stop`
   const inner = new AbortController();
   const onAbort = () => inner.abort();
@@ -186,15 +233,24 @@ export async function* runGeneration(
         if (ttftMs === 0) ttftMs = performance.now() - t0;
         if (stoppedByString || endIds.has(ev.token)) continue;
         const text = detok.push(ev.token);
+        const tokenInReasoning = inReasoning || text.includes("</think>") || text.includes("<think>");
         if (inReasoning) reasoningTokens++;
         if (text.includes("</think>")) inReasoning = false;
         else if (text.includes("<think>")) inReasoning = true;
-        if (!text) continue;
-        const r = stops.push(text);
-        yield* emit(r.text);
-        if (r.stopped) {
-          stoppedByString = true;
-          inner.abort();
+        if (text) {
+          const r = stops.push(text);
+          yield* emit(r.text);
+          if (r.stopped) {
+            stoppedByString = true;
+            inner.abort();
+          }
+        }
+        if (req.logprobs && ev.logprob !== undefined && !(tokenInReasoning && reasoningFormat === "drop")) {
+          const entry: LogprobEntry = {
+            ...logprobPiece(ev.token, ev.logprob),
+            top_logprobs: (ev.top_logprobs ?? []).map((t) => logprobPiece(t.token, t.logprob)),
+          };
+          yield { type: "logprobs", channel: tokenInReasoning && reasoningFormat === "separate" ? "reasoning" : "content", entry };
         }
       } else if (ev.type === "done") {
         if (!stoppedByString) {
@@ -220,7 +276,8 @@ export async function* runGeneration(
   } catch (e) {
     if (e instanceof EngineError) {
       if (e.code === "bad_request" || e.code === "bad_token" || e.code === "context_overflow") throw badRequest(`engine: ${e.message}`, null, e.code);
-      throw new ApiError(503, `the engine failed: ${e.message}`, "service_unavailable", null, e.code === "internal" ? "engine_error" : e.code, { "retry-after": "5" });
+      const code = e.code === "internal" ? "engine_error" : e.code === "stalled" ? "engine_stalled" : e.code;
+      throw new ApiError(503, `the engine failed: ${e.message}`, "service_unavailable", null, code, { "retry-after": "5" });
     }
     throw e;
   } finally {

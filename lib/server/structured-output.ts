@@ -123,7 +123,8 @@ export async function createStructuredOutput(source: VocabSource, modelVocabSize
   const bytes = Math.ceil(modelVocabSize / 8);
 
   async function compile(c: Constraint, where: string) {
-    if (c.kind === "json_object") return compiler.compileBuiltinJSONGrammar();
+    // json_object: any JSON object (the builtin JSON grammar would allow an array or a bare value too)
+    if (c.kind === "json_object") return compiler.compileJSONSchema(JSON.stringify({ type: "object" }), false, 2);
     if (c.kind === "json_schema") return compiling(`${where}.schema`, () => compiler.compileJSONSchema(JSON.stringify(c.schema), false, 2, undefined, c.strict));
     // a tool call in the JSON form tool-calls.ts parses: <tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>
     const json = await compiling("tools", () => xgr.Grammar.fromJSONSchema(JSON.stringify(toolCallSchema(c.tools)), false, undefined, undefined, true));

@@ -26,6 +26,10 @@ export interface GenerationRequest {
   enableThinking: boolean | undefined;
   reasoningFormat: ReasoningFormat | undefined;
   templateKwargs: Record<string, unknown>;
+  /** Per generated token: its log-probability, and the `topLogprobs` most likely alternatives (0..20). */
+  logprobs: { top: number } | undefined;
+  /** Token id -> bias added to its logit before sampling, in [-100, 100]. */
+  logitBias: Record<string, number> | undefined;
   /** Test hook (only honoured when the server allows it): emit exactly this text / these ids. */
   forceText?: string;
   forceTokens?: number[];
@@ -195,8 +199,78 @@ export function parseSampling(body: Obj): SamplingParams {
   set("presence_penalty", num(body, "presence_penalty", { min: -2, max: 2 }));
   set("frequency_penalty", num(body, "frequency_penalty", { min: -2, max: 2 }));
   set("repetition_penalty", num(body, "repetition_penalty", { min: 0, minExclusive: true, max: 10 }));
-  set("seed", num(body, "seed", { int: true }));
+  set("seed", num(body, "seed", { int: true, min: 0, max: Number.MAX_SAFE_INTEGER }));
   return s;
+}
+
+/** `logprobs` + `top_logprobs` (chat completions): top_logprobs needs logprobs, as in OpenAI's API. */
+function parseLogprobs(body: Obj): GenerationRequest["logprobs"] {
+  const on = bool(body, "logprobs") ?? false;
+  const top = num(body, "top_logprobs", { int: true, min: 0, max: 20 });
+  if (top !== undefined && !on) throw badRequest("'top_logprobs' needs 'logprobs': true", "top_logprobs");
+  return on ? { top: top ?? 0 } : undefined;
+}
+
+/** `logit_bias`: {"<token id>": bias in [-100, 100]}; ids are checked against the vocabulary later. */
+export function parseLogitBias(body: Obj): Record<string, number> | undefined {
+  const v = body.logit_bias;
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v)) throw badRequest(`'logit_bias' must be an object of token id -> bias, got ${typeName(v)}`, "logit_bias");
+  const out: Record<string, number> = {};
+  for (const [k, b] of Object.entries(v)) {
+    if (!/^(0|[1-9][0-9]{0,9})$/.test(k)) throw badRequest(`'logit_bias' keys must be token ids (integers), got ${JSON.stringify(k)}`, "logit_bias");
+    if (typeof b !== "number" || !Number.isFinite(b) || b < -100 || b > 100)
+      throw badRequest(`'logit_bias.${k}' must be a number in [-100, 100], got ${JSON.stringify(b)}`, `logit_bias.${k}`);
+    out[k] = b;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** Fields each endpoint understands; everything else is a 400 naming it (never silently ignored). */
+const COMMON_FIELDS = [
+  "model", "stream", "stream_options", "tools", "tool_choice", "temperature", "top_p", "top_k", "min_p", "presence_penalty",
+  "frequency_penalty", "repetition_penalty", "seed", "stop", "reasoning", "reasoning_effort", "reasoning_format",
+  "enable_thinking", "chat_template_kwargs", "force_text", "force_tokens", "parallel_tool_calls", "store",
+  // identifiers and hints with nothing to act on here: accepted, documented as having no effect
+  "user", "metadata", "safety_identifier", "prompt_cache_key", "service_tier",
+];
+const CHAT_FIELDS = new Set([...COMMON_FIELDS, "messages", "max_tokens", "max_completion_tokens", "n", "logprobs", "top_logprobs", "logit_bias", "response_format", "modalities"]);
+const RESPONSES_FIELDS = new Set([...COMMON_FIELDS, "input", "instructions", "max_output_tokens", "previous_response_id", "text", "truncation"]);
+/** Known OpenAI fields this server does not implement, with the reason. */
+const UNSUPPORTED: Record<string, string> = {
+  functions: "use 'tools'",
+  function_call: "use 'tool_choice'",
+  audio: "this model reads and writes text only",
+  prediction: "predicted outputs are not implemented",
+  web_search_options: "this server has no web search",
+  verbosity: "not implemented",
+  background: "this server runs requests in the foreground only",
+  conversation: "this server keeps no state: send the whole conversation in 'input'",
+  prompt: "stored prompts are not available: send 'instructions' and 'input'",
+  include: "nothing extra can be included",
+  max_tool_calls: "not implemented",
+  top_logprobs: "logprobs are available on /v1/chat/completions only",
+};
+
+function checkFields(body: Obj, allowed: Set<string>): void {
+  for (const key of Object.keys(body)) {
+    if (allowed.has(key)) continue;
+    const why = UNSUPPORTED[key];
+    if (why) throw badRequest(`'${key}' is not supported by this server: ${why}`, key, "unsupported_parameter");
+    throw badRequest(`unknown field '${key}'; see the server's documented parameters`, key, "unknown_parameter");
+  }
+  const so = body.stream_options;
+  if (isObj(so)) for (const k of Object.keys(so)) if (k !== "include_usage" && k !== "include_obfuscation")
+    throw badRequest(`unknown field 'stream_options.${k}'`, `stream_options.${k}`, "unknown_parameter");
+  if (body.store === true) throw badRequest("'store': true is not supported: this server stores nothing", "store", "unsupported_parameter");
+  if (body.parallel_tool_calls === false)
+    throw badRequest("'parallel_tool_calls': false is not supported: the model may call several tools in one turn", "parallel_tool_calls", "unsupported_parameter");
+  if (body.modalities !== undefined && body.modalities !== null) {
+    const m = body.modalities;
+    if (!Array.isArray(m) || m.some((x) => x !== "text")) throw badRequest(`'modalities' must be ["text"]: this model writes text only`, "modalities", "unsupported_parameter");
+  }
+  if (body.truncation !== undefined && body.truncation !== null && body.truncation !== "disabled")
+    throw badRequest(`'truncation' must be "disabled": a prompt longer than the context is refused, never cut`, "truncation", "unsupported_parameter");
 }
 
 /** reasoning on/off from `reasoning`, `reasoning_effort`, `chat_template_kwargs.enable_thinking`, `enable_thinking`. */
@@ -252,6 +326,7 @@ export function parseCommon(body: Obj) {
 
 export function validateChatRequest(body: unknown): GenerationRequest {
   if (!isObj(body)) throw badRequest("the request body must be a JSON object");
+  checkFields(body, CHAT_FIELDS);
   const { model, stream } = parseCommon(body);
   const messages = parseMessages(body.messages);
   const tools = parseTools(body.tools);
@@ -273,6 +348,8 @@ export function validateChatRequest(body: unknown): GenerationRequest {
     enableThinking: parseThinking(body, kwargs),
     reasoningFormat: parseReasoningFormat(body),
     templateKwargs: kwargs,
+    logprobs: parseLogprobs(body),
+    logitBias: parseLogitBias(body),
     ...parseForce(body),
   };
 }
@@ -318,6 +395,11 @@ function responsesInputToMessages(input: unknown, instructions: string | undefin
 
 export function validateResponsesRequest(body: unknown): GenerationRequest {
   if (!isObj(body)) throw badRequest("the request body must be a JSON object");
+  checkFields(body, RESPONSES_FIELDS);
+  if (body.text !== undefined && body.text !== null) {
+    if (!isObj(body.text)) throw badRequest("'text' must be an object", "text");
+    for (const k of Object.keys(body.text)) if (k !== "format") throw badRequest(`'text.${k}' is not supported`, `text.${k}`, "unsupported_parameter");
+  }
   const { model, stream } = parseCommon(body);
   if (body.previous_response_id !== undefined && body.previous_response_id !== null)
     throw badRequest("'previous_response_id' is not supported: this server keeps no state, send the whole conversation in 'input'", "previous_response_id");
@@ -338,6 +420,8 @@ export function validateResponsesRequest(body: unknown): GenerationRequest {
     enableThinking: parseThinking(body, kwargs),
     reasoningFormat: parseReasoningFormat(body),
     templateKwargs: kwargs,
+    logprobs: undefined,
+    logitBias: undefined,
     ...parseForce(body),
   };
 }

@@ -1,9 +1,10 @@
 // The one consent screen before downloads or large writes: what will happen, bytes to download and to write,
 // free disk; Y/n on a terminal, --yes elsewhere (never a prompt without a terminal or under CI).
 import { UserError } from "../errors.ts";
-import { freeDiskBytes } from "../model/hub.ts";
+import { fitsOnDisk, freeDiskBytes } from "../fs.ts";
+import { formatBytes } from "../format.ts";
+import { isInteractive } from "../term.ts";
 import { diskNeeds, type SetupPlan } from "./plan.ts";
-import { formatBytes } from "./progress.ts";
 
 /** Writes below this (per run) need no consent: the demo model, a rebuilt engine. */
 export const LARGE_WRITE_BYTES = 200e6;
@@ -48,9 +49,8 @@ export function renderPlan(plan: SetupPlan, opts: { color?: boolean } = {}): str
 /** Stop before starting when a disk cannot hold what the steps will write there. */
 export function checkDisks(plan: SetupPlan): void {
   for (const d of diskNeeds(plan)) {
-    const free = freeDiskBytes(d.dir);
-    const margin = Math.max(256e6, d.needBytes * 0.01);
-    if (free < d.needBytes + margin) {
+    if (!fitsOnDisk(d.dir, d.needBytes)) {
+      const free = freeDiskBytes(d.dir);
       throw new UserError(
         `not enough free disk: setting up ${plan.target.repo} needs about ${formatBytes(d.needBytes)} in ${d.dir}, ${formatBytes(free)} is free`,
         "free some space, or put the Hugging Face cache (HF_HOME / HF_HUB_CACHE) or ARTIFACTS_DIR on a bigger disk",
@@ -68,9 +68,6 @@ export interface ConsentOptions {
   /** How to run this again, for messages ("flashchat setup --model demo"). */
   resumeCommand: string;
 }
-
-/** A terminal to ask on: stdin and stdout (where consola draws the question: a redirected stdout would get it) and not CI. */
-export const isInteractive = (env: Record<string, string | undefined> = process.env) => Boolean(process.stdin.isTTY && process.stdout.isTTY) && !env.CI;
 
 /** Ask once (or take --yes); without a terminal and without --yes stop and name the flag. Throws when declined. */
 export async function askConsent(plan: SetupPlan, opts: ConsentOptions): Promise<void> {

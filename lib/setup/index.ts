@@ -3,22 +3,24 @@
 import { existsSync } from "node:fs";
 import { basename, join } from "pathe";
 import { $ } from "zx";
-import { resolveModelPath } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
+import type { ProgressFn } from "../progress.ts";
+import { resolveColor } from "../term.ts";
 import { inspectArtifacts } from "../model/artifacts.ts";
 import { generateDemoCheckpoint } from "../model/demo.ts";
 import { extractWeights } from "../model/extract.ts";
 import { checkLocalCheckpoint, downloadSnapshot, type HubOptions, resolveHubOptions } from "../model/hub.ts";
-import type { ProgressEvent } from "../model/progress.ts";
-import { DEMO_NOTICE, type ModelTarget, resolveModelTarget } from "../model/registry.ts";
+import { DEMO_NOTICE } from "../model/registry.ts";
+import { type ModelTarget, resolveModelTarget } from "../model/target.ts";
 import { repackExperts } from "../model/repack.ts";
 import { askConsent, checkDisks, needsConsent, renderPlan } from "./consent.ts";
 import { buildEngine, REPO_ROOT } from "./engine.ts";
 import { withLock } from "./lock.ts";
 import { checkExpertsFolder, copyTokenizerFiles, hasTokenizerFiles, planSetup, type SetupPlan, type StepId } from "./plan.ts";
-import { formatDuration, renderProgressLine } from "./progress.ts";
+import { formatElapsed } from "../format.ts";
+import { createProgressPrinter } from "../progress.ts";
 
 export type { SetupPlan, SetupStep, StepId } from "./plan.ts";
 export { renderPlan } from "./consent.ts";
@@ -69,43 +71,31 @@ export interface SetupResult {
   ready: ReadyModel;
 }
 
-/** `config` with MODEL_REPO replaced (what `--model` does when a command did not pass it to the config layer). */
-export function withModel(config: ResolvedConfig, model: string | undefined, env: Record<string, string | undefined> = process.env): ResolvedConfig {
-  if (!model || model === config.modelRepo) return config;
-  return {
-    ...config,
-    modelRepo: model,
-    modelPath: resolveModelPath(model, "", config.paths.hfCacheDir, env),
-    sources: { ...config.sources, MODEL_REPO: { kind: "flag", where: "--model" }, MODEL_PATH: { kind: "default", where: "default" } },
-  };
-}
-
 const resumeCommandFor = (target: ModelTarget) => `flashchat setup --model ${target.kind === "local" ? target.repo : target.entry?.id ?? target.repo}`;
 
 /** Check, ask once, run what is missing; returns what ran and the ready model. */
 export async function runSetup(config: ResolvedConfig, opts: SetupOptions = {}): Promise<SetupResult> {
   const env = opts.env ?? process.env;
-  const cfg = withModel(config, opts.model, env);
-  const target = resolveModelTarget(cfg);
-  const hub: HubOptions = { ...resolveHubOptions(cfg.paths.hfCacheDir, env), ...opts.hub };
+  const target = resolveModelTarget(config, opts.model);
+  const hub: HubOptions = { ...resolveHubOptions(config.paths.hfCacheDir, env), ...opts.hub };
   const root = opts.root ?? REPO_ROOT;
   const planOpts = { hub, engine: opts.engine, root, env };
-  const first = await planSetup(cfg, target, planOpts);
+  const first = await planSetup(config, target, planOpts);
 
   if (opts.dryRun) {
-    logger.log(renderPlan(first, { color: cfg.colorOutput && Boolean(process.stderr.isTTY) }));
+    logger.log(renderPlan(first, { color: resolveColor(config.colorOutput, process.stderr.isTTY) }));
     return { plan: first, ran: [], ready: readyModel(first, opts, false) };
   }
   if (first.steps.every((s) => s.done)) {
     if (!opts.quietWhenReady) logger.success(`${target.entry?.title ?? target.repo} is ready (${target.artifactsDir})`);
     return { plan: first, ran: [], ready: readyModel(first, opts, true) };
   }
-  const lock = join(cfg.paths.dataDir, "locks", `setup-${basename(target.artifactsDir)}.lock`);
+  const lock = join(config.paths.dataDir, "locks", `setup-${basename(target.artifactsDir)}.lock`);
   return withLock(lock, target.repo, async (waited) => {
     // another flashchat was setting this model up: look again, there may be nothing left to do
-    const plan = waited ? await planSetup(cfg, target, planOpts) : first;
+    const plan = waited ? await planSetup(config, target, planOpts) : first;
     if (plan.steps.every((s) => s.done)) return { plan, ran: [] as StepId[], ready: readyModel(plan, opts, true) };
-    return runSteps(cfg, target, plan, hub, root, opts);
+    return runSteps(config, target, plan, hub, root, opts);
   });
 }
 
@@ -123,7 +113,7 @@ async function runSteps(cfg: ResolvedConfig, target: ModelTarget, plan: SetupPla
     throw new UserError("the native engine is not part of this checkout (native/Makefile is missing)", "update your copy of flashchat");
   }
 
-  logger.log(renderPlan(plan, { color: cfg.colorOutput && Boolean(process.stderr.isTTY) }));
+  logger.log(renderPlan(plan, { color: resolveColor(cfg.colorOutput, process.stderr.isTTY) }));
   checkDisks(plan);
   if (needsConsent(plan)) await askConsent(plan, { yes: opts.yes, interactive: opts.interactive, confirm: opts.confirm, resumeCommand: resumeCommandFor(target) });
 
@@ -153,20 +143,17 @@ async function runSteps(cfg: ResolvedConfig, target: ModelTarget, plan: SetupPla
       case "extract":
         if (!inspectArtifacts(target.artifactsDir).weightsComplete) {
           logger.start(`extracting the dense weights into ${target.artifactsDir}`);
-          await extractWeights({ checkpointDir, outDir: target.artifactsDir, bits: target.quantizeBits, repo: target.repo, onProgress: progressPrinter("extract") });
-          endProgress();
+          await withProgress("extract", (onProgress) => extractWeights({ checkpointDir, outDir: target.artifactsDir, bits: target.quantizeBits, repo: target.repo, onProgress }));
         }
         copyTokenizerFiles(checkpointDir, target.artifactsDir);
         break;
       case "repack":
         logger.start(`repacking the experts into ${join(target.artifactsDir, "packed_experts")}`);
-        await repackExperts({ checkpointDir, outDir: target.artifactsDir, bits: plan.format === "hf-bf16" ? target.quantizeBits : undefined, repo: target.repo, onProgress: progressPrinter("repack") });
-        endProgress();
+        await withProgress("repack", (onProgress) => repackExperts({ checkpointDir, outDir: target.artifactsDir, bits: plan.format === "hf-bf16" ? target.quantizeBits : undefined, repo: target.repo, onProgress }));
         break;
       case "repack-2bit":
         logger.start("requantizing the experts to 2 bits");
-        await repackExperts({ checkpointDir, outDir: target.artifactsDir, bits: 2, repo: target.repo, onProgress: progressPrinter("repack 2-bit") });
-        endProgress();
+        await withProgress("repack 2-bit", (onProgress) => repackExperts({ checkpointDir, outDir: target.artifactsDir, bits: 2, repo: target.repo, onProgress }));
         break;
     }
     ran.push(step.id);
@@ -198,23 +185,16 @@ function readyModel(plan: SetupPlan, opts: SetupOptions, strict: boolean): Ready
   return { ...t, checkpointDir: plan.checkpointDir, tokenizerDir, engineBinary, hasTokenizer: Boolean(tokenizerDir), isDemo: t.kind === "demo" };
 }
 
-const seconds = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : formatDuration(ms / 1000));
+const seconds = (ms: number) => formatElapsed(ms / 1000);
 
-let progressLineOpen = false;
-function progressPrinter(label: string): ((p: ProgressEvent) => void) | undefined {
-  if (!process.stderr.isTTY || logger.level < 3) return undefined; // the scripts log a line every few seconds
-  let last = 0;
-  return (p) => {
-    const now = performance.now();
-    if (now - last < 100 && p.doneBytes < p.totalBytes) return;
-    last = now;
-    progressLineOpen = true;
-    process.stderr.write(`\r${renderProgressLine({ label, doneBytes: p.doneBytes, totalBytes: p.totalBytes, rateBytesPerSec: p.bytesPerSec }, process.stderr.columns ?? 80)}\x1b[K`);
-  };
-}
-function endProgress(): void {
-  if (progressLineOpen) process.stderr.write("\n");
-  progressLineOpen = false;
+/** A bar for one step's tracker events on a terminal; without one the writers log a line every few seconds. */
+async function withProgress<T>(label: string, run: (onProgress: ProgressFn | undefined) => Promise<T>): Promise<T> {
+  const printer = createProgressPrinter(label);
+  try {
+    return await run(printer?.onProgress);
+  } finally {
+    printer?.end();
+  }
 }
 
 export interface EnsureReadyOptions extends Omit<SetupOptions, "dryRun" | "quietWhenReady"> {}

@@ -1,8 +1,7 @@
 // `flashchat models` as text: the registry with sizes, RAM, experts and what is on this machine.
-import { formatBytes } from "./progress.ts";
+import { formatBytes, renderTable } from "../format.ts";
+import { hfRepoFolderName } from "../model/hf-cache.ts";
 import type { ModelStatus } from "./status.ts";
-
-const GB = (n: number) => `${Math.round(n / 1e9)} GB`;
 
 export function renderModelTable(
   models: ModelStatus[],
@@ -10,7 +9,7 @@ export function renderModelTable(
   o: { hfCacheDir: string; artifactsDir: string; color?: boolean },
 ): string {
   const c = (code: string, s: string) => (o.color ? `\x1b[${code}m${s}\x1b[0m` : s);
-  const size = (n: number) => (n < 1e9 ? formatBytes(n) : GB(n));
+  const size = formatBytes;
   const rows = models.map((m) => {
     const here = m.prepared ? "ready" : m.downloaded ? "downloaded" : m.downloadedBytes > 0 ? `partial (${formatBytes(m.downloadedBytes)})` : "-";
     return [
@@ -25,9 +24,7 @@ export function renderModelTable(
     ];
   });
   const head = ["  id", "model", "source", "download", "prepared on disk", "RAM min / good", "K", "here"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
-  const out = [c("1", line(head)), ...rows.map((r, i) => (models[i]!.prepared ? c("32", line(r)) : line(r)))];
+  const out = [renderTable(rows, { head, style: (line, i) => (i < 0 ? c("1", line) : models[i]!.prepared ? c("32", line) : line) })];
   out.push("");
   out.push("  * = the model MODEL_REPO names. Sizes are computed from each model's dimensions (the Hub's file sizes may differ a little).");
   out.push("  K = experts read per token (ACTIVE_EXPERTS overrides). RAM: min runs it; good keeps the hot experts in the page cache.");
@@ -37,7 +34,7 @@ export function renderModelTable(
   out.push("");
   out.push(`  Set one up:  flashchat setup --model ID     Downloads: ${o.hfCacheDir}     Prepared: ${o.artifactsDir}`);
   for (const m of models.filter((x) => x.downloadDeletable)) {
-    out.push(`  ${m.id} is prepared: its download (${formatBytes(m.downloadedBytes)} in ${o.hfCacheDir}/${"models--" + m.repo.replace("/", "--")}) is no longer needed and can be deleted.`);
+    out.push(`  ${m.id} is prepared: its download (${formatBytes(m.downloadedBytes)} in ${o.hfCacheDir}/${hfRepoFolderName(m.repo)}) is no longer needed and can be deleted.`);
   }
   if (others.cached.length) out.push(`  Also in the Hugging Face cache: ${others.cached.join(", ")}`);
   if (others.prepared.length) out.push(`  Also prepared: ${others.prepared.join(", ")}`);

@@ -7,12 +7,13 @@ import { UserError } from "../errors.ts";
 import { writeFileAtomic } from "../fs.ts";
 import { inspectArtifacts } from "../model/artifacts.ts";
 import { resolveEngineConfig } from "../model/checkpoint.ts";
-import { DEMO_NOTICE, archFromConfig, estimateSizes, formatFromConfig, type ModelTarget, type SizeEstimate } from "../model/registry.ts";
+import { DEMO_NOTICE, archFromConfig, estimateSizes, formatFromConfig, type SizeEstimate } from "../model/registry.ts";
+import type { ModelTarget } from "../model/target.ts";
 import { checkLocalCheckpoint, type DownloadPlan, type HubOptions, loadRemoteSnapshot, planDownload } from "../model/hub.ts";
 import { DEMO_GENERATOR_VERSION, readDemoStamp } from "../model/demo.ts";
 import { type EngineState, inspectEngine } from "./engine.ts";
 import { checkPrerequisites, type Prerequisites } from "./prerequisites.ts";
-import { formatBytes } from "./progress.ts";
+import { formatBytes } from "../format.ts";
 
 export type StepId = "prerequisites" | "deps" | "engine" | "download" | "generate" | "extract" | "repack" | "repack-2bit";
 

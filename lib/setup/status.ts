@@ -2,12 +2,12 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
-import { hfRepoFolderName } from "../config/hf-cache.ts";
-import { findHfSnapshot } from "../config/hf-cache.ts";
+import { findHfSnapshot, hfRepoFolderName } from "../model/hf-cache.ts";
 import { inspectArtifacts, resolveModelArtifactsDir } from "../model/artifacts.ts";
 import { cachedRepoBytes, checkLocalCheckpoint } from "../model/hub.ts";
 import { hasTokenizerFiles } from "./plan.ts";
-import { demoCheckpointDir, estimateSizes, MODELS, type ModelEntry, type SizeEstimate } from "../model/registry.ts";
+import { estimateSizes, MODELS, type ModelEntry, type SizeEstimate } from "../model/registry.ts";
+import { demoCheckpointDir } from "../model/target.ts";
 
 export interface ModelStatus {
   id: string;

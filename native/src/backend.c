@@ -3,12 +3,12 @@
 
 #include "backend.h"
 
-enum fc_status fc_backend_cpu_init(struct fc_backend * be, struct fc_pool * pool, int kernel_level, struct fc_error * err);
+enum fc_status fc_backend_cpu_init(struct fc_backend * be, struct fc_pool * pool, const char * kernels, struct fc_error * err);
 
 enum fc_status fc_backend_init(struct fc_backend * be, const char * name, struct fc_pool * pool, struct fc_error * err) {
     memset(be, 0, sizeof *be);
-    if (strcmp(name, "cpu") == 0) return fc_backend_cpu_init(be, pool, -1, err);
-    if (strncmp(name, "cpu:", 4) == 0) return fc_backend_cpu_init(be, pool, name[4] - '0', err);
+    if (strcmp(name, "cpu") == 0) return fc_backend_cpu_init(be, pool, NULL, err);
+    if (strncmp(name, "cpu:", 4) == 0) return fc_backend_cpu_init(be, pool, name + 4, err);
     if (strcmp(name, "metal") == 0) {
         return fc_error_set(err, FC_STATUS_BAD_REQUEST, "the metal backend is not part of this build (cpu only)");
     }

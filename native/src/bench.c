@@ -67,9 +67,13 @@ static double kernel_gbps(const struct fc_cpu_kernels * k, int bits, int32_t row
     if (!synth_init(&s, bits, rows, cols)) return 0.0;
     float * x = fc_alloc_aligned((size_t)cols * 4), * xp = fc_alloc_aligned((size_t)cols * 4);
     float * xs = fc_alloc_aligned((size_t)cols / 64 * 4 + 4);
+    const int32_t ng = cols / 64;
+    /* int8-activation sets: x prepared once per matvec (as the backend does), then matmul_qx over all rows */
+    int8_t * xq = fc_alloc_aligned((size_t)ng * FC_QX_BYTES);
+    float * xd = fc_alloc_aligned((size_t)ng * 4 + 4), * xqs = fc_alloc_aligned((size_t)ng * 4 + 4);
+    float * out = fc_alloc_aligned((size_t)rows * 4);
     fill_random(x, (size_t)cols);
     fc_cpu_prepare_x(bits, x, cols, xp, xs);
-    const int32_t ng = cols / 64;
     const int bi = fc_bits_index(bits);
     volatile float sink = 0.0f;
     double best = 1e30;
@@ -78,8 +82,14 @@ static double kernel_gbps(const struct fc_cpu_kernels * k, int bits, int32_t row
     do {
         double t0 = fc_time_ms();
         float acc = 0.0f;
-        for (int32_t r = 0; r < rows; r++) {
-            acc += k->dot_q[bi](s.m.data + (size_t)r * s.m.row_bytes, s.m.scales + (size_t)r * ng, s.m.biases + (size_t)r * ng, xp, xs, ng);
+        if (k->matmul_qx[bi]) {
+            fc_cpu_prepare_xq(bits, x, cols, xq, xd, xs, xqs);
+            k->matmul_qx[bi](s.m.data, s.m.row_bytes, s.m.scales, s.m.biases, rows, ng, xq, xd, xs, xqs, 1, out, (size_t)rows);
+            acc = out[rows - 1];
+        } else {
+            for (int32_t r = 0; r < rows; r++) {
+                acc += k->dot_q[bi](s.m.data + (size_t)r * s.m.row_bytes, s.m.scales + (size_t)r * ng, s.m.biases + (size_t)r * ng, xp, xs, ng);
+            }
         }
         sink += acc;
         double dt = fc_time_ms() - t0;
@@ -88,7 +98,7 @@ static double kernel_gbps(const struct fc_cpu_kernels * k, int bits, int32_t row
     } while (fc_time_ms() - t_start < min_ms || reps < 3);
     (void)sink;
     double bytes = (double)fc_matrix_bytes(&s.m);
-    free(s.mem); free(x); free(xp); free(xs);
+    free(s.mem); free(x); free(xp); free(xs); free(xq); free(xd); free(xqs); free(out);
     return bytes / (best / 1e3) / 1e9;
 }
 
@@ -123,16 +133,6 @@ static double g_cpu_ms_per_op = 0.0; /* set by the timed loops, printed beside t
 
 /* ===== verify ===== */
 
-static double max_rel_err(const float * a, const float * ref, size_t n) {
-    double max_abs_ref = 1e-6, max_diff = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - ref[i]);
-        if (d > max_diff) max_diff = d;
-        if (fabs(ref[i]) > max_abs_ref) max_abs_ref = fabs(ref[i]);
-    }
-    return max_diff / max_abs_ref;
-}
-
 static int verify_matrix(struct fc_engine * e, const char * name, const struct fc_matrix * m, int json, int * first) {
     const int32_t ns[2] = { 1, 5 };
     int ok = 1;
@@ -144,16 +144,17 @@ static int verify_matrix(struct fc_engine * e, const char * name, const struct f
         fill_random(x, (size_t)n * m->cols);
         fc_matmul_reference(m, x, ref, n);
         e->be.ops->matmul(&e->be, m, x, got, n);
-        double err = max_rel_err(got, ref, (size_t)n * m->rows);
-        int pass = err < 1e-4;
+        const struct fc_cpu_kernels * k = e->be.ops->describe ? fc_cpu_kernels_by_name(e->be.ops->describe(&e->be)) : NULL;
+        double err = fc_cpu_product_error(k, m, x, got, ref, n), tol = fc_cpu_product_tolerance(k, m);
+        int pass = err < tol;
         ok &= pass;
         if (json) {
-            printf("%s{\"name\":\"%s\",\"rows\":%d,\"cols\":%d,\"bits\":%d,\"tokens\":%d,\"max_rel_err\":%.3g,\"ok\":%s}", *first ? "" : ",",
-                   name, m->rows, m->cols, fc_dtype_bits(m->type), n, err, pass ? "true" : "false");
+            printf("%s{\"name\":\"%s\",\"rows\":%d,\"cols\":%d,\"bits\":%d,\"tokens\":%d,\"max_rel_err\":%.3g,\"tolerance\":%.0e,\"ok\":%s}",
+                   *first ? "" : ",", name, m->rows, m->cols, fc_dtype_bits(m->type), n, err, tol, pass ? "true" : "false");
             *first = 0;
         } else {
-            printf("verify %-28s [%5d x %5d] %2d-bit tokens=%d  max rel err %.3g  %s\n", name, m->rows, m->cols, fc_dtype_bits(m->type), n,
-                   err, pass ? "ok" : "FAILED");
+            printf("verify %-28s [%5d x %5d] %2d-bit tokens=%d  error %.3g (< %.0e)  %s\n", name, m->rows, m->cols,
+                   fc_dtype_bits(m->type), n, err, tol, pass ? "ok" : "FAILED");
         }
         free(x); free(ref); free(got);
     }
@@ -184,13 +185,13 @@ static int bench_verify(struct fc_engine * e, const struct fc_bench_options * op
     fc_experts_view(&e->experts, e->experts.slot_data[0], &g, &u, &d);
     ok &= verify_matrix(e, "expert0.gate_proj", &g, opt->json, &first);
     ok &= verify_matrix(e, "expert0.down_proj", &d, opt->json, &first);
-    /* every kernel level this CPU has, on synthetic odd-sized matrices of every bit width */
-    for (int level = 0; level <= 2; level++) {
-        const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
+    /* every kernel level this CPU has (and the portable int8 set), on synthetic odd-sized matrices of every bit width */
+    for (int level = 0; level <= FC_CPU_MAX_LEVEL + 1; level++) {
+        const struct fc_cpu_kernels * k = level <= FC_CPU_MAX_LEVEL ? fc_cpu_kernels_get(level) : &fc_cpu_kernels_generic_int8;
         if (!k) continue;
         struct fc_backend be;
-        char name[16];
-        snprintf(name, sizeof name, "cpu:%d", level);
+        char name[40];
+        snprintf(name, sizeof name, "cpu:%s", k->name);
         if (fc_backend_init(&be, name, e->pool, NULL) != FC_STATUS_OK) continue;
         struct fc_backend saved = e->be;
         e->be = be;
@@ -264,7 +265,9 @@ static int bench_expert(struct fc_engine * e, const struct fc_bench_options * op
  */
 static void print_ceilings(struct fc_engine * e, const struct fc_bench_options * opt, double dense_bytes, double expert_bytes,
                            double ms_per_op, const char * what) {
-    const struct fc_cpu_kernels * k = fc_cpu_kernels_best();
+    /* the kernels the engine runs (a forced --backend cpu:N too); the default set for other backends */
+    const struct fc_cpu_kernels * k = e->be.ops->describe ? fc_cpu_kernels_by_name(e->be.ops->describe(&e->be)) : NULL;
+    if (!k) k = fc_cpu_kernels_best();
     const double bytes_per_op = dense_bytes + expert_bytes;
     const int dense_bits = fc_dtype_is_quantized(e->model.lm_head.type) ? fc_dtype_bits(e->model.lm_head.type) : 4;
     const int bits = e->experts.bits;
@@ -381,7 +384,7 @@ static int bench_kernels(const struct fc_bench_options * opt) {
     /* cache: 256 x 2048 (128 KB at 4 bits: L2); memory: 8192 x 8192 (32 MB+ at 4 bits, beyond L2/most L3) */
     if (opt->json) printf("{\"mode\":\"kernels\",\"results\":[");
     int first = 1;
-    for (int level = 0; level <= 2; level++) {
+    for (int level = 0; level <= FC_CPU_MAX_LEVEL; level++) {
         const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
         if (!k) continue;
         for (int bits = 2; bits <= 8; bits *= 2) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "platform.h"
 
 #define IO_CHUNK_BYTES ((size_t)2 << 20) /* split big experts so several threads keep the SSD queue full */
 
@@ -118,21 +119,7 @@ const char * fc_expert_io_name(enum fc_expert_io mode) {
 }
 
 uint64_t fc_available_memory(void) {
-#ifdef __linux__
-    FILE * f = fopen("/proc/meminfo", "r");
-    if (f) {
-        char line[256];
-        unsigned long long kb = 0;
-        while (fgets(line, sizeof line, f)) {
-            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
-        }
-        fclose(f);
-        if (kb) return (uint64_t)kb * 1024;
-    }
-#endif
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    /* no MemAvailable: count half of the physical memory as available */
-    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 2 : 0;
+    return fc_platform_available_memory();
 }
 
 /* Fault in (reading from disk what is not cached) every page of a read-only mapping. */
@@ -292,6 +279,7 @@ enum fc_status fc_experts_load(struct fc_experts * x, const char * dir, const st
             st = fc_error_set(err, FC_STATUS_LOAD_FAILED, "%s: cannot open (%s)", path, strerror(errno));
             goto done;
         }
+        fc_platform_expert_file(fd);
         struct stat sb;
         uint64_t want = (uint64_t)x->n_experts * x->expert_bytes;
         if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size != want) {

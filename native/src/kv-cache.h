@@ -14,9 +14,11 @@
 
 /*
  * The attention's loops are plain C the compiler vectorizes; on x86-64 Linux with gcc they are also built
- * for AVX2 and picked at load time (target_clones), as the default build targets the baseline CPU.
+ * for AVX2 and picked at load time (target_clones), as the default build targets the baseline CPU. Not under
+ * ThreadSanitizer: the ifunc resolver runs (instrumented) before the TSan runtime is up and crashes the program.
  */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && defined(__GLIBC__) /* ifunc */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && defined(__GLIBC__) && \
+    !defined(__SANITIZE_THREAD__) /* ifunc */
 #define FC_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define FC_SIMD_CLONES

@@ -42,7 +42,7 @@ static void usage(FILE * f) {
             "                           a scale per row) or f32\n"
             "  --active-experts K       experts per token (default: the model's)\n"
             "  --snapshot-budget-mb N   memory for prefix-reuse snapshots (default 1024)\n"
-            "  --backend NAME           cpu (default) | metal (macOS builds only) | cpu:0|1|2 (force kernel level)\n"
+            "  --backend NAME           cpu (default) | metal (macOS builds only) | cpu:N | cpu:NAME (force kernel level N or a set by name; see RUN.md)\n"
             "  --batch N                prefill tokens per forward chunk (default 256)\n"
             "  --io-threads N           pread threads (default max(4, K))\n"
             "  --progress-ms N          least time between two progress lines while a prompt is evaluated\n"

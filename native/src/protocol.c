@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "platform.h"
 #include "sampler.h"
 #include "snapshot.h"
 
@@ -681,15 +682,6 @@ done:
 
 static void handle_stats(struct server * sv, const char * id) {
     struct fc_engine * e = sv->e;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    long rss_kb = 0;
-    FILE * f = fopen("/proc/self/statm", "r");
-    if (f) {
-        long pages_total, pages_rss;
-        if (fscanf(f, "%ld %ld", &pages_total, &pages_rss) == 2) rss_kb = pages_rss * (sysconf(_SC_PAGESIZE) / 1024);
-        fclose(f);
-    }
     const struct totals * t = &sv->tot;
     fputs("{\"type\":\"stats\"", stdout);
     put_id(id);
@@ -702,7 +694,7 @@ static void handle_stats(struct server * sv, const char * id) {
            t->prefill_ms > 0 ? t->prefill_tokens / (t->prefill_ms / 1e3) : 0.0,
            t->decode_ms > 0 ? t->completion_tokens / (t->decode_ms / 1e3) : 0.0, (unsigned long long)e->experts.bytes_read,
            e->experts.io_wait_ms, sv->snaps.n, sv->snaps.used_bytes, sv->snaps.budget_bytes, e->st.n_past, e->context, fc_kv_committed_bytes(&e->st.kv),
-           (long long)rss_kb * 1024, (long long)ru.ru_maxrss * 1024);
+           (long long)fc_platform_rss_bytes(), (long long)fc_platform_max_rss_bytes());
     fflush(stdout);
 }
 

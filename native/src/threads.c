@@ -82,7 +82,7 @@ static void * worker_main(void * p) {
     struct fc_pool * pool = wa->pool;
     int32_t ith = wa->ith;
     free(wa);
-    fc_platform_worker_start(ith);
+    fc_platform_compute_thread_start(); /* ith >= 1: a worker */
     uint32_t seen = JOB_SEQ(atomic_load(&pool->job));
     for (;;) {
         int spins = 0;
@@ -116,6 +116,7 @@ struct fc_pool * fc_pool_init(int32_t n_threads) {
     atomic_init(&pool->n_sleeping, 0);
     atomic_init(&pool->stop, 0);
     pool->threads = fc_xcalloc((size_t)n_threads, sizeof *pool->threads);
+    fc_platform_compute_thread_start(); /* the creator computes too (chunks of every job) */
     for (int32_t i = 1; i < n_threads; i++) {
         struct worker_arg * wa = fc_xmalloc(sizeof *wa);
         wa->pool = pool;
@@ -185,6 +186,5 @@ void fc_split_range(int64_t n, int32_t ith, int32_t nth, int64_t align, int64_t 
 }
 
 int32_t fc_cpu_count(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int32_t)n : 1;
+    return fc_platform_compute_threads();
 }

@@ -30,7 +30,7 @@ void fc_pool_run(struct fc_pool * pool, fc_pool_fn fn, void * ctx, int32_t n_chu
 /* Split [0, n) into nth near-equal chunks aligned to `align`; returns [*begin, *end) of chunk ith. */
 void fc_split_range(int64_t n, int32_t ith, int32_t nth, int64_t align, int64_t * begin, int64_t * end);
 
-/* Number of online CPUs (at least 1). */
+/* Default compute thread count (at least 1): online CPUs; performance cores on macOS (platform.h). */
 int32_t fc_cpu_count(void);
 
 #endif

@@ -32,30 +32,77 @@ static uint16_t to_bf16(float f) {
 }
 
 static int failures = 0, checks = 0;
+static double worst_err = 0.0, worst_tol = 0.0; /* largest error seen at the level being checked, its tolerance */
 
 /* Compare a backend against the reference; scales may be negative, as in MLX files. */
 static void check(struct fc_backend * be, const char * label, const struct fc_matrix * m, int32_t n_tokens) {
+    const struct fc_cpu_kernels * k = fc_cpu_kernels_by_name(be->ops->describe(be));
     float * x = malloc((size_t)n_tokens * m->cols * sizeof(float));
     float * ref = malloc((size_t)n_tokens * m->rows * sizeof(float));
     float * got = malloc((size_t)n_tokens * m->rows * sizeof(float));
     for (size_t i = 0; i < (size_t)n_tokens * m->cols; i++) x[i] = rndf();
     fc_matmul_reference(m, x, ref, n_tokens);
     be->ops->matmul(be, m, x, got, n_tokens);
-    double max_ref = 1e-6, max_diff = 0.0;
-    for (size_t i = 0; i < (size_t)n_tokens * m->rows; i++) {
-        double d = fabs((double)got[i] - ref[i]);
-        if (d > max_diff || isnan(got[i])) max_diff = isnan(got[i]) ? INFINITY : d;
-        if (fabs(ref[i]) > max_ref) max_ref = fabs(ref[i]);
-    }
-    double rel = max_diff / max_ref;
+    /* float kernels: max |err| / max |ref|; int8 activations: |err| / (|w_row| |x_token|) (kernels.h) */
+    const double err = fc_cpu_product_error(k, m, x, got, ref, n_tokens), tol = fc_cpu_product_tolerance(k, m);
     checks++;
-    if (!(rel < 1e-4)) {
+    if (err > worst_err) worst_err = err;
+    if (tol > worst_tol) worst_tol = tol;
+    if (!(err < tol)) {
         failures++;
-        printf("FAIL %s: type %d [%d x %d] tokens=%d: max rel err %.3g\n", label, m->type, m->rows, m->cols, n_tokens, rel);
+        printf("FAIL %s: type %d [%d x %d] tokens=%d: error %.3g (tolerance %.0e)\n", label, m->type, m->rows, m->cols, n_tokens, err, tol);
     }
     free(x);
     free(ref);
     free(got);
+}
+
+/*
+ * An int8 level's matmul_qx against the plain-C one on the same int8 x: the integer sums are exact, so
+ * only float rounding of the per-group scaling differs. Odd rows and tokens reach every tile tail.
+ */
+static void check_qx(const struct fc_cpu_kernels * k, int level) {
+    const int32_t rows_list[] = { 1, 2, 3, 5, 17 }, tokens_list[] = { 1, 2, 3, 4, 5, 7 }, cols_list[] = { 64, 320 };
+    for (int bits = 2; bits <= 8; bits *= 2) {
+        for (size_t ri = 0; ri < 5; ri++) {
+            for (size_t ci = 0; ci < 2; ci++) {
+                for (size_t ti = 0; ti < 6; ti++) {
+                    const int32_t rows = rows_list[ri], cols = cols_list[ci], nt = tokens_list[ti], ng = cols / 64;
+                    const size_t row_bytes = (size_t)cols * bits / 8;
+                    uint8_t * codes = malloc(rows * row_bytes);
+                    uint16_t * sc = malloc((size_t)rows * ng * 2), * bi = malloc((size_t)rows * ng * 2);
+                    float * x = malloc((size_t)nt * cols * 4);
+                    int8_t * xq = malloc((size_t)nt * ng * FC_QX_BYTES);
+                    float * xd = malloc((size_t)nt * ng * 4), * xs = malloc((size_t)nt * ng * 4), * xqs = malloc((size_t)nt * ng * 4);
+                    float * want = malloc((size_t)nt * rows * 4), * got = malloc((size_t)nt * rows * 4);
+                    for (size_t i = 0; i < rows * row_bytes; i++) codes[i] = (uint8_t)rnd();
+                    for (size_t i = 0; i < (size_t)rows * ng; i++) {
+                        sc[i] = to_bf16(rndf() * 0.1f);
+                        bi[i] = to_bf16(rndf());
+                    }
+                    for (size_t i = 0; i < (size_t)nt * cols; i++) x[i] = rndf();
+                    for (int32_t t = 0; t < nt; t++) {
+                        fc_cpu_prepare_xq(bits, x + (size_t)t * cols, cols, xq + (size_t)t * ng * FC_QX_BYTES, xd + t * ng, xs + t * ng, xqs + t * ng);
+                    }
+                    fc_cpu_matmul_qx_generic(bits, codes, row_bytes, sc, bi, rows, ng, xq, xd, xs, xqs, nt, want, (size_t)rows);
+                    k->matmul_qx[fc_bits_index(bits)](codes, row_bytes, sc, bi, rows, ng, xq, xd, xs, xqs, nt, got, (size_t)rows);
+                    double max_ref = 1e-6, max_diff = 0.0;
+                    for (size_t i = 0; i < (size_t)nt * rows; i++) {
+                        double d = fabs((double)got[i] - want[i]);
+                        if (d > max_diff || isnan(got[i])) max_diff = isnan(got[i]) ? INFINITY : d;
+                        if (fabs(want[i]) > max_ref) max_ref = fabs(want[i]);
+                    }
+                    checks++;
+                    if (!(max_diff / max_ref < 1e-5)) {
+                        failures++;
+                        printf("FAIL level %d matmul_qx vs plain C: %d-bit [%d x %d] tokens=%d: max rel err %.3g\n", level, bits, rows, cols,
+                               nt, max_diff / max_ref);
+                    }
+                    free(codes); free(sc); free(bi); free(x); free(xq); free(xd); free(xs); free(xqs); free(want); free(got);
+                }
+            }
+        }
+    }
 }
 
 int main(void) {
@@ -63,16 +110,20 @@ int main(void) {
     const int32_t cols_list[] = { 64, 192, 320, 1024 };
     const int32_t tokens_list[] = { 1, 2, 7 };
     const int n_threads_list[] = { 1, 2, 3 };
-    for (int level = 0; level <= 2; level++) {
-        if (!fc_cpu_kernels_get(level)) {
+    /* every numbered level, then the portable int8 set (level FC_CPU_MAX_LEVEL + 1 here) */
+    for (int level = 0; level <= FC_CPU_MAX_LEVEL + 1; level++) {
+        const struct fc_cpu_kernels * k = level <= FC_CPU_MAX_LEVEL ? fc_cpu_kernels_get(level) : &fc_cpu_kernels_generic_int8;
+        if (!k) {
             printf("kernel level %d: not supported on this CPU, skipped\n", level);
             continue;
         }
+        worst_err = worst_tol = 0.0;
+        if (k->matmul_qx[0]) check_qx(k, level);
         for (size_t ti = 0; ti < sizeof n_threads_list / sizeof n_threads_list[0]; ti++) {
             struct fc_pool * pool = fc_pool_init(n_threads_list[ti]);
             struct fc_backend be;
-            char name[16];
-            snprintf(name, sizeof name, "cpu:%d", level);
+            char name[40];
+            snprintf(name, sizeof name, "cpu:%s", k->name);
             if (fc_backend_init(&be, name, pool, NULL) != FC_STATUS_OK) return 2;
             for (int bits = 2; bits <= 8; bits *= 2) {
                 for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++) {
@@ -89,10 +140,10 @@ int main(void) {
                         struct fc_matrix m;
                         enum fc_dtype t = bits == 2 ? FC_DTYPE_Q2 : bits == 4 ? FC_DTYPE_Q4 : FC_DTYPE_Q8;
                         fc_matrix_init(&m, "test", t, rows, cols, 64, codes, (uint8_t *)sc, (uint8_t *)bi, NULL);
-                        for (size_t k = 0; k < sizeof tokens_list / sizeof tokens_list[0]; k++) {
+                        for (size_t tk = 0; tk < sizeof tokens_list / sizeof tokens_list[0]; tk++) {
                             char label[64];
                             snprintf(label, sizeof label, "level %d threads %d", level, n_threads_list[ti]);
-                            check(&be, label, &m, tokens_list[k]);
+                            check(&be, label, &m, tokens_list[tk]);
                         }
                         free(codes);
                         free(sc);
@@ -126,6 +177,7 @@ int main(void) {
             fc_backend_free(&be);
             fc_pool_free(pool);
         }
+        printf("kernels %s: largest error %.3g against the reference (held to %.0e)\n", k->name, worst_err, worst_tol);
     }
     /* prepared-x layout: dequantized rows dotted with prepared x equal the natural-order dot */
     printf("%d checks, %d failures\n", checks, failures);

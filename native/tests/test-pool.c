@@ -136,7 +136,7 @@ int main(int argc, char ** argv) {
     int32_t n_thread_counts = 4;
     int32_t n_chunks = 8;
     int is_bench = argc > 1 && strcmp(argv[1], "bench") == 0;
-    for (int i = is_bench ? 2 : 1; i < argc; i++) {
+    for (int i = is_bench ? 2 : 1; i < argc; i += 2) { /* flag, value */
         const char * v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) { fprintf(stderr, "test-pool: %s needs a value\n", argv[i]); return 2; }
         if (strcmp(argv[i], "--jobs") == 0) n_jobs = atoll(v);
@@ -149,7 +149,6 @@ int main(int argc, char ** argv) {
                 if (*p == ',') p++;
             }
         } else { fprintf(stderr, "test-pool: unknown flag %s\n", argv[i]); return 2; }
-        i++;
     }
     for (int32_t i = 0; i < n_thread_counts; i++) {
         if (threads[i] < 1 || threads[i] > MAX_THREADS) { fprintf(stderr, "test-pool: threads must be 1..%d\n", MAX_THREADS); return 2; }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { RunningServer } from "../../lib/server/app.ts";
-import { createPrompt, e2eRecords, startBenchServer, positiveInt, renderE2eTable, resolveTokenizerDir, runE2e, timeChatStream } from "../../lib/bench/e2e.ts";
+import { parseIntFlag } from "../../lib/cli.ts";
+import { createPrompt, e2eRecords, startBenchServer, renderE2eTable, resolveTokenizerDir, runE2e, timeChatStream } from "../../lib/bench/e2e.ts";
 import { UserError } from "../../lib/errors.ts";
 import { createFakeEngineFactory } from "../server/_fake-engine.ts";
 import { createTempDir, createTinyModelDir, startTestServer } from "../server/_server-fixture.ts";
@@ -57,10 +58,11 @@ test("runE2e: short and long prompt, warm cache, each with medians over the meas
 });
 
 test("flag values and tokenizer lookup fail as user errors", () => {
-  expect(positiveInt(undefined, "--runs", 3, 2)).toBe(3);
-  expect(positiveInt("5", "--runs", 3, 2)).toBe(5);
-  expect(() => positiveInt("1", "--runs", 3, 2)).toThrow(/--runs must be a whole number ≥ 2/);
-  expect(() => positiveInt("x", "--runs", 3, 2)).toThrow(UserError);
+  expect(parseIntFlag(undefined, "--runs", 2)).toBeUndefined();
+  expect(parseIntFlag("5", "--runs", 2)).toBe(5);
+  expect(() => parseIntFlag("1", "--runs", 2)).toThrow('invalid --runs "1": expected a whole number, 2 or more');
+  expect(() => parseIntFlag("x", "--runs", 2)).toThrow(UserError);
+  expect(() => parseIntFlag("1.5", "--runs")).toThrow(UserError);
   expect(() => resolveTokenizerDir([tmp.dir, undefined])).toThrow(/no tokenizer found/);
   const dir = createTinyModelDir(`${tmp.dir}/tk`);
   expect(resolveTokenizerDir([undefined, tmp.dir, dir])).toBe(dir);

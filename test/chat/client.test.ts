@@ -1,5 +1,6 @@
 import { afterAll, expect, test } from "bun:test";
-import { type ChatEvent, ServerApiError, ServerGoneError, loadHealth, loadModelId, serverBaseUrl, streamChatCompletion } from "../../lib/chat/client.ts";
+import { type ChatEvent, ServerApiError, ServerGoneError, loadHealth, loadModelId, streamChatCompletion } from "../../lib/client/api.ts";
+import { serverUrl } from "../../lib/net.ts";
 import { type Script, startStubServer } from "./stub-server.ts";
 
 let script: Script = { content: [] };
@@ -87,7 +88,10 @@ test("abort stops the stream", async () => {
 test("health, model id and base URLs", async () => {
   expect(await loadHealth(stub.baseUrl)).toEqual({ status: "ok", model: "stub-model" });
   expect(await loadModelId(stub.baseUrl)).toBe("stub-model");
-  expect(serverBaseUrl("127.0.0.1", 8000)).toBe("http://127.0.0.1:8000");
-  expect(serverBaseUrl("0.0.0.0", 8000)).toBe("http://127.0.0.1:8000");
-  expect(serverBaseUrl("::1", 80)).toBe("http://[::1]:80");
+  expect(serverUrl("127.0.0.1", 8000)).toBe("http://127.0.0.1:8000");
+  expect(serverUrl("0.0.0.0", 8000)).toBe("http://127.0.0.1:8000");
+  expect(serverUrl("", 8000)).toBe("http://127.0.0.1:8000");
+  expect(serverUrl("::1", 80)).toBe("http://[::1]:80");
+  // a wildcard IPv6 bind is reached through IPv6 loopback (it may be v6-only, where 127.0.0.1 finds nothing)
+  expect(serverUrl("::", 80)).toBe("http://[::1]:80");
 });

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { ANSI, MarkdownRenderer, resolveColor, stripAnsi } from "../../lib/chat/render.ts";
+import { ANSI, MarkdownRenderer, stripAnsi } from "../../lib/chat/render.ts";
+import { resolveColor } from "../../lib/term.ts";
 
 function render(chunks: string[], color = true, reasoning: string[] = []): string {
   let out = "";

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "pathe";
 import { ConfigError } from "../../lib/errors.ts";
-import { findHfSnapshot, loadFlashchatConfig, resolveHfCacheDir } from "../../lib/config/index.ts";
+import { loadFlashchatConfig, resolveHfCacheDir } from "../../lib/config/index.ts";
+import { findHfSnapshot } from "../../lib/model/hf-cache.ts";
 import { makeTempHome, type TempHome } from "../helpers/cli.ts";
 
 let t: TempHome;
@@ -49,7 +50,7 @@ describe("precedence: flags > env > --config FILE > ./flashchat.config > user fi
     const c = await loadFlashchatConfig({ cwd, env: t.env });
     expect(c.serverPort).toBe(8000);
     expect(c.serverHost).toBe("127.0.0.1");
-    expect(c.maxTokens).toBe(8192);
+    expect(c.maxTokens).toBeNull(); // not set: the model's own default (lib/model)
     expect(c.temperature).toBe(0.7);
     expect(c.topP).toBe(0.9);
     expect(c.activeExperts).toBeNull();
@@ -160,13 +161,14 @@ describe("Hugging Face cache detection", () => {
     expect(findHfSnapshot(cache, repo)).toBe(newer);
   });
 
-  test("absent repo gives empty, and the config resolves modelPath through HF_HUB_CACHE", async () => {
+  test("absent repo gives empty; the config keeps MODEL_PATH as given and finds the cache through HF_HUB_CACHE", async () => {
     const { cwd } = setup();
     const cache = join(t.dir, "hub");
     expect(findHfSnapshot(cache, repo)).toBe("");
-    const snap = snapshot(cache, "r1", 1000);
+    snapshot(cache, "r1", 1000);
     const c = await loadFlashchatConfig({ cwd, env: { ...t.env, HF_HUB_CACHE: cache, FLASHCHAT_MODEL_REPO: repo } });
-    expect(c.modelPath).toBe(snap);
+    expect(c.modelPath).toBe("");
+    expect(c.paths.hfCacheDir).toBe(cache);
     const c2 = await loadFlashchatConfig({ cwd, env: { ...t.env, HF_HUB_CACHE: cache, FLASHCHAT_MODEL_PATH: "/explicit" } });
     expect(c2.modelPath).toBe("/explicit");
   });

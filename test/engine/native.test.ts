@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "pathe";
 import { runEngineBench } from "../../lib/bench/engine.ts";
-import { buildEngine, makeFixtureArtifacts, NATIVE_DIR, removeDir } from "./_fixture.ts";
+import { makeTempHome, runCli } from "../helpers/cli.ts";
+import { buildEngine, FIXTURE, makeFixtureArtifacts, NATIVE_DIR, removeDir } from "./_fixture.ts";
 
 let artifacts = "";
 beforeAll(async () => {
@@ -37,6 +38,15 @@ test("bench verify: the backend's kernels equal the reference on the model's own
   expect(r.results.map((x) => x.name)).toContain("expert0.gate_proj");
   expect(r.results.every((x) => x.ok)).toBe(true);
 });
+
+test("`flashchat benchmark verify` without --artifacts sets the model up first, then verifies every level on it", async () => {
+  using home = makeTempHome();
+  const r = await runCli(["benchmark", "verify", "--model", FIXTURE, "--yes", "--threads", "2"], { env: home.env });
+  expect(r.stdout).toContain("verify expert0.gate_proj");
+  expect(r.stdout).toContain("verify synthetic/generic-int8");
+  expect(r.stdout).toContain("verify: all ok");
+  expect(r.code).toBe(0);
+}, 120_000);
 
 test("bench run and full report time per op and GB/s with both ceilings", async () => {
   const run = JSON.parse((await runEngineBench("run", { artifacts, threads: "1", json: true }, true)).trim());

@@ -419,7 +419,7 @@ describe("sampling fields are validated; logit_bias, logprobs, top_logprobs and 
 
 async function startFresh(): Promise<{ engine: Engine; [Symbol.asyncDispose](): Promise<void> }> {
   const engine = await startEngine({ artifactsDir: artifacts, threads: 1, context: 256 });
-  return { engine, [Symbol.asyncDispose]: () => engine.close() };
+  return { engine, [Symbol.asyncDispose]: async () => void (await engine.close()) };
 }
 
 void VOCAB;

@@ -33,6 +33,24 @@ export function makeTempHome(prefix = "flashchat-test-"): TempHome {
   return { dir, home, env, [Symbol.dispose]: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** HOME and XDG_* inside `dir` (config c/, data d/, cache x/), over `base` (default: this process's env). */
+export function xdgEnv(dir: string, base: Record<string, string | undefined> = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v;
+  return { ...env, HOME: dir, XDG_CONFIG_HOME: join(dir, "c"), XDG_DATA_HOME: join(dir, "d"), XDG_CACHE_HOME: join(dir, "x") };
+}
+
+/** A loopback port nothing listens on (one was bound, then freed). */
+export function unusedPort(): string {
+  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
+  const port = String(s.port);
+  s.stop(true);
+  return port;
+}
+
+/** scripts/<name>.ts in this checkout. */
+export const scriptFile = (name: string) => join(repoRoot, "scripts", `${name}.ts`);
+
 export interface RunResult {
   code: number;
   stdout: string;

@@ -2,10 +2,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "pathe";
-import { findHfSnapshot } from "../../lib/config/hf-cache.ts";
+import { checkFreeDisk } from "../../lib/fs.ts";
+import { findHfSnapshot } from "../../lib/model/hf-cache.ts";
 import { UserError } from "../../lib/errors.ts";
 import {
-  checkFreeDisk,
   checkLocalCheckpoint,
   downloadSnapshot,
   type HubOptions,
@@ -250,8 +250,8 @@ describe("errors", () => {
 
   test("not enough free disk stops before anything is written", () => {
     tmp = mkdtempSync(join(tmpdir(), "flashchat-hub-"));
-    expect(() => checkFreeDisk(join(tmp, "a", "b"), 1e18, "download")).toThrow(/not enough free disk for the download: it needs 1000 PB/);
-    expect(() => checkFreeDisk(tmp, 1000, "download")).not.toThrow();
+    expect(() => checkFreeDisk(join(tmp, "a", "b"), 1e18, "the download")).toThrow(/not enough free disk for the download: it needs 1000 PB/);
+    expect(() => checkFreeDisk(tmp, 1000, "the download")).not.toThrow();
   });
 });
 

@@ -5,7 +5,8 @@ import { join, resolve } from "pathe";
 import { loadFlashchatConfig } from "../../lib/config/index.ts";
 import { UserError } from "../../lib/errors.ts";
 import { extractWeights } from "../../lib/model/extract.ts";
-import { archFromConfig, estimateSizes, findModel, formatFromConfig, MODELS, resolveModelTarget } from "../../lib/model/registry.ts";
+import { archFromConfig, estimateSizes, findModel, formatFromConfig, MODELS } from "../../lib/model/registry.ts";
+import { resolveModelTarget } from "../../lib/model/target.ts";
 import { repackExperts } from "../../lib/model/repack.ts";
 import { TEST_MODEL_PRESETS } from "../../lib/model/test-model.ts";
 
@@ -125,6 +126,24 @@ describe("--model / MODEL_REPO", () => {
     mkdirSync(join(tmp, "fast"), { recursive: true });
     expect(resolveModelTarget(await config({ MODEL_REPO: "demo", EXPERTS_DIR: join(tmp, "fast") })).expertsDir).toBe(join(tmp, "fast"));
     expect(resolveModelTarget(await config({ MODEL_REPO: "demo", ACTIVE_EXPERTS: "3" })).activeExperts).toBe(3);
+  });
+
+  test("a command's --model replaces MODEL_REPO, and MODEL_PATH (the checkpoint of MODEL_REPO) is dropped for it", async () => {
+    const cfg = await config({ MODEL_REPO: "qwen3.5-397b", MODEL_PATH: FIXTURE });
+    expect(resolveModelTarget(cfg)).toMatchObject({ kind: "local", checkpointDir: FIXTURE });
+    expect(resolveModelTarget(cfg, "demo")).toMatchObject({ id: "demo", kind: "demo", checkpointDir: join(tmp, "data", "flashchat", "checkpoints", "demo") });
+    expect(resolveModelTarget(cfg, "someone/other")).toMatchObject({ kind: "hub", repo: "someone/other", checkpointDir: "" });
+    // the same model as MODEL_REPO keeps MODEL_PATH
+    expect(resolveModelTarget(cfg, "qwen3.5-397b").checkpointDir).toBe(FIXTURE);
+  });
+
+  test("a repo's checkpoint is its snapshot in the Hugging Face cache", async () => {
+    const cache = join(tmp, "cache", "huggingface", "hub");
+    const snap = join(cache, "models--someone--cached", "snapshots", "abc");
+    mkdirSync(snap, { recursive: true });
+    const cfg = await config({ MODEL_REPO: "someone/cached" });
+    expect(cfg.modelPath).toBe(""); // config keeps the plain value; lib/model finds the folder
+    expect(resolveModelTarget(cfg)).toMatchObject({ kind: "hub", checkpointDir: snap });
   });
 
   test("an unknown id says what is accepted", async () => {

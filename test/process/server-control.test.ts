@@ -51,6 +51,25 @@ describe("processes", () => {
     expect(isProcessAlive(sleeper.pid)).toBe(false);
     expect(isProcessAlive(0)).toBe(false);
   });
+
+  // The macOS way (ps -o stat= / command=), checked here too: both sources must agree on every answer.
+  for (const via of ["proc", "ps"] as const) {
+    test.skipIf(via === "proc" && process.platform !== "linux")(`a zombie is not alive, a live process is, by ${via}`, async () => {
+      expect(isProcessAlive(process.pid, via)).toBe(true);
+      expect(loadCommandLine(process.pid, via)!.join(" ")).toContain("bun");
+      // sh starts a child that exits at once, then becomes `sleep`, which never reaps it: a zombie until sleep ends
+      await using parent = Bun.spawn(["sh", "-c", 'sleep 0 & echo $!; exec sleep 30'], { stdout: "pipe" });
+      const reader = parent.stdout.getReader();
+      const zombie = Number(new TextDecoder().decode((await reader.read()).value).trim());
+      reader.releaseLock();
+      expect(zombie).toBeGreaterThan(0);
+      while (isProcessAlive(zombie, via)) await Bun.sleep(20); // becomes a zombie within moments
+      expect(isProcessAlive(parent.pid, via)).toBe(true);
+      const seen = Bun.spawnSync(["ps", "-o", "stat=", "-p", String(zombie)]).stdout.toString().trim();
+      expect(seen[0]).toBe("Z"); // not alive because it is a zombie, not because it is gone
+      parent.kill();
+    });
+  }
 });
 
 describe("ports", () => {

@@ -2,6 +2,7 @@ import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
+import { xdgEnv } from "../helpers/cli.ts";
 import { listSessions, loadSession } from "../../lib/chat/sessions.ts";
 import { type Script, startStubServer } from "../chat/stub-server.ts";
 
@@ -16,14 +17,7 @@ afterAll(() => {
   stub.server.stop(true);
   rmSync(home, { recursive: true, force: true });
 });
-const env = {
-  ...(process.env as Record<string, string>),
-  HOME: home,
-  XDG_CONFIG_HOME: join(home, "c"),
-  XDG_DATA_HOME: join(home, "d"),
-  XDG_CACHE_HOME: join(home, "x"),
-  FLASHCHAT_SERVER_PORT: String(stub.server.port),
-};
+const env = { ...xdgEnv(home), FLASHCHAT_SERVER_PORT: String(stub.server.port) };
 const paths = { sessionsDir: join(home, "c/flashchat/sessions") };
 
 async function run(args: string[], stdin: string) {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
 import { resolvePromptText } from "../../lib/chat/prompt.ts";
+import { unusedPort, xdgEnv } from "../helpers/cli.ts";
 import { type Script, startStubServer } from "../chat/stub-server.ts";
 
 // these tests spawn processes: give them room on a busy machine
@@ -20,14 +21,7 @@ beforeEach(() => {
   stub.requests.length = 0;
 });
 
-const baseEnv = {
-  ...(process.env as Record<string, string>),
-  HOME: home,
-  XDG_CONFIG_HOME: join(home, "c"),
-  XDG_DATA_HOME: join(home, "d"),
-  XDG_CACHE_HOME: join(home, "x"),
-  FLASHCHAT_SERVER_PORT: String(stub.server.port),
-};
+const baseEnv = { ...xdgEnv(home), FLASHCHAT_SERVER_PORT: String(stub.server.port) };
 
 async function run(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}) {
   const proc = Bun.spawn([process.execPath, script, ...args], {
@@ -99,9 +93,7 @@ test("a server error is reported on stderr with a non-zero exit", async () => {
 });
 
 test("no server and a model that cannot be found: one clear error on stderr, exit 1", async () => {
-  const dead = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
-  const port = String(dead.port);
-  dead.stop(true);
+  const port = unusedPort();
   const r = await run(["hi", "--model", "./no-such-model"], { env: { FLASHCHAT_SERVER_PORT: port } });
   expect(r.code).toBe(1);
   expect(r.stdout).toBe("");
@@ -115,9 +107,7 @@ test("prompt text: as given, or stdin without its final newline", async () => {
 });
 
 test("no server running: the demo model is set up (--yes), run for this one reply on the real engine, and nothing is left running", async () => {
-  const dead = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
-  const port = String(dead.port);
-  dead.stop(true);
+  const port = unusedPort();
   const r = await run(["Hello", "--model", "demo", "--yes", "--tokens", "8", "--json"], { env: { FLASHCHAT_SERVER_PORT: port } });
   expect(r.stderr).toContain("no server is running: loading demo for this reply");
   expect(r.code).toBe(0);
@@ -128,6 +118,14 @@ test("no server running: the demo model is set up (--yes), run for this one repl
   const ps = Bun.spawnSync(["ps", "-eo", "args"]).stdout.toString();
   expect(ps).not.toContain(join(home, "d"));
   expect(await Bun.file(join(home, "c/flashchat/server.pid")).exists()).toBe(false);
+}, 60_000);
+
+test("no server running and API_KEY set: the private server requires the key, and prompt sends it", async () => {
+  const port = unusedPort();
+  const r = await run(["Hello", "--model", "demo", "--yes", "--tokens", "4", "--json"], { env: { FLASHCHAT_SERVER_PORT: port, FLASHCHAT_API_KEY: "s3cret" } });
+  expect(r.stderr).not.toContain("HTTP 401");
+  expect(r.code).toBe(0);
+  expect(JSON.parse(r.stdout)).toMatchObject({ model: "demo", via: "local", usage: { completion_tokens: 4 } });
 }, 60_000);
 
 test("Ctrl-C (SIGINT) stops the reply: what arrived stays on stdout, exit 130", async () => {

@@ -2,13 +2,14 @@
 import { afterAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "pathe";
+import { xdgEnv } from "../helpers/cli.ts";
 import { writeTestModel } from "../../lib/model/test-model.ts";
 import { makeTempDir, removeDir } from "../model/_helpers.ts";
 
 const script = join(import.meta.dir, "../../scripts/repack-experts.ts");
 const tmp = makeTempDir();
 afterAll(() => removeDir(tmp));
-const env = { ...process.env, HOME: tmp, XDG_CONFIG_HOME: join(tmp, "c"), XDG_DATA_HOME: join(tmp, "d"), XDG_CACHE_HOME: join(tmp, "k"), NO_COLOR: "1" };
+const env = { ...xdgEnv(tmp), NO_COLOR: "1" };
 
 // 4 layers of 64 experts of [512 x 256]: 14 MB per layer, long enough to be killed in the middle
 const dims = {

@@ -1,18 +1,14 @@
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "pathe";
+import { runCli, scriptFile, xdgEnv } from "../helpers/cli.ts";
 import { FIXTURE, makeTempDir, removeDir } from "../model/_helpers.ts";
 
-const script = join(import.meta.dir, "../../scripts/repack-experts.ts");
+const script = scriptFile("repack-experts");
 const tmp = makeTempDir();
 afterAll(() => removeDir(tmp));
-const env = { ...process.env, HOME: tmp, XDG_CONFIG_HOME: join(tmp, "c"), XDG_DATA_HOME: join(tmp, "d"), XDG_CACHE_HOME: join(tmp, "k"), NO_COLOR: "1" };
-
-async function run(...args: string[]) {
-  await using proc = Bun.spawn([process.execPath, script, ...args], { stdout: "pipe", stderr: "pipe", env });
-  const [stdout, stderr, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
-  return { stdout, stderr, code };
-}
+const env = { ...xdgEnv(tmp), NO_COLOR: "1" };
+const run = (...args: string[]) => runCli(args, { env, script });
 
 test("importing the script has no side effects", async () => {
   const mod = await import(script);

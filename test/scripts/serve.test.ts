@@ -194,4 +194,38 @@ describe("with a prepared model (real engine)", () => {
     expect(await proc.exited).toBe(0);
     expect(isProcessAlive(health!.engine!.pid)).toBe(false);
   }, 60_000);
+
+  test("SIGTERM with the engine stopped (SIGSTOP) and a stream in flight: exit 0, the engine SIGKILLed after the shutdown deadline", async () => {
+    const { env, modelDir } = await prepared("fg-stopped");
+    const port = await freePort();
+    await using proc = Bun.spawn([process.execPath, SERVE, "--model", modelDir, "--port", String(port)], { env, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    let health: { status: string; engine?: { pid: number } } | undefined;
+    for (let i = 0; i < 300 && health?.status !== "ok"; i++) {
+      await Bun.sleep(50);
+      health = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.json() as Promise<typeof health>).catch(() => undefined);
+    }
+    expect(health!.status).toBe("ok");
+    const enginePid = health!.engine!.pid;
+    process.kill(enginePid, "SIGSTOP");
+    const stream = fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ messages: [{ role: "user", content: "hello" }], max_tokens: 500, stream: true }),
+    }).then((r) => r.text()).catch(() => "");
+    // the request reached the engine's queue: the server reports it busy
+    for (let i = 0; i < 300; i++) {
+      const h = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.json() as Promise<any>);
+      if (h.queue?.busy) break;
+      await Bun.sleep(20);
+    }
+    const t0 = performance.now();
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    const stopMs = performance.now() - t0;
+    await stream;
+    expect(isProcessAlive(enginePid)).toBe(false);
+    const log = readFileSync(join(env.XDG_CONFIG_HOME!, "flashchat", "logs", "server.log"), "utf8");
+    expect(log).toContain(`engine pid ${enginePid} did not exit within 2000 ms of shutdown: killed (SIGKILL)`);
+    console.log(`SIGTERM with a SIGSTOPped engine: server exited after ${Math.round(stopMs)} ms`);
+  }, 60_000);
 });

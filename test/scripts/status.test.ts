@@ -48,5 +48,5 @@ describe("flashchat status", () => {
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/experts\s+4\/4 layers/);
     expect(human.stdout).toContain("stale pid file");
-  });
+  }, 60_000); // five processes one after another: more than bun test's 5 s default on a busy machine
 });

@@ -1,5 +1,6 @@
 // An in-process stand-in for the engine child, speaking the Engine interface of lib/engine/types.ts:
-// prefix snapshots (cached_tokens), seeded sampling over printable byte tokens, force_tokens, cancel, crash.
+// prefix snapshots (cached_tokens), seeded sampling over printable byte tokens, force_tokens, cancel, crash,
+// stalls (stop answering), made-up logprobs in the protocol's shape.
 // HTTP-layer tests use it to stay fast; the end-to-end tests run the real engine binary.
 import { type Engine, EngineError, type EngineStartOptions, type GenerateEvent, type GenerateRequest } from "../../lib/engine/types.ts";
 
@@ -14,6 +15,11 @@ export interface FakeEngineOptions {
 
 export interface FakeEngine extends Engine {
   crash(): void;
+  /** Stop answering (as a deadlocked engine): the running and later generations write nothing until resume(). */
+  stall(): void;
+  resume(): void;
+  /** How the engine ended: "SIGKILL" after kill(), 0 after close(). */
+  readonly exitedWith: number | string | undefined;
   readonly nGenerates: number;
 }
 
@@ -41,11 +47,17 @@ function createFakeEngine(pid: number, opts: FakeEngineOptions): FakeEngine {
   let dead = false;
   let busy = false;
   let nGenerates = 0;
+  let stalled = false;
+  let lastOutputAt = performance.now();
+  let runningSince = 0;
+  let exitedWith: number | string | undefined;
+  let killed: { message: string; code: string } | undefined;
   const deathWaiters = new Set<() => void>();
 
   const die = (code: number | string) => {
     if (dead) return;
     dead = true;
+    exitedWith = code;
     for (const w of deathWaiters) w();
     exitResolve(code);
   };
@@ -54,6 +66,7 @@ function createFakeEngine(pid: number, opts: FakeEngineOptions): FakeEngine {
     if (dead) throw new EngineError("the engine is not running", "exited");
     if (busy) throw new EngineError("a generation is already running", "busy");
     busy = true;
+    runningSince = performance.now();
     nGenerates++;
     try {
       const ctx = opts.context ?? 4096;
@@ -61,6 +74,9 @@ function createFakeEngine(pid: number, opts: FakeEngineOptions): FakeEngine {
       for (const s of snapshots) if (s.length <= req.tokens.length && s.length > cached && s.every((t, i) => t === req.tokens[i])) cached = s.length;
       for (const at of [...(req.snapshot_at ?? []), req.tokens.length]) if (at > 0 && at <= req.tokens.length) snapshots.push(req.tokens.slice(0, at));
       const t0 = performance.now();
+      while (stalled && !dead) await Bun.sleep(5);
+      if (dead) throw new EngineError(killed?.message ?? "the engine exited (SIGKILL)", killed?.code ?? "exited");
+      lastOutputAt = performance.now();
       yield { type: "prompt", prompt_tokens: req.tokens.length, cached_tokens: cached };
       let rng = (req.sampling?.seed ?? Math.floor(Math.random() * 1e9)) >>> 0;
       const stop = new Set(req.stop_tokens ?? []);
@@ -74,9 +90,11 @@ function createFakeEngine(pid: number, opts: FakeEngineOptions): FakeEngine {
             resolve();
           };
           deathWaiters.add(done);
-          setTimeout(done, opts.tokenDelayMs ?? 1);
+          const tick = () => (stalled ? setTimeout(tick, 5) : done());
+          setTimeout(tick, opts.tokenDelayMs ?? 1);
         });
-        if (dead) throw new EngineError("the engine exited (SIGKILL)", "exited");
+        if (dead) throw new EngineError(killed?.message ?? "the engine exited (SIGKILL)", killed?.code ?? "exited");
+        lastOutputAt = performance.now();
         if (signal?.aborted) {
           reason = "cancelled";
           break;
@@ -90,7 +108,11 @@ function createFakeEngine(pid: number, opts: FakeEngineOptions): FakeEngine {
           token = rng % 94; // printable ASCII byte tokens of the tiny tokenizer
         }
         n++;
-        yield { type: "token", token };
+        if (req.logprobs) {
+          // made-up but well-formed: the sampled token first, then the next byte tokens, each less likely
+          const top = Array.from({ length: req.top_logprobs ?? 0 }, (_, i) => ({ token: i === 0 ? token : (token + i) % 94, logprob: -0.25 - i }));
+          yield { type: "token", token, logprob: -0.25, top_logprobs: top };
+        } else yield { type: "token", token };
         if (stop.has(token)) {
           reason = "stop";
           break;
@@ -124,8 +146,29 @@ function createFakeEngine(pid: number, opts: FakeEngineOptions): FakeEngine {
       snapshots.push(...((await Bun.file(path).json()) as number[][]));
     },
     exited,
-    close: async () => die(0),
+    close: async () => {
+      if (stalled) {
+        die("SIGKILL");
+        return "killed";
+      }
+      die(0);
+      return "exited";
+    },
+    kill: (message, code = "killed") => {
+      killed ??= { message, code };
+      die("SIGKILL");
+    },
+    activity: () => ({ busy, silentMs: busy ? performance.now() - Math.max(lastOutputAt, runningSince) : 0 }),
     crash: () => die("SIGKILL"),
+    stall: () => {
+      stalled = true;
+    },
+    resume: () => {
+      stalled = false;
+    },
+    get exitedWith() {
+      return exitedWith;
+    },
     get nGenerates() {
       return nGenerates;
     },

@@ -104,7 +104,9 @@ describe("server options", () => {
     const server = await startTestServer(tmp.dir, { startEngine: fake.start, defaults: { maxTokens: 4000, temperature: 0.7, topP: 0.9 } });
     const ac = new AbortController();
     const p = fetch(`${server.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "x" }], max_tokens: 3000 }), signal: ac.signal }).catch((e) => e);
-    await Bun.sleep(60);
+    // abort once the generation runs on the engine (not while the prompt is still being prepared)
+    for (let i = 0; i < 1000 && (fake.engines[0]?.nGenerates ?? 0) === 0; i++) await Bun.sleep(5);
+    await Bun.sleep(30);
     ac.abort();
     await p;
     const log = join(tmp.dir, "logs", "server.log");

@@ -6,6 +6,7 @@ import OpenAI from "openai";
 import { join } from "pathe";
 import type { RunningServer } from "../../lib/server/app.ts";
 import { parseSseFrames } from "../../lib/server/sse.ts";
+import { loadTokenizer } from "../../lib/server/tokenizer.ts";
 import { prepareFixtureArtifacts, writeFixtureCheckpoint } from "./_real-model.ts";
 import { createTempDir, startTestServer } from "./_server-fixture.ts";
 
@@ -66,6 +67,41 @@ describe("real engine", () => {
     expect(usage!.prompt_tokens).toBe(a.usage!.prompt_tokens);
     // random weights emit random bytes: the stream never carries a broken UTF-8 sequence mid-way
     expect(text.length).toBeGreaterThan(0);
+  });
+
+  test("logprobs: one entry per generated token, log-probabilities <= 0, the greedy token's bytes", async () => {
+    const r = await client.chat.completions.create({ model: "tiny", messages: user("Hello"), max_tokens: 12, temperature: 0, logprobs: true });
+    const content = r.choices[0]!.logprobs!.content!;
+    expect(content).toHaveLength(r.usage!.completion_tokens);
+    for (const e of content) {
+      expect(e.logprob).toBeLessThanOrEqual(0);
+      expect(Array.isArray(e.bytes)).toBe(true);
+    }
+    // the bytes of all tokens are the reply's UTF-8 bytes
+    const bytes = content.flatMap((e) => e.bytes!);
+    expect(new TextDecoder().decode(new Uint8Array(bytes))).toBe(r.choices[0]!.message.content!);
+  });
+
+  // top_logprobs and logit_bias need the engine's protocol support (native/PROTOCOL.md documents it when it is there)
+  const engineHasTopLogprobs = readFileSync(join(import.meta.dir, "..", "..", "native", "PROTOCOL.md"), "utf8").includes("top_logprobs");
+  test.skipIf(!engineHasTopLogprobs)("top_logprobs: N alternatives, most likely first; greedy picks the first", async () => {
+    const r = await client.chat.completions.create({ model: "tiny", messages: user("Hello"), max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 3 });
+    for (const e of r.choices[0]!.logprobs!.content!) {
+      expect(e.top_logprobs).toHaveLength(3);
+      const lps = e.top_logprobs.map((t) => t.logprob);
+      expect([...lps].sort((a, b) => b - a)).toEqual(lps);
+      expect(e.top_logprobs[0]!.bytes).toEqual(e.bytes);
+      expect(Math.abs(e.top_logprobs[0]!.logprob - e.logprob)).toBeLessThan(1e-4);
+    }
+  });
+  test.skipIf(!engineHasTopLogprobs)("logit_bias -100 on the greedy first token makes greedy pick the runner-up", async () => {
+    const req = { model: "tiny", messages: user("Hello"), max_tokens: 1, temperature: 0, logprobs: true, top_logprobs: 2 };
+    const a = await client.chat.completions.create(req);
+    const [first, second] = a.choices[0]!.logprobs!.content![0]!.top_logprobs;
+    const tok = await loadTokenizer(join(tmp.dir, "model"));
+    const id = Array.from({ length: tok.vocabSize }, (_, i) => i).find((i) => JSON.stringify(tok.tokenBytes(i)) === JSON.stringify(first!.bytes))!;
+    const b = await client.chat.completions.create({ ...req, logit_bias: { [String(id)]: -100 } });
+    expect(b.choices[0]!.logprobs!.content![0]!.bytes).toEqual(second!.bytes);
   });
 
   test("seed: same seed same reply, another seed another reply", async () => {

@@ -1,7 +1,8 @@
 import { expect, test } from "bun:test";
 import { tmpdir } from "node:os";
 import { UserError } from "../../lib/errors.ts";
-import { askConsent, checkDisks, isInteractive, LARGE_WRITE_BYTES, needsConsent, renderPlan } from "../../lib/setup/consent.ts";
+import { askConsent, checkDisks, LARGE_WRITE_BYTES, needsConsent, renderPlan } from "../../lib/setup/consent.ts";
+import { isInteractive } from "../../lib/term.ts";
 import type { SetupPlan, SetupStep } from "../../lib/setup/plan.ts";
 
 const step = (o: Partial<SetupStep>): SetupStep => ({ id: "extract", title: "extract weights", done: false, detail: "", downloadBytes: 0, writeBytes: 0, ...o });

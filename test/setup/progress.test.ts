@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
-import { createByteProgress, formatBytes, formatDuration, renderProgressLine } from "../../lib/setup/progress.ts";
+import { formatBytes, formatDuration } from "../../lib/format.ts";
+import { createByteProgress, renderProgressLine } from "../../lib/progress.ts";
 
 test("formatBytes uses decimal units", () => {
   expect([0, 999, 1000, 1234567, 209e9, 1.5e12].map(formatBytes)).toEqual(["0 B", "999 B", "1.0 KB", "1.2 MB", "209 GB", "1.5 TB"]);

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "pathe";
+import { resolveModelTarget } from "../../lib/model/target.ts";
 import { loadFlashchatConfig } from "../../lib/config/index.ts";
 import type { ResolvedConfig } from "../../lib/config/schema.ts";
 import { UserError } from "../../lib/errors.ts";
@@ -230,9 +231,9 @@ describe("a model from the Hub", () => {
       copyFileSync(join(FIXTURE, f.path), join(repoDir, "blobs", f.sha256 ?? f.oid));
       symlinkSync(`../../blobs/${f.sha256 ?? f.oid}`, join(repoDir, "snapshots", commit, f.path));
     }
-    // the config layer finds the snapshot; setup only extracts and repacks (small writes: no question)
+    // lib/model finds the snapshot; setup only extracts and repacks (small writes: no question)
     const cfg = await loadFlashchatConfig({ env, cwd: tmp, overrides: { MODEL_REPO: REPO } });
-    expect(cfg.modelPath).toBe(join(repoDir, "snapshots", commit));
+    expect(resolveModelTarget(cfg).checkpointDir).toBe(join(repoDir, "snapshots", commit));
     const r = await runSetup(cfg, opts());
     expect(r.ran).toEqual(["extract", "repack"]);
     expect(hub.requests).toEqual([]);

@@ -5,25 +5,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
 import { listSessions, loadSession } from "../../lib/chat/sessions.ts";
-import { hasTmux, Tmux } from "./tmux.ts";
+import { unusedPort } from "../helpers/cli.ts";
+import { createTerminalHome, hasTmux, root, Tmux } from "./tmux.ts";
 
-const root = join(import.meta.dir, "../..");
-const home = mkdtempSync(join(tmpdir(), "fc-tmux-engine-"));
-const free = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
-const port = String(free.port);
-free.stop(true);
-const env = {
-  HOME: home,
-  XDG_CONFIG_HOME: join(home, "c"),
-  XDG_DATA_HOME: join(home, "d"),
-  XDG_CACHE_HOME: join(home, "x"),
-  PATH: process.env.PATH ?? "/usr/bin:/bin",
-  TERM: "xterm-256color",
-  FLASHCHAT_MODEL_REPO: "demo",
-  FLASHCHAT_SERVER_PORT: port,
-  FLASHCHAT_MAX_TOKENS: "12",
-};
-const sessionsDir = join(home, "c/flashchat/sessions");
+const port = unusedPort();
+const t = createTerminalHome("fc-tmux-engine-", { FLASHCHAT_MODEL_REPO: "demo", FLASHCHAT_SERVER_PORT: port, FLASHCHAT_MAX_TOKENS: "12" });
+const { home, env } = t;
+const sessionsDir = t.sessionsDir;
 let term: Tmux | undefined;
 
 function stopServer() {
@@ -33,7 +21,7 @@ function stopServer() {
 afterAll(() => {
   term?.kill();
   stopServer();
-  rmSync(home, { recursive: true, force: true });
+  t.remove();
 });
 
 test.skipIf(!hasTmux)("chat starts the server for the demo model, streams a reply with stats, and the session resumes", async () => {

@@ -5,27 +5,17 @@ import { tmpdir } from "node:os";
 import { join } from "pathe";
 import { Session, listSessions, loadSession } from "../../lib/chat/sessions.ts";
 import { type Script, startStubServer } from "../chat/stub-server.ts";
-import { hasTmux, Tmux } from "./tmux.ts";
+import { createTerminalHome, hasTmux, root, Tmux } from "./tmux.ts";
 
-const root = join(import.meta.dir, "../..");
-const home = mkdtempSync(join(tmpdir(), "fc-tmux-menu-"));
 const scripts: Script[] = [];
 const stub = startStubServer(() => scripts.shift() ?? { content: ["(nothing scripted)"] });
-const env = {
-  HOME: home,
-  XDG_CONFIG_HOME: join(home, "c"),
-  XDG_DATA_HOME: join(home, "d"),
-  XDG_CACHE_HOME: join(home, "x"),
-  PATH: process.env.PATH ?? "/usr/bin:/bin",
-  TERM: "xterm-256color",
-  FLASHCHAT_SERVER_PORT: String(stub.server.port),
-};
-const sessionsDir = join(home, "c/flashchat/sessions");
+const t = createTerminalHome("fc-tmux-menu-", { FLASHCHAT_SERVER_PORT: String(stub.server.port) });
+const { home, env, sessionsDir } = t;
 let term: Tmux | undefined;
 afterEach(() => term?.kill());
 afterAll(() => {
   stub.server.stop(true);
-  rmSync(home, { recursive: true, force: true });
+  t.remove();
 });
 
 const MENU = ["1. New chat", "2. Resume a session", "3. Stop the server", "4. Configure (setup wizard)", "5. Status", "6. Sessions", "7. Benchmarks", "8. Quit"];

@@ -1,8 +1,27 @@
 // Drive a program in a real terminal: a tmux session on a private socket (send-keys, capture-pane).
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "pathe";
 
 export const hasTmux = Bun.spawnSync(["sh", "-c", "command -v tmux"]).exitCode === 0;
+
+/** The checkout a terminal test runs flashchat from. */
+export const root = join(import.meta.dir, "../..");
+
+/** A throwaway HOME for a terminal test: XDG dirs inside (c/, d/, x/), a terminal's PATH and TERM, plus `extra`. */
+export function createTerminalHome(prefix: string, extra: Record<string, string> = {}) {
+  const home = mkdtempSync(join(tmpdir(), prefix));
+  const env: Record<string, string> = {
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, "c"),
+    XDG_DATA_HOME: join(home, "d"),
+    XDG_CACHE_HOME: join(home, "x"),
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    TERM: "xterm-256color",
+    ...extra,
+  };
+  return { home, env, sessionsDir: join(home, "c/flashchat/sessions"), remove: () => rmSync(home, { recursive: true, force: true }) };
+}
 
 const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 

@@ -11,6 +11,9 @@ struct cpu_ctx {
     float * xp;    /* prepared x [n_tokens * cols] */
     float * xsum;  /* [n_tokens * cols / 64] */
     size_t xp_cap, xsum_cap;
+    int8_t * xq;   /* int8 x [n_tokens * cols / 64 * FC_QX_BYTES] (levels with matmul_qx) */
+    float * xd, * xqs; /* [n_tokens * cols / 64] */
+    size_t xq_cap, xd_cap, xqs_cap;
     float * deq;   /* per thread: 4 rows dequantized [n_threads][4 * cols] */
     size_t deq_cap_per_thread;
     int32_t n_threads;
@@ -18,6 +21,7 @@ struct cpu_ctx {
 
 struct mm_job {
     const struct fc_matrix * w;
+    int int8; /* x prepared by fc_cpu_prepare_xq: matmul_qx */
     const float * x; /* prepared (quantized) or natural (float types) */
     const float * xsum;
     float * out;
@@ -62,6 +66,14 @@ static void mm_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread)
     int64_t r0, r1;
     fc_split_range(w->rows, chunk, n_chunks, job->n_tokens == 1 ? 16 : 4, &r0, &r1);
     if (r0 >= r1) return;
+    if (job->int8) {
+        const int32_t ng = cols / FC_QK;
+        k->matmul_qx[fc_bits_index(fc_dtype_bits(w->type))](w->data + (size_t)r0 * w->row_bytes, w->row_bytes,
+                                                             w->scales + (size_t)r0 * ng, w->biases + (size_t)r0 * ng,
+                                                             (int32_t)(r1 - r0), ng, job->c->xq, job->c->xd, job->xsum,
+                                                             job->c->xqs, job->n_tokens, job->out + r0, (size_t)w->rows);
+        return;
+    }
     if (job->n_tokens == 1 && fc_dtype_is_quantized(w->type)) {
         const int32_t ng = cols / FC_QK;
         const int bi = fc_bits_index(fc_dtype_bits(w->type));
@@ -120,17 +132,32 @@ static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const
     }
     const int32_t cols = w->cols;
     struct mm_job job = { .w = w, .x = x, .xsum = NULL, .out = out, .n_tokens = n_tokens, .c = c };
-    if (fc_dtype_is_quantized(w->type)) {
+    const int bits = fc_dtype_is_quantized(w->type) ? fc_dtype_bits(w->type) : 0;
+    if (bits && c->k->matmul_qx[fc_bits_index(bits)]) {
+        const size_t ng = (size_t)n_tokens * (cols / FC_QK), n = ng * FC_QX_BYTES;
+        if (c->xq_cap < n) {
+            free(c->xq);
+            c->xq = fc_alloc_aligned(n);
+            FC_ASSERT(c->xq != NULL);
+            c->xq_cap = n;
+        }
+        FC_ASSERT(ensure(&c->xd, &c->xd_cap, ng) && ensure(&c->xqs, &c->xqs_cap, ng) && ensure(&c->xsum, &c->xsum_cap, ng));
+        for (int32_t t = 0; t < n_tokens; t++) {
+            const size_t o = (size_t)t * (cols / FC_QK);
+            fc_cpu_prepare_xq(bits, x + (size_t)t * cols, cols, c->xq + o * FC_QX_BYTES, c->xd + o, c->xsum + o, c->xqs + o);
+        }
+        job.int8 = 1;
+        job.xsum = c->xsum;
+    } else if (bits) {
         FC_ASSERT(ensure(&c->xp, &c->xp_cap, (size_t)n_tokens * cols));
         FC_ASSERT(ensure(&c->xsum, &c->xsum_cap, (size_t)n_tokens * (cols / FC_QK)));
-        int bits = fc_dtype_bits(w->type);
         for (int32_t t = 0; t < n_tokens; t++) {
             fc_cpu_prepare_x(bits, x + (size_t)t * cols, cols, c->xp + (size_t)t * cols, c->xsum + (size_t)t * (cols / FC_QK));
         }
         job.x = c->xp;
         job.xsum = c->xsum;
     }
-    if (n_tokens > 1 || !fc_dtype_is_quantized(w->type)) {
+    if (!job.int8 && (n_tokens > 1 || !bits)) {
         size_t per = (size_t)4 * cols;
         if (c->deq_cap_per_thread < per) {
             free(c->deq);
@@ -156,6 +183,9 @@ static void cpu_free(struct fc_backend * be) {
     free(c->xp);
     free(c->xsum);
     free(c->deq);
+    free(c->xq);
+    free(c->xd);
+    free(c->xqs);
     free(c);
     be->ctx = NULL;
 }
@@ -172,14 +202,15 @@ static const struct fc_backend_ops cpu_ops = {
     .describe = cpu_describe,
 };
 
-/* kernel_level -1 = the best this CPU has; the backend name "cpu:N" forces level N (benchmarks, verify). */
-enum fc_status fc_backend_cpu_init(struct fc_backend * be, struct fc_pool * pool, int kernel_level, struct fc_error * err) {
-    struct cpu_ctx * c = fc_xcalloc(1, sizeof *c);
-    c->k = kernel_level < 0 ? fc_cpu_kernels_best() : fc_cpu_kernels_get(kernel_level);
-    if (!c->k) {
-        free(c);
-        return fc_error_set(err, FC_STATUS_BAD_REQUEST, "kernel level %d is not supported on this CPU", kernel_level);
+/* kernels NULL = the default level; "cpu:N" forces level N, "cpu:NAME" a kernel set by name (benchmarks, verify). */
+enum fc_status fc_backend_cpu_init(struct fc_backend * be, struct fc_pool * pool, const char * kernels, struct fc_error * err) {
+    const struct fc_cpu_kernels * k = kernels ? fc_cpu_kernels_by_name(kernels) : fc_cpu_kernels_best();
+    if (!k) {
+        return fc_error_set(err, FC_STATUS_BAD_REQUEST, "CPU kernels '%s' are not supported on this CPU (this one has: %s)", kernels,
+                            fc_cpu_kernels_list());
     }
+    struct cpu_ctx * c = fc_xcalloc(1, sizeof *c);
+    c->k = k;
     c->n_threads = fc_pool_size(pool);
     be->ops = &cpu_ops;
     be->ctx = c;

@@ -1,9 +1,13 @@
 /* Portable C kernels for the prepared-x layout, the reference matmul, and kernel selection. */
 #include "kernels.h"
 
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../backend.h"
+#include "../platform.h"
 #include "../util.h"
 
 void fc_cpu_prepare_x(int bits, const float * x, int32_t cols, float * xp, float * xsum) {
@@ -18,6 +22,72 @@ void fc_cpu_prepare_x(int bits, const float * x, int32_t cols, float * xp, float
         }
         for (int i = 0; i < FC_QK; i++) s += xg[i];
         xsum[g] = s;
+    }
+}
+
+static inline int32_t round_i32(float v) {
+    return (int32_t)(v + (v >= 0.0f ? 0.5f : -0.5f));
+}
+
+void fc_cpu_prepare_xq(int bits, const float * x, int32_t cols, int8_t * xq, float * xd, float * xsum, float * xqs) {
+    const int per = 8 / bits;
+    const int nbytes = 8 * bits;
+    for (int32_t g = 0; g < cols / FC_QK; g++) {
+        const float * xg = x + (size_t)g * FC_QK;
+        int8_t * q1 = xq + (size_t)g * FC_QX_BYTES, * q2 = q1 + FC_QK;
+        float s = 0.0f, amax = 0.0f;
+        for (int i = 0; i < FC_QK; i++) {
+            s += xg[i];
+            float a = xg[i] < 0 ? -xg[i] : xg[i];
+            if (a > amax) amax = a;
+        }
+        const float d = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        int32_t s1 = 0, s2 = 0;
+        for (int k = 0; k < nbytes; k++) {
+            for (int j = 0; j < per; j++) {
+                const float v = xg[k * per + j] * inv; /* in [-127, 127] */
+                int32_t a = round_i32(v);
+                a = a > 127 ? 127 : a < -127 ? -127 : a;
+                int32_t b = round_i32((v - (float)a) * 254.0f); /* |v - a| <= 0.5 (+ rounding): |b| <= 127 */
+                b = b > 127 ? 127 : b < -127 ? -127 : b;
+                q1[j * nbytes + k] = (int8_t)a;
+                q2[j * nbytes + k] = (int8_t)b;
+                s1 += a;
+                s2 += b;
+            }
+        }
+        xd[g] = d;
+        xsum[g] = s;
+        xqs[g] = d * ((float)s1 + (float)s2 * (1.0f / 254.0f));
+    }
+}
+
+void fc_cpu_matmul_qx_generic(int bits, const uint8_t * codes, size_t row_bytes, const uint16_t * scales, const uint16_t * biases,
+                              int32_t n_rows, int32_t n_groups, const int8_t * xq, const float * xd, const float * xsum,
+                              const float * xqs, int32_t n_tokens, float * out, size_t out_stride) {
+    const int per = 8 / bits, nbytes = 8 * bits, mask = (1 << bits) - 1;
+    (void)xqs; /* the codes are used as they are: no -128 offset to undo */
+    for (int32_t t = 0; t < n_tokens; t++) {
+        for (int32_t r = 0; r < n_rows; r++) {
+            const uint8_t * c = codes + (size_t)r * row_bytes;
+            float total = 0.0f;
+            for (int32_t g = 0; g < n_groups; g++) {
+                const size_t tg = (size_t)t * n_groups + g;
+                const int8_t * q1 = xq + tg * FC_QX_BYTES, * q2 = q1 + FC_QK;
+                int32_t a1 = 0, a2 = 0;
+                for (int j = 0; j < per; j++) {
+                    for (int k = 0; k < nbytes; k++) {
+                        const int32_t code = (c[g * nbytes + k] >> (j * bits)) & mask;
+                        a1 += code * q1[j * nbytes + k];
+                        a2 += code * q2[j * nbytes + k];
+                    }
+                }
+                const size_t rg = (size_t)r * n_groups + g;
+                const float isum = (float)a1 + (float)a2 * (1.0f / 254.0f);
+                total += fc_bf16_to_f32(scales[rg]) * xd[tg] * isum + fc_bf16_to_f32(biases[rg]) * xsum[tg];
+            }
+            out[(size_t)t * out_stride + r] = total;
+        }
     }
 }
 
@@ -89,8 +159,57 @@ const struct fc_cpu_kernels fc_cpu_kernels_generic = {
     .dot4x4 = dot4x4_generic,
 };
 
+#define DEF_QX_GENERIC(BITS)                                                                                       \
+    static void matmul_q##BITS##x_generic(const uint8_t * codes, size_t row_bytes, const uint16_t * scales,            \
+                                          const uint16_t * biases, int32_t n_rows, int32_t n_groups, const int8_t * xq, \
+                                          const float * xd, const float * xsum, const float * xqs, int32_t n_tokens,   \
+                                          float * out, size_t out_stride) {                                            \
+        fc_cpu_matmul_qx_generic(BITS, codes, row_bytes, scales, biases, n_rows, n_groups, xq, xd, xsum, xqs, n_tokens, \
+                                 out, out_stride);                                                                     \
+    }
+DEF_QX_GENERIC(2)
+DEF_QX_GENERIC(4)
+DEF_QX_GENERIC(8)
+
+const struct fc_cpu_kernels fc_cpu_kernels_generic_int8 = {
+    .name = "generic-int8",
+    .dot_q = { dot_q2_generic, dot_q4_generic, dot_q8_generic },
+    .dequant_q = { dequant_q2_generic, dequant_q4_generic, dequant_q8_generic },
+    .dot4 = dot4_generic,
+    .dot4x4 = dot4x4_generic,
+    .matmul_qx = { matmul_q2x_generic, matmul_q4x_generic, matmul_q8x_generic },
+};
+
+const struct fc_cpu_kernels * fc_cpu_kernels_by_name(const char * name) {
+    if (name[0] >= '0' && name[0] <= '9' && name[1] == '\0') return fc_cpu_kernels_get(name[0] - '0');
+    if (strcmp(name, fc_cpu_kernels_generic_int8.name) == 0) return &fc_cpu_kernels_generic_int8;
+    for (int level = 0; level <= FC_CPU_MAX_LEVEL; level++) {
+        const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
+        if (k && strcmp(k->name, name) == 0) return k;
+    }
+    return NULL;
+}
+
+const char * fc_cpu_kernels_list(void) {
+    static char buf[256];
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int level = 0; level <= FC_CPU_MAX_LEVEL; level++) {
+        const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
+        if (k) n += (size_t)snprintf(buf + n, sizeof buf - n, "%d %s, ", level, k->name);
+    }
+    snprintf(buf + n, sizeof buf - n, "%s", fc_cpu_kernels_generic_int8.name);
+    return buf;
+}
+
 const struct fc_cpu_kernels * fc_cpu_kernels_get(int level) {
     if (level == 0) return &fc_cpu_kernels_generic;
+#ifdef FC_HAVE_ARM_KERNELS
+    const int f = fc_platform_cpu_features();
+    if (level == 1) return &fc_cpu_kernels_neon; /* NEON and FMA are part of armv8-a */
+    if (level == 2 && (f & FC_CPU_FEAT_DOTPROD)) return &fc_cpu_kernels_neon_dot;
+    if (level == 3 && (f & FC_CPU_FEAT_DOTPROD) && (f & FC_CPU_FEAT_I8MM)) return &fc_cpu_kernels_neon_i8mm;
+#endif
 #ifdef FC_HAVE_X86_KERNELS
     __builtin_cpu_init();
     if (level == 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &fc_cpu_kernels_avx2;
@@ -102,10 +221,15 @@ const struct fc_cpu_kernels * fc_cpu_kernels_get(int level) {
     return NULL;
 }
 
+/*
+ * The default: the highest level that computes in float. The int8-activation levels (matmul_qx) are
+ * faster but round x to 8 bits, which moves the fixture's logits far more than the float levels do (see
+ * native/PLATFORM.md); they are chosen by name (--backend cpu:N) until a real model shows what that costs.
+ */
 const struct fc_cpu_kernels * fc_cpu_kernels_best(void) {
-    for (int level = 2; level > 0; level--) {
+    for (int level = FC_CPU_MAX_LEVEL; level > 0; level--) {
         const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
-        if (k) return k;
+        if (k && !k->matmul_qx[0]) return k;
     }
     return &fc_cpu_kernels_generic;
 }
@@ -140,4 +264,56 @@ void fc_matmul_reference(const struct fc_matrix * w, const float * x, float * ou
             out[(size_t)t * w->rows + r] = (float)acc;
         }
     }
+}
+
+/* ===== error measures (tests, bench verify) ===== */
+
+static int int8_path(const struct fc_cpu_kernels * k, const struct fc_matrix * w) {
+    return k && fc_dtype_is_quantized(w->type) && k->matmul_qx[fc_bits_index(fc_dtype_bits(w->type))] != NULL;
+}
+
+double fc_cpu_product_tolerance(const struct fc_cpu_kernels * k, const struct fc_matrix * w) {
+    (void)k;
+    (void)w;
+    return 1e-4; /* both measures: float rounding ~1e-6; two int8 planes err by <= d / 508 per element (~1.5e-5 measured) */
+}
+
+double fc_cpu_product_error(const struct fc_cpu_kernels * k, const struct fc_matrix * w, const float * x, const float * got,
+                            const float * ref, int32_t n_tokens) {
+    const size_t n = (size_t)n_tokens * w->rows;
+    if (!int8_path(k, w)) {
+        double max_ref = 1e-6, max_diff = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            double d = fabs((double)got[i] - ref[i]);
+            if (d > max_diff || isnan(got[i])) max_diff = isnan(got[i]) ? INFINITY : d;
+            if (fabs(ref[i]) > max_ref) max_ref = fabs(ref[i]);
+        }
+        return max_diff / max_ref;
+    }
+    const int32_t ng = w->cols / w->group_size;
+    double * wn = malloc((size_t)w->rows * sizeof *wn), * xn = malloc((size_t)n_tokens * sizeof *xn);
+    FC_ASSERT(wn && xn);
+    for (int32_t r = 0; r < w->rows; r++) {
+        double s2 = 0.0;
+        for (int32_t i = 0; i < w->cols; i++) {
+            float v = code_at(w->data + (size_t)r * w->row_bytes, fc_dtype_bits(w->type), i) *
+                          fc_bf16_to_f32(w->scales[(size_t)r * ng + i / w->group_size]) +
+                      fc_bf16_to_f32(w->biases[(size_t)r * ng + i / w->group_size]);
+            s2 += (double)v * v;
+        }
+        wn[r] = sqrt(s2);
+    }
+    for (int32_t t = 0; t < n_tokens; t++) {
+        double s2 = 0.0;
+        for (int32_t i = 0; i < w->cols; i++) s2 += (double)x[(size_t)t * w->cols + i] * x[(size_t)t * w->cols + i];
+        xn[t] = sqrt(s2);
+    }
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]) / (wn[i % w->rows] * xn[i / w->rows] + 1e-30);
+        if (d > worst || isnan(got[i])) worst = isnan(got[i]) ? INFINITY : d;
+    }
+    free(wn);
+    free(xn);
+    return worst;
 }

@@ -26,12 +26,31 @@ struct fc_cpu_kernels {
     void (*dot4)(const float * w, size_t w_stride, const float * x, int32_t n, float * out);
     /* out[t * 4 + r] = dot(w + r * w_stride, x + t * x_stride, n) for r, t < 4: each weight load serves 4 tokens. */
     void (*dot4x4)(const float * w, size_t w_stride, const float * x, size_t x_stride, int32_t n, float * out);
+    /*
+     * Optional int8-activation path (NULL in the float levels; when set, the backend uses it for every
+     * quantized product): x quantized per group by fc_cpu_prepare_xq. For r < n_rows, t < n_tokens:
+     * out[t * out_stride + r] = sum over the row r's groups of w * x. Row r's codes at codes + r * row_bytes,
+     * its scales/biases at scales/biases + r * n_groups; token t's arrays at xq + t * n_groups * FC_QX_BYTES and
+     * xd/xsum/xqs + t * n_groups.
+     */
+    void (*matmul_qx[3])(const uint8_t * codes, size_t row_bytes, const uint16_t * scales, const uint16_t * biases,
+                         int32_t n_rows, int32_t n_groups, const int8_t * xq, const float * xd, const float * xsum,
+                         const float * xqs, int32_t n_tokens, float * out, size_t out_stride);
 };
 
-/* 0 = portable C, 1 = AVX2+FMA, 2 = AVX-512. NULL when this build or CPU lacks the level. */
+/*
+ * Levels: 0 = portable C everywhere. x86-64: 1 = AVX2+FMA, 2 = AVX-512. aarch64: 1 = NEON float FMA,
+ * 2 = NEON dot product (sdot on int8 activations), 3 = 2 plus i8mm (smmla for several tokens).
+ * NULL when this build or CPU lacks the level.
+ */
+#define FC_CPU_MAX_LEVEL 3
 const struct fc_cpu_kernels * fc_cpu_kernels_get(int level);
-/* The best level this CPU supports. */
+/* The default: the best float level this CPU supports. */
 const struct fc_cpu_kernels * fc_cpu_kernels_best(void);
+/* A level by number ("2") or a kernel set by name ("neon-dot", "generic-int8"); NULL if this CPU lacks it. */
+const struct fc_cpu_kernels * fc_cpu_kernels_by_name(const char * name);
+/* "0 generic, 1 neon, ..., generic-int8": what this CPU can run, for messages. */
+const char * fc_cpu_kernels_list(void);
 
 static inline int fc_bits_index(int bits) {
     return bits == 2 ? 0 : bits == 4 ? 1 : 2;
@@ -40,12 +59,46 @@ static inline int fc_bits_index(int bits) {
 /* Prepare x[cols] for bits-wide codes: xp[cols] permuted per group, xsum[cols / 64]. cols % 64 == 0. */
 void fc_cpu_prepare_x(int bits, const float * x, int32_t cols, float * xp, float * xsum);
 
+/*
+ * Int8 activations for matmul_qx, two int8 planes per group of 64 (in the prepared, permuted order):
+ * d = max|x| / 127, q1 = round(x / d), q2 = round((x / d - q1) * 254), so x ~ d * (q1 + q2 / 254) to
+ * within d / 508 (one plane alone, d / 2, moved the fixture's logits by up to 4; two, by 1e-2). A group
+ * takes FC_QX_BYTES bytes of xq: q1 then q2. xsum = the exact float sum of x (bias term), xqs = the sum of
+ * the approximation (the 8-bit kernels compute on codes - 128 and add 128 * scale * xqs back).
+ */
+#define FC_QX_BYTES 128
+void fc_cpu_prepare_xq(int bits, const float * x, int32_t cols, int8_t * xq, float * xd, float * xsum, float * xqs);
+/* Plain-C matmul_qx (same integer sums as the SIMD ones; the tests' reference for them). */
+void fc_cpu_matmul_qx_generic(int bits, const uint8_t * codes, size_t row_bytes, const uint16_t * scales, const uint16_t * biases,
+                              int32_t n_rows, int32_t n_groups, const int8_t * xq, const float * xd, const float * xsum,
+                              const float * xqs, int32_t n_tokens, float * out, size_t out_stride);
+
+/*
+ * How far a product is from fc_matmul_reference's, in the measure its tolerance is stated in: float
+ * kernels max |err| / max |ref|; int8-activation kernels (k->matmul_qx, quantized w) the largest
+ * |err| / (|w_row| * |x_token|), since rounding x costs an error proportional to the product's magnitude,
+ * not to its (possibly cancelling) value. k may be NULL (float).
+ */
+double fc_cpu_product_error(const struct fc_cpu_kernels * k, const struct fc_matrix * w, const float * x, const float * got,
+                            const float * ref, int32_t n_tokens);
+/* The tolerance held for that measure (1e-4 for both; see native/PLATFORM.md). */
+double fc_cpu_product_tolerance(const struct fc_cpu_kernels * k, const struct fc_matrix * w);
+
 /* Portable kernels (also the building blocks of the others' tails). */
 extern const struct fc_cpu_kernels fc_cpu_kernels_generic;
+/* Portable float kernels plus the plain-C matmul_qx: the int8-activation numbers on any CPU (the
+   reference the SIMD int8 levels are checked against; not a numbered level). */
+extern const struct fc_cpu_kernels fc_cpu_kernels_generic_int8;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FC_HAVE_X86_KERNELS 1
 extern const struct fc_cpu_kernels fc_cpu_kernels_avx2;
 extern const struct fc_cpu_kernels fc_cpu_kernels_avx512;
+#endif
+#if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+#define FC_HAVE_ARM_KERNELS 1
+extern const struct fc_cpu_kernels fc_cpu_kernels_neon;
+extern const struct fc_cpu_kernels fc_cpu_kernels_neon_dot;
+extern const struct fc_cpu_kernels fc_cpu_kernels_neon_i8mm;
 #endif
 
 #endif

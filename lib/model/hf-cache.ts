@@ -1,13 +1,7 @@
-// Finding a model in the standard Hugging Face hub cache (the layout Python's huggingface_hub writes).
+// Finding a model in the standard Hugging Face hub cache (the layout Python's huggingface_hub writes);
+// where the cache folder is comes from the environment (lib/config resolvePaths: paths.hfCacheDir).
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "pathe";
-
-/** The hub cache folder: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub. */
-export function resolveHfCacheDir(env: Record<string, string | undefined>, home: string): string {
-  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
-  if (env.HF_HOME) return join(env.HF_HOME, "hub");
-  return join(env.XDG_CACHE_HOME || join(home, ".cache"), "huggingface", "hub");
-}
 
 /** `org/name` -> `models--org--name` (huggingface_hub's repo folder name). */
 export const hfRepoFolderName = (repo: string) => `models--${repo.split("/").join("--")}`;

@@ -1,4 +1,6 @@
-// HTTP client for the local OpenAI-compatible server: streamed chat completions, health and models.
+// The HTTP client of our server (the shape of Ollama's api/client.go): one Client per base URL with health,
+// the loaded model and streamed chat completions. No processes, no config: lib/client/local.ts finds, starts
+// and stops the local server.
 import { UserError } from "../errors.ts";
 
 export interface ChatMessageIn {
@@ -23,7 +25,8 @@ export interface ChatRequest {
   model?: string;
   /** The whole conversation, every time. */
   messages: ChatMessageIn[];
-  maxTokens?: number;
+  /** null or absent: the server's default (MAX_TOKENS, else the model's own). */
+  maxTokens?: number | null;
   temperature?: number;
   topP?: number;
   /** false: ask the model not to think (chat template's enable_thinking). */
@@ -48,18 +51,13 @@ export class ServerApiError extends UserError {
   }
 }
 
-export const serverBaseUrl = (host: string, port: number) => {
-  const h = host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "[::1]" : host.includes(":") ? `[${host}]` : host;
-  return `http://${h}:${port}`;
-};
-
 export interface Health {
   status: string;
   model?: string;
   [k: string]: unknown;
 }
 
-/** GET /health: the parsed body, or undefined when nothing answers (or not with JSON). */
+/** GET /health: the parsed body, or undefined when nothing answers (or not with JSON) within `timeoutMs`. */
 export async function loadHealth(baseUrl: string, timeoutMs = 2000): Promise<Health | undefined> {
   try {
     const res = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
@@ -106,7 +104,7 @@ export async function* streamChatCompletion(req: ChatRequest): AsyncGenerator<Ch
     reasoning_format: "separate",
   };
   if (req.model) body.model = req.model;
-  if (req.maxTokens !== undefined) body.max_tokens = req.maxTokens;
+  if (req.maxTokens != null) body.max_tokens = req.maxTokens;
   if (req.temperature !== undefined) body.temperature = req.temperature;
   if (req.topP !== undefined) body.top_p = req.topP;
   if (req.think !== undefined) body.chat_template_kwargs = { enable_thinking: req.think };
@@ -192,4 +190,27 @@ export async function* streamChatCompletion(req: ChatRequest): AsyncGenerator<Ch
   }
   if (!sawDone && !finishReason) throw new ServerGoneError("the server closed the connection before the reply was complete");
   yield { type: "done", finishReason, usage };
+}
+
+/** A client of one server. */
+export interface Client {
+  readonly url: string;
+  /** GET /health (undefined: nothing answers). */
+  health(timeoutMs?: number): Promise<Health | undefined>;
+  /** The loaded model: /health's model (of `health` when already read), else the first of /v1/models. */
+  loadedModel(health?: Health): Promise<string | undefined>;
+  /** Stream one chat reply (see streamChatCompletion). */
+  chat(req: Omit<ChatRequest, "baseUrl" | "apiKey">): AsyncGenerator<ChatEvent>;
+}
+
+export function createClient(url: string, opts: { apiKey?: string } = {}): Client {
+  return {
+    url,
+    health: (timeoutMs) => loadHealth(url, timeoutMs),
+    async loadedModel(read?: Health) {
+      const health = read ?? (await loadHealth(url));
+      return (typeof health?.model === "string" ? health.model : undefined) ?? (await loadModelId(url, opts.apiKey));
+    },
+    chat: (req) => streamChatCompletion({ ...req, baseUrl: url, apiKey: opts.apiKey }),
+  };
 }

@@ -1,0 +1,110 @@
+// Gated full attention over the KV cache: storing a step's K/V rows (float or half cache), then causal
+// grouped-query attention of each (token, head), times the sigmoid of its output gate.
+#ifndef FC_METAL_COMMON
+#include "common.metal"
+#endif
+
+template <typename KV>
+inline void fc_kv_store(constant fc_kv_store_args & a, device const float * k, device const float * v,
+                        device KV * kc, device KV * vc, uint gid) {
+    if (int(gid) >= a.n_tokens * a.kv_dim) return;
+    const int t = int(gid) / a.kv_dim, i = int(gid) % a.kv_dim;
+    const ulong dst = (ulong)(a.pos0 + t) * a.kv_dim + i;
+    kc[dst] = KV(k[(ulong)t * a.src_stride + i]);
+    vc[dst] = KV(v[(ulong)t * a.src_stride + i]);
+}
+
+kernel void fc_kv_store_f32(constant fc_kv_store_args & a [[buffer(0)]], device const float * k [[buffer(1)]],
+                            device const float * v [[buffer(2)]], device float * kc [[buffer(3)]],
+                            device float * vc [[buffer(4)]], uint gid [[thread_position_in_grid]]) {
+    fc_kv_store<float>(a, k, v, kc, vc, gid);
+}
+
+kernel void fc_kv_store_f16(constant fc_kv_store_args & a [[buffer(0)]], device const float * k [[buffer(1)]],
+                            device const float * v [[buffer(2)]], device half * kc [[buffer(3)]],
+                            device half * vc [[buffer(4)]], uint gid [[thread_position_in_grid]]) {
+    fc_kv_store<half>(a, k, v, kc, vc, gid);
+}
+
+// Each simdgroup takes every FC_ATTN_SIMDGROUPS-th position with an online softmax (running max, sum and
+// weighted V per lane: lane owns dims lane, lane + 32, ...); the simdgroups' partial results are merged
+// through threadgroup memory at the end. Works for any context length and head_dim <= 256.
+template <typename KV>
+inline void fc_attn(constant fc_attn_args & a, device const float * q, device const KV * kc, device const KV * vc,
+                    device float * out, uint2 tg, ushort sg, ushort lane) {
+    constexpr int DPL = FC_ATTN_MAX_HEAD_DIM / FC_SIMD_WIDTH; // dims per lane, at most
+    FC_TG_LOCAL float part_m[FC_ATTN_SIMDGROUPS];
+    FC_TG_LOCAL float part_l[FC_ATTN_SIMDGROUPS];
+    FC_TG_LOCAL float part_o[FC_ATTN_SIMDGROUPS * FC_ATTN_MAX_HEAD_DIM];
+    const int h = int(tg.x), t = int(tg.y);
+    const int hd = a.head_dim, kvh = h / (a.n_heads / a.n_kv_heads);
+    const int pos = a.pos0 + t;
+    device const float * qh = q + (ulong)t * a.q_tok_stride + (ulong)h * a.q_head_stride;
+    float qv[DPL], o[DPL];
+    for (int u = 0; u < DPL; u++) {
+        const int d = lane + u * FC_SIMD_WIDTH;
+        qv[u] = d < hd ? qh[d] : 0.0f;
+        o[u] = 0.0f;
+    }
+    float m = -FLT_MAX, l = 0.0f;
+    const ulong row_stride = (ulong)a.n_kv_heads * hd;
+    for (int j = sg; j <= pos; j += FC_ATTN_SIMDGROUPS) {
+        device const KV * kj = kc + (ulong)j * row_stride + (ulong)kvh * hd;
+        float s = 0.0f;
+        for (int u = 0; u < DPL; u++) {
+            const int d = lane + u * FC_SIMD_WIDTH;
+            if (d < hd) s += qv[u] * float(kj[d]);
+        }
+        s = simd_sum(s) * a.scale;
+        const float m_new = max(m, s);
+        const float corr = exp(m - m_new), p = exp(s - m_new);
+        l = l * corr + p;
+        device const KV * vj = vc + (ulong)j * row_stride + (ulong)kvh * hd;
+        for (int u = 0; u < DPL; u++) {
+            const int d = lane + u * FC_SIMD_WIDTH;
+            o[u] = o[u] * corr + (d < hd ? p * float(vj[d]) : 0.0f);
+        }
+        m = m_new;
+    }
+    if (lane == 0) {
+        part_m[sg] = m;
+        part_l[sg] = l;
+    }
+    for (int u = 0; u < DPL; u++) {
+        const int d = lane + u * FC_SIMD_WIDTH;
+        if (d < hd) part_o[sg * FC_ATTN_MAX_HEAD_DIM + d] = o[u];
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (sg != 0) return;
+    float mx = part_m[0];
+    for (int g = 1; g < FC_ATTN_SIMDGROUPS; g++) mx = max(mx, part_m[g]);
+    float wsum = 0.0f, wg[FC_ATTN_SIMDGROUPS];
+    for (int g = 0; g < FC_ATTN_SIMDGROUPS; g++) {
+        wg[g] = part_l[g] > 0.0f ? exp(part_m[g] - mx) : 0.0f;
+        wsum += wg[g] * part_l[g];
+    }
+    const float inv = 1.0f / wsum;
+    device const float * gate = qh + a.gate_offset;
+    device float * oh = out + (ulong)t * a.out_tok_stride + (ulong)h * hd;
+    for (int u = 0; u < DPL; u++) {
+        const int d = lane + u * FC_SIMD_WIDTH;
+        if (d >= hd) break;
+        float acc = 0.0f;
+        for (int g = 0; g < FC_ATTN_SIMDGROUPS; g++) acc += wg[g] * part_o[g * FC_ATTN_MAX_HEAD_DIM + d];
+        oh[d] = acc * inv * fc_sigmoid(gate[d]);
+    }
+}
+
+kernel void fc_attn_f32(constant fc_attn_args & a [[buffer(0)]], device const float * q [[buffer(1)]],
+                        device const float * kc [[buffer(2)]], device const float * vc [[buffer(3)]],
+                        device float * out [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]],
+                        ushort sg [[simdgroup_index_in_threadgroup]], ushort lane [[thread_index_in_simdgroup]]) {
+    fc_attn<float>(a, q, kc, vc, out, tg, sg, lane);
+}
+
+kernel void fc_attn_f16(constant fc_attn_args & a [[buffer(0)]], device const float * q [[buffer(1)]],
+                        device const half * kc [[buffer(2)]], device const half * vc [[buffer(3)]],
+                        device float * out [[buffer(4)]], uint2 tg [[threadgroup_position_in_grid]],
+                        ushort sg [[simdgroup_index_in_threadgroup]], ushort lane [[thread_index_in_simdgroup]]) {
+    fc_attn<half>(a, q, kc, vc, out, tg, sg, lane);
+}
