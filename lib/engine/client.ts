@@ -183,7 +183,10 @@ export async function startEngine(opts: EngineStartOptions): Promise<Engine> {
     const sendMask = (n: number) => {
       masks = masks.then(async () => {
         const bits = await grammar!.next();
-        if (bits && !finished && !dead) send({ op: "mask", id, step: n, bits: Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength).toString("base64") });
+        if (finished || dead) return;
+        // nothing more may follow, yet the engine did not stop (a stop token the request did not list): end it
+        if (!bits) send({ op: "cancel", id });
+        else send({ op: "mask", id, step: n, bits: Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength).toString("base64") });
       }).catch((e) => {
         failure ??= e;
         onAbort();
