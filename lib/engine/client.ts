@@ -177,10 +177,30 @@ export async function startEngine(opts: EngineStartOptions): Promise<Engine> {
     const onAbort = () => {
       if (id && !finished && !dead) send({ op: "cancel", id });
     };
+    const { grammar, ...wire } = req;
+    // constrained: the mask of step N goes out when token N-1 arrives (step 0 right after the request)
+    let masks: Promise<void> = Promise.resolve();
+    let step = 0;
+    const sendMask = (n: number) => {
+      masks = masks.then(async () => {
+        const bits = await grammar!.next();
+        if (finished || dead) return;
+        // nothing more may follow, yet the engine did not stop (a stop token the request did not list): end it
+        if (!bits) send({ op: "cancel", id });
+        else send({ op: "mask", id, step: n, bits: Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength).toString("base64") });
+      }).catch((e) => {
+        failure ??= e;
+        onAbort();
+      });
+    };
     const done = exclusive(async () => {
       const p = request(
-        { op: "generate", ...req },
+        grammar ? { op: "generate", ...wire, constrained: true } : { op: "generate", ...wire },
         (m) => {
+          if (grammar && m.type === "token") {
+            grammar.accept(m.token as number);
+            sendMask(++step);
+          }
           if (m.type === "prompt" || m.type === "progress" || m.type === "token" || m.type === "done") {
             const { id: _id, ...ev } = m;
             events.push(ev as unknown as GenerateEvent);
@@ -190,6 +210,7 @@ export async function startEngine(opts: EngineStartOptions): Promise<Engine> {
         (m) => m.type === "done",
       );
       id = `r${nextId}`;
+      if (grammar) sendMask(0);
       if (signal?.aborted) onAbort();
       return p;
     });

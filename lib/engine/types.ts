@@ -84,6 +84,16 @@ export interface GenerateRequest {
   top_logprobs?: number;
   /** token id (decimal string) -> bias in [-100, 100], added to the logits before sampling (greedy too). */
   logit_bias?: Record<string, number>;
+  /** Constrained decoding: the client sends each step's allowed tokens (`mask` op) from this; not sent as such. */
+  grammar?: TokenGrammar;
+}
+
+/** Allowed tokens step by step (lib/server/structured-output.ts implements it with a grammar matcher). */
+export interface TokenGrammar {
+  /** Bits of the allowed next tokens (bit i&7 of byte i>>3 = token i), or null when nothing more may follow. */
+  next(): Promise<Uint8Array | null>;
+  /** The engine emitted `token`. */
+  accept(token: number): void;
 }
 
 export type GenerateEvent =

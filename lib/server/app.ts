@@ -1,6 +1,7 @@
 // The HTTP server (Bun.serve): its context (queue, logs, model, engine host), request entry, errors and stop; the handlers are in routes/.
 import { existsSync } from "node:fs";
 import type { Server } from "bun";
+import { join } from "pathe";
 import { startEngine } from "../engine/client.ts";
 import type { EngineStartOptions } from "../engine/types.ts";
 import { type ChatTemplate, loadChatTemplate } from "./chat-template.ts";
@@ -13,6 +14,7 @@ import { createPromptPool } from "./prompt-pool.ts";
 import { createRequestQueue, type RequestQueue } from "./queue.ts";
 import type { ServerContext } from "./routes/context.ts";
 import { route } from "./routes/router.ts";
+import { createStructuredOutput, readVocab, type StructuredOutput } from "./structured-output.ts";
 import { loadTokenizer, type ModelTokenizer } from "./tokenizer.ts";
 
 export interface ServerOptions {
@@ -69,7 +71,13 @@ export interface RunningServer {
 export async function loadModelContext(dir: string): Promise<ModelContext> {
   const tokenizer: ModelTokenizer = await loadTokenizer(dir);
   const template: ChatTemplate = loadChatTemplate(dir);
-  return { tokenizer, template };
+  let structured: Promise<StructuredOutput> | undefined;
+  // the grammar compiler reads the whole vocabulary: only when a request first asks for structured output
+  const structuredOutput = (modelVocabSize: number) =>
+    (structured ??= Bun.file(join(dir, "tokenizer.json"))
+      .json()
+      .then((json) => createStructuredOutput(readVocab(json), modelVocabSize, tokenizer)));
+  return { tokenizer, template, structuredOutput };
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {

@@ -51,6 +51,7 @@ export function validateCompletionRequest(body: unknown): CompletionRequest {
       messages: [],
       tools: [],
       toolChoice: "none",
+      outputFormat: { type: "text" },
       maxTokens,
       sampling: parseSampling(body),
       stop: parseStop(body.stop),

@@ -1,12 +1,13 @@
 // One request through the engine: render the chat template, tokenize, pick prompt-cache snapshot points,
 // stream tokens back through detokenizer -> stop strings -> reasoning / tool-call parser.
-import { type Engine, EngineError, type GenerateRequest } from "../engine/types.ts";
+import { type Engine, EngineError, type GenerateRequest, type TokenGrammar } from "../engine/types.ts";
 import type { ChatTemplate, TemplateMessage } from "./chat-template.ts";
 import { createDetokenizer } from "./detokenizer.ts";
 import { ApiError, badRequest } from "./errors.ts";
 import { guardContent } from "./prompt-tokens.ts";
 import { createOutputParser, type OutputEvent, promptOpensReasoning } from "./output-parser.ts";
 import { createStopMatcher } from "./stop-strings.ts";
+import { type Constraint, constraintOf, type StructuredOutput } from "./structured-output.ts";
 import type { ModelTokenizer } from "./tokenizer.ts";
 import type { ToolSpec } from "./tool-calls.ts";
 import type { GenerationRequest, ReasoningFormat } from "./validate.ts";
@@ -14,6 +15,8 @@ import type { GenerationRequest, ReasoningFormat } from "./validate.ts";
 export interface ModelContext {
   tokenizer: ModelTokenizer;
   template: ChatTemplate;
+  /** The grammar compiler for constrained decoding (built on first use), given the engine's vocabulary size. */
+  structuredOutput?: (modelVocabSize: number) => Promise<StructuredOutput>;
 }
 
 export interface GenerationDefaults {
@@ -58,6 +61,10 @@ export interface PreparedPrompt {
   snapshotAt: number[];
   maxTokens: number;
   startInReasoning: boolean;
+  /** What the output must follow (response_format, tool_choice); rendered with thinking off. */
+  constraint?: Constraint;
+  /** The compiled constraint for this request (set by the caller before the run). */
+  grammar?: TokenGrammar;
 }
 
 /**
@@ -79,9 +86,11 @@ export function checkPromptBytes(req: GenerationRequest, contextTokens: number, 
 /** Render + tokenize + clamp max_tokens to the context left. Throws 400 when the prompt does not fit. */
 export function preparePrompt(model: ModelContext, req: GenerationRequest, contextTokens: number, defaults: GenerationDefaults): PreparedPrompt {
   const tools = req.toolChoice === "none" ? [] : req.tools;
+  const constraint = constraintOf(req.outputFormat, req.toolChoice, tools);
   // content with control-token strings in it is marked so those stay plain text (lib/server/prompt-tokens.ts)
   const { value: guarded, sentinel } = guardContent({ messages: req.messages, tools, kwargs: req.templateKwargs }, model.tokenizer);
-  const opts = { tools: guarded.tools, enableThinking: req.enableThinking, kwargs: guarded.kwargs };
+  // a constrained reply starts with the JSON (or the tool call) itself: no thinking block first
+  const opts = { tools: guarded.tools, enableThinking: constraint ? false : req.enableThinking, kwargs: guarded.kwargs };
   let rendered: string;
   try {
     rendered = model.template.render(guarded.messages, opts);
@@ -116,6 +125,7 @@ export function preparePrompt(model: ModelContext, req: GenerationRequest, conte
     snapshotAt,
     maxTokens: Math.min(req.maxTokens ?? defaults.maxTokens, defaults.maxTokens, room),
     startInReasoning: promptOpensReasoning(text),
+    constraint,
   };
 }
 
@@ -168,6 +178,7 @@ export async function* runGeneration(
     stop_tokens: [...endIds],
     snapshot_at: prompt.snapshotAt,
   };
+  if (prompt.grammar) genReq.grammar = prompt.grammar;
   if (req.logprobs) {
     genReq.logprobs = true;
     if (req.logprobs.top > 0) genReq.top_logprobs = req.logprobs.top;

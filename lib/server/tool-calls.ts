@@ -31,12 +31,33 @@ export function parseToolCallBody(body: string, tools: ReadonlyMap<string, ToolS
   return null;
 }
 
+/** Raw control characters (a tab, a newline) inside JSON strings as \u escapes: models write them, JSON forbids them. */
+function escapeControlInStrings(text: string): string {
+  let out = "";
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (inString && ch === "\\") {
+      out += ch + (text[++i] ?? "");
+      continue;
+    }
+    if (ch === '"') inString = !inString;
+    const code = ch.charCodeAt(0);
+    out += inString && code < 0x20 ? `\\u${code.toString(16).padStart(4, "0")}` : ch;
+  }
+  return out;
+}
+
 function parseJsonCall(text: string): ParsedToolCall | null {
   let obj: unknown;
   try {
     obj = JSON.parse(text);
   } catch {
-    return null;
+    try {
+      obj = JSON.parse(escapeControlInStrings(text));
+    } catch {
+      return null;
+    }
   }
   if (!isPlainObject(obj) || typeof obj.name !== "string" || !obj.name) return null;
   let args = obj.arguments ?? obj.parameters ?? {};

@@ -3,6 +3,7 @@
 import type { SamplingParams } from "../engine/types.ts";
 import type { TemplateMessage, TemplateTool } from "./chat-template.ts";
 import { badRequest } from "./errors.ts";
+import { type OutputFormat, parseOutputFormat } from "./structured-output.ts";
 
 export type ReasoningFormat = "separate" | "inline" | "drop";
 export const REASONING_FORMATS: readonly ReasoningFormat[] = ["separate", "inline", "drop"];
@@ -32,6 +33,8 @@ export interface GenerationRequest {
   /** Test hook (only honoured when the server allows it): emit exactly this text / these ids. */
   forceText?: string;
   forceTokens?: number[];
+  /** response_format / text.format */
+  outputFormat: OutputFormat;
 }
 
 type Obj = Record<string, unknown>;
@@ -223,14 +226,6 @@ export function parseLogitBias(body: Obj): Record<string, number> | undefined {
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
-/** `response_format` / responses `text.format`: only plain text for now (constrained decoding is not built yet). */
-function checkTextFormat(v: unknown, param: string): void {
-  if (v === undefined || v === null) return;
-  if (!isObj(v)) throw badRequest(`'${param}' must be an object like {"type": "text"}`, param);
-  if (v.type === "text") return;
-  throw badRequest(`'${param}' of type ${JSON.stringify(v.type)} is not supported yet (JSON output modes need constrained decoding); only {"type": "text"}`, param);
-}
-
 /** Fields each endpoint understands; everything else is a 400 naming it (never silently ignored). */
 const COMMON_FIELDS = [
   "model", "stream", "stream_options", "tools", "tool_choice", "temperature", "top_p", "top_k", "min_p", "presence_penalty",
@@ -332,7 +327,6 @@ export function parseCommon(body: Obj) {
 export function validateChatRequest(body: unknown): GenerationRequest {
   if (!isObj(body)) throw badRequest("the request body must be a JSON object");
   checkFields(body, CHAT_FIELDS);
-  checkTextFormat(body.response_format, "response_format");
   const { model, stream } = parseCommon(body);
   const messages = parseMessages(body.messages);
   const tools = parseTools(body.tools);
@@ -345,6 +339,7 @@ export function validateChatRequest(body: unknown): GenerationRequest {
     messages,
     tools,
     toolChoice: parseToolChoice(body.tool_choice, tools),
+    outputFormat: parseOutputFormat(body.response_format, "response_format", false),
     maxTokens,
     sampling: parseSampling(body),
     stop: parseStop(body.stop),
@@ -404,7 +399,6 @@ export function validateResponsesRequest(body: unknown): GenerationRequest {
   if (body.text !== undefined && body.text !== null) {
     if (!isObj(body.text)) throw badRequest("'text' must be an object", "text");
     for (const k of Object.keys(body.text)) if (k !== "format") throw badRequest(`'text.${k}' is not supported`, `text.${k}`, "unsupported_parameter");
-    checkTextFormat(body.text.format, "text.format");
   }
   const { model, stream } = parseCommon(body);
   if (body.previous_response_id !== undefined && body.previous_response_id !== null)
@@ -417,6 +411,7 @@ export function validateResponsesRequest(body: unknown): GenerationRequest {
     messages,
     tools,
     toolChoice: parseToolChoice(body.tool_choice, tools),
+    outputFormat: parseOutputFormat(isObj(body.text) ? body.text.format : undefined, "text.format", true),
     maxTokens: num(body, "max_output_tokens", { int: true, min: 1 }),
     sampling: parseSampling(body),
     stop: parseStop(body.stop),

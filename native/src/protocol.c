@@ -55,6 +55,9 @@ struct server {
     double progress_last_ms;
     const char * progress_id;
     int32_t progress_total;
+    uint8_t * mask;       /* [ceil(vocab/8)] allowed-token bits of a constrained generate (bit i&7 of byte i>>3) */
+    int32_t mask_step;    /* the step `mask` is for; -1: none yet */
+    int constrained;      /* the running generate waits for a mask before each sampled token */
 };
 
 /* ===== output ===== */
@@ -275,6 +278,26 @@ static enum fc_status check_tokens(const struct server * sv, const int32_t * t, 
 static void handle_stats(struct server * sv, const char * id);
 
 /* Poll stdin between tokens: cancel / stats / shutdown are served, anything else is `busy`. */
+/* A `mask` line: base64 of the allowed-token bits for step `step` of the running constrained generate.
+   Masks for another id or an older step are dropped (they arrive late after a stop or a cancel). */
+static void take_mask(struct server * sv, const struct fc_json * req, const char * id) {
+    const struct fc_json * step = fc_json_get(req, "step");
+    const struct fc_json * bits = fc_json_get(req, "bits");
+    if (!sv->constrained || strcmp(id, sv->running_id) != 0) return;
+    if (!step || step->type != FC_JSON_NUMBER || !bits || bits->type != FC_JSON_STRING) {
+        reply_error(id, FC_STATUS_BAD_REQUEST, "a mask needs \"step\" (integer) and \"bits\" (base64 string)");
+        sv->cancel = 1;
+        return;
+    }
+    const size_t nbytes = ((size_t)sv->e->model.cfg.vocab_size + 7) / 8;
+    if (fc_base64_decode(bits->string, sv->mask, nbytes) < 0) {
+        reply_error(id, FC_STATUS_BAD_REQUEST, "mask \"bits\" is not base64");
+        sv->cancel = 1;
+        return;
+    }
+    sv->mask_step = (int32_t)step->number;
+}
+
 static void poll_input(struct server * sv) {
     for (;;) {
         size_t consumed;
@@ -307,6 +330,8 @@ static void poll_input(struct server * sv) {
             if (!id[0] || strcmp(id, sv->running_id) == 0) sv->cancel = 1;
         } else if (strcmp(op->string, "stats") == 0) {
             handle_stats(sv, id);
+        } else if (strcmp(op->string, "mask") == 0) {
+            take_mask(sv, req, id);
         } else if (strcmp(op->string, "shutdown") == 0) {
             sv->cancel = 1;
             sv->shutdown = 1;
@@ -431,6 +456,11 @@ static void handle_generate(struct server * sv, const struct fc_json * req, cons
         ok = get_ranged(sj, fields[i].key, fields[i].what, fields[i].min, fields[i].max, fields[i].min_open, fields[i].integer, &v[i],
                         msg, sizeof msg);
     }
+    const struct fc_json * cj = fc_json_get(req, "constrained");
+    if (ok && cj && cj->type != FC_JSON_BOOL && cj->type != FC_JSON_NULL) {
+        snprintf(msg, sizeof msg, "constrained must be true or false");
+        ok = 0;
+    }
     const struct fc_json * lp = fc_json_get(req, "logprobs");
     if (ok && lp && lp->type != FC_JSON_BOOL && lp->type != FC_JSON_NULL) {
         snprintf(msg, sizeof msg, "logprobs must be true or false");
@@ -467,6 +497,8 @@ static void handle_generate(struct server * sv, const struct fc_json * req, cons
     }
 
     snprintf(sv->running_id, sizeof sv->running_id, "%s", id);
+    sv->constrained = cj && cj->type == FC_JSON_BOOL && cj->boolean && !evaluate_only;
+    sv->mask_step = -1;
     sv->generating = 1;
     sv->cancel = 0;
     const uint64_t bytes0 = e->experts.bytes_read;
@@ -508,8 +540,28 @@ static void handle_generate(struct server * sv, const struct fc_json * req, cons
             int32_t top[MAX_TOP_LOGPROBS];
             if (want_logprobs) lse = fc_logsumexp(sv->work, c->vocab_size);
             if (n_top > 0) fc_top_ids(sv->work, c->vocab_size, n_top, top);
-            if (n_force >= 0) tok = force[completion];
-            else tok = fc_sampler_sample(&sv->sampler, sv->work); /* modifies work */
+            if (n_force >= 0) {
+                tok = force[completion];
+            } else {
+                if (sv->constrained) {
+                    /* wait for this step's mask; cancel, stats and shutdown are still served meanwhile */
+                    while (sv->mask_step != completion && !sv->cancel) {
+                        if (!fill(sv, 1)) { sv->cancel = 1; sv->shutdown = 1; break; }
+                        poll_input(sv);
+                    }
+                    if (sv->cancel) { reason = "cancelled"; break; }
+                    int any = 0;
+                    for (int32_t i = 0; i < c->vocab_size; i++) {
+                        if (sv->mask[i >> 3] >> (i & 7) & 1) any = 1;
+                        else sv->work[i] = -INFINITY;
+                    }
+                    if (!any) {
+                        reply_error(id, FC_STATUS_BAD_REQUEST, "the mask allows no token");
+                        goto done_nolog;
+                    }
+                }
+                tok = fc_sampler_sample(&sv->sampler, sv->work); /* modifies work */
+            }
             fputs("{\"type\":\"token\"", stdout);
             put_id(id);
             printf(",\"token\":%d", tok);
@@ -556,6 +608,7 @@ static void handle_generate(struct server * sv, const struct fc_json * req, cons
     }
 done_nolog:
     sv->generating = 0;
+    sv->constrained = 0;
     sv->running_id[0] = '\0';
 out:
     clear_logit_bias(sv);
@@ -678,6 +731,8 @@ static void handle_line(struct server * sv, char * line) {
         handle_logits(sv, req, id);
     } else if (strcmp(o, "cancel") == 0) {
         reply_ok(id); /* nothing running: nothing to cancel */
+    } else if (strcmp(o, "mask") == 0) {
+        /* a mask for a generate that has ended (stopped, cancelled, max_tokens): nothing to do */
     } else if (strcmp(o, "reset") == 0) {
         fc_engine_reset(sv->e);
         sv->logits_valid = 0;
@@ -720,6 +775,8 @@ int fc_protocol_run(struct fc_engine * e, size_t snapshot_budget_bytes, int in_f
     sv.bias_listed = fc_xcalloc((size_t)c->vocab_size, 1);
     fc_snapshots_init(&sv.snaps, snapshot_budget_bytes);
     fc_sampler_init(&sv.sampler, c->vocab_size);
+    sv.mask = fc_xcalloc(((size_t)c->vocab_size + 7) / 8, 1);
+    sv.mask_step = -1;
     sv.logits = fc_xcalloc((size_t)c->vocab_size, sizeof(float));
     sv.work = fc_xcalloc((size_t)c->vocab_size, sizeof(float));
 
@@ -757,6 +814,7 @@ int fc_protocol_run(struct fc_engine * e, size_t snapshot_budget_bytes, int in_f
     if (sv.ack_shutdown) reply_ok(sv.shutdown_id);
     fc_snapshots_free(&sv.snaps);
     fc_sampler_free(&sv.sampler);
+    free(sv.mask);
     free(sv.logits);
     free(sv.work);
     free(sv.bias);

@@ -101,3 +101,29 @@ double fc_time_ms(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
+
+int64_t fc_base64_decode(const char * s, uint8_t * out, size_t cap) {
+    size_t n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (; *s && *s != '='; s++) {
+        const char ch = *s;
+        int v;
+        if (ch >= 'A' && ch <= 'Z') v = ch - 'A';
+        else if (ch >= 'a' && ch <= 'z') v = ch - 'a' + 26;
+        else if (ch >= '0' && ch <= '9') v = ch - '0' + 52;
+        else if (ch == '+') v = 62;
+        else if (ch == '/') v = 63;
+        else return -1;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n < cap) out[n] = (uint8_t)(acc >> bits);
+            n++;
+        }
+    }
+    for (const char * t = s; *t; t++) if (*t != '=') return -1;
+    if (n < cap) memset(out + n, 0, cap - n);
+    return (int64_t)n;
+}

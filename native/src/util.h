@@ -62,5 +62,8 @@ float fc_f16_to_f32(uint16_t h);
 
 /* Monotonic time in milliseconds. */
 double fc_time_ms(void);
+/* Decode base64 (standard alphabet, optional = padding) into out[cap]; bytes past the decoded length are
+   zeroed, decoded bytes past cap dropped. Returns the decoded length, or -1 on a character outside base64. */
+int64_t fc_base64_decode(const char * s, uint8_t * out, size_t cap);
 
 #endif

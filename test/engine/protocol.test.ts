@@ -402,6 +402,40 @@ describe("sampling fields are validated; logit_bias, logprobs, top_logprobs and 
     expect(await first({})).toBe(g[0]);
   });
 
+  test("constrained generate: each step waits for its mask; only allowed tokens come out, greedy and sampled", async () => {
+    await using own = await startFresh();
+    const e = own.engine;
+    const g = greedy().generated_ids;
+    // step k allows exactly {k*7+3} or a set of three: the greedy pick must be inside, never the unmasked greedy
+    const allowedAt = (k: number) => (k % 2 === 0 ? [k * 7 + 3] : [k + 100, k + 200, g[k]! === k + 300 ? k + 301 : k + 300]);
+    const bits = (ids: number[]) => {
+      const b = new Uint8Array(Math.ceil(VOCAB / 8));
+      for (const i of ids) b[i >> 3]! |= 1 << (i & 7);
+      return b;
+    };
+    for (const sampling of [{ temperature: 0 }, { temperature: 1.5, seed: 9 }]) {
+      let step = 0;
+      const seen: number[] = [];
+      const grammar = { next: async () => bits(allowedAt(step)), accept: (t: number) => void (seen.push(t), step++) };
+      const toks = tokensOf(await collect(e, { tokens: prompt(), max_tokens: 6, stop_tokens: [], sampling, grammar }));
+      expect(toks).toHaveLength(6);
+      toks.forEach((t, k) => expect(allowedAt(k)).toContain(t));
+      expect(seen).toEqual(toks);
+    }
+    // and the next plain request is unconstrained again
+    expect(tokensOf(await collect(e, { tokens: prompt(), max_tokens: 3, stop_tokens: [] }))).toEqual(g.slice(0, 3));
+  });
+
+  test("mask errors: bad base64 and an empty mask end the generate with bad_request; a stale mask is dropped silently", async () => {
+    const gen = '{"op":"generate","id":"c","tokens":[1,2,3],"max_tokens":2,"stop_tokens":[],"constrained":true}';
+    const bad = await rawSession([gen, '{"op":"mask","id":"c","step":0,"bits":"***"}'], "c");
+    expect(bad.replies.find((r) => r.type === "error")).toMatchObject({ id: "c", code: "bad_request", message: expect.stringContaining("base64") });
+    const empty = await rawSession([gen, '{"op":"mask","id":"c","step":0,"bits":""}'], "c");
+    expect(empty.replies.find((r) => r.type === "error")).toMatchObject({ id: "c", message: "the mask allows no token" });
+    const stale = await rawSession(['{"op":"mask","id":"old","step":3,"bits":"AA=="}', '{"op":"stats","id":"s"}'], "s");
+    expect(stale.replies.filter((r) => r.id !== "bye").map((r) => r.type)).toEqual(["stats"]);
+  });
+
   test("progress lines during prefill: checked after each layer (--progress-ms 0), none when the interval has not passed", async () => {
     const req = '{"op":"generate","id":"g","tokens":[1,2,3,4,5,6,7,8,9,10,11,12],"max_tokens":1,"stop_tokens":[]}';
     // one forward chunk (--batch 16): progress from inside the chunk, one line per layer

@@ -41,19 +41,13 @@ describe("validation", () => {
     expect(paramOf(() => validateChatRequest({ messages: msgs, logit_bias: [1] }))).toBe("logit_bias");
   });
 
-  test("response_format: text is fine, JSON modes are a clear 'not supported yet'", () => {
-    expect(paramOf(() => validateChatRequest({ messages: msgs, response_format: { type: "text" } }))).toBeUndefined();
-    for (const type of ["json_object", "json_schema"]) {
-      let message = "";
-      try {
-        validateChatRequest({ messages: msgs, response_format: { type } });
-      } catch (e) {
-        message = (e as Error).message;
-        expect((e as { param: string }).param).toBe("response_format");
-      }
-      expect(message).toContain("not supported yet");
-    }
-    expect(paramOf(() => validateResponsesRequest({ input: "x", text: { format: { type: "json_schema" } } }))).toBe("text.format");
+  test("response_format / text.format: text, json_object, json_schema; anything else is a 400 naming the part", () => {
+    for (const type of ["text", "json_object"]) expect(paramOf(() => validateChatRequest({ messages: msgs, response_format: { type } }))).toBeUndefined();
+    expect(paramOf(() => validateChatRequest({ messages: msgs, response_format: { type: "json_schema", json_schema: { name: "a", schema: {} } } }))).toBeUndefined();
+    expect(paramOf(() => validateChatRequest({ messages: msgs, response_format: { type: "xml" } }))).toBe("response_format.type");
+    expect(paramOf(() => validateChatRequest({ messages: msgs, response_format: { type: "json_schema" } }))).toBe("response_format.json_schema");
+    expect(paramOf(() => validateChatRequest({ messages: msgs, response_format: { type: "json_schema", json_schema: { schema: 1 } } }))).toBe("response_format.json_schema.schema");
+    expect(paramOf(() => validateResponsesRequest({ input: "x", text: { format: { type: "json_schema", name: "a", schema: [] } } }))).toBe("text.format.schema");
   });
 
   test("unknown fields and unsupported OpenAI fields are 400s naming the field; no-op identifiers are accepted", () => {
@@ -87,9 +81,9 @@ describe("over HTTP (fake engine)", () => {
   });
 
   test("an unsupported field is a 400 through the official client too", async () => {
-    const e = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "x" }], response_format: { type: "json_object" } }).catch((e) => e);
+    const e = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "x" }], response_format: { type: "xml" } as never }).catch((e) => e);
     expect(e).toBeInstanceOf(OpenAI.BadRequestError);
-    expect(e.param).toBe("response_format");
+    expect(e.param).toBe("response_format.type");
   });
 
   test("logprobs: choices[].logprobs.content has one entry per token with token, logprob, bytes, top_logprobs", async () => {

@@ -6,6 +6,10 @@ const tools = new Map<string, ToolSpec>([
 ]);
 
 describe("tool call bodies", () => {
+  test("JSON form: a raw tab or newline inside a string is taken as escaped", () => {
+    expect(parseToolCallBody('{"name": "f", "arguments": {"s": "a\tb\nc"}}', tools)).toEqual({ name: "f", arguments: '{"s":"a\\tb\\nc"}' });
+  });
+
   test("JSON form, arguments as object or JSON string", () => {
     expect(parseToolCallBody('\n{"name": "f", "arguments": {"n": 1}}\n', tools)).toEqual({ name: "f", arguments: '{"n":1}' });
     expect(parseToolCallBody('{"name": "f", "arguments": "{\\"n\\": 2}"}', tools)).toEqual({ name: "f", arguments: '{"n":2}' });

@@ -2,7 +2,7 @@
 import type { Engine } from "../../engine/types.ts";
 import { collectChatCompletion, createChatChunker } from "../chat-completions.ts";
 import { type CompletionRequest, collectTextCompletion, createTextCompletionChunker, prepareCompletionPrompt } from "../completions.ts";
-import { ApiError, renderErrorBody } from "../errors.ts";
+import { ApiError, badRequest, renderErrorBody } from "../errors.ts";
 import { checkPromptBytes, type GenerationEvent, preparePrompt, runGeneration } from "../generate.ts";
 import { createResponseBuilder } from "../responses.ts";
 import { createSseStream, renderSseData, SSE_HEADERS } from "../sse.ts";
@@ -38,6 +38,13 @@ export async function generate(
   } catch (e) {
     if (req.signal.aborted && !(e instanceof ApiError)) throw new ApiError(499, "the client closed the request", "invalid_request_error", null, "client_closed_request");
     throw e;
+  }
+  if (prompt.constraint) {
+    // compiled before queueing: a schema the grammar engine cannot take is a 400 at once
+    const where = prompt.constraint.kind === "tool_call" ? "tool_choice" : kind === "responses" ? "text.format" : "response_format";
+    if (!model.structuredOutput) throw badRequest("structured output is not available on this server", where);
+    const so = await model.structuredOutput(engine0.ready.model.vocab_size);
+    prompt.grammar = await so.grammarFor(prompt.constraint, where);
   }
   const echoText = text?.echo ? prompt.text : undefined;
   logs.prompt(id, prompt.text);
