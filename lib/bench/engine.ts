@@ -1,4 +1,4 @@
-// Engine benchmark targets (run, verify, bench, moe, moebench, full, fullbench, kernels): each runs
+// Engine benchmark targets (run, verify, bench, moe, moebench, full, fullbench, prefill, kernels): each runs
 // `flashchat-engine bench MODE`, which prints time per op, GB/s, and for moe/full both ceilings (kernel, memory).
 //   bun scripts/benchmark.ts fullbench --artifacts DIR [--threads 2] [--iters 20] [--json]
 import { type ArgsDef, type CommandDef, defineCommand } from "citty";
@@ -15,7 +15,8 @@ export const ENGINE_BENCH_MODES = {
   moebench: "One MoE layer with K experts, 10 iterations: time, GB/s, ceilings",
   full: "The whole model for one token: time, GB/s, ceilings",
   fullbench: "Whole-model decode, 10 tokens: tok/s, GB/s, kernel and memory ceilings",
-  kernels: "Synthetic single-core 2/4/8-bit matvec GB/s (cache and memory) and memcpy GB/s; needs no model",
+  prefill: "Prefill of --prompt N tokens (default 512) from an empty context: tok/s, the compute ceiling, time per kind of product",
+  kernels: "Synthetic single-core 2/4/8-bit matvec GB/s (cache and memory), int8 product GMAC/s and vpdpbusd peak, memcpy GB/s; needs no model",
 } as const;
 
 export type EngineBenchMode = keyof typeof ENGINE_BENCH_MODES;
@@ -23,6 +24,7 @@ export type EngineBenchMode = keyof typeof ENGINE_BENCH_MODES;
 const benchArgs = {
   iters: { type: "string", description: "Iterations (default 1 for run/moe/full, 10 for bench/moebench/fullbench)", valueHint: "N" },
   layer: { type: "string", description: "Layer to measure (run/bench/verify/moe/moebench; default 0)", valueHint: "L" },
+  prompt: { type: "string", description: "prefill: prompt tokens (default 512; the context grows to fit)", valueHint: "N" },
   json: { type: "boolean", description: "Print one JSON line instead of text" },
 } as const satisfies ArgsDef;
 
@@ -34,11 +36,12 @@ export async function runEngineBench(
 ): Promise<string> {
   const argv = ["bench", mode];
   if (mode !== "kernels") argv.push(...engineRunArgv(a as Record<string, string | undefined>));
-  for (const [flag, v] of [["--iters", a.iters], ["--layer", a.layer]] as const) {
+  for (const [flag, v] of [["--iters", a.iters], ["--layer", a.layer], ["--prompt", a.prompt]] as const) {
     if (v === undefined) continue;
     if (!/^\d+$/.test(String(v))) throw new UserError(`${flag} must be a non-negative integer, not "${v}"`, undefined, 2);
     argv.push(flag, String(v));
   }
+  if (mode === "prefill" && a.prompt !== undefined && Number(a.prompt) > 4096) argv.push("--context", String(a.prompt));
   if (a.json) argv.push("--json");
   return runEngineBatch(argv, typeof a.binary === "string" ? a.binary : undefined, capture ? "pipe" : "inherit");
 }
@@ -87,6 +90,7 @@ export const moe = benchCommand("moe");
 export const moebench = benchCommand("moebench");
 export const full = benchCommand("full");
 export const fullbench = benchCommand("fullbench");
+export const prefill = benchCommand("prefill");
 export const kernels = benchCommand("kernels");
 
-export default { run, verify, bench, moe, moebench, full, fullbench, kernels };
+export default { run, verify, bench, moe, moebench, full, fullbench, prefill, kernels };

@@ -101,6 +101,8 @@ export interface Ceilings {
   disk: number | null;
   /** tok/s the quantized kernels allow: bytes / (threads x single-core kernel throughput); null if unknown */
   kernel: number | null;
+  /** prefill tok/s the integer units allow: threads x single-core vpdpbusd peak / multiply-adds per token (prefill rows) */
+  compute?: number | null;
 }
 
 /** Ceilings in tok/s for a model's token bytes on a machine's bandwidths. */

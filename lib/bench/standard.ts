@@ -139,9 +139,15 @@ export type EngineBenchResult = Record<string, unknown> & { mode: string };
 /** Run `flashchat-engine bench MODE --json` once and parse its line. */
 export async function runEngineBenchJson(
   mode: EngineBenchMode,
-  o: { artifactsDir: string; threads?: number | null; activeExperts?: number | null; binary?: string },
+  o: { artifactsDir: string; threads?: number | null; activeExperts?: number | null; binary?: string; prompt?: number; iters?: number },
 ): Promise<EngineBenchResult> {
-  const flags = { artifacts: o.artifactsDir, threads: o.threads ? String(o.threads) : undefined, activeExperts: o.activeExperts ? String(o.activeExperts) : undefined };
+  const flags = {
+    artifacts: o.artifactsDir,
+    threads: o.threads ? String(o.threads) : undefined,
+    activeExperts: o.activeExperts ? String(o.activeExperts) : undefined,
+    prompt: o.prompt ? String(o.prompt) : undefined,
+    iters: o.iters ? String(o.iters) : undefined,
+  };
   const out = await runEngineBench(mode, { ...flags, binary: o.binary, json: true }, true);
   const line = out.trim().split("\n").at(-1) ?? "";
   try {
@@ -155,7 +161,7 @@ export async function runEngineBenchJson(
 export async function repeatEngineBench(
   mode: EngineBenchMode,
   fields: readonly string[],
-  o: { artifactsDir: string; threads?: number | null; activeExperts?: number | null; runs: number; warmup: number; binary?: string },
+  o: { artifactsDir: string; threads?: number | null; activeExperts?: number | null; runs: number; warmup: number; binary?: string; prompt?: number; iters?: number },
 ): Promise<{ stats: Record<string, Summary>; last: EngineBenchResult }> {
   const results: EngineBenchResult[] = [];
   for (let i = 0; i < o.warmup + o.runs; i++) {
@@ -185,6 +191,8 @@ export interface StandardOptions {
   engineBinary?: string;
   /** how to measure the machine when its figures are not cached (tests use small probes) */
   machine?: LoadProfileOptions;
+  /** prefill prompt lengths in tokens (default 512 and 8192; the long one runs once, without a warm-up pass) */
+  prefillTokens?: readonly number[];
   /** e2e prompt sizes (default 12 and 200 words, 16 generated tokens) */
   e2eShortWords?: number;
   e2eLongWords?: number;
@@ -238,6 +246,20 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
     add("fullbench", "decode_tok_s", "tok/s", full.stats.ops_per_s, { memory: ceilings.memory, kernel: ceilings.kernel });
     add("fullbench", "decode_gb_s", "GB/s", full.stats.gbps);
     add("fullbench", "kernel_gb_s_per_core", "GB/s", full.stats.kernel_gbps_per_core);
+    // prefill from an empty context, beside the compute ceiling (threads x the measured vpdpbusd peak, where the CPU has one)
+    for (const n of o.prefillTokens ?? [512, 8192]) {
+      const long = n > 1024;
+      const pf = await repeatEngineBench("prefill", ["tok_s", "compute_ceiling_tok_s"], {
+        ...engine,
+        runs: long ? 1 : o.runs,
+        warmup: 0,
+        iters: long ? 1 : 3,
+        prompt: n,
+        artifactsDir: model.artifactsDir,
+      });
+      const ceil = pf.stats.compute_ceiling_tok_s?.median;
+      add("prefill", `pp${n}_tok_s`, "tok/s", pf.stats.tok_s, ceil ? { compute: ceil } : undefined);
+    }
     if (o.e2e) {
       try {
         const r = await runE2eTarget(config, {
@@ -273,8 +295,9 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
 /** Engine figures as a table: median with its range, and decode beside the memory, disk and kernel ceilings. */
 export function renderStandardTable(rows: readonly StandardRow[]): string {
   const pct = (x: number, c: number | null | undefined) => (c ? `${Math.round((100 * x) / c)}% of ${formatNumber(c)}` : "");
+  const hasCompute = rows.some((r) => r.ceilings?.compute);
   return renderBenchTable(
-    ["model", "target", "figure", "median", "min–max", "runs", "of mem ceiling", "of disk ceiling", "of kernel ceiling"],
+    ["model", "target", "figure", "median", "min–max", "runs", "of mem ceiling", "of disk ceiling", "of kernel ceiling", ...(hasCompute ? ["of compute ceiling"] : [])],
     rows
       .filter((r) => r.target !== "e2e")
       .map((r) => [
@@ -287,6 +310,7 @@ export function renderStandardTable(rows: readonly StandardRow[]): string {
         pct(r.stats.median, r.ceilings?.memory),
         pct(r.stats.median, r.ceilings?.disk),
         pct(r.stats.median, r.ceilings?.kernel),
+        ...(hasCompute ? [pct(r.stats.median, r.ceilings?.compute)] : []),
       ]),
   );
 }

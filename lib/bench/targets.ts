@@ -18,6 +18,7 @@ export const BENCH_TARGETS: readonly BenchTarget[] = [
   { name: "moebench", description: "One MoE layer with K experts, repeated: time and GB/s", file: "engine.ts", exportName: "moebench" },
   { name: "full", description: "The whole model for one token", file: "engine.ts", exportName: "full" },
   { name: "fullbench", description: "Whole-model decode, repeated: tok/s and roofline", file: "engine.ts", exportName: "fullbench" },
+  { name: "prefill", description: "Prefill tok/s of a prompt from an empty context, beside the compute ceiling", file: "engine.ts", exportName: "prefill" },
   { name: "kernels", description: "Single-core matvec throughput per bit width (the kernel ceiling's input)", file: "engine.ts", exportName: "kernels" },
   { name: "e2e", description: "Through the real server: time to first token, prefill and decode tok/s", file: "e2e.ts" },
   { name: "health", description: "/health latency p50/p99 while clients send 1 MiB prompts (worker vs event loop)", file: "health.ts" },

@@ -1,31 +1,19 @@
-// The HTTP server (Bun.serve): routes, API key, body limit, queue, logs, and the engine behind them.
+// The HTTP server (Bun.serve): its context (queue, logs, model, engine host), request entry, errors and stop; the handlers are in routes/.
 import { existsSync } from "node:fs";
 import type { Server } from "bun";
-import pkg from "../../package.json" with { type: "json" };
 import { startEngine } from "../engine/client.ts";
-import type { Engine, EngineStartOptions } from "../engine/types.ts";
+import type { EngineStartOptions } from "../engine/types.ts";
 import { type ChatTemplate, loadChatTemplate } from "./chat-template.ts";
-import { collectChatCompletion, createChatChunker, createCompletionId } from "./chat-completions.ts";
-import {
-  type CompletionRequest,
-  collectTextCompletion,
-  createTextCompletionChunker,
-  createTextCompletionId,
-  prepareCompletionPrompt,
-  validateCompletionRequest,
-} from "./completions.ts";
 import { createEngineHost, type EngineHost, type StartEngineFn } from "./engine-host.ts";
 import { ApiError, badRequest, errorResponse, renderErrorBody } from "./errors.ts";
-import { checkPromptBytes, type GenerationDefaults, type GenerationEvent, type ModelContext, preparePrompt, runGeneration } from "./generate.ts";
-import { decodePathPart, readBodyText, resolveRequestUrl } from "./http-guard.ts";
+import type { GenerationDefaults, ModelContext } from "./generate.ts";
+import { resolveRequestUrl } from "./http-guard.ts";
 import { createServerLogs, type ServerLogs } from "./logs.ts";
-import { checkRequestSource } from "./origin.ts";
 import { createPromptPool } from "./prompt-pool.ts";
 import { createRequestQueue, type RequestQueue } from "./queue.ts";
-import { createResponseBuilder } from "./responses.ts";
-import { createSseStream, renderSseData, SSE_HEADERS } from "./sse.ts";
+import type { ServerContext } from "./routes/context.ts";
+import { route } from "./routes/router.ts";
 import { loadTokenizer, type ModelTokenizer } from "./tokenizer.ts";
-import { type GenerationRequest, type ReasoningFormat, validateChatRequest, validateResponsesRequest } from "./validate.ts";
 
 export interface ServerOptions {
   host: string;
@@ -78,14 +66,6 @@ export interface RunningServer {
   stop(graceMs?: number): Promise<void>;
 }
 
-function timingSafeEqual(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  return diff === 0;
-}
-
 export async function loadModelContext(dir: string): Promise<ModelContext> {
   const tokenizer: ModelTokenizer = await loadTokenizer(dir);
   const template: ChatTemplate = loadChatTemplate(dir);
@@ -104,13 +84,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
   const maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
   const idleTimeoutSeconds = opts.idleTimeoutSeconds ?? 30;
-  /** A generation may wait minutes (queue, prefill, a slow token) with no byte moving: no idle timeout while it runs. */
-  const setIdleTimeout = (req: Request, on: boolean) => server.timeout(req, on ? idleTimeoutSeconds : 0);
   const modelNames = new Set([opts.modelId, ...(opts.modelAliases ?? [])]);
-  let avgRequestMs = 5000;
-  const queue: RequestQueue = createRequestQueue({ maxWaiting: opts.maxQueue ?? 16, retryAfterSeconds: () => ((queue.nWaiting + 1) * avgRequestMs) / 1000 });
-  const inFlight = new Set<AbortController>();
-  let stopping = false;
+  const queue: RequestQueue = createRequestQueue({ maxWaiting: opts.maxQueue ?? 16, retryAfterSeconds: () => ((queue.nWaiting + 1) * ctx.avgRequestMs) / 1000 });
 
   const host = createEngineHost({
     startEngine: opts.startEngine ?? startEngine,
@@ -126,221 +101,26 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
   });
 
+  const ctx: ServerContext = {
+    modelId: opts.modelId,
+    modelNames,
+    apiKey: opts.apiKey,
+    boundHost: opts.host,
+    maxQueue: opts.maxQueue ?? 16,
+    maxBodyBytes,
+    host,
+    queue,
+    logs,
+    model,
+    defaults,
+    promptPool,
+    inFlight: new Set<AbortController>(),
+    stopping: false,
+    avgRequestMs: 5000,
+    setIdleTimeout: (req, on) => server.timeout(req, on ? idleTimeoutSeconds : 0),
+  };
+  const { inFlight } = ctx;
   let nextId = 1;
-
-  async function readJson(req: Request): Promise<unknown> {
-    const text = await readBodyText(req, maxBodyBytes);
-    try {
-      return JSON.parse(text);
-    } catch (e) {
-      throw badRequest(`could not parse the JSON body: ${(e as Error).message}`, null, "invalid_json");
-    }
-  }
-
-  function checkModel(name: string | undefined) {
-    if (name === undefined || modelNames.has(name)) return;
-    throw new ApiError(400, `the model ${JSON.stringify(name)} does not exist; this server runs ${JSON.stringify(opts.modelId)}`, "invalid_request_error", "model", "model_not_found");
-  }
-
-  /** Shared path of /v1/chat/completions, /v1/responses and /v1/completions (`text`: its prompt and echo). */
-  async function generate(
-    req: Request,
-    gen: GenerationRequest,
-    kind: "chat" | "responses" | "completions",
-    id: string,
-    t0: number,
-    route: string,
-    text?: CompletionRequest,
-  ): Promise<Response> {
-    checkModel(gen.model);
-    if (stopping) throw new ApiError(503, "the server is shutting down", "service_unavailable", null, "shutting_down");
-    const engine0 = host.current();
-    const contextTokens = engine0.ready.context;
-    // cheap byte check first; then the template and tokenizer run in a worker, never on the event loop
-    if (!text) checkPromptBytes(gen, contextTokens, model.tokenizer.maxTokenBytes);
-    // prompts being prepared count as waiting: maxQueue may wait while one runs (or is prepared to run)
-    const nAhead = (promptPool?.nPending ?? 0) + queue.nWaiting;
-    if (nAhead >= (opts.maxQueue ?? 16) + (queue.busy ? 0 : 1))
-      throw new ApiError(429, `the server is busy (${nAhead} requests ahead); retry after 5s`, "rate_limit_error", null, "queue_full", { "retry-after": "5" });
-    let prompt;
-    try {
-      if (text) prompt = prepareCompletionPrompt(model, text, contextTokens, defaults);
-      else prompt = promptPool ? await promptPool.prepare(gen, contextTokens, defaults, req.signal) : preparePrompt(model, gen, contextTokens, defaults);
-    } catch (e) {
-      if (req.signal.aborted && !(e instanceof ApiError)) throw new ApiError(499, "the client closed the request", "invalid_request_error", null, "client_closed_request");
-      throw e;
-    }
-    const echoText = text?.echo ? prompt.text : undefined;
-    logs.prompt(id, prompt.text);
-    const abort = new AbortController();
-    const onClientGone = () => abort.abort(new Error("client disconnected"));
-    req.signal.addEventListener("abort", onClientGone, { once: true });
-    const release = await queue.acquire(abort.signal);
-    if (req.signal.aborted) onClientGone(); // gone before we listened (Bun dropped the connection): cancelled at once
-    inFlight.add(abort);
-    const stats: { promptTokens?: number; cachedTokens?: number; completionTokens?: number; ttftMs?: number; tokPerSec?: number; note?: string } = {};
-    let status = 200;
-    const finish = () => {
-      setIdleTimeout(req, true);
-      release();
-      inFlight.delete(abort);
-      req.signal.removeEventListener("abort", onClientGone);
-      const totalMs = performance.now() - t0;
-      avgRequestMs = 0.8 * avgRequestMs + 0.2 * totalMs;
-      logs.request({ method: "POST", route, status, totalMs, ...stats });
-    };
-    let engine: Engine;
-    try {
-      engine = host.current();
-    } catch (e) {
-      finish();
-      throw e;
-    }
-    const events = (async function* (): AsyncGenerator<GenerationEvent> {
-      for await (const e of runGeneration(engine, model, gen, prompt, defaults, abort.signal)) {
-        if (e.type === "done") {
-          stats.promptTokens = e.usage.promptTokens;
-          stats.cachedTokens = e.usage.cachedTokens;
-          stats.completionTokens = e.usage.completionTokens;
-          stats.ttftMs = e.timings.ttftMs;
-          if (e.timings.decodeMs > 0) stats.tokPerSec = (e.usage.completionTokens * 1000) / e.timings.decodeMs;
-          if (e.finishReason === "cancelled") stats.note = "cancelled by the client";
-        }
-        yield e;
-      }
-    })();
-
-    if (!gen.stream) {
-      try {
-        if (kind === "chat") {
-          const { body } = await collectChatCompletion(events, id, opts.modelId, gen.logprobs !== undefined);
-          return Response.json(body);
-        }
-        if (kind === "completions") return Response.json(await collectTextCompletion(events, id, opts.modelId, echoText));
-        const builder = createResponseBuilder(opts.modelId);
-        let final: unknown;
-        for await (const e of events) final = builder.event(e) ?? final;
-        return Response.json(final);
-      } catch (e) {
-        if (e instanceof ApiError) status = e.status;
-        else status = 500;
-        throw e;
-      } finally {
-        finish();
-      }
-    }
-
-    const { stream, writer } = createSseStream(() => abort.abort(new Error("client disconnected")));
-    const write = (frame: string) => {
-      writer.write(frame);
-      if (logs.httpEnabled && frame) logs.http("response", id, frame);
-    };
-    void (async () => {
-      try {
-        if (kind === "chat") {
-          const chunker = createChatChunker(id, opts.modelId, gen.includeUsage);
-          write(chunker.start());
-          for await (const e of events) if (!writer.closed) write(chunker.event(e));
-        } else if (kind === "completions") {
-          const chunker = createTextCompletionChunker(id, opts.modelId, gen.includeUsage, echoText);
-          write(chunker.start());
-          for await (const e of events) if (!writer.closed) write(chunker.event(e));
-        } else {
-          const builder = createResponseBuilder(opts.modelId, write);
-          builder.start();
-          for await (const e of events) builder.event(e);
-        }
-      } catch (e) {
-        const err = e instanceof ApiError ? e : new ApiError(500, `internal error: ${(e as Error).message}`, "server_error");
-        status = err.status;
-        stats.note = err.message;
-        if (!(e instanceof ApiError)) logs.info(`bug: ${(e as Error).stack}`);
-        if (kind !== "responses") write(renderSseData(renderErrorBody(err)));
-        else write(`event: error\ndata: ${JSON.stringify({ type: "error", code: err.code, message: err.message, param: err.param, sequence_number: 0 })}\n\n`);
-      } finally {
-        writer.close();
-        finish();
-      }
-    })();
-    return new Response(stream, { headers: SSE_HEADERS });
-  }
-
-  function health(): Response {
-    const status = host.state;
-    const body: Record<string, unknown> = { status, model: opts.modelId, pid: process.pid };
-    const engine = host.engine;
-    if ((status === "ok" || status === "stalled") && engine) {
-      const ready = engine.ready;
-      body.engine = { pid: engine.pid, backend: ready.backend, context: ready.context, kv_type: ready.kv_type, kv_bytes_per_token: ready.kv_bytes_per_token, silent_ms: Math.round(host.silentMs) };
-      body.context_length = ready.context;
-      body.queue = { busy: queue.busy, waiting: queue.nWaiting, preparing: promptPool?.nPending ?? 0 };
-    }
-    if (host.lastRecovery) body.last_restart = { reason: host.lastRecovery.reason, recovery_ms: host.lastRecovery.recoveryMs, restarts: host.nRestarts };
-    if (host.error) body.error = host.error;
-    return Response.json(body, { status: status === "ok" ? 200 : 503 });
-  }
-
-  async function route(req: Request, url: URL, id: string, t0: number): Promise<Response> {
-    const path = url.pathname.replace(/\/+$/, "") || "/";
-    checkRequestSource(req.headers, { apiKey: opts.apiKey, boundHost: opts.host });
-    if (path === "/health") {
-      if (req.method !== "GET" && req.method !== "HEAD") throw new ApiError(405, "use GET /health", "invalid_request_error");
-      return health();
-    }
-    if (opts.apiKey) {
-      const auth = req.headers.get("authorization") ?? "";
-      const m = /^Bearer\s+(.+)$/i.exec(auth);
-      if (!m || !timingSafeEqual(m[1]!.trim(), opts.apiKey))
-        throw new ApiError(401, "missing or wrong API key: send `Authorization: Bearer <FLASHCHAT_API_KEY>`", "authentication_error", null, "invalid_api_key");
-    }
-    const created = Math.floor(Date.now() / 1000);
-    const modelObject = {
-      id: opts.modelId,
-      object: "model",
-      created,
-      owned_by: "flashchat",
-      // tokens of prompt + reply the engine holds (CONTEXT_SIZE, or the model's maximum as memory allows)
-      ...(host.state === "ok" ? { context_length: host.engine!.ready.context } : {}),
-    };
-    if (req.method === "GET") {
-      if (path === "/v1/models") return Response.json({ object: "list", data: [modelObject] });
-      if (path.startsWith("/v1/models/")) {
-        const name = decodePathPart(path.slice("/v1/models/".length));
-        if (name === undefined) throw badRequest(`the path ${url.pathname} is not valid percent-encoding`, null, "invalid_path");
-        checkModel(name);
-        return Response.json(modelObject);
-      }
-      if (path === "/v1" || path === "/") {
-        return Response.json({
-          name: "flashchat",
-          version: pkg.version,
-          model: opts.modelId,
-          status: host.state,
-          endpoints: ["POST /v1/chat/completions", "POST /v1/responses", "POST /v1/completions", "GET /v1/models", "GET /health"],
-        });
-      }
-    }
-    if (req.method === "POST" && (path === "/v1/chat/completions" || path === "/v1/responses")) {
-      const body = await readJson(req);
-      if (logs.httpEnabled) logs.http("request", id, `${req.method} ${url.pathname}\n${JSON.stringify(body)}`);
-      const kind = path === "/v1/chat/completions" ? "chat" : "responses";
-      const gen = kind === "chat" ? validateChatRequest(body) : validateResponsesRequest(body);
-      setIdleTimeout(req, false);
-      try {
-        return await generate(req, gen, kind, kind === "chat" ? createCompletionId() : id, t0, path);
-      } catch (e) {
-        setIdleTimeout(req, true);
-        throw e;
-      }
-    }
-    if (req.method === "POST" && path === "/v1/completions") {
-      const body = await readJson(req);
-      if (logs.httpEnabled) logs.http("request", id, `${req.method} ${url.pathname}\n${JSON.stringify(body)}`);
-      const text = validateCompletionRequest(body);
-      return generate(req, text.gen, "completions", createTextCompletionId(), t0, path, text);
-    }
-    throw new ApiError(404, `no route ${req.method} ${url.pathname}`, "not_found_error", null, "not_found");
-  }
 
   // the prompt workers load the tokenizer while the engine loads; listen once they can serve
   try {
@@ -353,14 +133,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     hostname: opts.host,
     port: opts.port,
     maxRequestBodySize: Number.MAX_SAFE_INTEGER, // readBodyText enforces maxBodyBytes, with an OpenAI-shaped 413
-    idleTimeout: idleTimeoutSeconds, // generations lift it for their request (setIdleTimeout)
+    idleTimeout: idleTimeoutSeconds, // generations lift it for their request (ctx.setIdleTimeout)
     async fetch(req) {
       const t0 = performance.now();
       const id = `req_${nextId++}`;
       const url = resolveRequestUrl(req.url);
       try {
         if (!url) throw badRequest(`cannot serve the request target ${JSON.stringify(req.url)}; send a path such as /v1/models`, null, "invalid_path");
-        return await route(req, url, id, t0);
+        return await route(ctx, req, url, id, t0);
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
         if (url?.pathname !== "/health")
@@ -391,8 +171,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     logs,
     engineStarted: host.firstStart,
     async stop(graceMs = 10_000) {
-      if (stopping) return;
-      stopping = true;
+      if (ctx.stopping) return;
+      ctx.stopping = true;
       queue.rejectAll(new ApiError(503, "the server is shutting down", "service_unavailable", null, "shutting_down"));
       // streams may finish while the engine keeps writing; a silent (stopped, spinning) engine gets no grace
       const deadline = Date.now() + graceMs;

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "nn-math.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -100,6 +101,36 @@ static double kernel_gbps(const struct fc_cpu_kernels * k, int bits, int32_t row
     double bytes = (double)fc_matrix_bytes(&s.m);
     free(s.mem); free(x); free(xp); free(xs); free(xq); free(xd); free(xqs); free(out);
     return bytes / (best / 1e3) / 1e9;
+}
+
+/*
+ * Single-core integer path of level k as the backend runs it (two levels: x and its residual): GMAC/s
+ * (weights x tokens multiply-adds of the product per second) of a bits-wide [rows, cols] matrix times
+ * n_tokens tokens, quantization of the activations included; 0 when k has none.
+ */
+static double kernel_int8_gmacs(const struct fc_cpu_kernels * k, int bits, int32_t rows, int32_t cols, int32_t n_tokens, double min_ms) {
+    if (!k->gemm_q) return 0.0;
+    struct synth s;
+    if (!synth_init(&s, bits, rows, cols)) return 0.0;
+    float * x = fc_alloc_aligned((size_t)n_tokens * cols * 4), * out = fc_alloc_aligned((size_t)n_tokens * rows * 4);
+    void * xq = fc_alloc_aligned(k->xq_bytes(n_tokens, cols)), * xq2 = fc_alloc_aligned(k->xq_bytes(n_tokens, cols));
+    float * res = fc_alloc_aligned((size_t)n_tokens * cols * 4);
+    fill_random(x, (size_t)n_tokens * cols);
+    double best = 1e30;
+    int reps = 0;
+    double t_start = fc_time_ms();
+    do {
+        double t0 = fc_time_ms();
+        k->quantize_x(bits, x, n_tokens, cols, 0, n_tokens, xq, res);
+        k->quantize_x(bits, res, n_tokens, cols, 0, n_tokens, xq2, NULL);
+        k->gemm_q(&s.m, 0, rows, xq, n_tokens, out, (size_t)rows, 0);
+        k->gemm_q(&s.m, 0, rows, xq2, n_tokens, out, (size_t)rows, 1);
+        double dt = fc_time_ms() - t0;
+        if (dt < best) best = dt;
+        reps++;
+    } while (fc_time_ms() - t_start < min_ms || reps < 3);
+    free(s.mem); free(x); free(out); free(xq); free(xq2); free(res);
+    return (double)rows * cols * n_tokens / (best / 1e3) / 1e9;
 }
 
 /* memcpy bandwidth over 256 MB buffers (GB/s of bytes copied), best of 3. */
@@ -378,6 +409,135 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
     return 0;
 }
 
+/* ===== prefill ===== */
+
+/*
+ * Where prefill time goes: the backend's matmul is wrapped by a timer that files each product under the
+ * kind of matrix it is (recognised by address: the model's own matrices; anything else is a routed expert).
+ */
+enum { PK_ATTN, PK_ROUTER, PK_SHARED, PK_EXPERT, PK_HEAD, PK_N };
+static const char * const pk_names[PK_N] = { "attn_proj", "router", "shared_expert", "routed_experts", "lm_head" };
+static struct {
+    const struct fc_backend_ops * inner;
+    const struct fc_model * m;
+    double ms[PK_N];
+    double macs[PK_N];
+} g_prof;
+
+static int pk_of(const struct fc_matrix * w) {
+    const struct fc_model * m = g_prof.m;
+    if (w == &m->lm_head) return PK_HEAD;
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+        const struct fc_layer * ly = &m->layers[l];
+        if (w == &ly->router) return PK_ROUTER;
+        if (w == &ly->sh_gate || w == &ly->sh_up || w == &ly->sh_down || w == &ly->sh_expert_gate) return PK_SHARED;
+        if (w == &ly->in_qkv || w == &ly->in_z || w == &ly->in_b || w == &ly->in_a || w == &ly->out_proj || w == &ly->q_proj ||
+            w == &ly->k_proj || w == &ly->v_proj || w == &ly->o_proj) {
+            return PK_ATTN;
+        }
+    }
+    return PK_EXPERT;
+}
+
+static void timed_matmul(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
+    double t0 = fc_time_ms();
+    g_prof.inner->matmul(be, w, x, out, n_tokens);
+    int k = pk_of(w);
+    g_prof.ms[k] += fc_time_ms() - t0;
+    g_prof.macs[k] += (double)w->rows * w->cols * n_tokens;
+}
+
+/*
+ * Prefill of opt->prompt tokens from an empty sequence (only the last position's logits, as a chat turn
+ * does), opt->iters times after one warm-up pass: tok/s as a median with its range, and the median
+ * pass's time split by kind of product (the rest is attention, recurrence, norms, routing, I/O waits).
+ */
+static int bench_prefill(struct fc_engine * e, const struct fc_bench_options * opt, int iters) {
+    const struct fc_model * m = &e->model;
+    const int32_t n = opt->prompt > 0 ? opt->prompt : 512;
+    if (n > e->context) {
+        fprintf(stderr, "flashchat-engine: bench prefill: %d tokens exceed the context of %d (pass --context)\n", n, e->context);
+        return 2;
+    }
+    int32_t * toks = fc_xmalloc((size_t)n * sizeof *toks);
+    for (int32_t i = 0; i < n; i++) toks[i] = (int32_t)(rnd() % (uint32_t)m->cfg.vocab_size);
+    float * logits = fc_alloc_aligned((size_t)m->cfg.vocab_size * 4);
+    struct fc_backend_ops ops = *e->be.ops;
+    g_prof.inner = e->be.ops;
+    g_prof.m = m;
+    ops.matmul = timed_matmul;
+    e->be.ops = &ops;
+    double * tok_s = fc_xcalloc((size_t)iters, sizeof *tok_s);
+    double best_split[PK_N] = { 0 }, macs[PK_N] = { 0 }, ms_median = 0.0, cpu = 0.0;
+    double * ms_runs = fc_xcalloc((size_t)iters, sizeof *ms_runs);
+    double (*splits)[PK_N] = fc_xcalloc((size_t)iters, sizeof *splits);
+    struct fc_error err;
+    int rc = 0;
+    /* one warm-up pass (first touch of scratch and caches) unless a single run was asked for (long prompts) */
+    for (int it = iters > 1 ? -1 : 0; it < iters; it++) {
+        fc_engine_reset(e);
+        memset(g_prof.ms, 0, sizeof g_prof.ms);
+        memset(g_prof.macs, 0, sizeof g_prof.macs);
+        double t0 = fc_time_ms(), c0 = cpu_ms();
+        if (fc_engine_eval(e, toks, n, NULL, logits, &err) != FC_STATUS_OK) { fprintf(stderr, "%s\n", err.message); rc = 1; break; }
+        double dt = fc_time_ms() - t0;
+        if (it < 0) continue; /* warm-up: first touch of scratch, page cache, caches */
+        cpu += cpu_ms() - c0;
+        ms_runs[it] = dt;
+        tok_s[it] = n / (dt / 1e3);
+        memcpy(splits[it], g_prof.ms, sizeof g_prof.ms);
+        memcpy(macs, g_prof.macs, sizeof macs);
+    }
+    e->be.ops = g_prof.inner;
+    if (rc == 0) {
+        /* the median run by time, and its split */
+        int med = 0;
+        for (int i = 0; i < iters; i++) {
+            int below = 0;
+            for (int j = 0; j < iters; j++) below += ms_runs[j] < ms_runs[i] || (ms_runs[j] == ms_runs[i] && j < i);
+            if (below == iters / 2) med = i;
+        }
+        ms_median = ms_runs[med];
+        memcpy(best_split, splits[med], sizeof best_split);
+        double lo = 1e30, hi = 0.0, total_macs = 0.0, mm_ms = 0.0;
+        for (int i = 0; i < iters; i++) { lo = tok_s[i] < lo ? tok_s[i] : lo; hi = tok_s[i] > hi ? tok_s[i] : hi; }
+        for (int k = 0; k < PK_N; k++) { total_macs += macs[k]; mm_ms += best_split[k]; }
+        /* compute ceiling: threads x the single-core vpdpbusd peak, over the products' multiply-adds per token (the
+           integer path runs two levels, so its own ceiling is half this; the float path is far below) */
+        double peak = 0.0;
+#ifdef FC_HAVE_X86_KERNELS
+        if (fc_cpu_kernels_get(3)) peak = fc_cpu_int8_peak_gmacs(200.0);
+#endif
+        const double ceil_tok_s = peak > 0 ? peak * 1e9 * e->n_threads / (total_macs / n) : 0.0;
+        if (opt->json) {
+            printf("{\"mode\":\"prefill\",\"tokens\":%d,\"iters\":%d,\"threads\":%d,\"batch\":%d,\"kernels\":\"%s\",\"tok_s\":%.3f,"
+                   "\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,\"ms\":%.3f,\"cpu_ms\":%.3f,\"macs_per_token\":%.0f,"
+                   "\"int8_peak_gmacs_per_core\":%.3f,\"compute_ceiling_tok_s\":%.3f,\"fraction_of_compute_ceiling\":%.4f,\"split_ms\":{",
+                   n, iters, e->n_threads, e->max_batch, e->be.ops->describe ? e->be.ops->describe(&e->be) : "", n / (ms_median / 1e3), lo,
+                   hi, ms_median, cpu / iters, total_macs / n, peak, ceil_tok_s, ceil_tok_s > 0 ? n / (ms_median / 1e3) / ceil_tok_s : 0.0);
+            for (int k = 0; k < PK_N; k++) printf("%s\"%s\":%.3f", k ? "," : "", pk_names[k], best_split[k]);
+            printf(",\"other\":%.3f}}\n", ms_median - mm_ms);
+        } else {
+            printf("prefill: %d tokens from an empty context, %d run(s) after a warm-up, %d thread(s), batch %d, kernels %s\n", n, iters,
+                   e->n_threads, e->max_batch, e->be.ops->describe ? e->be.ops->describe(&e->be) : "");
+            printf("  %.1f tok/s median (%.1f-%.1f), %.1f ms per prefill, %.1f M multiply-adds per token in products\n", n / (ms_median / 1e3),
+                   lo, hi, ms_median, total_macs / n / 1e6);
+            if (ceil_tok_s > 0) {
+                printf("  compute ceiling %.0f tok/s (%d x %.0f GMAC/s vpdpbusd peak per core); achieved %.1f%%\n", ceil_tok_s, e->n_threads, peak,
+                       100.0 * n / (ms_median / 1e3) / ceil_tok_s);
+            }
+            for (int k = 0; k < PK_N; k++) {
+                printf("  %-15s %9.1f ms %5.1f%%  %7.1f GMAC/s\n", pk_names[k], best_split[k], 100.0 * best_split[k] / ms_median,
+                       best_split[k] > 0 ? macs[k] / (best_split[k] / 1e3) / 1e9 : 0.0);
+            }
+            printf("  %-15s %9.1f ms %5.1f%%  (attention, recurrence, norms, routing, I/O waits)\n", "other", ms_median - mm_ms,
+                   100.0 * (ms_median - mm_ms) / ms_median);
+        }
+    }
+    free(toks); free(logits); free(tok_s); free(ms_runs); free(splits);
+    return rc;
+}
+
 /* ===== synthetic kernels ===== */
 
 static int bench_kernels(const struct fc_bench_options * opt) {
@@ -400,9 +560,35 @@ static int bench_kernels(const struct fc_bench_options * opt) {
             }
         }
     }
+    /* the integer path (prefill): a 2048 x 2048 matrix (L2-resident codes at 4 bits) times 256 and 8 tokens */
+    if (opt->json) printf("],\"int8\":[");
+    first = 1;
+    for (int level = 0; level <= FC_CPU_MAX_LEVEL; level++) {
+        const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
+        if (!k || !k->gemm_q) continue;
+        for (int bits = 2; bits <= 8; bits *= 2) {
+            double many = kernel_int8_gmacs(k, bits, 2048, 2048, 256, 300.0);
+            double few = kernel_int8_gmacs(k, bits, 2048, 2048, 8, 200.0);
+            if (opt->json) {
+                printf("%s{\"kernels\":\"%s\",\"bits\":%d,\"gmacs_256_tokens\":%.3f,\"gmacs_8_tokens\":%.3f}", first ? "" : ",", k->name,
+                       bits, many, few);
+                first = 0;
+            } else {
+                printf("kernels %-10s %d-bit int8 x2 product, one thread: %7.1f GMAC/s with 256 tokens, %7.1f with 8\n", k->name, bits, many,
+                       few);
+            }
+        }
+    }
+    double peak = 0.0;
+#ifdef FC_HAVE_X86_KERNELS
+    if (fc_cpu_kernels_get(3)) peak = fc_cpu_int8_peak_gmacs(200.0);
+#endif
     double mem = memcpy_gbps();
-    if (opt->json) printf("],\"memcpy_gbps\":%.3f}\n", mem);
-    else printf("memcpy: %.2f GB/s (256 MB buffers)\n", mem);
+    if (opt->json) printf("],\"int8_peak_gmacs\":%.3f,\"memcpy_gbps\":%.3f}\n", peak, mem);
+    else {
+        if (peak > 0) printf("vpdpbusd peak, one thread: %.1f GMAC/s (the compute ceiling per core)\n", peak);
+        printf("memcpy: %.2f GB/s (256 MB buffers)\n", mem);
+    }
     return 0;
 }
 
@@ -417,5 +603,6 @@ int fc_bench_run(struct fc_engine * e, const struct fc_bench_options * opt) {
     if (strcmp(m, "moebench") == 0) return bench_moe(e, opt, opt->iters > 0 ? opt->iters : 10);
     if (strcmp(m, "full") == 0) return bench_full(e, opt, opt->iters > 0 ? opt->iters : 1);
     if (strcmp(m, "fullbench") == 0) return bench_full(e, opt, opt->iters > 0 ? opt->iters : 10);
+    if (strcmp(m, "prefill") == 0) return bench_prefill(e, opt, opt->iters > 0 ? opt->iters : 3);
     return 2;
 }

@@ -1,18 +1,12 @@
 /* Engine set-up and the layer loop: embedding, per-layer blocks, final norm, lm_head. */
 #define _GNU_SOURCE
 #include "engine.h"
+#include "nn-math.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void fc_rmsnorm(float * out, const float * x, const float * w, int32_t n, float eps) {
-    double ss = 0.0;
-    for (int32_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    float r = (float)(1.0 / sqrt(ss / n + eps));
-    for (int32_t i = 0; i < n; i++) out[i] = x[i] * r * w[i];
-}
 
 static int32_t imax(int32_t a, int32_t b) { return a > b ? a : b; }
 

@@ -2,7 +2,6 @@
 #ifndef FC_ENGINE_H
 #define FC_ENGINE_H
 
-#include <math.h>
 #include <stdint.h>
 
 #include "backend.h"
@@ -31,7 +30,7 @@ struct fc_engine_options {
     int32_t context;           /* <= 0: max_position_embeddings, lowered to what fits in memory */
     int kv_type;               /* enum fc_kv_type (0 = f16) */
     int32_t n_active_experts;  /* <= 0: the model's own */
-    int32_t max_batch;         /* prefill tokens per forward chunk; <= 0: 128 */
+    int32_t max_batch;         /* prefill tokens per forward chunk; <= 0: 256 */
     int32_t n_io_threads;      /* <= 0: automatic */
     int expert_io;             /* enum fc_expert_io: pread copies, in place from mapped files, or auto (by size) */
 };
@@ -111,10 +110,5 @@ void fc_linear_attn_forward(struct fc_engine * e, int32_t layer, int32_t n);
 void fc_full_attn_forward(struct fc_engine * e, int32_t layer, int32_t n);
 size_t fc_full_attn_scratch_floats(const struct fc_engine * e); /* per compute thread */
 enum fc_status fc_moe_forward(struct fc_engine * e, int32_t layer, int32_t n, struct fc_error * err);
-
-/* ===== shared math ===== */
-void fc_rmsnorm(float * out, const float * x, const float * w, int32_t n, float eps);
-static inline float fc_silu(float x) { return x / (1.0f + expf(-x)); }
-static inline float fc_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "nn-math.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi" /* the 32-byte vectors only pass between inlined functions of this file */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "nn-math.h"
 
 struct delta_job {
     struct fc_engine * e;

@@ -29,7 +29,8 @@ static void usage(FILE * f) {
             "  logits               --tokens 1,2,3 --out FILE: float32 logits [n, vocab] of every position\n"
             "  bench MODE           run | bench (one expert, 1 / 10 iterations), verify (kernels vs the scalar\n"
             "                       reference), moe | moebench (one MoE layer), full | fullbench (whole model,\n"
-            "                       one token), kernels (synthetic single-core matvec GB/s; no model needed)\n"
+            "                       one token), prefill (--prompt N tokens from an empty context: tok/s and where\n"
+            "                       the time goes), kernels (synthetic single-core matvec GB/s; no model needed)\n"
             "\n"
             "options:\n"
             "  --artifacts DIR          model_weights.bin + model_weights.json (required except bench kernels)\n"
@@ -56,6 +57,7 @@ static void usage(FILE * f) {
             "                                       memory, else pread\n"
             "  --expert-mmap            same as --expert-io mmap\n"
             "  --iters N  --layer L     bench: iterations, layer\n"
+            "  --prompt N               bench prefill: prompt tokens (default 512; needs --context >= N)\n"
             "  --json                   bench: one JSON line instead of text\n"
             "  --help                   this text\n"
             "\n"
@@ -135,6 +137,7 @@ int main(int argc, char ** argv) {
         else if (strcmp(a, "--io-threads") == 0) { INT_VALUE(opt.n_io_threads, 1); }
         else if (strcmp(a, "--iters") == 0) { INT_VALUE(bopt.iters, 1); }
         else if (strcmp(a, "--layer") == 0) { INT_VALUE(bopt.layer, 0); }
+        else if (strcmp(a, "--prompt") == 0) { INT_VALUE(bopt.prompt, 1); }
         else if (strcmp(a, "--json") == 0) { bopt.json = 1; }
         else if (strcmp(a, "--expert-mmap") == 0) { opt.expert_io = FC_EXPERT_IO_MMAP; }
         else if (strcmp(a, "--expert-io") == 0) {
@@ -158,7 +161,7 @@ int main(int argc, char ** argv) {
 #undef NEED_VALUE
     }
     if (mode && strcmp(mode, "bench") == 0) {
-        static const char * const modes[] = { "run", "verify", "bench", "moe", "moebench", "full", "fullbench", "kernels" };
+        static const char * const modes[] = { "run", "verify", "bench", "moe", "moebench", "full", "fullbench", "prefill", "kernels" };
         int known = 0;
         for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) known |= strcmp(bopt.mode, modes[k]) == 0;
         if (!known) { fprintf(stderr, "flashchat-engine: unknown bench mode %s (see --help)\n", bopt.mode); return 2; }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "nn-math.h"
 
 /* Top-k of probs[n_experts] by descending value (ties: lower id first). */
 static void top_k(const float * probs, int32_t n_experts, int32_t k, int32_t * ids, float * w) {

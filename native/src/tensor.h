@@ -46,6 +46,12 @@ static inline int fc_dtype_is_quantized(enum fc_dtype t) {
 }
 
 /* Bytes of weight data the matrix holds (codes + scales + biases). */
+/* The unsigned code of element i of a packed row of `bits`-bit codes (little-endian bit order). */
+static inline float fc_code_at(const uint8_t * row, int bits, int32_t i) {
+    size_t bit = (size_t)i * (size_t)bits;
+    return (float)((row[bit / 8] >> (bit % 8)) & ((1u << bits) - 1u));
+}
+
 static inline size_t fc_matrix_bytes(const struct fc_matrix * m) {
     size_t b = (size_t)m->rows * m->row_bytes;
     if (fc_dtype_is_quantized(m->type)) b += 2 * (size_t)m->rows * (size_t)(m->cols / m->group_size) * 2;

@@ -1,6 +1,9 @@
 /*
  * Every CPU kernel level against the scalar reference on random matrices: all bit widths, odd row
- * counts, several column counts, one and several tokens, plus float matrices. Exit 0 when all pass.
+ * counts, several column counts, one and several tokens, plus float matrices. The integer path (int8
+ * activations, kernels.h) of every level that has one must equal the portable one bit for bit, and the
+ * backend's results for several tokens (which take it) stay within the int8 tolerance of the float
+ * reference. Exit 0 when all pass.
  */
 #include <math.h>
 #include <stdio.h>
@@ -33,6 +36,62 @@ static uint16_t to_bf16(float f) {
 
 static int failures = 0, checks = 0;
 static double worst_err = 0.0, worst_tol = 0.0; /* largest error seen at the level being checked, its tolerance */
+static double worst_int8 = 0.0; /* int8 error / rounding bound */
+
+/* The kernel level a "cpu:N" backend runs (its describe() names it). */
+static int be_has_int8(struct fc_backend * be) {
+    const char * name = be->ops->describe(be);
+    for (int level = 0; level <= FC_CPU_MAX_LEVEL; level++) {
+        const struct fc_cpu_kernels * k = fc_cpu_kernels_get(level);
+        if (k && strcmp(k->name, name) == 0) return k->gemm_q != NULL;
+    }
+    return 0;
+}
+
+/* Element (r, i) of a quantized test matrix. */
+static double wval(const struct fc_matrix * m, int32_t r, int32_t i) {
+    const int bits = fc_dtype_bits(m->type);
+    const size_t bit = (size_t)i * bits;
+    const uint8_t * row = m->data + (size_t)r * m->row_bytes;
+    const size_t g = (size_t)r * (m->cols / 64) + (size_t)i / 64;
+    return (double)((row[bit / 8] >> (bit % 8)) & ((1u << bits) - 1u)) * fc_bf16_to_f32(m->scales[g]) + fc_bf16_to_f32(m->biases[g]);
+}
+
+/*
+ * Where int8 activations are used the result is the exact dot with x quantized in two levels: x, then its
+ * residual r (|r| <= d/2), each rounded per group to a step of amax / 127, so |got - ref| <= sum_i |w_i| *
+ * amax_r(g) / 254 (the rounding bound of the residual), plus float slack. Returns the worst ratio of the
+ * error to that bound (<= 1 passes).
+ */
+static double int8_error_ratio(const struct fc_matrix * m, const float * x, const float * ref, const float * got, int32_t n_tokens) {
+    double worst = 0.0;
+    for (int32_t t = 0; t < n_tokens; t++) {
+        for (int32_t r = 0; r < m->rows; r++) {
+            double bound = 0.0, mag = 0.0;
+            for (int32_t g = 0; g < m->cols / 64; g++) {
+                int8_t q[64];
+                float sm;
+                const float * xg = x + (size_t)t * m->cols + g * 64;
+                const float d = fc_cpu_quantize_group(xg, q, &sm);
+                double amax = 0.0;
+                /* a plain compare, not fmax: aarch64 gcc 12's vectorizer crashes on that reduction here */
+                for (int32_t i = 0; i < 64; i++) {
+                    const double v = fabs((double)(xg[i] - (float)q[i] * d));
+                    if (v > amax) amax = v;
+                }
+                for (int32_t i = 0; i < 64; i++) {
+                    const double wv = wval(m, r, g * 64 + i);
+                    bound += fabs(wv) * amax / 254.0;
+                    mag += fabs(wv * x[(size_t)t * m->cols + g * 64 + i]);
+                }
+            }
+            const double err = fabs((double)got[(size_t)t * m->rows + r] - ref[(size_t)t * m->rows + r]);
+            const double ratio = err / (bound + 1e-5 * mag + 1e-30);
+            worst = isnan(got[(size_t)t * m->rows + r]) ? INFINITY : fmax(worst, ratio);
+        }
+    }
+    return worst;
+}
 
 /* Compare a backend against the reference; scales may be negative, as in MLX files. */
 static void check(struct fc_backend * be, const char * label, const struct fc_matrix * m, int32_t n_tokens) {
@@ -43,14 +102,19 @@ static void check(struct fc_backend * be, const char * label, const struct fc_ma
     for (size_t i = 0; i < (size_t)n_tokens * m->cols; i++) x[i] = rndf();
     fc_matmul_reference(m, x, ref, n_tokens);
     be->ops->matmul(be, m, x, got, n_tokens);
-    /* float kernels: max |err| / max |ref|; int8 activations: |err| / (|w_row| |x_token|) (kernels.h) */
-    const double err = fc_cpu_product_error(k, m, x, got, ref, n_tokens), tol = fc_cpu_product_tolerance(k, m);
     checks++;
-    if (err > worst_err) worst_err = err;
-    if (tol > worst_tol) worst_tol = tol;
+    /* gemm_q (several 2/4-bit tokens): within the rounding bound of its two-level quantized x; else float
+       kernels max |err| / max |ref|, matmul_qx |err| / (|w_row| |x_token|) (kernels.h) */
+    const int int8 = fc_dtype_is_quantized(m->type) && m->type != FC_DTYPE_Q8 && n_tokens >= 2 && be_has_int8(be);
+    const double err = int8 ? int8_error_ratio(m, x, ref, got, n_tokens) : fc_cpu_product_error(k, m, x, got, ref, n_tokens);
+    const double tol = int8 ? 1.0 : fc_cpu_product_tolerance(k, m);
+    if (int8 && err > worst_int8) worst_int8 = err;
+    if (!int8 && err > worst_err) worst_err = err;
+    if (!int8 && tol > worst_tol) worst_tol = tol;
     if (!(err < tol)) {
         failures++;
-        printf("FAIL %s: type %d [%d x %d] tokens=%d: error %.3g (tolerance %.0e)\n", label, m->type, m->rows, m->cols, n_tokens, err, tol);
+        printf("FAIL %s: type %d [%d x %d] tokens=%d: %s %.3g (tolerance %.0e)\n", label, m->type, m->rows, m->cols, n_tokens,
+               int8 ? "int8 error / rounding bound" : "error", err, tol);
     }
     free(x);
     free(ref);
@@ -105,14 +169,106 @@ static void check_qx(const struct fc_cpu_kernels * k, int level) {
     }
 }
 
+/* A random quantized matrix (codes, scales incl. negative ones, biases); free m->data, scales, biases. */
+static struct fc_matrix random_q(int bits, int32_t rows, int32_t cols) {
+    const int32_t ng = cols / 64;
+    size_t code_bytes = (size_t)rows * cols * bits / 8;
+    uint8_t * codes = malloc(code_bytes);
+    uint16_t * sc = malloc((size_t)rows * ng * 2), * bi = malloc((size_t)rows * ng * 2);
+    for (size_t i = 0; i < code_bytes; i++) codes[i] = (uint8_t)rnd();
+    for (size_t i = 0; i < (size_t)rows * ng; i++) {
+        sc[i] = to_bf16(rndf() * 0.1f);
+        bi[i] = to_bf16(rndf());
+    }
+    struct fc_matrix m;
+    enum fc_dtype t = bits == 2 ? FC_DTYPE_Q2 : bits == 4 ? FC_DTYPE_Q4 : FC_DTYPE_Q8;
+    fc_matrix_init(&m, "test", t, rows, cols, 64, codes, (uint8_t *)sc, (uint8_t *)bi, NULL);
+    return m;
+}
+
+/*
+ * A level's integer path against the portable one: same q/d/s and the same float steps, so equal bit
+ * for bit. Quantized in token ranges of the level's block (as threads split it) and as one range;
+ * some rows of x all zero (amax 0) and some inputs large.
+ */
+static void check_int8_level(const struct fc_cpu_kernels * k) { /* k NULL: the portable path against the float reference only */
+    const int32_t rows_list[] = { 1, 5, 17, 130 };
+    const int32_t cols_list[] = { 64, 192, 1024 };
+    const int32_t tokens_list[] = { 2, 16, 17, 40 };
+    for (int bits = 2; bits <= 8; bits *= 2) {
+        for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++) {
+            for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++) {
+                for (size_t ti = 0; ti < sizeof tokens_list / sizeof tokens_list[0]; ti++) {
+                    const int32_t rows = rows_list[ri], cols = cols_list[ci], n = tokens_list[ti];
+                    struct fc_matrix m = random_q(bits, rows, cols);
+                    float * x = malloc((size_t)n * cols * sizeof(float));
+                    for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = rndf() * (i % 97 == 0 ? 30.0f : 1.0f);
+                    memset(x + (size_t)(n / 2) * cols, 0, (size_t)64 * sizeof(float)); /* one all-zero group */
+                    void * xq_ref = malloc(fc_cpu_xq_bytes_generic(n, cols));
+                    void * xq = malloc(k ? k->xq_bytes(n, cols) : 1);
+                    float * ref = malloc((size_t)n * rows * sizeof(float)), * got = malloc((size_t)n * rows * sizeof(float));
+                    float * res_ref = malloc((size_t)n * cols * sizeof(float)), * res = malloc((size_t)n * cols * sizeof(float));
+                    fc_cpu_quantize_x_generic(bits, x, n, cols, 0, n, xq_ref, res_ref);
+                    fc_cpu_gemm_q_generic(&m, 0, rows, xq_ref, n, ref, (size_t)rows, 0);
+                    fc_cpu_quantize_x_generic(bits, res_ref, n, cols, 0, n, xq_ref, NULL);
+                    fc_cpu_gemm_q_generic(&m, 0, rows, xq_ref, n, ref, (size_t)rows, 1); /* the second level adds */
+                    {
+                        float * fref = malloc((size_t)n * rows * sizeof(float));
+                        fc_matmul_reference(&m, x, fref, n);
+                        const double ratio = int8_error_ratio(&m, x, fref, ref, n);
+                        checks++;
+                        if (!(ratio <= 1.0)) {
+                            failures++;
+                            printf("FAIL portable int8 path vs float reference: %d-bit [%d x %d] tokens=%d: %.3g of the bound\n", bits, rows, cols, n, ratio);
+                        }
+                        if (ratio > worst_int8) worst_int8 = ratio;
+                        free(fref);
+                    }
+                    for (int split = 0; k && split < 2; split++) {
+                        memset(res, 0xff, (size_t)n * cols * sizeof(float));
+                        if (split) {
+                            for (int32_t t0 = 0; t0 < n; t0 += k->xq_tokens) k->quantize_x(bits, x, n, cols, t0, t0 + k->xq_tokens < n ? t0 + k->xq_tokens : n, xq, res);
+                        } else {
+                            k->quantize_x(bits, x, n, cols, 0, n, xq, res);
+                        }
+                        memset(got, 0xff, (size_t)n * rows * sizeof(float));
+                        /* rows in two ranges, the first not a multiple of 4 */
+                        int32_t mid = rows / 3;
+                        k->gemm_q(&m, 0, mid, xq, n, got, (size_t)rows, 0);
+                        k->gemm_q(&m, mid, rows, xq, n, got, (size_t)rows, 0);
+                        checks++;
+                        if (memcmp(res, res_ref, (size_t)n * cols * sizeof(float)) != 0) {
+                            failures++;
+                            printf("FAIL int8 %s residual differs from generic: %d-bit [%d x %d] tokens=%d\n", k->name, bits, rows, cols, n);
+                        }
+                        k->quantize_x(bits, res, n, cols, 0, n, xq, NULL);
+                        k->gemm_q(&m, 0, rows, xq, n, got, (size_t)rows, 1);
+                        if (memcmp(ref, got, (size_t)n * rows * sizeof(float)) != 0) {
+                            failures++;
+                            size_t bad = 0;
+                            while (bad < (size_t)n * rows && memcmp(&ref[bad], &got[bad], sizeof(float)) == 0) bad++;
+                            printf("FAIL int8 %s vs generic: %d-bit [%d x %d] tokens=%d split=%d: out[%zu] %.9g != %.9g\n", k->name, bits,
+                                   rows, cols, n, split, bad, got[bad], ref[bad]);
+                        }
+                    }
+                    free(x); free(xq_ref); free(xq); free(ref); free(got); free(res); free(res_ref);
+                    free((void *)m.data); free((void *)m.scales); free((void *)m.biases);
+                }
+            }
+        }
+    }
+}
+
 int main(void) {
     const int32_t rows_list[] = { 1, 3, 17, 64, 129 };
     const int32_t cols_list[] = { 64, 192, 320, 1024 };
-    const int32_t tokens_list[] = { 1, 2, 7 };
+    const int32_t tokens_list[] = { 1, 2, 7, 19 };
     const int n_threads_list[] = { 1, 2, 3 };
+    check_int8_level(NULL); /* the portable integer path, on every machine */
     /* every numbered level, then the portable int8 set (level FC_CPU_MAX_LEVEL + 1 here) */
     for (int level = 0; level <= FC_CPU_MAX_LEVEL + 1; level++) {
         const struct fc_cpu_kernels * k = level <= FC_CPU_MAX_LEVEL ? fc_cpu_kernels_get(level) : &fc_cpu_kernels_generic_int8;
+        if (k && k->gemm_q) check_int8_level(k);
         if (!k) {
             printf("kernel level %d: not supported on this CPU, skipped\n", level);
             continue;
@@ -179,7 +335,7 @@ int main(void) {
         }
         printf("kernels %s: largest error %.3g against the reference (held to %.0e)\n", k->name, worst_err, worst_tol);
     }
-    /* prepared-x layout: dequantized rows dotted with prepared x equal the natural-order dot */
+    printf("int8 path: worst error against the float reference %.3g of the rounding bound\n", worst_int8);
     printf("%d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }

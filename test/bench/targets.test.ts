@@ -66,18 +66,23 @@ test("standard on a generated model of the fixture's shape: engine targets and e
   const before = loadHistory(historyPath(config)).length;
   const r = await runStandard(config, {
     shapes: [shape], modelsDir, runs: 2, warmup: 0, e2e: true, e2eRuns: 2, cold: false, regenerate: false, remeasure: false, history: true,
-    machine: smallProbes, e2eShortWords: 4, e2eLongWords: 30, e2eDecodeTokens: 4,
+    machine: smallProbes, e2eShortWords: 4, e2eLongWords: 30, e2eDecodeTokens: 4, prefillTokens: [16, 2048],
   });
   expect(r.failures).toEqual([]);
   expect(r.rows.filter((x) => x.target !== "e2e").map((x) => `${x.target}/${x.figure}/${x.stats.n}`)).toEqual([
     "bench/expert_ms/2", "bench/expert_gb_s/2", "moebench/layer_ms/2", "moebench/layer_gb_s/2", "fullbench/decode_tok_s/2", "fullbench/decode_gb_s/2", "fullbench/kernel_gb_s_per_core/2",
+    "prefill/pp16_tok_s/2", "prefill/pp2048_tok_s/1",
   ]);
+  // the compute ceiling (threads x vpdpbusd peak) where the CPU has the integer path
+  const pp = r.rows.find((x) => x.figure === "pp16_tok_s")!;
+  expect(pp.stats.median).toBeGreaterThan(0);
+  if (readFileSync("/proc/cpuinfo", "utf8").includes("avx512_vnni")) expect(pp.ceilings!.compute).toBeGreaterThan(0);
   const decode = r.rows.find((x) => x.figure === "decode_tok_s")!;
   expect(decode.ceilings!.memory).toBeGreaterThan(0);
   expect(decode.ceilings!.kernel).toBeGreaterThan(0);
   expect(r.rows.some((x) => x.figure === "decode_tok_s:long:warm")).toBe(true);
   const lines = r.table.split("\n");
-  expect(lines[0]).toMatch(/^model\s+target\s+figure\s+median\s+min–max\s+runs\s+of mem ceiling\s+of disk ceiling\s+of kernel ceiling$/);
+  expect(lines[0]).toMatch(/^model\s+target\s+figure\s+median\s+min–max\s+runs\s+of mem ceiling\s+of disk ceiling\s+of kernel ceiling(\s+of compute ceiling)?$/);
   expect(lines.find((l) => l.includes("fullbench") && l.includes("decode tok/s"))).toMatch(/\d+% of [\d.]+\s+\d+% of [\d.]+$/);
   expect(r.e2eTables.length).toBe(1);
   expect(loadHistory(historyPath(config)).length).toBe(before + r.records.length);

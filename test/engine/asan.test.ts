@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "pathe";
 import { type Engine, startEngine } from "../../lib/engine/client.ts";
 import type { GenerateEvent, GenerateRequest } from "../../lib/engine/types.ts";
-import { buildEngine, expectedLogits, greedy, makeFixtureArtifacts, makeTempDir, NATIVE_DIR, prompt, removeDir, rowMaxDiff } from "./_fixture.ts";
+import { PREFILL_LOGIT_TOL, buildEngine, expectedLogits, greedy, makeFixtureArtifacts, makeTempDir, NATIVE_DIR, prompt, removeDir, rowMaxDiff } from "./_fixture.ts";
 
 const ASAN_DIR = join(NATIVE_DIR, "build", "asan");
 const SANITIZER_ENV = {
@@ -76,7 +76,7 @@ describe.skipIf(!hasSanitizers)("under ASan + UBSan", () => {
 
   test("a protocol session: logits, greedy, sampling, snapshots, errors, cancel, save/load; exit 0 and no findings", async () => {
     const logits = await engine.logits(prompt());
-    expect(Math.max(...rowMaxDiff(logits, expectedLogits(), 32))).toBeLessThan(1e-3);
+    expect(Math.max(...rowMaxDiff(logits, expectedLogits(), 32))).toBeLessThan(PREFILL_LOGIT_TOL);
     const p = prompt();
     await engine.reset(); // else the logits op's state is reused whole and no snapshot at 12 is taken
     expect(tokensOf(await collect({ tokens: p, max_tokens: 16, stop_tokens: [], snapshot_at: [12] }))).toEqual(greedy().generated_ids);

@@ -16,6 +16,7 @@ import {
   greedy,
   makeFixtureArtifacts,
   makeTempDir,
+  PREFILL_LOGIT_TOL,
   readF32,
   removeDir,
   rowMaxDiff,
@@ -159,12 +160,14 @@ describe("KV cache types against the fixture's reference logits", () => {
   }
   const maxDiff = (a: Float32Array, b: Float32Array) => Math.max(...rowMaxDiff(a, b, seq().length));
 
-  test("f32 and f16 (default) stay within 1e-3 of the reference at every position; bf16 within 1e-2; q8 within 5e-2", async () => {
+  // a batch: the kernels' own error (PREFILL_LOGIT_TOL on CPUs with the integer path) comes first; the cache types
+  // are held to their bounds against the f32 cache's logits, and f32 to the reference
+  test("f32 within PREFILL_LOGIT_TOL of the reference at every position; f16 (default) within 1e-3 of f32, bf16 within 1e-2, q8 within 5e-2", async () => {
     const want = expectedFullSequenceLogits();
     const got = Object.fromEntries(await Promise.all(["f32", "f16", "bf16", "q8"].map(async (t) => [t, await logitsWith(t)] as const)));
-    const err = Object.fromEntries(Object.entries(got).map(([t, l]) => [t, maxDiff(l, want)]));
-    console.log(`largest |logit - reference| over ${seq().length} positions: ${Object.entries(err).map(([t, v]) => `${t} ${v.toExponential(2)}`).join(", ")}`);
-    expect(err.f32!).toBeLessThan(1e-3);
+    const err = Object.fromEntries(Object.entries(got).map(([t, l]) => [t, t === "f32" ? maxDiff(l, want) : maxDiff(l, got.f32!)]));
+    console.log(`largest |logit difference| over ${seq().length} positions (f32: to the reference, others: to f32): ${Object.entries(err).map(([t, v]) => `${t} ${v.toExponential(2)}`).join(", ")}`);
+    expect(err.f32!).toBeLessThan(PREFILL_LOGIT_TOL);
     expect(err.f16!).toBeLessThan(1e-3);
     expect(err.bf16!).toBeLessThan(1e-2);
     expect(err.q8!).toBeLessThan(5e-2);

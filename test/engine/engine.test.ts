@@ -1,5 +1,6 @@
 // The engine on the fixture model: logits of every position against the reference, greedy decoding, incremental decode.
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "pathe";
 import { type Engine, startEngine } from "../../lib/engine/client.ts";
 import { writeEngineLogits } from "../../lib/bench/logits.ts";
@@ -11,6 +12,7 @@ import {
   expectedLogits,
   greedy,
   makeFixtureArtifacts,
+  PREFILL_LOGIT_TOL,
   prompt,
   readF32,
   removeDir,
@@ -32,21 +34,43 @@ afterAll(async () => {
   removeDir(artifacts);
 });
 
-test("benchmark logits (batch mode) matches expected/logits.f32 within 1e-3 at every position", async () => {
+test("benchmark logits (batch mode) matches expected/logits.f32 within PREFILL_LOGIT_TOL at every position, argmax unchanged", async () => {
   const out = join(artifacts, "logits.f32");
   await writeEngineLogits({ artifactsDir: artifacts, tokens: prompt(), outPath: out, threads: "1" });
   const got = readF32(out);
   const want = expectedLogits();
   expect(got.length).toBe(want.length);
   const diffs = rowMaxDiff(got, want, 32);
-  expect(Math.max(...diffs)).toBeLessThan(1e-3);
+  expect(Math.max(...diffs)).toBeLessThan(PREFILL_LOGIT_TOL);
   for (let r = 0; r < 32; r++) expect(argmaxRow(got, r)).toBe(argmaxRow(want, r));
 });
+
+// the kernel levels apart: the float AVX-512 kernels (level 2) and the integer path (level 3, AVX-512 VNNI)
+const cpuFlags = (() => {
+  try {
+    return readFileSync("/proc/cpuinfo", "utf8");
+  } catch {
+    return "";
+  }
+})();
+for (const [level, flag, tol] of [[2, "avx512bw", 1e-3], [3, "avx512_vnni", PREFILL_LOGIT_TOL]] as const) {
+  test.skipIf(!cpuFlags.includes(flag))(`kernel level ${level} (cpu:${level}): batched logits within ${tol} of the reference, argmax unchanged`, async () => {
+    const out = join(artifacts, `logits-cpu${level}.f32`);
+    await using proc = Bun.spawn([ENGINE, "logits", "--artifacts", artifacts, "--backend", `cpu:${level}`, "--threads", "2", "--tokens", prompt().join(","), "--out", out], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(await proc.exited).toBe(0);
+    const got = readF32(out);
+    expect(Math.max(...rowMaxDiff(got, expectedLogits(), 32))).toBeLessThan(tol);
+    for (let r = 0; r < 32; r++) expect(argmaxRow(got, r)).toBe(argmaxRow(expectedLogits(), r));
+  });
+}
 
 test("the logits op over the protocol gives the same numbers", async () => {
   const got = await engine.logits(prompt());
   expect(got.length).toBe(32 * VOCAB);
-  expect(Math.max(...rowMaxDiff(got, expectedLogits(), 32))).toBeLessThan(1e-3);
+  expect(Math.max(...rowMaxDiff(got, expectedLogits(), 32))).toBeLessThan(PREFILL_LOGIT_TOL);
 });
 
 test("greedy generation reproduces expected/greedy.json exactly", async () => {
@@ -73,7 +97,7 @@ function logSoftmaxAt(a: Float32Array, r: number, i: number): number {
 test("batched evaluation of prompt + greedy tokens matches logits_full_sequence at every position", async () => {
   const seq = greedy().full_sequence;
   const got = await engine.logits(seq);
-  expect(Math.max(...rowMaxDiff(got, expectedFullSequenceLogits(), seq.length))).toBeLessThan(1e-3);
+  expect(Math.max(...rowMaxDiff(got, expectedFullSequenceLogits(), seq.length))).toBeLessThan(PREFILL_LOGIT_TOL);
 });
 
 test("token-by-token decoding from position 0 matches logits_full_sequence at every position", async () => {
@@ -105,7 +129,7 @@ for (const flags of [["--expert-mmap"], ["--expert-io", "pread"], ["--expert-io"
     expect(await proc.exited).toBe(0);
     const mode = flags[0] === "--expert-mmap" ? "mmap" : flags[1]!;
     expect(await new Response(proc.stderr).text()).toContain(`experts by ${mode},`);
-    expect(Math.max(...rowMaxDiff(readF32(out), expectedLogits(), 32))).toBeLessThan(1e-3);
+    expect(Math.max(...rowMaxDiff(readF32(out), expectedLogits(), 32))).toBeLessThan(PREFILL_LOGIT_TOL);
   });
 }
 

@@ -19,11 +19,11 @@ async function runBinary(name: string): Promise<{ code: number; out: string }> {
   return { code, out: out + err };
 }
 
-test("every kernel level matches the scalar reference (2/4/8-bit, odd rows, 1-7 tokens, 1-3 threads, float matrices)", async () => {
+test("every kernel level matches the scalar reference (2/4/8-bit, odd rows, 1-19 tokens, 1-3 threads, float matrices; the integer path bit for bit)", async () => {
   const { code, out } = await runBinary("test-kernels");
   expect(out).toMatch(/\d+ checks, 0 failures/);
   expect(code).toBe(0);
-});
+}, 60_000);
 
 test("the JSON reader accepts valid documents and rejects malformed ones", async () => {
   const { code, out } = await runBinary("test-json");

@@ -51,7 +51,8 @@ test("SIGKILL of the engine's parent during a generation ends the engine", async
       for (let i = 0; i < 600 && !cond(); i++) await Bun.sleep(50);
       if (!cond()) throw new Error(`timed out waiting for ${what}`);
     };
-    await waitFor("ready", () => lines().some((m) => m.type === "ready"));
+    // the fixture writes the pid line after spawning; the engine's ready line may come first
+    await waitFor("ready and the pid", () => lines().some((m) => m.type === "ready") && lines().some((m) => m.type === "pid"));
     enginePid = lines().find((m) => m.type === "pid")!.pid!;
     writeSync(input, '{"op":"generate","id":"g","tokens":[1,2,3],"max_tokens":100000,"stop_tokens":[]}\n');
     await waitFor("a token", () => lines().some((m) => m.type === "token"));

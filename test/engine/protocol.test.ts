@@ -308,10 +308,11 @@ describe("prefix reuse gives the same logits as a fresh evaluation", () => {
     expect(doneOf(ea).cached_tokens).toBe(16);
     expect(doneOf(eb).cached_tokens).toBe(0);
     const lp = (evs: GenerateEvent[]) => evs.flatMap((e) => (e.type === "token" ? [(e as unknown as { logprob: number }).logprob] : []));
-    // chunking differs (16 + 16 tokens vs 32): the same numbers up to float summation order
+    // chunking differs (16 + 16 tokens vs 32): float summation order, and (on CPUs with the integer path) an expert
+    // that several tokens of a chunk share is multiplied with int8 activations, one token alone in float
     const [la, lb] = [lp(ea), lp(eb)];
     expect(la).toHaveLength(16);
-    for (let i = 0; i < 16; i++) expect(Math.abs(la[i]! - lb[i]!)).toBeLessThan(1e-4);
+    for (let i = 0; i < 16; i++) expect(Math.abs(la[i]! - lb[i]!)).toBeLessThan(1e-3);
     expect(tokensOf(ea)).toEqual(tokensOf(eb));
     expect(seq.length).toBe(48);
   });

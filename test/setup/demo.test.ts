@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join, resolve } from "pathe";
 import { inspectArtifacts } from "../../lib/model/artifacts.ts";
+import { xdgEnv } from "../helpers/cli.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 let tmp: string;
@@ -13,15 +14,7 @@ let env: Record<string, string>;
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), "flashchat-demo-"));
   // an empty HOME, no network at all (HF_ENDPOINT points nowhere), no terminal, no --yes
-  env = {
-    PATH: process.env.PATH ?? "",
-    HOME: tmp,
-    XDG_CONFIG_HOME: join(tmp, "config"),
-    XDG_DATA_HOME: join(tmp, "data"),
-    XDG_CACHE_HOME: join(tmp, "cache"),
-    HF_ENDPOINT: "http://127.0.0.1:9",
-    NO_COLOR: "1",
-  };
+  env = { ...xdgEnv(tmp, { PATH: process.env.PATH ?? "" }), HF_ENDPOINT: "http://127.0.0.1:9", NO_COLOR: "1" };
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -32,7 +25,7 @@ async function setup() {
   return { stdout, stderr, code };
 }
 
-const models = () => join(tmp, "data", "flashchat", "models", "demo");
+const models = () => join(tmp, "d", "flashchat", "models", "demo");
 
 test("setup --model demo from an empty HOME generates, extracts and repacks without asking", async () => {
   const r = await setup();
@@ -43,12 +36,12 @@ test("setup --model demo from an empty HOME generates, extracts and repacks with
   expect(r.stderr).toContain("extract weights: done");
   expect(r.stderr).toContain("repack experts: done");
   expect(r.stderr).not.toContain("Proceed");
-  const ckpt = join(tmp, "data", "flashchat", "checkpoints", "demo");
+  const ckpt = join(tmp, "d", "flashchat", "checkpoints", "demo");
   for (const f of ["config.json", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json"]) expect(existsSync(join(ckpt, f))).toBe(true);
   const art = inspectArtifacts(models());
   expect(art.weightsComplete).toBe(true);
   expect(art.experts.complete).toBe(true);
-  expect(existsSync(join(tmp, "cache", "huggingface"))).toBe(false); // nothing went near the Hugging Face cache
+  expect(existsSync(join(tmp, "x", "huggingface"))).toBe(false); // nothing went near the Hugging Face cache
 }, 120_000);
 
 test("a second run does no work", async () => {

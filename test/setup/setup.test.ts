@@ -11,6 +11,7 @@ import { UserError } from "../../lib/errors.ts";
 import { inspectArtifacts } from "../../lib/model/artifacts.ts";
 import { bundledQwenTokenizerDir } from "../../lib/model/test-model.ts";
 import { ensureReady, runSetup, type SetupOptions } from "../../lib/setup/index.ts";
+import { xdgEnv } from "../helpers/cli.ts";
 import { createMockHub, type MockHub } from "../helpers/mock-hub.ts";
 
 const FIXTURE = resolve(import.meta.dir, "../fixtures/tiny-qwen35-moe");
@@ -54,7 +55,7 @@ afterEach(() => {
 
 async function config(model: string, extra: Record<string, string> = {}): Promise<ResolvedConfig> {
   tmp = mkdtempSync(join(tmpdir(), "flashchat-setup-"));
-  env = { HOME: tmp, XDG_CONFIG_HOME: join(tmp, "config"), XDG_DATA_HOME: join(tmp, "data"), XDG_CACHE_HOME: join(tmp, "cache"), HF_ENDPOINT: hub.url, PATH: process.env.PATH ?? "" };
+  env = { ...xdgEnv(tmp, { PATH: process.env.PATH ?? "" }), HF_ENDPOINT: hub.url };
   return loadFlashchatConfig({ env, cwd: tmp, overrides: { MODEL_REPO: model, ...extra } });
 }
 
@@ -85,8 +86,8 @@ describe("a model from the Hub", () => {
     const first = await runSetup(cfg, opts({ yes: true }));
     expect(first.ran).toEqual(["download", "extract", "repack"]);
     const commit = hub.commitOf(REPO);
-    expect(first.ready.checkpointDir).toBe(join(tmp, "cache", "huggingface", "hub", "models--test-org--tiny-qwen35-moe", "snapshots", commit));
-    expect(first.ready.artifactsDir).toBe(join(tmp, "data", "flashchat", "models", "test-org--tiny-qwen35-moe"));
+    expect(first.ready.checkpointDir).toBe(join(tmp, "x", "huggingface", "hub", "models--test-org--tiny-qwen35-moe", "snapshots", commit));
+    expect(first.ready.artifactsDir).toBe(join(tmp, "d", "flashchat", "models", "test-org--tiny-qwen35-moe"));
     expect(first.ready.expertsDir).toBe(join(first.ready.artifactsDir, "packed_experts"));
     const art = inspectArtifacts(first.ready.artifactsDir);
     expect(art.weightsComplete).toBe(true);
@@ -105,13 +106,13 @@ describe("a model from the Hub", () => {
     const err = await userErrorOf(runSetup(cfg, opts()));
     expect(err.message).toMatch(/^setting up test-org\/tiny-qwen35-moe needs your consent to download 817 KB and write about [\d.]+ (KB|MB), and there is no terminal to ask on$/);
     expect(err.hint).toBe("re-run with --yes to agree (e.g. flashchat setup --model test-org/tiny-qwen35-moe --yes)");
-    expect(tree(join(tmp, "cache"))).toEqual([]);
-    expect(tree(join(tmp, "data"))).toEqual([]);
+    expect(tree(join(tmp, "x"))).toEqual([]);
+    expect(tree(join(tmp, "d"))).toEqual([]);
   });
 
   test("declining at the consent screen leaves everything as it was and says how to resume", async () => {
     const cfg = await config(REPO);
-    const before = [tree(join(tmp, "cache")), tree(join(tmp, "data"))];
+    const before = [tree(join(tmp, "x")), tree(join(tmp, "d"))];
     const asked: string[] = [];
     const err = await userErrorOf(
       runSetup(cfg, opts({ interactive: true, confirm: async (q) => (asked.push(q), false) })),
@@ -120,7 +121,7 @@ describe("a model from the Hub", () => {
     expect(asked[0]).toMatch(/^Proceed: download 817 KB and write about/);
     expect(err.message).toBe("setup cancelled: nothing was downloaded or written");
     expect(err.hint).toContain("flashchat setup --model test-org/tiny-qwen35-moe");
-    expect([tree(join(tmp, "cache")), tree(join(tmp, "data"))]).toEqual(before);
+    expect([tree(join(tmp, "x")), tree(join(tmp, "d"))]).toEqual(before);
     // only the small metadata the plan is made from (config.json, the index) was read, and kept in memory
     expect(hub.downloads().map((r) => r.path.split("/").pop())).toEqual(["config.json", "model.safetensors.index.json"]);
   });
@@ -165,7 +166,7 @@ describe("a model from the Hub", () => {
     const err = await userErrorOf(runSetup(cfg, opts({ yes: true })));
     expect(err.message).toContain('unsupported architecture: model_type "llama"');
     expect(hub.downloads().filter((r) => r.path.startsWith("/cdn/"))).toEqual([]);
-    expect(tree(join(tmp, "cache"))).toEqual([]);
+    expect(tree(join(tmp, "x"))).toEqual([]);
   });
 
   test("EXPERTS_DIR: experts kept elsewhere are checked, never rewritten", async () => {
@@ -244,8 +245,8 @@ describe("a model from the Hub", () => {
     const r = await runSetup(cfg, opts({ dryRun: true }));
     expect(r.ran).toEqual([]);
     expect(r.plan.steps.map((s) => [s.id, s.done])).toEqual([["deps", true], ["download", false], ["extract", false], ["repack", false]]);
-    expect(tree(join(tmp, "cache"))).toEqual([]);
-    expect(tree(join(tmp, "data"))).toEqual([]);
+    expect(tree(join(tmp, "x"))).toEqual([]);
+    expect(tree(join(tmp, "d"))).toEqual([]);
   });
 });
 
@@ -259,8 +260,8 @@ describe("ensureReady (what chat, prompt, serve and benchmark call)", () => {
       kind: "hub",
       repo: REPO,
       isDemo: false,
-      artifactsDir: join(tmp, "data", "flashchat", "models", "test-org--tiny-qwen35-moe"),
-      expertsDir: join(tmp, "data", "flashchat", "models", "test-org--tiny-qwen35-moe", "packed_experts"),
+      artifactsDir: join(tmp, "d", "flashchat", "models", "test-org--tiny-qwen35-moe"),
+      expertsDir: join(tmp, "d", "flashchat", "models", "test-org--tiny-qwen35-moe", "packed_experts"),
       maxTokens: 8192,
     });
     expect(ready.checkpointDir).toStartWith(cfg.paths.hfCacheDir);

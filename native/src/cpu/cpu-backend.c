@@ -1,4 +1,12 @@
-/* The CPU backend: quantized matmul over the compute pool, rows split between threads. */
+/*
+ * The CPU backend: quantized matmul over the compute pool, rows split between threads. One token: the
+ * float matvec kernels (prepared x). Several tokens on a level with the integer path (4- and 2-bit
+ * weights): activations quantized to int8 in two levels (x, then its residual), integer dot products
+ * for each, the two added (kernels.h); else (and for 8-bit weights: the routers, whose decisions are
+ * discontinuous) 4 rows dequantized at a time and dotted with every token in float. The arm64 int8
+ * levels (matmul_qx) instead quantize x to two int8 planes for every quantized product, one token or many
+ * (fc_cpu_prepare_xq in kernels.h).
+ */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,13 +19,20 @@ struct cpu_ctx {
     float * xp;    /* prepared x [n_tokens * cols] */
     float * xsum;  /* [n_tokens * cols / 64] */
     size_t xp_cap, xsum_cap;
-    int8_t * xq;   /* int8 x [n_tokens * cols / 64 * FC_QX_BYTES] (levels with matmul_qx) */
+    int8_t * qx;   /* int8 x in two planes [n_tokens * cols / 64 * FC_QX_BYTES] (levels with matmul_qx) */
     float * xd, * xqs; /* [n_tokens * cols / 64] */
-    size_t xq_cap, xd_cap, xqs_cap;
+    size_t qx_cap, xd_cap, xqs_cap;
     float * deq;   /* per thread: 4 rows dequantized [n_threads][4 * cols] */
     size_t deq_cap_per_thread;
+    void * xq;     /* int8 activations of the integer path (the level's layout): x, then its residual */
+    size_t xq_cap;
+    float * res;   /* the residual of x after its first quantization [n_tokens * cols] */
+    size_t res_cap;
     int32_t n_threads;
 };
+
+/* Fewer tokens than this take the float kernels (the integer path has one token per vector lane). */
+#define INT8_MIN_TOKENS 2
 
 struct mm_job {
     const struct fc_matrix * w;
@@ -70,7 +85,7 @@ static void mm_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread)
         const int32_t ng = cols / FC_QK;
         k->matmul_qx[fc_bits_index(fc_dtype_bits(w->type))](w->data + (size_t)r0 * w->row_bytes, w->row_bytes,
                                                              w->scales + (size_t)r0 * ng, w->biases + (size_t)r0 * ng,
-                                                             (int32_t)(r1 - r0), ng, job->c->xq, job->c->xd, job->xsum,
+                                                             (int32_t)(r1 - r0), ng, job->c->qx, job->c->xd, job->xsum,
                                                              job->c->xqs, job->n_tokens, job->out + r0, (size_t)w->rows);
         return;
     }
@@ -123,6 +138,64 @@ static int ensure(float ** buf, size_t * cap, size_t n) {
     return *buf != NULL;
 }
 
+struct q8_job {
+    const struct fc_matrix * w;
+    const float * x;
+    float * out;
+    int32_t n_tokens;
+    const struct fc_cpu_kernels * k;
+    void * xq[2]; /* x quantized, its residual quantized */
+    float * res;
+};
+
+/* Both levels of a token range: x -> xq[0] (+ residual), residual -> xq[1]. */
+static void q8_quantize_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
+    struct q8_job * job = p;
+    int64_t t0, t1;
+    fc_split_range(job->n_tokens, chunk, n_chunks, job->k->xq_tokens, &t0, &t1);
+    if (t0 >= t1) return;
+    const int bits = fc_dtype_bits(job->w->type);
+    job->k->quantize_x(bits, job->x, job->n_tokens, job->w->cols, (int32_t)t0, (int32_t)t1, job->xq[0], job->res);
+    job->k->quantize_x(bits, job->res, job->n_tokens, job->w->cols, (int32_t)t0, (int32_t)t1, job->xq[1], NULL);
+}
+
+static void q8_gemm_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
+    struct q8_job * job = p;
+    int64_t r0, r1;
+    fc_split_range(job->w->rows, chunk, n_chunks, 4, &r0, &r1);
+    if (r0 >= r1) return;
+    job->k->gemm_q(job->w, (int32_t)r0, (int32_t)r1, job->xq[0], job->n_tokens, job->out, (size_t)job->w->rows, 0);
+    job->k->gemm_q(job->w, (int32_t)r0, (int32_t)r1, job->xq[1], job->n_tokens, job->out, (size_t)job->w->rows, 1);
+}
+
+static int use_int8(const struct fc_cpu_kernels * k, const struct fc_matrix * w, int32_t n_tokens) {
+    return k->gemm_q && fc_dtype_is_quantized(w->type) && w->type != FC_DTYPE_Q8 && n_tokens >= INT8_MIN_TOKENS && w->cols / FC_QK <= 512;
+}
+
+static void cpu_matmul_int8(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
+    struct cpu_ctx * c = be->ctx;
+    const size_t one = (c->k->xq_bytes(n_tokens, w->cols) + 63) / 64 * 64;
+    if (c->xq_cap < 2 * one) {
+        free(c->xq);
+        c->xq = fc_alloc_aligned(2 * one);
+        FC_ASSERT(c->xq != NULL);
+        c->xq_cap = 2 * one;
+    }
+    FC_ASSERT(ensure(&c->res, &c->res_cap, (size_t)n_tokens * w->cols));
+    struct q8_job job = { .w = w, .x = x, .out = out, .n_tokens = n_tokens, .k = c->k, .xq = { c->xq, (uint8_t *)c->xq + one },
+                          .res = c->res };
+    const int32_t n_blocks = (n_tokens + c->k->xq_tokens - 1) / c->k->xq_tokens;
+    if (c->n_threads == 1 || n_blocks < 2 || (int64_t)n_tokens * w->cols < 65536) q8_quantize_worker(&job, 0, 1, 0);
+    else fc_pool_run(be->pool, q8_quantize_worker, &job, n_blocks < c->n_threads * 2 ? n_blocks : c->n_threads * 2);
+    if ((int64_t)w->rows * w->cols * n_tokens < 262144 || c->n_threads == 1) {
+        q8_gemm_worker(&job, 0, 1, 0);
+    } else {
+        /* several chunks per thread: a thread that gets descheduled leaves its share to the others */
+        int32_t n_chunks = c->n_threads * 4, max_chunks = (w->rows + 15) / 16;
+        fc_pool_run(be->pool, q8_gemm_worker, &job, n_chunks < max_chunks ? n_chunks : max_chunks);
+    }
+}
+
 static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
     struct cpu_ctx * c = be->ctx;
     if (n_tokens <= 0) return;
@@ -130,21 +203,25 @@ static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const
         fc_matmul_reference(w, x, out, n_tokens);
         return;
     }
+    if (use_int8(c->k, w, n_tokens)) {
+        cpu_matmul_int8(be, w, x, out, n_tokens);
+        return;
+    }
     const int32_t cols = w->cols;
     struct mm_job job = { .w = w, .x = x, .xsum = NULL, .out = out, .n_tokens = n_tokens, .c = c };
     const int bits = fc_dtype_is_quantized(w->type) ? fc_dtype_bits(w->type) : 0;
     if (bits && c->k->matmul_qx[fc_bits_index(bits)]) {
         const size_t ng = (size_t)n_tokens * (cols / FC_QK), n = ng * FC_QX_BYTES;
-        if (c->xq_cap < n) {
-            free(c->xq);
-            c->xq = fc_alloc_aligned(n);
-            FC_ASSERT(c->xq != NULL);
-            c->xq_cap = n;
+        if (c->qx_cap < n) {
+            free(c->qx);
+            c->qx = fc_alloc_aligned(n);
+            FC_ASSERT(c->qx != NULL);
+            c->qx_cap = n;
         }
         FC_ASSERT(ensure(&c->xd, &c->xd_cap, ng) && ensure(&c->xqs, &c->xqs_cap, ng) && ensure(&c->xsum, &c->xsum_cap, ng));
         for (int32_t t = 0; t < n_tokens; t++) {
             const size_t o = (size_t)t * (cols / FC_QK);
-            fc_cpu_prepare_xq(bits, x + (size_t)t * cols, cols, c->xq + o * FC_QX_BYTES, c->xd + o, c->xsum + o, c->xqs + o);
+            fc_cpu_prepare_xq(bits, x + (size_t)t * cols, cols, c->qx + o * FC_QX_BYTES, c->xd + o, c->xsum + o, c->xqs + o);
         }
         job.int8 = 1;
         job.xsum = c->xsum;
@@ -184,8 +261,10 @@ static void cpu_free(struct fc_backend * be) {
     free(c->xsum);
     free(c->deq);
     free(c->xq);
+    free(c->qx);
     free(c->xd);
     free(c->xqs);
+    free(c->res);
     free(c);
     be->ctx = NULL;
 }

@@ -1,4 +1,4 @@
-/* Portable C kernels for the prepared-x layout, the reference matmul, and kernel selection. */
+/* Portable C kernels for the prepared-x layout, the error measures against the reference, and kernel selection. */
 #include "kernels.h"
 
 #include <math.h>
@@ -151,12 +151,90 @@ static void dot4x4_generic(const float * w, size_t w_stride, const float * x, si
     for (int t = 0; t < 4; t++) dot4_generic(w, w_stride, x + (size_t)t * x_stride, n, out + 4 * t);
 }
 
+/* ===== the integer path, portable (kernels.h: the contract every level follows bit for bit) ===== */
+
+float fc_cpu_quantize_group(const float * x, int8_t * q, float * s) {
+    float amax = 0.0f;
+    for (int i = 0; i < FC_QK; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+    if (amax == 0.0f) {
+        memset(q, 0, FC_QK);
+        *s = 0.0f;
+        return 0.0f;
+    }
+    const float id = 127.0f / amax, d = amax / 127.0f;
+    int32_t sum = 0;
+    for (int i = 0; i < FC_QK; i++) {
+        float v = nearbyintf(x[i] * id);
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        q[i] = (int8_t)v;
+        sum += q[i];
+    }
+    *s = d * (float)sum;
+    return d;
+}
+
+size_t fc_cpu_xq_bytes_generic(int32_t n_tokens, int32_t cols) {
+    return (size_t)n_tokens * ((size_t)cols + 2 * sizeof(float) * (size_t)(cols / FC_QK));
+}
+
+void fc_cpu_quantize_x_generic(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, void * xq,
+                               float * residual) {
+    (void)bits;
+    (void)n_tokens;
+    const int32_t ng = cols / FC_QK;
+    const size_t row = fc_cpu_xq_bytes_generic(1, cols);
+    for (int32_t t = t0; t < t1; t++) {
+        int8_t * q = (int8_t *)xq + (size_t)t * row;
+        float * d = (float *)(void *)(q + cols), * sm = d + ng;
+        for (int32_t g = 0; g < ng; g++) {
+            const float * xg = x + (size_t)t * cols + (size_t)g * FC_QK;
+            d[g] = fc_cpu_quantize_group(xg, q + (size_t)g * FC_QK, &sm[g]);
+            if (residual) {
+                float * rg = residual + (size_t)t * cols + (size_t)g * FC_QK;
+                for (int i = 0; i < FC_QK; i++) {
+                    const float p = (float)q[g * FC_QK + i] * d[g];
+                    rg[i] = xg[i] - p;
+                }
+            }
+        }
+    }
+}
+
+void fc_cpu_gemm_q_generic(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, int32_t n_tokens, float * out,
+                           size_t out_stride, int accumulate) {
+    const int bits = fc_dtype_bits(w->type), per = 8 / bits;
+    const unsigned mask = (1u << bits) - 1u;
+    const int32_t cols = w->cols, ng = cols / FC_QK;
+    const size_t row = fc_cpu_xq_bytes_generic(1, cols);
+    for (int32_t t = 0; t < n_tokens; t++) {
+        const int8_t * q = (const int8_t *)xq + (size_t)t * row;
+        const float * d = (const float *)(const void *)(q + cols), * sm = d + ng;
+        for (int32_t r = r0; r < r1; r++) {
+            const uint8_t * codes = w->data + (size_t)r * w->row_bytes;
+            const uint16_t * sc = w->scales + (size_t)r * ng, * bi = w->biases + (size_t)r * ng;
+            float acc = 0.0f;
+            for (int32_t g = 0; g < ng; g++) {
+                const uint8_t * c = codes + (size_t)g * FC_QK * bits / 8;
+                const int8_t * qg = q + (size_t)g * FC_QK;
+                int32_t isum = 0;
+                for (int i = 0; i < FC_QK; i++) isum += (int32_t)((c[i / per] >> (bits * (i % per))) & mask) * qg[i];
+                acc = fmaf((float)isum, fc_bf16_to_f32(sc[g]) * d[g], acc);
+                acc = fmaf(sm[g], fc_bf16_to_f32(bi[g]), acc);
+            }
+            if (accumulate) out[(size_t)t * out_stride + r] += acc;
+            else out[(size_t)t * out_stride + r] = acc;
+        }
+    }
+}
+
 const struct fc_cpu_kernels fc_cpu_kernels_generic = {
     .name = "generic",
     .dot_q = { dot_q2_generic, dot_q4_generic, dot_q8_generic },
     .dequant_q = { dequant_q2_generic, dequant_q4_generic, dequant_q8_generic },
     .dot4 = dot4_generic,
     .dot4x4 = dot4x4_generic,
+    /* no integer path here: the portable one (fc_cpu_gemm_q_generic) is the reference, far slower than
+       the float kernels; the SIMD levels have theirs */
 };
 
 #define DEF_QX_GENERIC(BITS)                                                                                       \
@@ -213,18 +291,19 @@ const struct fc_cpu_kernels * fc_cpu_kernels_get(int level) {
 #ifdef FC_HAVE_X86_KERNELS
     __builtin_cpu_init();
     if (level == 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &fc_cpu_kernels_avx2;
-    if (level == 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma")) {
-        return &fc_cpu_kernels_avx512;
-    }
+    const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
+    if (level == 2 && avx512) return &fc_cpu_kernels_avx512;
+    if (level == 3 && avx512 && __builtin_cpu_supports("avx512vnni")) return &fc_cpu_kernels_avx512vnni;
 #endif
     return NULL;
 }
 
 /*
- * The default: the highest level that computes in float. The int8-activation levels (matmul_qx) are
- * faster but round x to 8 bits, which moves the fixture's logits far more than the float levels do (see
- * native/PLATFORM.md); they are chosen by name (--backend cpu:N) until a real model shows what that costs.
+ * The default: the highest level whose one-token products (decode) compute in float. The arm64 int8
+ * levels (matmul_qx) round x to 8 bits in every product, decode included (see native/PLATFORM.md); they
+ * are chosen by name (--backend cpu:N). x86's avx512vnni qualifies: its integer path (gemm_q) serves
+ * only batches of two tokens or more (prefill), held to the batched-logits tolerance, decode stays float.
  */
 const struct fc_cpu_kernels * fc_cpu_kernels_best(void) {
     for (int level = FC_CPU_MAX_LEVEL; level > 0; level--) {
@@ -232,38 +311,6 @@ const struct fc_cpu_kernels * fc_cpu_kernels_best(void) {
         if (k && !k->matmul_qx[0]) return k;
     }
     return &fc_cpu_kernels_generic;
-}
-
-/* ===== reference matmul: natural order, element by element, double accumulation ===== */
-
-static float code_at(const uint8_t * row, int bits, int32_t i) {
-    size_t bit = (size_t)i * (size_t)bits;
-    return (float)((row[bit / 8] >> (bit % 8)) & ((1u << bits) - 1u));
-}
-
-static float value_at(const struct fc_matrix * w, int32_t r, int32_t i) {
-    const uint8_t * row = w->data + (size_t)r * w->row_bytes;
-    switch (w->type) {
-    case FC_DTYPE_F32: { float f; memcpy(&f, row + (size_t)i * 4, 4); return f; }
-    case FC_DTYPE_F16: { uint16_t h; memcpy(&h, row + (size_t)i * 2, 2); return fc_f16_to_f32(h); }
-    case FC_DTYPE_BF16: { uint16_t h; memcpy(&h, row + (size_t)i * 2, 2); return fc_bf16_to_f32(h); }
-    default: {
-        int32_t ng = w->cols / w->group_size;
-        size_t gi = (size_t)r * (size_t)ng + (size_t)(i / w->group_size);
-        float s = fc_bf16_to_f32(w->scales[gi]), b = fc_bf16_to_f32(w->biases[gi]);
-        return code_at(row, fc_dtype_bits(w->type), i) * s + b;
-    }
-    }
-}
-
-void fc_matmul_reference(const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
-    for (int32_t t = 0; t < n_tokens; t++) {
-        for (int32_t r = 0; r < w->rows; r++) {
-            double acc = 0.0;
-            for (int32_t i = 0; i < w->cols; i++) acc += (double)value_at(w, r, i) * (double)x[(size_t)t * w->cols + i];
-            out[(size_t)t * w->rows + r] = (float)acc;
-        }
-    }
 }
 
 /* ===== error measures (tests, bench verify) ===== */
@@ -296,7 +343,7 @@ double fc_cpu_product_error(const struct fc_cpu_kernels * k, const struct fc_mat
     for (int32_t r = 0; r < w->rows; r++) {
         double s2 = 0.0;
         for (int32_t i = 0; i < w->cols; i++) {
-            float v = code_at(w->data + (size_t)r * w->row_bytes, fc_dtype_bits(w->type), i) *
+            float v = fc_code_at(w->data + (size_t)r * w->row_bytes, fc_dtype_bits(w->type), i) *
                           fc_bf16_to_f32(w->scales[(size_t)r * ng + i / w->group_size]) +
                       fc_bf16_to_f32(w->biases[(size_t)r * ng + i / w->group_size]);
             s2 += (double)v * v;

@@ -1,8 +1,8 @@
 /*
- * x86 kernels (AVX2+FMA and AVX-512), compiled with per-function target attributes so the default
- * build runs on any x86-64 and picks these at run time (fc_cpu_kernels_get). Same math as
+ * x86 kernels (AVX2+FMA, AVX-512, AVX-512 VNNI), compiled with per-function target attributes so the
+ * default build runs on any x86-64 and picks these at run time (fc_cpu_kernels_get). Same math as
  * kernels-generic.c: per group, codes widened to int32 -> float, FMA with prepared x, then scale
- * and bias applied once per group.
+ * and bias applied once per group; the VNNI level adds the integer path (int8 activations, vpdpbusd).
  */
 #include "kernels.h"
 
@@ -14,6 +14,7 @@
 
 #define T_AVX2 __attribute__((target("avx2,fma")))
 #define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,bmi2")))
+#define T_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,bmi2")))
 
 /* ===== AVX2 ===== */
 
@@ -339,6 +340,257 @@ const struct fc_cpu_kernels fc_cpu_kernels_avx512 = {
     .dequant_q = { dequant_q2_avx512, dequant_q4_avx512, dequant_q8_avx512 },
     .dot4 = dot4_avx512,
     .dot4x4 = dot4x4_avx512,
+};
+
+/* ===== AVX-512 VNNI: the integer path ===== */
+
+/*
+ * Layout of the quantized activations (kernels.h gives the numbers; this is where they sit). Tokens in
+ * blocks of 16, one per vector lane; the last block padded with zeros. Block (tb, g) of group g of token
+ * block tb, at xq + (tb * n_groups + g) * XQ_BLOCK: 16 vectors of 64 bytes, then d[16] and s[16] as floats.
+ * Vector v = m * per + j (per = 8 / bits codes per byte) holds, in lane l (token 16 tb + l), the four int8
+ * inputs (4m + i) * per + j, i = 0..3: the inputs that bit position j of weight bytes 4m..4m+3 multiply.
+ * So one broadcast of 4 weight bytes, masked and shifted, meets every token of the block in one vpdpbusd
+ * (u8 codes x s8 activations, 4 products per int32 lane), and the weights are used as stored on disk.
+ */
+enum { XQ_TB = 16, XQ_BLOCK = 16 * 64 + 2 * 16 * 4 };
+
+static size_t xq_bytes_vnni(int32_t n_tokens, int32_t cols) {
+    return (size_t)((n_tokens + XQ_TB - 1) / XQ_TB) * (size_t)(cols / FC_QK) * XQ_BLOCK;
+}
+
+/* pshufb pattern taking a group's 64 int8 in input order to 16 dwords in vector order (see above). */
+static void xq_shuffle(int bits, uint8_t pat[64]) {
+    const int per = 8 / bits;
+    for (int o = 0; o < 64; o++) {
+        const int v = o / 4, i = o % 4, m = v / per, j = v % per;
+        pat[o] = (uint8_t)(((4 * m + i) * per + j) % 16); /* stays within its 16-byte lane */
+    }
+}
+
+T_VNNI static void quantize_x_vnni(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, void * xq,
+                                   float * residual) {
+    const int32_t ng = cols / FC_QK;
+    uint8_t pat[64] __attribute__((aligned(64)));
+    xq_shuffle(bits, pat);
+    const __m512i shuf = _mm512_load_si512(pat);
+    const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
+    for (int32_t tb = t0 / XQ_TB; tb * XQ_TB < t1; tb++) {
+        for (int32_t g = 0; g < ng; g++) {
+            uint8_t * blk = (uint8_t *)xq + ((size_t)tb * ng + g) * XQ_BLOCK;
+            float * dd = (float *)(void *)(blk + 1024), * ss = dd + 16;
+            for (int32_t l = 0; l < XQ_TB; l++) {
+                const int32_t t = tb * XQ_TB + l;
+                uint32_t words[16] __attribute__((aligned(64)));
+                float d = 0.0f, s = 0.0f;
+                const float * xg = x + (size_t)t * cols + (size_t)g * FC_QK;
+                if (t < n_tokens) {
+                    __m512 v0 = _mm512_loadu_ps(xg), v1 = _mm512_loadu_ps(xg + 16), v2 = _mm512_loadu_ps(xg + 32), v3 = _mm512_loadu_ps(xg + 48);
+                    __m512 a = _mm512_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)),
+                                             _mm512_max_ps(_mm512_abs_ps(v2), _mm512_abs_ps(v3)));
+                    const float amax = _mm512_reduce_max_ps(a);
+                    if (amax > 0.0f) {
+                        const __m512 id = _mm512_set1_ps(127.0f / amax);
+                        d = amax / 127.0f;
+                        /* cvtps rounds to nearest even, as nearbyintf does in the default mode */
+                        __m512i q0 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id)), nlim), lim);
+                        __m512i q1 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id)), nlim), lim);
+                        __m512i q2 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v2, id)), nlim), lim);
+                        __m512i q3 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v3, id)), nlim), lim);
+                        const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(q0, q1), _mm512_add_epi32(q2, q3)));
+                        s = d * (float)sum;
+                        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(_mm512_cvtepi32_epi8(q1), _mm512_cvtepi32_epi8(q0))),
+                                                       _mm256_set_m128i(_mm512_cvtepi32_epi8(q3), _mm512_cvtepi32_epi8(q2)), 1);
+                        _mm512_store_si512(words, _mm512_shuffle_epi8(q, shuf));
+                        if (residual) {
+                            /* x - (float)q * d: a product, then a difference (not fused), as the contract says */
+                            const __m512 dd_ = _mm512_set1_ps(d);
+                            float * rg = residual + (size_t)t * cols + (size_t)g * FC_QK;
+                            _mm512_storeu_ps(rg, _mm512_sub_ps(v0, _mm512_mul_ps(_mm512_cvtepi32_ps(q0), dd_)));
+                            _mm512_storeu_ps(rg + 16, _mm512_sub_ps(v1, _mm512_mul_ps(_mm512_cvtepi32_ps(q1), dd_)));
+                            _mm512_storeu_ps(rg + 32, _mm512_sub_ps(v2, _mm512_mul_ps(_mm512_cvtepi32_ps(q2), dd_)));
+                            _mm512_storeu_ps(rg + 48, _mm512_sub_ps(v3, _mm512_mul_ps(_mm512_cvtepi32_ps(q3), dd_)));
+                        }
+                    } else {
+                        memset(words, 0, sizeof words);
+                        if (residual) memcpy(residual + (size_t)t * cols + (size_t)g * FC_QK, xg, FC_QK * sizeof(float));
+                    }
+                } else {
+                    memset(words, 0, sizeof words);
+                }
+                for (int v = 0; v < 16; v++) memcpy(blk + v * 64 + l * 4, &words[v], 4);
+                dd[l] = d;
+                ss[l] = s;
+            }
+        }
+    }
+}
+
+/*
+ * One tile: the rows of ROWS (a list macro; row i is r + i) x one block of 16 tokens, all groups. Per
+ * group the integer sums go to two accumulators per row (a: even vectors, b: odd ones, so each chain has
+ * half the vpdpbusd and their latency hides), then the float steps of the contract into f (one lane per
+ * token). Written out with named variables per row: compilers keep those in registers, arrays of vectors
+ * they spill. A "unit" is what one row does with the activation vectors xv0.. of one step:
+ *   4-bit: one 4-byte broadcast, low and high nibbles       (2 vectors, 8 units per group)
+ *   8-bit: two 4-byte broadcasts, the bytes as they are      (2 vectors, 8 units)
+ *   2-bit: one 4-byte broadcast, the four 2-bit fields       (4 vectors, 4 units)
+ */
+/* vpdpbusd acc += a (u8) . b (s8), written as asm: GCC copies accumulators around the intrinsic. */
+T_VNNI static inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+    return acc;
+}
+
+#define ROWS1(X) X(0)
+#define ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+#define T_DECL(i) const uint8_t * c##i = w->data + (size_t)(r + i) * w->row_bytes; __m512 f##i = _mm512_setzero_ps();
+#define T_ZERO(i) __m512i a##i = _mm512_setzero_si512(), b##i = _mm512_setzero_si512();
+#define T_BCAST(i, off) __extension__({ int32_t w_; memcpy(&w_, c##i + goff + (off), 4); _mm512_set1_epi32(w_); })
+/* 4-bit: the high nibbles masked in place (16 x their value, so b holds 16 x its sum: shifted out at the end) */
+#define T_UNIT4(i) { const __m512i v_ = T_BCAST(i, 4 * u);                                                \
+        a##i = dpbusd(a##i, _mm512_and_si512(v_, mask), xv0);                                               \
+        b##i = dpbusd(b##i, _mm512_and_si512(v_, maskh), xv1); }
+#define T_UNIT8(i) { a##i = dpbusd(a##i, T_BCAST(i, 8 * u), xv0);                             \
+        b##i = dpbusd(b##i, T_BCAST(i, 8 * u + 4), xv1); }
+#define T_UNIT2(i) { const __m512i v_ = T_BCAST(i, 4 * u);                                                \
+        a##i = dpbusd(a##i, _mm512_and_si512(v_, mask), xv0);                                  \
+        b##i = dpbusd(b##i, _mm512_and_si512(_mm512_srli_epi32(v_, 2), mask), xv1);            \
+        a##i = dpbusd(a##i, _mm512_and_si512(_mm512_srli_epi32(v_, 4), mask), xv2);            \
+        b##i = dpbusd(b##i, _mm512_and_si512(_mm512_srli_epi32(v_, 6), mask), xv3); }
+#define T_FLOAT(i)                                                                                          \
+    f##i = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a##i, hshift ? _mm512_srai_epi32(b##i, 4) : b##i)), _mm512_mul_ps(dv, _mm512_set1_ps(sa[i * ng + g])), f##i); \
+    f##i = _mm512_fmadd_ps(sv, _mm512_set1_ps(sb[i * ng + g]), f##i);
+#define T_STORE(i) {                                                                                        \
+        float res_[16] __attribute__((aligned(64)));                                                        \
+        _mm512_store_ps(res_, f##i);                                                                        \
+        if (accumulate) for (int32_t l = 0; l < nv; l++) out[(size_t)(t_base + l) * out_stride + r + i] += res_[l];           \
+        else for (int32_t l = 0; l < nv; l++) out[(size_t)(t_base + l) * out_stride + r + i] = res_[l]; }
+
+/* NVEC activation vectors per unit, NUNIT units per group (16 vectors a group in all). */
+#define DEF_TILE(NAME, BITS, ROWS, UNIT, NVEC, NUNIT, HI_SHIFT)                                            \
+    T_VNNI static void NAME(const struct fc_matrix * w, int32_t r, const uint8_t * xq, int32_t tb, int32_t ng,  \
+                            int32_t n_tokens, float * out, size_t out_stride, const float * sa, const float * sb,   \
+                            int accumulate) {                                                                       \
+        const __m512i mask = _mm512_set1_epi8((char)((1 << BITS) - 1));                                    \
+        const __m512i maskh = _mm512_set1_epi8((char)0xf0);                                                 \
+        const int hshift = HI_SHIFT;                                                                        \
+        (void)mask; (void)maskh;                                                                            \
+        ROWS(T_DECL)                                                                                        \
+        const uint8_t * xb = xq + (size_t)tb * ng * XQ_BLOCK;                                               \
+        for (int32_t g = 0; g < ng; g++, xb += XQ_BLOCK) {                                                  \
+            const size_t goff = (size_t)g * 8 * BITS;                                                       \
+            ROWS(T_ZERO)                                                                                    \
+            for (int u = 0; u < NUNIT; u++) {                                                               \
+                const uint8_t * xu = xb + u * NVEC * 64;                                                    \
+                const __m512i xv0 = _mm512_loadu_si512(xu), xv1 = _mm512_loadu_si512(xu + 64);             \
+                const __m512i xv2 = NVEC > 2 ? _mm512_loadu_si512(xu + 128) : xv0;                          \
+                const __m512i xv3 = NVEC > 2 ? _mm512_loadu_si512(xu + 192) : xv1;                          \
+                (void)xv2; (void)xv3;                                                                       \
+                ROWS(UNIT)                                                                                  \
+            }                                                                                               \
+            const __m512 dv = _mm512_loadu_ps(xb + 1024), sv = _mm512_loadu_ps(xb + 1024 + 64);            \
+            ROWS(T_FLOAT)                                                                                   \
+        }                                                                                                   \
+        const int32_t t_base = tb * XQ_TB;                                                                  \
+        const int32_t nv = n_tokens - t_base < XQ_TB ? n_tokens - t_base : XQ_TB;                          \
+        ROWS(T_STORE)                                                                                       \
+    }
+
+DEF_TILE(tile_q4x8, 4, ROWS8, T_UNIT4, 2, 8, 1)
+DEF_TILE(tile_q4x1, 4, ROWS1, T_UNIT4, 2, 8, 1)
+DEF_TILE(tile_q8x8, 8, ROWS8, T_UNIT8, 2, 8, 0)
+DEF_TILE(tile_q8x1, 8, ROWS1, T_UNIT8, 2, 8, 0)
+DEF_TILE(tile_q2x6, 2, ROWS6, T_UNIT2, 4, 4, 0)
+DEF_TILE(tile_q2x1, 2, ROWS1, T_UNIT2, 4, 4, 0)
+
+/* Scales and biases of rows [r, r + R) as floats, [R][ng] each. */
+T_VNNI static void rows_scales(const struct fc_matrix * w, int32_t r, int R, int32_t ng, float * sa, float * sb) {
+    for (int i = 0; i < R; i++) {
+        const uint16_t * sc = w->scales + (size_t)(r + i) * ng, * bi = w->biases + (size_t)(r + i) * ng;
+        for (int32_t g = 0; g < ng; g += 16) {
+            const int32_t n = ng - g < 16 ? ng - g : 16;
+            const __mmask16 k = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1u);
+            _mm512_mask_storeu_ps(sa + i * ng + g, k, load_bf16x16(sc + g, n));
+            _mm512_mask_storeu_ps(sb + i * ng + g, k, load_bf16x16(bi + g, n));
+        }
+    }
+}
+
+/*
+ * Rows in blocks of 64 (their codes stay in L2), and within a block, for each token block (its
+ * activations, 1152 bytes a group, stay in L1) the rows in tiles of RT (8; 6 at 2 bits, whose 4 vectors
+ * per step need more registers), then single rows.
+ */
+#define GEMM_VNNI(BITS, RT)                                                                                     \
+    T_VNNI static void gemm_q##BITS##_vnni(const struct fc_matrix * w, int32_t r0, int32_t r1, const uint8_t * xq,     \
+                                           int32_t n_tokens, float * out, size_t out_stride, int accumulate) {      \
+        const int32_t ng = w->cols / FC_QK, ntb = (n_tokens + XQ_TB - 1) / XQ_TB;                                   \
+        float sa[RT * 512], sb[RT * 512];                                                                           \
+        for (int32_t rb = r0; rb < r1; rb += 256) {                                                                  \
+            const int32_t re = rb + 256 < r1 ? rb + 256 : r1;                                                         \
+            for (int32_t tb = 0; tb < ntb; tb++) {                                                                  \
+                int32_t r = rb;                                                                                     \
+                for (; r + RT <= re; r += RT) {                                                                     \
+                    rows_scales(w, r, RT, ng, sa, sb);                                                              \
+                    tile_q##BITS##x##RT(w, r, xq, tb, ng, n_tokens, out, out_stride, sa, sb, accumulate);                       \
+                }                                                                                                   \
+                for (; r < re; r++) {                                                                               \
+                    rows_scales(w, r, 1, ng, sa, sb);                                                               \
+                    tile_q##BITS##x1(w, r, xq, tb, ng, n_tokens, out, out_stride, sa, sb, accumulate);                          \
+                }                                                                                                   \
+            }                                                                                                       \
+        }                                                                                                           \
+    }
+
+GEMM_VNNI(2, 6)
+GEMM_VNNI(4, 8)
+GEMM_VNNI(8, 8)
+
+static void gemm_q_vnni(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, int32_t n_tokens, float * out,
+                        size_t out_stride, int accumulate) {
+    FC_ASSERT(w->cols / FC_QK <= 512);
+    switch (fc_dtype_bits(w->type)) {
+    case 2: gemm_q2_vnni(w, r0, r1, xq, n_tokens, out, out_stride, accumulate); break;
+    case 4: gemm_q4_vnni(w, r0, r1, xq, n_tokens, out, out_stride, accumulate); break;
+    default: gemm_q8_vnni(w, r0, r1, xq, n_tokens, out, out_stride, accumulate); break;
+    }
+}
+
+/* GMAC/s one core reaches with independent vpdpbusd (12 chains) for ~ms: the compute ceiling's input. */
+T_VNNI double fc_cpu_int8_peak_gmacs(double ms) {
+    __m512i a0 = _mm512_set1_epi32(1), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+    const __m512i x = _mm512_set1_epi32(0x01020304), y = _mm512_set1_epi32(0x05060708);
+    double best = 0.0, t_end = fc_time_ms() + ms;
+    while (fc_time_ms() < t_end) {
+        const double t0 = fc_time_ms();
+        for (int i = 0; i < 20000; i++) {
+            a0 = dpbusd(a0, x, y); a1 = dpbusd(a1, x, y); a2 = dpbusd(a2, x, y); a3 = dpbusd(a3, x, y);
+            a4 = dpbusd(a4, x, y); a5 = dpbusd(a5, x, y); a6 = dpbusd(a6, x, y); a7 = dpbusd(a7, x, y);
+            a8 = dpbusd(a8, x, y); a9 = dpbusd(a9, x, y); a10 = dpbusd(a10, x, y); a11 = dpbusd(a11, x, y);
+        }
+        const double dt = fc_time_ms() - t0, g = 20000.0 * 12 * 64 / (dt / 1e3) / 1e9;
+        if (g > best) best = g;
+    }
+    volatile int sink = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                        _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)),
+                                         _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)))));
+    (void)sink;
+    return best;
+}
+
+const struct fc_cpu_kernels fc_cpu_kernels_avx512vnni = {
+    .name = "avx512vnni",
+    .dot_q = { dot_q2_avx512, dot_q4_avx512, dot_q8_avx512 },
+    .dequant_q = { dequant_q2_avx512, dequant_q4_avx512, dequant_q8_avx512 },
+    .dot4 = dot4_avx512,
+    .dot4x4 = dot4x4_avx512,
+    .xq_bytes = xq_bytes_vnni,
+    .quantize_x = quantize_x_vnni,
+    .xq_tokens = XQ_TB,
+    .gemm_q = gemm_q_vnni,
 };
 
 #endif

@@ -3,6 +3,23 @@
  * permuted within each group so that the codes of one bit position in consecutive bytes line up with
  * consecutive floats (element k*per+j of a group -> position j*nbytes+k, per = 8/bits codes per byte,
  * nbytes = 8*bits bytes per group), plus the sum of x over each group (the bias term).
+ *
+ * The integer path gemm_q (x86 avx512vnni; several tokens at once: prefill, experts shared by several
+ * tokens of a batch). The arm64 int8 levels use another scheme, matmul_qx, described at fc_cpu_prepare_xq.
+ * Activations are quantized to int8 per token and per group of 64 inputs (the weights' group):
+ *     amax = max |x_i|,  q_i = nearbyint(x_i * (127 / amax)) in [-127, 127],  d = amax / 127,
+ *     s = d * sum_i q_i                 (amax == 0: q = 0, d = 0, s = 0)
+ * and a row with codes c, scale a and bias b per group (w = c * a + b) is dotted as, over the groups
+ * g = 0, 1, ... in order, starting from acc = 0:
+ *     acc = fmaf((float)C_g, a_g * d_g, acc);  acc = fmaf(s_g, b_g, acc);    C_g = sum_i c_i q_i (int32)
+ * i.e. the dot of the row with the quantized x (q * d), the integer part exact. The backend uses two
+ * levels: x is quantized, then its residual r_i = x_i - (float)q_i * d (a product then a difference,
+ * never fused), and the two products are added (out = dot(x1) + dot(r1)): about 16-bit precision of
+ * the activations for twice the integer work (one level moves the fixture's logits by up to 1.8). Every level with
+ * gemm_q computes these same q, d, s, C and the same float steps, so the levels agree bit for bit; only the
+ * memory layout of the quantized activations is a level's own (it is made by that level's quantize_x
+ * and read by its gemm_q, never by callers). The bias uses s = d * sum q rather than the float sum of
+ * x: then the error is sum_i w_i (x_i - q_i d), which cancels better than sum_i (w_i - b)(...).
  */
 #ifndef FC_CPU_KERNELS_H
 #define FC_CPU_KERNELS_H
@@ -27,25 +44,43 @@ struct fc_cpu_kernels {
     /* out[t * 4 + r] = dot(w + r * w_stride, x + t * x_stride, n) for r, t < 4: each weight load serves 4 tokens. */
     void (*dot4x4)(const float * w, size_t w_stride, const float * x, size_t x_stride, int32_t n, float * out);
     /*
-     * Optional int8-activation path (NULL in the float levels; when set, the backend uses it for every
-     * quantized product): x quantized per group by fc_cpu_prepare_xq. For r < n_rows, t < n_tokens:
-     * out[t * out_stride + r] = sum over the row r's groups of w * x. Row r's codes at codes + r * row_bytes,
-     * its scales/biases at scales/biases + r * n_groups; token t's arrays at xq + t * n_groups * FC_QX_BYTES and
-     * xd/xsum/xqs + t * n_groups.
+     * Int8-activation paths (each optional, NULL where a level has none). Two schemes share this table;
+     * a level has at most one of them:
+     *
+     * matmul_qx (the arm64 dot-product levels and generic-int8; when set, the backend uses it for every
+     * quantized product, one token or many): x quantized per group by fc_cpu_prepare_xq (two int8 planes,
+     * below). For r < n_rows, t < n_tokens: out[t * out_stride + r] = sum over the row r's groups of w * x.
+     * Row r's codes at codes + r * row_bytes, its scales/biases at scales/biases + r * n_groups; token t's
+     * arrays at xq + t * n_groups * FC_QX_BYTES and xd/xsum/xqs + t * n_groups.
      */
     void (*matmul_qx[3])(const uint8_t * codes, size_t row_bytes, const uint16_t * scales, const uint16_t * biases,
                          int32_t n_rows, int32_t n_groups, const int8_t * xq, const float * xd, const float * xsum,
                          const float * xqs, int32_t n_tokens, float * out, size_t out_stride);
+
+    /* gemm_q, the integer path of the top of this file (x86 avx512vnni; the backend uses it for 2- and
+       4-bit products of two tokens or more, decode stays float). */
+    /* Bytes quantize_x writes for n_tokens rows of cols inputs (cols % 64 == 0). */
+    size_t (*xq_bytes)(int32_t n_tokens, int32_t cols);
+    /* Quantize tokens [t0, t1) of x (row t at x + t * cols) into xq, laid out for bits-wide weights; the
+       layout allows quantizing disjoint token ranges in parallel when t0, t1 are multiples of xq_tokens.
+       residual (NULL or like x) receives x - (float)q * d of those tokens. */
+    void (*quantize_x)(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, void * xq,
+                       float * residual);
+    int32_t xq_tokens; /* token block of the layout (a multiple of it splits quantize_x between threads) */
+    /* out[t * out_stride + r] = row r of w dotted with token t of xq (added to what is there when
+       accumulate), for r in [r0, r1), t < n_tokens. */
+    void (*gemm_q)(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, int32_t n_tokens, float * out,
+                   size_t out_stride, int accumulate);
 };
 
 /*
- * Levels: 0 = portable C everywhere. x86-64: 1 = AVX2+FMA, 2 = AVX-512. aarch64: 1 = NEON float FMA,
- * 2 = NEON dot product (sdot on int8 activations), 3 = 2 plus i8mm (smmla for several tokens).
- * NULL when this build or CPU lacks the level.
+ * Levels: 0 = portable C everywhere. x86-64: 1 = AVX2+FMA, 2 = AVX-512, 3 = AVX-512 + VNNI (gemm_q for
+ * prefill). aarch64: 1 = NEON float FMA, 2 = NEON dot product (sdot on int8 activations, matmul_qx),
+ * 3 = 2 plus i8mm (smmla for several tokens). NULL when this build or CPU lacks the level.
  */
 #define FC_CPU_MAX_LEVEL 3
 const struct fc_cpu_kernels * fc_cpu_kernels_get(int level);
-/* The default: the best float level this CPU supports. */
+/* The default: the best level whose one-token products (decode) are float: no matmul_qx. */
 const struct fc_cpu_kernels * fc_cpu_kernels_best(void);
 /* A level by number ("2") or a kernel set by name ("neon-dot", "generic-int8"); NULL if this CPU lacks it. */
 const struct fc_cpu_kernels * fc_cpu_kernels_by_name(const char * name);
@@ -93,6 +128,7 @@ extern const struct fc_cpu_kernels fc_cpu_kernels_generic_int8;
 #define FC_HAVE_X86_KERNELS 1
 extern const struct fc_cpu_kernels fc_cpu_kernels_avx2;
 extern const struct fc_cpu_kernels fc_cpu_kernels_avx512;
+extern const struct fc_cpu_kernels fc_cpu_kernels_avx512vnni;
 #endif
 #if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
 #define FC_HAVE_ARM_KERNELS 1
@@ -100,5 +136,20 @@ extern const struct fc_cpu_kernels fc_cpu_kernels_neon;
 extern const struct fc_cpu_kernels fc_cpu_kernels_neon_dot;
 extern const struct fc_cpu_kernels fc_cpu_kernels_neon_i8mm;
 #endif
+
+#ifdef FC_HAVE_X86_KERNELS
+/* Best single-core GMAC/s of independent vpdpbusd over ~ms (call only where level 3 exists): the compute ceiling. */
+double fc_cpu_int8_peak_gmacs(double ms);
+#endif
+
+/* The portable integer path (the reference every level's is checked against, bit for bit): natural
+   layout, per token [q: cols int8][d: cols/64 floats][s: cols/64 floats]. */
+size_t fc_cpu_xq_bytes_generic(int32_t n_tokens, int32_t cols);
+void fc_cpu_quantize_x_generic(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, void * xq,
+                               float * residual);
+void fc_cpu_gemm_q_generic(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, int32_t n_tokens, float * out,
+                           size_t out_stride, int accumulate);
+/* One group's int8 quantization, shared by every level: q[64], returns d; *s = d * sum q. */
+float fc_cpu_quantize_group(const float * x, int8_t * q, float * s);
 
 #endif
