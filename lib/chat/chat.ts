@@ -1,5 +1,6 @@
 // The interactive chat: read a message, send the whole conversation, stream the rendered reply,
 // append both to the session file; slash commands; Ctrl-C stops a reply, Ctrl-D or /quit leaves.
+import { requestSampling } from "../model/target.ts";
 import { join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { isUserError } from "../errors.ts";
@@ -312,8 +313,7 @@ export class ChatApp {
         model: this.link!.model,
         messages: resolveRequestMessages(pending ? [...session.messages, pending] : session.messages),
         maxTokens: this.config.maxTokens,
-        temperature: this.config.temperature,
-        topP: this.config.topP,
+        ...requestSampling(this.config),
         signal: controller.signal,
         apiKey: this.opts.apiKey,
       })) {

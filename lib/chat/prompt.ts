@@ -1,6 +1,7 @@
 // One reply to one prompt: the reply on stdout (streamed, or one JSON object with --json), everything else
 // on stderr. Uses a healthy running server; otherwise runs the engine behind a private in-process server
 // on a loopback port for this one reply, and stops it afterwards.
+import { requestSampling } from "../model/target.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import { type ChatMessageIn, type Client, createClient, ServerApiError, ServerGoneError, type Usage } from "../client/api.ts";
@@ -98,8 +99,7 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
       model,
       messages,
       maxTokens: opts.maxTokens ?? config.maxTokens,
-      temperature: config.temperature,
-      topP: config.topP,
+      ...requestSampling(config),
       think: opts.think === false ? false : undefined,
       signal: controller.signal,
     })) {

@@ -107,3 +107,21 @@ export function resolveModelTarget(config: ModelSettings, model?: string): Model
     maxTokens: config.maxTokens ?? entry?.maxTokens ?? DEFAULT_MAX_TOKENS,
   };
 }
+
+/**
+ * The sampling a server starts with: TEMPERATURE / TOP_P when the user set them (any source but the default),
+ * else the model's recommended values from the registry, else the settings' defaults.
+ */
+export function serverSampling(config: Pick<ResolvedConfig, "temperature" | "topP" | "sources">, target: Pick<ModelTarget, "sampling">): { temperature: number; topP: number } {
+  const userSet = (key: string) => config.sources[key] !== undefined && config.sources[key]!.kind !== "default";
+  return {
+    temperature: userSet("TEMPERATURE") ? config.temperature : (target.sampling?.temperature ?? config.temperature),
+    topP: userSet("TOP_P") ? config.topP : (target.sampling?.topP ?? config.topP),
+  };
+}
+
+/** TEMPERATURE / TOP_P for a request: only those the user set, so the server's (the model's recommended) apply otherwise. */
+export function requestSampling(config: Pick<ResolvedConfig, "temperature" | "topP" | "sources">): { temperature?: number; topP?: number } {
+  const userSet = (key: string) => config.sources[key] !== undefined && config.sources[key]!.kind !== "default";
+  return { temperature: userSet("TEMPERATURE") ? config.temperature : undefined, topP: userSet("TOP_P") ? config.topP : undefined };
+}

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
-import { resolveModelTarget } from "../model/target.ts";
+import { resolveModelTarget, serverSampling } from "../model/target.ts";
 import { resolveFreePort } from "../process/server-control.ts";
 import { type RunningServer, startServer } from "./app.ts";
 import { ApiBindError, checkBindSafety } from "./origin.ts";
@@ -82,8 +82,7 @@ export async function startConfiguredServer(config: ResolvedConfig, opts: Foregr
     apiKey: opts.apiKey,
     defaults: {
       maxTokens: target.maxTokens,
-      temperature: config.temperature,
-      topP: config.topP,
+      ...serverSampling(config, target),
       reasoningFormat: opts.reasoningFormat,
       allowForceTokens: opts.testHooks ?? false,
     },

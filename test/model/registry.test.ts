@@ -6,7 +6,7 @@ import { loadFlashchatConfig } from "../../lib/config/index.ts";
 import { UserError } from "../../lib/errors.ts";
 import { extractWeights } from "../../lib/model/extract.ts";
 import { archFromConfig, estimateSizes, findModel, formatFromConfig, MODELS } from "../../lib/model/registry.ts";
-import { resolveModelTarget } from "../../lib/model/target.ts";
+import { requestSampling, resolveModelTarget, serverSampling } from "../../lib/model/target.ts";
 import { repackExperts } from "../../lib/model/repack.ts";
 import { TEST_MODEL_PRESETS } from "../../lib/model/test-model.ts";
 
@@ -156,5 +156,25 @@ describe("--model / MODEL_REPO", () => {
     expect(err).toBeInstanceOf(UserError);
     expect((err as UserError).message).toBe('unknown model "dem"');
     expect((err as UserError).hint).toContain("did you mean demo?");
+  });
+});
+
+describe("serverSampling", () => {
+  test("the registry's recommended sampling when TEMPERATURE / TOP_P are left at their defaults", async () => {
+    const c = await config({ MODEL_REPO: "qwen3.6-35b" });
+    const t = resolveModelTarget(c);
+    expect(t.sampling?.topP).toBe(0.8);
+    expect(serverSampling(c, t)).toEqual({ temperature: t.sampling!.temperature, topP: 0.8 });
+  });
+  test("the user's TEMPERATURE / TOP_P win over the model's", async () => {
+    const c = await config({ MODEL_REPO: "qwen3.6-35b", TEMPERATURE: "0.2", TOP_P: "0.5" });
+    expect(serverSampling(c, resolveModelTarget(c))).toEqual({ temperature: 0.2, topP: 0.5 });
+  });
+});
+
+describe("requestSampling", () => {
+  test("a request carries TEMPERATURE / TOP_P only when the user set them", async () => {
+    expect(requestSampling(await config({ MODEL_REPO: "qwen3.6-35b" }))).toEqual({ temperature: undefined, topP: undefined });
+    expect(requestSampling(await config({ MODEL_REPO: "qwen3.6-35b", TOP_P: "0.5" }))).toEqual({ temperature: undefined, topP: 0.5 });
   });
 });
