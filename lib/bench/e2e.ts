@@ -3,7 +3,7 @@
 //   bun scripts/benchmark.ts e2e --model demo [--runs 3] [--no-cold]
 //   bun scripts/benchmark.ts e2e --artifacts DIR --tokenizer DIR
 import { existsSync } from "node:fs";
-import { defineCommand } from "citty";
+import { type ArgsDef, defineCommand } from "citty";
 import { basename, join, resolve } from "pathe";
 import { globalArgs, jsonArgs, modelArgs, parseIntFlag, yesArgs } from "../cli.ts";
 import { loadFlashchatConfig } from "../config/index.ts";
@@ -274,6 +274,12 @@ export function resolveTokenizerDir(candidates: (string | undefined)[]): string 
   );
 }
 
+/** The model a server benchmark runs: --artifacts and --tokenizer (both default to the configured model's). */
+export const serverModelArgs = {
+  artifacts: { type: "string", description: "Artifacts folder (default: the model's, set up first when missing)", valueHint: "DIR" },
+  tokenizer: { type: "string", description: "Folder with tokenizer.json + tokenizer_config.json (default: the checkpoint's)", valueHint: "DIR" },
+} as const satisfies ArgsDef;
+
 const command = defineCommand({
   meta: { name: "e2e", description: "Through the real server: time to first token, prefill and decode tok/s" },
   args: {
@@ -281,8 +287,7 @@ const command = defineCommand({
     ...jsonArgs,
     ...modelArgs,
     ...yesArgs,
-    artifacts: { type: "string", description: "Artifacts folder (default: the model's, set up first when missing)", valueHint: "DIR" },
-    tokenizer: { type: "string", description: "Folder with tokenizer.json + tokenizer_config.json (default: the checkpoint's)", valueHint: "DIR" },
+    ...serverModelArgs,
     runs: { type: "string", description: "Measured runs per case (default 3)", valueHint: "N" },
     warmup: { type: "string", description: "Warm-up runs per prompt (default 1)", valueHint: "N" },
     decodeTokens: { type: "string", description: "Tokens generated per request (default 32)", valueHint: "N" },

@@ -7,7 +7,7 @@ import { defineCommand } from "citty";
 import { globalArgs, jsonArgs, modelArgs, parseIntFlag, yesArgs } from "../cli.ts";
 import { loadFlashchatConfig } from "../config/index.ts";
 import { logger } from "../log.ts";
-import { resolveTokenizerDir, startBenchServer } from "./e2e.ts";
+import { resolveTokenizerDir, serverModelArgs, startBenchServer } from "./e2e.ts";
 import { checkMachineLoad } from "./machine.ts";
 import { renderBenchTable } from "./report.ts";
 import { formatNumber } from "./stats.ts";
@@ -133,8 +133,7 @@ const command = defineCommand({
     ...jsonArgs,
     ...modelArgs,
     ...yesArgs,
-    artifacts: { type: "string", description: "Artifacts folder (default: the model's, set up first when missing)", valueHint: "DIR" },
-    tokenizer: { type: "string", description: "Folder with tokenizer.json + tokenizer_config.json (default: the checkpoint's)", valueHint: "DIR" },
+    ...serverModelArgs,
     clients: { type: "string", description: "Clients sending large prompts at once (default 4)", valueHint: "N" },
     promptKib: { type: "string", description: "Size of each prompt in KiB (default 1024)", valueHint: "N" },
     seconds: { type: "string", description: "Seconds of load per mode (default 10)", valueHint: "N" },
