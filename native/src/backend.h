@@ -25,6 +25,12 @@ struct fc_backend_ops {
     void (*matmul)(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens);
     /* Release everything init allocated (not the pool). */
     void (*free)(struct fc_backend * be);
+    /* (optional) the gated delta rule of one linear-attention head over n tokens, the state S [dk][dv] updated in
+       place (src/cpu/kernels.h, fc_cpu_delta_rule_generic, says what it computes); called from several threads at
+       once, one head each. NULL: the model code's own loop. */
+    void (*delta_rule)(struct fc_backend * be, float * S, int32_t dk, int32_t dv, int32_t n, const float * q, const float * k,
+                       size_t qk_stride, const float * v, size_t v_stride, const float * beta, const float * decay, float * o,
+                       size_t o_stride);
     /* (optional) human description of the selected kernels, e.g. "avx2" */
     const char * (*describe)(struct fc_backend * be);
 };

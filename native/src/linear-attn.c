@@ -32,9 +32,35 @@ static void delta_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thre
     fc_split_range(nv, chunk, n_chunks, 1, &h0, &h1);
     float kv[1024], delta[1024], o[1024];
     FC_ASSERT(dv <= 1024);
+    struct fc_backend * be = &e->be;
     for (int32_t h = (int32_t)h0; h < (int32_t)h1; h++) {
         float * S = job->ssm + (size_t)h * dk * dv;
         const int32_t kh = h / ratio;
+        if (be->ops->delta_rule) {
+            /* the backend's kernel, 64 tokens at a time, then the gated RMSNorm of its outputs */
+            float betas[64], decays[64];
+            for (int32_t t0 = 0; t0 < job->n; t0 += 64) {
+                const int32_t nt = job->n - t0 < 64 ? job->n - t0 : 64;
+                for (int32_t u = 0; u < nt; u++) {
+                    const int32_t t = t0 + u;
+                    betas[u] = fc_sigmoid(s->proj3[(size_t)t * nv + h]);
+                    decays[u] = expf(job->ly->a_neg[h] * softplus(s->proj4[(size_t)t * nv + h] + job->ly->dt_bias[h]));
+                }
+                const float * row = s->proj + (size_t)t0 * conv;
+                float * out0 = s->attn + (size_t)t0 * vdim + (size_t)h * dv;
+                be->ops->delta_rule(be, S, dk, dv, nt, row + (size_t)kh * dk, row + (size_t)nk * dk + (size_t)kh * dk, (size_t)conv,
+                                    row + (size_t)2 * nk * dk + (size_t)h * dv, (size_t)conv, betas, decays, out0, (size_t)vdim);
+                for (int32_t u = 0; u < nt; u++) {
+                    float * out = out0 + (size_t)u * vdim;
+                    double ss = 0.0;
+                    for (int32_t j = 0; j < dv; j++) ss += (double)out[j] * out[j];
+                    const float r = (float)(1.0 / sqrt(ss / dv + c->rms_eps));
+                    const float * z = s->proj2 + (size_t)(t0 + u) * vdim + (size_t)h * dv;
+                    for (int32_t j = 0; j < dv; j++) out[j] = out[j] * r * job->ly->la_norm[j] * fc_silu(z[j]);
+                }
+            }
+            continue;
+        }
         for (int32_t t = 0; t < job->n; t++) {
             const float * row = s->proj + (size_t)t * conv;
             const float * q = row + (size_t)kh * dk;

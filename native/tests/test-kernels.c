@@ -259,6 +259,62 @@ static void check_int8_level(const struct fc_cpu_kernels * k) { /* k NULL: the p
     }
 }
 
+/*
+ * The gated delta rule of kernel set k against the plain two-pass loop (kv = S^T k, then the update and
+ * o = S^T q over S again, in double), on odd shapes (a block tail, dk not a multiple of 4) and strides with
+ * padding; state and outputs to 1e-5 of their largest magnitude.
+ */
+static void check_delta(const struct fc_cpu_kernels * k) {
+    const int32_t shapes[][3] = { { 128, 128, 37 }, { 24, 48, 5 }, { 7, 40, 3 }, { 64, 16, 1 }, { 13, 19, 9 } }; /* dk, dv, n */
+    double worst = 0.0;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int32_t dk = shapes[si][0], dv = shapes[si][1], n = shapes[si][2];
+        const size_t qks = (size_t)2 * dk + 3, vs = (size_t)dv + 5, os = (size_t)dv + 2;
+        float * S = malloc((size_t)dk * dv * sizeof(float)), * q = malloc((size_t)n * qks * sizeof(float));
+        float * kk = malloc((size_t)n * qks * sizeof(float)), * v = malloc((size_t)n * vs * sizeof(float));
+        float * o = calloc((size_t)n * os, sizeof(float)), beta[64], decay[64];
+        double * R = malloc((size_t)dk * dv * sizeof(double)), * ro = malloc((size_t)n * dv * sizeof(double));
+        for (size_t i = 0; i < (size_t)dk * dv; i++) R[i] = S[i] = rndf() * 0.5f;
+        for (size_t i = 0; i < (size_t)n * qks; i++) { q[i] = rndf() * 0.3f; kk[i] = rndf() * 0.3f; }
+        for (size_t i = 0; i < (size_t)n * vs; i++) v[i] = rndf();
+        for (int32_t t = 0; t < n; t++) { beta[t] = 0.5f + 0.5f * rndf(); decay[t] = 0.9f + 0.09f * rndf(); }
+        for (int32_t t = 0; t < n; t++) {
+            const float * qt = q + (size_t)t * qks, * kt = kk + (size_t)t * qks, * vt = v + (size_t)t * vs;
+            for (int32_t j = 0; j < dv; j++) {
+                double kv = 0.0, oj = 0.0;
+                for (int32_t i = 0; i < dk; i++) kv += R[(size_t)i * dv + j] * kt[i];
+                const double delta = beta[t] * (vt[j] - decay[t] * kv);
+                for (int32_t i = 0; i < dk; i++) {
+                    R[(size_t)i * dv + j] = decay[t] * R[(size_t)i * dv + j] + kt[i] * delta;
+                    oj += R[(size_t)i * dv + j] * qt[i];
+                }
+                ro[(size_t)t * dv + j] = oj;
+            }
+        }
+        fc_cpu_delta_rule(k, S, dk, dv, n, q, kk, qks, v, vs, beta, decay, o, os);
+        double ms = 0.0, mo = 0.0, es = 0.0, eo = 0.0;
+        for (size_t i = 0; i < (size_t)dk * dv; i++) { ms = fmax(ms, fabs(R[i])); es = fmax(es, fabs(R[i] - S[i])); }
+        for (int32_t t = 0; t < n; t++) {
+            for (int32_t j = 0; j < dv; j++) {
+                const double r = ro[(size_t)t * dv + j];
+                mo = fmax(mo, fabs(r));
+                eo = fmax(eo, fabs(r - o[(size_t)t * os + j]));
+            }
+            if (o[(size_t)t * os + dv] != 0.0f || o[(size_t)t * os + dv + 1] != 0.0f) eo = INFINITY; /* wrote past dv */
+        }
+        const double e = fmax(es / ms, eo / mo);
+        worst = fmax(worst, e);
+        checks++;
+        if (!(e < 1e-5)) {
+            failures++;
+            printf("FAIL delta rule %s dk %d dv %d n %d: relative error %.3g (state %.3g, outputs %.3g)\n", k->name, dk, dv, n, e,
+                   es / ms, eo / mo);
+        }
+        free(S); free(q); free(kk); free(v); free(o); free(R); free(ro);
+    }
+    printf("delta rule %s: largest relative error %.3g (held to 1e-5)\n", k->name, worst);
+}
+
 int main(void) {
     const int32_t rows_list[] = { 1, 3, 17, 64, 129 };
     const int32_t cols_list[] = { 64, 192, 320, 1024 };
@@ -274,6 +330,7 @@ int main(void) {
             continue;
         }
         worst_err = worst_tol = 0.0;
+        check_delta(k);
         if (k->matmul_qx[0]) check_qx(k, level);
         for (size_t ti = 0; ti < sizeof n_threads_list / sizeof n_threads_list[0]; ti++) {
             struct fc_pool * pool = fc_pool_init(n_threads_list[ti]);

@@ -274,9 +274,17 @@ static const char * cpu_describe(struct fc_backend * be) {
     return c->k->name;
 }
 
+static void cpu_delta_rule(struct fc_backend * be, float * S, int32_t dk, int32_t dv, int32_t n, const float * q, const float * k,
+                           size_t qk_stride, const float * v, size_t v_stride, const float * beta, const float * decay, float * o,
+                           size_t o_stride) {
+    struct cpu_ctx * c = be->ctx;
+    fc_cpu_delta_rule(c->k, S, dk, dv, n, q, k, qk_stride, v, v_stride, beta, decay, o, o_stride);
+}
+
 static const struct fc_backend_ops cpu_ops = {
     .name = "cpu",
     .matmul = cpu_matmul,
+    .delta_rule = cpu_delta_rule,
     .free = cpu_free,
     .describe = cpu_describe,
 };

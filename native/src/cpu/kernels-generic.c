@@ -364,3 +364,62 @@ double fc_cpu_product_error(const struct fc_cpu_kernels * k, const struct fc_mat
     free(xn);
     return worst;
 }
+
+/* ===== the gated delta rule (kernels.h) ===== */
+
+enum { DELTA_BLOCK = 16 }; /* columns of S per block: dk x 16 floats (8 KB at dk = 128) stay in L1 */
+
+/* Columns [j0, j0 + w) of S over all n tokens, the block copied to B [dk][w] (contiguous) meanwhile. */
+static inline void delta_block_generic(float * S, int32_t dk, int32_t dv, int32_t j0, int32_t w, int32_t n, const float * q,
+                                       const float * k, size_t qk_stride, const float * v, size_t v_stride, const float * beta,
+                                       const float * decay, float * o, size_t o_stride, float * B) {
+    float kv[DELTA_BLOCK], delta[DELTA_BLOCK], ot[DELTA_BLOCK];
+    for (int32_t i = 0; i < dk; i++) memcpy(B + (size_t)i * w, S + (size_t)i * dv + j0, (size_t)w * sizeof(float));
+    /* kv of token 0; the others' are summed while the token before writes S */
+    for (int32_t j = 0; j < w; j++) kv[j] = 0.0f;
+    for (int32_t i = 0; i < dk; i++) {
+        const float ki = k[i];
+        for (int32_t j = 0; j < w; j++) kv[j] += B[(size_t)i * w + j] * ki;
+    }
+    for (int32_t t = 0; t < n; t++) {
+        const float * qt = q + (size_t)t * qk_stride, * kt = k + (size_t)t * qk_stride, * vt = v + (size_t)t * v_stride + j0;
+        const float * kn = t + 1 < n ? kt + qk_stride : kt; /* the last token's "next" sum is not used */
+        const float dc = decay[t], bt = beta[t];
+        for (int32_t j = 0; j < w; j++) {
+            delta[j] = bt * (vt[j] - dc * kv[j]);
+            kv[j] = 0.0f;
+            ot[j] = 0.0f;
+        }
+        for (int32_t i = 0; i < dk; i++) {
+            const float ki = kt[i], qi = qt[i], ni = kn[i];
+            float * Bi = B + (size_t)i * w;
+            for (int32_t j = 0; j < w; j++) {
+                const float sv = dc * Bi[j] + ki * delta[j];
+                Bi[j] = sv;
+                ot[j] += sv * qi;
+                kv[j] += sv * ni;
+            }
+        }
+        memcpy(o + (size_t)t * o_stride + j0, ot, (size_t)w * sizeof(float));
+    }
+    for (int32_t i = 0; i < dk; i++) memcpy(S + (size_t)i * dv + j0, B + (size_t)i * w, (size_t)w * sizeof(float));
+}
+
+void fc_cpu_delta_rule_generic(float * S, int32_t dk, int32_t dv, int32_t n, const float * q, const float * k, size_t qk_stride,
+                               const float * v, size_t v_stride, const float * beta, const float * decay, float * o, size_t o_stride) {
+    if (n <= 0) return;
+    float * B = fc_xmalloc((size_t)dk * DELTA_BLOCK * sizeof(float));
+    int32_t j0 = 0;
+    for (; j0 + DELTA_BLOCK <= dv; j0 += DELTA_BLOCK) {
+        delta_block_generic(S, dk, dv, j0, DELTA_BLOCK, n, q, k, qk_stride, v, v_stride, beta, decay, o, o_stride, B);
+    }
+    if (j0 < dv) delta_block_generic(S, dk, dv, j0, dv - j0, n, q, k, qk_stride, v, v_stride, beta, decay, o, o_stride, B);
+    free(B);
+}
+
+void fc_cpu_delta_rule(const struct fc_cpu_kernels * ks, float * S, int32_t dk, int32_t dv, int32_t n, const float * q, const float * k,
+                       size_t qk_stride, const float * v, size_t v_stride, const float * beta, const float * decay, float * o,
+                       size_t o_stride) {
+    (ks && ks->delta_rule ? ks->delta_rule : fc_cpu_delta_rule_generic)(S, dk, dv, n, q, k, qk_stride, v, v_stride, beta, decay, o,
+                                                                        o_stride);
+}

@@ -9,6 +9,7 @@
 #ifdef FC_HAVE_X86_KERNELS
 
 #include <immintrin.h>
+#include <stdlib.h>
 
 #include "../util.h"
 
@@ -334,12 +335,67 @@ T_AVX512 static void dot4x4_avx512(const float * w, size_t w_stride, const float
         for (int r = 0; r < 4; r++) out[4 * t + r] = _mm512_reduce_add_ps(acc[t][r]);
 }
 
+/*
+ * The gated delta rule (kernels.h), 16 columns of S (one vector) at a time, copied to a contiguous block
+ * (dk x 64 bytes) that stays in L1 for all tokens. Per row of the block one pass does the update, o_t and
+ * the next token's S^T k; the rows go in fours with their own accumulators (8 independent chains).
+ */
+T_AVX512 static void delta_rule_avx512(float * S, int32_t dk, int32_t dv, int32_t n, const float * q, const float * k, size_t qk_stride,
+                                       const float * v, size_t v_stride, const float * beta, const float * decay, float * o,
+                                       size_t o_stride) {
+    if (n <= 0) return;
+    if (dv % 16 != 0 || dk % 4 != 0) {
+        fc_cpu_delta_rule_generic(S, dk, dv, n, q, k, qk_stride, v, v_stride, beta, decay, o, o_stride);
+        return;
+    }
+    __m512 * B = fc_alloc_aligned((size_t)dk * sizeof(__m512));
+    FC_ASSERT(B != NULL);
+    for (int32_t j0 = 0; j0 < dv; j0 += 16) {
+        for (int32_t i = 0; i < dk; i++) B[i] = _mm512_loadu_ps(S + (size_t)i * dv + j0);
+        __m512 kv0 = _mm512_setzero_ps(), kv1 = kv0, kv2 = kv0, kv3 = kv0;
+        for (int32_t i = 0; i < dk; i += 4) {
+            kv0 = _mm512_fmadd_ps(B[i], _mm512_set1_ps(k[i]), kv0);
+            kv1 = _mm512_fmadd_ps(B[i + 1], _mm512_set1_ps(k[i + 1]), kv1);
+            kv2 = _mm512_fmadd_ps(B[i + 2], _mm512_set1_ps(k[i + 2]), kv2);
+            kv3 = _mm512_fmadd_ps(B[i + 3], _mm512_set1_ps(k[i + 3]), kv3);
+        }
+        for (int32_t t = 0; t < n; t++) {
+            const float * qt = q + (size_t)t * qk_stride, * kt = k + (size_t)t * qk_stride;
+            const float * kn = t + 1 < n ? kt + qk_stride : kt;
+            const __m512 dc = _mm512_set1_ps(decay[t]);
+            const __m512 kv = _mm512_add_ps(_mm512_add_ps(kv0, kv1), _mm512_add_ps(kv2, kv3));
+            const __m512 delta = _mm512_mul_ps(_mm512_set1_ps(beta[t]),
+                                               _mm512_fnmadd_ps(dc, kv, _mm512_loadu_ps(v + (size_t)t * v_stride + j0)));
+            __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+            kv0 = kv1 = kv2 = kv3 = o0;
+#define DELTA_ROW(u, OA, KA)                                                                     \
+    {                                                                                            \
+        const __m512 sv_ = _mm512_fmadd_ps(dc, B[i + u], _mm512_mul_ps(_mm512_set1_ps(kt[i + u]), delta)); \
+        B[i + u] = sv_;                                                                          \
+        OA = _mm512_fmadd_ps(sv_, _mm512_set1_ps(qt[i + u]), OA);                                \
+        KA = _mm512_fmadd_ps(sv_, _mm512_set1_ps(kn[i + u]), KA);                                \
+    }
+            for (int32_t i = 0; i < dk; i += 4) {
+                DELTA_ROW(0, o0, kv0)
+                DELTA_ROW(1, o1, kv1)
+                DELTA_ROW(2, o2, kv2)
+                DELTA_ROW(3, o3, kv3)
+            }
+#undef DELTA_ROW
+            _mm512_storeu_ps(o + (size_t)t * o_stride + j0, _mm512_add_ps(_mm512_add_ps(o0, o1), _mm512_add_ps(o2, o3)));
+        }
+        for (int32_t i = 0; i < dk; i++) _mm512_storeu_ps(S + (size_t)i * dv + j0, B[i]);
+    }
+    free(B);
+}
+
 const struct fc_cpu_kernels fc_cpu_kernels_avx512 = {
     .name = "avx512",
     .dot_q = { dot_q2_avx512, dot_q4_avx512, dot_q8_avx512 },
     .dequant_q = { dequant_q2_avx512, dequant_q4_avx512, dequant_q8_avx512 },
     .dot4 = dot4_avx512,
     .dot4x4 = dot4x4_avx512,
+    .delta_rule = delta_rule_avx512,
 };
 
 /* ===== AVX-512 VNNI: the integer path ===== */
@@ -591,6 +647,7 @@ const struct fc_cpu_kernels fc_cpu_kernels_avx512vnni = {
     .quantize_x = quantize_x_vnni,
     .xq_tokens = XQ_TB,
     .gemm_q = gemm_q_vnni,
+    .delta_rule = delta_rule_avx512,
 };
 
 #endif

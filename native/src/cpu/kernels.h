@@ -71,6 +71,11 @@ struct fc_cpu_kernels {
        accumulate), for r in [r0, r1), t < n_tokens. */
     void (*gemm_q)(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, int32_t n_tokens, float * out,
                    size_t out_stride, int accumulate);
+
+    /* The gated delta rule of one linear-attention head over n tokens (fc_cpu_delta_rule_generic below);
+       NULL: the generic one. */
+    void (*delta_rule)(float * S, int32_t dk, int32_t dv, int32_t n, const float * q, const float * k, size_t qk_stride,
+                       const float * v, size_t v_stride, const float * beta, const float * decay, float * o, size_t o_stride);
 };
 
 /*
@@ -151,5 +156,21 @@ void fc_cpu_gemm_q_generic(const struct fc_matrix * w, int32_t r0, int32_t r1, c
                            size_t out_stride, int accumulate);
 /* One group's int8 quantization, shared by every level: q[64], returns d; *s = d * sum q. */
 float fc_cpu_quantize_group(const float * x, int8_t * q, float * s);
+
+/*
+ * The gated delta rule (GatedDeltaNet's recurrence) of one head, tokens t = 0 .. n-1 in order, on its state
+ * S [dk][dv] (row i = key dimension i), updated in place:
+ *     kv = S^T k_t;  delta = beta_t (v_t - decay_t kv);  S = decay_t S + k_t delta^T;  o_t = S^T q_t
+ * with q_t, k_t at q, k + t * qk_stride (dk floats), v_t at v + t * v_stride and o_t at o + t * o_stride (dv
+ * floats). Every column j of S evolves on its own, so the kernels work on column blocks that stay in L1
+ * for all n tokens, and fuse the two passes over S a token needs into one (S^T k_{t+1} is summed while
+ * token t writes S). Only the order of the float sums differs between levels (tests: relative 1e-5).
+ */
+void fc_cpu_delta_rule_generic(float * S, int32_t dk, int32_t dv, int32_t n, const float * q, const float * k, size_t qk_stride,
+                               const float * v, size_t v_stride, const float * beta, const float * decay, float * o, size_t o_stride);
+/* The delta rule of kernel set k (its own, else the generic one). */
+void fc_cpu_delta_rule(const struct fc_cpu_kernels * k, float * S, int32_t dk, int32_t dv, int32_t n, const float * q, const float * k_,
+                       size_t qk_stride, const float * v, size_t v_stride, const float * beta, const float * decay, float * o,
+                       size_t o_stride);
 
 #endif
