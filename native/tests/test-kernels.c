@@ -192,9 +192,9 @@ static struct fc_matrix random_q(int bits, int32_t rows, int32_t cols) {
  * some rows of x all zero (amax 0) and some inputs large.
  */
 static void check_int8_level(const struct fc_cpu_kernels * k) { /* k NULL: the portable path against the float reference only */
-    const int32_t rows_list[] = { 1, 5, 17, 130 };
+    const int32_t rows_list[] = { 1, 5, 17, 130, 301 }; /* 301: more than one row block (256) */
     const int32_t cols_list[] = { 64, 192, 1024 };
-    const int32_t tokens_list[] = { 2, 16, 17, 40 };
+    const int32_t tokens_list[] = { 2, 8, 9, 16, 17, 40 }; /* 8 or fewer: both levels share a block */
     for (int bits = 2; bits <= 8; bits *= 2) {
         for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++) {
             for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++) {
@@ -240,6 +240,25 @@ static void check_int8_level(const struct fc_cpu_kernels * k) { /* k NULL: the p
                         if (memcmp(res, res_ref, (size_t)n * cols * sizeof(float)) != 0) {
                             failures++;
                             printf("FAIL int8 %s residual differs from generic: %d-bit [%d x %d] tokens=%d\n", k->name, bits, rows, cols, n);
+                        }
+                        if (k->gemm2_q[fc_bits_index(bits)]) {
+                            /* both levels in one pass: the same numbers as the two gemm_q calls, bit for bit */
+                            void * yq = malloc(k->xq_bytes(n, cols));
+                            k->quantize_x(bits, res, n, cols, 0, n, yq, NULL);
+                            float * got2 = malloc((size_t)n * rows * sizeof(float));
+                            memset(got2, 0xff, (size_t)n * rows * sizeof(float));
+                            k->gemm2_q[fc_bits_index(bits)](&m, 0, mid, xq, yq, n, got2, (size_t)rows);
+                            k->gemm2_q[fc_bits_index(bits)](&m, mid, rows, xq, yq, n, got2, (size_t)rows);
+                            checks++;
+                            if (memcmp(ref, got2, (size_t)n * rows * sizeof(float)) != 0) {
+                                failures++;
+                                size_t bad = 0;
+                                while (bad < (size_t)n * rows && memcmp(&ref[bad], &got2[bad], sizeof(float)) == 0) bad++;
+                                printf("FAIL int8 %s two levels at once vs generic: %d-bit [%d x %d] tokens=%d: out[%zu] %.9g != %.9g\n",
+                                       k->name, bits, rows, cols, n, bad, got2[bad], ref[bad]);
+                            }
+                            free(yq);
+                            free(got2);
                         }
                         k->quantize_x(bits, res, n, cols, 0, n, xq, NULL);
                         k->gemm_q(&m, 0, rows, xq, n, got, (size_t)rows, 1);

@@ -164,6 +164,12 @@ static void q8_gemm_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t th
     int64_t r0, r1;
     fc_split_range(job->w->rows, chunk, n_chunks, 4, &r0, &r1);
     if (r0 >= r1) return;
+    void (*both)(const struct fc_matrix *, int32_t, int32_t, const void *, const void *, int32_t, float *, size_t) =
+        job->k->gemm2_q[fc_bits_index(fc_dtype_bits(job->w->type))];
+    if (both) {
+        both(job->w, (int32_t)r0, (int32_t)r1, job->xq[0], job->xq[1], job->n_tokens, job->out, (size_t)job->w->rows);
+        return;
+    }
     job->k->gemm_q(job->w, (int32_t)r0, (int32_t)r1, job->xq[0], job->n_tokens, job->out, (size_t)job->w->rows, 0);
     job->k->gemm_q(job->w, (int32_t)r0, (int32_t)r1, job->xq[1], job->n_tokens, job->out, (size_t)job->w->rows, 1);
 }

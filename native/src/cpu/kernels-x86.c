@@ -519,10 +519,13 @@ T_VNNI static inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
 #define T_FLOAT(i)                                                                                          \
     f##i = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a##i, hshift ? _mm512_srai_epi32(b##i, 4) : b##i)), _mm512_mul_ps(dv, _mm512_set1_ps(sa[i * ng + g])), f##i); \
     f##i = _mm512_fmadd_ps(sv, _mm512_set1_ps(sb[i * ng + g]), f##i);
+/* accumulate == FOLD (gemm2_small): lanes 0-7 hold a token's first level, lanes 8-15 its second; out = their sum */
+enum { FOLD = 2 };
 #define T_STORE(i) {                                                                                        \
         float res_[16] __attribute__((aligned(64)));                                                        \
         _mm512_store_ps(res_, f##i);                                                                        \
-        if (accumulate) for (int32_t l = 0; l < nv; l++) out[(size_t)(t_base + l) * out_stride + r + i] += res_[l];           \
+        if (accumulate == FOLD) for (int32_t l = 0; l < nv; l++) out[(size_t)(t_base + l) * out_stride + r + i] = res_[l] + res_[l + 8]; \
+        else if (accumulate) for (int32_t l = 0; l < nv; l++) out[(size_t)(t_base + l) * out_stride + r + i] += res_[l];           \
         else for (int32_t l = 0; l < nv; l++) out[(size_t)(t_base + l) * out_stride + r + i] = res_[l]; }
 
 /* NVEC activation vectors per unit, NUNIT units per group (16 vectors a group in all). */
@@ -576,26 +579,34 @@ T_VNNI static void rows_scales(const struct fc_matrix * w, int32_t r, int R, int
 }
 
 /*
- * Rows in blocks of 64 (their codes stay in L2), and within a block, for each token block (its
- * activations, 1152 bytes a group, stay in L1) the rows in tiles of RT (8; 6 at 2 bits, whose 4 vectors
- * per step need more registers), then single rows.
+ * Rows in blocks of up to 256 (their codes stay in L2; their scales and biases converted to floats once,
+ * at most 8192 of each), and within a block, for each token block (its activations, 1152 bytes a group,
+ * stay in L1) the rows in tiles of RT (8; 6 at 2 bits, whose 4 vectors per step need more registers),
+ * then single rows.
  */
+enum { SCALE_BUF = 8192 };
+static int32_t rows_per_block(int32_t ng, int32_t rt) {
+    int32_t rb = SCALE_BUF / ng / rt * rt;
+    return rb > 256 ? 256 : rb;
+}
+
 #define GEMM_VNNI(BITS, RT)                                                                                     \
     T_VNNI static void gemm_q##BITS##_vnni(const struct fc_matrix * w, int32_t r0, int32_t r1, const uint8_t * xq,     \
                                            int32_t n_tokens, float * out, size_t out_stride, int accumulate) {      \
-        const int32_t ng = w->cols / FC_QK, ntb = (n_tokens + XQ_TB - 1) / XQ_TB;                                   \
-        float sa[RT * 512], sb[RT * 512];                                                                           \
-        for (int32_t rb = r0; rb < r1; rb += 256) {                                                                  \
-            const int32_t re = rb + 256 < r1 ? rb + 256 : r1;                                                         \
+        const int32_t ng = w->cols / FC_QK, ntb = (n_tokens + XQ_TB - 1) / XQ_TB, RB = rows_per_block(ng, RT);      \
+        float sa[SCALE_BUF], sb[SCALE_BUF];                                                                         \
+        for (int32_t rb = r0; rb < r1; rb += RB) {                                                                  \
+            const int32_t re = rb + RB < r1 ? rb + RB : r1;                                                         \
+            rows_scales(w, rb, re - rb, ng, sa, sb);                                                                \
             for (int32_t tb = 0; tb < ntb; tb++) {                                                                  \
                 int32_t r = rb;                                                                                     \
                 for (; r + RT <= re; r += RT) {                                                                     \
-                    rows_scales(w, r, RT, ng, sa, sb);                                                              \
-                    tile_q##BITS##x##RT(w, r, xq, tb, ng, n_tokens, out, out_stride, sa, sb, accumulate);                       \
+                    tile_q##BITS##x##RT(w, r, xq, tb, ng, n_tokens, out, out_stride, sa + (size_t)(r - rb) * ng,     \
+                                        sb + (size_t)(r - rb) * ng, accumulate);                                    \
                 }                                                                                                   \
                 for (; r < re; r++) {                                                                               \
-                    rows_scales(w, r, 1, ng, sa, sb);                                                               \
-                    tile_q##BITS##x1(w, r, xq, tb, ng, n_tokens, out, out_stride, sa, sb, accumulate);                          \
+                    tile_q##BITS##x1(w, r, xq, tb, ng, n_tokens, out, out_stride, sa + (size_t)(r - rb) * ng,        \
+                                     sb + (size_t)(r - rb) * ng, accumulate);                                       \
                 }                                                                                                   \
             }                                                                                                       \
         }                                                                                                           \
@@ -604,6 +615,104 @@ T_VNNI static void rows_scales(const struct fc_matrix * w, int32_t r, int R, int
 GEMM_VNNI(2, 6)
 GEMM_VNNI(4, 8)
 GEMM_VNNI(8, 8)
+
+/*
+ * Both levels of x (kernels.h) in one pass, 4-bit weights: each broadcast weight word, masked once, meets
+ * the token block of x and of its residual (4 vpdpbusd per 2 masks instead of 2), and each level keeps its
+ * own float sum, added at the end: out = dot(x1) + dot(r1) exactly as two gemm_q calls give it. Tiles of
+ * 3 rows (x 2 levels x 2 accumulators: 12 integer chains, 6 float ones), then single rows.
+ */
+#define L_DECL(i) const uint8_t * c##i = w->data + (size_t)(r + i) * w->row_bytes; __m512 f##i = _mm512_setzero_ps(), g##i = f##i;
+#define L_ZERO(i) __m512i a##i = _mm512_setzero_si512(), b##i = a##i, p##i = a##i, q##i = a##i;
+#define L_UNIT(i) { const __m512i v_ = T_BCAST(i, 4 * u);                                                   \
+        const __m512i lo_ = _mm512_and_si512(v_, mask), hi_ = _mm512_and_si512(v_, maskh);                  \
+        a##i = dpbusd(a##i, lo_, xv0); b##i = dpbusd(b##i, hi_, xv1);                                        \
+        p##i = dpbusd(p##i, lo_, yv0); q##i = dpbusd(q##i, hi_, yv1); }
+#define L_FLOAT(i) {                                                                                          \
+        const __m512 sa_ = _mm512_set1_ps(sa[i * ng + g]), sb_ = _mm512_set1_ps(sb[i * ng + g]);             \
+        f##i = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a##i, _mm512_srai_epi32(b##i, 4))), _mm512_mul_ps(dv, sa_), f##i); \
+        f##i = _mm512_fmadd_ps(sv, sb_, f##i);                                                                \
+        g##i = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(p##i, _mm512_srai_epi32(q##i, 4))), _mm512_mul_ps(dw, sa_), g##i); \
+        g##i = _mm512_fmadd_ps(sw, sb_, g##i); }
+#define L_STORE(i) {                                                                                          \
+        float r1_[16] __attribute__((aligned(64))), r2_[16] __attribute__((aligned(64)));                  \
+        _mm512_store_ps(r1_, f##i);                                                                           \
+        _mm512_store_ps(r2_, g##i);                                                                           \
+        for (int32_t l = 0; l < nv; l++) out[(size_t)(t_base + l) * out_stride + r + i] = r1_[l] + r2_[l]; }
+#define ROWS3(X) X(0) X(1) X(2)
+
+#define DEF_TILE_2L(NAME, ROWS)                                                                              \
+    T_VNNI static void NAME(const struct fc_matrix * w, int32_t r, const uint8_t * xq, const uint8_t * yq, int32_t tb, \
+                            int32_t ng, int32_t n_tokens, float * out, size_t out_stride, const float * sa,           \
+                            const float * sb) {                                                                       \
+        const __m512i mask = _mm512_set1_epi8(0x0f), maskh = _mm512_set1_epi8((char)0xf0);                      \
+        ROWS(L_DECL)                                                                                          \
+        const uint8_t * xb = xq + (size_t)tb * ng * XQ_BLOCK, * yb = yq + (size_t)tb * ng * XQ_BLOCK;         \
+        for (int32_t g = 0; g < ng; g++, xb += XQ_BLOCK, yb += XQ_BLOCK) {                                    \
+            const size_t goff = (size_t)g * 32;                                                               \
+            ROWS(L_ZERO)                                                                                      \
+            for (int u = 0; u < 8; u++) {                                                                     \
+                const __m512i xv0 = _mm512_loadu_si512(xb + u * 128), xv1 = _mm512_loadu_si512(xb + u * 128 + 64); \
+                const __m512i yv0 = _mm512_loadu_si512(yb + u * 128), yv1 = _mm512_loadu_si512(yb + u * 128 + 64); \
+                ROWS(L_UNIT)                                                                                  \
+            }                                                                                                 \
+            const __m512 dv = _mm512_loadu_ps(xb + 1024), sv = _mm512_loadu_ps(xb + 1024 + 64);              \
+            const __m512 dw = _mm512_loadu_ps(yb + 1024), sw = _mm512_loadu_ps(yb + 1024 + 64);              \
+            ROWS(L_FLOAT)                                                                                     \
+        }                                                                                                     \
+        const int32_t t_base = tb * XQ_TB;                                                                    \
+        const int32_t nv = n_tokens - t_base < XQ_TB ? n_tokens - t_base : XQ_TB;                            \
+        ROWS(L_STORE)                                                                                         \
+    }
+
+DEF_TILE_2L(tile2_q4x3, ROWS3)
+DEF_TILE_2L(tile2_q4x1, ROWS1)
+
+/*
+ * At most 8 tokens (most routed experts of a prefill chunk) fill half the lanes of a block: both levels
+ * then share one block, x in lanes 0-7 and its residual in lanes 8-15 (one vpdpbusd serves both), and the
+ * store adds lane l + 8 to lane l, the same float sum as two passes.
+ */
+static void gemm_q_vnni(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, int32_t n_tokens, float * out,
+                        size_t out_stride, int accumulate);
+T_VNNI static void gemm2_small_vnni(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, const void * yq,
+                                    int32_t n_tokens, float * out, size_t out_stride) {
+    const int32_t ng = w->cols / FC_QK;
+    uint8_t stack[32 * XQ_BLOCK] __attribute__((aligned(64)));
+    uint8_t * both = ng <= 32 ? stack : fc_alloc_aligned((size_t)ng * XQ_BLOCK);
+    FC_ASSERT(both != NULL && n_tokens <= XQ_TB / 2);
+    const uint8_t * x = xq, * y = yq;
+    for (size_t v = 0; v < (size_t)ng * XQ_BLOCK; v += 64) {
+        /* 128-bit lanes 0, 1 of x, then lanes 0, 1 of y: tokens 0-7 of each */
+        _mm512_store_si512(both + v, _mm512_shuffle_i64x2(_mm512_loadu_si512(x + v), _mm512_loadu_si512(y + v), 0x44));
+    }
+    gemm_q_vnni(w, r0, r1, both, n_tokens, out, out_stride, FOLD);
+    if (both != stack) free(both);
+}
+
+static void gemm2_q_vnni(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, const void * yq, int32_t n_tokens,
+                         float * out, size_t out_stride) {
+    if (n_tokens <= XQ_TB / 2) {
+        gemm2_small_vnni(w, r0, r1, xq, yq, n_tokens, out, out_stride);
+        return;
+    }
+    const int32_t ng = w->cols / FC_QK, ntb = (n_tokens + XQ_TB - 1) / XQ_TB, RB = rows_per_block(ng, 3);
+    FC_ASSERT(ng <= 512 && fc_dtype_bits(w->type) == 4);
+    float sa[SCALE_BUF], sb[SCALE_BUF];
+    for (int32_t rb = r0; rb < r1; rb += RB) {
+        const int32_t re = rb + RB < r1 ? rb + RB : r1;
+        rows_scales(w, rb, re - rb, ng, sa, sb);
+        for (int32_t tb = 0; tb < ntb; tb++) {
+            int32_t r = rb;
+            for (; r + 3 <= re; r += 3) {
+                tile2_q4x3(w, r, xq, yq, tb, ng, n_tokens, out, out_stride, sa + (size_t)(r - rb) * ng, sb + (size_t)(r - rb) * ng);
+            }
+            for (; r < re; r++) {
+                tile2_q4x1(w, r, xq, yq, tb, ng, n_tokens, out, out_stride, sa + (size_t)(r - rb) * ng, sb + (size_t)(r - rb) * ng);
+            }
+        }
+    }
+}
 
 static void gemm_q_vnni(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, int32_t n_tokens, float * out,
                         size_t out_stride, int accumulate) {
@@ -637,6 +746,17 @@ T_VNNI double fc_cpu_int8_peak_gmacs(double ms) {
     return best;
 }
 
+/* 2-bit: the shared block for up to 8 tokens, else the two passes */
+static void gemm2_q2_vnni(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, const void * yq, int32_t n_tokens,
+                          float * out, size_t out_stride) {
+    if (n_tokens <= XQ_TB / 2) {
+        gemm2_small_vnni(w, r0, r1, xq, yq, n_tokens, out, out_stride);
+        return;
+    }
+    gemm_q_vnni(w, r0, r1, xq, n_tokens, out, out_stride, 0);
+    gemm_q_vnni(w, r0, r1, yq, n_tokens, out, out_stride, 1);
+}
+
 const struct fc_cpu_kernels fc_cpu_kernels_avx512vnni = {
     .name = "avx512vnni",
     .dot_q = { dot_q2_avx512, dot_q4_avx512, dot_q8_avx512 },
@@ -647,6 +767,7 @@ const struct fc_cpu_kernels fc_cpu_kernels_avx512vnni = {
     .quantize_x = quantize_x_vnni,
     .xq_tokens = XQ_TB,
     .gemm_q = gemm_q_vnni,
+    .gemm2_q = { gemm2_q2_vnni, gemm2_q_vnni, NULL },
     .delta_rule = delta_rule_avx512,
 };
 

@@ -71,6 +71,10 @@ struct fc_cpu_kernels {
        accumulate), for r in [r0, r1), t < n_tokens. */
     void (*gemm_q)(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, int32_t n_tokens, float * out,
                    size_t out_stride, int accumulate);
+    /* (optional, by bits as dot_q) both levels at once, the same numbers bit for bit as gemm_q(xq) then
+       gemm_q(yq, accumulate): out[t * out_stride + r] = row r . token t of xq + row r . token t of yq. */
+    void (*gemm2_q[3])(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, const void * yq, int32_t n_tokens,
+                       float * out, size_t out_stride);
 
     /* The gated delta rule of one linear-attention head over n tokens (fc_cpu_delta_rule_generic below);
        NULL: the generic one. */
