@@ -191,16 +191,24 @@ T_AVX512 static inline float bias_dot(const uint16_t * bi, const float * xsum, i
     return _mm512_reduce_add_ps(acc);
 }
 
+#ifndef DOT_PF
+#define DOT_PF 2048
+#endif
 /*
  * The shape shared by the 2/4/8-bit AVX-512 dots: scales converted 16 groups at a time into a small
  * buffer (one broadcast load per group), two accumulator chains, the bias term as one vector dot.
  * GROUP(g, x) yields the group's unscaled sum as a __m512 of partial sums.
  */
-#define DOT_AVX512_BODY(GROUP)                                                                       \
+#define DOT_AVX512_BODY(GROUP, GB)                                                                   \
     __m512 total0 = _mm512_setzero_ps(), total1 = _mm512_setzero_ps();                               \
     float sbuf[16] __attribute__((aligned(64)));                                                     \
     for (int32_t g0 = 0; g0 < n_groups; g0 += 16) {                                                  \
         const int32_t n = n_groups - g0 < 16 ? n_groups - g0 : 16;                                   \
+        /* software prefetch DOT_PF bytes ahead (past the row's end: the next row, consecutive in a   \
+           matrix); the hardware prefetcher alone leaves a core at ~60% of its read bandwidth */    \
+        for (int32_t p_ = 0; p_ < n * (GB); p_ += 64) _mm_prefetch((const char *)codes + (size_t)g0 * (GB) + DOT_PF + p_, _MM_HINT_T0); \
+        _mm_prefetch((const char *)(sc + g0 + DOT_PF / (GB)), _MM_HINT_T0);                          \
+        _mm_prefetch((const char *)(bi + g0 + DOT_PF / (GB)), _MM_HINT_T0);                          \
         _mm512_store_ps(sbuf, load_bf16x16(sc + g0, n));                                             \
         int32_t u = 0;                                                                               \
         for (; u + 1 < n; u += 2) {                                                                  \
@@ -250,18 +258,18 @@ T_AVX512 static inline float bias_dot(const uint16_t * bi, const float * xsum, i
 T_AVX512 static float dot_q4_avx512(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,
                                     const float * xp, const float * xsum, int32_t n_groups) {
     const __m512i m4 = _mm512_set1_epi32(15);
-    DOT_AVX512_BODY(Q4_GROUP)
+    DOT_AVX512_BODY(Q4_GROUP, 32)
 }
 
 T_AVX512 static float dot_q8_avx512(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,
                                     const float * xp, const float * xsum, int32_t n_groups) {
-    DOT_AVX512_BODY(Q8_GROUP)
+    DOT_AVX512_BODY(Q8_GROUP, 64)
 }
 
 T_AVX512 static float dot_q2_avx512(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi,
                                     const float * xp, const float * xsum, int32_t n_groups) {
     const __m512i m2 = _mm512_set1_epi32(3);
-    DOT_AVX512_BODY(Q2_GROUP)
+    DOT_AVX512_BODY(Q2_GROUP, 16)
 }
 
 #define DEQ_STORE_512(o, v, s, b) _mm512_storeu_ps((o), _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), (s), (b)))
