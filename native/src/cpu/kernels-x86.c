@@ -573,16 +573,16 @@ DEF_TILE(tile_q8x1, 8, ROWS1, T_UNIT8, 2, 8, 0)
 DEF_TILE(tile_q2x6, 2, ROWS6, T_UNIT2, 4, 4, 0)
 DEF_TILE(tile_q2x1, 2, ROWS1, T_UNIT2, 4, 4, 0)
 
-/* Scales and biases of rows [r, r + R) as floats, [R][ng] each. */
+/* Scales and biases of rows [r, r + R) as floats, [R][ng] each: the same layout as the matrix's, so one
+   flat conversion of R * ng values (16 at a time). */
 T_VNNI static void rows_scales(const struct fc_matrix * w, int32_t r, int R, int32_t ng, float * sa, float * sb) {
-    for (int i = 0; i < R; i++) {
-        const uint16_t * sc = w->scales + (size_t)(r + i) * ng, * bi = w->biases + (size_t)(r + i) * ng;
-        for (int32_t g = 0; g < ng; g += 16) {
-            const int32_t n = ng - g < 16 ? ng - g : 16;
-            const __mmask16 k = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1u);
-            _mm512_mask_storeu_ps(sa + i * ng + g, k, load_bf16x16(sc + g, n));
-            _mm512_mask_storeu_ps(sb + i * ng + g, k, load_bf16x16(bi + g, n));
-        }
+    const size_t n = (size_t)R * ng;
+    const uint16_t * sc = w->scales + (size_t)r * ng, * bi = w->biases + (size_t)r * ng;
+    for (size_t i = 0; i < n; i += 16) {
+        const int32_t m = n - i < 16 ? (int32_t)(n - i) : 16;
+        const __mmask16 k = (__mmask16)(m >= 16 ? 0xffff : (1u << m) - 1u);
+        _mm512_mask_storeu_ps(sa + i, k, load_bf16x16(sc + i, m));
+        _mm512_mask_storeu_ps(sb + i, k, load_bf16x16(bi + i, m));
     }
 }
 
