@@ -123,8 +123,12 @@ static double kernel_int8_gmacs(const struct fc_cpu_kernels * k, int bits, int32
         double t0 = fc_time_ms();
         k->quantize_x(bits, x, n_tokens, cols, 0, n_tokens, xq, res);
         k->quantize_x(bits, res, n_tokens, cols, 0, n_tokens, xq2, NULL);
-        k->gemm_q(&s.m, 0, rows, xq, n_tokens, out, (size_t)rows, 0);
-        k->gemm_q(&s.m, 0, rows, xq2, n_tokens, out, (size_t)rows, 1);
+        if (k->gemm2_q[fc_bits_index(bits)]) { /* both levels in one pass, as the backend runs them */
+            k->gemm2_q[fc_bits_index(bits)](&s.m, 0, rows, xq, xq2, n_tokens, out, (size_t)rows);
+        } else {
+            k->gemm_q(&s.m, 0, rows, xq, n_tokens, out, (size_t)rows, 0);
+            k->gemm_q(&s.m, 0, rows, xq2, n_tokens, out, (size_t)rows, 1);
+        }
         double dt = fc_time_ms() - t0;
         if (dt < best) best = dt;
         reps++;
