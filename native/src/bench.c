@@ -237,8 +237,8 @@ static int bench_verify(struct fc_engine * e, const struct fc_bench_options * op
         e->be = saved;
         fc_backend_free(&be);
     }
-    /* a GPU backend: its whole forward pass against the CPU layer loop */
-    ok &= fc_engine_gpu_verify(e, opt->json, &first);
+    /* a GPU backend: op by op against the CPU layer backend (forward.c) */
+    ok &= fc_forward_verify(e, opt->json, &first);
     if (opt->json) printf("],\"ok\":%s}\n", ok ? "true" : "false");
     else printf("verify: %s\n", ok ? "all ok" : "FAILED");
     return ok ? 0 : 1;
