@@ -137,6 +137,7 @@ static enum fc_status choose_context(struct fc_engine * e, int32_t asked, enum f
 
 enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_options * opt, struct fc_error * err) {
     memset(e, 0, sizeof *e);
+    struct fc_gpu * created = NULL; /* "auto" on a Mac: the device it found, used as it is (not created twice) */
     enum fc_status st = fc_model_load(&e->model, opt->artifacts_dir, err);
     if (st != FC_STATUS_OK) return st;
     const struct fc_config * c = &e->model.cfg;
@@ -155,7 +156,6 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     else snprintf(dir, sizeof dir, "%s/packed_experts", opt->artifacts_dir);
     int32_t n_io = opt->n_io_threads > 0 ? opt->n_io_threads : (e->n_active < 4 ? 4 : e->n_active);
     if (n_io > 32) n_io = 32;
-    struct fc_gpu * created = NULL; /* "auto" on a Mac: the device it found, used as it is (not created twice) */
     const char * backend = fc_engine_resolve_backend(opt->backend ? opt->backend : "cpu", &created);
     enum fc_expert_io io = (enum fc_expert_io)opt->expert_io;
     if (opt->backend && strcmp(opt->backend, "auto") == 0 && strcmp(backend, "metal") == 0 &&

@@ -89,6 +89,8 @@ struct fc_engine {
     const char * backend_name; /* "cpu", "metal" or "metal-emu" */
     int32_t chunk_n, chunk_pos0; /* (CPU layer backend) the chunk being evaluated */
     float * pair_out;          /* (CPU layer backend, verify) routed experts' outputs per (token, k) [B*K][H], or NULL */
+    double gpu_wait_ms;        /* (GPU backend, since load) the host blocked waiting for the GPU */
+    uint64_t gpu_commits;      /* (GPU backend, since load) command buffers committed */
     /* timing of the layer kinds (bench) */
     double t_matmul_ms;
 };

@@ -196,6 +196,7 @@ static struct fc_gpu_cmd * recording(struct fc_metal_layers * f) {
 
 static enum fc_status wait_pending(struct fc_metal_layers * f, struct fc_error * err) {
     enum fc_status st = FC_STATUS_OK;
+    const double t0 = fc_time_ms();
     for (int32_t i = 0; i < f->n_pending; i++) {
         struct fc_error e2;
         enum fc_status s = f->gpu->ops->wait(f->pending[i], st == FC_STATUS_OK && err ? err : &e2);
@@ -203,6 +204,7 @@ static enum fc_status wait_pending(struct fc_metal_layers * f, struct fc_error *
         if (st == FC_STATUS_OK) st = s;
     }
     f->n_pending = 0;
+    f->e->gpu_wait_ms += fc_time_ms() - t0;
     return st;
 }
 
@@ -215,6 +217,7 @@ static enum fc_status commit(struct fc_metal_layers * f, struct fc_error * err) 
     f->pending[f->n_pending++] = f->cmd;
     f->cmd = NULL;
     f->n_commits++;
+    f->e->gpu_commits++;
     return st;
 }
 
