@@ -1,6 +1,6 @@
 /*
  * Every Metal kernel against a plain-C reference at odd sizes (one row, row counts not a multiple of the
- * threadgroup's rows, tails, several tokens, f32 and f16 KV caches), through the device interface: the
+ * threadgroup's rows, tails, several tokens, f32, f16 and bf16 KV caches), through the device interface: the
  * emulator (--device metal-emu, the default where it is built in), the GPU on a Mac (--device metal). Per op it prints the
  * number of cases, the largest error relative to the reference's largest magnitude and the largest
  * normalised MSE (sum (got - ref)^2 / sum ref^2); each is held to a tolerance. Exit 0 when all pass.
@@ -368,21 +368,28 @@ static void test_rope(void) {
 static struct op_stats op_kv = { "kv_store", 0, 0, 0, 0, 0, 0 };
 static struct op_stats op_attn = { "attn", 2e-5, 1e-10, 0, 0, 0, 0 };
 
-static float cache_value(const void * cache, int f16, size_t i) {
-    return f16 ? fc_f16_to_f32(((const uint16_t *)cache)[i]) : ((const float *)cache)[i];
+/* cache types: 0 f32, 1 f16, 2 bf16 (the CPU cache's conversions) */
+static const char * const kv_names[] = { "f32", "f16", "bf16" };
+
+static float cache_value(const void * cache, int ty, size_t i) {
+    if (ty == 1) return fc_f16_to_f32(((const uint16_t *)cache)[i]);
+    if (ty == 2) return fc_bf16_to_f32(((const uint16_t *)cache)[i]);
+    return ((const float *)cache)[i];
 }
 
-static void check_attention(int f16, int32_t nh, int32_t nkv, int32_t hd, int32_t n_tokens, int32_t pos0) {
+static uint16_t to_half_kind(int ty, float x) { return ty == 1 ? to_f16(x) : fc_f32_to_bf16(x); }
+
+static void check_attention(int ty, int32_t nh, int32_t nkv, int32_t hd, int32_t n_tokens, int32_t pos0) {
     const int32_t kvdim = nkv * hd, ctx = pos0 + n_tokens + 3, group = nh / nkv;
-    const size_t esz = f16 ? 2 : 4;
+    const size_t esz = ty ? 2 : 4;
     /* cache rows before pos0 from earlier steps; this step's K/V stored by the kernel */
     float * hist = malloc((size_t)ctx * kvdim * 4 * 2);
     fill(hist, (size_t)ctx * kvdim * 2, 1.0f);
     uint8_t * kc = calloc((size_t)ctx * kvdim, esz), * vc = calloc((size_t)ctx * kvdim, esz);
     for (size_t i = 0; i < (size_t)pos0 * kvdim; i++) {
-        if (f16) {
-            ((uint16_t *)kc)[i] = to_f16(hist[i]);
-            ((uint16_t *)vc)[i] = to_f16(hist[(size_t)ctx * kvdim + i]);
+        if (ty) {
+            ((uint16_t *)kc)[i] = to_half_kind(ty, hist[i]);
+            ((uint16_t *)vc)[i] = to_half_kind(ty, hist[(size_t)ctx * kvdim + i]);
         } else {
             ((float *)kc)[i] = hist[i];
             ((float *)vc)[i] = hist[(size_t)ctx * kvdim + i];
@@ -395,7 +402,10 @@ static void check_attention(int f16, int32_t nh, int32_t nkv, int32_t hd, int32_
     struct fc_gpu_buffer * bk = buf_from(k, (size_t)n_tokens * src_stride * 4), * bv = buf_from(v, (size_t)n_tokens * src_stride * 4);
     struct fc_gpu_buffer * bkc = buf_from(kc, (size_t)ctx * kvdim * esz), * bvc = buf_from(vc, (size_t)ctx * kvdim * esz);
     struct fc_kv_store_args ka = { n_tokens, kvdim, src_stride, pos0 };
-    struct launch ls = { f16 ? "fc_kv_store_f16" : "fc_kv_store_f32", &ka, sizeof ka, { bk, bv, bkc, bvc }, 4,
+    char store_name[32], attn_name[32];
+    snprintf(store_name, sizeof store_name, "fc_kv_store_%s", kv_names[ty]);
+    snprintf(attn_name, sizeof attn_name, "fc_attn_%s", kv_names[ty]);
+    struct launch ls = { store_name, &ka, sizeof ka, { bk, bv, bkc, bvc }, 4,
                          fc_gpu_size1(ceil_div((int64_t)n_tokens * kvdim, 64)), fc_gpu_size1(64) };
     run(&ls);
     /* the store: exactly the converted values at pos0.., nothing else touched */
@@ -408,8 +418,8 @@ static void check_attention(int f16, int32_t nh, int32_t nkv, int32_t hd, int32_
             const float * s = which ? v : k;
             const void * dev = contents(which ? bvc : bkc);
             int32_t r = 0, g = 0;
-            if (f16) {
-                r = fresh ? to_f16(s[(size_t)t * src_stride + c]) : ((const uint16_t *)src)[i];
+            if (ty) {
+                r = fresh ? to_half_kind(ty, s[(size_t)t * src_stride + c]) : ((const uint16_t *)src)[i];
                 g = ((const uint16_t *)dev)[i];
             } else {
                 float rf = fresh ? s[(size_t)t * src_stride + c] : ((const float *)src)[i];
@@ -421,7 +431,7 @@ static void check_attention(int f16, int32_t nh, int32_t nkv, int32_t hd, int32_
         }
     }
     char what[80];
-    snprintf(what, sizeof what, "%s kvdim=%d tokens=%d pos0=%d", f16 ? "f16" : "f32", kvdim, n_tokens, pos0);
+    snprintf(what, sizeof what, "%s kvdim=%d tokens=%d pos0=%d", kv_names[ty], kvdim, n_tokens, pos0);
     compare_int(&op_kv, what, got_bits, ref_bits, (size_t)ctx * kvdim * 2);
 
     /* attention: q heads with their gates as the engine lays them out, [q | gate] per head */
@@ -438,7 +448,7 @@ static void check_attention(int f16, int32_t nh, int32_t nkv, int32_t hd, int32_
             float mx = -INFINITY;
             for (int32_t j = 0; j <= pos; j++) {
                 float d = 0.0f;
-                for (int32_t i = 0; i < hd; i++) d += qh[i] * cache_value(kcd, f16, ((size_t)j * nkv + kvh) * hd + i);
+                for (int32_t i = 0; i < hd; i++) d += qh[i] * cache_value(kcd, ty, ((size_t)j * nkv + kvh) * hd + i);
                 scores[j] = d * scale;
                 if (scores[j] > mx) mx = scores[j];
             }
@@ -450,17 +460,17 @@ static void check_attention(int f16, int32_t nh, int32_t nkv, int32_t hd, int32_
             float * o = ref + (size_t)t * nh * hd + (size_t)h * hd;
             for (int32_t j = 0; j <= pos; j++) {
                 const float pj = (float)(scores[j] / sum);
-                for (int32_t i = 0; i < hd; i++) o[i] += pj * cache_value(vcd, f16, ((size_t)j * nkv + kvh) * hd + i);
+                for (int32_t i = 0; i < hd; i++) o[i] += pj * cache_value(vcd, ty, ((size_t)j * nkv + kvh) * hd + i);
             }
             for (int32_t i = 0; i < hd; i++) o[i] *= 1.0f / (1.0f + expf(-qh[hd + i]));
         }
     }
     struct fc_gpu_buffer * bq = buf_from(q, (size_t)n_tokens * q_tok * 4), * bo = buf_from(NULL, (size_t)n_tokens * nh * hd * 4);
     struct fc_attn_args aa = { nh, nkv, hd, n_tokens, pos0, q_tok, 2 * hd, hd, nh * hd, scale };
-    struct launch la = { f16 ? "fc_attn_f16" : "fc_attn_f32", &aa, sizeof aa, { bq, bkc, bvc, bo }, 4,
+    struct launch la = { attn_name, &aa, sizeof aa, { bq, bkc, bvc, bo }, 4,
                          fc_gpu_size2(nh, n_tokens), fc_gpu_size1(FC_ATTN_SIMDGROUPS * FC_SIMD_WIDTH) };
     run(&la);
-    snprintf(what, sizeof what, "%s nh=%d nkv=%d hd=%d tokens=%d pos0=%d", f16 ? "f16" : "f32", nh, nkv, hd, n_tokens, pos0);
+    snprintf(what, sizeof what, "%s nh=%d nkv=%d hd=%d tokens=%d pos0=%d", kv_names[ty], nh, nkv, hd, n_tokens, pos0);
     compare(&op_attn, what, contents(bo), ref, (size_t)n_tokens * nh * hd);
     struct fc_gpu_buffer * bufs[] = { bk, bv, bkc, bvc, bq, bo };
     for (int i = 0; i < 6; i++) gpu->ops->buffer_free(bufs[i]);
@@ -469,12 +479,12 @@ static void check_attention(int f16, int32_t nh, int32_t nkv, int32_t hd, int32_
 
 static void test_attention(void) {
     const int32_t hds[] = { 64, 80, 256 }, tokens[] = { 1, 3 }, pos0s[] = { 0, 2, 37 };
-    for (int f16 = 0; f16 < 2; f16++) {
+    for (int ty = 0; ty < 3; ty++) {
         for (int hi = 0; hi < 3; hi++) {
             for (int ti = 0; ti < 2; ti++) {
                 for (int pi = 0; pi < 3; pi++) {
-                    if (!all_sizes && (hi + ti + pi + f16) % 3) continue;
-                    check_attention(f16, 4, 2, hds[hi], tokens[ti], pos0s[pi]);
+                    if (!all_sizes && (hi + ti + pi + ty) % 3) continue;
+                    check_attention(ty, 4, 2, hds[hi], tokens[ti], pos0s[pi]);
                 }
             }
         }

@@ -45,7 +45,8 @@ struct fc_metal_layers {
     struct fc_gpu * gpu;
     struct fc_engine * e;
     const struct fc_model * m;
-    int32_t n_active, kv_f16, max_batch;
+    int32_t n_active, max_batch;
+    const char * kv_store_kernel, * attn_kernel; /* the kernels of the cache's type */
     int32_t n, pos0;      /* the chunk */
     size_t idx_used;      /* ints of `idx` used by this layer's experts */
     struct region * regions;
@@ -154,10 +155,10 @@ static void full_attention(struct fc_metal_layers * f, struct fc_gpu_cmd * cmd, 
     elementwise(f, cmd, "fc_rope", &rk, sizeof rk, bk, 2, (int64_t)n * nkv * c->rotary_dim / 2);
     struct fc_kv_store_args ks = { n, nkv * hd, nkv * hd, pos0 };
     struct loc bs[4] = { at(f->k, 0), at(f->v, 0), f->kc[ly->index_in_kind], f->vc[ly->index_in_kind] };
-    elementwise(f, cmd, f->kv_f16 ? "fc_kv_store_f16" : "fc_kv_store_f32", &ks, sizeof ks, bs, 4, (int64_t)n * nkv * hd);
+    elementwise(f, cmd, f->kv_store_kernel, &ks, sizeof ks, bs, 4, (int64_t)n * nkv * hd);
     struct fc_attn_args aa = { nh, nkv, hd, n, pos0, 2 * nh * hd, 2 * hd, hd, nh * hd, 1.0f / sqrtf((float)hd) };
     struct loc ba[4] = { at(f->q, 0), bs[2], bs[3], at(f->attn, 0) };
-    launch(f, cmd, f->kv_f16 ? "fc_attn_f16" : "fc_attn_f32", &aa, sizeof aa, ba, 4, fc_gpu_size2((uint32_t)nh, (uint32_t)n),
+    launch(f, cmd, f->attn_kernel, &aa, sizeof aa, ba, 4, fc_gpu_size2((uint32_t)nh, (uint32_t)n),
            fc_gpu_size1(FC_ATTN_SIMDGROUPS * FC_SIMD_WIDTH));
     matmul(f, cmd, &ly->o_proj, at(f->attn, 0), at(f->out, 0), n);
 }
@@ -442,14 +443,15 @@ enum fc_status fc_metal_layers_init(struct fc_layer_backend * lb, struct fc_gpu 
                             FC_ROUTER_MAX_K, FC_ROUTER_MAX_EXPERTS, FC_ATTN_MAX_HEAD_DIM);
     }
     const enum fc_kv_type kvt = e->st.kv.type;
-    if (kvt != FC_KV_F16 && kvt != FC_KV_F32) return fc_error_set(err, FC_STATUS_BAD_REQUEST, "the Metal backend keeps an f16 or f32 KV cache");
+    if (kvt == FC_KV_Q8) return fc_error_set(err, FC_STATUS_BAD_REQUEST, "the Metal backend keeps an f16, bf16 or f32 KV cache");
     struct fc_metal_layers * f = fc_xcalloc(1, sizeof *f);
     const struct fc_gpu_ops * o = gpu->ops;
     f->gpu = gpu;
     f->e = e;
     f->m = m;
     f->n_active = n_active;
-    f->kv_f16 = kvt == FC_KV_F16;
+    f->kv_store_kernel = kvt == FC_KV_F16 ? "fc_kv_store_f16" : kvt == FC_KV_BF16 ? "fc_kv_store_bf16" : "fc_kv_store_f32";
+    f->attn_kernel = kvt == FC_KV_F16 ? "fc_attn_f16" : kvt == FC_KV_BF16 ? "fc_attn_bf16" : "fc_attn_f32";
     f->max_batch = e->max_batch > 0 ? e->max_batch : 1;
     lb->ops = &metal_layer_ops;
     lb->ctx = f;
