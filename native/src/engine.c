@@ -158,12 +158,6 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     if (n_io > 32) n_io = 32;
     const char * backend = fc_engine_resolve_backend(opt->backend ? opt->backend : "cpu", &created);
     enum fc_expert_io io = (enum fc_expert_io)opt->expert_io;
-    if (opt->backend && strcmp(opt->backend, "auto") == 0 && strcmp(backend, "metal") == 0 &&
-        opt->kv_type == FC_KV_Q8) {
-        backend = "cpu"; /* auto: a KV cache type the Metal backend does not take runs on the CPU */
-        fc_gpu_release(created);
-        created = NULL;
-    }
     const int gpu = strncmp(backend, "metal", 5) == 0;
     st = fc_experts_load(&e->experts, dir, c, n_io, io, err);
     if (st != FC_STATUS_OK) goto fail;

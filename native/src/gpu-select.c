@@ -61,13 +61,6 @@ enum fc_status fc_engine_gpu_open(struct fc_engine * e, const char * name, struc
         if (err->status == FC_STATUS_OK) goto not_built;
         return err->status;
     }
-    const enum fc_kv_type kv = e->st.kv.type;
-    if (kv == FC_KV_Q8) {
-        g->ops->destroy(g);
-        return fc_error_set(err, FC_STATUS_BAD_REQUEST,
-                            "--backend %s keeps its KV cache as f16, bf16 or f32: --kv-type %s is not supported (use one of those, or --backend cpu)",
-                            name, fc_kv_type_name(kv));
-    }
     enum fc_status st = fc_metal_layers_init(&e->lb, g, e, err);
     if (st != FC_STATUS_OK) {
         g->ops->destroy(g);

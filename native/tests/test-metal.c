@@ -477,6 +477,93 @@ static void check_attention(int ty, int32_t nh, int32_t nkv, int32_t hd, int32_t
     free(hist), free(kc), free(vc), free(k), free(v), free(got_bits), free(ref_bits), free(q), free(ref), free(scores);
 }
 
+/* The 8-bit cache: the store against the CPU cache's own (fc_kv_store, bit for bit), the attention against a
+   plain softmax over the CPU cache's decoded rows (fc_kv_rows). */
+static void check_attention_q8(int32_t nh, int32_t nkv, int32_t hd, int32_t n_tokens, int32_t pos0) {
+    const int32_t kvdim = nkv * hd, ctx = pos0 + n_tokens + 3, group = nh / nkv;
+    struct fc_kv_cache kv;
+    struct fc_error err;
+    if (fc_kv_init(&kv, FC_KV_Q8, 1, nkv, hd, ctx, &err) != FC_STATUS_OK || fc_kv_reserve(&kv, ctx, &err) != FC_STATUS_OK) {
+        fprintf(stderr, "test-metal: %s\n", err.message);
+        exit(2);
+    }
+    const size_t region = (size_t)ctx * kv.pos_bytes;
+    float * hist = malloc((size_t)ctx * kvdim * 4);
+    for (int which = 0; which < 2; which++) { /* rows before pos0 from earlier steps */
+        for (int32_t j = 0; j < pos0; j++) {
+            fill(hist, (size_t)kvdim, 1.0f);
+            fc_kv_store(&kv, 0, which, j, hist);
+        }
+    }
+    const int32_t src_stride = kvdim + 3;
+    float * k = malloc((size_t)n_tokens * src_stride * 4), * v = malloc((size_t)n_tokens * src_stride * 4);
+    fill(k, (size_t)n_tokens * src_stride, 1.0f);
+    fill(v, (size_t)n_tokens * src_stride, 1.0f);
+    if (n_tokens > 1) for (int32_t i = 0; i < hd; i++) k[(size_t)src_stride + i] = 0.0f; /* an all-zero row: scale 0 */
+    struct fc_gpu_buffer * bk = buf_from(k, (size_t)n_tokens * src_stride * 4), * bv = buf_from(v, (size_t)n_tokens * src_stride * 4);
+    struct fc_gpu_buffer * bkc = buf_from(fc_kv_region(&kv, 0, 0), region), * bvc = buf_from(fc_kv_region(&kv, 0, 1), region);
+    struct fc_kv_store_q8_args ka = { n_tokens, nkv, hd, src_stride, pos0 };
+    struct launch ls = { "fc_kv_store_q8", &ka, sizeof ka, { bk, bv, bkc, bvc }, 4, fc_gpu_size2(nkv, n_tokens), fc_gpu_size1(32) };
+    run(&ls);
+    for (int32_t t = 0; t < n_tokens; t++) { /* the reference: the CPU cache stores the same rows */
+        for (int which = 0; which < 2; which++) {
+            for (int32_t i = 0; i < kvdim; i++) hist[i] = (which ? v : k)[(size_t)t * src_stride + i];
+            fc_kv_store(&kv, 0, which, pos0 + t, hist);
+        }
+    }
+    int32_t * got = malloc(region * 2 * sizeof(int32_t)), * ref = malloc(region * 2 * sizeof(int32_t));
+    for (size_t i = 0; i < region; i++) {
+        for (int which = 0; which < 2; which++) {
+            got[2 * i + which] = ((const uint8_t *)contents(which ? bvc : bkc))[i];
+            ref[2 * i + which] = fc_kv_region(&kv, 0, which)[i];
+        }
+    }
+    char what[96];
+    snprintf(what, sizeof what, "q8 kvdim=%d tokens=%d pos0=%d", kvdim, n_tokens, pos0);
+    compare_int(&op_kv, what, got, ref, region * 2);
+    /* attention over the device's cache, against the CPU's decoded rows of the same bytes */
+    memcpy(fc_kv_region(&kv, 0, 0), contents(bkc), region);
+    memcpy(fc_kv_region(&kv, 0, 1), contents(bvc), region);
+    const int32_t q_tok = 2 * nh * hd;
+    float * q = malloc((size_t)n_tokens * q_tok * 4), * out = calloc((size_t)n_tokens * nh * hd, 4);
+    float * kr = malloc((size_t)ctx * hd * 4), * vr = malloc((size_t)ctx * hd * 4), * scores = malloc((size_t)ctx * 4);
+    fill(q, (size_t)n_tokens * q_tok, 1.0f);
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int32_t t = 0; t < n_tokens; t++) {
+        for (int32_t h = 0; h < nh; h++) {
+            const int32_t pos = pos0 + t;
+            size_t ks, vs;
+            const float * K = fc_kv_rows(&kv, 0, 0, h / group, 0, pos + 1, kr, &ks), * V = fc_kv_rows(&kv, 0, 1, h / group, 0, pos + 1, vr, &vs);
+            const float * qh = q + (size_t)t * q_tok + (size_t)h * 2 * hd;
+            float mx = -INFINITY;
+            for (int32_t j = 0; j <= pos; j++) {
+                float d = 0.0f;
+                for (int32_t i = 0; i < hd; i++) d += qh[i] * K[(size_t)j * ks + i];
+                scores[j] = d * scale;
+                if (scores[j] > mx) mx = scores[j];
+            }
+            double sum = 0.0;
+            for (int32_t j = 0; j <= pos; j++) sum += scores[j] = expf(scores[j] - mx);
+            float * o = out + (size_t)t * nh * hd + (size_t)h * hd;
+            for (int32_t j = 0; j <= pos; j++) {
+                for (int32_t i = 0; i < hd; i++) o[i] += (float)(scores[j] / sum) * V[(size_t)j * vs + i];
+            }
+            for (int32_t i = 0; i < hd; i++) o[i] *= 1.0f / (1.0f + expf(-qh[hd + i]));
+        }
+    }
+    struct fc_gpu_buffer * bq = buf_from(q, (size_t)n_tokens * q_tok * 4), * bo = buf_from(NULL, (size_t)n_tokens * nh * hd * 4);
+    struct fc_attn_args aa = { nh, nkv, hd, n_tokens, pos0, q_tok, 2 * hd, hd, nh * hd, scale };
+    struct launch la = { "fc_attn_q8", &aa, sizeof aa, { bq, bkc, bvc, bo }, 4, fc_gpu_size2(nh, n_tokens),
+                         fc_gpu_size1(FC_ATTN_SIMDGROUPS * FC_SIMD_WIDTH) };
+    run(&la);
+    snprintf(what, sizeof what, "q8 nh=%d nkv=%d hd=%d tokens=%d pos0=%d", nh, nkv, hd, n_tokens, pos0);
+    compare(&op_attn, what, contents(bo), out, (size_t)n_tokens * nh * hd);
+    struct fc_gpu_buffer * bufs[] = { bk, bv, bkc, bvc, bq, bo };
+    for (int i = 0; i < 6; i++) gpu->ops->buffer_free(bufs[i]);
+    fc_kv_free(&kv);
+    free(hist), free(k), free(v), free(got), free(ref), free(q), free(out), free(kr), free(vr), free(scores);
+}
+
 static void test_attention(void) {
     const int32_t hds[] = { 64, 80, 256 }, tokens[] = { 1, 3 }, pos0s[] = { 0, 2, 37 };
     for (int ty = 0; ty < 3; ty++) {
@@ -490,6 +577,15 @@ static void test_attention(void) {
         }
     }
     check_attention(0, 2, 2, 32, 1, 700); /* more positions than threads; one kv head per head */
+    const int32_t q8_hds[] = { 64, 80, 256 };
+    for (int hi = 0; hi < 3; hi++) {
+        for (int ti = 0; ti < 2; ti++) {
+            for (int pi = 0; pi < 3; pi++) {
+                if (!all_sizes && (hi + ti + pi) % 3) continue;
+                check_attention_q8(4, 2, q8_hds[hi], tokens[ti], pos0s[pi]);
+            }
+        }
+    }
     report(&op_kv);
     report(&op_attn);
 }

@@ -47,6 +47,7 @@ struct fc_metal_layers {
     const struct fc_model * m;
     int32_t n_active, max_batch;
     const char * kv_store_kernel, * attn_kernel; /* the kernels of the cache's type */
+    int kv_q8;
     int32_t n, pos0;      /* the chunk */
     size_t idx_used;      /* ints of `idx` used by this layer's experts */
     struct region * regions;
@@ -153,9 +154,14 @@ static void full_attention(struct fc_metal_layers * f, struct fc_gpu_cmd * cmd, 
     struct fc_rope_args rk = { n, nkv, c->rotary_dim, hd, nkv * hd, pos0 };
     struct loc bk[2] = { at(f->k, 0), at(f->vectors, f->inv_freq) };
     elementwise(f, cmd, "fc_rope", &rk, sizeof rk, bk, 2, (int64_t)n * nkv * c->rotary_dim / 2);
-    struct fc_kv_store_args ks = { n, nkv * hd, nkv * hd, pos0 };
     struct loc bs[4] = { at(f->k, 0), at(f->v, 0), f->kc[ly->index_in_kind], f->vc[ly->index_in_kind] };
-    elementwise(f, cmd, f->kv_store_kernel, &ks, sizeof ks, bs, 4, (int64_t)n * nkv * hd);
+    if (f->kv_q8) { /* a row-wide max per (token, kv head): one simdgroup each */
+        struct fc_kv_store_q8_args ks = { n, nkv, hd, nkv * hd, pos0 };
+        launch(f, cmd, "fc_kv_store_q8", &ks, sizeof ks, bs, 4, fc_gpu_size2((uint32_t)nkv, (uint32_t)n), fc_gpu_size1(FC_SIMD_WIDTH));
+    } else {
+        struct fc_kv_store_args ks = { n, nkv * hd, nkv * hd, pos0 };
+        elementwise(f, cmd, f->kv_store_kernel, &ks, sizeof ks, bs, 4, (int64_t)n * nkv * hd);
+    }
     struct fc_attn_args aa = { nh, nkv, hd, n, pos0, 2 * nh * hd, 2 * hd, hd, nh * hd, 1.0f / sqrtf((float)hd) };
     struct loc ba[4] = { at(f->q, 0), bs[2], bs[3], at(f->attn, 0) };
     launch(f, cmd, f->attn_kernel, &aa, sizeof aa, ba, 4, fc_gpu_size2((uint32_t)nh, (uint32_t)n),
@@ -443,15 +449,18 @@ enum fc_status fc_metal_layers_init(struct fc_layer_backend * lb, struct fc_gpu 
                             FC_ROUTER_MAX_K, FC_ROUTER_MAX_EXPERTS, FC_ATTN_MAX_HEAD_DIM);
     }
     const enum fc_kv_type kvt = e->st.kv.type;
-    if (kvt == FC_KV_Q8) return fc_error_set(err, FC_STATUS_BAD_REQUEST, "the Metal backend keeps an f16, bf16 or f32 KV cache");
+    if (kvt == FC_KV_Q8 && c->head_dim % 4 != 0) return fc_error_set(err, FC_STATUS_BAD_REQUEST, "the Metal backend's q8 KV cache needs head_dim %% 4 == 0");
     struct fc_metal_layers * f = fc_xcalloc(1, sizeof *f);
     const struct fc_gpu_ops * o = gpu->ops;
     f->gpu = gpu;
     f->e = e;
     f->m = m;
     f->n_active = n_active;
-    f->kv_store_kernel = kvt == FC_KV_F16 ? "fc_kv_store_f16" : kvt == FC_KV_BF16 ? "fc_kv_store_bf16" : "fc_kv_store_f32";
-    f->attn_kernel = kvt == FC_KV_F16 ? "fc_attn_f16" : kvt == FC_KV_BF16 ? "fc_attn_bf16" : "fc_attn_f32";
+    static const char * const stores[] = { "fc_kv_store_f16", "fc_kv_store_bf16", "fc_kv_store_q8", "fc_kv_store_f32" };
+    static const char * const attns[] = { "fc_attn_f16", "fc_attn_bf16", "fc_attn_q8", "fc_attn_f32" };
+    f->kv_store_kernel = stores[kvt]; /* enum fc_kv_type's order */
+    f->attn_kernel = attns[kvt];
+    f->kv_q8 = kvt == FC_KV_Q8;
     f->max_batch = e->max_batch > 0 ? e->max_batch : 1;
     lb->ops = &metal_layer_ops;
     lb->ctx = f;
