@@ -165,7 +165,7 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     if ((st = choose_context(e, opt->context, kv_type, err)) != FC_STATUS_OK) goto fail;
     e->pool = fc_pool_init(e->n_threads);
     if (!e->pool) { st = fc_error_set(err, FC_STATUS_INTERNAL, "cannot start %d compute threads", e->n_threads); goto fail; }
-    /* the CPU backend always (bench's kernel modes, and the layer loop unless a GPU backend runs it) */
+    /* the CPU kernels always (bench's kernel modes, verify's CPU side, and the CPU layer backend) */
     st = fc_backend_init(&e->be, gpu ? "cpu" : backend, e->pool, err);
     if (st != FC_STATUS_OK) goto fail;
     if ((st = alloc_state(e, kv_type, err)) != FC_STATUS_OK) goto fail;
@@ -197,6 +197,9 @@ enum fc_expert_io fc_engine_expert_io(const struct fc_engine * e) {
 }
 
 void fc_engine_free(struct fc_engine * e) {
+    /* the GPU first: its buffers wrap the memory freed below */
+    if (e->gpu) fc_engine_gpu_close(e);
+    else if (e->lb.ops) e->lb.ops->free(&e->lb);
     struct fc_seq_state * st = &e->st;
     for (int32_t i = 0; st->conv && i < e->model.n_linear_layers; i++) { free(st->conv[i]); free(st->ssm[i]); }
     fc_kv_free(&st->kv);
@@ -208,8 +211,6 @@ void fc_engine_free(struct fc_engine * e) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(e->expert_arena);
     free(e->expert_bufs);
-    if (e->gpu) fc_engine_gpu_close(e);
-    else if (e->lb.ops) e->lb.ops->free(&e->lb);
     if (e->be.ops) fc_backend_free(&e->be);
     fc_pool_free(e->pool);
     if (e->experts.fds) fc_experts_free(&e->experts);
