@@ -7,8 +7,9 @@ import { contextArgs, globalArgs, modelArgs, runScript, yesArgs } from "../lib/c
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 import { UserError } from "../lib/errors.ts";
 import { SERVER_MARKER } from "../lib/process/process-info.ts";
-import { stopServer } from "../lib/client/local.ts";
-import { startServerInBackground } from "../lib/process/server-control.ts";
+import { checkLoadedModel, stopServer } from "../lib/client/local.ts";
+import { resolveModelTarget } from "../lib/model/target.ts";
+import { readServerState, startServerInBackground } from "../lib/process/server-control.ts";
 import { checkConfiguredBind, checkContextSize, runForegroundServer } from "../lib/server/foreground.ts";
 import { REASONING_FORMATS, type ReasoningFormat } from "../lib/server/validate.ts";
 
@@ -44,13 +45,22 @@ const command = defineCommand({
     const apiKey = config.apiKey || undefined;
     const child = rawArgs.includes(SERVER_MARKER); // started by `flashchat serve`, which prepared the model
     checkConfiguredBind(config.serverHost, apiKey, args.insecure ?? false);
+    resolveModelTarget(config); // a model that does not resolve (a missing folder) is the first error
+    const background = !(args.foreground || import.meta.main || child);
+    // a running server with another model loaded: ask to restart it (terminal), else say how
+    const running = background && (await readServerState(config)).running;
+    if (running && (await checkLoadedModel(config, { command: "serve" })) === "same") {
+      // nothing to prepare: it says where the server runs (or that it runs on another port than --port asked)
+      await startServerInBackground(config, { host: config.serverHost, port: config.serverPort, strictPort: args.port !== undefined });
+      return;
+    }
     if (!child) {
       // like chat and prompt: set up what is missing first (asks before downloads; --yes without a terminal)
       const { ensureReady } = await import("../lib/setup/index.ts");
       await ensureReady(config, { yes: args.yes });
       checkContextSize(config);
     }
-    if (args.foreground || import.meta.main || child) {
+    if (!background) {
       await runForegroundServer(config, { insecure: args.insecure, apiKey, testHooks: args.testHooks, reasoningFormat: reasoning, echo: !!process.stderr.isTTY });
       return;
     }
@@ -62,7 +72,7 @@ const command = defineCommand({
       ...(reasoning ? ["--reasoning", reasoning] : []),
       ...(args.testHooks ? ["--test-hooks"] : []),
     ];
-    await startServerInBackground(config, { host: config.serverHost, port: config.serverPort, forwardArgs: forward });
+    await startServerInBackground(config, { host: config.serverHost, port: config.serverPort, forwardArgs: forward, strictPort: args.port !== undefined });
   },
 });
 

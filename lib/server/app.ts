@@ -112,6 +112,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const ctx: ServerContext = {
     modelId: opts.modelId,
     modelNames,
+    artifactsDir: opts.engine.artifactsDir,
+    startedAt: Date.now(),
     apiKey: opts.apiKey,
     boundHost: opts.host,
     maxQueue: opts.maxQueue ?? 16,
