@@ -9,7 +9,8 @@ import { readServerState, type ServerState } from "./process/server-control.ts";
 import { inspectEngine } from "./setup/engine.ts";
 
 export interface Status {
-  model: { id: string; kind: string; repo: string; checkpointDir: string; checkpointPresent: boolean; known: boolean };
+  /** chosenBy: where MODEL_REPO came from ("default", "the model set up here (demo)", a file:line, a flag). */
+  model: { id: string; kind: string; repo: string; checkpointDir: string; checkpointPresent: boolean; known: boolean; chosenBy: string };
   artifacts: ArtifactsStatus & { expertsDirInUse: string };
   engine: { binary: string; built: boolean; current: boolean };
   server: ServerState;
@@ -72,6 +73,7 @@ export async function loadStatus(config: ResolvedConfig): Promise<Status> {
       checkpointDir: target.checkpointDir,
       checkpointPresent: target.checkpointDir !== "" && existsSync(target.checkpointDir),
       known: target.entry !== undefined,
+      chosenBy: config.sources.MODEL_REPO?.where ?? "default",
     },
     artifacts: { ...inspectArtifacts(target.artifactsDir), expertsDirInUse: target.expertsDir },
     engine: { binary: engine.binary, built: engine.built, current: engine.current },
@@ -103,7 +105,7 @@ export function renderStatus(s: Status): string {
     ? `running at ${srv.url} (pid ${srv.pid ?? "?"}, ${srv.healthy ? "healthy" : srv.status ?? "not answering"})`
     : `not running${srv.stale ? " (stale pid file)" : ""}`;
   const lines = [
-    ["model", `${s.model.id}${s.model.known ? "" : " (not in the registry)"}`],
+    ["model", `${s.model.id}${s.model.known ? "" : " (not in the registry)"}${s.model.chosenBy.startsWith("the model set up") ? " (no MODEL_REPO configured: the model set up here)" : ""}`],
     ["checkpoint", s.model.checkpointDir ? `${s.model.checkpointDir} (${s.model.checkpointPresent ? "present" : "missing"})` : "not downloaded"],
     ["artifacts", `${a.dir}${a.exists ? "" : " (not prepared)"}`],
     ["  weights", a.weights.present ? `${formatBytes(a.weights.bytes)}${a.weightsComplete ? "" : " (incomplete)"}` : "missing"],

@@ -9,6 +9,7 @@ import { resolveApiKey, startPrivateServer } from "../lib/client/local.ts";
 import { ANSI } from "../lib/chat/render.ts";
 import { contextArgs, globalArgs, jsonArgs, modelArgs, parseIntFlag, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
+import { useDefaultModel } from "../lib/model/choices.ts";
 import { resolveModelTarget } from "../lib/model/target.ts";
 import { resolveColor } from "../lib/term.ts";
 
@@ -27,7 +28,7 @@ const command = defineCommand({
   },
   async run({ args }) {
     const maxTokens = parseIntFlag(args.tokens, "--tokens");
-    const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model, CONTEXT_SIZE: args.context }, flagNames: { MODEL_REPO: "--model", CONTEXT_SIZE: "--context" } });
+    const config = useDefaultModel(await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model, CONTEXT_SIZE: args.context }, flagNames: { MODEL_REPO: "--model", CONTEXT_SIZE: "--context" } }));
     resolveModelTarget(config); // a model that does not resolve (a missing folder) is the first error
     const text = await resolvePromptText(args.prompt);
     const result = await runPrompt(config, {

@@ -8,6 +8,7 @@ import { loadFlashchatConfig } from "../lib/config/index.ts";
 import { UserError } from "../lib/errors.ts";
 import { SERVER_MARKER } from "../lib/process/process-info.ts";
 import { checkLoadedModel, stopServer } from "../lib/client/local.ts";
+import { useDefaultModel } from "../lib/model/choices.ts";
 import { resolveModelTarget } from "../lib/model/target.ts";
 import { readServerState, startServerInBackground } from "../lib/process/server-control.ts";
 import { checkConfiguredBind, checkContextSize, runForegroundServer } from "../lib/server/foreground.ts";
@@ -32,11 +33,13 @@ const command = defineCommand({
     const reasoning = args.reasoning as ReasoningFormat | undefined;
     if (reasoning !== undefined && !REASONING_FORMATS.includes(reasoning))
       throw new UserError(`--reasoning must be one of ${REASONING_FORMATS.join(", ")}`, undefined, 2);
-    const config = await loadFlashchatConfig({
+    const loaded = await loadFlashchatConfig({
       configFile: args.config,
       overrides: { MODEL_REPO: args.model, SERVER_PORT: args.port, SERVER_HOST: args.host, CONTEXT_SIZE: args.context },
       flagNames: { MODEL_REPO: "--model", SERVER_PORT: "--port", SERVER_HOST: "--host", CONTEXT_SIZE: "--context" },
     });
+    // --stop and a server started by `flashchat serve` (which passes --model) need no default model
+    const config = args.stop || rawArgs.includes(SERVER_MARKER) ? loaded : useDefaultModel(loaded);
     if (args.stop) {
       const r = await stopServer(config);
       process.stderr.write(`${r.message}\n`);
@@ -66,7 +69,9 @@ const command = defineCommand({
     }
     const forward = [
       ...(args.config ? ["--config", args.config] : []),
-      ...(args.model ? ["--model", args.model] : []),
+      // the model this command resolved (also the default one picked because it is set up)
+      "--model",
+      config.modelRepo,
       ...(args.context ? ["--context", args.context] : []),
       ...(args.insecure ? ["--insecure"] : []),
       ...(reasoning ? ["--reasoning", reasoning] : []),

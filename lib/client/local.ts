@@ -156,7 +156,8 @@ export async function ensureServer(config: ResolvedConfig, opts: EnsureServerOpt
     const bg = await startServerInBackground(config, {
       host: config.serverHost,
       port: config.serverPort,
-      forwardArgs: [...(opts.configFile ? ["--config", opts.configFile] : []), ...(opts.model ? ["--model", opts.model] : []), ...(opts.context ? ["--context", opts.context] : [])],
+      // the model resolved here goes along (a default model picked because it is set up, too)
+      forwardArgs: [...(opts.configFile ? ["--config", opts.configFile] : []), "--model", opts.model ?? config.modelRepo, ...(opts.context ? ["--context", opts.context] : [])],
       timeoutMs: opts.loadTimeoutMs,
       say,
     });
