@@ -4,7 +4,7 @@
 //   bun scripts/chat.ts --resume chat-1732400000000
 import { defineCommand } from "citty";
 import { runConnectedChat } from "../lib/chat/connect.ts";
-import { useDefaultModel } from "../lib/model/choices.ts";
+import { useDefaultModel } from "../lib/client/local.ts";
 import { contextArgs, globalArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 
@@ -19,7 +19,7 @@ const command = defineCommand({
     showThinking: { type: "boolean", description: "Show the model's thinking, dimmed (default: SHOW_THINKING; /think on|off in chat)" },
   },
   async run({ args }) {
-    const config = useDefaultModel(await loadFlashchatConfig({
+    const config = await useDefaultModel(await loadFlashchatConfig({
       configFile: args.config,
       overrides: { SHOW_THINKING: args.showThinking, MODEL_REPO: args.model, CONTEXT_SIZE: args.context },
       flagNames: { SHOW_THINKING: "--show-thinking", MODEL_REPO: "--model", CONTEXT_SIZE: "--context" },

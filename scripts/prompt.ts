@@ -5,11 +5,10 @@
 import { defineCommand } from "citty";
 import { renderStats } from "../lib/chat/chat.ts";
 import { resolvePromptText, runPrompt } from "../lib/chat/prompt.ts";
-import { resolveApiKey, startPrivateServer } from "../lib/client/local.ts";
+import { resolveApiKey, startPrivateServer, useDefaultModel } from "../lib/client/local.ts";
 import { ANSI } from "../lib/chat/render.ts";
 import { contextArgs, globalArgs, jsonArgs, modelArgs, parseIntFlag, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
-import { useDefaultModel } from "../lib/model/choices.ts";
 import { resolveModelTarget } from "../lib/model/target.ts";
 import { resolveColor } from "../lib/term.ts";
 
@@ -28,7 +27,7 @@ const command = defineCommand({
   },
   async run({ args }) {
     const maxTokens = parseIntFlag(args.tokens, "--tokens");
-    const config = useDefaultModel(await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model, CONTEXT_SIZE: args.context }, flagNames: { MODEL_REPO: "--model", CONTEXT_SIZE: "--context" } }));
+    const config = await useDefaultModel(await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model, CONTEXT_SIZE: args.context }, flagNames: { MODEL_REPO: "--model", CONTEXT_SIZE: "--context" } }));
     resolveModelTarget(config); // a model that does not resolve (a missing folder) is the first error
     const text = await resolvePromptText(args.prompt);
     const result = await runPrompt(config, {

@@ -7,8 +7,7 @@ import { contextArgs, globalArgs, modelArgs, runScript, yesArgs } from "../lib/c
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 import { UserError } from "../lib/errors.ts";
 import { SERVER_MARKER } from "../lib/process/process-info.ts";
-import { checkLoadedModel, stopServer } from "../lib/client/local.ts";
-import { useDefaultModel } from "../lib/model/choices.ts";
+import { checkLoadedModel, stopServer, useDefaultModel } from "../lib/client/local.ts";
 import { resolveModelTarget } from "../lib/model/target.ts";
 import { readServerState, startServerInBackground } from "../lib/process/server-control.ts";
 import { checkConfiguredBind, checkContextSize, runForegroundServer } from "../lib/server/foreground.ts";
@@ -39,7 +38,7 @@ const command = defineCommand({
       flagNames: { MODEL_REPO: "--model", SERVER_PORT: "--port", SERVER_HOST: "--host", CONTEXT_SIZE: "--context" },
     });
     // --stop and a server started by `flashchat serve` (which passes --model) need no default model
-    const config = args.stop || rawArgs.includes(SERVER_MARKER) ? loaded : useDefaultModel(loaded);
+    const config = args.stop || rawArgs.includes(SERVER_MARKER) ? loaded : await useDefaultModel(loaded);
     if (args.stop) {
       const r = await stopServer(config);
       process.stderr.write(`${r.message}\n`);

@@ -4,7 +4,7 @@
 import { defineCommand } from "citty";
 import { globalArgs, jsonArgs, modelArgs, runScript } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
-import { resolveDefaultModel } from "../lib/model/choices.ts";
+import { useDefaultModel } from "../lib/client/local.ts";
 import { loadStatus, renderStatus } from "../lib/status.ts";
 
 const command = defineCommand({
@@ -13,7 +13,7 @@ const command = defineCommand({
   async run({ args }) {
     const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model }, flagNames: { MODEL_REPO: "--model" } });
     // no MODEL_REPO configured: the model set up here, as chat and prompt would use
-    const status = await loadStatus(resolveDefaultModel(config).config);
+    const status = await loadStatus(await useDefaultModel(config, null));
     console.log(args.json ? JSON.stringify(status, null, 2) : renderStatus(status));
   },
 });

@@ -8,11 +8,11 @@ import { type Key, KeyParser } from "./keys.ts";
 import { History, LineEditor } from "./line-editor.ts";
 import { resolveColor } from "../term.ts";
 import { ANSI } from "./render.ts";
-import { loadServerStatus, type ServerStatus } from "../client/local.ts";
+import { loadServerStatus, type ServerStatus, useDefaultModel } from "../client/local.ts";
 import { runFlashchat } from "../scripts.ts";
 import { pickSession, renderSessionChoices, renderSessionTable } from "./session-list.ts";
 import { listSessions } from "./sessions.ts";
-import { listModelChoices, resolveDefaultModel } from "../model/choices.ts";
+import { listModelChoices } from "../model/choices.ts";
 
 export type MenuAction = "chat" | "resume" | "server" | "configure" | "status" | "sessions" | "benchmark" | "model" | "quit";
 
@@ -99,7 +99,7 @@ export async function runMenu(opts: RunMenuOptions = {}): Promise<void> {
   let selected = 0;
   let message: string | undefined;
   // no MODEL_REPO configured: the model set up here, as chat would use (lib/model/choices.ts)
-  const load = async () => resolveDefaultModel(await loadFlashchatConfig({ configFile: opts.configFile })).config;
+  const load = async () => useDefaultModel(await loadFlashchatConfig({ configFile: opts.configFile }), null);
   const pause = async () => {
     output.write("\nPress Enter to return to the menu…");
     for (;;) {

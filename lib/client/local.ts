@@ -3,6 +3,8 @@
 import { resolve } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { resolveDefaultModel } from "../model/choices.ts";
 import { type ModelTarget, resolveModelTarget } from "../model/target.ts";
 import { readPidFile } from "../process/pid-file.ts";
 import { readServerState, type ServerState, startServerInBackground, stopBackgroundServer, type StopResult } from "../process/server-control.ts";
@@ -10,6 +12,19 @@ import { type Client, createClient } from "./api.ts";
 
 /** The API key a server may require (API_KEY, i.e. FLASHCHAT_API_KEY or the config files). */
 export const resolveApiKey = (config: Pick<ResolvedConfig, "apiKey">): string | undefined => config.apiKey || undefined;
+
+/**
+ * resolveDefaultModel for a command (chat, prompt, serve, status, the menu): with MODEL_REPO not configured, the
+ * model a running server has loaded, else the one set up here. Says which on stderr (`say`; none: silent).
+ */
+export async function useDefaultModel(config: ResolvedConfig, say: ((line: string) => void) | null = (l) => logger.info(l)): Promise<ResolvedConfig> {
+  const source = config.sources.MODEL_REPO;
+  if (source && source.kind !== "default") return config; // configured: nothing to read
+  const state = await readServerState(config);
+  const r = resolveDefaultModel(config, { loadedArtifactsDir: state.running ? state.artifactsDir : undefined });
+  if (r.note && say) say(r.note);
+  return r.config;
+}
 
 /** Does the running server serve `target`? Its artifacts folder decides (older servers: its model id). */
 export function serverHasModel(state: Pick<ServerState, "model" | "artifactsDir">, target: Pick<ModelTarget, "id" | "repo" | "artifactsDir">): boolean {

@@ -3,7 +3,6 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
-import { logger } from "../log.ts";
 import { inspectArtifacts, resolveModelArtifactsDir } from "./artifacts.ts";
 import { findHfSnapshot } from "./hf-cache.ts";
 import { DEMO_ID, MODELS } from "./registry.ts";
@@ -83,30 +82,26 @@ export interface DefaultModel {
 
 /**
  * MODEL_REPO not configured (its default): run the model that is set up rather than the default's 200 GB
- * download. Order: the default itself if set up, else set-up registry models (in registry order, the demo
- * last), else other set-up models (newest first). Nothing set up: the default stays (setup offers it).
+ * download. Order: the model a running server has loaded (`loadedArtifactsDir`), the default itself if set up,
+ * else set-up registry models (in registry order, the demo last), else other set-up models (newest first).
+ * Nothing set up: the default stays (setup offers it).
  */
-export function resolveDefaultModel(config: ResolvedConfig): DefaultModel {
+export function resolveDefaultModel(config: ResolvedConfig, opts: { loadedArtifactsDir?: string } = {}): DefaultModel {
   const source = config.sources.MODEL_REPO;
   if (source && source.kind !== "default") return { config };
   if (config.modelPath) return { config }; // MODEL_PATH names a local copy of the default model
   const choices = listModelChoices(config).filter((c) => c.prepared);
+  const use = (id: string, note: string): DefaultModel => ({
+    config: { ...config, modelRepo: id, modelPath: "", sources: { ...config.sources, MODEL_REPO: { kind: "default", where: `the model set up here (${id})` } } },
+    note: `no MODEL_REPO configured: using ${id}, ${note}; choose with --model ID or: flashchat config set MODEL_REPO ID`,
+  });
+  // a running server's model comes first: it answers at once
+  const loaded = opts.loadedArtifactsDir ? listModelChoices(config).find((c) => c.artifactsDir === opts.loadedArtifactsDir) : undefined;
+  if (loaded) return loaded.current ? { config } : use(loaded.id, "the model the running server has loaded");
   if (!choices.length || choices.some((c) => c.current)) return { config };
   const rank = (c: ModelChoice) => (c.id === DEMO_ID ? 2 : c.kind === "registry" ? 0 : 1);
   const pick = [...choices].sort((a, b) => rank(a) - rank(b))[0]!;
   const also = choices.filter((c) => c !== pick).map((c) => c.id);
-  const note =
-    `no MODEL_REPO configured: using ${pick.id}, ${also.length ? `the first of the models set up here (also: ${also.join(", ")})` : "the model set up here"}` +
-    "; choose with --model ID or: flashchat config set MODEL_REPO ID";
-  return {
-    config: { ...config, modelRepo: pick.id, modelPath: "", sources: { ...config.sources, MODEL_REPO: { kind: "default", where: `the model set up here (${pick.id})` } } },
-    note,
-  };
+  return use(pick.id, also.length ? `the first of the models set up here (also: ${also.join(", ")})` : "the model set up here");
 }
 
-/** resolveDefaultModel for a command: its note (which model, why) on stderr, unless -q. */
-export function useDefaultModel(config: ResolvedConfig): ResolvedConfig {
-  const r = resolveDefaultModel(config);
-  if (r.note) logger.info(r.note);
-  return r.config;
-}
