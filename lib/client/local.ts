@@ -8,6 +8,7 @@ import { resolveDefaultModel } from "../model/choices.ts";
 import { type ModelTarget, resolveModelTarget } from "../model/target.ts";
 import { readPidFile } from "../process/pid-file.ts";
 import { readServerState, type ServerState, startServerInBackground, stopBackgroundServer, type StopResult } from "../process/server-control.ts";
+import { askYesNo, canAskOnStderr } from "../term.ts";
 import { type Client, createClient } from "./api.ts";
 
 /** The API key a server may require (API_KEY, i.e. FLASHCHAT_API_KEY or the config files). */
@@ -30,27 +31,6 @@ export async function useDefaultModel(config: ResolvedConfig, say: ((line: strin
 export function serverHasModel(state: Pick<ServerState, "model" | "artifactsDir">, target: Pick<ModelTarget, "id" | "repo" | "artifactsDir">): boolean {
   if (state.artifactsDir) return resolve(state.artifactsDir) === resolve(target.artifactsDir);
   return state.model !== undefined && [target.id, target.repo].includes(state.model);
-}
-
-/** Ask a yes/no question on the terminal (stderr); Enter, Ctrl-C and Ctrl-D answer no. */
-export async function askYesNo(question: string): Promise<boolean> {
-  const { createInterface } = await import("node:readline");
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-  return await new Promise<boolean>((done) => {
-    let answered = false;
-    const finish = (yes: boolean) => {
-      if (answered) return;
-      answered = true;
-      rl.close();
-      done(yes);
-    };
-    rl.on("SIGINT", () => {
-      process.stderr.write("\n");
-      finish(false);
-    });
-    rl.on("close", () => finish(false));
-    rl.question(`${question} `, (a) => finish(/^\s*y(es)?\s*$/i.test(a)));
-  });
 }
 
 export interface ModelCheckOptions {
@@ -85,7 +65,7 @@ export async function checkLoadedModel(config: ResolvedConfig, opts: ModelCheckO
       `stop it where it runs (Ctrl-C) and run the command again, or use the loaded model: flashchat ${opts.command} --model ${loaded}`,
     );
   }
-  const interactive = opts.interactive ?? (Boolean(process.stdin.isTTY && process.stderr.isTTY) && !process.env.CI);
+  const interactive = opts.interactive ?? canAskOnStderr();
   if (!interactive) {
     throw new UserError(
       `the running server (pid ${state.pid}, port ${state.port}) has ${loaded} loaded, not ${wanted}`,

@@ -14,7 +14,7 @@ setDefaultTimeout(240_000);
 
 const t = makeTempHome("fc-loaded-model-");
 const port = unusedPort();
-const env = { ...t.env, FLASHCHAT_SERVER_PORT: port, TERM: "xterm-256color" };
+const env: Record<string, string> = { ...t.env, FLASHCHAT_SERVER_PORT: port, TERM: "xterm-256color" };
 const other = join(t.dir, "tiny-local"); // a second model: the test fixture as a local checkpoint folder
 const pidFile = join(env.XDG_CONFIG_HOME!, "flashchat", "server.pid");
 const cli = (args: string[], opts: { stdin?: string; extra?: Record<string, string> } = {}) => runCli(args, { env: { ...env, ...opts.extra }, cwd: t.dir, stdin: opts.stdin });
