@@ -120,6 +120,15 @@ describe("a server running with demo", () => {
     expect(same.stderr).toContain(`the server is already running at http://127.0.0.1:${port}`);
   });
 
+  test("models rm refuses a model the server has loaded", async () => {
+    const r = await cli(["models", "rm", "demo", "--yes"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("has demo loaded");
+    expect(r.stderr).toContain("flashchat serve --stop");
+    const s = JSON.parse((await cli(["models", "show", "demo", "--json"])).stdout);
+    expect(s.quantization.prepared4bit).toBe(true);
+  });
+
   test.skipIf(!hasTmux)("on a terminal: asks to restart; N keeps demo (exit 1), y restarts the server with the asked model", async () => {
     const before = readPidFile(pidFile)!.pid;
     const run = (answer: string) => {
