@@ -3,7 +3,7 @@
 // on a loopback port for this one reply, and stops it afterwards.
 import { requestSampling } from "../model/target.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
-import { UserError } from "../errors.ts";
+import { Interrupted, UserError } from "../errors.ts";
 import { type ChatMessageIn, type Client, createClient, ServerApiError, ServerGoneError, type Usage } from "../client/api.ts";
 import { checkLoadedModel, ensureServer, loadServerStatus, type PrivateServer } from "../client/local.ts";
 import { resolveStats } from "./chat.ts";
@@ -137,7 +137,8 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
       }
     }
   } catch (e) {
-    if (controller.signal.aborted) throw new UserError("stopped", undefined, 130);
+    // Ctrl-C: what arrived stays on stdout; exit 130 with no message
+    if (controller.signal.aborted) throw new Interrupted();
     if (e instanceof ServerGoneError) throw new UserError(e.message, via === "local" ? "see the engine messages above" : `see the server log: ${config.serverLogPath}`);
     if (e instanceof ServerApiError) throw e;
     throw e;
