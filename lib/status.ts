@@ -32,7 +32,7 @@ export interface LoadedModel {
   uptimeS: number | null;
   /** Resident memory of the server plus the engine (bytes); null when it cannot be read. */
   memoryBytes: number | null;
-  /** /health status: ok, loading, stalled, restarting, error. */
+  /** /health status: ok, loading, stalled, restarting, error; "unloaded" when KEEP_ALIVE unloaded the model. */
   status: string | null;
 }
 
@@ -49,7 +49,7 @@ export function resolveLoadedModel(server: ServerState): LoadedModel | null {
     port: server.port,
     uptimeS: server.uptimeS ?? null,
     memoryBytes: rss.length && rss.every((b) => b !== undefined) ? rss.reduce((a, b) => a! + b!, 0)! : null,
-    status: server.status ?? null,
+    status: server.unloaded ? "unloaded" : (server.status ?? null),
   };
 }
 

@@ -3,7 +3,7 @@
 // in the background (pid file, waits for /health); `--stop` stops the background one.
 //   bun scripts/serve.ts --port 8080            flashchat serve --model demo          flashchat serve --stop
 import { defineCommand } from "citty";
-import { contextArgs, globalArgs, modelArgs, runScript, yesArgs } from "../lib/cli.ts";
+import { contextArgs, globalArgs, modelArgs, parseIntFlag, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 import { UserError } from "../lib/errors.ts";
 import { SERVER_MARKER } from "../lib/process/process-info.ts";
@@ -27,9 +27,11 @@ const command = defineCommand({
     foreground: { type: "boolean", description: "Run in this terminal (the default for `bun scripts/serve.ts`)" },
     reasoning: { type: "string", description: "Reasoning in replies: separate (reasoning_content), inline (<think> tags) or drop", valueHint: "FORMAT" },
     testHooks: { type: "boolean", description: "Accept force_text / force_tokens in requests (tests only)" },
+    keepAlive: { type: "string", description: "Unload the model after S idle seconds, load it again on the next request (KEEP_ALIVE; 0 = never)", valueHint: "S" },
   },
   async run({ args, rawArgs }) {
     const reasoning = args.reasoning as ReasoningFormat | undefined;
+    const keepAliveS = parseIntFlag(args.keepAlive, "--keep-alive", 0);
     if (reasoning !== undefined && !REASONING_FORMATS.includes(reasoning))
       throw new UserError(`--reasoning must be one of ${REASONING_FORMATS.join(", ")}`, undefined, 2);
     const loaded = await loadFlashchatConfig({
@@ -63,7 +65,7 @@ const command = defineCommand({
       checkContextSize(config);
     }
     if (!background) {
-      await runForegroundServer(config, { insecure: args.insecure, apiKey, testHooks: args.testHooks, reasoningFormat: reasoning, echo: !!process.stderr.isTTY });
+      await runForegroundServer(config, { insecure: args.insecure, apiKey, testHooks: args.testHooks, reasoningFormat: reasoning, echo: !!process.stderr.isTTY, keepAliveS });
       return;
     }
     const forward = [
@@ -75,6 +77,7 @@ const command = defineCommand({
       ...(args.insecure ? ["--insecure"] : []),
       ...(reasoning ? ["--reasoning", reasoning] : []),
       ...(args.testHooks ? ["--test-hooks"] : []),
+      ...(keepAliveS !== undefined ? ["--keep-alive", String(keepAliveS)] : []),
     ];
     await startServerInBackground(config, { host: config.serverHost, port: config.serverPort, forwardArgs: forward, strictPort: args.port !== undefined });
   },

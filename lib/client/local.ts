@@ -11,6 +11,9 @@ import { readServerState, type ServerState, startServerInBackground, stopBackgro
 import { askYesNo, canAskOnStderr } from "../term.ts";
 import { type Client, createClient } from "./api.ts";
 
+/** KEEP_ALIVE of a server chat or prompt starts in the background when the setting is empty (as Ollama's 5 minutes). */
+export const AUTO_KEEP_ALIVE_S = 300;
+
 /** The API key a server may require (API_KEY, i.e. FLASHCHAT_API_KEY or the config files). */
 export const resolveApiKey = (config: Pick<ResolvedConfig, "apiKey">): string | undefined => config.apiKey || undefined;
 
@@ -152,7 +155,15 @@ export async function ensureServer(config: ResolvedConfig, opts: EnsureServerOpt
       host: config.serverHost,
       port: config.serverPort,
       // the model resolved here goes along (a default model picked because it is set up, too)
-      forwardArgs: [...(opts.configFile ? ["--config", opts.configFile] : []), "--model", opts.model ?? config.modelRepo, ...(opts.context ? ["--context", opts.context] : [])],
+      forwardArgs: [
+        ...(opts.configFile ? ["--config", opts.configFile] : []),
+        "--model",
+        opts.model ?? config.modelRepo,
+        ...(opts.context ? ["--context", opts.context] : []),
+        // a server started for chat or prompt unloads the model when idle (KEEP_ALIVE, else AUTO_KEEP_ALIVE_S)
+        "--keep-alive",
+        String(config.keepAlive ?? AUTO_KEEP_ALIVE_S),
+      ],
       timeoutMs: opts.loadTimeoutMs,
       say,
     });

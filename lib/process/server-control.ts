@@ -33,6 +33,8 @@ export interface ServerState {
   context?: number;
   /** pid of the engine child (once loaded). */
   enginePid?: number;
+  /** KEEP_ALIVE unloaded the model (the next request loads it again). */
+  unloaded?: boolean;
   /** When the server started (ISO time) and how long ago, in seconds. */
   startedAt?: string;
   uptimeS?: number;
@@ -60,6 +62,7 @@ export async function readServerState(config: ServerConfig): Promise<ServerState
     artifactsDir: typeof health?.artifacts_dir === "string" ? health.artifacts_dir : undefined,
     context: typeof health?.context_length === "number" ? health.context_length : undefined,
     enginePid: typeof (health?.engine as { pid?: unknown } | undefined)?.pid === "number" ? (health!.engine as { pid: number }).pid : undefined,
+    unloaded: health?.unloaded === true ? true : undefined,
     startedAt: typeof health?.started_at === "string" ? health.started_at : undefined,
     uptimeS: typeof health?.uptime_s === "number" ? health.uptime_s : undefined,
     url,
