@@ -25,6 +25,8 @@ export async function useDefaultModel(config: ResolvedConfig, say: ((line: strin
   const source = config.sources.MODEL_REPO;
   if (source && source.kind !== "default") return config; // configured: nothing to read
   const state = await readServerState(config);
+  // a running server is what answers anyway: name its model when it is one of ours, else leave MODEL_REPO be
+  if (state.running && !state.artifactsDir) return config;
   const r = resolveDefaultModel(config, { loadedArtifactsDir: state.running ? state.artifactsDir : undefined });
   if (r.note && say) say(r.note);
   return r.config;

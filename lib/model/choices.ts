@@ -98,6 +98,7 @@ export function resolveDefaultModel(config: ResolvedConfig, opts: { loadedArtifa
   // a running server's model comes first: it answers at once
   const loaded = opts.loadedArtifactsDir ? listModelChoices(config).find((c) => c.artifactsDir === opts.loadedArtifactsDir) : undefined;
   if (loaded) return loaded.current ? { config } : use(loaded.id, "the model the running server has loaded");
+  if (opts.loadedArtifactsDir) return { config }; // a server with a model we cannot name answers anyway
   if (!choices.length || choices.some((c) => c.current)) return { config };
   const rank = (c: ModelChoice) => (c.id === DEMO_ID ? 2 : c.kind === "registry" ? 0 : 1);
   const pick = [...choices].sort((a, b) => rank(a) - rank(b))[0]!;
