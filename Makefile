@@ -12,8 +12,13 @@ deps: node_modules/.flashchat-installed ## install JS dependencies (bun install 
 node_modules/.flashchat-installed: package.json bun.lock
 	@sh ./flashchat --bootstrap-only
 
-engine: ## build the native engine into native/build/
-	@$(MAKE) -s --no-print-directory -C native
+engine: ## build the native engine into native/build/ (says whether it compiled or was up to date)
+	@if $(MAKE) -q -s --no-print-directory -C native 2>/dev/null; then \
+		echo "engine: native/build/flashchat-engine is up to date"; \
+	else \
+		echo "engine: compiling the C engine and its tests into native/build/ (a minute or two the first time)..."; \
+		$(MAKE) -s --no-print-directory -C native && echo "engine: built native/build/flashchat-engine"; \
+	fi
 
 engine-asan: ## build the engine with AddressSanitizer + UBSan (native/build/asan/)
 	@$(MAKE) -C native asan

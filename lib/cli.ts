@@ -1,7 +1,7 @@
 // Shared command plumbing: common flags, guard() turning user errors into one line + exit code, runScript().
-import { type ArgsDef, type CommandDef, runMain } from "citty";
+import { type ArgsDef, type CommandDef, renderUsage, runMain } from "citty";
 import { closest } from "./config/validate.ts";
-import { isUserError, UserError } from "./errors.ts";
+import { Interrupted, isUserError, UserError } from "./errors.ts";
 import { isVerbose, logger, setupLogLevel } from "./log.ts";
 
 /** Flags every command accepts (also accepted before the command name by the flashchat CLI). */
@@ -42,6 +42,7 @@ export function parseIntFlag(value: string | undefined, flag: string, min = 1): 
 
 /** Report an error the way the user should see it; returns the exit code. Bugs are rethrown. */
 export function reportError(e: unknown): number {
+  if (e instanceof Interrupted) return e.exitCode; // Ctrl-C: quiet
   if (isUserError(e)) {
     logger.error(e.message);
     if (e.hint) logger.info(e.hint);
@@ -153,7 +154,20 @@ export function guard<T extends ArgsDef>(cmd: CommandDef<T>): CommandDef<T> {
   };
 }
 
-/** Entry point for `bun scripts/x.ts`: run the command with user errors guarded. */
+/** The command as its help shows it: flags in kebab-case (`--dry-run`, as typed and as RUN.md writes them). */
+export function kebabArgs<T extends ArgsDef>(cmd: CommandDef<T>): CommandDef<ArgsDef> {
+  if (!cmd.args || typeof cmd.args !== "object") return cmd as CommandDef<ArgsDef>;
+  const args = Object.fromEntries(Object.entries(cmd.args as ArgsDef).map(([k, a]) => [a.type === "positional" ? k : kebab(k), a]));
+  return { ...(cmd as CommandDef<ArgsDef>), args };
+}
+
+/** citty's usage with kebab-case flags, coloured on a terminal only (NO_COLOR turns it off): runMain's showUsage. */
+export async function showUsage<T extends ArgsDef>(cmd: CommandDef<T>, parent?: CommandDef<T>): Promise<void> {
+  const text = await renderUsage(kebabArgs(cmd), parent as CommandDef<ArgsDef> | undefined);
+  console.log(process.stdout.isTTY && !process.env.NO_COLOR ? text : Bun.stripANSI(text));
+}
+
+/** Entry point for `bun scripts/x.ts`: run the command with user errors guarded; --help as showUsage prints it. */
 export async function runScript<T extends ArgsDef>(cmd: CommandDef<T>): Promise<void> {
-  await runMain(guard(cmd));
+  await runMain(guard(cmd), { showUsage });
 }

@@ -19,3 +19,11 @@ export class ConfigError extends UserError {
 }
 
 export const isUserError = (e: unknown): e is UserError => e instanceof UserError;
+
+/** The user stopped the command (Ctrl-C): exit 130 with no message, as a shell expects. */
+export class Interrupted extends UserError {
+  override name = "Interrupted";
+  constructor() {
+    super("interrupted", undefined, 130);
+  }
+}

@@ -40,6 +40,7 @@ const command = defineCommand({
         console.log(renderSettings(config, Boolean(args.json)));
         return;
       case "get":
+        if (args.value !== undefined) throw new UserError(`unexpected argument: ${args.value}`, "usage: flashchat config get KEY", 2);
         console.log(formatValue(settingValue(config, requireKey(args.key))));
         return;
       case "set":

@@ -5,7 +5,7 @@
 import { type ArgsDef, type CommandDef, renderUsage, runMain } from "citty";
 import { join } from "pathe";
 import pkg from "../package.json" with { type: "json" };
-import { globalArgs, guard, reportError } from "../lib/cli.ts";
+import { globalArgs, guard, kebabArgs, reportError, showUsage } from "../lib/cli.ts";
 import { COMMANDS, findCommand } from "../lib/commands.ts";
 import { closest } from "../lib/config/validate.ts";
 import { UserError } from "../lib/errors.ts";
@@ -19,7 +19,10 @@ function defineMain(): CommandDef<ArgsDef> {
     meta: { name: "flashchat", version: pkg.version, description: "Run giant Mixture-of-Experts models on one machine" },
     args: { ...globalArgs, command: { type: "positional", required: false, description: "Command to run (none: the interactive menu on a terminal)" } },
     // Descriptions only: usage lists the commands without importing them; run() loads the chosen one.
-    subCommands: Object.fromEntries(COMMANDS.map((c) => [c.name, { meta: { name: c.name, description: c.description } }])),
+    subCommands: {
+      ...Object.fromEntries(COMMANDS.map((c) => [c.name, { meta: { name: c.name, description: c.description } }])),
+      help: { meta: { name: "help", description: "Help on a command: flashchat help COMMAND (the same as COMMAND --help)" } },
+    },
   };
 }
 
@@ -82,12 +85,12 @@ async function run(argv: string[]): Promise<void> {
   const subArgs = [...rest.slice(1), ...globals];
   // a command with targets (benchmark) lets citty show the chosen target's help
   if ((subArgs.includes("--help") || subArgs.includes("-h")) && !sub.subCommands) return showCommandHelp(first);
-  await runMain(sub, { rawArgs: subArgs });
+  await runMain(sub, { rawArgs: subArgs, showUsage });
 }
 
 async function showCommandHelp(name: string): Promise<void> {
   if (!findCommand(name)) throw new UserError(`unknown command "${name}"`, "run `flashchat --help` for the list of commands", 2);
-  console.log(plain(await renderUsage(await loadCommand(name), main)));
+  console.log(plain(await renderUsage(kebabArgs(await loadCommand(name)), main)));
 }
 
 /** citty colours its usage text; keep colour for terminals only. */

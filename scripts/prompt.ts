@@ -5,10 +5,11 @@
 import { defineCommand } from "citty";
 import { renderStats } from "../lib/chat/chat.ts";
 import { resolvePromptText, runPrompt } from "../lib/chat/prompt.ts";
-import { resolveApiKey, startPrivateServer } from "../lib/client/local.ts";
+import { resolveApiKey, startPrivateServer, useDefaultModel } from "../lib/client/local.ts";
 import { ANSI } from "../lib/chat/render.ts";
 import { contextArgs, globalArgs, jsonArgs, modelArgs, parseIntFlag, runScript, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
+import { resolveModelTarget } from "../lib/model/target.ts";
 import { resolveColor } from "../lib/term.ts";
 
 const command = defineCommand({
@@ -26,7 +27,8 @@ const command = defineCommand({
   },
   async run({ args }) {
     const maxTokens = parseIntFlag(args.tokens, "--tokens");
-    const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model, CONTEXT_SIZE: args.context }, flagNames: { MODEL_REPO: "--model", CONTEXT_SIZE: "--context" } });
+    const config = await useDefaultModel(await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model, CONTEXT_SIZE: args.context }, flagNames: { MODEL_REPO: "--model", CONTEXT_SIZE: "--context" } }));
+    resolveModelTarget(config); // a model that does not resolve (a missing folder) is the first error
     const text = await resolvePromptText(args.prompt);
     const result = await runPrompt(config, {
       text,
@@ -35,6 +37,8 @@ const command = defineCommand({
       system: args.system,
       json: args.json,
       apiKey: resolveApiKey(config),
+      configFile: args.config,
+      prepare: async () => (await import("../lib/setup/index.ts")).ensureReady(config, { yes: args.yes }),
       startLocal: async (cfg) => {
         // no server: make sure the model is ready (asks once, or --yes), then run it just for this reply
         await (await import("../lib/setup/index.ts")).ensureReady(cfg, { yes: args.yes });

@@ -4,6 +4,7 @@
 import { defineCommand } from "citty";
 import { globalArgs, jsonArgs, modelArgs, runScript } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
+import { useDefaultModel } from "../lib/client/local.ts";
 import { loadStatus, renderStatus } from "../lib/status.ts";
 
 const command = defineCommand({
@@ -11,7 +12,8 @@ const command = defineCommand({
   args: { ...globalArgs, ...modelArgs, ...jsonArgs },
   async run({ args }) {
     const config = await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model }, flagNames: { MODEL_REPO: "--model" } });
-    const status = await loadStatus(config);
+    // no MODEL_REPO configured: the model set up here, as chat and prompt would use
+    const status = await loadStatus(await useDefaultModel(config, null));
     console.log(args.json ? JSON.stringify(status, null, 2) : renderStatus(status));
   },
 });

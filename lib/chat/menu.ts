@@ -8,12 +8,13 @@ import { type Key, KeyParser } from "./keys.ts";
 import { History, LineEditor } from "./line-editor.ts";
 import { resolveColor } from "../term.ts";
 import { ANSI } from "./render.ts";
-import { loadServerStatus, type ServerStatus } from "../client/local.ts";
+import { loadServerStatus, type ServerStatus, useDefaultModel } from "../client/local.ts";
 import { runFlashchat } from "../scripts.ts";
 import { pickSession, renderSessionChoices, renderSessionTable } from "./session-list.ts";
 import { listSessions } from "./sessions.ts";
+import { listModelChoices } from "../model/choices.ts";
 
-export type MenuAction = "chat" | "resume" | "server" | "configure" | "status" | "sessions" | "benchmark" | "quit";
+export type MenuAction = "chat" | "resume" | "server" | "configure" | "status" | "sessions" | "benchmark" | "model" | "quit";
 
 export interface MenuItem {
   action: MenuAction;
@@ -29,6 +30,7 @@ export function resolveMenuItems(server: ServerStatus): MenuItem[] {
     { action: "status", label: "Status" },
     { action: "sessions", label: "Sessions" },
     { action: "benchmark", label: "Benchmarks" },
+    { action: "model", label: "Choose the model" },
     { action: "quit", label: "Quit" },
   ];
 }
@@ -96,7 +98,8 @@ export async function runMenu(opts: RunMenuOptions = {}): Promise<void> {
   const parser = new KeyParser();
   let selected = 0;
   let message: string | undefined;
-  const load = () => loadFlashchatConfig({ configFile: opts.configFile });
+  // no MODEL_REPO configured: the model set up here, as chat would use (lib/model/choices.ts)
+  const load = async () => useDefaultModel(await loadFlashchatConfig({ configFile: opts.configFile }), null);
   const pause = async () => {
     output.write("\nPress Enter to return to the menu…");
     for (;;) {
@@ -199,6 +202,21 @@ async function runAction(
       await runCommand(["benchmark"], io.configFile);
       await io.pause();
       return;
+    case "model": {
+      // the registry's models and the others prepared here, with what is set up; the choice goes to MODEL_REPO
+      const choices = listModelChoices(config);
+      choices.forEach((ch, i) => io.output.write(`${ch.current ? "*" : " "}[${i + 1}] ${ch.label}\n`));
+      const r = await new LineEditor(new History(), { input: io.input, output: io.output }).read("number (Enter to go back): ");
+      if (r.type !== "line" || !r.text.trim()) return;
+      const ch = choices[Number(r.text.trim()) - 1];
+      if (!/^\d+$/.test(r.text.trim()) || !ch) return `no model ${JSON.stringify(r.text.trim())}: give a number from 1 to ${choices.length}`;
+      const code = await runCommand(["config", "set", "MODEL_REPO", ch.id], io.configFile);
+      if (code !== 0) {
+        await io.pause();
+        return;
+      }
+      return `model: ${ch.id}${ch.prepared ? "" : " (set up when first used)"}${server.running ? "; the running server keeps its model until restarted" : ""}`;
+    }
     case "quit":
       return;
   }

@@ -3,9 +3,9 @@
 // on a loopback port for this one reply, and stops it afterwards.
 import { requestSampling } from "../model/target.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
-import { UserError } from "../errors.ts";
+import { Interrupted, UserError } from "../errors.ts";
 import { type ChatMessageIn, type Client, createClient, ServerApiError, ServerGoneError, type Usage } from "../client/api.ts";
-import { ensureServer, loadServerStatus, type PrivateServer } from "../client/local.ts";
+import { checkLoadedModel, ensureServer, loadServerStatus, type PrivateServer } from "../client/local.ts";
 import { resolveStats } from "./chat.ts";
 import { resolveColor } from "../term.ts";
 import { ANSI, MarkdownRenderer } from "./render.ts";
@@ -26,6 +26,10 @@ export interface PromptOptions {
   apiKey?: string;
   /** Starts a private server for this reply when none is running (lib/client/local.ts startPrivateServer). */
   startLocal?: (config: ResolvedConfig) => Promise<PrivateServer>;
+  /** Set the model up before a server is restarted with it (the running one had another model loaded). */
+  prepare?: () => Promise<unknown>;
+  /** --config FILE, passed on to a server restarted with the asked model. */
+  configFile?: string;
 }
 
 export interface PromptResult {
@@ -61,7 +65,13 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
   let model = status.model;
   let via: PromptResult["via"] = "server";
   let stopLocal: (() => Promise<void>) | undefined;
-  if (status.running && !status.healthy) {
+  const say = (l: string) => stderr.write(`${l}\n`);
+  if (status.running && (await checkLoadedModel(config, { command: "prompt", say })) === "restart") {
+    // the user agreed to restart the server with the model asked for: start it in the background, as chat does
+    const running = await ensureServer(config, { apiKey: opts.apiKey, say, command: "prompt", model: config.modelRepo, configFile: opts.configFile, prepare: opts.prepare });
+    client = running.client;
+    model = running.model;
+  } else if (status.running && !status.healthy) {
     // a server that is still loading: wait for it (it fails with a clear message if it never gets ready)
     const running = await ensureServer(config, { autoStart: false, apiKey: opts.apiKey, say: (l) => stderr.write(`${l}\n`) });
     client = running.client;
@@ -127,7 +137,8 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
       }
     }
   } catch (e) {
-    if (controller.signal.aborted) throw new UserError("stopped", undefined, 130);
+    // Ctrl-C: what arrived stays on stdout; exit 130 with no message
+    if (controller.signal.aborted) throw new Interrupted();
     if (e instanceof ServerGoneError) throw new UserError(e.message, via === "local" ? "see the engine messages above" : `see the server log: ${config.serverLogPath}`);
     if (e instanceof ServerApiError) throw e;
     throw e;

@@ -1,12 +1,88 @@
 // Our local server as a client sees it: is one running (pid file, /health), make sure one with the model runs
 // (use it, wait while it loads, or start it in the background), stop it, and prompt's private server.
+import { resolve } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
-import { readServerState, startServerInBackground, stopBackgroundServer, type StopResult } from "../process/server-control.ts";
+import { logger } from "../log.ts";
+import { resolveDefaultModel } from "../model/choices.ts";
+import { type ModelTarget, resolveModelTarget } from "../model/target.ts";
+import { readPidFile } from "../process/pid-file.ts";
+import { readServerState, type ServerState, startServerInBackground, stopBackgroundServer, type StopResult } from "../process/server-control.ts";
+import { askYesNo, canAskOnStderr } from "../term.ts";
 import { type Client, createClient } from "./api.ts";
+
+/** KEEP_ALIVE of a server chat or prompt starts in the background when the setting is empty (as Ollama's 5 minutes). */
+export const AUTO_KEEP_ALIVE_S = 300;
 
 /** The API key a server may require (API_KEY, i.e. FLASHCHAT_API_KEY or the config files). */
 export const resolveApiKey = (config: Pick<ResolvedConfig, "apiKey">): string | undefined => config.apiKey || undefined;
+
+/**
+ * resolveDefaultModel for a command (chat, prompt, serve, status, the menu): with MODEL_REPO not configured, the
+ * model a running server has loaded, else the one set up here. Says which on stderr (`say`; none: silent).
+ */
+export async function useDefaultModel(config: ResolvedConfig, say: ((line: string) => void) | null = (l) => logger.info(l)): Promise<ResolvedConfig> {
+  const source = config.sources.MODEL_REPO;
+  if (source && source.kind !== "default") return config; // configured: nothing to read
+  const state = await readServerState(config);
+  // a running server is what answers anyway: name its model when it is one of ours, else leave MODEL_REPO be
+  if (state.running && !state.artifactsDir) return config;
+  const r = resolveDefaultModel(config, { loadedArtifactsDir: state.running ? state.artifactsDir : undefined });
+  if (r.note && say) say(r.note);
+  return r.config;
+}
+
+/** Does the running server serve `target`? Its artifacts folder decides (older servers: its model id). */
+export function serverHasModel(state: Pick<ServerState, "model" | "artifactsDir">, target: Pick<ModelTarget, "id" | "repo" | "artifactsDir">): boolean {
+  if (state.artifactsDir) return resolve(state.artifactsDir) === resolve(target.artifactsDir);
+  return state.model !== undefined && [target.id, target.repo].includes(state.model);
+}
+
+export interface ModelCheckOptions {
+  /** The command the user ran, for the way out we print ("chat", "prompt", "serve"). */
+  command: string;
+  /** A terminal to ask on (default: stdin and stderr are terminals and CI is not set). */
+  interactive?: boolean;
+  /** Ask the question (default: askYesNo on the terminal). */
+  ask?: (question: string) => Promise<boolean>;
+  say?: (line: string) => void;
+  /** The server state when already read. */
+  state?: ServerState;
+}
+
+/**
+ * The running server has another model loaded than the one asked for (--model, FLASHCHAT_MODEL_REPO or a config
+ * file; the default model takes whatever runs): on a terminal ask to restart it with the asked one, else fail
+ * naming both and the commands to run. "restart": the server was stopped, start one with the asked model;
+ * "same": use the running one (or none runs). A model that does not resolve (a missing folder) fails first.
+ */
+export async function checkLoadedModel(config: ResolvedConfig, opts: ModelCheckOptions): Promise<"same" | "restart"> {
+  const target = resolveModelTarget(config);
+  const state = opts.state ?? (await readServerState(config));
+  if (!state.running || config.sources.MODEL_REPO?.kind === "default" || config.sources.MODEL_REPO === undefined) return "same";
+  if (serverHasModel(state, target)) return "same";
+  const loaded = state.model ?? "another model";
+  const wanted = target.id;
+  const ours = state.pid !== null && readPidFile(config.paths.pidFile)?.pid === state.pid;
+  if (!ours) {
+    throw new UserError(
+      `the server at ${state.url} has ${loaded} loaded, not ${wanted}, and was started in the foreground`,
+      `stop it where it runs (Ctrl-C) and run the command again, or use the loaded model: flashchat ${opts.command} --model ${loaded}`,
+    );
+  }
+  const interactive = opts.interactive ?? canAskOnStderr();
+  if (!interactive) {
+    throw new UserError(
+      `the running server (pid ${state.pid}, port ${state.port}) has ${loaded} loaded, not ${wanted}`,
+      `restart it with ${wanted}: flashchat serve --stop && flashchat ${opts.command} --model ${wanted}   (or use the loaded one: --model ${loaded})`,
+    );
+  }
+  const yes = await (opts.ask ?? askYesNo)(`${loaded} is loaded; restart the server with ${wanted}? [y/N]`);
+  if (!yes) throw new UserError(`${loaded} is loaded, not ${wanted}; nothing changed`, `use the loaded model with --model ${loaded}, or stop it: flashchat serve --stop`);
+  const stopped = await stopBackgroundServer(config);
+  (opts.say ?? ((l: string) => process.stderr.write(`${l}\n`)))(stopped.message);
+  return "restart";
+}
 
 export interface ServerStatus {
   running: boolean;
@@ -49,6 +125,10 @@ export interface EnsureServerOptions {
   loadTimeoutMs?: number;
   /** Bearer token (default API_KEY). */
   apiKey?: string;
+  /** The command the user ran ("chat"), for messages about a server with another model (default "chat"). */
+  command?: string;
+  /** Ask before restarting a server that has another model loaded (default: askYesNo on a terminal). */
+  ask?: (question: string) => Promise<boolean>;
 }
 
 export interface LocalServer {
@@ -63,7 +143,8 @@ export interface LocalServer {
 export async function ensureServer(config: ResolvedConfig, opts: EnsureServerOptions = {}): Promise<LocalServer> {
   const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
   const apiKey = opts.apiKey ?? resolveApiKey(config);
-  const state = await readServerState(config);
+  let state = await readServerState(config);
+  if (state.running && (await checkLoadedModel(config, { command: opts.command ?? "chat", ask: opts.ask, say, state })) === "restart") state = await readServerState(config);
   let baseUrl = state.url;
   let started = false;
   if (!state.running) {
@@ -75,7 +156,16 @@ export async function ensureServer(config: ResolvedConfig, opts: EnsureServerOpt
     const bg = await startServerInBackground(config, {
       host: config.serverHost,
       port: config.serverPort,
-      forwardArgs: [...(opts.configFile ? ["--config", opts.configFile] : []), ...(opts.model ? ["--model", opts.model] : []), ...(opts.context ? ["--context", opts.context] : [])],
+      // the model resolved here goes along (a default model picked because it is set up, too)
+      forwardArgs: [
+        ...(opts.configFile ? ["--config", opts.configFile] : []),
+        "--model",
+        opts.model ?? config.modelRepo,
+        ...(opts.context ? ["--context", opts.context] : []),
+        // a server started for chat or prompt unloads the model when idle (KEEP_ALIVE, else AUTO_KEEP_ALIVE_S)
+        "--keep-alive",
+        String(config.keepAlive ?? AUTO_KEEP_ALIVE_S),
+      ],
       timeoutMs: opts.loadTimeoutMs,
       say,
     });

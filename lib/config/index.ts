@@ -208,6 +208,7 @@ export function resolveConfig(
     serverCachePersist: values.SERVER_CACHE_PERSIST as boolean,
     apiKey: String(values.API_KEY ?? ""),
     engineWatchdogS: values.ENGINE_WATCHDOG_S as number,
+    keepAlive: values.KEEP_ALIVE as number | null,
     serverDebug: values.SERVER_DEBUG as boolean,
     serverHttpLog: values.SERVER_HTTP_LOG as boolean,
     showThinking: values.SHOW_THINKING as boolean,

@@ -36,6 +36,7 @@ export const KEYS = [
   { key: "SERVER_REASONING", name: "serverReasoning", type: "enum", default: "separate", values: ["separate", "inline", "drop"], description: "Reasoning in API replies: separate (reasoning_content), inline (<think> in content) or drop" },
   { key: "SERVER_CACHE_PERSIST", name: "serverCachePersist", type: "bool", default: "0", description: "Keep prompt-cache snapshots on disk across server restarts (1/0)" },
   { key: "API_KEY", name: "apiKey", type: "string", default: "", optional: true, secret: true, description: "Key clients must send (Authorization: Bearer); required to bind other than loopback" },
+  { key: "KEEP_ALIVE", name: "keepAlive", type: "int", default: "", optional: true, min: 0, max: 31536000, description: "Unload the model after this many idle seconds; the next request loads it again (0 = never; empty = never for `flashchat serve`, 300 for a server chat or prompt starts)" },
   { key: "ENGINE_WATCHDOG_S", name: "engineWatchdogS", type: "int", default: "120", min: 0, max: 86400, description: "Kill and restart the engine when a request gets no engine output (token or prefill progress) for this many seconds; 0 = never" },
   { key: "SERVER_DEBUG", name: "serverDebug", type: "bool", default: "0", description: "Log rendered prompts (1/0)" },
   { key: "SERVER_HTTP_LOG", name: "serverHttpLog", type: "bool", default: "0", description: "Append raw HTTP traffic to logs/http.log (1/0)" },
@@ -99,6 +100,8 @@ export interface ResolvedConfig {
   apiKey: string;
   /** 0 = no watchdog */
   engineWatchdogS: number;
+  /** KEEP_ALIVE seconds; 0 = never unload; null = not set (serve: never; a server chat or prompt starts: 300). */
+  keepAlive: number | null;
   serverDebug: boolean;
   serverHttpLog: boolean;
   showThinking: boolean;

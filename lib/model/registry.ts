@@ -35,6 +35,8 @@ export interface ModelEntry {
   sampling: Sampling;
   /** Longest reply by default when MAX_TOKENS is not set (the demo's random text never ends by itself). */
   maxTokens?: number;
+  /** Native context length (config.json max_position_embeddings), known before the download. */
+  contextLength?: number;
   description: string;
 }
 
@@ -72,6 +74,7 @@ export const MODELS: readonly ModelEntry[] = [
     // the original engine's setting: 4 of 10 experts keeps quality and cuts SSD reads by 60%
     activeExperts: 4,
     sampling: QWEN_SAMPLING,
+    contextLength: 262144,
     description: "the flagship: 397B parameters, 17B active; MLX 4-bit from mlx-community",
   },
   {
@@ -103,6 +106,7 @@ export const MODELS: readonly ModelEntry[] = [
     },
     activeExperts: 8,
     sampling: QWEN_SAMPLING,
+    contextLength: 262144,
     description: "35B parameters, 3B active; Hugging Face bf16, quantized to 4-bit by flashchat",
   },
   {
@@ -134,6 +138,7 @@ export const MODELS: readonly ModelEntry[] = [
     },
     activeExperts: 10,
     sampling: { temperature: 0.7, topP: 0.8, topK: 20, minP: 0 },
+    contextLength: 262144,
     description: "80B parameters, 3B active; MLX 4-bit from mlx-community",
   },
   {

@@ -72,3 +72,20 @@ export async function waitForExit(pid: number, timeoutMs: number): Promise<boole
   }
   return !isProcessAlive(pid);
 }
+
+/** Resident memory of a process in bytes (VmRSS in /proc on Linux, `ps -o rss=` elsewhere), or undefined. */
+export function loadRssBytes(pid: number, via: ProcessSource = DEFAULT_SOURCE): number | undefined {
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  if (via === "proc") {
+    // Linux (macOS: ps, below)
+    try {
+      const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+      return kb === undefined ? undefined : Number(kb) * 1024;
+    } catch {
+      return undefined;
+    }
+  }
+  const r = Bun.spawnSync(["ps", "-o", "rss=", "-p", String(pid)], { stdout: "pipe", stderr: "ignore" });
+  const kb = r.stdout.toString().trim();
+  return r.exitCode === 0 && /^\d+$/.test(kb) ? Number(kb) * 1024 : undefined;
+}

@@ -27,6 +27,17 @@ export interface ServerState {
   status?: string;
   /** The model /health names. */
   model?: string;
+  /** Its artifacts folder (/health artifacts_dir): what identifies the loaded model. */
+  artifactsDir?: string;
+  /** Context length the engine runs with (once loaded). */
+  context?: number;
+  /** pid of the engine child (once loaded). */
+  enginePid?: number;
+  /** KEEP_ALIVE unloaded the model (the next request loads it again). */
+  unloaded?: boolean;
+  /** When the server started (ISO time) and how long ago, in seconds. */
+  startedAt?: string;
+  uptimeS?: number;
   url: string;
 }
 
@@ -48,6 +59,12 @@ export async function readServerState(config: ServerConfig): Promise<ServerState
     stale: !!info && !ours,
     status: health ? String(health.status) : undefined,
     model: typeof health?.model === "string" ? health.model : undefined,
+    artifactsDir: typeof health?.artifacts_dir === "string" ? health.artifacts_dir : undefined,
+    context: typeof health?.context_length === "number" ? health.context_length : undefined,
+    enginePid: typeof (health?.engine as { pid?: unknown } | undefined)?.pid === "number" ? (health!.engine as { pid: number }).pid : undefined,
+    unloaded: health?.unloaded === true ? true : undefined,
+    startedAt: typeof health?.started_at === "string" ? health.started_at : undefined,
+    uptimeS: typeof health?.uptime_s === "number" ? health.uptime_s : undefined,
     url,
   };
 }
@@ -89,6 +106,8 @@ export interface BackgroundStartOptions {
   env?: Record<string, string | undefined>;
   /** Bun binary (default the running one). */
   bun?: string;
+  /** The user asked for this port (--port): a server running on another one is an error, not "already running". */
+  strictPort?: boolean;
 }
 
 export interface BackgroundServer {
@@ -109,6 +128,11 @@ export async function startServerInBackground(config: ServerConfig, opts: Backgr
     say(`removed a stale pid file (${pidFile})`);
   }
   if (state.running && !state.stale && state.pid && readPidFile(pidFile)) {
+    if (opts.strictPort && state.port !== opts.port)
+      throw new UserError(
+        `the server is already running on port ${state.port} (pid ${state.pid}), not ${opts.port}`,
+        `to move it: flashchat serve --stop && flashchat serve --port ${opts.port}`,
+      );
     say(`the server is already running at ${state.url} (pid ${state.pid}${state.healthy ? "" : `, ${state.status ?? "not answering"}`})`);
     return { pid: state.pid, port: state.port, url: state.url, started: false };
   }

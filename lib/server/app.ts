@@ -47,6 +47,8 @@ export interface ServerOptions {
   snapshotFile?: string;
   /** Kill + restart the engine after this much silence during a request (ENGINE_WATCHDOG_S; 0 = off; default 120 s). */
   engineWatchdogMs?: number;
+  /** Unload the engine after this long without a request (KEEP_ALIVE; 0 = never, the default). */
+  keepAliveMs?: number;
   /** /health says "stalled" past this much silence (default: lib/server/engine-host.ts resolveStalledAfterMs). */
   engineStalledAfterMs?: number;
   /** Workers that render and tokenize prompts off the event loop (default 1; 0 = on the event loop). */
@@ -100,6 +102,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     engine: { ...opts.engine, onLog: (line) => logs.info(`engine: ${line}`) },
     log: (line) => logs.info(line),
     watchdogMs: opts.engineWatchdogMs,
+    keepAliveMs: opts.keepAliveMs,
     stalledAfterMs: opts.engineStalledAfterMs,
     onReady: async (engine) => {
       if (opts.snapshotFile && existsSync(opts.snapshotFile)) {
@@ -112,6 +115,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const ctx: ServerContext = {
     modelId: opts.modelId,
     modelNames,
+    artifactsDir: opts.engine.artifactsDir,
+    startedAt: Date.now(),
     apiKey: opts.apiKey,
     boundHost: opts.host,
     maxQueue: opts.maxQueue ?? 16,

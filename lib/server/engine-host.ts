@@ -1,9 +1,10 @@
 // Keeps one engine child alive for the server: start it, report its real state (loading / ok / stalled /
-// restarting / error), restart it when it dies, and kill it (watchdog) when it stops writing while a request runs.
+// restarting / error), restart it when it dies, kill it (watchdog) when it stops writing while a request runs, and
+// unload it after KEEP_ALIVE idle seconds (loaded again by the next request).
 import type { Engine, EngineStartOptions } from "../engine/types.ts";
 import { ApiError } from "./errors.ts";
 
-export type EngineState = "loading" | "ok" | "stalled" | "restarting" | "error" | "stopped";
+export type EngineState = "loading" | "ok" | "stalled" | "restarting" | "error" | "stopped" | "unloaded";
 export type StartEngineFn = (opts: EngineStartOptions) => Promise<Engine>;
 
 export interface EngineRecovery {
@@ -26,6 +27,8 @@ export interface EngineHost {
   readonly firstStart: Promise<void>;
   /** The running engine, or a 503 saying it is loading / restarting / failed. */
   current(): Engine;
+  /** Load the engine again if KEEP_ALIVE unloaded it (waits for it); call before current(). */
+  ensureLoaded(): Promise<void>;
   /** Fired when a running engine died (after in-flight generations have failed). */
   onCrash(fn: (reason: string) => void): void;
   /** Stop the engine: shutdown op, SIGKILL after `deadlineMs`. */
@@ -44,6 +47,8 @@ export interface EngineHostOptions {
   watchdogMs?: number;
   /** /health says "stalled" past this much silence (default: half the watchdog, at most 30 s; 30 s without one). */
   stalledAfterMs?: number;
+  /** Unload the engine after this long without a request (KEEP_ALIVE; 0 = never, the default). */
+  keepAliveMs?: number;
 }
 
 export const DEFAULT_WATCHDOG_MS = 120_000;
@@ -61,6 +66,7 @@ export function createEngineHost(opts: EngineHostOptions): EngineHost {
   let failuresInRow = 0;
   let closing = false;
   let lastRecovery: EngineRecovery | undefined;
+  let lastUsedMs = performance.now();
   let down: { reason: string; at: number } | undefined;
   const crashListeners: ((reason: string) => void)[] = [];
 
@@ -76,6 +82,7 @@ export function createEngineHost(opts: EngineHostOptions): EngineHost {
       if (opts.onReady) await opts.onReady(e).catch((err) => opts.log(`engine: after start: ${(err as Error).message}`));
       state = "ok";
       error = undefined;
+      lastUsedMs = performance.now(); // KEEP_ALIVE counts from the moment it is ready
       opts.log(`engine ready: pid ${e.pid}, ${e.ready.backend}, ${e.ready.threads} threads, context ${e.ready.context}`);
       if (down) {
         lastRecovery = { reason: down.reason, recoveryMs: Math.round(performance.now() - down.at) };
@@ -131,6 +138,30 @@ export function createEngineHost(opts: EngineHostOptions): EngineHost {
       : undefined;
   timer?.unref?.();
 
+  // KEEP_ALIVE: an idle engine is shut down (its memory freed); the next request starts it again
+  const keepAliveMs = opts.keepAliveMs ?? 0;
+  let unloading: Promise<void> | undefined;
+  let reloading: Promise<void> | undefined;
+  const idleTimer =
+    keepAliveMs > 0
+      ? setInterval(() => {
+          const e = engine;
+          if (!e || state !== "ok" || closing || down || unloading) return;
+          if (e.activity().busy) {
+            lastUsedMs = performance.now();
+            return;
+          }
+          if (performance.now() - lastUsedMs < keepAliveMs) return;
+          opts.log(`engine idle for ${Math.round((performance.now() - lastUsedMs) / 1000)} s (KEEP_ALIVE=${keepAliveMs / 1000}): unloading it; the next request loads it again`);
+          state = "unloaded";
+          engine = undefined;
+          unloading = e.close().then(() => {
+            unloading = undefined;
+          });
+        }, Math.max(20, Math.min(1000, keepAliveMs / 4)))
+      : undefined;
+  idleTimer?.unref?.();
+
   const firstStart = start().catch(() => {});
   const silent = () => (state === "ok" && engine ? engine.activity().silentMs : 0);
 
@@ -155,11 +186,25 @@ export function createEngineHost(opts: EngineHostOptions): EngineHost {
     },
     firstStart,
     current() {
+      lastUsedMs = performance.now();
       if (state === "ok" && engine) return engine;
       if (state === "error") throw new ApiError(503, `the engine is not running: ${error}`, "service_unavailable", null, "engine_failed");
       if (state === "restarting")
         throw new ApiError(503, "the engine is restarting; retry shortly", "service_unavailable", null, "engine_restarting", { "retry-after": "2" });
       throw new ApiError(503, "the model is loading; retry shortly", "service_unavailable", null, "model_loading", { "retry-after": "2" });
+    },
+    async ensureLoaded() {
+      lastUsedMs = performance.now();
+      if (state !== "unloaded" || closing) return;
+      reloading ??= (async () => {
+        await unloading; // the old engine's memory is freed before the new one maps its weights
+        opts.log("a request for the unloaded model: loading the engine again");
+        await start().catch(() => {}); // a failed start leaves state "error": current() reports it
+      })().finally(() => {
+        reloading = undefined;
+      });
+      await reloading;
+      lastUsedMs = performance.now();
     },
     onCrash(fn) {
       crashListeners.push(fn);
@@ -167,6 +212,8 @@ export function createEngineHost(opts: EngineHostOptions): EngineHost {
     async close(deadlineMs = 3000) {
       closing = true;
       if (timer) clearInterval(timer);
+      if (idleTimer) clearInterval(idleTimer);
+      await unloading;
       state = "stopped";
       const e = engine;
       engine = undefined;

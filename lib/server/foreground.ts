@@ -23,6 +23,8 @@ export interface ForegroundOptions {
   graceSeconds?: number;
   /** Print request lines on stderr too (a terminal). */
   echo?: boolean;
+  /** Idle seconds before the engine is unloaded (--keep-alive; default KEEP_ALIVE, unset: never). */
+  keepAliveS?: number;
 }
 
 /** The model's maximum context (max_position_embeddings of its prepared weights), or undefined when not prepared. */
@@ -92,9 +94,10 @@ export async function startConfiguredServer(config: ResolvedConfig, opts: Foregr
     snapshotFile: opts.snapshotFile ?? (config.serverCachePersist ? join(config.paths.dataDir, "prompt-cache", `${basename(target.artifactsDir)}.snapshots`) : undefined),
     echoLog: opts.echo ? (line) => process.stderr.write(`${line}\n`) : undefined,
     engineWatchdogMs: config.engineWatchdogS * 1000,
+    keepAliveMs: (opts.keepAliveS ?? config.keepAlive ?? 0) * 1000,
   });
   await server.engineStarted;
-  if (server.host.state !== "ok") {
+  if (server.host.state !== "ok" && server.host.state !== "unloaded") {
     const why = server.host.error ?? server.host.state;
     await server.stop(0);
     throw new UserError(`the engine failed to load: ${why}`, `see the log: ${config.serverLogPath}`);

@@ -79,7 +79,7 @@ export async function runSetup(config: ResolvedConfig, opts: SetupOptions = {}):
   const target = resolveModelTarget(config, opts.model);
   const hub: HubOptions = { ...resolveHubOptions(config.paths.hfCacheDir, env), ...opts.hub };
   const root = opts.root ?? REPO_ROOT;
-  const planOpts = { hub, engine: opts.engine, root, env };
+  const planOpts = { hub, engine: opts.engine, root, env, estimateOffline: opts.dryRun };
   const first = await planSetup(config, target, planOpts);
 
   if (opts.dryRun) {

@@ -34,7 +34,7 @@ export function renderModelTable(
   out.push("");
   out.push(`  Set one up:  flashchat setup --model ID     Downloads: ${o.hfCacheDir}     Prepared: ${o.artifactsDir}`);
   for (const m of models.filter((x) => x.downloadDeletable)) {
-    out.push(`  ${m.id} is prepared: its download (${formatBytes(m.downloadedBytes)} in ${o.hfCacheDir}/${hfRepoFolderName(m.repo)}) is no longer needed and can be deleted.`);
+    out.push(`  ${m.id} is prepared: its download (${formatBytes(m.downloadedBytes)} in ${o.hfCacheDir}/${hfRepoFolderName(m.repo)}) is no longer needed: flashchat models rm ${m.id} --download`);
   }
   if (others.cached.length) out.push(`  Also in the Hugging Face cache: ${others.cached.join(", ")}`);
   if (others.prepared.length) out.push(`  Also prepared: ${others.prepared.join(", ")}`);

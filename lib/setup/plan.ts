@@ -53,6 +53,8 @@ export interface PlanOptions {
   /** Checkout root holding the Makefile (tests). */
   root?: string;
   env?: Record<string, string | undefined>;
+  /** A plan only (--dry-run): when the Hub cannot be reached, a registry model's download is estimated from its dimensions. */
+  estimateOffline?: boolean;
 }
 
 const DEPENDENCIES_ROOT = join(import.meta.dir, "..", "..");
@@ -68,6 +70,17 @@ function readJsonIfAny(path: string): Record<string, any> | undefined {
     return JSON.parse(readFileSync(path, "utf8"));
   } catch {
     return undefined;
+  }
+}
+
+/** Does the Hub answer at all (any HTTP reply within a few seconds)? */
+async function hubAnswers(hub: HubOptions): Promise<boolean> {
+  if (hub.offline) return false;
+  try {
+    await fetch(hub.endpoint, { method: "HEAD", signal: AbortSignal.timeout(5000) });
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -162,6 +175,20 @@ export async function planSetup(config: ResolvedConfig, target: ModelTarget, opt
     } else if (check?.ok) {
       steps.push({ id: "download", title: "download", done: true, detail: `in the Hugging Face cache: ${checkpointDir}`, downloadBytes: 0, writeBytes: 0 });
       if (!check.hasTokenizer) notes.push(`${target.repo} has no tokenizer.json in the cache: chat and prompt need one`);
+    } else if (opts.estimateOffline && target.entry && !(await hubAnswers(opts.hub))) {
+      // a dry run without network: the registry's dimensions give the sizes (the file list needs the Hub)
+      const bytes = estimateSizes(target.entry.arch, { format: target.entry.format, bits: target.quantizeBits }).checkpointBytes;
+      steps.push({
+        id: "download",
+        title: "download",
+        done: false,
+        detail: `about ${formatBytes(bytes)} of ${target.repo} into ${opts.hub.cacheDir}`,
+        downloadBytes: bytes,
+        writeBytes: bytes,
+        writeDir: opts.hub.cacheDir,
+        estimated: true,
+      });
+      notes.push(`the Hugging Face Hub (${opts.hub.endpoint}) cannot be reached: sizes are estimated from ${target.entry.id}'s dimensions`);
     } else {
       const snapshot = await loadRemoteSnapshot(target.repo, opts.hub);
       download = planDownload(snapshot, opts.hub.cacheDir);

@@ -7,7 +7,7 @@ const running = { running: true, healthy: true, baseUrl: "http://127.0.0.1:8000"
 
 test("the items follow the server state", () => {
   expect(resolveMenuItems(stopped).map((i) => i.label)).toEqual([
-    "New chat", "Resume a session", "Start the server", "Configure (setup wizard)", "Status", "Sessions", "Benchmarks", "Quit",
+    "New chat", "Resume a session", "Start the server", "Configure (setup wizard)", "Status", "Sessions", "Benchmarks", "Choose the model", "Quit",
   ]);
   expect(resolveMenuItems(running)[2]).toEqual({ action: "server", label: "Stop the server" });
 });

@@ -13,7 +13,8 @@ describe("flashchat status", () => {
     const r = await runCli(["status", "--json"], { env: { ...t.env, FLASHCHAT_SERVER_PORT: "1" } });
     expect(r.code).toBe(0);
     const s = JSON.parse(r.stdout);
-    expect(Object.keys(s).sort()).toEqual(["artifacts", "config", "engine", "model", "server", "settings"]);
+    expect(Object.keys(s).sort()).toEqual(["artifacts", "config", "engine", "loaded", "model", "server", "settings"]);
+    expect(s.loaded).toBeNull();
     expect(s.model).toMatchObject({ id: "mlx-community/Qwen3.5-397B-A17B-4bit", kind: "hub", checkpointDir: "", checkpointPresent: false, known: true });
     expect(s.artifacts).toMatchObject({ exists: false, weights: { present: false, bytes: 0 }, weightsComplete: false });
     expect(s.server).toMatchObject({ running: false, healthy: false, stale: false, port: 1 });

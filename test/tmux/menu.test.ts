@@ -1,6 +1,6 @@
 // The menu of a bare `flashchat` in an 80x24 terminal: numbers and arrows, chat and back, resume, sessions, quit.
 import { afterAll, afterEach, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
 import { Session, listSessions, loadSession } from "../../lib/chat/sessions.ts";
@@ -18,14 +18,14 @@ afterAll(() => {
   t.remove();
 });
 
-const MENU = ["1. New chat", "2. Resume a session", "3. Stop the server", "4. Configure (setup wizard)", "5. Status", "6. Sessions", "7. Benchmarks", "8. Quit"];
+const MENU = ["1. New chat", "2. Resume a session", "3. Stop the server", "4. Configure (setup wizard)", "5. Status", "6. Sessions", "7. Benchmarks", "8. Choose the model", "9. Quit"];
 
 test.skipIf(!hasTmux)("menu: fits 80x24, arrows and numbers, a chat returns to the menu, resume by number, sessions, quit", async () => {
   const old = Session.create(sessionsDir, { now: 1_700_000_000_000 });
   old.append({ role: "user", content: "an old question" });
   old.append({ role: "assistant", content: "an old answer" });
   term = new Tmux(home, [process.execPath, join(root, "scripts/flashchat.ts")], env, { cwd: home });
-  let screen = await term.waitFor("8. Quit", 20_000, "screen");
+  let screen = await term.waitFor("9. Quit", 20_000, "screen");
   for (const item of MENU) expect(screen).toContain(item);
   expect(screen).toContain("running at http://127.0.0.1:"); // the stub answers /health
   expect(screen.split("\n").length).toBeLessThanOrEqual(24);
@@ -43,7 +43,7 @@ test.skipIf(!hasTmux)("menu: fits 80x24, arrows and numbers, a chat returns to t
   await term.waitFor("hi from the model", 10_000, "screen");
   term.type("/quit");
   term.send("Enter");
-  await term.waitFor("8. Quit", 10_000, "screen");
+  await term.waitFor("9. Quit", 10_000, "screen");
   const newest = listSessions({ sessionsDir })[0]!;
   expect(loadSession({ sessionsDir }, newest.id).messages.map((m) => m.content)).toEqual(["hello menu", "hi from the model"]);
 
@@ -63,7 +63,7 @@ test.skipIf(!hasTmux)("menu: fits 80x24, arrows and numbers, a chat returns to t
   await term.waitFor("continuing", 10_000, "screen");
   expect(stub.requests[0].messages.map((m: { content: string }) => m.content)).toEqual(["an old question", "an old answer", "more"]);
   term.send("C-d");
-  await term.waitFor("8. Quit", 10_000, "screen");
+  await term.waitFor("9. Quit", 10_000, "screen");
 
   // 6: the sessions table, Enter to come back
   term.type("6");
@@ -71,7 +71,18 @@ test.skipIf(!hasTmux)("menu: fits 80x24, arrows and numbers, a chat returns to t
   expect(screen).toContain("#  ID                  CREATED           TURNS  FIRST WORDS");
   expect(screen).toContain(old.id);
   term.send("Enter");
-  await term.waitFor("8. Quit", 10_000, "screen");
+  await term.waitFor("9. Quit", 10_000, "screen");
+
+  // 8: the models to choose from (the registry's, with what is set up); a number sets MODEL_REPO
+  term.type("8");
+  screen = await term.waitFor("number (Enter to go back)", 10_000, "screen");
+  expect(screen).toContain("[1] qwen3.5-397b  Qwen3.5-397B-A17B — not downloaded");
+  expect(screen).toContain("[4] demo  demo (tiny, random weights) — not downloaded");
+  term.type("4");
+  term.send("Enter");
+  screen = await term.waitFor("model: demo (set up when first used)", 15_000, "screen");
+  expect(screen).toContain("model  demo");
+  expect(readFileSync(join(home, "c/flashchat/config"), "utf8")).toMatch(/^MODEL_REPO="?demo"?$/m);
 
   // q quits
   term.type("q");

@@ -12,6 +12,10 @@ export interface ServerContext {
   readonly modelId: string;
   /** modelId and its aliases. */
   readonly modelNames: ReadonlySet<string>;
+  /** The model's artifacts folder (clients compare it with the model they want: /health artifacts_dir). */
+  readonly artifactsDir: string;
+  /** Date.now() when the server started (/health started_at, uptime). */
+  readonly startedAt: number;
   readonly apiKey?: string;
   /** The host the server is bound to (the origin checks compare against it). */
   readonly boundHost: string;

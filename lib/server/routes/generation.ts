@@ -23,6 +23,7 @@ export async function generate(
   const { host, queue, logs, model, defaults, promptPool, inFlight } = ctx;
   checkModel(ctx, gen.model);
   if (ctx.stopping) throw new ApiError(503, "the server is shutting down", "service_unavailable", null, "shutting_down");
+  await host.ensureLoaded(); // KEEP_ALIVE may have unloaded it
   const engine0 = host.current();
   const contextTokens = engine0.ready.context;
   // cheap byte check first; then the template and tokenizer run in a worker, never on the event loop
@@ -67,6 +68,7 @@ export async function generate(
   };
   let engine: Engine;
   try {
+    await host.ensureLoaded(); // unloaded while this request waited its turn
     engine = host.current();
   } catch (e) {
     finish();

@@ -3,8 +3,19 @@ import type { ServerContext } from "./context.ts";
 
 export function health(ctx: ServerContext): Response {
   const { host, queue, promptPool } = ctx;
-  const status = host.state;
-  const body: Record<string, unknown> = { status, model: ctx.modelId, pid: process.pid };
+  // unloaded by KEEP_ALIVE: ready all the same (the next request loads the engine again)
+  const unloaded = host.state === "unloaded";
+  const status = unloaded ? "ok" : host.state;
+  const body: Record<string, unknown> = {
+    status,
+    ...(unloaded ? { unloaded: true } : {}),
+    model: ctx.modelId,
+    pid: process.pid,
+    // what is loaded, for `flashchat status` and for clients asking for another model
+    artifacts_dir: ctx.artifactsDir,
+    started_at: new Date(ctx.startedAt).toISOString(),
+    uptime_s: Math.round((Date.now() - ctx.startedAt) / 1000),
+  };
   const engine = host.engine;
   if ((status === "ok" || status === "stalled") && engine) {
     const ready = engine.ready;
