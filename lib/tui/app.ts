@@ -24,6 +24,7 @@ const GLOBAL_HELP = [
 const COMMAND_HELP = [
   ":chat :log :sessions :settings :status  views   :new  new chat   :q  quit",
   ":think on|off    :theme dark|light|plain    :set KEY VALUE (saved)",
+  ":restart  stop the server; the next message starts it with new settings",
 ];
 
 export interface TuiAppOptions {
@@ -95,7 +96,7 @@ export class TuiApp implements AppServices {
     this.helpBox.add(this.helpText);
     renderer.root.add(this.helpBox);
 
-    this.views = [new ChatView(this), new LogView(this), new SessionsView(this), new SettingsView(this), new StatusView(this)];
+    this.views = [new ChatView(this, opts.configFile), new LogView(this), new SessionsView(this), new SettingsView(this), new StatusView(this)];
     for (const v of this.views) {
       v.root.visible = false;
       this.main.add(v.root);
@@ -189,12 +190,11 @@ export class TuiApp implements AppServices {
     const s = this.server;
     const model = s?.model ?? this.chat.model ?? this.config.modelRepo;
     const server = !s ? "server …" : s.running ? `server :${s.port} ${s.healthy ? "ok" : (s.status ?? "not answering")}` : `server off (:${s.port})`;
-    const parts = ["flashchat", model, server];
+    const parts = ["flashchat", ...(this.chat.streaming ? ["replying…"] : []), model, server];
     if (this.chat.backend) parts.push(this.chat.backend);
     const t = this.tokens;
     if (t.contextSize) parts.push(`ctx ${t.contextUsed ?? 0}/${t.contextSize}`);
-    parts.push(`${t.completion} tok this session`);
-    if (this.chat.streaming) parts.push("replying…");
+    parts.push(`${t.completion} tok generated`);
     this.header.content = styled(paint(this.theme, "accent", cut(parts.join(" · "), this.renderer.width), { bold: true }));
   }
 
@@ -349,6 +349,8 @@ export class TuiApp implements AppServices {
       case "new":
         this.switchTo("chat");
         return this.chat.newSession();
+      case "restart":
+        return this.chat.restartServer();
       case "think":
         if (args[0] !== "on" && args[0] !== "off") return this.notify("usage: :think on|off", "error");
         this.chat.setThinking(args[0] === "on");

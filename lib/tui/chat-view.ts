@@ -3,7 +3,7 @@
 // and are journalled to the session file as they arrive (lib/chat/sessions), exactly as `flashchat chat` does.
 import { BoxRenderable, InputRenderable, InputRenderableEvents, type KeyEvent, MarkdownRenderable, ScrollBoxRenderable, SyntaxStyle, TextRenderable } from "@opentui/core";
 import { loadHealth, ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "../client/api.ts";
-import { ensureServer, resolveApiKey } from "../client/local.ts";
+import { ensureServer, resolveApiKey, stopServer } from "../client/local.ts";
 import { renderStats, resolveStats } from "../chat/chat.ts";
 import { type ReplyStats, resolveRequestMessages, Session, type SessionMessage } from "../chat/sessions.ts";
 import { isUserError } from "../errors.ts";
@@ -86,7 +86,11 @@ export class ChatView implements View {
   private baseUrl?: string;
   private nBlocks = 0;
 
-  constructor(private readonly app: AppServices) {
+  constructor(
+    private readonly app: AppServices,
+    /** --config FILE, passed on to a server the TUI starts. */
+    private readonly configFile?: string,
+  ) {
     const r = app.renderer;
     this.showThinking = app.config.showThinking;
     this.root = new BoxRenderable(r, { id: "chat", flexDirection: "column", flexGrow: 1 });
@@ -169,6 +173,16 @@ export class ChatView implements View {
 
   stop(): void {
     this.controller?.abort();
+  }
+
+  /** Stop our background server; the next message starts it again with the settings as they are now. */
+  async restartServer(): Promise<void> {
+    if (this.streaming) return this.app.notify("a reply is streaming: Esc stops it first", "warn");
+    const r = await stopServer(this.app.config);
+    this.baseUrl = undefined;
+    this.backend = undefined;
+    this.app.notify(r.stopped ? `${r.message} · the next message starts it with the current settings` : r.message, r.stopped ? "ok" : "warn");
+    this.app.statusChanged();
   }
 
   newSession(): void {
@@ -272,7 +286,7 @@ export class ChatView implements View {
       r.suspend();
       try {
         process.stderr.write("\nflashchat: starting the server for the TUI (it keeps running; `flashchat serve --stop` stops it)\n");
-        server = await ensureServer(config, { ...opts, prepare: async () => (await import("../setup/index.ts")).ensureReady(config, {}) });
+        server = await ensureServer(config, { ...opts, configFile: this.configFile, prepare: async () => (await import("../setup/index.ts")).ensureReady(config, {}) });
       } finally {
         r.resume();
       }

@@ -8,6 +8,9 @@ import { isUserError } from "../errors.ts";
 import { ListPane } from "./list-pane.ts";
 import type { AppServices, View } from "./ui.ts";
 
+/** Settings the TUI's chat applies itself on its next request; every other one the server reads when it starts. */
+const CLIENT_KEYS = new Set(["TEMPERATURE", "TOP_P", "SHOW_THINKING", "COLOR_OUTPUT", "API_KEY"]);
+
 /** What the footer says about a value being typed for `key`. */
 export function checkSetting(key: string, value: string): { ok: boolean; message: string } {
   const spec = KEY_SPECS.get(key)!;
@@ -93,6 +96,10 @@ export class SettingsView implements View {
     await this.app.reloadConfig();
     const src = this.app.config.sources[key];
     if (src && src.kind !== "user" && src.kind !== "default") this.app.notify(`${key} saved, but ${describeSource(src)} still overrides it`, "warn");
-    else this.app.notify(`${key}=${JSON.stringify(value.trim())} saved in ${this.app.config.paths.userConfigFile}`, "ok");
+    else {
+      // the server reads its settings when it starts; the chat's own (sampling, thinking, colour) apply at once
+      const later = !CLIENT_KEYS.has(key) ? " · a running server uses it after :restart" : "";
+      this.app.notify(`${key}=${JSON.stringify(value.trim())} saved${later}`, "ok");
+    }
   }
 }
