@@ -213,9 +213,7 @@ export class ChatView implements View {
       if (m.role === "user") this.addUser(m.content);
       else if (m.role === "system") this.note(`system prompt: ${m.content}`);
       else {
-        const b = this.addReply();
-        b.reasoning = m.reasoning ?? "";
-        b.content = m.content;
+        const b = this.addReply({ content: m.content, reasoning: m.reasoning ?? "" });
         this.finishBlock(b, m.stats ? renderStats(m.stats) : "", m.interrupted ? "[interrupted]" : undefined);
       }
     }
@@ -243,17 +241,18 @@ export class ChatView implements View {
     this.transcript.add(t);
   }
 
-  private addReply(): ReplyBlock {
+  /** A reply's block: streaming (no `done`), or a finished one (a resumed session) drawn complete from the start. */
+  private addReply(done?: { content: string; reasoning: string }): ReplyBlock {
     const r = this.app.renderer;
     const box = new BoxRenderable(r, { id: this.nextId("reply"), flexDirection: "column" });
     const reasoningText = new TextRenderable(r, { id: this.nextId("reasoning"), content: "", visible: false });
-    const markdown = new MarkdownRenderable(r, { id: this.nextId("md"), content: "", syntaxStyle: this.markdownStyle, streaming: true, conceal: true });
+    const markdown = new MarkdownRenderable(r, { id: this.nextId("md"), content: done ? renderToolCalls(done.content) : "", syntaxStyle: this.markdownStyle, streaming: !done, conceal: true });
     const statsText = new TextRenderable(r, { id: this.nextId("stats"), content: "", visible: false });
     box.add(reasoningText);
     box.add(markdown);
     box.add(statsText);
     this.transcript.add(box);
-    const b: ReplyBlock = { box, reasoningText, markdown, statsText, reasoning: "", content: "", streaming: true };
+    const b: ReplyBlock = { box, reasoningText, markdown, statsText, reasoning: done?.reasoning ?? "", content: done?.content ?? "", streaming: !done };
     this.replies.push(b);
     return b;
   }
@@ -265,9 +264,11 @@ export class ChatView implements View {
   }
 
   private finishBlock(b: ReplyBlock, stats: string, flag?: string): void {
-    b.streaming = false;
-    b.markdown.content = renderToolCalls(b.content);
-    b.markdown.streaming = false;
+    if (b.streaming) {
+      b.streaming = false;
+      b.markdown.content = renderToolCalls(b.content);
+      b.markdown.streaming = false;
+    }
     this.drawReasoning(b);
     const line = [flag, stats].filter(Boolean).join(" · ");
     b.statsText.visible = line !== "";
