@@ -117,9 +117,9 @@ export class SessionsView implements View {
         onInput: (v) => {
           try {
             resolveSessionId(v);
-            return { ok: true, message: "letters, digits, '.', '_', '-'" };
+            return { ok: true, message: "✓ a valid name · Enter renames" };
           } catch (e) {
-            return { ok: false, message: (e as Error).message };
+            return { ok: false, message: `✗ ${(e as Error).message}: letters, digits, '.', '_', '-'` };
           }
         },
         onSubmit: (v) => {
