@@ -1,6 +1,6 @@
 // The TUI's frame: status line, view tabs, the active view, the footer (messages, one-line prompts, key hints),
 // the help overlay, and the keys that work everywhere (Tab, 1-5, ?, :, /, q, Ctrl-C).
-import { BoxRenderable, type CliRenderer, InputRenderable, InputRenderableEvents, type KeyEvent, TextRenderable } from "@opentui/core";
+import { BoxRenderable, type CliRenderer, InputRenderable, InputRenderableEvents, type KeyEvent, RGBA, TextRenderable } from "@opentui/core";
 import { loadFlashchatConfig } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { readServerState, type ServerState } from "../process/server-control.ts";
@@ -10,7 +10,7 @@ import { SessionsView } from "./sessions-view.ts";
 import { SettingsView } from "./settings-view.ts";
 import { StatusView } from "./status-view.ts";
 import { resolveTheme, type Theme } from "./theme.ts";
-import { type AppServices, cut, paint, type PromptSpec, styled, type View, type ViewName } from "./ui.ts";
+import { type AppServices, colourOf, cut, inputColours, paint, type PromptSpec, styled, type View, type ViewName } from "./ui.ts";
 
 export const VIEW_ORDER: readonly ViewName[] = ["chat", "log", "sessions", "settings", "status"];
 
@@ -68,7 +68,7 @@ export class TuiApp implements AppServices {
     this.message = new TextRenderable(renderer, { id: "message", height: 1, content: "" });
     this.promptRow = new BoxRenderable(renderer, { id: "prompt-row", height: 1, flexDirection: "row", visible: false });
     this.promptLabel = new TextRenderable(renderer, { id: "prompt-label", height: 1, content: "" });
-    this.promptInput = new InputRenderable(renderer, { id: "prompt-input", flexGrow: 1, value: "" });
+    this.promptInput = new InputRenderable(renderer, { id: "prompt-input", flexGrow: 1, value: "", ...inputColours(theme) });
     this.promptRow.add(this.promptLabel);
     this.promptRow.add(this.promptInput);
     this.hints = new TextRenderable(renderer, { id: "hints", height: 1, content: "" });
@@ -90,7 +90,8 @@ export class TuiApp implements AppServices {
       title: " keys · any key closes ",
       visible: false,
       shouldFill: true,
-      backgroundColor: theme.color ? (theme.name === "light" ? "#ffffff" : "#1e222a") : undefined,
+      backgroundColor: theme.color ? (theme.name === "light" ? "#ffffff" : "#1e222a") : RGBA.defaultBackground(),
+      borderColor: colourOf(theme, "border"),
     });
     this.helpText = new TextRenderable(renderer, { id: "help-text", content: "" });
     this.helpBox.add(this.helpText);
@@ -219,7 +220,9 @@ export class TuiApp implements AppServices {
   /** The terminal said its background changed (or :theme): redraw everything in the new colours. */
   applyTheme(theme: Theme): void {
     this.theme = theme;
-    this.helpBox.backgroundColor = theme.color ? (theme.name === "light" ? "#ffffff" : "#1e222a") : "transparent";
+    this.helpBox.backgroundColor = theme.color ? (theme.name === "light" ? "#ffffff" : "#1e222a") : RGBA.defaultBackground();
+    this.helpBox.borderColor = colourOf(theme, "border");
+    Object.assign(this.promptInput, inputColours(theme));
     this.refreshAll();
   }
 

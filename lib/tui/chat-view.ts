@@ -1,7 +1,7 @@
 // The TUI's chat: the conversation as Markdown in a scrolling pane, thinking folded or shown, tool calls marked
 // as such, a stats line per reply; the input line under it. Replies stream from the local server (lib/client)
 // and are journalled to the session file as they arrive (lib/chat/sessions), exactly as `flashchat chat` does.
-import { BoxRenderable, InputRenderable, InputRenderableEvents, type KeyEvent, MarkdownRenderable, ScrollBoxRenderable, SyntaxStyle, TextRenderable } from "@opentui/core";
+import { BoxRenderable, InputRenderable, InputRenderableEvents, type KeyEvent, MarkdownRenderable, RGBA, ScrollBoxRenderable, SyntaxStyle, TextRenderable } from "@opentui/core";
 import { loadHealth, ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "../client/api.ts";
 import { ensureServer, resolveApiKey, stopServer } from "../client/local.ts";
 import { renderStats, resolveStats } from "../chat/chat.ts";
@@ -10,7 +10,7 @@ import { isUserError } from "../errors.ts";
 import { requestSampling } from "../model/target.ts";
 import { readServerState } from "../process/server-control.ts";
 import type { Theme } from "./theme.ts";
-import { type AppServices, paint, styled, type View } from "./ui.ts";
+import { type AppServices, colourOf, inputColours, paint, styled, type View } from "./ui.ts";
 
 /** Reply text for the Markdown renderer: tool calls (<tool_call>…</tool_call>) become labelled blocks. */
 export function renderToolCalls(content: string): string {
@@ -28,7 +28,7 @@ export function renderReasoning(reasoning: string, shown: boolean, streaming: bo
 }
 
 function createMarkdownStyle(theme: Theme, renderer: AppServices["renderer"]): SyntaxStyle {
-  const c = (v?: string) => (theme.color ? v : undefined);
+  const c = (v?: string) => (theme.color ? v : RGBA.defaultForeground());
   return SyntaxStyle.fromStyles(
     {
       default: { fg: c(theme.text) },
@@ -94,10 +94,17 @@ export class ChatView implements View {
     const r = app.renderer;
     this.showThinking = app.config.showThinking;
     this.root = new BoxRenderable(r, { id: "chat", flexDirection: "column", flexGrow: 1 });
-    this.transcript = new ScrollBoxRenderable(r, { id: "chat-transcript", flexGrow: 1, stickyScroll: true, stickyStart: "bottom", contentOptions: { flexDirection: "column" } });
+    this.transcript = new ScrollBoxRenderable(r, {
+      id: "chat-transcript",
+      flexGrow: 1,
+      stickyScroll: true,
+      stickyStart: "bottom",
+      contentOptions: { flexDirection: "column" },
+      scrollbarOptions: { trackOptions: { foregroundColor: colourOf(app.theme, "border"), backgroundColor: app.theme.color ? "transparent" : RGBA.defaultBackground() } },
+    });
     const row = new BoxRenderable(r, { id: "chat-input-row", height: 1, flexDirection: "row" });
-    this.prompt = new TextRenderable(r, { id: "chat-prompt", width: 2, height: 1, content: "> " });
-    this.input = new InputRenderable(r, { id: "chat-input", flexGrow: 1, placeholder: "message the model · Enter sends" });
+    this.prompt = new TextRenderable(r, { id: "chat-prompt", width: 2, height: 1, content: styled(paint(app.theme, "user", "> ")) });
+    this.input = new InputRenderable(r, { id: "chat-input", flexGrow: 1, placeholder: "message the model · Enter sends", ...inputColours(app.theme) });
     row.add(this.prompt);
     row.add(this.input);
     this.root.add(this.transcript);
@@ -137,9 +144,12 @@ export class ChatView implements View {
   }
 
   refresh(): void {
+    Object.assign(this.input, inputColours(this.app.theme));
+    this.prompt.content = styled(paint(this.app.theme, "user", "> "));
     this.markdownStyle = createMarkdownStyle(this.app.theme, this.app.renderer);
     for (const b of this.replies) {
       b.markdown.syntaxStyle = this.markdownStyle;
+      b.markdown.fg = colourOf(this.app.theme, "text");
       this.drawReasoning(b);
     }
   }
@@ -246,7 +256,14 @@ export class ChatView implements View {
     const r = this.app.renderer;
     const box = new BoxRenderable(r, { id: this.nextId("reply"), flexDirection: "column" });
     const reasoningText = new TextRenderable(r, { id: this.nextId("reasoning"), content: "", visible: false });
-    const markdown = new MarkdownRenderable(r, { id: this.nextId("md"), content: done ? renderToolCalls(done.content) : "", syntaxStyle: this.markdownStyle, streaming: !done, conceal: true });
+    const markdown = new MarkdownRenderable(r, {
+      id: this.nextId("md"),
+      content: done ? renderToolCalls(done.content) : "",
+      syntaxStyle: this.markdownStyle,
+      streaming: !done,
+      conceal: true,
+      fg: colourOf(this.app.theme, "text"),
+    });
     const statsText = new TextRenderable(r, { id: this.nextId("stats"), content: "", visible: false });
     box.add(reasoningText);
     box.add(markdown);

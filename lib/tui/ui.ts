@@ -1,6 +1,6 @@
 // What every TUI view shares: the View contract, the app services a view may call, and styled-text helpers
 // that follow the theme (no colour codes at all with the plain theme).
-import { type BoxRenderable, type CliRenderer, type KeyEvent, parseColor, StyledText, type TextChunk, bold as boldChunk, fg, reverse } from "@opentui/core";
+import { type BoxRenderable, type CliRenderer, type KeyEvent, parseColor, RGBA, StyledText, type TextChunk, bold as boldChunk, fg, reverse } from "@opentui/core";
 import type { ResolvedConfig } from "../config/schema.ts";
 import type { Theme } from "./theme.ts";
 
@@ -55,12 +55,22 @@ export interface AppServices {
   tokens: { prompt: number; completion: number; contextUsed?: number; contextSize?: number };
 }
 
-export type Role = "text" | "dim" | "accent" | "user" | "ok" | "warn" | "error" | "code";
+export type Role = "text" | "dim" | "accent" | "user" | "ok" | "warn" | "error" | "code" | "border";
 
-/** A piece of text in a role's colour (none with the plain theme). */
+/** A role's colour; with the plain theme the terminal's own default foreground (no colour code: SGR 39). */
+export const colourOf = (theme: Theme, role: Role): RGBA | string => (theme.color ? theme[role]! : RGBA.defaultForeground());
+
+/** Colours of an input line: the theme's, or the terminal's defaults with the plain theme. */
+export function inputColours(theme: Theme) {
+  const text = colourOf(theme, "text");
+  const bg = theme.color ? "transparent" : RGBA.defaultBackground();
+  return { textColor: text, focusedTextColor: text, placeholderColor: colourOf(theme, "dim"), backgroundColor: bg, focusedBackgroundColor: bg };
+}
+
+/** A piece of text in a role's colour (the terminal's default colour with the plain theme). */
 export function paint(theme: Theme, role: Role, text: string, opts: { bold?: boolean } = {}): TextChunk {
-  const colour = theme.color ? theme[role] : undefined;
-  const chunk: TextChunk = colour ? fg(colour)(text) : { __isChunk: true, text };
+  const colour = colourOf(theme, role);
+  const chunk: TextChunk = typeof colour === "string" ? fg(colour)(text) : { __isChunk: true, text, fg: colour, bg: RGBA.defaultBackground() };
   return opts.bold ? boldChunk(chunk) : chunk;
 }
 

@@ -45,6 +45,37 @@ function expectSaneStty(text: string) {
 /** The reply area's text: the screen without the first three and last three lines (status, tabs, input, footer). */
 const replyChars = (screen: string) => screen.split("\n").slice(3, -3).join("").replace(/\s/g, "").length;
 
+/**
+ * Text drawn in a colour: pieces of the screen shown with a foreground colour other than the terminal's default
+ * (non-blank text only: OpenTUI puts a foreground code on blank cells, which shows nothing), or on a background colour.
+ */
+function colouredText(styled: string): string[] {
+  const out: string[] = [];
+  let fgSet = false;
+  let bgSet = false;
+  for (const piece of styled.split(/(\x1b\[[0-9;:]*m)/)) {
+    const m = /^\x1b\[([0-9;:]*)m$/.exec(piece);
+    if (!m) {
+      if ((fgSet && piece.trim()) || (bgSet && piece.replace(/\n/g, ""))) out.push(piece);
+      continue;
+    }
+    const codes = m[1]!.split(/[;:]/).map(Number);
+    for (let i = 0; i < codes.length; i++) {
+      const c = codes[i]!;
+      if (c === 0 || Number.isNaN(c)) fgSet = bgSet = false;
+      else if (c === 39) fgSet = false;
+      else if (c === 49) bgSet = false;
+      else if (c === 38 || c === 48) {
+        if (c === 38) fgSet = true;
+        else bgSet = true;
+        i += codes[i + 1] === 5 ? 2 : 4; // 38;5;N or 38;2;R;G;B
+      } else if ((c >= 30 && c <= 37) || (c >= 90 && c <= 97)) fgSet = true;
+      else if ((c >= 40 && c <= 47) || (c >= 100 && c <= 107)) bgSet = true;
+    }
+  }
+  return out;
+}
+
 async function waitUntil(what: string, ok: () => boolean, timeoutMs: number, screen: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!ok()) {
@@ -235,3 +266,28 @@ test.skipIf(!hasTmux)("tui: after SIGKILL mid-reply the session file is intact a
   expect(loaded.messages[1]!.interrupted).toBe(true);
   expect(loaded.messages[1]!.content.length).toBeGreaterThan(0);
 }, 240_000);
+
+test.skipIf(!hasTmux)("tui: NO_COLOR draws without colour; Ctrl-C and SIGTERM quit and restore the terminal", async () => {
+  const exitFile = join(home, "tui-exit-2.txt");
+  const pidFile = join(home, "tui-2.pid");
+  const run = (extra: string) => `echo $$ > ${q(pidFile)}; ${extra} ${q(bun)} ${q(flashchat)}; echo $? > ${q(exitFile)}; echo "[tui done]"`;
+  // colour by default: the status line is drawn in colour
+  term = openTerminal(home, ["sh", "-c", run("")], { ...env, FLASHCHAT_SERVER_PORT: unusedPort() }, { cwd: home, cols: 80, rows: 24 });
+  await term.waitFor("server off", 60_000, "screen");
+  expect(term.styledScreen()).toMatch(/\x1b\[[0-9;]*38[;:]/);
+  term.send("C-c");
+  await term.waitFor("[tui done]", 15_000, "screen");
+  expect(readFileSync(exitFile, "utf8").trim()).toBe("0");
+  expect(term.display("#{alternate_on} #{cursor_flag} #{mouse_any_flag}")).toBe("0 1 0");
+  term.kill();
+
+  // NO_COLOR: no colour codes at all; SIGTERM quits with 143 and restores the terminal
+  term = openTerminal(home, ["sh", "-c", run("NO_COLOR=1")], { ...env, FLASHCHAT_SERVER_PORT: unusedPort() }, { cwd: home, cols: 80, rows: 24 });
+  await term.waitFor("server off", 60_000, "screen");
+  expect(colouredText(term.styledScreen())).toEqual([]);
+  const child = Bun.spawnSync(["pgrep", "-P", readFileSync(pidFile, "utf8").trim()]).stdout.toString().trim().split("\n")[0]!;
+  process.kill(Number(child), "SIGTERM");
+  await term.waitFor("[tui done]", 15_000, "screen");
+  expect(readFileSync(exitFile, "utf8").trim()).toBe("143");
+  expect(term.display("#{alternate_on} #{cursor_flag} #{mouse_any_flag}")).toBe("0 1 0");
+}, 120_000);
