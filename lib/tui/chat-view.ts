@@ -223,8 +223,13 @@ export class ChatView implements View {
       if (m.role === "user") this.addUser(m.content);
       else if (m.role === "system") this.note(`system prompt: ${m.content}`);
       else {
-        const b = this.addReply({ content: m.content, reasoning: m.reasoning ?? "" });
-        this.finishBlock(b, m.stats ? renderStats(m.stats) : "", m.interrupted ? "[interrupted]" : undefined);
+        // drawn the way a live reply is (OpenTUI's Markdown shows nothing for text it is given before its first frame)
+        const b = this.addReply();
+        b.reasoning = m.reasoning ?? "";
+        b.content = m.content;
+        b.markdown.content = renderToolCalls(m.content);
+        const stats = m.stats ? renderStats(m.stats) : "";
+        this.app.renderer.once("frame", () => this.finishBlock(b, stats, m.interrupted ? "[interrupted]" : undefined));
       }
     }
     this.focusInput();

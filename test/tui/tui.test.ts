@@ -17,6 +17,7 @@ const bun = process.execPath;
 let term: Tmux | undefined;
 /** Every terminal started, killed at the end whatever happened. */
 const terms: Tmux[] = [];
+const cleanups: (() => void)[] = [];
 const openTerminal = (...args: ConstructorParameters<typeof Tmux>) => {
   const t = new Tmux(...args);
   terms.push(t);
@@ -31,6 +32,7 @@ function cli(...args: string[]) {
 
 afterAll(() => {
   for (const t of terms) t.kill();
+  for (const c of cleanups) c();
   cli("serve", "--stop");
   t.remove();
 }, 60_000);
@@ -268,6 +270,10 @@ test.skipIf(!hasTmux)("tui: after SIGKILL mid-reply the session file is intact a
 }, 240_000);
 
 test.skipIf(!hasTmux)("tui: NO_COLOR draws without colour; Ctrl-C and SIGTERM quit and restore the terminal", async () => {
+  // a home of its own: no server runs for it
+  const t2 = createTerminalHome("fc-tui-colour-", { FLASHCHAT_MODEL_REPO: "demo" });
+  const { home, env } = t2;
+  cleanups.push(t2.remove);
   const exitFile = join(home, "tui-exit-2.txt");
   const pidFile = join(home, "tui-2.pid");
   const run = (extra: string) => `echo $$ > ${q(pidFile)}; ${extra} ${q(bun)} ${q(flashchat)}; echo $? > ${q(exitFile)}; echo "[tui done]"`;
