@@ -43,7 +43,8 @@ async function timeToScreen(command: string, marker: string, env: Record<string,
         const ms = performance.now() - t0;
         const pid = Number(tmux("display-message", "-p", "-t", "b", "#{pane_pid}").stdout.toString().trim());
         let rssBytes: number | undefined;
-        try {
+        // Linux only: macOS has no /proc (process.platform darwin reports no memory figure)
+        if (process.platform === "linux") try {
           const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
           if (m) rssBytes = Number(m[1]) * 1024;
         } catch {

@@ -11,6 +11,7 @@ import type { AppServices, View } from "./ui.ts";
 
 /** Resident memory of a process in bytes (Linux /proc), or undefined. */
 export function loadResidentBytes(pid: number): number | undefined {
+  if (process.platform !== "linux") return undefined; // macOS has no /proc (the panel then shows no memory line)
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return m ? Number(m[1]) * 1024 : undefined;
