@@ -121,7 +121,8 @@ export class TuiApp implements AppServices {
     if (this.opts.resume) this.resumeSession(this.opts.resume);
     this.renderHints();
     this.statusChanged();
-    await this.pollServer();
+    // the first frame does not wait for the server's answer
+    void this.pollServer();
     this.poll = setInterval(() => void this.pollServer(), 2000);
   }
 

@@ -5,7 +5,6 @@ import { readFileSync } from "node:fs";
 import type { KeyEvent } from "@opentui/core";
 import { loadHealth } from "../client/api.ts";
 import { formatBytes, renderTable } from "../format.ts";
-import { loadStatus, renderStatus } from "../status.ts";
 import { ListPane } from "./list-pane.ts";
 import type { AppServices, View } from "./ui.ts";
 
@@ -78,6 +77,8 @@ export class StatusView implements View {
     if (this.loading) return;
     this.loading = true;
     try {
+      // imported when the panel first opens: lib/status.ts brings the model and setup code, which the TUI's start does not need
+      const { loadStatus, renderStatus } = await import("../status.ts");
       const status = await loadStatus(this.app.config);
       const health = status.server.running ? await loadHealth(status.server.url, 1500) : undefined;
       const lines = [...renderTable(renderLiveStatus(health, this.app.tokens)).split("\n"), "", ...renderStatus(status).split("\n")];

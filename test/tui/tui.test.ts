@@ -281,6 +281,12 @@ test.skipIf(!hasTmux)("tui: NO_COLOR draws without colour; Ctrl-C and SIGTERM qu
   term = openTerminal(home, ["sh", "-c", run("")], { ...env, FLASHCHAT_SERVER_PORT: unusedPort() }, { cwd: home, cols: 80, rows: 24 });
   await term.waitFor("server off", 60_000, "screen");
   expect(term.styledScreen()).toMatch(/\x1b\[[0-9;]*38[;:]/);
+  // the status panel opens with what `flashchat status` reports and the server's state
+  term.send("Escape");
+  term.type("5");
+  const status = await term.waitFor(/model\s+demo/, 30_000, "screen");
+  expect(status).toContain("[5 Status]");
+  expect(status).toMatch(/server state\s+not running/);
   term.send("C-c");
   await term.waitFor("[tui done]", 15_000, "screen");
   expect(readFileSync(exitFile, "utf8").trim()).toBe("0");
