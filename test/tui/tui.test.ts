@@ -182,7 +182,7 @@ test.skipIf(!hasTmux)("tui: chat, log, settings, stop, sessions, resize, quit re
   term.send("Enter");
   screen = await term.waitFor(`resumed ${first!.id} · 2 turns`, 10_000, "screen");
   expect(screen).toContain("[1 Chat]");
-  expect(screen).toContain("[interrupted]"); // the stopped reply, as saved
+  screen = await term.waitFor("[interrupted]", 10_000, "screen"); // the stopped reply, as saved (drawn on the next frame)
   // the first reply's text is drawn between its message and its stats line
   const between = screen.slice(screen.indexOf("> Hello TUI") + "> Hello TUI".length, screen.indexOf("12 tokens ·"));
   expect(between.replace(/\s/g, "").length).toBeGreaterThan(0);
