@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 // The flashchat CLI: one entry point dispatching to the scripts/ commands (lazily imported).
 //   ./flashchat status            ./flashchat -v config get SERVER_PORT
-//   ./flashchat chat --resume ID  ./flashchat   (interactive menu on a terminal)
+//   ./flashchat chat --resume ID  ./flashchat   (the full-screen TUI on a terminal; --no-tui: the numbered menu)
 import { type ArgsDef, type CommandDef, renderUsage, runMain } from "citty";
 import { join } from "pathe";
 import pkg from "../package.json" with { type: "json" };
@@ -17,7 +17,7 @@ const main = defineMain();
 function defineMain(): CommandDef<ArgsDef> {
   return {
     meta: { name: "flashchat", version: pkg.version, description: "Run giant Mixture-of-Experts models on one machine" },
-    args: { ...globalArgs, command: { type: "positional", required: false, description: "Command to run (none: the interactive menu on a terminal)" } },
+    args: { ...globalArgs, command: { type: "positional", required: false, description: "Command to run (none: the full-screen TUI on a terminal; `flashchat --no-tui`: the numbered menu)" } },
     // Descriptions only: usage lists the commands without importing them; run() loads the chosen one.
     subCommands: {
       ...Object.fromEntries(COMMANDS.map((c) => [c.name, { meta: { name: c.name, description: c.description } }])),
@@ -56,7 +56,10 @@ export function splitGlobals(argv: string[]): { globals: string[]; rest: string[
 }
 
 async function run(argv: string[]): Promise<void> {
-  const { globals, rest } = splitGlobals(argv);
+  const { globals, rest: all } = splitGlobals(argv);
+  // --no-tui: a bare `flashchat` shows the numbered menu instead of the full-screen TUI
+  const noTui = all.length > 0 && all.every((a) => a === "--no-tui");
+  const rest = noTui ? [] : all;
   setupLogLevel({ verbose: globals.some((g) => g === "-v" || g === "--verbose"), quiet: globals.some((g) => g === "-q" || g === "--quiet") });
   const first = rest[0];
 
@@ -68,10 +71,16 @@ async function run(argv: string[]): Promise<void> {
     const topic = first === "help" ? rest[1] : undefined;
     if (topic) return showCommandHelp(topic);
     if (first === undefined && isInteractive()) {
-      const { runMenu } = await import("../lib/chat/menu.ts");
       const at = globals.findIndex((g) => g === "--config" || g.startsWith("--config="));
       const configFile = at < 0 ? undefined : globals[at] === "--config" ? globals[at + 1] : globals[at]!.slice("--config=".length);
-      return runMenu({ configFile });
+      if (noTui) {
+        const { runMenu } = await import("../lib/chat/menu.ts");
+        return runMenu({ configFile });
+      }
+      // the full-screen TUI; imported here so that no other command pays for it
+      const { runTui } = await import("../lib/tui/index.ts");
+      process.exitCode = await runTui({ configFile });
+      return;
     }
     console.log(plain(await renderUsage(main)));
     return;

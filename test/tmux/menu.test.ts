@@ -1,4 +1,4 @@
-// The menu of a bare `flashchat` in an 80x24 terminal: numbers and arrows, chat and back, resume, sessions, quit.
+// The menu of `flashchat --no-tui` in an 80x24 terminal: numbers and arrows, chat and back, resume, sessions, quit.
 import { afterAll, afterEach, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,7 +24,7 @@ test.skipIf(!hasTmux)("menu: fits 80x24, arrows and numbers, a chat returns to t
   const old = Session.create(sessionsDir, { now: 1_700_000_000_000 });
   old.append({ role: "user", content: "an old question" });
   old.append({ role: "assistant", content: "an old answer" });
-  term = new Tmux(home, [process.execPath, join(root, "scripts/flashchat.ts")], env, { cwd: home });
+  term = new Tmux(home, [process.execPath, join(root, "scripts/flashchat.ts"), "--no-tui"], env, { cwd: home });
   let screen = await term.waitFor("9. Quit", 20_000, "screen");
   for (const item of MENU) expect(screen).toContain(item);
   expect(screen).toContain("running at http://127.0.0.1:"); // the stub answers /health

@@ -93,6 +93,16 @@ export class Tmux {
     }
   }
 
+  /** Resize the terminal (the program gets SIGWINCH). */
+  resize(cols: number, rows: number): void {
+    this.tmux("resize-window", "-t", this.session, "-x", String(cols), "-y", String(rows));
+  }
+
+  /** A tmux format about the pane: "#{alternate_on}" (1 while the program uses the alternate screen), "#{cursor_flag}". */
+  display(format: string): string {
+    return this.tmux("display-message", "-p", "-t", this.session, format).trim();
+  }
+
   kill(): void {
     Bun.spawnSync(["tmux", "-L", this.socket, "kill-server"], { stderr: "ignore" });
   }

@@ -1,0 +1,107 @@
+// Benchmark target `tui`: start to first frame of the TUI (a bare `flashchat` in a tmux terminal, timed until
+// its view tabs are on the screen) and its resident memory then, beside `bun -e` printing one line, started and
+// timed the same way in the same run (the ratio is the figure; absolute times depend on the machine's load).
+//   flashchat benchmark tui [--runs 5] [--json]
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "pathe";
+import { defineCommand } from "citty";
+import { globalArgs, jsonArgs, parseIntFlag } from "../cli.ts";
+import { UserError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { checkMachineLoad } from "./machine.ts";
+import { formatSummary, repeat, type Summary, summarize } from "./stats.ts";
+
+export interface TuiStartup {
+  /** ms from starting the process to its first frame on the screen */
+  firstFrameMs: Summary;
+  /** the same for `bun -e` printing a line (baseline) */
+  bunMs: Summary;
+  /** firstFrameMs.median / bunMs.median */
+  ratio: number;
+  /** resident memory of the TUI at its first frame */
+  rssMiB: Summary;
+}
+
+const repoRoot = join(import.meta.dir, "..", "..");
+const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
+/** Start `command` in a fresh 80x24 tmux terminal; ms until `marker` is on its screen, and the pane process's RSS then. */
+async function timeToScreen(command: string, marker: string, env: Record<string, string>, timeoutMs = 60_000): Promise<{ ms: number; rssBytes?: number }> {
+  const socket = `fc-bench-tui-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", socket, "-f", "/dev/null", ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+  const exports = Object.entries(env)
+    .map(([k, v]) => `export ${k}=${q(v)};`)
+    .join(" ");
+  const t0 = performance.now();
+  const started = tmux("new-session", "-d", "-s", "b", "-x", "80", "-y", "24", `unset CI; ${exports} exec ${command}`);
+  if (started.exitCode !== 0) throw new Error(`tmux could not start: ${started.stderr.toString()}`);
+  try {
+    for (;;) {
+      const screen = tmux("capture-pane", "-t", "b", "-p").stdout.toString();
+      if (screen.includes(marker)) {
+        const ms = performance.now() - t0;
+        const pid = Number(tmux("display-message", "-p", "-t", "b", "#{pane_pid}").stdout.toString().trim());
+        let rssBytes: number | undefined;
+        // Linux only: macOS has no /proc (process.platform darwin reports no memory figure)
+        if (process.platform === "linux") try {
+          const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+          if (m) rssBytes = Number(m[1]) * 1024;
+        } catch {
+          // not Linux, or gone: no memory figure
+        }
+        return { ms, rssBytes };
+      }
+      if (performance.now() - t0 > timeoutMs) throw new Error(`"${marker}" did not appear within ${timeoutMs} ms; screen:\n${screen}`);
+      await Bun.sleep(2);
+    }
+  } finally {
+    tmux("kill-server");
+  }
+}
+
+export async function runTuiBench(opts: { runs: number; warmup?: number }): Promise<TuiStartup> {
+  if (Bun.spawnSync(["sh", "-c", "command -v tmux"]).exitCode !== 0) throw new UserError("benchmark tui needs tmux", "install it (apt-get install tmux, brew install tmux)");
+  const home = mkdtempSync(join(tmpdir(), "fc-bench-tui-"));
+  const env = {
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, "c"),
+    XDG_DATA_HOME: join(home, "d"),
+    XDG_CACHE_HOME: join(home, "x"),
+    TERM: "xterm-256color",
+    // a port nothing listens on: the TUI opens with the server off and starts nothing
+    FLASHCHAT_SERVER_PORT: "1",
+  };
+  try {
+    const bun = q(process.execPath);
+    const tui = await repeat({ warmup: opts.warmup ?? 1, runs: opts.runs }, () => timeToScreen(`${bun} ${q(join(repoRoot, "scripts/flashchat.ts"))}`, "[1 Chat]", env));
+    const base = await repeat({ warmup: opts.warmup ?? 1, runs: opts.runs }, () => timeToScreen(`${bun} -e 'console.log("ready"); await Bun.sleep(60000)'`, "ready", env));
+    const firstFrameMs = summarize(tui.map((r) => r.ms));
+    const bunMs = summarize(base.map((r) => r.ms));
+    const rss = tui.flatMap((r) => (r.rssBytes ? [r.rssBytes / 2 ** 20] : []));
+    return { firstFrameMs, bunMs, ratio: firstFrameMs.median / bunMs.median, rssMiB: rss.length ? summarize(rss) : { median: NaN, min: NaN, max: NaN, n: 0 } };
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+const command = defineCommand({
+  meta: { name: "tui", description: "TUI start to first frame and memory, beside `bun -e` started the same way" },
+  args: {
+    ...globalArgs,
+    ...jsonArgs,
+    runs: { type: "string", description: "Measured runs of each (default 5)", valueHint: "N" },
+  },
+  async run({ args }) {
+    const busy = checkMachineLoad();
+    if (busy) logger.warn(busy);
+    const r = await runTuiBench({ runs: parseIntFlag(args.runs, "--runs", 2) ?? 5 });
+    if (args.json) return console.log(JSON.stringify(r, null, 2));
+    console.log(`TUI start to first frame  ${formatSummary(r.firstFrameMs)} ms`);
+    console.log(`bun -e, first line        ${formatSummary(r.bunMs)} ms`);
+    console.log(`ratio                     ${r.ratio.toFixed(2)}x`);
+    console.log(`TUI memory at first frame ${r.rssMiB.n ? `${formatSummary(r.rssMiB)} MiB` : "not measured"}`);
+  },
+});
+
+export default command;

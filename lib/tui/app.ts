@@ -1,0 +1,388 @@
+// The TUI's frame: status line, view tabs, the active view, the footer (messages, one-line prompts, key hints),
+// the help overlay, and the keys that work everywhere (Tab, 1-5, ?, :, /, q, Ctrl-C).
+import { BoxRenderable, type CliRenderer, InputRenderable, InputRenderableEvents, type KeyEvent, RGBA, TextRenderable } from "@opentui/core";
+import { loadFlashchatConfig } from "../config/index.ts";
+import type { ResolvedConfig } from "../config/schema.ts";
+import { readServerState, type ServerState } from "../process/server-control.ts";
+import { ChatView } from "./chat-view.ts";
+import { LogView } from "./log-view.ts";
+import { SessionsView } from "./sessions-view.ts";
+import { SettingsView } from "./settings-view.ts";
+import { StatusView } from "./status-view.ts";
+import { resolveTheme, type Theme } from "./theme.ts";
+import { type AppServices, colourOf, cut, inputColours, paint, type PromptSpec, styled, type View, type ViewName } from "./ui.ts";
+
+export const VIEW_ORDER: readonly ViewName[] = ["chat", "log", "sessions", "settings", "status"];
+
+const GLOBAL_HELP = [
+  "Tab Shift-Tab  next / previous view   1-5  Chat Log Sessions Settings Status",
+  "?  this help    :  command line    /  search the view    q  quit",
+  "Esc     stop a reply · leave the chat input · close a prompt",
+  "Ctrl-C  stop a reply, else quit        mouse wheel scrolls the chat",
+];
+
+const COMMAND_HELP = [
+  ":chat :log :sessions :settings :status  views   :new  new chat   :q  quit",
+  ":think on|off    :theme dark|light|plain    :set KEY VALUE (saved)",
+  ":restart  stop the server; the next message starts it with new settings",
+];
+
+export interface TuiAppOptions {
+  configFile?: string;
+  /** Open on this session (chat --resume style). */
+  resume?: string;
+}
+
+export class TuiApp implements AppServices {
+  readonly tokens: AppServices["tokens"] = { prompt: 0, completion: 0 };
+  server?: ServerState;
+  private readonly views: View[];
+  private active: View;
+  private readonly header: TextRenderable;
+  private readonly tabs: TextRenderable;
+  private readonly main: BoxRenderable;
+  private readonly message: TextRenderable;
+  private readonly promptRow: BoxRenderable;
+  private readonly promptLabel: TextRenderable;
+  private readonly promptInput: InputRenderable;
+  private readonly hints: TextRenderable;
+  private readonly helpBox: BoxRenderable;
+  private readonly helpText: TextRenderable;
+  private promptSpec?: PromptSpec;
+  private confirmAction?: () => void;
+  private poll?: ReturnType<typeof setInterval>;
+  private done!: () => void;
+  readonly finished = new Promise<void>((r) => (this.done = r));
+  private quitting = false;
+
+  constructor(
+    readonly renderer: CliRenderer,
+    public theme: Theme,
+    public config: ResolvedConfig,
+    private readonly opts: TuiAppOptions = {},
+  ) {
+    const root = new BoxRenderable(renderer, { id: "root", flexDirection: "column", width: "100%", height: "100%" });
+    this.header = new TextRenderable(renderer, { id: "header", height: 1, content: "" });
+    this.tabs = new TextRenderable(renderer, { id: "tabs", height: 1, content: "" });
+    this.main = new BoxRenderable(renderer, { id: "main", flexGrow: 1, flexDirection: "column" });
+    this.message = new TextRenderable(renderer, { id: "message", height: 1, content: "" });
+    this.promptRow = new BoxRenderable(renderer, { id: "prompt-row", height: 1, flexDirection: "row", visible: false });
+    this.promptLabel = new TextRenderable(renderer, { id: "prompt-label", height: 1, content: "" });
+    this.promptInput = new InputRenderable(renderer, { id: "prompt-input", flexGrow: 1, value: "", ...inputColours(theme) });
+    this.promptRow.add(this.promptLabel);
+    this.promptRow.add(this.promptInput);
+    this.hints = new TextRenderable(renderer, { id: "hints", height: 1, content: "" });
+    root.add(this.header);
+    root.add(this.tabs);
+    root.add(this.main);
+    root.add(this.message);
+    root.add(this.promptRow);
+    root.add(this.hints);
+    renderer.root.add(root);
+
+    this.helpBox = new BoxRenderable(renderer, {
+      id: "help",
+      position: "absolute",
+      top: 2,
+      left: 0,
+      zIndex: 100,
+      border: true,
+      title: " keys · any key closes ",
+      visible: false,
+      shouldFill: true,
+      backgroundColor: theme.color ? (theme.name === "light" ? "#ffffff" : "#1e222a") : RGBA.defaultBackground(),
+      borderColor: colourOf(theme, "border"),
+    });
+    this.helpText = new TextRenderable(renderer, { id: "help-text", content: "" });
+    this.helpBox.add(this.helpText);
+    renderer.root.add(this.helpBox);
+
+    this.views = [new ChatView(this, opts.configFile), new LogView(this), new SessionsView(this), new SettingsView(this), new StatusView(this)];
+    for (const v of this.views) {
+      v.root.visible = false;
+      this.main.add(v.root);
+    }
+    this.active = this.views[0]!;
+
+    this.promptInput.on(InputRenderableEvents.INPUT, (value: string) => {
+      const check = this.promptSpec?.onInput?.(value);
+      if (check) this.notify(check.message, check.ok ? "ok" : "error");
+    });
+    renderer.keyInput.on("keypress", (k: KeyEvent) => this.onKey(k));
+    renderer.on("resize", () => this.refreshAll());
+  }
+
+  get chat(): ChatView {
+    return this.views[0] as ChatView;
+  }
+
+  async start(): Promise<void> {
+    this.switchTo("chat");
+    if (this.opts.resume) this.resumeSession(this.opts.resume);
+    this.renderHints();
+    this.statusChanged();
+    // the first frame does not wait for the server's answer
+    void this.pollServer();
+    this.poll = setInterval(() => void this.pollServer(), 2000);
+  }
+
+  private async pollServer(): Promise<void> {
+    if (this.quitting) return;
+    this.server = await readServerState(this.config);
+    this.statusChanged();
+  }
+
+  // ---- AppServices ----
+
+  async reloadConfig(): Promise<void> {
+    this.config = await loadFlashchatConfig({ configFile: this.opts.configFile, createUserConfig: false });
+    this.refreshAll();
+  }
+
+  notify(text: string, level: "info" | "ok" | "warn" | "error" = "info"): void {
+    const role = level === "info" ? "dim" : level;
+    this.message.content = styled(paint(this.theme, role, cut(text, this.renderer.width)));
+  }
+
+  prompt(spec: PromptSpec): void {
+    this.confirmAction = undefined;
+    this.promptSpec = spec;
+    this.promptLabel.content = styled(paint(this.theme, "accent", spec.label));
+    this.promptLabel.width = spec.label.length;
+    this.promptInput.value = spec.value ?? "";
+    this.promptRow.visible = true;
+    this.promptInput.focus();
+    const check = spec.onInput?.(this.promptInput.value);
+    if (check) this.notify(check.message, check.ok ? "ok" : "error");
+    this.renderHints();
+  }
+
+  private closePrompt(): void {
+    this.promptSpec = undefined;
+    this.promptRow.visible = false;
+    this.promptInput.blur();
+    if (this.active === this.chat) this.chat.focusInput();
+    this.renderHints();
+  }
+
+  confirm(question: string, onYes: () => void): void {
+    this.confirmAction = onYes;
+    this.notify(`${question} [y/N]`, "warn");
+  }
+
+  switchTo(name: ViewName): void {
+    const next = this.views.find((v) => v.name === name)!;
+    if (next !== this.active) {
+      this.active.root.visible = false;
+      this.active.hidden();
+    }
+    this.active = next;
+    next.root.visible = true;
+    next.shown();
+    this.renderTabs();
+    this.renderHints();
+  }
+
+  resumeSession(id: string): void {
+    this.switchTo("chat");
+    this.chat.resume(id);
+  }
+
+  statusChanged(): void {
+    const s = this.server;
+    const model = s?.model ?? this.chat.model ?? this.config.modelRepo;
+    const server = !s ? "server …" : s.running ? `server :${s.port} ${s.healthy ? "ok" : (s.status ?? "not answering")}` : `server off (:${s.port})`;
+    const parts = ["flashchat", ...(this.chat.streaming ? ["replying…"] : []), model, server];
+    if (this.chat.backend) parts.push(this.chat.backend);
+    const t = this.tokens;
+    if (t.contextSize) parts.push(`ctx ${t.contextUsed ?? 0}/${t.contextSize}`);
+    parts.push(`${t.completion} tok generated`);
+    this.header.content = styled(paint(this.theme, "accent", cut(parts.join(" · "), this.renderer.width), { bold: true }));
+  }
+
+  // ---- drawing ----
+
+  private renderTabs(): void {
+    const chunks = this.views.flatMap((v, i) => {
+      const label = ` ${i + 1} ${v.title} `;
+      return [v === this.active ? paint(this.theme, "accent", `[${label.trim()}]`, { bold: true }) : paint(this.theme, "dim", label), paint(this.theme, "dim", " ")];
+    });
+    this.tabs.content = styled(...chunks);
+  }
+
+  private renderHints(): void {
+    let text: string;
+    if (this.promptSpec) text = "Enter accepts · Esc cancels";
+    else if (this.active === this.chat && this.chat.inputFocused) text = "Enter sends · Esc stops a reply / leaves the input · Tab views · ? help · Ctrl-C quits";
+    else text = "j/k move · g/G ends · / search · : command · Tab views · ? help · q quit";
+    this.hints.content = styled(paint(this.theme, "dim", cut(text, this.renderer.width)));
+  }
+
+  /** The terminal said its background changed (or :theme): redraw everything in the new colours. */
+  applyTheme(theme: Theme): void {
+    this.theme = theme;
+    this.helpBox.backgroundColor = theme.color ? (theme.name === "light" ? "#ffffff" : "#1e222a") : RGBA.defaultBackground();
+    this.helpBox.borderColor = colourOf(theme, "border");
+    Object.assign(this.promptInput, inputColours(theme));
+    this.refreshAll();
+  }
+
+  private refreshAll(): void {
+    for (const v of this.views) v.refresh();
+    this.renderTabs();
+    this.renderHints();
+    this.statusChanged();
+    if (this.helpBox.visible) this.showHelp();
+  }
+
+  private showHelp(): void {
+    const lines = ["flashchat keys", "", ...GLOBAL_HELP, "", `${this.active.title} view`, ...this.active.help, "", "Commands", ...COMMAND_HELP];
+    const w = Math.max(20, this.renderer.width);
+    this.helpText.content = styled(paint(this.theme, "text", lines.map((l) => cut(l, w - 2)).join("\n")));
+    this.helpBox.width = w;
+    this.helpBox.height = Math.min(lines.length + 2, Math.max(5, this.renderer.height - 3));
+    this.helpBox.visible = true;
+  }
+
+  // ---- keys ----
+
+  private onKey(k: KeyEvent): void {
+    const stop = () => k.preventDefault();
+    if (this.helpBox.visible) {
+      this.helpBox.visible = false;
+      return stop();
+    }
+    if (k.ctrl && k.name === "c") {
+      stop();
+      if (this.chat.streaming) return this.chat.stop();
+      return void this.quit();
+    }
+    if (this.confirmAction) {
+      const yes = k.name === "y";
+      const action = this.confirmAction;
+      this.confirmAction = undefined;
+      this.notify(yes ? "" : "cancelled");
+      if (yes) action();
+      return stop();
+    }
+    if (this.promptSpec) {
+      if (k.name === "escape") {
+        stop();
+        const spec = this.promptSpec;
+        this.closePrompt();
+        this.notify("");
+        spec.onCancel?.();
+        return;
+      }
+      if (k.name === "return" || k.name === "enter") {
+        stop();
+        const spec = this.promptSpec;
+        const value = this.promptInput.value;
+        this.closePrompt();
+        void Promise.resolve(spec.onSubmit(value)).catch((e) => this.notify((e as Error).message, "error"));
+        return;
+      }
+      return; // typing goes to the prompt
+    }
+    if (k.name === "tab") {
+      stop();
+      const i = VIEW_ORDER.indexOf(this.active.name);
+      return this.switchTo(VIEW_ORDER[(i + (k.shift ? VIEW_ORDER.length - 1 : 1)) % VIEW_ORDER.length]!);
+    }
+    if (this.active === this.chat && this.chat.inputFocused) {
+      if (k.name === "escape") {
+        stop();
+        if (this.chat.streaming) this.chat.stop();
+        else {
+          this.chat.blurInput();
+          this.renderHints();
+        }
+        return;
+      }
+      if (this.chat.inputKey(k)) return stop();
+      return; // typing goes to the chat input
+    }
+    // navigation mode
+    const ch = k.sequence;
+    if (ch === "?") {
+      stop();
+      return this.showHelp();
+    }
+    if (ch === ":") {
+      stop();
+      return this.prompt({ label: ":", onSubmit: (v) => this.command(v) });
+    }
+    if (ch === "/" && this.active.search) {
+      stop();
+      const view = this.active;
+      return this.prompt({ label: "/", onInput: (v) => (view.search!(v), undefined), onSubmit: (v) => view.search!(v), onCancel: () => view.search!("") });
+    }
+    if (/^[1-5]$/.test(ch) && !k.ctrl && !k.meta) {
+      stop();
+      return this.switchTo(VIEW_ORDER[Number(ch) - 1]!);
+    }
+    if (ch === "q" && !k.ctrl) {
+      stop();
+      return void this.quit();
+    }
+    if (this.active.key(k)) {
+      stop();
+      this.renderHints();
+    }
+  }
+
+  /** The `:` command line. */
+  private async command(line: string): Promise<void> {
+    const [cmd = "", ...args] = line.trim().split(/\s+/);
+    const rest = line.trim().slice(cmd.length).trim();
+    switch (cmd) {
+      case "":
+        return;
+      case "q":
+      case "quit":
+      case "exit":
+        return this.quit();
+      case "help":
+        return this.showHelp();
+      case "chat":
+      case "log":
+      case "sessions":
+      case "settings":
+      case "status":
+        return this.switchTo(cmd);
+      case "new":
+        this.switchTo("chat");
+        return this.chat.newSession();
+      case "restart":
+        return this.chat.restartServer();
+      case "think":
+        if (args[0] !== "on" && args[0] !== "off") return this.notify("usage: :think on|off", "error");
+        this.chat.setThinking(args[0] === "on");
+        return this.notify(`thinking is ${args[0] === "on" ? "shown" : "folded"}`);
+      case "theme": {
+        const name = args[0];
+        if (name !== "dark" && name !== "light" && name !== "plain") return this.notify("usage: :theme dark|light|plain", "error");
+        this.applyTheme(resolveTheme({ color: this.config.colorOutput, forced: name }));
+        return this.notify(`theme ${this.theme.name}`);
+      }
+      case "set": {
+        const key = args[0];
+        const value = rest.slice((key ?? "").length).trim();
+        if (!key) return this.notify("usage: :set KEY VALUE", "error");
+        const settings = this.views.find((v) => v.name === "settings") as SettingsView;
+        return settings.save(key.toUpperCase(), value);
+      }
+      default:
+        this.notify(`unknown command :${cmd} (:help lists them)`, "error");
+    }
+  }
+
+  async quit(): Promise<void> {
+    if (this.quitting) return;
+    this.quitting = true;
+    if (this.poll) clearInterval(this.poll);
+    this.chat.stop();
+    for (const v of this.views) v.hidden();
+    this.done();
+  }
+}

@@ -1,0 +1,435 @@
+// The TUI's chat: the conversation as Markdown in a scrolling pane, thinking folded or shown, tool calls marked
+// as such, a stats line per reply; the input line under it. Replies stream from the local server (lib/client)
+// and are journalled to the session file as they arrive (lib/chat/sessions), exactly as `flashchat chat` does.
+import { BoxRenderable, InputRenderable, InputRenderableEvents, type KeyEvent, MarkdownRenderable, RGBA, ScrollBoxRenderable, SyntaxStyle, TextRenderable } from "@opentui/core";
+import { loadHealth, ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "../client/api.ts";
+import { ensureServer, resolveApiKey, stopServer } from "../client/local.ts";
+import { renderStats, resolveStats } from "../chat/chat.ts";
+import { type ReplyStats, resolveRequestMessages, Session, type SessionMessage } from "../chat/sessions.ts";
+import { isUserError } from "../errors.ts";
+import { requestSampling } from "../model/target.ts";
+import { readServerState } from "../process/server-control.ts";
+import type { Theme } from "./theme.ts";
+import { type AppServices, colourOf, inputColours, paint, styled, type View } from "./ui.ts";
+
+/** Reply text for the Markdown renderer: tool calls (<tool_call>…</tool_call>) become labelled blocks. */
+export function renderToolCalls(content: string): string {
+  return content.replace(/<tool_call>\s*([\s\S]*?)(\s*<\/tool_call>|$)/g, (_m, body: string, end: string) => {
+    const fence = "```";
+    return `\n**⚙ tool call**\n\n${fence}tool-call\n${body.trim()}\n${end ? fence : ""}`;
+  });
+}
+
+/** "thinking · 312 chars (t shows it)" when folded, the text itself when shown. */
+export function renderReasoning(reasoning: string, shown: boolean, streaming: boolean): string {
+  if (!reasoning) return "";
+  if (shown) return reasoning.trim();
+  return `▸ thinking${streaming ? "…" : ""} · ${reasoning.length} chars (t or :think on shows it)`;
+}
+
+function createMarkdownStyle(theme: Theme, renderer: AppServices["renderer"]): SyntaxStyle {
+  const c = (v?: string) => (theme.color ? v : RGBA.defaultForeground());
+  return SyntaxStyle.fromStyles(
+    {
+      default: { fg: c(theme.text) },
+      "markup.heading": { fg: c(theme.accent), bold: true },
+      "markup.strong": { bold: true },
+      "markup.italic": { italic: true },
+      "markup.strikethrough": { dim: true },
+      "markup.raw": { fg: c(theme.code) },
+      "markup.raw.block": { fg: c(theme.code) },
+      "markup.quote": { fg: c(theme.dim), italic: true },
+      "markup.list": { fg: c(theme.accent) },
+      "markup.link": { fg: c(theme.accent), underline: true },
+      "markup.link.label": { fg: c(theme.accent) },
+      "markup.link.url": { fg: c(theme.dim), underline: true },
+      keyword: { fg: c(theme.accent), bold: true },
+      string: { fg: c(theme.ok) },
+      comment: { fg: c(theme.dim), italic: true },
+      number: { fg: c(theme.warn) },
+      function: { fg: c(theme.code) },
+      conceal: { fg: c(theme.dim) },
+    },
+    renderer.nativeScene,
+  );
+}
+
+interface ReplyBlock {
+  box: BoxRenderable;
+  reasoningText: TextRenderable;
+  markdown: MarkdownRenderable;
+  statsText: TextRenderable;
+  reasoning: string;
+  content: string;
+  streaming: boolean;
+}
+
+export class ChatView implements View {
+  readonly name = "chat" as const;
+  readonly title = "Chat";
+  readonly root: BoxRenderable;
+  readonly help = [
+    "Enter  send        Esc  stop a reply / leave the input    i  back to input",
+    "t (Ctrl-T typing)  fold / show thinking    PgUp PgDn j k g G  scroll",
+    "typed: /new  /think on|off  /quit   (as in `flashchat chat`)",
+  ];
+  model?: string;
+  backend?: string;
+  private session?: Session;
+  private readonly transcript: ScrollBoxRenderable;
+  private readonly input: InputRenderable;
+  private readonly prompt: TextRenderable;
+  private readonly replies: ReplyBlock[] = [];
+  private markdownStyle: SyntaxStyle;
+  private controller?: AbortController;
+  private showThinking: boolean;
+  private baseUrl?: string;
+  private nBlocks = 0;
+
+  constructor(
+    private readonly app: AppServices,
+    /** --config FILE, passed on to a server the TUI starts. */
+    private readonly configFile?: string,
+  ) {
+    const r = app.renderer;
+    this.showThinking = app.config.showThinking;
+    this.root = new BoxRenderable(r, { id: "chat", flexDirection: "column", flexGrow: 1 });
+    this.transcript = new ScrollBoxRenderable(r, {
+      id: "chat-transcript",
+      flexGrow: 1,
+      stickyScroll: true,
+      stickyStart: "bottom",
+      contentOptions: { flexDirection: "column" },
+      scrollbarOptions: { trackOptions: { foregroundColor: colourOf(app.theme, "border"), backgroundColor: app.theme.color ? "transparent" : RGBA.defaultBackground() } },
+    });
+    const row = new BoxRenderable(r, { id: "chat-input-row", height: 1, flexDirection: "row" });
+    this.prompt = new TextRenderable(r, { id: "chat-prompt", width: 2, height: 1, content: styled(paint(app.theme, "user", "> ")) });
+    this.input = new InputRenderable(r, { id: "chat-input", flexGrow: 1, placeholder: "message the model · Enter sends", ...inputColours(app.theme) });
+    row.add(this.prompt);
+    row.add(this.input);
+    this.root.add(this.transcript);
+    this.root.add(row);
+    this.markdownStyle = createMarkdownStyle(app.theme, r);
+    this.input.on(InputRenderableEvents.ENTER, () => {
+      const text = this.input.value;
+      if (!text.trim() || this.streaming) return;
+      this.input.value = "";
+      void this.submit(text).catch((e) => this.app.notify((e as Error).message, "error"));
+    });
+    this.note("flashchat · type a message and press Enter · ? shows the keys");
+  }
+
+  get streaming(): boolean {
+    return this.controller !== undefined;
+  }
+
+  get inputFocused(): boolean {
+    return this.input.focused;
+  }
+
+  focusInput(): void {
+    this.input.focus();
+  }
+
+  blurInput(): void {
+    this.input.blur();
+  }
+
+  shown(): void {
+    this.focusInput();
+  }
+
+  hidden(): void {
+    this.blurInput();
+  }
+
+  refresh(): void {
+    Object.assign(this.input, inputColours(this.app.theme));
+    this.prompt.content = styled(paint(this.app.theme, "user", "> "));
+    this.markdownStyle = createMarkdownStyle(this.app.theme, this.app.renderer);
+    for (const b of this.replies) {
+      b.markdown.syntaxStyle = this.markdownStyle;
+      b.markdown.fg = colourOf(this.app.theme, "text");
+      this.drawReasoning(b);
+    }
+  }
+
+  /** Keys while typing that are not text: scrolling and the thinking toggle. */
+  inputKey(k: KeyEvent): boolean {
+    if (k.name === "pageup") return this.transcript.scrollBy(-0.5, "viewport"), true;
+    if (k.name === "pagedown") return this.transcript.scrollBy(0.5, "viewport"), true;
+    if (k.ctrl && k.name === "t") return this.setThinking(!this.showThinking), true;
+    return false;
+  }
+
+  key(k: KeyEvent): boolean {
+    const ch = k.sequence;
+    if (k.name === "return" || ch === "i") return this.focusInput(), true;
+    if (ch === "t") return this.setThinking(!this.showThinking), true;
+    if (k.name === "down" || ch === "j") return this.transcript.scrollBy(1), true;
+    if (k.name === "up" || ch === "k") return this.transcript.scrollBy(-1), true;
+    if (k.name === "pagedown") return this.transcript.scrollBy(0.5, "viewport"), true;
+    if (k.name === "pageup") return this.transcript.scrollBy(-0.5, "viewport"), true;
+    if (ch === "g" || k.name === "home") return this.transcript.scrollTo(0), true;
+    if (ch === "G" || k.name === "end") return this.transcript.scrollTo(Number.POSITIVE_INFINITY), true;
+    return false;
+  }
+
+  setThinking(on: boolean): void {
+    this.showThinking = on;
+    for (const b of this.replies) this.drawReasoning(b);
+    this.app.notify(`thinking is ${on ? "shown" : "folded"}`);
+  }
+
+  stop(): void {
+    this.controller?.abort();
+  }
+
+  /** Stop our background server; the next message starts it again with the settings as they are now. */
+  async restartServer(): Promise<void> {
+    if (this.streaming) return this.app.notify("a reply is streaming: Esc stops it first", "warn");
+    const r = await stopServer(this.app.config);
+    this.baseUrl = undefined;
+    this.backend = undefined;
+    this.app.notify(r.stopped ? `${r.message} · the next message starts it with the current settings` : r.message, r.stopped ? "ok" : "warn");
+    this.app.statusChanged();
+  }
+
+  newSession(): void {
+    if (this.streaming) return this.app.notify("a reply is streaming: Esc stops it first", "warn");
+    if (this.session) this.note(`session ${this.session.id} saved`);
+    this.session = undefined;
+    this.clearTranscript();
+    this.note("new session");
+    this.app.tokens.contextUsed = 0;
+    this.app.statusChanged();
+  }
+
+  /** Load a saved session into the pane; the next message continues it. */
+  resume(id: string): void {
+    if (this.streaming) return this.app.notify("a reply is streaming: Esc stops it first", "warn");
+    let opened: ReturnType<typeof Session.open>;
+    try {
+      opened = Session.open(this.app.config.paths, id);
+    } catch (e) {
+      if (isUserError(e)) return this.app.notify(e.message, "error");
+      throw e;
+    }
+    this.session = opened.session;
+    this.clearTranscript();
+    this.note(`resumed ${this.session.id} · ${this.session.turns} turn${this.session.turns === 1 ? "" : "s"}`);
+    for (const w of opened.warnings) this.note(`warning: ${w}`, "warn");
+    for (const m of this.session.messages) {
+      if (m.role === "user") this.addUser(m.content);
+      else if (m.role === "system") this.note(`system prompt: ${m.content}`);
+      else {
+        // drawn the way a live reply is (OpenTUI's Markdown shows nothing for text it is given before its first frame)
+        const b = this.addReply();
+        b.reasoning = m.reasoning ?? "";
+        b.content = m.content;
+        b.markdown.content = renderToolCalls(m.content);
+        const stats = m.stats ? renderStats(m.stats) : "";
+        this.app.renderer.once("frame", () => this.finishBlock(b, stats, m.interrupted ? "[interrupted]" : undefined));
+      }
+    }
+    this.focusInput();
+  }
+
+  private clearTranscript(): void {
+    for (const child of this.transcript.getChildren()) {
+      this.transcript.remove(child);
+      child.destroyRecursively();
+    }
+    this.replies.length = 0;
+  }
+
+  private nextId(kind: string): string {
+    return `chat-${kind}-${this.nBlocks++}`;
+  }
+
+  private note(text: string, level: "dim" | "warn" | "error" = "dim"): void {
+    this.transcript.add(new TextRenderable(this.app.renderer, { id: this.nextId("note"), content: styled(paint(this.app.theme, level, text)) }));
+  }
+
+  private addUser(text: string): void {
+    const t = new TextRenderable(this.app.renderer, { id: this.nextId("user"), content: styled(paint(this.app.theme, "user", `> ${text}`, { bold: true })), marginTop: 1 });
+    this.transcript.add(t);
+  }
+
+  /** A reply's block: streaming (no `done`), or a finished one (a resumed session) drawn complete from the start. */
+  private addReply(done?: { content: string; reasoning: string }): ReplyBlock {
+    const r = this.app.renderer;
+    const box = new BoxRenderable(r, { id: this.nextId("reply"), flexDirection: "column" });
+    const reasoningText = new TextRenderable(r, { id: this.nextId("reasoning"), content: "", visible: false });
+    const markdown = new MarkdownRenderable(r, {
+      id: this.nextId("md"),
+      content: done ? renderToolCalls(done.content) : "",
+      syntaxStyle: this.markdownStyle,
+      streaming: !done,
+      conceal: true,
+      fg: colourOf(this.app.theme, "text"),
+    });
+    const statsText = new TextRenderable(r, { id: this.nextId("stats"), content: "", visible: false });
+    box.add(reasoningText);
+    box.add(markdown);
+    box.add(statsText);
+    this.transcript.add(box);
+    const b: ReplyBlock = { box, reasoningText, markdown, statsText, reasoning: done?.reasoning ?? "", content: done?.content ?? "", streaming: !done };
+    this.replies.push(b);
+    return b;
+  }
+
+  private drawReasoning(b: ReplyBlock): void {
+    const text = renderReasoning(b.reasoning, this.showThinking, b.streaming);
+    b.reasoningText.visible = text !== "";
+    b.reasoningText.content = styled(paint(this.app.theme, "dim", text));
+  }
+
+  private finishBlock(b: ReplyBlock, stats: string, flag?: string): void {
+    if (b.streaming) {
+      b.streaming = false;
+      b.markdown.content = renderToolCalls(b.content);
+      b.markdown.streaming = false;
+    }
+    this.drawReasoning(b);
+    const line = [flag, stats].filter(Boolean).join(" · ");
+    b.statsText.visible = line !== "";
+    b.statsText.content = styled(paint(this.app.theme, flag ? "warn" : "dim", line));
+  }
+
+  /** Make sure a server runs: a running one is used; otherwise the TUI steps aside while setup and start-up talk. */
+  private async connect(): Promise<string> {
+    const config = this.app.config;
+    const state = await readServerState(config);
+    const opts = { apiKey: resolveApiKey(config) };
+    let server: Awaited<ReturnType<typeof ensureServer>>;
+    if (state.running) server = await ensureServer(config, { ...opts, autoStart: false, say: (l) => this.app.notify(l) });
+    else {
+      const r = this.app.renderer;
+      r.suspend();
+      try {
+        process.stderr.write("\nflashchat: starting the server for the TUI (it keeps running; `flashchat serve --stop` stops it)\n");
+        server = await ensureServer(config, { ...opts, configFile: this.configFile, prepare: async () => (await import("../setup/index.ts")).ensureReady(config, {}) });
+      } finally {
+        r.resume();
+      }
+    }
+    this.baseUrl = server.client.url;
+    this.model = server.model;
+    const health = await loadHealth(this.baseUrl);
+    const engine = health?.engine as { backend?: string; context?: number } | undefined;
+    if (engine?.backend) this.backend = engine.backend;
+    const ctx = typeof health?.context_length === "number" ? health.context_length : engine?.context;
+    if (ctx) this.app.tokens.contextSize = ctx;
+    this.app.statusChanged();
+    return this.baseUrl;
+  }
+
+  private async submit(text: string): Promise<void> {
+    const t = text.trim();
+    if (t === "/new") return this.newSession();
+    if (t === "/quit" || t === "/q" || t === "/exit") return void (this.app as { quit?: () => Promise<void> }).quit?.();
+    if (t.startsWith("/think")) {
+      const v = t.split(/\s+/)[1];
+      return this.setThinking(v === undefined ? !this.showThinking : v === "on");
+    }
+    await this.turn(text);
+  }
+
+  /** One exchange, as lib/chat's turn: the message is saved once the server takes it; the reply is journalled. */
+  async turn(text: string): Promise<void> {
+    this.addUser(text);
+    const controller = new AbortController();
+    this.controller = controller;
+    this.app.statusChanged();
+    const block = this.addReply();
+    try {
+      let baseUrl = this.baseUrl;
+      if (!baseUrl) {
+        try {
+          baseUrl = await this.connect();
+        } catch (e) {
+          this.finishBlock(block, "", `cannot reach the server: ${(e as Error).message}`);
+          return;
+        }
+      }
+      const session = (this.session ??= Session.create(this.app.config.paths.sessionsDir, { model: this.model }));
+      const pending: SessionMessage = { role: "user", content: text };
+      let stored = false;
+      const store = () => {
+        if (!stored) session.append(pending);
+        stored = true;
+      };
+      const journal = session.startReply({ model: this.model });
+      const startMs = performance.now();
+      let firstMs: number | undefined;
+      let nChunks = 0;
+      let usage: Usage | undefined;
+      let outcome: "done" | "interrupted" | "server-gone" | "refused" = "done";
+      let failure = "";
+      try {
+        for await (const ev of streamChatCompletion({
+          baseUrl,
+          model: this.model,
+          messages: resolveRequestMessages([...session.messages, pending]),
+          maxTokens: this.app.config.maxTokens,
+          ...requestSampling(this.app.config),
+          signal: controller.signal,
+          apiKey: resolveApiKey(this.app.config),
+        })) {
+          store();
+          if (ev.type === "done") {
+            usage = ev.usage;
+            continue;
+          }
+          firstMs ??= performance.now();
+          nChunks++;
+          if (ev.type === "reasoning") {
+            block.reasoning += ev.text;
+            journal.add("reasoning", ev.text);
+            this.drawReasoning(block);
+          } else {
+            block.content += ev.text;
+            journal.add("content", ev.text);
+            block.markdown.content = renderToolCalls(block.content);
+          }
+        }
+      } catch (e) {
+        if (controller.signal.aborted) outcome = "interrupted";
+        else if (e instanceof ServerGoneError) {
+          outcome = "server-gone";
+          failure = e.message;
+          this.baseUrl = undefined;
+        } else if (e instanceof ServerApiError) {
+          outcome = "refused";
+          failure = e.message;
+        } else throw e;
+      }
+      const stats: ReplyStats = resolveStats({ startMs, firstMs, endMs: performance.now(), nChunks, usage });
+      if (outcome === "refused" && !block.content && !block.reasoning) {
+        journal.cancel();
+        this.finishBlock(block, "", failure);
+        return;
+      }
+      store();
+      journal.finish({
+        role: "assistant",
+        content: block.content,
+        ...(block.reasoning ? { reasoning: block.reasoning } : {}),
+        ...(this.model ? { model: this.model } : {}),
+        stats,
+        ...(outcome === "done" ? {} : { interrupted: true }),
+      });
+      this.app.tokens.completion += stats.completion_tokens ?? 0;
+      this.app.tokens.prompt += stats.prompt_tokens ?? 0;
+      if (stats.prompt_tokens !== undefined) this.app.tokens.contextUsed = stats.prompt_tokens + (stats.completion_tokens ?? 0);
+      if (outcome === "interrupted") this.finishBlock(block, renderStats(stats), "[stopped · the session keeps what arrived]");
+      else if (outcome === "server-gone") this.finishBlock(block, "", `reply cut off: ${failure} · send again to reconnect`);
+      else if (outcome === "refused") this.finishBlock(block, "", failure);
+      else this.finishBlock(block, renderStats(stats));
+    } finally {
+      this.controller = undefined;
+      this.app.statusChanged();
+    }
+  }
+}

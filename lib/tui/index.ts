@@ -1,0 +1,60 @@
+// The full-screen TUI of a bare `flashchat` on a terminal (OpenTUI): start it, follow the terminal's theme,
+// and put the terminal back as it was on quit, on a signal and on a crash. Imported lazily by scripts/flashchat.ts.
+import { loadFlashchatConfig } from "../config/index.ts";
+import { resolveTheme } from "./theme.ts";
+
+export interface RunTuiOptions {
+  configFile?: string;
+  resume?: string;
+}
+
+const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1, SIGQUIT: 3 } as const;
+
+/** Run the TUI until the user quits; resolves with the exit code (0, or 128+signal). */
+export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
+  const config = await loadFlashchatConfig({ configFile: opts.configFile });
+  const { createCliRenderer } = await import("@opentui/core");
+  const renderer = await createCliRenderer({
+    screenMode: "alternate-screen",
+    exitOnCtrlC: false,
+    // we handle signals ourselves so that each one ends the process (OpenTUI's handler only tears down)
+    exitSignals: [],
+    useMouse: true,
+    openConsoleOnError: false,
+    targetFps: 30,
+  });
+  let restored = false;
+  const restore = () => {
+    if (restored) return;
+    restored = true;
+    renderer.destroy();
+  };
+  // a crash: terminal back first, then the stack on the normal screen, exit 1
+  const onCrash = (e: unknown) => {
+    restore();
+    void renderer.closed.finally(() => {
+      process.stderr.write(`flashchat TUI crashed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exit(1);
+    });
+  };
+  process.on("uncaughtException", onCrash);
+  process.on("unhandledRejection", onCrash);
+
+  const { TuiApp } = await import("./app.ts");
+  const app = new TuiApp(renderer, resolveTheme({ color: config.colorOutput, terminalMode: renderer.themeMode }), config, opts);
+  renderer.on("theme_mode", (mode: "dark" | "light") => app.applyTheme(resolveTheme({ color: app.config.colorOutput, terminalMode: mode })));
+  let exitCode = 0;
+  for (const [sig, n] of Object.entries(SIGNALS)) {
+    process.on(sig, () => {
+      exitCode = 128 + n;
+      void app.quit();
+    });
+  }
+  await app.start();
+  await app.finished;
+  restore();
+  await renderer.closed;
+  process.off("uncaughtException", onCrash);
+  process.off("unhandledRejection", onCrash);
+  return exitCode;
+}

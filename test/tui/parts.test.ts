@@ -1,0 +1,93 @@
+// The TUI's parts that need no terminal: theme choice, tool calls and thinking as drawn, setting checks,
+// session rename and search, the log tail.
+import { describe, expect, test } from "bun:test";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "pathe";
+import { Session, listSessions } from "../../lib/chat/sessions.ts";
+import { renderReasoning, renderToolCalls } from "../../lib/tui/chat-view.ts";
+import { readLogTail } from "../../lib/tui/log-view.ts";
+import { renameSession, searchSessions } from "../../lib/tui/sessions-view.ts";
+import { checkSetting } from "../../lib/tui/settings-view.ts";
+import { detectBackgroundFromEnv, resolveTheme } from "../../lib/tui/theme.ts";
+
+describe("theme", () => {
+  test("COLORFGBG's background picks light or dark", () => {
+    expect(detectBackgroundFromEnv({ COLORFGBG: "0;15" })).toBe("light");
+    expect(detectBackgroundFromEnv({ COLORFGBG: "15;0" })).toBe("dark");
+    expect(detectBackgroundFromEnv({ COLORFGBG: "15;default;0" })).toBe("dark");
+    expect(detectBackgroundFromEnv({})).toBeUndefined();
+  });
+
+  test("the terminal's answer wins over COLORFGBG; NO_COLOR and COLOR_OUTPUT=0 give the plain theme", () => {
+    expect(resolveTheme({ color: true, terminalMode: "light", env: { COLORFGBG: "15;0" } }).name).toBe("light");
+    expect(resolveTheme({ color: true, terminalMode: null, env: { COLORFGBG: "0;15" } }).name).toBe("light");
+    expect(resolveTheme({ color: true, terminalMode: null, env: {} }).name).toBe("dark");
+    expect(resolveTheme({ color: true, terminalMode: "dark", env: { NO_COLOR: "1" } })).toEqual({ name: "plain", color: false });
+    expect(resolveTheme({ color: false, terminalMode: "dark", env: {} })).toEqual({ name: "plain", color: false });
+  });
+});
+
+describe("chat drawing", () => {
+  test("a tool call becomes a labelled block, also while it is still streaming", () => {
+    const done = renderToolCalls('Let me look.\n<tool_call>\n{"name": "search", "arguments": {"q": "x"}}\n</tool_call>');
+    expect(done).toContain("**⚙ tool call**");
+    expect(done).toContain('```tool-call\n{"name": "search", "arguments": {"q": "x"}}\n```');
+    expect(done).not.toContain("<tool_call>");
+    const open = renderToolCalls('<tool_call>\n{"name": "sea');
+    expect(open).toContain('```tool-call\n{"name": "sea');
+    expect(renderToolCalls("plain text")).toBe("plain text");
+  });
+
+  test("thinking folds to one line or shows in full", () => {
+    expect(renderReasoning("step one\nstep two", false, false)).toBe("▸ thinking · 17 chars (t or :think on shows it)");
+    expect(renderReasoning("step one", false, true)).toContain("thinking…");
+    expect(renderReasoning("step one\nstep two ", true, false)).toBe("step one\nstep two");
+    expect(renderReasoning("", true, false)).toBe("");
+  });
+});
+
+test("a setting is checked as typed with what it allows", () => {
+  expect(checkSetting("TEMPERATURE", "0.3")).toEqual({ ok: true, message: "✓ TEMPERATURE accepts it · Enter saves" });
+  expect(checkSetting("TEMPERATURE", "abc")).toEqual({ ok: false, message: "✗ TEMPERATURE expects a number from 0 to 2" });
+  expect(checkSetting("QUANTIZATION", "3bit").message).toBe("✗ QUANTIZATION expects one of 4bit, 2bit");
+});
+
+describe("sessions", () => {
+  test("rename moves the file, never over another session; search finds text past the preview", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fc-tui-sessions-"));
+    try {
+      const a = Session.create(dir, { now: 1_700_000_000_000 });
+      a.append({ role: "user", content: "first question" });
+      a.append({ role: "assistant", content: "an answer about zebras" });
+      const b = Session.create(dir, { now: 1_700_000_000_001 });
+      b.append({ role: "user", content: "other" });
+      const before = readFileSync(a.path, "utf8");
+      expect(() => renameSession({ sessionsDir: dir }, a.id, b.id)).toThrow(`a session named ${b.id} exists already`);
+      expect(() => renameSession({ sessionsDir: dir }, a.id, "../escape")).toThrow("invalid session id");
+      const r = renameSession({ sessionsDir: dir }, a.id, "zebra-talk");
+      expect(r.id).toBe("zebra-talk");
+      expect(readFileSync(join(dir, "zebra-talk.jsonl"), "utf8")).toBe(before);
+      const list = listSessions({ sessionsDir: dir });
+      expect(list.map((s) => s.id).sort()).toEqual([b.id, "zebra-talk"].sort());
+      expect(searchSessions(list, "ZEBRAS").map((s) => s.id)).toEqual(["zebra-talk"]);
+      expect(searchSessions(list, "").length).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+test("the log tail: last lines, a cut first line dropped, none for a missing file", () => {
+  const dir = mkdtempSync(join(tmpdir(), "fc-tui-log-"));
+  try {
+    const path = join(dir, "server.log");
+    expect(readLogTail(path)).toEqual({ lines: [], sizeBytes: -1 });
+    writeFileSync(path, "alpha line\nbeta line\n");
+    expect(readLogTail(path).lines).toEqual(["alpha line", "beta line"]);
+    appendFileSync(path, "gamma line\n");
+    expect(readLogTail(path, 15).lines).toEqual(["gamma line"]); // "ine\ngamma line\n": the cut line goes
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

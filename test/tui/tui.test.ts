@@ -1,0 +1,305 @@
+// The full-screen TUI of a bare `flashchat`, driven in tmux on the demo model (set up and served from a temp
+// HOME): chat a turn, the log shows the request, a setting saved and read back by `config get`, a long reply
+// streams and stops, the session resumes, renames and deletes, 80x24 and 200x60, quit restores the terminal;
+// after SIGKILL the session file is intact and `reset` restores the terminal.
+import { afterAll, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "pathe";
+import { listSessions, loadSession, Session } from "../../lib/chat/sessions.ts";
+import { unusedPort } from "../helpers/cli.ts";
+import { createTerminalHome, hasTmux, root, Tmux } from "../tmux/tmux.ts";
+
+const port = unusedPort();
+const t = createTerminalHome("fc-tui-", { FLASHCHAT_MODEL_REPO: "demo", FLASHCHAT_SERVER_PORT: port });
+const { home, env, sessionsDir } = t;
+const flashchat = join(root, "scripts/flashchat.ts");
+const bun = process.execPath;
+let term: Tmux | undefined;
+/** Every terminal started, killed at the end whatever happened. */
+const terms: Tmux[] = [];
+const cleanups: (() => void)[] = [];
+const openTerminal = (...args: ConstructorParameters<typeof Tmux>) => {
+  const t = new Tmux(...args);
+  terms.push(t);
+  return t;
+};
+
+const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
+function cli(...args: string[]) {
+  return Bun.spawnSync([bun, flashchat, ...args], { env: { ...env }, cwd: home, stdout: "pipe", stderr: "pipe" });
+}
+
+afterAll(() => {
+  for (const t of terms) t.kill();
+  for (const c of cleanups) c();
+  cli("serve", "--stop");
+  t.remove();
+}, 60_000);
+
+/** `stty -a` of a sane terminal: canonical mode and echo on. */
+function expectSaneStty(text: string) {
+  expect(text).toMatch(/(^|\s)icanon(\s|$)/);
+  expect(text).toMatch(/(^|\s)echo(\s|$)/);
+  expect(text).not.toMatch(/(^|\s)-icanon(\s|$)/);
+}
+
+/** The reply area's text: the screen without the first three and last three lines (status, tabs, input, footer). */
+const replyChars = (screen: string) => screen.split("\n").slice(3, -3).join("").replace(/\s/g, "").length;
+
+/**
+ * Text drawn in a colour: pieces of the screen shown with a foreground colour other than the terminal's default
+ * (non-blank text only: OpenTUI puts a foreground code on blank cells, which shows nothing), or on a background colour.
+ */
+function colouredText(styled: string): string[] {
+  const out: string[] = [];
+  let fgSet = false;
+  let bgSet = false;
+  for (const piece of styled.split(/(\x1b\[[0-9;:]*m)/)) {
+    const m = /^\x1b\[([0-9;:]*)m$/.exec(piece);
+    if (!m) {
+      if ((fgSet && piece.trim()) || (bgSet && piece.replace(/\n/g, ""))) out.push(piece);
+      continue;
+    }
+    const codes = m[1]!.split(/[;:]/).map(Number);
+    for (let i = 0; i < codes.length; i++) {
+      const c = codes[i]!;
+      if (c === 0 || Number.isNaN(c)) fgSet = bgSet = false;
+      else if (c === 39) fgSet = false;
+      else if (c === 49) bgSet = false;
+      else if (c === 38 || c === 48) {
+        if (c === 38) fgSet = true;
+        else bgSet = true;
+        i += codes[i + 1] === 5 ? 2 : 4; // 38;5;N or 38;2;R;G;B
+      } else if ((c >= 30 && c <= 37) || (c >= 90 && c <= 97)) fgSet = true;
+      else if ((c >= 40 && c <= 47) || (c >= 100 && c <= 107)) bgSet = true;
+    }
+  }
+  return out;
+}
+
+async function waitUntil(what: string, ok: () => boolean, timeoutMs: number, screen: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; screen:\n${screen()}`);
+    await Bun.sleep(50);
+  }
+}
+
+test.skipIf(!hasTmux)("tui: chat, log, settings, stop, sessions, resize, quit restores the terminal", async () => {
+  // a short first reply; MAX_TOKENS in the user file (not the environment) so the Settings view can change it
+  const configDir = join(home, "c/flashchat");
+  mkdirSync(configDir, { recursive: true });
+  writeFileSync(join(configDir, "config"), 'MAX_TOKENS="12"\n');
+  const old = Session.create(sessionsDir, { now: 1_700_000_000_000 });
+  old.append({ role: "user", content: "an old question" });
+  old.append({ role: "assistant", content: "an old answer" });
+
+  const stty = join(home, "stty-after-quit.txt");
+  term = openTerminal(home, ["sh", "-c", `${q(bun)} ${q(flashchat)}; echo "[tui exited $?]"; stty -a > ${q(stty)}`], env, { cwd: home, cols: 80, rows: 24 });
+  let screen = await term.waitFor(`server off (:${port})`, 60_000, "screen");
+  expect(screen).toContain("[1 Chat]");
+  expect(term.display("#{alternate_on}")).toBe("1");
+  const fits = (s: string, cols: number, rows: number) => {
+    const lines = s.replace(/\n$/, "").split("\n");
+    expect(lines.length).toBeLessThanOrEqual(rows);
+    expect(Math.max(...lines.map((l) => [...l].length))).toBeLessThanOrEqual(cols);
+  };
+  fits(screen, 80, 24);
+
+  // chat: the first message sets the demo model up, starts the server, and the reply ends with its stats
+  term.type("Hello TUI");
+  term.send("Enter");
+  screen = await term.waitFor(/12 tokens · [\d.]+ tok\/s · first\s+token [\d.]+ s/, 240_000, "screen");
+  expect(screen).toContain("> Hello TUI");
+  expect(screen).toContain(`server :${port} ok`);
+  const [first] = listSessions({ sessionsDir });
+  expect(first!.id).not.toBe(old.id);
+  const saved = loadSession({ sessionsDir }, first!.id).messages;
+  expect(saved.map((m) => m.role)).toEqual(["user", "assistant"]);
+  expect(saved[1]!.stats?.completion_tokens).toBe(12);
+  expect(saved[1]!.model).toBe("demo");
+
+  // the log view shows the request
+  term.send("Escape");
+  term.type("2");
+  screen = await term.waitFor("POST /v1/chat/completions 200", 15_000, "screen");
+  expect(screen).toContain("[2 Log]");
+
+  // settings: checked as typed, saved atomically, read back by `config get`
+  term.type("4");
+  await term.waitFor("[4 Settings]", 10_000, "screen");
+  term.type("/");
+  term.type("MAX_TOKENS");
+  term.send("Enter");
+  await term.waitFor(/> MAX_TOKENS\s+"12"/, 10_000, "screen");
+  term.send("Enter");
+  await term.waitFor('MAX_TOKENS=12', 10_000, "screen");
+  term.send("C-u");
+  term.type("abc");
+  await term.waitFor("✗ MAX_TOKENS expects a whole number from 1 to 1048576", 10_000, "screen");
+  term.send("C-u");
+  term.type("4000");
+  await term.waitFor("✓ MAX_TOKENS accepts it", 10_000, "screen");
+  term.send("Enter");
+  await term.waitFor('MAX_TOKENS="4000" saved · a running server uses it after :restart', 10_000, "screen");
+  expect(cli("config", "get", "MAX_TOKENS").stdout.toString().trim()).toBe("4000");
+  await term.waitFor(/> MAX_TOKENS\s+"4000"/, 10_000, "screen");
+  // the server read MAX_TOKENS when it started: :restart stops it, the next message starts it again
+  term.type(":");
+  term.type("restart");
+  term.send("Enter");
+  await term.waitFor("stopped the server", 30_000, "screen");
+  await term.waitFor(`server off (:${port})`, 10_000, "screen");
+
+  // a long reply streams (the text grows while it says "replying…"), and Esc stops it
+  term.type("1");
+  await term.waitFor("[1 Chat]", 10_000, "screen");
+  term.type("Tell me more");
+  term.send("Enter");
+  await term.waitFor("replying…", 120_000, "screen");
+  const before = replyChars(term.screen());
+  await waitUntil("the reply to grow", () => replyChars(term!.screen()) > before + 20, 60_000, () => term!.screen());
+  term.send("Escape");
+  screen = await term.waitFor("[stopped · the session keeps what arrived]", 20_000, "screen");
+  const stopped = loadSession({ sessionsDir }, first!.id).messages;
+  expect(stopped.map((m) => m.role)).toEqual(["user", "assistant", "user", "assistant"]);
+  expect(stopped[3]!.interrupted).toBe(true);
+  expect(stopped[3]!.content.length).toBeGreaterThan(0);
+
+  // help overlay: ? opens it, any key closes it
+  term.send("Escape");
+  term.type("?");
+  await term.waitFor("flashchat keys", 10_000, "screen");
+  term.type("x");
+  await waitUntil("the help to close", () => !term!.screen().includes("flashchat keys"), 10_000, () => term!.screen());
+
+  // sessions: the turn just made is listed first; Enter resumes it in the chat view
+  term.type("3");
+  screen = await term.waitFor("2 sessions", 10_000, "screen");
+  expect(screen).toMatch(new RegExp(`>\\s+1\\s+${first!.id}.*2 turns\\s+Hello TUI`));
+  expect(screen).toContain(old.id);
+  term.send("Enter");
+  screen = await term.waitFor(`resumed ${first!.id} · 2 turns`, 10_000, "screen");
+  expect(screen).toContain("[1 Chat]");
+  screen = await term.waitFor("[interrupted]", 10_000, "screen"); // the stopped reply, as saved (drawn on the next frame)
+  // the first reply's text is drawn between its message and its stats line
+  const between = screen.slice(screen.indexOf("> Hello TUI") + "> Hello TUI".length, screen.indexOf("12 tokens ·"));
+  expect(between.replace(/\s/g, "").length).toBeGreaterThan(0);
+
+  // delete asks first: n keeps the file, y deletes it
+  term.send("Escape");
+  term.type("3");
+  await term.waitFor("2 sessions", 10_000, "screen");
+  term.type("j");
+  term.type("d");
+  await term.waitFor(`delete session ${old.id} (1 turn)? [y/N]`, 10_000, "screen");
+  term.type("n");
+  await term.waitFor("cancelled", 10_000, "screen");
+  expect(existsSync(old.path)).toBe(true);
+  term.type("d");
+  await term.waitFor("[y/N]", 10_000, "screen");
+  term.type("y");
+  await term.waitFor(`deleted ${old.id}`, 10_000, "screen");
+  expect(existsSync(old.path)).toBe(false);
+
+  // rename: the file gets the new name, its messages unchanged
+  term.type("g");
+  term.type("r");
+  await term.waitFor(`rename ${first!.id} to:`, 10_000, "screen");
+  term.send("C-u");
+  term.type("my talk");
+  await term.waitFor("✗ invalid session id", 10_000, "screen");
+  term.send("C-u");
+  term.type("my-talk");
+  term.send("Enter");
+  await term.waitFor(`renamed ${first!.id} to my-talk`, 10_000, "screen");
+  expect(existsSync(join(sessionsDir, `${first!.id}.jsonl`))).toBe(false);
+  expect(loadSession({ sessionsDir }, "my-talk").messages).toEqual(stopped);
+
+  // resize: 200x60 uses the room, back to 80x24 still fits
+  term.resize(200, 60);
+  await waitUntil("a 60-row layout", () => term!.screen().replace(/\n$/, "").split("\n").length === 60, 15_000, () => term!.screen());
+  screen = term.screen();
+  fits(screen, 200, 60);
+  expect(screen).toContain("[3 Sessions]");
+  expect(screen.split("\n").at(-2)).toContain("j/k move");
+  term.resize(80, 24);
+  await waitUntil("a 24-row layout", () => term!.screen().replace(/\n$/, "").split("\n").length <= 24 && term!.screen().includes("[3 Sessions]"), 15_000, () => term!.screen());
+  fits(term.screen(), 80, 24);
+
+  // quit: the terminal is as it was (normal screen, cursor shown, mouse off, cooked mode)
+  term.type("q");
+  await term.waitFor("[tui exited 0]", 15_000, "screen");
+  await waitUntil("stty output", () => existsSync(stty) && readFileSync(stty, "utf8").includes("speed"), 10_000, () => term!.screen());
+  expect(term.display("#{alternate_on} #{cursor_flag} #{mouse_any_flag}")).toBe("0 1 0");
+  expectSaneStty(readFileSync(stty, "utf8"));
+  term.kill();
+}, 420_000);
+
+test.skipIf(!hasTmux)("tui: after SIGKILL mid-reply the session file is intact and `reset` restores the terminal", async () => {
+  // the server of the test above is still running (MAX_TOKENS=4000): this TUI uses it
+  const pidFile = join(home, "tui.pid");
+  const stty = join(home, "stty-after-reset.txt");
+  const exitFile = join(home, "tui-exit.txt");
+  const script = `echo $$ > ${q(pidFile)}; ${q(bun)} ${q(flashchat)}; echo $? > ${q(exitFile)}; reset; stty -a > ${q(stty)}; echo "[reset done]"`;
+  term = openTerminal(home, ["sh", "-c", script], env, { cwd: home, cols: 80, rows: 24 });
+  await term.waitFor("[1 Chat]", 60_000, "screen");
+  term.type("A long story please");
+  term.send("Enter");
+  await term.waitFor("replying…", 60_000, "screen");
+  const newest = () => listSessions({ sessionsDir }).find((s) => s.id !== "my-talk");
+  // wait until part of the reply is journalled (partial records, at most half a second behind the screen)
+  await waitUntil("a journalled partial reply", () => Boolean(newest() && readFileSync(newest()!.path, "utf8").includes('"type":"partial"')), 60_000, () => term!.screen());
+  const shPid = readFileSync(pidFile, "utf8").trim();
+  const child = Bun.spawnSync(["pgrep", "-P", shPid]).stdout.toString().trim().split("\n")[0]!;
+  expect(Number(child)).toBeGreaterThan(0);
+  process.kill(Number(child), "SIGKILL");
+  await term.waitFor("[reset done]", 30_000, "screen");
+  expect(readFileSync(exitFile, "utf8").trim()).toBe("137");
+  // reset turns the cursor, mouse reporting and cooked mode back (tmux keeps its alternate screen through a reset)
+  expect(term.display("#{cursor_flag} #{mouse_any_flag}")).toBe("1 0");
+  expectSaneStty(readFileSync(stty, "utf8"));
+
+  const loaded = loadSession({ sessionsDir }, newest()!.id);
+  expect(loaded.warnings).toEqual([]);
+  expect(loaded.messages.map((m) => m.role)).toEqual(["user", "assistant"]);
+  expect(loaded.messages[0]!.content).toBe("A long story please");
+  expect(loaded.messages[1]!.interrupted).toBe(true);
+  expect(loaded.messages[1]!.content.length).toBeGreaterThan(0);
+}, 240_000);
+
+test.skipIf(!hasTmux)("tui: NO_COLOR draws without colour; Ctrl-C and SIGTERM quit and restore the terminal", async () => {
+  // a home of its own: no server runs for it
+  const t2 = createTerminalHome("fc-tui-colour-", { FLASHCHAT_MODEL_REPO: "demo" });
+  const { home, env } = t2;
+  cleanups.push(t2.remove);
+  const exitFile = join(home, "tui-exit-2.txt");
+  const pidFile = join(home, "tui-2.pid");
+  const run = (extra: string) => `echo $$ > ${q(pidFile)}; ${extra} ${q(bun)} ${q(flashchat)}; echo $? > ${q(exitFile)}; echo "[tui done]"`;
+  // colour by default: the status line is drawn in colour
+  term = openTerminal(home, ["sh", "-c", run("")], { ...env, FLASHCHAT_SERVER_PORT: unusedPort() }, { cwd: home, cols: 80, rows: 24 });
+  await term.waitFor("server off", 60_000, "screen");
+  expect(term.styledScreen()).toMatch(/\x1b\[[0-9;]*38[;:]/);
+  // the status panel opens with what `flashchat status` reports and the server's state
+  term.send("Escape");
+  term.type("5");
+  const status = await term.waitFor(/model\s+demo/, 30_000, "screen");
+  expect(status).toContain("[5 Status]");
+  expect(status).toMatch(/server state\s+not running/);
+  term.send("C-c");
+  await term.waitFor("[tui done]", 15_000, "screen");
+  expect(readFileSync(exitFile, "utf8").trim()).toBe("0");
+  expect(term.display("#{alternate_on} #{cursor_flag} #{mouse_any_flag}")).toBe("0 1 0");
+  term.kill();
+
+  // NO_COLOR: no colour codes at all; SIGTERM quits with 143 and restores the terminal
+  term = openTerminal(home, ["sh", "-c", run("NO_COLOR=1")], { ...env, FLASHCHAT_SERVER_PORT: unusedPort() }, { cwd: home, cols: 80, rows: 24 });
+  await term.waitFor("server off", 60_000, "screen");
+  expect(colouredText(term.styledScreen())).toEqual([]);
+  const child = Bun.spawnSync(["pgrep", "-P", readFileSync(pidFile, "utf8").trim()]).stdout.toString().trim().split("\n")[0]!;
+  process.kill(Number(child), "SIGTERM");
+  await term.waitFor("[tui done]", 15_000, "screen");
+  expect(readFileSync(exitFile, "utf8").trim()).toBe("143");
+  expect(term.display("#{alternate_on} #{cursor_flag} #{mouse_any_flag}")).toBe("0 1 0");
+}, 120_000);
