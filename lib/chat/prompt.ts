@@ -100,6 +100,7 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
       messages,
       maxTokens: opts.maxTokens ?? config.maxTokens,
       ...requestSampling(config),
+      ...(config.seed !== null ? { seed: config.seed } : {}),
       think: opts.think === false ? false : undefined,
       signal: controller.signal,
     })) {
