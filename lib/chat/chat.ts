@@ -124,6 +124,11 @@ export class ChatApp {
     else this.pipe = new PipeReader(this.input);
   }
 
+  /** Terminal width for wrapping and tables (read per reply: the window may have been resized). */
+  private get columns(): number | undefined {
+    return this.tty ? this.out.columns || 80 : undefined;
+  }
+
   private write(s: string): void {
     this.out.write(s);
   }
@@ -267,7 +272,7 @@ export class ChatApp {
     for (const m of last) {
       if (m.role === "user") this.write(`${this.color ? ANSI.bold : ""}${PROMPT}${m.content.replace(/\n/g, "\n  ")}${this.color ? ANSI.reset : ""}\n`);
       else {
-        const r = new MarkdownRenderer({ color: this.color, write: (s) => this.write(s) });
+        const r = new MarkdownRenderer({ color: this.color, write: (s) => this.write(s), width: this.columns });
         if (this.showThinking && m.reasoning) r.writeReasoning(m.reasoning);
         r.write(m.content);
         r.end();
@@ -392,7 +397,7 @@ export class ChatApp {
     }
     const controller = new AbortController();
     const stopWatching = this.watchInterrupt(controller);
-    const renderer = new MarkdownRenderer({ color: this.color, write: (s) => this.write(s) });
+    const renderer = new MarkdownRenderer({ color: this.color, write: (s) => this.write(s), width: this.columns });
     const spinner = this.createSpinner();
     const journal = session.startReply({ model: this.link?.model });
     let content = "";

@@ -23,6 +23,8 @@ export interface ModelChoice {
   label: string;
   /** e.g. "ready", "downloaded, not prepared", "209 GB download". */
   hint?: string;
+  /** The Hugging Face repo of a registry id (a MODEL_REPO naming the repo picks this entry too). */
+  repo?: string;
 }
 
 /** How the wizard asks (consola's prompts on a terminal; tests pass their own). */
@@ -63,8 +65,10 @@ export async function askSetting(spec: KeySpec, current: string, ask: WizardAske
   if (spec.type === "enum") return ask.select(message, spec.values!.map((v) => ({ value: v, label: v })), current);
   let initial = current;
   if (spec.key === "MODEL_REPO" && choices?.length) {
-    const list = choices.some((c) => c.value === current) ? choices : [{ value: current, label: current, hint: "current setting" }, ...choices];
-    const picked = await ask.select(message, [...list, { value: OTHER_MODEL, label: "Another model…", hint: "a Hugging Face repo (org/name) or a local folder" }], current);
+    const same = (c: ModelChoice) => c.value === current || c.repo?.toLowerCase() === current.toLowerCase();
+    const known = choices.find(same);
+    const list = known ? choices : [{ value: current, label: current, hint: "current setting" }, ...choices];
+    const picked = await ask.select(message, [...list, { value: OTHER_MODEL, label: "Another model…", hint: "a Hugging Face repo (org/name) or a local folder" }], known?.value ?? current);
     if (picked !== OTHER_MODEL) return picked;
     initial = "";
   }

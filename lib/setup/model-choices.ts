@@ -8,7 +8,7 @@ import { cachedRepos, listModelStatus } from "./status.ts";
 export function listModelChoices(config: ResolvedConfig): ModelChoice[] {
   const registry = listModelStatus(config).map((m) => {
     const state = m.prepared ? "ready" : m.downloaded ? "downloaded, not prepared yet" : m.origin === "generated" ? "generated here, no download" : `${formatBytes(m.sizes.checkpointBytes)} download`;
-    return { value: m.id, label: `${m.id}  ${m.title}`, hint: state };
+    return { value: m.id, label: `${m.id}  ${m.title}`, hint: state, repo: m.repo };
   });
   return [...registry, ...cachedRepos(config).map((repo) => ({ value: repo, label: repo, hint: "in the Hugging Face cache" }))];
 }
