@@ -334,7 +334,13 @@ export class MarkdownRenderer {
         this.tableLines.push(indent + body);
         return true;
       }
-      if (this.tableLines.length) this.flushTable();
+      if (this.tableLines.length) {
+        // the held rows go through feed() again: out of the way of this line's start
+        const held = this.prefix;
+        this.prefix = "";
+        this.flushTable();
+        this.prefix = held;
+      }
     }
     // code fence
     const fence = /^(`{3,}|~{3,})(.*)$/.exec(body);
