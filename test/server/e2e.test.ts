@@ -113,6 +113,13 @@ describe("real engine", () => {
     expect(c).not.toBe(a);
   });
 
+  test("no seed: each request gets a random one, so the same prompt does not always get the same reply", async () => {
+    const req = { model: "tiny", messages: user("Tell me a story"), max_tokens: 32, temperature: 1 };
+    const replies = new Set<string>();
+    for (let i = 0; i < 3; i++) replies.add((await client.chat.completions.create(req)).choices[0]!.message.content!);
+    expect(replies.size).toBeGreaterThan(1);
+  });
+
   test("stop strings across token boundaries", async () => {
     const r = await client.chat.completions.create({ model: "tiny", messages: user("q"), stop: ["four. E"], force_text: "The answer is four. END" } as never);
     expect(r.choices[0]!.message.content).toBe("The answer is ");
