@@ -49,53 +49,46 @@ export function parseDelimiterRow(line: string): Align[] | undefined {
 }
 
 interface Word {
+  /** The word as shown: its styled pieces with their escapes. */
   text: string;
-  style: string;
 }
 
-/** A cell's text as styled words (** / __ bold, * / _ italics, `code`, [text](url) -> text). */
+/** A cell's text as styled words (** / __ bold, * / _ italics, `code`, [text](url) -> text); words split at spaces. */
 export function parseCellWords(text: string, st: TableStyle): Word[] {
-  const out: Word[] = [];
   let bold = false;
   let italic = false;
   let code = false;
-  let cur = "";
   const styleNow = () => (!st.color ? "" : code ? st.code : (bold ? st.bold : "") + (italic ? st.italic : ""));
-  let curStyle = styleNow();
-  const push = () => {
-    if (cur) out.push({ text: cur, style: curStyle });
+  // each word is a list of pieces of one style each
+  const words: { text: string; style: string }[][] = [[]];
+  let cur = "";
+  let curStyle = "";
+  const endPiece = () => {
+    if (cur) words[words.length - 1]!.push({ text: cur, style: curStyle });
     cur = "";
   };
   const restyle = () => {
-    const next = styleNow();
-    if (next !== curStyle) {
-      pushPiece();
-      curStyle = next;
-    }
+    endPiece();
+    curStyle = styleNow();
   };
-  // a word may hold several styled pieces: keep pieces apart, join them into words at spaces
-  const pieces: Word[][] = [[]];
-  const pushPiece = () => {
-    if (cur) pieces[pieces.length - 1]!.push({ text: cur, style: curStyle });
-    cur = "";
+  const endWord = () => {
+    endPiece();
+    words.push([]);
   };
-  const link = /^\[([^\]]*)\]\([^)\s]*\)/;
   for (let i = 0; i < text.length; i++) {
     const ch = text[i]!;
     const rest = text.slice(i);
-    if (code) {
-      if (ch === "`") {
-        code = false;
-        restyle();
-      } else if (ch === " ") {
-        pushPiece();
-        pieces.push([]);
-      } else cur += ch;
+    if (ch === " ") {
+      endWord();
       continue;
     }
     if (ch === "`") {
-      code = true;
+      code = !code;
       restyle();
+      continue;
+    }
+    if (code) {
+      cur += ch;
       continue;
     }
     if ((rest.startsWith("**") || rest.startsWith("__")) && (bold || /\S/.test(text[i + 2] ?? ""))) {
@@ -109,23 +102,16 @@ export function parseCellWords(text: string, st: TableStyle): Word[] {
       restyle();
       continue;
     }
-    const m = link.exec(rest);
-    if (m) {
-      cur += m[1];
-      i += m[0].length - 1;
-      continue;
-    }
-    if (ch === " ") {
-      pushPiece();
-      pieces.push([]);
+    const link = /^\[([^\]]*)\]\([^)\s]*\)/.exec(rest);
+    if (link) {
+      cur += link[1];
+      i += link[0].length - 1;
       continue;
     }
     cur += ch;
   }
-  pushPiece();
-  void push;
-  for (const p of pieces) if (p.length) out.push({ text: p.map((w) => (w.style ? w.style + w.text + st.reset : w.text)).join(""), style: "" });
-  return out.map((w) => ({ ...w, width: 0 }));
+  endPiece();
+  return words.filter((w) => w.length).map((w) => ({ text: w.map((p) => (p.style ? p.style + p.text + st.reset : p.text)).join("") }));
 }
 
 const widthOf = (s: string) => Bun.stringWidth(s);
