@@ -25,6 +25,8 @@ export interface GenerationDefaults {
   maxTokens: number;
   temperature: number;
   topP: number;
+  /** Seed for requests without one; undefined (the default): a new random seed per request. */
+  seed?: number;
   reasoningFormat: ReasoningFormat;
   /** Honour force_text / force_tokens in requests (test hook). */
   allowForceTokens: boolean;
@@ -172,7 +174,7 @@ export async function* runGeneration(
   const t0 = performance.now();
   const endIds = new Set([...model.tokenizer.endTokenIds, ...engine.ready.model.eos_token_id]);
   // no seed in the request: a fresh random one, so the same prompt does not always get the same reply
-  const sampling = { temperature: defaults.temperature, top_p: defaults.topP, ...req.sampling, seed: req.sampling.seed ?? createRandomSeed() };
+  const sampling = { temperature: defaults.temperature, top_p: defaults.topP, ...req.sampling, seed: req.sampling.seed ?? defaults.seed ?? createRandomSeed() };
   const genReq: GenerateRequest = {
     tokens: prompt.tokens,
     max_tokens: prompt.maxTokens,
