@@ -149,7 +149,7 @@ export class ChatApp {
     if (this.opts.resume !== undefined) {
       if (this.opts.resume.trim() === "") {
         if ((await this.pickSession()) === "quit") return;
-      } else this.resume(sessionRef(this.dirs, this.opts.resume));
+      } else this.resume(sessionRef(this.dirs, this.opts.resume, { prefix: true }));
     }
     await this.connect();
     this.note(`flashchat${this.link?.model ? ` · ${this.link.model}` : ""} · /help for commands · Ctrl-D to leave`);
@@ -182,7 +182,7 @@ export class ChatApp {
       if (r.type === "eof") return "quit";
       if (r.type !== "line" || !r.text.trim()) return this.note("new session");
       try {
-        return this.resume(sessionRef(this.dirs, r.text));
+        return this.resume(sessionRef(this.dirs, r.text, { prefix: true }));
       } catch (e) {
         if (!isUserError(e)) throw e;
         this.note(e.hint ? `${e.message} (${e.hint})` : e.message);
@@ -321,7 +321,7 @@ export class ChatApp {
           answer = r.text;
         }
         try {
-          this.resume(sessionRef(this.dirs, answer));
+          this.resume(sessionRef(this.dirs, answer, { prefix: true }));
         } catch (e) {
           if (isUserError(e)) return this.note(e.message);
           throw e;

@@ -299,20 +299,21 @@ export function listSessions(dirs: SessionDirs): SessionInfo[] {
 }
 
 /**
- * A session as the user names it: a number `flashchat sessions` shows (1 = newest), an id, or the start of an id
- * when only one session has it. UserError (exit 2) for a number out of range, an ambiguous or unknown prefix.
+ * A session as the user names it: a number `flashchat sessions` shows (1 = newest), an id, or (with `prefix`: resume
+ * and show, never delete) the start of an id when only one session has it. UserError (exit 2) for a number out of
+ * range or an ambiguous prefix; an unknown id is returned as given (the caller says "no session").
  */
-export function sessionRef(dirs: SessionDirs, raw: string): string {
+export function sessionRef(dirs: SessionDirs, raw: string, opts: { prefix?: boolean } = {}): string {
   const a = raw.trim();
   if (!a) throw new UserError("no session given", "name one by the number `flashchat sessions` shows, or its id", 2);
   const numbered = /^\d+$/.test(a);
-  const list = numbered || !findSession(dirs, a) ? listSessions(dirs) : [];
+  const list = numbered || (opts.prefix && !findSession(dirs, a)) ? listSessions(dirs) : [];
   if (numbered) {
     const n = Number(a);
     if (n >= 1 && n <= list.length) return list[n - 1]!.id;
     throw new UserError(`no session number ${n}`, list.length ? `\`flashchat sessions\` shows numbers 1 to ${list.length}` : "there are no saved sessions yet", 2);
   }
-  if (!list.length) return a; // the id exists (or there is nothing to match against): the caller reports either way
+  if (!opts.prefix || !list.length) return a; // the id exists, or no prefix matching: the caller reports either way
   const want = resolveSessionId(a);
   const matches = list.filter((s) => s.id.startsWith(want));
   if (matches.length === 1) return matches[0]!.id;
