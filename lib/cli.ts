@@ -20,6 +20,11 @@ export const contextArgs = {
   context: { type: "string", description: "Context length in tokens (CONTEXT_SIZE; 0 = the model's maximum)", valueHint: "N" },
 } as const satisfies ArgsDef;
 
+/** --seed N: SEED for the replies of chat and prompt (none: a random seed per reply). */
+export const seedArgs = {
+  seed: { type: "string", description: "Sampling seed (SEED; default: a new random seed for every reply)", valueHint: "N" },
+} as const satisfies ArgsDef;
+
 export const jsonArgs = {
   json: { type: "boolean", description: "Print machine-readable JSON on stdout" },
 } as const satisfies ArgsDef;
@@ -96,7 +101,10 @@ export function checkArgs(rawArgs: readonly string[], def: ArgsDef, usage: strin
         if (pos?.type === "boolean") a = pos;
       }
       if (!a) throw unknown(arg.slice(0, eq < 0 ? undefined : eq));
-      if (a.type !== "boolean" && eq < 0) i++; // its value
+      // its value; a known flag right after it is not (citty takes it, but `chat --resume --model x` reads it as a flag)
+      const next = rawArgs[i + 1];
+      const nextIsFlag = next?.startsWith("--") && flags.has(next.slice(2).split("=")[0]!);
+      if (a.type !== "boolean" && eq < 0 && !nextIsFlag) i++;
       continue;
     }
     if (arg.startsWith("-") && arg.length > 1 && !/^-\d/.test(arg)) {

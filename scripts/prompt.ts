@@ -7,7 +7,7 @@ import { renderStats } from "../lib/chat/chat.ts";
 import { resolvePromptText, runPrompt } from "../lib/chat/prompt.ts";
 import { resolveApiKey, startPrivateServer, useDefaultModel } from "../lib/client/local.ts";
 import { ANSI } from "../lib/chat/render.ts";
-import { contextArgs, globalArgs, jsonArgs, modelArgs, parseIntFlag, runScript, yesArgs } from "../lib/cli.ts";
+import { contextArgs, globalArgs, jsonArgs, modelArgs, parseIntFlag, runScript, seedArgs, yesArgs } from "../lib/cli.ts";
 import { loadFlashchatConfig } from "../lib/config/index.ts";
 import { resolveModelTarget } from "../lib/model/target.ts";
 import { resolveColor } from "../lib/term.ts";
@@ -21,13 +21,14 @@ const command = defineCommand({
     ...contextArgs,
     ...jsonArgs,
     ...yesArgs,
+    ...seedArgs,
     tokens: { type: "string", description: "Most tokens to generate (default MAX_TOKENS)", valueHint: "N" },
     think: { type: "boolean", description: "Let the model think first (--no-think: answer directly)", negativeDescription: "Answer without thinking" },
     system: { type: "string", description: "System prompt", valueHint: "TEXT" },
   },
   async run({ args }) {
     const maxTokens = parseIntFlag(args.tokens, "--tokens");
-    const config = await useDefaultModel(await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model, CONTEXT_SIZE: args.context }, flagNames: { MODEL_REPO: "--model", CONTEXT_SIZE: "--context" } }));
+    const config = await useDefaultModel(await loadFlashchatConfig({ configFile: args.config, overrides: { MODEL_REPO: args.model, CONTEXT_SIZE: args.context, SEED: args.seed }, flagNames: { MODEL_REPO: "--model", CONTEXT_SIZE: "--context", SEED: "--seed" } }));
     resolveModelTarget(config); // a model that does not resolve (a missing folder) is the first error
     const text = await resolvePromptText(args.prompt);
     const result = await runPrompt(config, {

@@ -42,7 +42,7 @@ const command = defineCommand({
       return;
     }
     if (toShow !== undefined) {
-      const s = loadSession(dirs, sessionRef(dirs, String(toShow)));
+      const s = loadSession(dirs, sessionRef(dirs, String(toShow), { prefix: true }));
       for (const w of s.warnings) logger.warn(w);
       if (args.json) console.log(JSON.stringify({ id: s.id, path: s.path, legacy: s.legacy, messages: s.messages }, null, 2));
       else process.stdout.write(renderTranscript(s.messages));

@@ -9,8 +9,11 @@ import { loadContextLength, ServerApiError, ServerGoneError, streamChatCompletio
 import { History, LineEditor, PipeReader, type ReadResult } from "./line-editor.ts";
 import { resolveColor } from "../term.ts";
 import { ANSI, MarkdownRenderer } from "./render.ts";
-import { pickSession, renderSessionChoices } from "./session-list.ts";
-import { type ReplyStats, Session, type SessionMessage, listSessions, resolveRequestMessages } from "./sessions.ts";
+import { renderSessionChoices } from "./session-list.ts";
+import { type ReplyStats, Session, type SessionMessage, listSessions, resolveRequestMessages, sessionRef } from "./sessions.ts";
+import { createRandomSeed } from "../seed.ts";
+import { closest, describeAllowed, parseValue } from "../config/validate.ts";
+import { KEY_SPECS } from "../config/schema.ts";
 
 /** How chat reaches a server: the base URL and model id, starting the server when needed. */
 export interface ServerLink {
@@ -19,7 +22,7 @@ export interface ServerLink {
 }
 
 export interface ChatOptions {
-  /** Session id to continue. */
+  /** Session to continue: its number in `flashchat sessions`, id or a unique start of the id; "" = ask (terminal). */
   resume?: string;
   server: ServerLink;
   input?: NodeJS.ReadStream;
@@ -39,7 +42,8 @@ export const HELP = [
   "/think on|off      show or hide the model's thinking",
   "/system TEXT       set the system prompt (/system - removes it; /system shows it)",
   "/undo              take back the last exchange (your message and its reply)",
-  "/retry             ask for the last reply again",
+  "/retry             ask for the last reply again (a new seed)",
+  "/set [KEY VALUE]   sampling for this session: temperature, top_p, max_tokens, seed (/set alone lists them)",
   "/clear             clear the screen (the conversation is kept)",
   "/quit              leave (Ctrl-D too)",
   "",
@@ -48,6 +52,18 @@ export const HELP = [
 ].join("\n");
 
 export const PROMPT = "> ";
+
+/** What `/set` changes, by the name typed in chat, with the setting that gives its value otherwise. */
+export const SET_KEYS = { temperature: "TEMPERATURE", top_p: "TOP_P", max_tokens: "MAX_TOKENS", seed: "SEED" } as const;
+export type SetKey = keyof typeof SET_KEYS;
+
+/** Sampling of this chat: /set values over the settings; undefined = the server's default (random seed). */
+export interface ChatSampling {
+  temperature?: number;
+  topP?: number;
+  maxTokens?: number;
+  seed?: number;
+}
 
 /** Stats line after a reply: "42 tokens · 12.3 tok/s · first token 0.45 s". */
 export function renderStats(s: ReplyStats): string {
@@ -92,6 +108,8 @@ export class ChatApp {
   private startedServer = false;
   private link?: { baseUrl: string; model?: string; started?: boolean };
   private contextLength?: number;
+  /** Values given with /set for this chat (a key present with undefined: back to the server's default). */
+  private readonly overrides: Partial<Record<SetKey, number | undefined>> = {};
 
   constructor(
     readonly config: ResolvedConfig,
@@ -104,6 +122,11 @@ export class ChatApp {
     this.showThinking = config.showThinking;
     if (this.tty) this.editor = new LineEditor(new History(join(config.paths.configDir, "chat-history")), { input: this.input, output: this.out });
     else this.pipe = new PipeReader(this.input);
+  }
+
+  /** Terminal width for wrapping and tables (read per reply: the window may have been resized). */
+  private get columns(): number | undefined {
+    return this.tty ? this.out.columns || 80 : undefined;
   }
 
   private write(s: string): void {
@@ -123,7 +146,11 @@ export class ChatApp {
   }
 
   async run(): Promise<void> {
-    if (this.opts.resume) this.resume(this.opts.resume);
+    if (this.opts.resume !== undefined) {
+      if (this.opts.resume.trim() === "") {
+        if ((await this.pickSession()) === "quit") return;
+      } else this.resume(sessionRef(this.dirs, this.opts.resume, { prefix: true }));
+    }
     await this.connect();
     this.note(`flashchat${this.link?.model ? ` · ${this.link.model}` : ""} · /help for commands · Ctrl-D to leave`);
     for (;;) {
@@ -143,6 +170,72 @@ export class ChatApp {
     }
     if (this.session) this.note(`session ${this.session.id} saved · resume with: flashchat chat --resume ${this.session.id}`);
     if (this.startedServer) this.note("the server keeps running in the background (flashchat serve --stop stops it)");
+  }
+
+  /** `chat --resume` with no session: the numbered list, then a number or id (Enter alone: a new chat). */
+  private async pickSession(): Promise<"quit" | void> {
+    const list = listSessions(this.dirs);
+    if (!list.length) return this.note("no saved sessions yet: starting a new one");
+    for (const l of renderSessionChoices(list, this.out.columns || 80)) this.write(`${l}\n`);
+    for (;;) {
+      const r = await this.read("session number or id (Enter: a new chat): ");
+      if (r.type === "eof") return "quit";
+      if (r.type !== "line" || !r.text.trim()) return this.note("new session");
+      try {
+        return this.resume(sessionRef(this.dirs, r.text, { prefix: true }));
+      } catch (e) {
+        if (!isUserError(e)) throw e;
+        this.note(e.hint ? `${e.message} (${e.hint})` : e.message);
+      }
+    }
+  }
+
+  /** The sampling the next request uses: /set values over the settings. */
+  get sampling(): ChatSampling {
+    const fromConfig = { ...requestSampling(this.config), maxTokens: this.config.maxTokens ?? undefined, seed: this.config.seed ?? undefined };
+    const pick = (k: SetKey, name: keyof ChatSampling) => (k in this.overrides ? this.overrides[k] : fromConfig[name]);
+    return { temperature: pick("temperature", "temperature"), topP: pick("top_p", "topP"), maxTokens: pick("max_tokens", "maxTokens"), seed: pick("seed", "seed") };
+  }
+
+  /** `/set` alone: every key, its value for this chat and where it comes from. */
+  private renderSampling(): string {
+    const s = this.sampling;
+    const values: Record<SetKey, number | undefined> = { temperature: s.temperature, top_p: s.topP, max_tokens: s.maxTokens, seed: s.seed };
+    const unset: Record<SetKey, string> = {
+      temperature: "the model's recommended (server default)",
+      top_p: "the model's recommended (server default)",
+      max_tokens: "the model's own (server default)",
+      seed: "a new random seed for every reply",
+    };
+    return (Object.keys(SET_KEYS) as SetKey[])
+      .map((k) => {
+        const from = k in this.overrides ? "/set" : `${SET_KEYS[k]} setting`;
+        const v = values[k];
+        return `${k.padEnd(12)} ${v === undefined ? unset[k] : `${v}  (${from})`}`;
+      })
+      .join("\n");
+  }
+
+  /** `/set KEY VALUE` for this chat, checked as the setting is (`-` or `default`: back to the setting / server default). */
+  private setSampling(words: string[]): void {
+    if (!words.length) return this.note(this.renderSampling());
+    const name = words[0]!.toLowerCase().replace(/-/g, "_");
+    const key = (name === "tokens" ? "max_tokens" : name === "topp" ? "top_p" : name) as SetKey;
+    if (!(key in SET_KEYS)) {
+      const near = closest(name, Object.keys(SET_KEYS));
+      return this.note(`unknown /set key ${words[0]}${near ? ` (did you mean ${near}?)` : ""}: one of ${Object.keys(SET_KEYS).join(", ")}`);
+    }
+    if (words.length !== 2) return this.note(`usage: /set ${key} VALUE (/set ${key} - goes back to the default)`);
+    const raw = words[1]!;
+    if (raw === "-" || raw.toLowerCase() === "default" || (key === "seed" && raw.toLowerCase() === "random")) {
+      this.overrides[key] = undefined;
+      return this.note(`${key}: ${key === "seed" ? "a new random seed for every reply" : "back to the default"}`);
+    }
+    const spec = KEY_SPECS.get(SET_KEYS[key])!;
+    const parsed = parseValue(spec, raw);
+    if (!parsed.ok || parsed.value === null) return this.note(`invalid ${key} ${JSON.stringify(raw)}: expected ${describeAllowed({ ...spec, optional: false })}`);
+    this.overrides[key] = parsed.value as number;
+    this.note(`${key} ${parsed.value} for this chat${key === "seed" ? " (the same seed and conversation give the same reply)" : ""}`);
   }
 
   private read(prompt: string): Promise<ReadResult> {
@@ -179,7 +272,7 @@ export class ChatApp {
     for (const m of last) {
       if (m.role === "user") this.write(`${this.color ? ANSI.bold : ""}${PROMPT}${m.content.replace(/\n/g, "\n  ")}${this.color ? ANSI.reset : ""}\n`);
       else {
-        const r = new MarkdownRenderer({ color: this.color, write: (s) => this.write(s) });
+        const r = new MarkdownRenderer({ color: this.color, write: (s) => this.write(s), width: this.columns });
         if (this.showThinking && m.reasoning) r.writeReasoning(m.reasoning);
         r.write(m.content);
         r.end();
@@ -227,9 +320,8 @@ export class ChatApp {
           if (r.type !== "line" || !r.text.trim()) return;
           answer = r.text;
         }
-        const id = pickSession(list, answer) ?? answer.trim();
         try {
-          this.resume(id);
+          this.resume(sessionRef(this.dirs, answer, { prefix: true }));
         } catch (e) {
           if (isUserError(e)) return this.note(e.message);
           throw e;
@@ -263,9 +355,18 @@ export class ChatApp {
       case "/retry": {
         if (!this.session?.messages.some((m) => m.role === "user")) return this.note("nothing to retry yet");
         this.session.undo("reply");
-        await this.turn(undefined);
+        // a new seed: with none set the server picks a random one; a fixed one is replaced for this reply
+        let seed: number | undefined;
+        if (this.sampling.seed !== undefined) {
+          seed = createRandomSeed();
+          this.note(`(seed ${seed} for this reply)`);
+        }
+        if (this.sampling.temperature === 0) this.note("temperature is 0 (greedy): the reply comes out the same (/set temperature 0.7 varies it)");
+        await this.turn(undefined, { seed });
         return;
       }
+      case "/set":
+        return this.setSampling(restWords);
       default:
         this.note(`unknown command ${cmd} (/help lists them)`);
     }
@@ -276,7 +377,7 @@ export class ChatApp {
    * and save both (complete or interrupted). The message is saved once the server takes it: one the server refuses
    * (longer than the context) never enters the session, so the next turns still fit.
    */
-  async turn(text: string | undefined): Promise<ReplyOutcome> {
+  async turn(text: string | undefined, opts: { seed?: number } = {}): Promise<ReplyOutcome> {
     const session = this.ensureSession();
     const pending: SessionMessage | undefined = text === undefined ? undefined : { role: "user", content: text };
     let stored = false;
@@ -296,7 +397,7 @@ export class ChatApp {
     }
     const controller = new AbortController();
     const stopWatching = this.watchInterrupt(controller);
-    const renderer = new MarkdownRenderer({ color: this.color, write: (s) => this.write(s) });
+    const renderer = new MarkdownRenderer({ color: this.color, write: (s) => this.write(s), width: this.columns });
     const spinner = this.createSpinner();
     const journal = session.startReply({ model: this.link?.model });
     let content = "";
@@ -312,8 +413,8 @@ export class ChatApp {
         baseUrl: this.link!.baseUrl,
         model: this.link!.model,
         messages: resolveRequestMessages(pending ? [...session.messages, pending] : session.messages),
-        maxTokens: this.config.maxTokens,
-        ...requestSampling(this.config),
+        ...this.sampling,
+        ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
         signal: controller.signal,
         apiKey: this.opts.apiKey,
       })) {

@@ -93,7 +93,7 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
   const onSigint = () => controller.abort();
   process.on("SIGINT", onSigint);
   const color = resolveColor(config.colorOutput, stdout.isTTY, env);
-  const renderer = opts.json ? undefined : new MarkdownRenderer({ color, write: (s) => stdout.write(s) });
+  const renderer = opts.json ? undefined : new MarkdownRenderer({ color, write: (s) => stdout.write(s), width: stdout.isTTY ? stdout.columns || 80 : undefined });
   const thinking = !opts.json && config.showThinking;
   const thinkColor = resolveColor(config.colorOutput, stderr.isTTY, env);
   let content = "";
@@ -110,6 +110,7 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
       messages,
       maxTokens: opts.maxTokens ?? config.maxTokens,
       ...requestSampling(config),
+      ...(config.seed !== null ? { seed: config.seed } : {}),
       think: opts.think === false ? false : undefined,
       signal: controller.signal,
     })) {

@@ -1,8 +1,13 @@
 // Streaming Markdown for the terminal: text arrives in arbitrary chunks and is styled as it comes.
 // Block syntax (code fences, headers, lists, quotes, rules) is decided at the start of each line,
 // holding back only the few characters that are still ambiguous; inline markers (**, *, _, `) are
-// held until the next character shows whether they open or close. With colour off the text passes
-// through unchanged. Reasoning ("thinking") is printed dimmed, without Markdown.
+// held until the next character shows whether they open or close; code lines are coloured when they end
+// (lib/chat/highlight.ts), a table when its last row has arrived (lib/chat/table.ts). Given the terminal
+// width, text is word-wrapped (lib/chat/wrap.ts) and tables fit it. With colour off the text passes through
+// unchanged (only wrapped and tables laid out when a width is given). Reasoning is printed dimmed, without Markdown.
+import { LineHighlighter, resolveLanguage } from "./highlight.ts";
+import { type Align, isTableLine, parseDelimiterRow, parseTableRow, renderMarkdownTable } from "./table.ts";
+import { WordWrapper } from "./wrap.ts";
 
 export interface Ansi {
   reset: string;
@@ -32,7 +37,12 @@ export interface MarkdownRendererOptions {
   color: boolean;
   /** Where rendered text goes (e.g. s => process.stdout.write(s)). */
   write: (s: string) => void;
+  /** Terminal columns: wrap words and fit tables to them; undefined (not a terminal) = neither. */
+  width?: number;
 }
+
+/** Narrower than this, wrapping does more harm than good. */
+const MIN_WRAP_WIDTH = 20;
 
 type LineKind = "text" | "heading" | "quote";
 
@@ -64,11 +74,27 @@ export class MarkdownRenderer {
   private lastNewline = true;
 
   private pieces: string[] = [];
+  private readonly width?: number;
+  private readonly wrapper?: WordWrapper;
+  // code colouring: the language of the open fence and the code line held until it ends
+  private highlighter?: LineHighlighter;
+  private codeBuf = "";
+  // tables: lines that may be one, until a line that is not ends it
+  private tableLines: string[] = [];
+  private refeeding = false;
+  // colour off with a width: the start of a line held while it may be a table row or a fence
+  private rawHead?: string;
+  private rawHeld = false;
+  private rawFence = false;
 
   constructor(opts: MarkdownRendererOptions) {
     this.color = opts.color;
+    if (opts.width !== undefined && opts.width >= MIN_WRAP_WIDTH) {
+      this.width = opts.width;
+      this.wrapper = new WordWrapper(opts.width, (s) => void this.pieces.push(s));
+    }
     // collect the pieces of one call and hand them over in one write (one syscall per chunk, not per character)
-    this.out = (s: string) => void this.pieces.push(s);
+    this.out = this.wrapper ? (s: string) => this.wrapper!.write(s) : (s: string) => void this.pieces.push(s);
     this.sink = opts.write;
   }
 
@@ -85,7 +111,8 @@ export class MarkdownRenderer {
   write(text: string): void {
     if (this.inReasoning) this.endReasoning();
     if (!this.color) {
-      if (text) this.emitRaw(text);
+      if (this.width) for (const ch of text) this.feedRaw(ch);
+      else if (text) this.emitRaw(text);
     } else for (const ch of text) this.feed(ch);
     this.flushOut();
   }
@@ -115,8 +142,91 @@ export class MarkdownRenderer {
       if (this.color) this.emitRaw(ANSI.reset);
     }
     this.flushAll();
+    if (!this.color && this.rawHead !== undefined) this.endRawLine();
+    if (!this.color) this.flushTable();
     if (opts.newline !== false && !this.lastNewline) this.emitRaw("\n");
+    this.wrapper?.flush();
     this.flushOut();
+  }
+
+  /** Colour off, width known: pass text through, holding lines that may be table rows or fences. */
+  private feedRaw(ch: string): void {
+    if (this.rawHead === undefined) {
+      if (!this.lastNewline) return this.emitRaw(ch);
+      this.rawHead = "";
+    }
+    this.rawHead += ch;
+    const head = this.rawHead;
+    if (this.rawHeld) {
+      if (ch === "\n") this.endRawLine();
+      return;
+    }
+    const lead = /^ */.exec(head)![0].length;
+    const first = head[lead];
+    if (first === undefined && lead <= 3 && ch !== "\n") return; // only spaces so far
+    const candidate = lead <= 3 && (first === "`" || first === "~" || (first === "|" && !this.rawFence));
+    if (candidate && ch !== "\n") {
+      this.rawHeld = true;
+      return;
+    }
+    if (candidate) return this.endRawLine();
+    // an ordinary line: it ends a table, and streams
+    this.rawHead = undefined;
+    this.flushTable();
+    this.wrapper?.setVerbatim(this.rawFence);
+    this.emitRaw(head);
+  }
+
+  /** A held line is complete (or the reply ended): a fence, a table row, or text after all. */
+  private endRawLine(): void {
+    const line = this.rawHead ?? "";
+    this.rawHead = undefined;
+    this.rawHeld = false;
+    const body = line.replace(/\n$/, "");
+    if (/^ {0,3}(`{3,}|~{3,})/.test(body)) {
+      this.flushTable();
+      this.wrapper?.setVerbatim(true);
+      this.emitRaw(line);
+      this.rawFence = !this.rawFence;
+      this.wrapper?.setVerbatim(this.rawFence);
+      return;
+    }
+    if (!this.rawFence && isTableLine(body)) {
+      this.tableLines.push(body);
+      if (!line.endsWith("\n")) this.flushTable();
+      return;
+    }
+    this.flushTable();
+    this.wrapper?.setVerbatim(this.rawFence);
+    this.emitRaw(line);
+  }
+
+  /**
+   * The lines held as a table are complete: drawn to fit the width when they are one (a header, then the
+   * delimiter row), else written as the text they are.
+   */
+  private flushTable(): void {
+    if (!this.tableLines.length) return;
+    const lines = this.tableLines;
+    this.tableLines = [];
+    const aligns: Align[] | undefined = lines.length >= 2 ? parseDelimiterRow(lines[1]!) : undefined;
+    if (!aligns || !this.width) {
+      if (this.color) {
+        this.refeeding = true;
+        for (const l of lines) for (const c of `${l}\n`) this.feed(c);
+        this.refeeding = false;
+      } else {
+        this.wrapper?.setVerbatim(this.rawFence);
+        this.emitRaw(lines.map((l) => `${l}\n`).join(""));
+      }
+      return;
+    }
+    const style = { color: this.color, bold: ANSI.bold, italic: ANSI.italic, code: ANSI.code, dim: ANSI.dim, reset: ANSI.reset };
+    const rows = renderMarkdownTable(parseTableRow(lines[0]!), aligns, lines.slice(2).map(parseTableRow), this.width, style);
+    this.wrapper?.setVerbatim(true);
+    if (this.color) this.setStyle("");
+    this.emitRaw(rows.map((r) => `${r}\n`).join(""));
+    this.wrapper?.setVerbatim(false);
   }
 
   private flushAll(): void {
@@ -126,6 +236,8 @@ export class MarkdownRenderer {
       this.prefix = "";
       this.decide(p, true);
     }
+    this.flushTable();
+    if (this.codeLine && this.highlighter) this.emitCodeLine();
     this.flushLink();
     this.flushPending(" ");
     this.bold = this.italic = this.inlineCode = false;
@@ -172,7 +284,10 @@ export class MarkdownRenderer {
       return;
     }
     if (this.codeLine) {
-      if (ch === "\n") this.newline();
+      if (ch === "\n") {
+        if (this.highlighter) this.emitCodeLine();
+        this.newline();
+      } else if (this.highlighter) this.codeBuf += ch;
       else this.emitText(ch, ANSI.code);
       return;
     }
@@ -181,6 +296,7 @@ export class MarkdownRenderer {
 
   /** Try to classify the start of a line; returns false to hold on for more characters. */
   private decide(p: string, final: boolean): boolean {
+    this.wrapper?.setVerbatim(this.inFence);
     const indent = /^[ \t]*/.exec(p)![0];
     const t = p.slice(indent.length);
     const eol = t.endsWith("\n");
@@ -195,6 +311,7 @@ export class MarkdownRenderer {
       }
       if (m && m[1]![0] === this.fenceChar && m[1]!.length >= this.fenceLen && body.slice(m[1]!.length).trim() === "") {
         this.inFence = false;
+        this.highlighter = undefined;
         this.emitText(indent + body, ANSI.dim);
         if (eol) this.newline();
         else this.atLineStart = false;
@@ -202,17 +319,37 @@ export class MarkdownRenderer {
       }
       this.codeLine = true;
       this.atLineStart = false;
-      this.emitText(indent + body, ANSI.code);
+      if (this.highlighter) {
+        this.codeBuf = indent + body;
+        if (eol) this.emitCodeLine();
+      } else this.emitText(indent + body, ANSI.code);
       if (eol) this.newline();
       return true;
     }
     if (body === "" && !eol && !final) return false;
+    // a table row (held whole: a table is drawn when it is complete); any other line ends the table
+    if (this.width && !this.refeeding) {
+      if (isTableLine(indent + body)) {
+        if (!eol && !final) return false;
+        this.tableLines.push(indent + body);
+        return true;
+      }
+      if (this.tableLines.length) {
+        // the held rows go through feed() again: out of the way of this line's start
+        const held = this.prefix;
+        this.prefix = "";
+        this.flushTable();
+        this.prefix = held;
+      }
+    }
     // code fence
     const fence = /^(`{3,}|~{3,})(.*)$/.exec(body);
     if (fence || /^(`{1,2}|~{1,2})$/.test(body)) {
       if (!eol && !final) return false;
       if (fence && !(fence[1]![0] === "`" && fence[2]!.includes("`"))) {
         this.inFence = true;
+        const lang = resolveLanguage(fence[2]!);
+        this.highlighter = lang ? new LineHighlighter(lang) : undefined;
         this.fenceChar = fence[1]![0]!;
         this.fenceLen = fence[1]!.length;
         this.emitText(indent + body, ANSI.dim);
@@ -268,6 +405,13 @@ export class MarkdownRenderer {
     }
     this.startInline(indent, t);
     return true;
+  }
+
+  /** A code line of a block in a language we colour, now that it is complete. */
+  private emitCodeLine(): void {
+    const line = this.codeBuf;
+    this.codeBuf = "";
+    this.emitText(this.highlighter!.line(line), ANSI.code);
   }
 
   private startInline(indent: string, rest: string): void {

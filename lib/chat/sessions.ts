@@ -298,14 +298,30 @@ export function listSessions(dirs: SessionDirs): SessionInfo[] {
   return out.sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : a.id < b.id ? 1 : -1));
 }
 
-/** A session as the user names it: a number `flashchat sessions` shows (1 = newest), else an id. */
-export function sessionRef(dirs: SessionDirs, raw: string): string {
+/**
+ * A session as the user names it: a number `flashchat sessions` shows (1 = newest), an id, or (with `prefix`: resume
+ * and show, never delete) the start of an id when only one session has it. UserError (exit 2) for a number out of
+ * range or an ambiguous prefix; an unknown id is returned as given (the caller says "no session").
+ */
+export function sessionRef(dirs: SessionDirs, raw: string, opts: { prefix?: boolean } = {}): string {
   const a = raw.trim();
-  if (!/^\d+$/.test(a)) return a;
-  const list = listSessions(dirs);
-  const n = Number(a);
-  if (n >= 1 && n <= list.length) return list[n - 1]!.id;
-  throw new UserError(`no session number ${n}`, list.length ? `\`flashchat sessions\` shows numbers 1 to ${list.length}` : "there are no saved sessions yet", 2);
+  if (!a) throw new UserError("no session given", "name one by the number `flashchat sessions` shows, or its id", 2);
+  const numbered = /^\d+$/.test(a);
+  const list = numbered || (opts.prefix && !findSession(dirs, a)) ? listSessions(dirs) : [];
+  if (numbered) {
+    const n = Number(a);
+    if (n >= 1 && n <= list.length) return list[n - 1]!.id;
+    throw new UserError(`no session number ${n}`, list.length ? `\`flashchat sessions\` shows numbers 1 to ${list.length}` : "there are no saved sessions yet", 2);
+  }
+  if (!opts.prefix || !list.length) return a; // the id exists, or no prefix matching: the caller reports either way
+  const want = resolveSessionId(a);
+  const matches = list.filter((s) => s.id.startsWith(want));
+  if (matches.length === 1) return matches[0]!.id;
+  if (matches.length > 1) {
+    const shown = matches.slice(0, 5).map((s) => s.id).join(", ");
+    throw new UserError(`"${a}" matches ${matches.length} sessions: ${shown}${matches.length > 5 ? ", …" : ""}`, "give more of the id, or the number `flashchat sessions` shows", 2);
+  }
+  return a;
 }
 
 /** Delete a session file; only ever a <id>.jsonl directly inside one of the session folders. */

@@ -29,6 +29,8 @@ export interface ChatRequest {
   maxTokens?: number | null;
   temperature?: number;
   topP?: number;
+  /** Sampling seed; absent: the server picks a random one (a different reply each time). */
+  seed?: number;
   /** false: ask the model not to think (chat template's enable_thinking). */
   think?: boolean;
   signal?: AbortSignal;
@@ -107,6 +109,7 @@ export async function* streamChatCompletion(req: ChatRequest): AsyncGenerator<Ch
   if (req.maxTokens != null) body.max_tokens = req.maxTokens;
   if (req.temperature !== undefined) body.temperature = req.temperature;
   if (req.topP !== undefined) body.top_p = req.topP;
+  if (req.seed !== undefined) body.seed = req.seed;
   if (req.think !== undefined) body.chat_template_kwargs = { enable_thinking: req.think };
 
   let res: Response;

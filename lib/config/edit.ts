@@ -1,17 +1,19 @@
 // Showing and changing settings (what `flashchat config` does): list, get, `config set`, the setup wizard
 // (`config --reset`), `--full-reset`, and repairing a config that does not load.
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "pathe";
 import { ConfigError, UserError } from "../errors.ts";
 import { renderTable } from "../format.ts";
 import { writeFileAtomic } from "../fs.ts";
 import { logger } from "../log.ts";
 import { isInteractive } from "../term.ts";
-import { setConfigText } from "./legacy-file.ts";
+import { parseConfigText, setConfigText, unsetConfigText } from "./legacy-file.ts";
 import { KEY_SPECS, KEYS, type KeySpec, type ResolvedConfig, type ResolvedPaths } from "./schema.ts";
 import { renderUserConfigTemplate } from "./template.ts";
+import { runWizard, type WizardOptions } from "./wizard.ts";
 import { describeSource, formatValue, resolvePaths, validateSetting } from "./index.ts";
-import { closest } from "./validate.ts";
+import { closest, describeAllowed, parseValue } from "./validate.ts";
 
 /** Validate, then rewrite the user file atomically with KEY set (comments and other lines kept). */
 export function setUserSetting(file: string, key: string, value: string): void {
@@ -20,18 +22,90 @@ export function setUserSetting(file: string, key: string, value: string): void {
   writeFileAtomic(file, setConfigText(text, key, clean), 0o600);
 }
 
-/** The keys the setup wizard asks about, in order. */
-export const WIZARD_KEYS = KEYS.filter((k) => "wizard" in k && k.wizard);
-
-/** Write a fresh user config holding the wizard's answers (other keys commented out at their defaults). */
-export function writeWizardConfig(file: string, answers: Record<string, string>): void {
-  for (const [k, v] of Object.entries(answers)) validateSetting(k, v);
-  writeFileAtomic(file, renderUserConfigTemplate(answers), 0o600);
+/** `config unset KEY`: remove KEY from the user file (back to the default, or what a higher source says). */
+export function runUnset(paths: ResolvedPaths, key: unknown, config?: ResolvedConfig): void {
+  const k = requireKey(key);
+  const file = paths.userConfigFile;
+  const text = existsSync(file) ? readFileSync(file, "utf8") : "";
+  const next = unsetConfigText(text, k);
+  if (next === text) {
+    logger.info(`${k} is not set in ${file}; nothing to do`);
+  } else {
+    writeFileAtomic(file, next, 0o600);
+    const def = KEY_SPECS.get(k)!.default;
+    logger.success(`${k} removed from ${file} (the default: ${def === "" ? "automatic" : JSON.stringify(def)})`);
+  }
+  const src = config?.sources[k];
+  if (src && (src.kind === "flag" || src.kind === "env" || src.kind === "file" || src.kind === "project")) logger.warn(`${describeSource(src)} still sets it`);
 }
 
-/** What `config --full-reset` deletes: config, sessions, chat history, logs, pid file. Never models or artifacts. */
+/** What is wrong with a config file's text, one line per problem ("line 3: ..."); [] when it is valid. */
+export function checkConfigText(text: string): string[] {
+  const parsed = parseConfigText(text);
+  const problems = parsed.malformed.map((m) => ({ line: m.line, text: `not KEY="value": ${m.text}` }));
+  for (const e of parsed.entries) {
+    const spec = KEY_SPECS.get(e.key);
+    if (!spec) {
+      const near = closest(e.key, [...KEY_SPECS.keys()]);
+      problems.push({ line: e.line, text: `unknown setting ${e.key}${near ? ` (did you mean ${near}?)` : ""}` });
+    } else if (!parseValue(spec, e.value).ok) problems.push({ line: e.line, text: `invalid ${e.key} ${JSON.stringify(e.value)}: expected ${describeAllowed(spec)}` });
+  }
+  return problems.sort((a, b) => a.line - b.line).map((p) => `line ${p.line}: ${p.text}`);
+}
+
+export interface EditOptions {
+  env?: Record<string, string | undefined>;
+  /** Offer to edit again after a rejected save (default: on a terminal). */
+  interactive?: boolean;
+  confirm?: (question: string) => Promise<boolean>;
+}
+
+/**
+ * `config edit`: open $VISUAL / $EDITOR (else vi) on a private temporary copy of the user file; when the editor exits,
+ * check the copy: valid -> it replaces the file atomically; invalid -> the file is kept as it was, the problems are
+ * listed, and on a terminal the copy can be edited again (else it is kept beside the config as config.rejected).
+ */
+export async function runEdit(paths: ResolvedPaths, opts: EditOptions = {}): Promise<void> {
+  const env = opts.env ?? process.env;
+  const editor = (env.VISUAL || env.EDITOR || "vi").trim();
+  const interactive = opts.interactive ?? isInteractive(env);
+  const confirm = opts.confirm ?? (async (q: string) => (await logger.prompt(q, { type: "confirm", initial: true, cancel: "null" })) === true);
+  const file = paths.userConfigFile;
+  const original = existsSync(file) ? readFileSync(file, "utf8") : renderUserConfigTemplate();
+  const dir = mkdtempSync(join(tmpdir(), "flashchat-config-"));
+  const copy = join(dir, "config");
+  writeFileSync(copy, original, { mode: 0o600 });
+  try {
+    for (;;) {
+      let code: number;
+      try {
+        code = await Bun.spawn([...editor.split(/\s+/), copy], { stdio: ["inherit", "inherit", "inherit"], env: env as Record<string, string> }).exited;
+      } catch (e) {
+        throw new UserError(`cannot start the editor "${editor}": ${(e as Error).message}`, "set VISUAL or EDITOR to your editor, e.g. EDITOR=nano");
+      }
+      if (code !== 0) throw new UserError(`the editor (${editor}) exited with status ${code}: ${file} is unchanged`);
+      const text = readFileSync(copy, "utf8");
+      if (text === original) return logger.info(`no changes: ${file} is as it was`);
+      const problems = checkConfigText(text);
+      if (!problems.length) {
+        writeFileAtomic(file, text, 0o600);
+        return logger.success(`saved ${file}`);
+      }
+      logger.error(`the edited config has ${problems.length === 1 ? "a problem" : `${problems.length} problems`}; ${file} is unchanged`);
+      for (const p of problems) logger.info(`  ${p}`);
+      if (interactive && (await confirm("Edit it again?"))) continue;
+      const rejected = join(paths.configDir, "config.rejected");
+      writeFileAtomic(rejected, text, 0o600);
+      throw new UserError(`not saved: ${file} is unchanged`, `your edit is kept in ${rejected}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** What `config --full-reset` deletes: config (and a rejected edit), sessions, chat history, logs, pid file. Never models or artifacts. */
 export function fullResetTargets(paths: ResolvedPaths): string[] {
-  return [paths.userConfigFile, paths.sessionsDir, join(paths.configDir, "chat-history"), paths.logsDir, paths.pidFile];
+  return [paths.userConfigFile, join(paths.configDir, "config.rejected"), paths.sessionsDir, join(paths.configDir, "chat-history"), paths.logsDir, paths.pidFile];
 }
 
 export function deletePaths(targets: string[]): void {
@@ -83,24 +157,6 @@ export function runSet(paths: ResolvedPaths, key: unknown, value: unknown, confi
   if (src && (src.kind === "flag" || src.kind === "env" || src.kind === "file" || src.kind === "project")) logger.warn(`${describeSource(src)} still overrides it`);
 }
 
-/** `config --reset`: ask the wizard's questions on a terminal (current values as defaults), else write the defaults. */
-export async function runWizard(paths: ResolvedPaths, config?: ResolvedConfig): Promise<void> {
-  const answers: Record<string, string> = {};
-  const ask = isInteractive();
-  if (!ask) logger.info("not a terminal: writing the default settings (sessions are kept)");
-  for (const spec of WIZARD_KEYS) {
-    const current = ask && config ? formatValue(settingValue(config, spec.key)) : spec.default;
-    if (!ask) {
-      answers[spec.key] = current;
-      continue;
-    }
-    const answer = await logger.prompt(`${spec.description} (${spec.key})`, { type: "text", default: current, placeholder: current, cancel: "reject" });
-    answers[spec.key] = String(answer ?? current).trim() || current;
-  }
-  writeWizardConfig(paths.userConfigFile, answers);
-  logger.success(`settings written to ${paths.userConfigFile}`);
-}
-
 /**
  * `config --full-reset`: list what goes, ask (or take --yes; no terminal and no --yes is a usage error), stop our
  * background server first when `stopServer` is given (the pid file is how it is found), then delete.
@@ -129,9 +185,9 @@ export async function runFullReset(paths: ResolvedPaths, opts: { yes: boolean; s
 }
 
 /** set / --reset / --full-reset with a config that does not load: work from the paths alone (no server to stop). */
-export async function repairConfig(action: { set?: { key: unknown; value: unknown }; reset?: boolean; fullReset?: boolean; yes?: boolean }): Promise<void> {
+export async function repairConfig(action: { set?: { key: unknown; value: unknown }; reset?: boolean; fullReset?: boolean; yes?: boolean; wizard?: WizardOptions }): Promise<void> {
   const paths = resolvePaths();
   if (action.fullReset) return runFullReset(paths, { yes: Boolean(action.yes) });
-  if (action.reset) return runWizard(paths);
+  if (action.reset) return runWizard(paths, undefined, action.wizard);
   runSet(paths, action.set?.key, action.set?.value);
 }

@@ -201,6 +201,7 @@ export function resolveConfig(
     maxTokens: values.MAX_TOKENS as number | null,
     temperature: values.TEMPERATURE as number,
     topP: values.TOP_P as number,
+    seed: values.SEED as number | null,
     serverPort: values.SERVER_PORT as number,
     serverHost: String(values.SERVER_HOST),
     serverLogPath: (values.SERVER_LOG_PATH as string) || join(paths.logsDir, "server.log"),

@@ -85,3 +85,11 @@ export function setConfigText(text: string, key: string, value: string): string 
   const body = text.length === 0 || text.endsWith("\n") ? text : `${text}\n`;
   return `${body}${key}=${quoteValue(value)}\n`;
 }
+
+/** Remove every active assignment of KEY from a config file's text (comments and other lines kept). */
+export function unsetConfigText(text: string, key: string): string {
+  return text
+    .split("\n")
+    .filter((l) => ASSIGN.exec(l)?.[1] !== key)
+    .join("\n");
+}

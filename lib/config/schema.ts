@@ -30,6 +30,7 @@ export const KEYS = [
   { key: "MAX_TOKENS", name: "maxTokens", type: "int", default: "", optional: true, min: 1, max: 1048576, description: "Most tokens generated per reply; empty = the model's own default (8192; the demo 200)", wizard: true },
   { key: "TEMPERATURE", name: "temperature", type: "float", default: "0.7", min: 0, max: 2, description: "Sampling temperature (0 = greedy)", wizard: true },
   { key: "TOP_P", name: "topP", type: "float", default: "0.9", min: 0, max: 1, description: "Nucleus sampling threshold", wizard: true },
+  { key: "SEED", name: "seed", type: "int", default: "", optional: true, min: 0, max: 9007199254740991, description: "Sampling seed for chat and prompt; empty = a new random seed for every reply (the same seed, prompt and settings give the same reply)" },
   { key: "SERVER_PORT", name: "serverPort", type: "int", default: "8000", min: 1, max: 65535, description: "Port of the local server", wizard: true },
   { key: "SERVER_HOST", name: "serverHost", type: "string", default: "127.0.0.1", description: "Address the server binds (other than loopback needs an API key)", wizard: true },
   { key: "SERVER_LOG_PATH", name: "serverLogPath", type: "path", default: "", optional: true, description: "Server log file; empty = <config dir>/logs/server.log" },
@@ -91,6 +92,8 @@ export interface ResolvedConfig {
   maxTokens: number | null;
   temperature: number;
   topP: number;
+  /** SEED; null = not set: a random seed per reply (the server picks it). */
+  seed: number | null;
   serverPort: number;
   serverHost: string;
   serverLogPath: string;

@@ -1,5 +1,6 @@
 // One request through the engine: render the chat template, tokenize, pick prompt-cache snapshot points,
 // stream tokens back through detokenizer -> stop strings -> reasoning / tool-call parser.
+import { createRandomSeed } from "../seed.ts";
 import { type Engine, EngineError, type GenerateRequest, type TokenGrammar } from "../engine/types.ts";
 import type { ChatTemplate, TemplateMessage } from "./chat-template.ts";
 import { createDetokenizer } from "./detokenizer.ts";
@@ -24,6 +25,8 @@ export interface GenerationDefaults {
   maxTokens: number;
   temperature: number;
   topP: number;
+  /** Seed for requests without one; undefined (the default): a new random seed per request. */
+  seed?: number;
   reasoningFormat: ReasoningFormat;
   /** Honour force_text / force_tokens in requests (test hook). */
   allowForceTokens: boolean;
@@ -170,7 +173,8 @@ export async function* runGeneration(
 ): AsyncGenerator<GenerationEvent> {
   const t0 = performance.now();
   const endIds = new Set([...model.tokenizer.endTokenIds, ...engine.ready.model.eos_token_id]);
-  const sampling = { temperature: defaults.temperature, top_p: defaults.topP, ...req.sampling };
+  // no seed in the request: a fresh random one, so the same prompt does not always get the same reply
+  const sampling = { temperature: defaults.temperature, top_p: defaults.topP, ...req.sampling, seed: req.sampling.seed ?? defaults.seed ?? createRandomSeed() };
   const genReq: GenerateRequest = {
     tokens: prompt.tokens,
     max_tokens: prompt.maxTokens,
@@ -284,3 +288,4 @@ export async function* runGeneration(
     signal.removeEventListener("abort", onAbort);
   }
 }
+

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { CODE_COLORS } from "../../lib/chat/highlight.ts";
 import { ANSI, MarkdownRenderer, stripAnsi } from "../../lib/chat/render.ts";
 import { resolveColor } from "../../lib/term.ts";
 
@@ -82,7 +83,9 @@ describe("markdown rendering", () => {
     expect(out).toContain(`${ANSI.reset}${ANSI.italic}italic`);
     expect(out).toContain(`${ANSI.reset}${ANSI.code}code`);
     expect(out).toContain(`${ANSI.heading}${ANSI.bold}${ANSI.underline}Title`);
-    expect(out).toContain(`${ANSI.code}    return x * 2  # **not bold**`);
+    // python is coloured: keyword, number, and a comment whose ** stays as typed
+    expect(out).toContain(`${ANSI.code}    ${CODE_COLORS.keyword}return${CODE_COLORS.reset}${ANSI.code} x * ${CODE_COLORS.number}2`);
+    expect(out).toContain(`${CODE_COLORS.comment}# **not bold**`);
     expect(out).toContain(`${ANSI.reset}${ANSI.underline}the docs${ANSI.reset}${ANSI.dim} (https://example.com/x)`);
     expect(out.endsWith(ANSI.reset + "\n") || out.endsWith("\n")).toBe(true);
   });
@@ -101,7 +104,7 @@ describe("markdown rendering", () => {
     const chunks = ["Here:\n`", "``", "js\nconst a = `x`;\n`", "`", "`\ndone *x*"];
     const out = render(chunks);
     expect(stripAnsi(out)).toBe("Here:\n```js\nconst a = `x`;\n```\ndone x\n");
-    expect(out).toContain(`${ANSI.code}const a = \`x\`;`);
+    expect(out).toContain(`${ANSI.code}${CODE_COLORS.keyword}const${CODE_COLORS.reset}${ANSI.code} a = ${CODE_COLORS.string}\`x\``);
     expect(out).toContain(`${ANSI.italic}x`);
   });
 
@@ -154,4 +157,103 @@ test("one chunk in, at most one write out", () => {
   expect(writes).toHaveLength(1);
   r.end();
   expect(writes).toHaveLength(2);
+});
+
+describe("layout for the terminal width", () => {
+  const renderAt = (chunks: string[], width: number, color: boolean) => {
+    let out = "";
+    const r = new MarkdownRenderer({ color, width, write: (s) => (out += s) });
+    for (const c of chunks) r.write(c);
+    r.end();
+    return out;
+  };
+  const PROSE = "The quick brown fox jumps over the lazy dog while the band plays on, and nobody minds the noise at all.";
+  const LAYOUT = [
+    "Intro line that is long enough to be wrapped at least once at the chosen width.",
+    "",
+    "| Model | Size | Notes |",
+    "|:------|-----:|:-----:|",
+    "| **qwen3.5-397b** | 209 GB | the big one, streams its experts from the disk while it runs |",
+    "| `demo` | 60 MB | random weights |",
+    "",
+    "- a list item long enough that it has to continue on the next line of the terminal",
+    "```python",
+    "def f(x):  # a very long comment line that must not be re-wrapped by the word wrapper at all",
+    "    return 'x'",
+    "```",
+    "after",
+  ].join("\n");
+
+  test("words are never split: each line fits, and joining the lines gives the text back", () => {
+    for (const width of [20, 33, 50]) {
+      const out = renderAt([PROSE], width, false);
+      const lines = out.trimEnd().split("\n");
+      for (const l of lines) expect(Bun.stringWidth(l)).toBeLessThanOrEqual(width);
+      expect(lines.length).toBeGreaterThan(1);
+      expect(lines.join(" ")).toBe(PROSE);
+    }
+  });
+
+  test("a word longer than the line is cut at the edge; a list item keeps its indent when it wraps", () => {
+    const long = "x".repeat(50);
+    const out = renderAt([`see ${long} end`], 20, false);
+    expect(out).toBe(`see\n${"x".repeat(20)}\n${"x".repeat(20)}\n${"x".repeat(10)} end\n`);
+    const item = stripAnsi(renderAt(["- one two three four five six seven\n"], 20, true));
+    expect(item).toBe("• one two three four\n  five six seven\n");
+  });
+
+  test("a table is drawn aligned, no wider than the terminal; cells wrap inside their column", () => {
+    for (const color of [true, false]) {
+      const out = stripAnsi(renderAt([LAYOUT], 60, color));
+      const table = out.split("\n").filter((l) => /^[┌│├└]/.test(l));
+      expect(table[0]).toStartWith("┌");
+      for (const l of table) expect(Bun.stringWidth(l)).toBe(Bun.stringWidth(table[0]!)); // every row as wide
+      expect(Bun.stringWidth(table[0]!)).toBeLessThanOrEqual(60);
+      expect(table.some((l) => l.includes("│ qwen3.5-397b │ 209 GB │"))).toBe(true); // bold markers gone, size right-aligned
+      expect(table.some((l) => /│ demo\s+│\s+60 MB │/.test(l))).toBe(true);
+      expect(table.length).toBeGreaterThan(6); // the long note took more than one line
+      expect(out).not.toContain("|---");
+      // the code line is longer than the width and kept whole
+      expect(out).toContain("def f(x):  # a very long comment line that must not be re-wrapped by the word wrapper at all\n");
+      expect(out).toContain("• a list item long enough that it has to continue on the\n  next line of the terminal\n".replace("• ", color ? "• " : "- "));
+    }
+  });
+
+  test("any split into chunks renders the same as the whole text, with a width", () => {
+    for (const color of [true, false]) {
+      const whole = renderAt([LAYOUT], 44, color);
+      const chars = [...LAYOUT];
+      for (const size of [1, 2, 3, 7, 16]) {
+        const chunks: string[] = [];
+        for (let i = 0; i < chars.length; i += size) chunks.push(chars.slice(i, i + size).join(""));
+        expect(color ? shown(renderAt(chunks, 44, color)) : [renderAt(chunks, 44, color)]).toEqual(color ? shown(whole) : [whole]);
+      }
+    }
+  });
+
+  test("not a table after all: lines starting with | are kept as text", () => {
+    const text = "| just a pipe line\nand more\n";
+    expect(renderAt([text], 60, false)).toBe(text);
+    expect(stripAnsi(renderAt([text], 60, true))).toBe(text);
+  });
+
+  test("code is coloured by language with colour on, never with it off; unknown languages stay one colour", () => {
+    const code = "```ts\nconst n = 42; // note\nlet s = \"hi\";\n```\n";
+    const on = renderAt([code], 80, true);
+    expect(on).toContain(`${CODE_COLORS.keyword}const`);
+    expect(on).toContain(`${CODE_COLORS.number}42`);
+    expect(on).toContain(`${CODE_COLORS.comment}// note`);
+    expect(on).toContain(`${CODE_COLORS.string}"hi"`);
+    expect(renderAt([code], 80, false)).toBe(code);
+    const unknown = renderAt(["```brainfuck\nconst 42\n```\n"], 80, true);
+    expect(unknown).not.toContain(CODE_COLORS.keyword);
+    expect(unknown).toContain(`${ANSI.code}const 42`);
+  });
+
+  test("a block comment and a multi-line string carry over to the next lines", () => {
+    const out = renderAt(["```c\nint a; /* one\ntwo */ int b;\n```\n```python\ns = \"\"\"doc\nstill doc\"\"\"\n```\n"], 80, true);
+    expect(out).toContain(`${CODE_COLORS.comment}two */`);
+    expect(out).toContain(`${CODE_COLORS.keyword}int${CODE_COLORS.reset}${ANSI.code} b`);
+    expect(out).toContain(`${CODE_COLORS.string}still doc"""`);
+  });
 });

@@ -137,17 +137,19 @@ describe("flashchat config", () => {
     expect(r.stderr).toContain("unknown setting PORT");
   });
 
-  test("--reset without a terminal writes the defaults and keeps sessions", async () => {
+  test("--reset without a terminal writes the defaults (keeping the model and port) and keeps sessions", async () => {
     t = makeTempHome();
     await runCli(["config", "set", "SERVER_PORT", "9999"], { env: t.env });
+    await runCli(["config", "set", "TEMPERATURE", "0.3"], { env: t.env });
     const sessions = join(t.env.XDG_CONFIG_HOME!, "flashchat", "sessions");
     mkdirSync(sessions, { recursive: true });
     writeFileSync(join(sessions, "chat-1.jsonl"), '{"role":"user","content":"hi"}\n');
     const r = await runCli(["config", "--reset"], { env: t.env });
     expect(r.code).toBe(0);
-    expect((await runCli(["config", "get", "SERVER_PORT"], { env: t.env })).stdout).toBe("8000\n");
+    expect((await runCli(["config", "get", "SERVER_PORT"], { env: t.env })).stdout).toBe("9999\n");
+    expect((await runCli(["config", "get", "TEMPERATURE"], { env: t.env })).stdout).toBe("0.7\n");
     expect(existsSync(join(sessions, "chat-1.jsonl"))).toBe(true);
-  });
+  }, 30_000); // five commands: room on a busy machine
 
   test("--full-reset needs --yes without a terminal, then deletes config, sessions, logs, pid — not models", async () => {
     t = makeTempHome();

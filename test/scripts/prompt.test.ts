@@ -82,8 +82,18 @@ test("--json prints one object with the reply, reasoning, usage and stats", asyn
   expect(r.stdout.trim().split("\n")).toHaveLength(1);
 });
 
+test("--seed N (or SEED) is sent; without one the request has no seed (the server picks a random one)", async () => {
+  next = { content: ["a"] };
+  expect((await run(["hi", "--seed", "5"])).code).toBe(0);
+  next = { content: ["b"] };
+  expect((await run(["hi"], { env: { FLASHCHAT_SEED: "77" } })).code).toBe(0);
+  next = { content: ["c"] };
+  expect((await run(["hi"])).code).toBe(0);
+  expect(stub.requests.map((r) => r.seed)).toEqual([5, 77, undefined]);
+});
+
 test("usage errors exit 2 with one line on stderr and nothing on stdout", async () => {
-  for (const args of [[], ["  "], ["hi", "--tokens", "lots"], ["hi", "--tokens", "0"]]) {
+  for (const args of [[], ["  "], ["hi", "--tokens", "lots"], ["hi", "--tokens", "0"], ["hi", "--seed", "x"], ["hi", "--seed", "-1"]]) {
     const r = await run(args);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe("");

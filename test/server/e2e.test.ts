@@ -113,6 +113,13 @@ describe("real engine", () => {
     expect(c).not.toBe(a);
   });
 
+  test("no seed: each request gets a random one, so the same prompt does not always get the same reply", async () => {
+    const req = { model: "tiny", messages: user("Tell me a story"), max_tokens: 32, temperature: 1 };
+    const replies = new Set<string>();
+    for (let i = 0; i < 3; i++) replies.add((await client.chat.completions.create(req)).choices[0]!.message.content!);
+    expect(replies.size).toBeGreaterThan(1);
+  });
+
   test("stop strings across token boundaries", async () => {
     const r = await client.chat.completions.create({ model: "tiny", messages: user("q"), stop: ["four. E"], force_text: "The answer is four. END" } as never);
     expect(r.choices[0]!.message.content).toBe("The answer is ");
@@ -176,7 +183,8 @@ describe("real engine", () => {
 
   test("abort cancels the generation; the engine serves the next request", async () => {
     const ac = new AbortController();
-    const stream = await client.chat.completions.create({ model: "tiny", messages: user("long"), max_tokens: 3900, stream: true }, { signal: ac.signal });
+    // seed 0: a reply on this fixture that runs long (a random seed may reach the end of text before the abort)
+    const stream = await client.chat.completions.create({ model: "tiny", messages: user("long"), max_tokens: 3900, stream: true, seed: 0 }, { signal: ac.signal });
     let n = 0;
     await (async () => {
       for await (const _ of stream) if (++n === 5) ac.abort();
@@ -189,7 +197,7 @@ describe("real engine", () => {
   });
 
   test("queue overflow: 429 with Retry-After while one runs and one waits", async () => {
-    const long = JSON.stringify({ messages: user("x"), max_tokens: 3900 });
+    const long = JSON.stringify({ messages: user("x"), max_tokens: 3900, seed: 0 }); // seed 0: runs long on this fixture
     const post = () => fetch(`${server.url}/v1/chat/completions`, { method: "POST", body: long });
     const first = post();
     await Bun.sleep(30);
@@ -204,7 +212,7 @@ describe("real engine", () => {
 
   test("engine killed mid-stream: 503 for the stream, restart, the next request works", async () => {
     const before = await readJson(await fetch(`${server.url}/health`));
-    const stream = await client.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 3900, stream: true });
+    const stream = await client.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 3900, stream: true, seed: 0 }); // seed 0: runs long
     let n = 0;
     const err = await (async () => {
       for await (const _ of stream) if (++n === 3) process.kill(before.engine.pid, "SIGKILL");

@@ -29,7 +29,8 @@ beforeAll(async () => {
   server = await startTestServer(tmp.dir, {
     tokenizerDir: modelDir,
     engine: { artifactsDir, threads: 1, context: 4096 },
-    defaults: { maxTokens: 1500, temperature: 1, topP: 1, allowForceTokens: true },
+    // seed 0 for requests without one: the replies (and how long they take) are the same every run
+    defaults: { maxTokens: 1500, temperature: 1, topP: 1, seed: 0, allowForceTokens: true },
   });
   if (server.host.state !== "ok") throw new Error(`engine did not start: ${server.host.error}`);
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });

@@ -1,7 +1,7 @@
 // `flashchat chat` end to end on the real engine with the demo model: chat sets the model up, starts the
 // server in the background, streams a reply; `--resume` brings the session back; `serve --stop` cleans up.
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
 import { listSessions, loadSession } from "../../lib/chat/sessions.ts";
@@ -31,6 +31,10 @@ test.skipIf(!hasTmux)("chat starts the server for the demo model, streams a repl
   term.type("Hello engine");
   term.send("Enter");
   screen = await term.waitFor(/12 tokens · [\d.]+ tok\/s · first token [\d.]+ s/, 60_000);
+  // /retry asks again with a new seed: on the demo model (temperature 0.7) another reply
+  term.type("/retry");
+  term.send("Enter");
+  await term.waitFor(/12 tokens · [\d.]+ tok\/s[^\n]*\n(.|\n)*12 tokens · [\d.]+ tok\/s/, 60_000);
   term.send("C-d");
   screen = await term.waitFor("[exited 0]", 10_000);
   expect(screen).toContain("the server keeps running in the background (flashchat serve --stop stops it)");
@@ -42,6 +46,10 @@ test.skipIf(!hasTmux)("chat starts the server for the demo model, streams a repl
   expect(saved[1]!.stats?.completion_tokens).toBe(12);
   const shown = (saved[1]!.reasoning ?? "") + saved[1]!.content;
   expect(shown.length).toBeGreaterThan(0);
+  // the file keeps both replies (the first taken back by an undo line): they differ
+  const replies = readFileSync(join(sessionsDir, `${s!.id}.jsonl`), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)).filter((r) => r.role === "assistant");
+  expect(replies).toHaveLength(2);
+  expect((replies[0].reasoning ?? "") + replies[0].content).not.toBe((replies[1].reasoning ?? "") + replies[1].content);
 
   // the server is still running: a second chat resumes the session and sends the whole history
   term = new Tmux(home, [process.execPath, join(root, "scripts/chat.ts"), "--resume", s!.id], env, { cwd: home });

@@ -140,3 +140,43 @@ test.skipIf(!hasTmux)("colour: styled on a terminal, plain with NO_COLOR=1 or CO
     term.kill();
   }
 }, 60_000);
+
+test.skipIf(!hasTmux)("chat at 50 columns: words wrap whole, a table is drawn to fit, code is coloured; --resume alone offers the numbered list", async () => {
+  scripts.push({
+    content: [
+      "Streaming experts from the disk keeps the resident memory small while the model runs.\n\n",
+      "| Model | Size |\n|:--|--:|\n",
+      "| demo | 60 MB |\n| qwen3.5-397b | 209 GB |\n\n",
+      "```python\nreturn 42\n```\n",
+    ],
+    delayMs: 20,
+  });
+  term = new Tmux(home, [process.execPath, join(root, "scripts/chat.ts")], env, { cwd: home, cols: 50 });
+  await term.waitFor("/help for commands");
+  term.type("layout please");
+  term.send("Enter");
+  const screen = await term.waitFor(/tokens · .* tok\/s/);
+  expect(screen).toContain("Streaming experts from the disk keeps the resident\nmemory small while the model runs.\n\n┌");
+  expect(screen).toContain("┌──────────────┬────────┐\n│ Model        │   Size │\n├──────────────┼────────┤\n│ demo         │  60 MB │\n│ qwen3.5-397b │ 209 GB │\n└──────────────┴────────┘");
+  const styled = term.styledScreen();
+  expect(styled).toMatch(/\x1b\[35m(\x1b\[\d+m)*return/); // the keyword in its colour (tmux may add its own codes)
+  expect(styled).toMatch(/\x1b\[33m42/);
+  term.send("C-d");
+  await term.waitFor("[exited 0]");
+  term.kill();
+
+  // --resume with no value: the numbered list, a wrong answer says why and asks again, a number resumes
+  const id = readdirSync(sessionsDir).map((f) => f.replace(/\.jsonl$/, "")).sort().at(-1)!;
+  term = chat("--resume");
+  await term.waitFor("session number or id (Enter: a new chat):");
+  expect(term.screen()).toMatch(/\[1\] chat-\d+/);
+  term.type("99");
+  term.send("Enter");
+  await term.waitFor("no session number 99");
+  term.type("1");
+  term.send("Enter");
+  await term.waitFor("/help for commands");
+  expect(term.history()).toContain(`resumed ${id}`);
+  term.send("C-d");
+  await term.waitFor("[exited 0]");
+}, 60_000);
