@@ -8,6 +8,7 @@
 #include "bench.h"
 #include "nn-math.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -614,7 +615,7 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
     memcpy(tmp, tok_ms, (size_t)n * sizeof *tmp);
     const double ms_med = quantile(tmp, n, 0.5), ms_p10 = quantile(tmp, n, 0.1), ms_p90 = quantile(tmp, n, 0.9);
     const double ms_min = tmp[0], ms_max = tmp[n - 1];
-    size_t cap = 1024 + (size_t)L * 160;
+    size_t cap = 1024 + (size_t)L * 160 + (size_t)n * 16;
     char * extra = fc_xmalloc(cap);
     size_t at = (size_t)snprintf(extra, cap,
         "\"iters\":%d,\"warmup\":%d,\"tok_s_p10\":%.4f,\"tok_s_p90\":%.4f,\"tok_s_min\":%.4f,\"tok_s_max\":%.4f,"
@@ -631,6 +632,8 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
         at += (size_t)snprintf(extra + at, cap - at, "%s{\"kind\":\"%s\",\"ms\":%.4f,\"dense_bytes\":%.0f,\"expert_bytes\":%.0f}", l ? "," : "",
                                ly->is_full ? "full" : "linear", quantile(tmp, n, 0.5), attn_bytes(ly) + layer_dense_bytes(ly), expert_layer);
     }
+    at += (size_t)snprintf(extra + at, cap - at, "],\"token_ms\":[");
+    for (int i = 0; i < n; i++) at += (size_t)snprintf(extra + at, cap - at, "%s%.4f", i ? "," : "", tok_ms[i]);
     snprintf(extra + at, cap - at, "]");
     char what[320];
     snprintf(what, sizeof what, "whole model, one token (%d layers, K=%d, %d-bit experts, %.1f MB dense + %.1f MB experts/token), "
@@ -841,6 +844,53 @@ static int bench_kernels(const struct fc_bench_options * opt) {
         printf("memcpy: %.2f GB/s (256 MB buffers)\n", mem);
     }
     return 0;
+}
+
+/* ===== evict: drop files from the page cache ===== */
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+/* Bytes of the file at fd (size bytes) in the page cache, by mincore on an unfaulted mapping; -1 if unknown. */
+static long long file_resident(int fd, size_t size) {
+    if (size == 0) return 0;
+    void * m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) return -1;
+    long long r = (long long)fc_resident_bytes(m, size);
+    munmap(m, size);
+    return r;
+}
+
+int fc_bench_evict(int n, char ** paths) {
+    long long total = 0, before = 0, after = 0;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        int fd = open(paths[i], O_RDONLY);
+        struct stat sb;
+        if (fd < 0 || fstat(fd, &sb) != 0) {
+            fprintf(stderr, "flashchat-engine: evict: %s: %s\n", paths[i], strerror(errno));
+            if (fd >= 0) close(fd);
+            bad = 1;
+            continue;
+        }
+        const size_t size = (size_t)sb.st_size;
+        total += (long long)size;
+        before += file_resident(fd, size);
+#if defined(POSIX_FADV_DONTNEED)
+        /* dirty pages cannot be dropped: write them first */
+        fdatasync(fd);
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+#else
+        close(fd);
+        fprintf(stderr, "flashchat-engine: evict: this OS has no posix_fadvise\n");
+        return 2;
+#endif
+        after += file_resident(fd, size);
+        close(fd);
+    }
+    printf("{\"mode\":\"evict\",\"files\":%d,\"bytes\":%lld,\"resident_before\":%lld,\"resident_after\":%lld}\n", n, total, before, after);
+    return bad ? 1 : 0;
 }
 
 int fc_bench_run(struct fc_engine * e, const struct fc_bench_options * opt) {

@@ -18,6 +18,12 @@ int fc_bench_run(struct fc_engine * e, const struct fc_bench_options * opt);
 
 /* Read bandwidth of `threads` threads streaming 64 MiB each at once: median / min / max GB/s of `runs`; 0 on failure. */
 int fc_bench_read_bandwidth(int threads, int runs, double * median, double * lo, double * hi);
+/*
+ * `flashchat-engine evict FILE...`: drop each file's pages from the page cache (posix_fadvise DONTNEED after
+ * writing dirty pages); prints one JSON line with the bytes resident before and after (mincore). Exit 0 ok, 1 a
+ * file could not be opened, 2 the OS has no posix_fadvise.
+ */
+int fc_bench_evict(int n, char ** paths);
 /* The core clock in GHz from a chain of dependent adds (one per cycle); 0 where not measured. */
 double fc_bench_clock_ghz(void);
 

@@ -22,11 +22,13 @@
 
 static void usage(FILE * f) {
     fprintf(f,
-            "usage: flashchat-engine [logits | bench MODE] --artifacts DIR [options]\n"
+            "usage: flashchat-engine [logits | bench MODE] --artifacts DIR [options] | evict FILE...\n"
             "\n"
             "modes:\n"
             "  (none)               serve the JSON-lines protocol on stdin/stdout (native/PROTOCOL.md)\n"
             "  logits               --tokens 1,2,3 --out FILE: float32 logits [n, vocab] of every position\n"
+            "  evict FILE...        drop the files from the page cache (posix_fadvise; a JSON line says what\n"
+            "                       was resident before and after); no other flags\n"
             "  bench MODE           run | bench (one expert, 1 / 10 iterations), verify (kernels vs the scalar\n"
             "                       reference), moe | moebench (one MoE layer), full | fullbench (whole model,\n"
             "                       one token), prefill (--prompt N tokens from an empty context: tok/s and where\n"
@@ -116,6 +118,7 @@ int main(int argc, char ** argv) {
     double cache_mb = 0.0;
     opt.backend = "auto"; /* metal on macOS with a GPU, else cpu */
     int i = 1;
+    if (i < argc && strcmp(argv[i], "evict") == 0) return fc_bench_evict(argc - 2, argv + 2);
     if (i < argc && strcmp(argv[i], "logits") == 0) { mode = "logits"; i++; }
     else if (i < argc && strcmp(argv[i], "bench") == 0) {
         mode = "bench";
