@@ -244,8 +244,10 @@ export async function runE2e(url: string, o: E2eOptions): Promise<E2eResult> {
   const words = (p: "short" | "long") => (p === "short" ? o.shortWords : o.longWords);
   for (const p of ["short", "long"] as const) await measure(p, "warm", o.warmup, words(p));
   if (o.ttftTokens) {
-    // about 1.1 tokens per word of createPrompt plus the template's; the table shows the real count
-    await measure(o.ttftTokens >= 1024 ? `${Math.round(o.ttftTokens / 1024)}k` : `${o.ttftTokens}tok`, "warm", 0, Math.round(o.ttftTokens / 1.1), o.ttftRuns ?? 2, 2);
+    // sized with this tokenizer's tokens per word, as the long prompt just measured them; the table shows the real count
+    const longCase = cases.find((c) => c.prompt === "long");
+    const perWord = longCase ? longCase.promptTokens.median / (o.longWords + 1) : 1.1;
+    await measure(o.ttftTokens >= 1024 ? `${Math.round(o.ttftTokens / 1024)}k` : `${o.ttftTokens}tok`, "warm", 0, Math.max(1, Math.round(o.ttftTokens / perWord)), o.ttftRuns ?? 2, 2);
   }
   if (o.cold) {
     // the warm runs above were the warm-up of the whole path; each cold run evicts the model's files first

@@ -73,6 +73,14 @@ test("disk probe: warm reads measured, cold ones skipped when disabled, and the 
   expect(readdirSync(t.dir).filter((f) => f.startsWith(".disk-probe"))).toEqual([]);
 });
 
+test("disk probe, cold: the probe file alone is evicted before each cold read (Linux)", async () => {
+  if (process.platform !== "linux") return;
+  t = makeTempHome();
+  const d = await measureDiskBandwidth(t.dir, { fileMiB: 8, runs: 2 });
+  expect(d.note).toContain("evicted from the page cache");
+  expect(d.coldGBs?.n).toBe(2);
+});
+
 test("the profile is measured once, cached in the data dir, and re-measured on request", async () => {
   t = makeTempHome();
   const config = { paths: resolvePaths(t.env, t.dir), artifactsDir: join(t.dir, "no-models-yet") };
