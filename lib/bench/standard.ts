@@ -1,7 +1,7 @@
 // `benchmark standard` (make bench): generate (or reuse) bench models with the real Qwen3.5-397B and Qwen3.6-35B
 // dimensions sliced to a few layers, run the engine targets and the end-to-end target on each, print medians beside
 // their ceilings, and append everything to the results history.
-//   bun scripts/benchmark.ts standard [--shape qwen3.6-35b-4l] [--runs 5] [--no-e2e] [--regenerate] [--remeasure]
+//   bun scripts/benchmark.ts standard [--shape qwen3.6-35b-4l] [--runs 5] [--no-e2e] [--regenerate] [--no-remeasure]
 import { copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, closeSync, rmSync, statSync } from "node:fs";
 import { defineCommand } from "citty";
 import { join, resolve } from "pathe";
@@ -484,7 +484,10 @@ const command = defineCommand({
     cold: { type: "boolean", description: "End-to-end runs with a cold page cache too (default on; --no-cold to skip)" },
     modelsDir: { type: "string", description: "Where bench models are generated and kept (default <data dir>/bench/models)", valueHint: "DIR" },
     regenerate: { type: "boolean", description: "Generate the bench models again even if cached ones are current" },
-    remeasure: { type: "boolean", description: "Measure memory and disk bandwidth again instead of using the cached figures" },
+    remeasure: {
+      type: "boolean",
+      description: "Measure memory read bandwidth, the clock and the disk in this run, so the ceilings come from the same run (default on; --no-remeasure reuses the cached figures)",
+    },
     history: { type: "boolean", description: "Append the figures to the results history (default on; --no-history to skip)" },
   },
   async run({ args }) {
@@ -504,7 +507,7 @@ const command = defineCommand({
       e2eRuns: 3,
       cold: args.cold !== false,
       regenerate: Boolean(args.regenerate),
-      remeasure: Boolean(args.remeasure),
+      remeasure: args.remeasure !== false,
       history: args.history !== false,
     });
     if (args.json) console.log(JSON.stringify({ profile: r.profile, rows: r.rows, failures: r.failures, layerTables: r.layerTables, computeNote: r.computeNote }, null, 2));
