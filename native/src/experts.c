@@ -425,6 +425,22 @@ enum fc_status fc_experts_set_cache_limit(struct fc_experts * x, uint64_t bytes,
 #endif
 }
 
+#if defined(POSIX_FADV_DONTNEED)
+/* Take the oldest entry off the ring; if it stands for a live expert (not read again since), drop that from the cache. */
+static void cache_drop_oldest(struct fc_experts * x) {
+    const uint64_t v = (uint64_t)x->lru_ring[x->lru_head];
+    x->lru_head = (x->lru_head + 1) % x->lru_cap;
+    x->lru_len--;
+    const size_t key = (size_t)(v >> 32);
+    if (x->lru_stamp[key] != (uint32_t)v) return; /* read again since: a newer entry stands for it */
+    x->lru_stamp[key] = 0;
+    const int32_t l = (int32_t)(key / (size_t)x->n_experts), id = (int32_t)(key % (size_t)x->n_experts);
+    posix_fadvise(x->fds[l], (off_t)((uint64_t)id * x->expert_bytes), (off_t)x->expert_bytes, POSIX_FADV_DONTNEED);
+    x->cache_live -= x->expert_bytes;
+    x->cache_dropped += x->expert_bytes;
+}
+#endif
+
 /* Note experts ids[0..n) of `layer` as just read; drop the least recently read ones beyond the limit. */
 static void cache_limit_note(struct fc_experts * x, int32_t layer, const int32_t * ids, int32_t n) {
 #if defined(POSIX_FADV_DONTNEED)
@@ -433,24 +449,10 @@ static void cache_limit_note(struct fc_experts * x, int32_t layer, const int32_t
         if (!x->lru_stamp[key]) x->cache_live += x->expert_bytes;
         if (++x->lru_seq == 0) x->lru_seq = 1;
         x->lru_stamp[key] = x->lru_seq;
-        if (x->lru_len == x->lru_cap) { /* full of re-reads: let the oldest entry go (it may be stale) */
-            x->lru_head = (x->lru_head + 1) % x->lru_cap;
-            x->lru_len--;
-        }
+        if (x->lru_len == x->lru_cap) cache_drop_oldest(x); /* full of re-reads (or a limit near the whole model) */
         x->lru_ring[(x->lru_head + x->lru_len++) % x->lru_cap] = (int64_t)((uint64_t)key << 32 | x->lru_seq);
     }
-    while (x->cache_live > x->cache_limit && x->lru_len > 0) {
-        const uint64_t v = (uint64_t)x->lru_ring[x->lru_head];
-        x->lru_head = (x->lru_head + 1) % x->lru_cap;
-        x->lru_len--;
-        const size_t key = (size_t)(v >> 32);
-        if (x->lru_stamp[key] != (uint32_t)v) continue; /* read again since: a newer entry stands for it */
-        x->lru_stamp[key] = 0;
-        const int32_t l = (int32_t)(key / (size_t)x->n_experts), id = (int32_t)(key % (size_t)x->n_experts);
-        posix_fadvise(x->fds[l], (off_t)((uint64_t)id * x->expert_bytes), (off_t)x->expert_bytes, POSIX_FADV_DONTNEED);
-        x->cache_live -= x->expert_bytes;
-        x->cache_dropped += x->expert_bytes;
-    }
+    while (x->cache_live > x->cache_limit && x->lru_len > 0) cache_drop_oldest(x);
 #else
     (void)x; (void)layer; (void)ids; (void)n;
 #endif
