@@ -170,7 +170,7 @@ export async function evictFiles(paths: readonly string[], binary = engineBinary
   const j = JSON.parse(line) as { files: number; bytes: number; resident_before: number; resident_after: number };
   return {
     ok: true,
-    note: `${j.files} file(s) evicted from the page cache (posix_fadvise DONTNEED), ${formatNumber(j.resident_after / 1e6)} of ${formatNumber(j.bytes / 1e6)} MB still resident`,
+    note: `${j.files} file(s) evicted from the page cache (posix_fadvise DONTNEED; on macOS: purge, above), ${formatNumber(j.resident_after / 1e6)} of ${formatNumber(j.bytes / 1e6)} MB still resident`,
     bytes: j.bytes,
     residentBefore: j.resident_before,
     residentAfter: j.resident_after,

@@ -344,7 +344,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
       add("fullbench", "streamed_disk_mb_per_token", "MB", mb(fromDiskPerToken));
       add("fullbench", "streamed_cached_mb_per_token", "MB", mb(st.io.bytesCached / Math.max(1, st.io.tokens)));
       streamedNote = `streamed row: --expert-io pread --expert-cache-mb ${cacheMb}; ${formatNumber(fromDiskPerToken / 1e6)} MB/token from disk, ${formatNumber(st.io.bytesCached / Math.max(1, st.io.tokens) / 1e6)} MB/token from the page cache (${st.io.reads} expert reads over ${st.io.tokens} tokens)`;
-    } else streamedNote = "no streamed row: it needs posix_fadvise (Linux)";
+    } else streamedNote = "no streamed row: it needs posix_fadvise (Linux; macOS has none)";
     // per layer, and the whole model extrapolated from it (the slice's tok/s is mostly its lm_head)
     if (full.slice) {
       const dims = resolveTestModelDims(shape.preset);
