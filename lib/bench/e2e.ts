@@ -122,7 +122,10 @@ export async function timeChatStream(url: string, prompt: string, maxTokens: num
     chat_template_kwargs: { enable_thinking: false },
   };
   const t0 = performance.now();
-  const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  // no client timeout: a long prompt on a slow machine streams nothing until its first token (Bun's fetch would give up
+  // after 5 minutes of silence)
+  const init = { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), timeout: false };
+  const res = await fetch(`${url}/v1/chat/completions`, init as RequestInit);
   if (!res.ok || !res.body) throw new Error(`server answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
   let tFirst = 0;
   let usage: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens?: number } } | undefined;

@@ -321,7 +321,10 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
       threads,
     });
     const add = (target: string, figure: string, unit: string, s: Summary | undefined | null, ceil?: Partial<Ceilings>) => {
-      if (s) rows.push({ model: shape.name, target, figure, unit, stats: s, ceilings: ceil });
+      if (!s) return;
+      rows.push({ model: shape.name, target, figure, unit, stats: s, ceilings: ceil });
+      // as it comes, so a run stopped half-way still shows what it measured
+      logger.info(`${shape.name} ${target} ${figure}: ${formatNumber(s.median)} ${unit} (${formatSpread(s)}, n=${s.n})`);
     };
     add("bench", "expert_ms", "ms", one.stats.compute_ms);
     add("bench", "expert_gb_s", "GB/s", one.stats.gbps);
@@ -355,6 +358,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
       const perRun = summarize(full.slices.map((x) => resolveExtrapolation(x, kinds).tokS));
       add("extrapolated", `decode_tok_s_${whole.nLayers}l`, "tok/s", perRun, { memory: memFull });
       layerTables.push(renderLayerTable(shape, full.slice, slice, whole, memoryGBs, profile.disk.coldGBs?.median ?? null, streamedNote));
+      logger.info(layerTables.at(-1)!);
     }
     // prefill from an empty context, beside the compute ceiling (int8 MACs/cycle x the measured clock x threads)
     for (const n of o.prefillTokens ?? [512, 8192]) {
@@ -394,6 +398,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
         });
         for (const rec of r.records) rows.push({ model: shape.name, target: rec.target, figure: rec.figure, unit: rec.unit, stats: rec.stats, ceilings: rec.ceilings });
         e2eTables.push(`${shape.name} — end to end through the server${r.cases.some((c) => c.cache === "cold") ? "" : ` (no cold runs: ${r.coldNote})`}\n${renderE2eTable(r, r.ceilings)}`);
+        logger.info(e2eTables.at(-1)!);
       } catch (e) {
         // a server that cannot start is reported and the other models still run; anything else is a bug: crash
         if (!(e instanceof UserError)) throw e;
