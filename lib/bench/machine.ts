@@ -294,7 +294,7 @@ export async function loadMachineProfile(config: Pick<ResolvedConfig, "paths" | 
   }
   if (cache?.disks[diskDir]) return { version: 1, info, measuredAt: cache.measuredAt, memory: cache.memory, disk: cache.disks[diskDir]! };
   if (!cache) {
-    logger.info("measuring memory bandwidth (once per machine; --remeasure to redo)");
+    logger.info("measuring memory read bandwidth and the clock (cached per machine; --remeasure measures again)");
     const load = loadavg()[0] ?? 0;
     cache = { version: 3, info, measuredAt: new Date().toISOString(), memory: await measureMemoryBandwidth(opts.memory), disks: {}, load };
   }
