@@ -392,8 +392,8 @@ static int bench_verify(struct fc_engine * e, const struct fc_bench_options * op
         e->be = saved;
         fc_backend_free(&be);
     }
-    /* a GPU backend: its whole forward pass against the CPU layer loop */
-    ok &= fc_engine_gpu_verify(e, opt->json, &first);
+    /* a GPU backend: op by op against the CPU layer backend (forward.c) */
+    ok &= fc_forward_verify(e, opt->json, &first);
     if (opt->json) printf("],\"ok\":%s}\n", ok ? "true" : "false");
     else printf("verify: %s\n", ok ? "all ok" : "FAILED");
     return ok ? 0 : 1;
@@ -577,12 +577,13 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
     fc_engine_reset(e);
     int32_t tok = 1 % m->cfg.vocab_size;
     const int warm = iters > 1 ? 2 : 0;
-    double io_meas = 0.0;
+    double io_meas = 0.0, gpu_meas = 0.0, cb_meas = 0.0;
     uint64_t reads0 = 0, read0 = 0, cached0 = 0;
     for (int it = 0; it < warm + iters; it++) {
         if (e->st.n_past >= e->context) fc_engine_reset(e);
         if (it == warm) { reads0 = e->experts.reads; read0 = e->experts.bytes_read; cached0 = e->experts.bytes_cached; }
-        double io_before = e->experts.io_wait_ms;
+        double io_before = e->experts.io_wait_ms, gpu_before = e->gpu_wait_ms;
+        const uint64_t cb_before = e->gpu_commits;
         double t0 = fc_time_ms(), c0 = cpu_ms();
         if (fc_engine_eval(e, &tok, 1, NULL, logits, &err) != FC_STATUS_OK) {
             fprintf(stderr, "%s\n", err.message);
@@ -598,6 +599,8 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
             io_meas += e->experts.io_wait_ms - io_before;
             for (int32_t l = 0; l < L; l++) layer_ms[(size_t)i * L + l] = g_layers.t[l] - (l ? g_layers.t[l - 1] : t0);
             head_ms[i] = t1 - g_layers.t[L - 1];
+            gpu_meas += e->gpu_wait_ms - gpu_before;
+            cb_meas += (double)(e->gpu_commits - cb_before);
         }
         tok = fc_argmax(logits, m->cfg.vocab_size);
     }
@@ -635,10 +638,15 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
     at += (size_t)snprintf(extra + at, cap - at, "],\"token_ms\":[");
     for (int i = 0; i < n; i++) at += (size_t)snprintf(extra + at, cap - at, "%s%.4f", i ? "," : "", tok_ms[i]);
     snprintf(extra + at, cap - at, "]");
-    char what[320];
+    char what[448];
     snprintf(what, sizeof what, "whole model, one token (%d layers, K=%d, %d-bit experts, %.1f MB dense + %.1f MB experts/token), "
              "%d token(s) after %d warm-up, io wait %.3f ms/token",
              L, e->n_active, e->experts.bits, dense / 1e6, (bytes - dense) / 1e6, n, warm, io_meas / n);
+    if (e->gpu) { /* per layer: the host waiting for the GPU, for the expert reads, and the rest (CPU) */
+        const double gpu_ms = gpu_meas / n, io_ms = io_meas / n;
+        snprintf(what + strlen(what), sizeof what - strlen(what), ", per layer %.3f ms = gpu wait %.3f + expert io %.3f + cpu %.3f, %.1f command buffers/token",
+                 ms_med / L, gpu_ms / L, io_ms / L, (ms_med - gpu_ms - io_ms) / L, cb_meas / n);
+    }
     print_ceilings(e, opt, dense, bytes - dense, ms_med, what, extra);
     if (!opt->json) {
         printf("  per token: median %.3f ms, p10-p90 %.3f-%.3f ms, min-max %.3f-%.3f ms\n", ms_med, ms_p10, ms_p90, ms_min, ms_max);
