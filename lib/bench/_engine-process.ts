@@ -15,6 +15,11 @@ export const engineRunArgs = {
     description: "How experts reach the kernels: auto (default), pread, mmap or populate (engine --expert-io)",
     valueHint: "MODE",
   },
+  expertCacheMb: {
+    type: "string",
+    description: "With --expertIo pread: keep at most this many MB of the expert files in the page cache (engine --expert-cache-mb; Linux)",
+    valueHint: "MB",
+  },
   backend: {
     type: "string",
     description: "Engine backend: auto, cpu, cpu:N, metal (macOS) or metal-emu (the Metal backend on the CPU emulator) (engine --backend)",
@@ -29,6 +34,7 @@ export interface EngineRunFlags {
   threads?: string;
   activeExperts?: string;
   expertIo?: string;
+  expertCacheMb?: string;
   backend?: string;
   binary?: string;
 }
@@ -48,6 +54,12 @@ export function engineRunArgv(a: EngineRunFlags): string[] {
     const modes = ["auto", "pread", "mmap", "populate"];
     if (!modes.includes(a.expertIo)) throw new UserError(`--expertIo must be one of ${modes.join(", ")}, not "${a.expertIo}"`, undefined, 2);
     argv.push("--expert-io", a.expertIo);
+  }
+  if (a.expertCacheMb !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(String(a.expertCacheMb)) || !(Number(a.expertCacheMb) > 0)) {
+      throw new UserError(`--expertCacheMb must be a number of MB above 0, not "${a.expertCacheMb}"`, undefined, 2);
+    }
+    argv.push("--expert-cache-mb", String(a.expertCacheMb));
   }
   if (a.backend !== undefined) {
     if (!/^(auto|cpu|cpu:\w+|metal|metal-emu)$/.test(a.backend)) {

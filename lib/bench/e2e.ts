@@ -1,6 +1,7 @@
 // End-to-end benchmark through the real server (its own process, 127.0.0.1, port 0): time to first token, prefill and
-// decode tok/s for a short and a long prompt, with a warm page cache and a cold one (where the OS lets us drop it).
-//   bun scripts/benchmark.ts e2e --model demo [--runs 3] [--no-cold]
+// decode tok/s for a short and a long prompt (and the TTFT of an 8k-token prompt), with a warm page cache and a cold
+// one (the model's files evicted first).
+//   bun scripts/benchmark.ts e2e --model demo [--runs 3] [--no-cold] [--ttft-tokens 8192]
 //   bun scripts/benchmark.ts e2e --artifacts DIR --tokenizer DIR
 import { existsSync } from "node:fs";
 import { type ArgsDef, defineCommand } from "citty";
@@ -13,7 +14,7 @@ import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { runEngineBench } from "./engine.ts";
 import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
-import { checkMachineLoad, dropPageCache, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile } from "./machine.ts";
+import { checkMachineLoad, type EvictResult, evictFiles, listFiles, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile, readBandwidthFor } from "./machine.ts";
 import { renderBenchTable } from "./report.ts";
 import { type Ceilings, type TokenBytes, loadTokenBytes, resolveCeilings } from "./roofline.ts";
 import { type Summary, formatNumber, summarize } from "./stats.ts";
@@ -121,7 +122,10 @@ export async function timeChatStream(url: string, prompt: string, maxTokens: num
     chat_template_kwargs: { enable_thinking: false },
   };
   const t0 = performance.now();
-  const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  // no client timeout: a long prompt on a slow machine streams nothing until its first token (Bun's fetch would give up
+  // after 5 minutes of silence)
+  const init = { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), timeout: false };
+  const res = await fetch(`${url}/v1/chat/completions`, init as RequestInit);
   if (!res.ok || !res.body) throw new Error(`server answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
   let tFirst = 0;
   let usage: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens?: number } } | undefined;
@@ -172,7 +176,8 @@ export function createPrompt(nWords: number, nonce: number): string {
 export type CacheState = "warm" | "cold";
 
 export interface E2eCase {
-  prompt: "short" | "long";
+  /** short, long, or the TTFT prompt's size ("8k") */
+  prompt: string;
   cache: CacheState;
   promptTokens: Summary;
   ttftMs: Summary;
@@ -189,8 +194,13 @@ export interface E2eOptions {
   decodeTokens: number;
   warmup: number;
   runs: number;
-  /** also measure with a cold page cache (when the OS lets us drop it) */
+  /** also measure with a cold page cache (the model's files evicted before each run) */
   cold: boolean;
+  /** drops the model's files from the page cache (cold runs); without it there are no cold runs */
+  evict?: () => Promise<EvictResult>;
+  /** a prompt of about this many tokens, timed to its first token (warm cache, `ttftRuns` runs); 0 = none */
+  ttftTokens?: number;
+  ttftRuns?: number;
   /** called before each case */
   onCase?: (label: string) => void;
 }
@@ -206,17 +216,20 @@ export async function runE2e(url: string, o: E2eOptions): Promise<E2eResult> {
   const cases: E2eCase[] = [];
   let nonce = 1;
   let coldNote = "cold cache not requested";
-  const measure = async (prompt: "short" | "long", cache: CacheState, warmup: number) => {
+  const measure = async (prompt: string, cache: CacheState, warmup: number, words: number, nRuns = o.runs, decodeTokens = o.decodeTokens) => {
     o.onCase?.(`${prompt} prompt, ${cache} cache`);
-    const words = prompt === "short" ? o.shortWords : o.longWords;
     const runs: StreamTiming[] = [];
-    for (let i = 0; i < warmup + o.runs; i++) {
+    for (let i = 0; i < warmup + nRuns; i++) {
       if (cache === "cold") {
-        const d = await dropPageCache();
+        if (!o.evict) {
+          coldNote = "no way to evict the model's files was given";
+          return false;
+        }
+        const d = await o.evict();
         coldNote = d.note;
         if (!d.ok) return false;
       }
-      const t = await timeChatStream(url, createPrompt(words, nonce++), o.decodeTokens, i + 1);
+      const t = await timeChatStream(url, createPrompt(words, nonce++), decodeTokens, i + 1);
       if (i >= warmup) runs.push(t);
     }
     // a run that stopped after its first token has no decode interval to time
@@ -231,10 +244,17 @@ export async function runE2e(url: string, o: E2eOptions): Promise<E2eResult> {
     });
     return true;
   };
-  for (const p of ["short", "long"] as const) await measure(p, "warm", o.warmup);
+  const words = (p: "short" | "long") => (p === "short" ? o.shortWords : o.longWords);
+  for (const p of ["short", "long"] as const) await measure(p, "warm", o.warmup, words(p));
+  if (o.ttftTokens) {
+    // sized with this tokenizer's tokens per word, as the long prompt just measured them; the table shows the real count
+    const longCase = cases.find((c) => c.prompt === "long");
+    const perWord = longCase ? longCase.promptTokens.median / (o.longWords + 1) : 1.1;
+    await measure(o.ttftTokens >= 1024 ? `${Math.round(o.ttftTokens / 1024)}k` : `${o.ttftTokens}tok`, "warm", 0, Math.max(1, Math.round(o.ttftTokens / perWord)), o.ttftRuns ?? 2, 2);
+  }
   if (o.cold) {
-    // the warm runs above were the warm-up of the whole path; each cold run drops the cache first
-    for (const p of ["short", "long"] as const) if (!(await measure(p, "cold", 0))) break;
+    // the warm runs above were the warm-up of the whole path; each cold run evicts the model's files first
+    for (const p of ["short", "long"] as const) if (!(await measure(p, "cold", 0, words(p)))) break;
   }
   return { cases, coldNote };
 }
@@ -292,6 +312,7 @@ const command = defineCommand({
     warmup: { type: "string", description: "Warm-up runs per prompt (default 1)", valueHint: "N" },
     decodeTokens: { type: "string", description: "Tokens generated per request (default 32)", valueHint: "N" },
     longWords: { type: "string", description: "Words in the long prompt (default 400)", valueHint: "N" },
+    ttftTokens: { type: "string", description: "Also time the first token of a prompt of about N tokens (default none; make bench: 8192)", valueHint: "N" },
     cold: { type: "boolean", description: "Also measure with a cold page cache (default on; --no-cold to skip)" },
     history: { type: "boolean", description: "Append the figures to the results history (default on; --no-history to skip)" },
     remeasure: { type: "boolean", description: "Measure memory and disk bandwidth again instead of using the cached figures" },
@@ -312,6 +333,7 @@ const command = defineCommand({
       warmup: parseIntFlag(args.warmup, "--warmup", 0) ?? 1,
       decodeTokens: parseIntFlag(args.decodeTokens, "--decode-tokens", 2) ?? 32,
       longWords: parseIntFlag(args.longWords, "--long-words", 1) ?? 400,
+      ttftTokens: parseIntFlag(args.ttftTokens, "--ttft-tokens", 1) ?? 0,
       cold: args.cold !== false,
       history: args.history !== false,
       remeasure: Boolean(args.remeasure),
@@ -342,6 +364,9 @@ export interface E2eTargetOptions {
   /** single-core kernel GB/s for the kernel ceiling; undefined = measure it (engine `bench kernels`), null = leave it out */
   kernelGBsPerCore?: number | null;
   engineBinary?: string;
+  /** also the TTFT of a prompt of about this many tokens (0 = none) */
+  ttftTokens?: number;
+  ttftRuns?: number;
 }
 
 /** The e2e target: start the server, run the cases, compute ceilings, append to the history; returns figures + table. */
@@ -360,11 +385,11 @@ export async function runE2eTarget(config: ResolvedConfig, o: E2eTargetOptions) 
     tokenizerDir: o.tokenizerDir,
     threads: config.threads,
     activeExperts,
-    context: Math.max(2048, 4 * (o.longWords + o.decodeTokens)),
+    context: Math.max(2048, 4 * (o.longWords + o.decodeTokens), Math.ceil((o.ttftTokens ?? 0) * 1.25) + 64),
     engineBinary: o.engineBinary,
     logFile: join(config.paths.dataDir, "bench", "e2e-server.log"),
   });
-  // an engine that mapped and loaded the experts up front (they fit in memory) keeps them through a dropped page cache:
+  // an engine that mapped and loaded the experts up front (they fit in memory) keeps them through an eviction:
   // its "cold" runs would be warm ones, so there are none
   const holdsExperts = server.ready.expert_io === "populate";
   let result: E2eResult;
@@ -376,16 +401,19 @@ export async function runE2eTarget(config: ResolvedConfig, o: E2eTargetOptions) 
       warmup: o.warmup,
       runs: o.runs,
       cold: o.cold && !holdsExperts,
+      evict: () => evictFiles([...listFiles(o.artifactsDir), ...(o.expertsDir && !o.expertsDir.startsWith(o.artifactsDir) ? listFiles(o.expertsDir) : [])], o.engineBinary),
+      ttftTokens: o.ttftTokens,
+      ttftRuns: o.ttftRuns,
       onCase: (label) => logger.info(`e2e: ${label}`),
     });
     if (o.cold && holdsExperts) {
-      result.coldNote = "the engine loaded the experts into memory (expert_io populate: they fit in half the available memory), so a dropped page cache cannot make them cold";
+      result.coldNote = "the engine loaded the experts into memory (expert_io populate: they fit in half the available memory), so evicting the files cannot make them cold";
     }
   } finally {
     await server.stop();
   }
   const ceilings = resolveCeilings(bytes, {
-    memoryGBs: profile.memory.allThreadsGBs.median,
+    memoryGBs: readBandwidthFor(profile.memory, server.ready.threads),
     diskGBs: profile.disk.coldGBs?.median ?? null,
     kernelGBsPerCore: o.kernelGBsPerCore === undefined ? await measureKernelGBsPerCore(bytes, o.engineBinary) : o.kernelGBsPerCore,
     threads: server.ready.threads,

@@ -14,15 +14,16 @@ export const ENGINE_BENCH_MODES = {
   moe: "One MoE layer with K experts: time, GB/s, kernel and memory ceilings",
   moebench: "One MoE layer with K experts, 10 iterations: time, GB/s, ceilings",
   full: "The whole model for one token: time, GB/s, ceilings",
-  fullbench: "Whole-model decode, 10 tokens: tok/s, GB/s, kernel and memory ceilings",
+  fullbench: "Whole-model decode, 32 tokens after 2 warm-up: tok/s median with p10-p90, per-layer time and bytes, expert I/O (page-cache hits), ceilings",
   prefill: "Prefill of --prompt N tokens (default 512) from an empty context: tok/s, the compute ceiling, time per kind of product",
   kernels: "Synthetic single-core 2/4/8-bit matvec GB/s (cache and memory), int8 product GMAC/s and vpdpbusd peak, memcpy GB/s; needs no model",
+  membw: "Memory read bandwidth with 1..N threads (a read-only stream, decode's ceiling) and the measured clock; needs no model",
 } as const;
 
 export type EngineBenchMode = keyof typeof ENGINE_BENCH_MODES;
 
 const benchArgs = {
-  iters: { type: "string", description: "Iterations (default 1 for run/moe/full, 10 for bench/moebench/fullbench)", valueHint: "N" },
+  iters: { type: "string", description: "Iterations (default 1 for run/moe/full, 10 for bench/moebench, 32 for fullbench; membw: runs per thread count, default 7)", valueHint: "N" },
   layer: { type: "string", description: "Layer to measure (run/bench/verify/moe/moebench; default 0)", valueHint: "L" },
   prompt: { type: "string", description: "prefill: prompt tokens (default 512; the context grows to fit)", valueHint: "N" },
   json: { type: "boolean", description: "Print one JSON line instead of text" },
@@ -35,7 +36,12 @@ export async function runEngineBench(
   capture = false,
 ): Promise<string> {
   const argv = ["bench", mode];
-  if (mode !== "kernels") argv.push(...engineRunArgv(a as Record<string, string | undefined>));
+  const modelless = mode === "kernels" || mode === "membw";
+  if (!modelless) argv.push(...engineRunArgv(a as Record<string, string | undefined>));
+  else if (mode === "membw" && a.threads !== undefined) {
+    if (!/^[1-9]\d*$/.test(String(a.threads))) throw new UserError(`--threads must be a positive integer, not "${a.threads}"`, undefined, 2);
+    argv.push("--threads", String(a.threads));
+  }
   for (const [flag, v] of [["--iters", a.iters], ["--layer", a.layer], ["--prompt", a.prompt]] as const) {
     if (v === undefined) continue;
     if (!/^\d+$/.test(String(v))) throw new UserError(`${flag} must be a non-negative integer, not "${v}"`, undefined, 2);
@@ -59,7 +65,7 @@ async function withModelArtifacts(args: Record<string, string | boolean | undefi
 }
 
 function benchCommand(mode: EngineBenchMode): CommandDef<ArgsDef> {
-  const needsModel = mode !== "kernels";
+  const needsModel = mode !== "kernels" && mode !== "membw";
   return defineCommand({
     meta: { name: mode, description: ENGINE_BENCH_MODES[mode] },
     args: {
@@ -71,7 +77,7 @@ function benchCommand(mode: EngineBenchMode): CommandDef<ArgsDef> {
             ...engineRunArgs,
             artifacts: { type: "string", description: "Artifacts folder (default: the model's, --model or MODEL_REPO, set up first when missing)", valueHint: "DIR" },
           }
-        : { binary: engineRunArgs.binary }),
+        : { binary: engineRunArgs.binary, ...(mode === "membw" ? { threads: { type: "string", description: "Most threads to measure (default: all cores)", valueHint: "N" } } : {}) }),
       ...benchArgs,
     },
     async run({ args }) {
@@ -107,5 +113,6 @@ export const full = benchCommand("full");
 export const fullbench = benchCommand("fullbench");
 export const prefill = benchCommand("prefill");
 export const kernels = benchCommand("kernels");
+export const membw = benchCommand("membw");
 
-export default { run, verify, bench, moe, moebench, full, fullbench, prefill, kernels };
+export default { run, verify, bench, moe, moebench, full, fullbench, prefill, kernels, membw };

@@ -1,10 +1,12 @@
 // The machine a benchmark ran on: CPU, cores, RAM, OS, git commit, and its measured memory and disk bandwidth
 // (measured once and cached in <data dir>/bench/machine.json; `--remeasure` measures again).
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeSync } from "node:fs";
 import { arch, availableParallelism, cpus, loadavg, release, totalmem, type } from "node:os";
 import { join } from "pathe";
 import { $ } from "zx";
 import type { ResolvedConfig } from "../config/schema.ts";
+import { engineBinaryPath } from "../engine/client.ts";
+import { UserError } from "../errors.ts";
 import { checkFreeDisk, writeFileAtomic } from "../fs.ts";
 import { logger } from "../log.ts";
 import { type Summary, formatNumber, summarize } from "./stats.ts";
@@ -20,23 +22,36 @@ export interface MachineInfo {
 }
 
 export interface MemoryBandwidth {
-  /** copy bandwidth, bytes read + written per second (STREAM convention), one thread, GB/s */
+  /** read-only streaming bandwidth (bytes read per second), one thread, GB/s */
   oneThreadGBs: Summary;
-  /** the same with `threads` threads copying at once (the ceiling a multi-threaded decode can reach) */
+  /** the same with `threads` threads reading at once */
   allThreadsGBs: Summary;
+  /** every thread count measured, 1..threads (decode's ceiling is the entry for the threads the engine computes with) */
+  byThreads: { threads: number; gbs: Summary }[];
   threads: number;
+  /** buffer each thread streams (far beyond the last-level cache) */
   bufferMiB: number;
+  /** the core clock measured by the engine (a chain of dependent adds); null where not measured */
+  clockGHz: number | null;
+  /** how it was measured */
+  method: string;
+}
+
+/** Read bandwidth with `threads` threads (the closest thread count measured), GB/s median. */
+export function readBandwidthFor(m: MemoryBandwidth, threads: number): number {
+  const row = m.byThreads.find((r) => r.threads === threads) ?? m.byThreads.at(-1);
+  return row ? row.gbs.median : m.allThreadsGBs.median;
 }
 
 export interface DiskBandwidth {
   /** folder the probe file was written in (the disk measured) */
   dir: string;
   fileMiB: number;
-  /** sequential read from a cold page cache, GB/s; null when the cache could not be dropped */
+  /** sequential read from a cold page cache (the file evicted), GB/s; null when it could not be evicted */
   coldGBs: Summary | null;
   /** the same file read again from the page cache, GB/s */
   warmGBs: Summary;
-  /** why coldGBs is null (or how the cache was dropped) */
+  /** why coldGBs is null (or how the file was evicted) */
   note: string;
 }
 
@@ -89,81 +104,85 @@ export async function loadGitCommit(cwd = repoRoot): Promise<string> {
 }
 
 export interface MemoryProbeOptions {
-  /** size of each of the two buffers per thread; much larger than the last-level cache */
-  bufferMiB?: number;
+  /** most threads measured (default all cores): 1, 2, .. threads */
   threads?: number;
-  warmup?: number;
+  /** timed runs per thread count (after one warm-up) */
   runs?: number;
-  /** copies per timed run */
-  copiesPerRun?: number;
+  binary?: string;
 }
 
 /**
- * Memory bandwidth by copying a buffer much larger than the caches, first on one thread, then on `threads`
- * threads at once. Buffers are allocated and touched once, before any timing (first-touch faults are costly).
+ * Memory read bandwidth, as decode uses memory: `flashchat-engine bench membw` streams a 64 MiB buffer per thread
+ * (a read-only sum, far beyond the caches) on 1..threads threads at once, and measures the clock.
  */
 export async function measureMemoryBandwidth(opts: MemoryProbeOptions = {}): Promise<MemoryBandwidth> {
-  const bufferMiB = opts.bufferMiB ?? 128;
   const threads = opts.threads ?? availableParallelism();
-  const warmup = opts.warmup ?? 2;
-  const runs = opts.runs ?? 9;
-  const copies = opts.copiesPerRun ?? 3;
-  const bytes = bufferMiB * 2 ** 20;
-  const workers = Array.from({ length: threads }, () => new Worker(new URL("./_copy-worker.ts", import.meta.url).href));
-  const ask = (w: Worker, msg: unknown) =>
-    new Promise<{ ms?: number }>((res, rej) => {
-      w.onmessage = (e) => res(e.data);
-      w.onerror = (e) => rej(new Error(`memory probe worker failed: ${e.message}`));
-      w.postMessage(msg);
-    });
-  try {
-    await Promise.all(workers.map((w) => ask(w, { init: { src: new SharedArrayBuffer(bytes), dst: new SharedArrayBuffer(bytes) } })));
-    const probe = async (active: Worker[]) => {
-      const rates: number[] = [];
-      for (let i = 0; i < warmup + runs; i++) {
-        const t0 = performance.now();
-        await Promise.all(active.map((w) => ask(w, { copies })));
-        const s = (performance.now() - t0) / 1000;
-        if (i >= warmup) rates.push((2 * bytes * copies * active.length) / s / 1e9);
-      }
-      return summarize(rates);
-    };
-    const oneThreadGBs = await probe(workers.slice(0, 1));
-    const allThreadsGBs = threads > 1 ? await probe(workers) : oneThreadGBs;
-    return { oneThreadGBs, allThreadsGBs, threads, bufferMiB };
-  } finally {
-    for (const w of workers) w.terminate();
-  }
+  const runs = opts.runs ?? 7;
+  const binary = opts.binary ?? engineBinaryPath();
+  if (!existsSync(binary)) throw new UserError(`the engine is not built (${binary} is missing)`, "run: make engine");
+  const r = Bun.spawnSync([binary, "bench", "membw", "--threads", String(threads), "--iters", String(runs), "--json"], { stdout: "pipe", stderr: "pipe" });
+  const line = r.stdout.toString().trim().split("\n").at(-1) ?? "";
+  if (r.exitCode !== 0 || !line.startsWith("{")) throw new Error(`flashchat-engine bench membw failed (exit ${r.exitCode}): ${r.stderr.toString().trim().slice(0, 300)}`);
+  const j = JSON.parse(line) as { buffer_mib_per_thread: number; results: { threads: number; read_gbps: number; min: number; max: number }[]; clock_ghz: number };
+  // the engine reports median and range of its runs; kept as a summary of those runs
+  const byThreads = j.results.map((x) => ({ threads: x.threads, gbs: { median: x.read_gbps, min: x.min, max: x.max, n: runs } }));
+  return {
+    oneThreadGBs: byThreads[0]!.gbs,
+    allThreadsGBs: byThreads.at(-1)!.gbs,
+    byThreads,
+    threads,
+    bufferMiB: j.buffer_mib_per_thread,
+    clockGHz: j.clock_ghz > 0 ? j.clock_ghz : null,
+    method: "read-only streaming sum, one buffer per thread (flashchat-engine bench membw)",
+  };
+}
+
+export interface EvictResult {
+  ok: boolean;
+  /** how, or why not */
+  note: string;
+  bytes?: number;
+  residentBefore?: number;
+  residentAfter?: number;
+}
+
+/** Every regular file under `dir` (recursively). */
+export function listFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name));
 }
 
 /**
- * Drop the OS page cache so the next read comes from the disk. Linux: write 3 to /proc/sys/vm/drop_caches
- * (root only); macOS: `purge` (root only). Returns how, or why it could not.
+ * Drop these files (and only these) from the page cache, so their next reads come from the disk: Linux
+ * `flashchat-engine evict` (posix_fadvise DONTNEED per file, checked with mincore); macOS has no per-file
+ * eviction, so there `purge` (root only) drops the whole cache.
  */
-export async function dropPageCache(): Promise<{ ok: boolean; note: string }> {
-  if (process.platform === "linux") {
-    try {
-      await $({ quiet: true })`sync`;
-      writeFileSync("/proc/sys/vm/drop_caches", "3\n");
-      return { ok: true, note: "page cache dropped (echo 3 > /proc/sys/vm/drop_caches)" };
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? String(e);
-      // (macOS: purge, below)
-      return { ok: false, note: `could not drop the page cache (/proc/sys/vm/drop_caches: ${code}; needs root)` };
-    }
-  }
+export async function evictFiles(paths: readonly string[], binary = engineBinaryPath()): Promise<EvictResult> {
   if (process.platform === "darwin") {
     const r = await $({ quiet: true, nothrow: true })`purge`;
-    return r.exitCode === 0 ? { ok: true, note: "page cache dropped (purge)" } : { ok: false, note: "could not drop the page cache (`purge` needs root)" };
+    return r.exitCode === 0 ? { ok: true, note: "page cache dropped (purge: macOS has no per-file eviction)" } : { ok: false, note: "could not drop the page cache (`purge` needs root)" };
   }
-  return { ok: false, note: `dropping the page cache is not supported on ${process.platform}` };
+  if (!existsSync(binary)) return { ok: false, note: `cannot evict files: the engine is not built (${binary})` };
+  const r = Bun.spawnSync([binary, "evict", ...paths], { stdout: "pipe", stderr: "pipe" });
+  const line = r.stdout.toString().trim().split("\n").at(-1) ?? "";
+  if (r.exitCode !== 0 || !line.startsWith("{")) return { ok: false, note: `could not evict the files (${r.stderr.toString().trim().slice(0, 200) || `exit ${r.exitCode}`})` };
+  const j = JSON.parse(line) as { files: number; bytes: number; resident_before: number; resident_after: number };
+  return {
+    ok: true,
+    note: `${j.files} file(s) evicted from the page cache (posix_fadvise DONTNEED; on macOS: purge, above), ${formatNumber(j.resident_after / 1e6)} of ${formatNumber(j.bytes / 1e6)} MB still resident`,
+    bytes: j.bytes,
+    residentBefore: j.resident_before,
+    residentAfter: j.resident_after,
+  };
 }
 
 export interface DiskProbeOptions {
   fileMiB?: number;
   runs?: number;
-  /** try to drop the page cache for cold reads (default true) */
+  /** read cold too, the probe file evicted from the page cache first (default true) */
   cold?: boolean;
+  binary?: string;
 }
 
 /** Sequential read bandwidth of the disk holding `dir`: a probe file written there, read cold (if the OS lets us) and warm. */
@@ -216,7 +235,7 @@ export async function measureDiskBandwidth(dir: string, opts: DiskProbeOptions =
       const cold: number[] = [];
       note = "";
       for (let i = 0; i < runs; i++) {
-        const d = await dropPageCache();
+        const d = await evictFiles([file], opts.binary);
         note = d.note;
         if (!d.ok) break;
         cold.push(readAll());
@@ -245,7 +264,7 @@ export interface LoadProfileOptions {
 
 /** What machine.json holds: memory figures of this machine and disk figures per folder measured. */
 interface ProfileCache {
-  version: 2;
+  version: 3;
   info: MachineInfo;
   measuredAt: string;
   memory: MemoryBandwidth;
@@ -268,16 +287,16 @@ export async function loadMachineProfile(config: Pick<ResolvedConfig, "paths" | 
       const c = JSON.parse(readFileSync(path, "utf8")) as ProfileCache;
       // figures taken on a busy machine are replaced as soon as the machine is quiet
       const busyThen = checkMachineLoad(c.load ?? 0, info.cores) !== null;
-      if (c.version === 2 && renderMachine(c.info) === renderMachine(info) && !(busyThen && checkMachineLoad() === null)) cache = c;
+      if (c.version === 3 && renderMachine(c.info) === renderMachine(info) && !(busyThen && checkMachineLoad() === null)) cache = c;
     } catch {
       // unreadable cache: measure again and overwrite it
     }
   }
   if (cache?.disks[diskDir]) return { version: 1, info, measuredAt: cache.measuredAt, memory: cache.memory, disk: cache.disks[diskDir]! };
   if (!cache) {
-    logger.info("measuring memory bandwidth (once per machine; --remeasure to redo)");
+    logger.info("measuring memory read bandwidth and the clock (cached per machine; --remeasure measures again)");
     const load = loadavg()[0] ?? 0;
-    cache = { version: 2, info, measuredAt: new Date().toISOString(), memory: await measureMemoryBandwidth(opts.memory), disks: {}, load };
+    cache = { version: 3, info, measuredAt: new Date().toISOString(), memory: await measureMemoryBandwidth(opts.memory), disks: {}, load };
   }
   logger.info(`measuring the read bandwidth of the disk holding ${diskDir} (once per folder)`);
   cache.disks[diskDir] = await measureDiskBandwidth(diskDir, opts.disk);
@@ -292,7 +311,8 @@ export function renderProfile(p: MachineProfile): string {
   const gb = (s: Summary | null) => (s ? `${formatNumber(s.median)} GB/s (${formatNumber(s.min)}–${formatNumber(s.max)})` : "n/a");
   return [
     `machine: ${renderMachine(p.info)} (bandwidths measured ${p.measuredAt.replace("T", " ").slice(0, 16)} UTC)`,
-    `memory copy: ${gb(p.memory.oneThreadGBs)} on 1 thread, ${gb(p.memory.allThreadsGBs)} on ${p.memory.threads} (read+write, ${p.memory.bufferMiB} MiB buffers)`,
+    `memory read: ${p.memory.byThreads.map((r) => `${gb(r.gbs)} on ${r.threads} thread${r.threads === 1 ? "" : "s"}`).join(", ")} (${p.memory.bufferMiB} MiB per thread)` +
+      (p.memory.clockGHz ? `; clock ${formatNumber(p.memory.clockGHz)} GHz measured` : ""),
     `disk read (${p.disk.dir}): cold ${gb(p.disk.coldGBs)}, page cache ${gb(p.disk.warmGBs)}${p.disk.coldGBs ? "" : ` — ${p.disk.note}`}`,
   ].join("\n");
 }

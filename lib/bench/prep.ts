@@ -1,5 +1,5 @@
 // Benchmark target `prep`: extract-weights and repack-experts on a generated 397B-shaped checkpoint against `cp` of
-// the shards, warm and cold page cache (cold needs root to drop caches), medians of N runs, GB/s and peak RSS.
+// the shards, warm and cold page cache (cold: the shards evicted with posix_fadvise), medians of N runs, GB/s and peak RSS.
 //   bun scripts/benchmark.ts prep [--dir DIR] [--runs 3] [--mode warm|cold|both] [--layers 2] [--json]
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,6 +9,7 @@ import { globalArgs, jsonArgs, parseIntFlag } from "../cli.ts";
 import { UserError } from "../errors.ts";
 import { scriptPath } from "../scripts.ts";
 import { logger } from "../log.ts";
+import { evictFiles } from "./machine.ts";
 import { writeTestModel } from "../model/test-model.ts";
 import { summarize, type Summary } from "./stats.ts";
 
@@ -32,18 +33,9 @@ export interface PrepResult {
   maxRssMB: number;
 }
 
-/** Drop the page cache (root only: Linux /proc/sys/vm/drop_caches, macOS `purge`). True when it worked. */
-export function dropCaches(): boolean {
-  const sync = Bun.spawnSync(["sync"]);
-  if (sync.exitCode !== 0) return false;
-  if (process.platform === "darwin") return Bun.spawnSync(["purge"], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
-  if (process.platform !== "linux") return false;
-  try {
-    writeFileSync("/proc/sys/vm/drop_caches", "3\n");
-    return true;
-  } catch {
-    return false;
-  }
+/** Evict the checkpoint's shards (only them) from the page cache, so the next reads come from the disk. True when it worked. */
+export async function evictShards(shards: readonly string[]): Promise<boolean> {
+  return (await evictFiles(shards)).ok;
 }
 
 /** Reuse the checkpoint in `dir` if it is the one asked for, else generate it. */
@@ -80,7 +72,7 @@ async function runTool(tool: PrepTool, ckptDir: string, shards: string[], work: 
   const out = join(work, `out-${tool}`);
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
-  if (mode === "cold") dropCaches();
+  if (mode === "cold") await evictShards(shards);
   else readAll(shards);
   let r: { seconds: number; maxRssBytes: number };
   if (tool === "cp") {
@@ -111,10 +103,10 @@ export async function runPrepBench(opts: PrepBenchOptions): Promise<{ results: P
   const checkpointBytes = shards.reduce((a, f) => a + statSync(f).size, 0);
   const tools = opts.tools ?? ["cp", "extract-weights", "repack-experts"];
   let modes = opts.modes ?? ["warm", "cold"];
-  // only try to drop the page cache when cold runs are asked for (it slows everything else on the machine)
-  const coldAvailable = modes.includes("cold") ? dropCaches() : null;
+  // cold runs evict the shards from the page cache first (only them: the rest of the machine keeps its cache)
+  const coldAvailable = modes.includes("cold") ? await evictShards(shards) : null;
   if (coldAvailable === false) {
-    logger.warn("cannot drop the page cache (needs root on Linux): cold runs skipped");
+    logger.warn("cannot evict the checkpoint from the page cache (needs the engine built; macOS: purge, root): cold runs skipped");
     modes = modes.filter((m) => m !== "cold");
   }
   const runs = opts.runs ?? 3;
@@ -167,7 +159,7 @@ export default defineCommand({
     preset: { type: "string", description: "Checkpoint shape: qwen35-397b (default) or qwen36-35b", valueHint: "NAME" },
     layers: { type: "string", description: "Layers to generate (default 2: 7.2 GB of experts + 1.3 GB dense for the 397B)", valueHint: "N" },
     runs: { type: "string", description: "Timed runs per tool and mode (default 3; medians reported)", valueHint: "N" },
-    mode: { type: "string", description: "warm, cold or both (default both; cold needs root to drop the page cache)", valueHint: "MODE" },
+    mode: { type: "string", description: "warm, cold or both (default both; cold runs evict the checkpoint from the page cache first)", valueHint: "MODE" },
   },
   async run({ args }) {
     const num = (v: string | undefined, d: number, flag: string) => parseIntFlag(v, flag) ?? d;
@@ -181,6 +173,6 @@ export default defineCommand({
       modes: mode === "both" ? ["warm", "cold"] : [mode as CacheMode],
     });
     if (args.json) console.log(JSON.stringify({ checkpointBytes, coldAvailable, results }, null, 2));
-    else console.log(`${renderPrepTable(results)}${coldAvailable === false ? "\n(cold runs skipped: dropping the page cache needs root)" : ""}`);
+    else console.log(`${renderPrepTable(results)}${coldAvailable === false ? "\n(cold runs skipped: the checkpoint could not be evicted from the page cache)" : ""}`);
   },
 });

@@ -84,7 +84,7 @@ export function resolveTokenBytes(manifest: Manifest, layout: Layout, k = manife
 }
 
 export interface Bandwidths {
-  /** memory bandwidth with all threads, GB/s */
+  /** memory read bandwidth with the threads the engine computes with, GB/s */
   memoryGBs: number;
   /** cold sequential disk read, GB/s; null when it could not be measured */
   diskGBs: number | null;
@@ -97,7 +97,8 @@ export interface Bandwidths {
 export interface Ceilings {
   /** tok/s if every byte came from RAM at the memory bandwidth (warm page cache) */
   memory: number;
-  /** tok/s when the experts come from disk (cold cache) and the dense weights from RAM; null if disk unknown */
+  /** tok/s when the experts come from disk (cold cache) and the dense weights from RAM; null if disk unknown
+      (the streamed row's own disk ceiling counts only the bytes that really came from disk: resolveDiskCeiling) */
   disk: number | null;
   /** tok/s the quantized kernels allow: bytes / (threads x single-core kernel throughput); null if unknown */
   kernel: number | null;
@@ -112,6 +113,17 @@ export function resolveCeilings(b: TokenBytes, bw: Bandwidths): Ceilings {
   const disk = bw.diskGBs ? 1 / (b.denseBytes / (bw.memoryGBs * GB) + b.expertBytesRead / (bw.diskGBs * GB)) : null;
   const kernel = bw.kernelGBsPerCore && bw.threads ? (bw.threads * bw.kernelGBsPerCore * GB) / b.totalBytes : null;
   return { memory, disk, kernel };
+}
+
+/**
+ * The disk ceiling for the bytes that really came from the disk: of `bytesPerToken` a token reads, `fromDiskPerToken`
+ * came from the disk (the engine counts its expert reads and asks mincore what was cached before each), the rest
+ * from memory. tok/s = 1 / (memory bytes / memory bandwidth + disk bytes / disk bandwidth); null if disk unknown.
+ */
+export function resolveDiskCeiling(bytesPerToken: number, fromDiskPerToken: number, memoryGBs: number, diskGBs: number | null): number | null {
+  if (!diskGBs) return null;
+  const disk = Math.min(Math.max(0, fromDiskPerToken), bytesPerToken);
+  return 1 / ((bytesPerToken - disk) / (memoryGBs * 1e9) + disk / (diskGBs * 1e9));
 }
 
 /** Measured tok/s as a percentage of each ceiling (null where the ceiling is unknown). */

@@ -8,8 +8,12 @@
 #include "bench.h"
 #include "nn-math.h"
 
+#include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +161,157 @@ static double memcpy_gbps(void) {
     return (double)n / (best / 1e3) / 1e9;
 }
 
+/* ===== memory read bandwidth (the decode ceiling) and the clock ===== */
+
+typedef uint64_t fc_v4u64 __attribute__((vector_size(32)));
+
+struct rbw_thread {
+    const fc_v4u64 * p;
+    size_t n;               /* vectors */
+    int passes;
+    atomic_int * go;        /* 0 wait, 1 run, -1 exit */
+    atomic_int * done;
+    int gen;                /* the run this thread is at */
+    uint64_t sum;
+    double t_end;
+};
+
+/* Sum the buffer `passes` times per run (a read-only stream, as a matvec over weights is), four independent sums. */
+static void * rbw_main(void * arg) {
+    struct rbw_thread * t = arg;
+    for (;;) {
+        int g;
+        while ((g = atomic_load(t->go)) == t->gen) sched_yield();
+        if (g < 0) break;
+        t->gen = g;
+        fc_v4u64 a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 };
+        for (int r = 0; r < t->passes; r++) {
+            for (size_t i = 0; i + 4 <= t->n; i += 4) {
+                a += t->p[i];
+                b += t->p[i + 1];
+                c += t->p[i + 2];
+                d += t->p[i + 3];
+            }
+        }
+        fc_v4u64 s = a + b + c + d;
+        t->sum += s[0] + s[1] + s[2] + s[3];
+        t->t_end = fc_time_ms();
+        atomic_fetch_add(t->done, 1);
+    }
+    return NULL;
+}
+
+/*
+ * Read bandwidth (GB/s of bytes read) of `threads` threads each streaming its own 64 MiB buffer at once (far
+ * beyond the last-level cache): `runs` timed runs after one warm-up, median / min / max. 0 if threads cannot start.
+ */
+int fc_bench_read_bandwidth(int threads, int runs, double * median, double * lo, double * hi) {
+    const size_t bytes = (size_t)64 << 20;
+    const int passes = 3;
+    struct rbw_thread * ts = fc_xcalloc((size_t)threads, sizeof *ts);
+    pthread_t * th = fc_xcalloc((size_t)threads, sizeof *th);
+    atomic_int go = 0, done = 0;
+    double * rates = fc_xcalloc((size_t)runs, sizeof *rates);
+    int started = 0, ok = 1;
+    for (int i = 0; i < threads && ok; i++) {
+        uint8_t * buf = fc_alloc_aligned(bytes);
+        if (!buf) { ok = 0; break; }
+        memset(buf, (int)(i + 1), bytes); /* first touch before any timing */
+        ts[i] = (struct rbw_thread){ (const fc_v4u64 *)(void *)buf, bytes / sizeof(fc_v4u64), passes, &go, &done, 0, 0, 0.0 };
+        if (pthread_create(&th[i], NULL, rbw_main, &ts[i]) != 0) { free(buf); ok = 0; break; }
+        started++;
+    }
+    for (int r = -1; ok && r < runs; r++) {
+        atomic_store(&done, 0);
+        const double t0 = fc_time_ms();
+        atomic_store(&go, r + 2);
+        while (atomic_load(&done) < started) sched_yield();
+        double t1 = 0.0;
+        for (int i = 0; i < started; i++) t1 = ts[i].t_end > t1 ? ts[i].t_end : t1;
+        if (r >= 0) rates[r] = (double)bytes * passes * started / ((t1 - t0) / 1e3) / 1e9;
+    }
+    atomic_store(&go, -1);
+    volatile uint64_t sink = 0;
+    for (int i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+        sink += ts[i].sum;
+        free((void *)ts[i].p);
+    }
+    (void)sink;
+    if (ok) {
+        for (int i = 1; i < runs; i++) /* insertion sort: a handful of runs */
+            for (int j = i; j > 0 && rates[j] < rates[j - 1]; j--) { double x = rates[j]; rates[j] = rates[j - 1]; rates[j - 1] = x; }
+        *median = runs % 2 ? rates[runs / 2] : (rates[runs / 2 - 1] + rates[runs / 2]) / 2;
+        *lo = rates[0];
+        *hi = rates[runs - 1];
+    }
+    free(ts); free(th); free(rates);
+    return ok;
+}
+
+/* The read bandwidth with `threads` threads, measured once per process (the ceilings of every model figure). */
+static double read_gbps_cached(int threads) {
+    static int for_threads = 0;
+    static double gbps = 0.0;
+    if (for_threads != threads) {
+        double lo, hi;
+        if (!fc_bench_read_bandwidth(threads, 5, &gbps, &lo, &hi)) gbps = 0.0;
+        for_threads = threads;
+    }
+    return gbps;
+}
+
+/*
+ * The core clock in GHz, measured: a chain of dependent integer adds runs one per cycle on every x86-64 and arm64
+ * core, so adds per nanosecond is the clock (turbo included). Best of 23 runs of ~3 ms (a busy machine
+ * preempts some); 0 on other CPUs.
+ */
+double fc_bench_clock_ghz(void) {
+#if defined(__x86_64__) || defined(__aarch64__)
+    double best = 0.0;
+    for (int r = 0; r < 24; r++) {
+        uint64_t x = (uint64_t)r;
+        const long iters = 500000; /* ~3 ms: short runs, so one of them runs without being preempted */
+        double t0 = fc_time_ms();
+        for (long i = 0; i < iters; i++) {
+#if defined(__x86_64__)
+#define FC_ADD1 "add $1, %0\n\t"
+#else
+#define FC_ADD1 "add %0, %0, #1\n\t"
+#endif
+            __asm__ volatile(FC_ADD1 FC_ADD1 FC_ADD1 FC_ADD1 FC_ADD1 FC_ADD1 FC_ADD1 FC_ADD1
+                             FC_ADD1 FC_ADD1 FC_ADD1 FC_ADD1 FC_ADD1 FC_ADD1 FC_ADD1 FC_ADD1 : "+r"(x));
+#undef FC_ADD1
+        }
+        double dt = fc_time_ms() - t0;
+        double ghz = (double)iters * 16 / (dt * 1e6);
+        if (r > 0 && ghz > best) best = ghz; /* run 0 ramps the clock up */
+    }
+    return best;
+#else
+    return 0.0;
+#endif
+}
+
+/* membw: read bandwidth with 1..N threads (N = --threads, default all CPUs), and the clock. */
+static int bench_membw(const struct fc_bench_options * opt) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = opt->threads > 0 ? opt->threads : (ncpu > 0 ? (int)ncpu : 1);
+    int runs = opt->iters > 0 ? opt->iters : 7;
+    if (runs < 2) runs = 2;
+    if (opt->json) printf("{\"mode\":\"membw\",\"buffer_mib_per_thread\":64,\"runs\":%d,\"results\":[", runs);
+    for (int t = 1; t <= n; t++) {
+        double med = 0, lo = 0, hi = 0;
+        if (!fc_bench_read_bandwidth(t, runs, &med, &lo, &hi)) { fprintf(stderr, "flashchat-engine: membw: cannot start %d threads\n", t); return 1; }
+        if (opt->json) printf("%s{\"threads\":%d,\"read_gbps\":%.3f,\"min\":%.3f,\"max\":%.3f}", t > 1 ? "," : "", t, med, lo, hi);
+        else printf("membw: %d thread(s) reading 64 MiB each: %.2f GB/s median (%.2f-%.2f over %d runs)\n", t, med, lo, hi, runs);
+    }
+    double ghz = fc_bench_clock_ghz();
+    if (opt->json) printf("],\"clock_ghz\":%.3f}\n", ghz);
+    else if (ghz > 0) printf("clock: %.2f GHz (a chain of dependent adds, one per cycle)\n", ghz);
+    return 0;
+}
+
 /* User + system CPU time of the whole process (all threads), ms. */
 static double cpu_ms(void) {
     struct rusage ru;
@@ -298,10 +453,11 @@ static int bench_expert(struct fc_engine * e, const struct fc_bench_options * op
 /*
  * Print a model-level figure beside its ceilings. The kernel ceiling: the single-core matvec throughput
  * (measured here, from memory) for the dense bytes at the dense bit width and the expert bytes at the
- * experts' width, times the number of threads. The memory ceiling: memcpy bandwidth.
+ * experts' width, times the number of threads. The memory ceiling: the read bandwidth of as many threads as
+ * the engine computes with (a read-only stream, like decode). `extra_json` (may be NULL) is appended to the JSON.
  */
 static void print_ceilings(struct fc_engine * e, const struct fc_bench_options * opt, double dense_bytes, double expert_bytes,
-                           double ms_per_op, const char * what) {
+                           double ms_per_op, const char * what, const char * extra_json) {
     /* the kernels the engine runs (a forced --backend cpu:N too); the default set for other backends */
     const struct fc_cpu_kernels * k = e->be.ops->describe ? fc_cpu_kernels_by_name(e->be.ops->describe(&e->be)) : NULL;
     if (!k) k = fc_cpu_kernels_best();
@@ -312,16 +468,17 @@ static void print_ceilings(struct fc_engine * e, const struct fc_bench_options *
     const double expert_gbps = bits == dense_bits ? dense_gbps : kernel_gbps(k, bits, 8192, 8192, 300.0);
     const double single_core_ms = (dense_bytes / dense_gbps + expert_bytes / expert_gbps) / 1e6;
     const double core_gbps = bytes_per_op / (single_core_ms / 1e3) / 1e9; /* effective, over the mix of widths */
-    double mem_gbps = memcpy_gbps();
+    const double mem_gbps = read_gbps_cached(e->n_threads);
     double gbps = bytes_per_op / (ms_per_op / 1e3) / 1e9;
     double kernel_ceiling = core_gbps * e->n_threads;
     if (opt->json) {
         printf("{\"mode\":\"%s\",\"what\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"bytes_per_op\":%.0f,\"ms_per_op\":%.4f,"
-               "\"ops_per_s\":%.4f,\"gbps\":%.3f,\"kernel_gbps_per_core\":%.3f,\"kernel_ceiling_gbps\":%.3f,\"memcpy_gbps\":%.3f,"
+               "\"ops_per_s\":%.4f,\"gbps\":%.3f,\"kernel_gbps_per_core\":%.3f,\"kernel_ceiling_gbps\":%.3f,\"memory_read_gbps\":%.3f,"
                "\"fraction_of_kernel_ceiling\":%.3f,\"fraction_of_memory_ceiling\":%.3f,\"cpu_ms_per_op\":%.4f,"
-               "\"single_core_kernel_ms_per_op\":%.4f}\n",
+               "\"single_core_kernel_ms_per_op\":%.4f%s%s}\n",
                opt->mode, what, e->n_threads, k->name, bytes_per_op, ms_per_op, 1e3 / ms_per_op, gbps, core_gbps, kernel_ceiling,
-               mem_gbps, gbps / kernel_ceiling, gbps / mem_gbps, g_cpu_ms_per_op, bytes_per_op / (core_gbps * 1e9) * 1e3);
+               mem_gbps, gbps / kernel_ceiling, mem_gbps > 0 ? gbps / mem_gbps : 0.0, g_cpu_ms_per_op, bytes_per_op / (core_gbps * 1e9) * 1e3,
+               extra_json ? "," : "", extra_json ? extra_json : "");
     } else {
         printf("%s: %s\n", opt->mode, what);
         printf("  %.3f ms/op (%.2f op/s), %.2f MB/op, %.2f GB/s, %d thread(s), kernels %s\n", ms_per_op, 1e3 / ms_per_op,
@@ -330,8 +487,10 @@ static void print_ceilings(struct fc_engine * e, const struct fc_bench_options *
                "achieved %.0f%%\n",
                kernel_ceiling, e->n_threads, core_gbps, dense_bits, dense_gbps, bits, expert_gbps, kernel_ceiling * 1e9 / bytes_per_op,
                100.0 * gbps / kernel_ceiling);
-        printf("  memory ceiling: %.2f GB/s (memcpy) -> %.2f op/s; achieved %.0f%%\n", mem_gbps, mem_gbps * 1e9 / bytes_per_op,
-               100.0 * gbps / mem_gbps);
+        if (mem_gbps > 0) {
+            printf("  memory ceiling: %.2f GB/s (read by %d thread(s)) -> %.2f op/s; achieved %.0f%%\n", mem_gbps, e->n_threads,
+                   mem_gbps * 1e9 / bytes_per_op, 100.0 * gbps / mem_gbps);
+        }
         printf("  CPU time: %.3f ms/op over all threads (the single-core kernel alone would need %.3f ms)\n", g_cpu_ms_per_op,
                bytes_per_op / (core_gbps * 1e9) * 1e3);
     }
@@ -360,11 +519,12 @@ static int bench_moe(struct fc_engine * e, const struct fc_bench_options * opt, 
     struct fc_error err;
     double total = 0.0, cpu = 0.0;
     const double io0 = e->experts.io_wait_ms;
-    for (int it = 0; it < iters + 1; it++) {
+    const int warm = iters > 1 ? 1 : 0; /* one warm-up pass unless a single run was asked for */
+    for (int it = 0; it < warm + iters; it++) {
         fill_random(e->s.xn, (size_t)H); /* a new input each time: new experts */
         double t0 = fc_time_ms(), c0 = cpu_ms();
         if (fc_moe_forward(e, opt->layer, 1, &err) != FC_STATUS_OK) { fprintf(stderr, "%s\n", err.message); return 1; }
-        if (it > 0 || iters == 1) { total += fc_time_ms() - t0; cpu += cpu_ms() - c0; }
+        if (it >= warm) { total += fc_time_ms() - t0; cpu += cpu_ms() - c0; }
     }
     g_cpu_ms_per_op = cpu / iters;
     int n = iters;
@@ -372,53 +532,142 @@ static int bench_moe(struct fc_engine * e, const struct fc_bench_options * opt, 
     double dense = layer_dense_bytes(ly), experts = (double)e->n_active * (double)e->experts.expert_bytes;
     char what[160];
     snprintf(what, sizeof what, "one MoE layer (layer %d, K=%d of %d experts, %d-bit), %d iteration(s), io wait %.3f ms/op",
-             opt->layer, e->n_active, e->model.cfg.n_experts, e->experts.bits, n, (e->experts.io_wait_ms - io0) / (n + 1));
-    print_ceilings(e, opt, dense, experts, total / n, what);
+             opt->layer, e->n_active, e->model.cfg.n_experts, e->experts.bits, n, (e->experts.io_wait_ms - io0) / (n + warm));
+    print_ceilings(e, opt, dense, experts, total / n, what, NULL);
     return 0;
 }
 
+/* Per-layer timestamps of one forward pass (the engine's on_layer hook). */
+static struct {
+    double * t;   /* [n_layers] time at the end of each layer */
+} g_layers;
+
+static void note_layer(void * ctx, int32_t layer) {
+    (void)ctx;
+    g_layers.t[layer] = fc_time_ms();
+}
+
+static int cmp_double(const void * a, const void * b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The q-quantile (0..1) of n values (sorted in place), linear between neighbours. */
+static double quantile(double * v, int n, double q) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    double pos = q * (n - 1);
+    int i = (int)pos;
+    return i + 1 < n ? v[i] + (pos - i) * (v[i + 1] - v[i]) : v[n - 1];
+}
+
+/*
+ * Decode: `iters` forward passes of one token each (after two warm-up passes unless iters == 1), each timed,
+ * so tok/s = 1000 / median ms per pass; per-layer time (on_layer) and bytes, so the figures extrapolate to
+ * the full model; the experts' I/O (reads, bytes, what the page cache held before each read).
+ */
 static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt, int iters) {
     struct fc_error err;
     const struct fc_model * m = &e->model;
+    const int32_t L = m->cfg.n_layers;
     float * logits = fc_alloc_aligned((size_t)m->cfg.vocab_size * 4);
+    double * tok_ms = fc_xcalloc((size_t)iters, sizeof *tok_ms);
+    double * layer_ms = fc_xcalloc((size_t)iters * (size_t)L, sizeof *layer_ms); /* [iter][layer] */
+    double * head_ms = fc_xcalloc((size_t)iters, sizeof *head_ms);
+    g_layers.t = fc_xcalloc((size_t)L, sizeof *g_layers.t);
+    void (*saved_hook)(void *, int32_t) = e->on_layer;
+    void * saved_ctx = e->on_layer_ctx;
+    e->on_layer = note_layer;
+    e->on_layer_ctx = NULL;
     fc_engine_reset(e);
     int32_t tok = 1 % m->cfg.vocab_size;
-    double total = 0.0;
-    const double io0 = e->experts.io_wait_ms;
-    const uint64_t b0 = e->experts.bytes_read;
+    const int warm = iters > 1 ? 2 : 0;
     double io_meas = 0.0, gpu_meas = 0.0, cb_meas = 0.0;
-    for (int it = 0; it < iters + 1; it++) {
+    uint64_t reads0 = 0, read0 = 0, cached0 = 0;
+    for (int it = 0; it < warm + iters; it++) {
         if (e->st.n_past >= e->context) fc_engine_reset(e);
+        if (it == warm) { reads0 = e->experts.reads; read0 = e->experts.bytes_read; cached0 = e->experts.bytes_cached; }
         double io_before = e->experts.io_wait_ms, gpu_before = e->gpu_wait_ms;
         const uint64_t cb_before = e->gpu_commits;
         double t0 = fc_time_ms(), c0 = cpu_ms();
-        if (fc_engine_eval(e, &tok, 1, NULL, logits, &err) != FC_STATUS_OK) { fprintf(stderr, "%s\n", err.message); return 1; }
-        if (it > 0 || iters == 1) {
-            total += fc_time_ms() - t0;
+        if (fc_engine_eval(e, &tok, 1, NULL, logits, &err) != FC_STATUS_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            e->on_layer = saved_hook;
+            e->on_layer_ctx = saved_ctx;
+            return 1;
+        }
+        double t1 = fc_time_ms();
+        if (it >= warm) {
+            const int i = it - warm;
+            tok_ms[i] = t1 - t0;
             g_cpu_ms_per_op += cpu_ms() - c0;
             io_meas += e->experts.io_wait_ms - io_before;
+            for (int32_t l = 0; l < L; l++) layer_ms[(size_t)i * L + l] = g_layers.t[l] - (l ? g_layers.t[l - 1] : t0);
+            head_ms[i] = t1 - g_layers.t[L - 1];
             gpu_meas += e->gpu_wait_ms - gpu_before;
             cb_meas += (double)(e->gpu_commits - cb_before);
         }
         tok = fc_argmax(logits, m->cfg.vocab_size);
     }
-    (void)io0;
-    (void)b0;
-    int n = iters;
+    e->on_layer = saved_hook;
+    e->on_layer_ctx = saved_ctx;
+    const int n = iters;
     g_cpu_ms_per_op /= n;
-    double dense = (double)fc_matrix_bytes(&m->lm_head);
-    for (int32_t l = 0; l < m->cfg.n_layers; l++) dense += attn_bytes(&m->layers[l]) + layer_dense_bytes(&m->layers[l]);
-    double bytes = dense + (double)m->cfg.n_layers * e->n_active * (double)e->experts.expert_bytes;
-    char what[384];
-    snprintf(what, sizeof what, "whole model, one token (%d layers, K=%d, %d-bit experts, %.1f MB dense + %.1f MB experts/token), "
-             "%d token(s), io wait %.3f ms/token",
-             m->cfg.n_layers, e->n_active, e->experts.bits, dense / 1e6, (bytes - dense) / 1e6, n, io_meas / n);
-    if (e->gpu) { /* per layer: the host waiting for the GPU, for the expert reads, and the rest (CPU) */
-        const double L = m->cfg.n_layers, gpu_ms = gpu_meas / n, io_ms = io_meas / n;
-        snprintf(what + strlen(what), sizeof what - strlen(what), ", per layer %.3f ms = gpu wait %.3f + expert io %.3f + cpu %.3f, %.1f command buffers/token",
-                 total / n / L, gpu_ms / L, io_ms / L, (total / n - gpu_ms - io_ms) / L, cb_meas / n);
+    const uint64_t reads = e->experts.reads - reads0, bread = e->experts.bytes_read - read0, bcached = e->experts.bytes_cached - cached0;
+    const double head_bytes = (double)fc_matrix_bytes(&m->lm_head);
+    double dense = head_bytes;
+    for (int32_t l = 0; l < L; l++) dense += attn_bytes(&m->layers[l]) + layer_dense_bytes(&m->layers[l]);
+    const double expert_layer = (double)e->n_active * (double)e->experts.expert_bytes;
+    double bytes = dense + (double)L * expert_layer;
+    double * tmp = fc_xcalloc((size_t)n, sizeof *tmp);
+    memcpy(tmp, tok_ms, (size_t)n * sizeof *tmp);
+    const double ms_med = quantile(tmp, n, 0.5), ms_p10 = quantile(tmp, n, 0.1), ms_p90 = quantile(tmp, n, 0.9);
+    const double ms_min = tmp[0], ms_max = tmp[n - 1];
+    size_t cap = 1024 + (size_t)L * 160 + (size_t)n * 16;
+    char * extra = fc_xmalloc(cap);
+    size_t at = (size_t)snprintf(extra, cap,
+        "\"iters\":%d,\"warmup\":%d,\"tok_s_p10\":%.4f,\"tok_s_p90\":%.4f,\"tok_s_min\":%.4f,\"tok_s_max\":%.4f,"
+        "\"expert_io\":\"%s\",\"expert_reads\":%llu,\"expert_bytes_read\":%llu,\"expert_bytes_cached\":%llu,"
+        "\"expert_bytes_from_disk\":%llu,\"expert_cache_limit\":%llu,\"io_wait_ms_per_op\":%.4f,\"head_bytes\":%.0f,",
+        n, warm, 1e3 / ms_p90, 1e3 / ms_p10, 1e3 / ms_max, 1e3 / ms_min, fc_expert_io_name(fc_engine_expert_io(e)),
+        (unsigned long long)reads, (unsigned long long)bread, (unsigned long long)bcached,
+        (unsigned long long)(bread - (bcached < bread ? bcached : bread)), (unsigned long long)e->experts.cache_limit, io_meas / n, head_bytes);
+    for (int i = 0; i < n; i++) tmp[i] = head_ms[i];
+    at += (size_t)snprintf(extra + at, cap - at, "\"head_ms\":%.4f,\"layers\":[", quantile(tmp, n, 0.5));
+    for (int32_t l = 0; l < L; l++) {
+        for (int i = 0; i < n; i++) tmp[i] = layer_ms[(size_t)i * L + l];
+        const struct fc_layer * ly = &m->layers[l];
+        at += (size_t)snprintf(extra + at, cap - at, "%s{\"kind\":\"%s\",\"ms\":%.4f,\"dense_bytes\":%.0f,\"expert_bytes\":%.0f}", l ? "," : "",
+                               ly->is_full ? "full" : "linear", quantile(tmp, n, 0.5), attn_bytes(ly) + layer_dense_bytes(ly), expert_layer);
     }
-    print_ceilings(e, opt, dense, bytes - dense, total / n, what);
+    at += (size_t)snprintf(extra + at, cap - at, "],\"token_ms\":[");
+    for (int i = 0; i < n; i++) at += (size_t)snprintf(extra + at, cap - at, "%s%.4f", i ? "," : "", tok_ms[i]);
+    snprintf(extra + at, cap - at, "]");
+    char what[448];
+    snprintf(what, sizeof what, "whole model, one token (%d layers, K=%d, %d-bit experts, %.1f MB dense + %.1f MB experts/token), "
+             "%d token(s) after %d warm-up, io wait %.3f ms/token",
+             L, e->n_active, e->experts.bits, dense / 1e6, (bytes - dense) / 1e6, n, warm, io_meas / n);
+    if (e->gpu) { /* per layer: the host waiting for the GPU, for the expert reads, and the rest (CPU) */
+        const double gpu_ms = gpu_meas / n, io_ms = io_meas / n;
+        snprintf(what + strlen(what), sizeof what - strlen(what), ", per layer %.3f ms = gpu wait %.3f + expert io %.3f + cpu %.3f, %.1f command buffers/token",
+                 ms_med / L, gpu_ms / L, io_ms / L, (ms_med - gpu_ms - io_ms) / L, cb_meas / n);
+    }
+    print_ceilings(e, opt, dense, bytes - dense, ms_med, what, extra);
+    if (!opt->json) {
+        printf("  per token: median %.3f ms, p10-p90 %.3f-%.3f ms, min-max %.3f-%.3f ms\n", ms_med, ms_p10, ms_p90, ms_min, ms_max);
+        printf("  experts by %s: %llu reads, %.1f MB, %.1f MB of it in the page cache before the read, %.1f MB from disk\n",
+               fc_expert_io_name(fc_engine_expert_io(e)), (unsigned long long)reads, bread / 1e6, bcached / 1e6,
+               (bread - (bcached < bread ? bcached : bread)) / 1e6);
+        for (int i = 0; i < n; i++) tmp[i] = head_ms[i];
+        printf("  lm_head + final norm: %.3f ms, %.1f MB\n", quantile(tmp, n, 0.5), head_bytes / 1e6);
+        for (int32_t l = 0; l < L; l++) {
+            for (int i = 0; i < n; i++) tmp[i] = layer_ms[(size_t)i * L + l];
+            const struct fc_layer * ly = &m->layers[l];
+            printf("  layer %2d (%s attention): %.3f ms, %.1f MB dense + %.1f MB experts\n", l, ly->is_full ? "full" : "linear",
+                   quantile(tmp, n, 0.5), (attn_bytes(ly) + layer_dense_bytes(ly)) / 1e6, expert_layer / 1e6);
+        }
+    }
+    free(tmp); free(extra); free(tok_ms); free(layer_ms); free(head_ms); free(g_layers.t);
+    g_layers.t = NULL;
     free(logits);
     return 0;
 }
@@ -523,12 +772,15 @@ static int bench_prefill(struct fc_engine * e, const struct fc_bench_options * o
         if (fc_cpu_kernels_get(3)) peak = fc_cpu_int8_peak_gmacs(200.0);
 #endif
         const double ceil_tok_s = peak > 0 ? peak * 1e9 * e->n_threads / (total_macs / n) : 0.0;
+        /* the same ceiling as int8 multiply-adds per cycle x measured clock x threads */
+        const double ghz = peak > 0 ? fc_bench_clock_ghz() : 0.0;
         if (opt->json) {
             printf("{\"mode\":\"prefill\",\"tokens\":%d,\"iters\":%d,\"threads\":%d,\"batch\":%d,\"kernels\":\"%s\",\"tok_s\":%.3f,"
                    "\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,\"ms\":%.3f,\"cpu_ms\":%.3f,\"macs_per_token\":%.0f,"
-                   "\"int8_peak_gmacs_per_core\":%.3f,\"compute_ceiling_tok_s\":%.3f,\"fraction_of_compute_ceiling\":%.4f,\"split_ms\":{",
+                   "\"int8_peak_gmacs_per_core\":%.3f,\"clock_ghz\":%.3f,\"int8_macs_per_cycle\":%.2f,\"compute_ceiling_tok_s\":%.3f,"
+                   "\"fraction_of_compute_ceiling\":%.4f,\"split_ms\":{",
                    n, iters, e->n_threads, e->max_batch, e->be.ops->describe ? e->be.ops->describe(&e->be) : "", n / (ms_median / 1e3), lo,
-                   hi, ms_median, cpu / iters, total_macs / n, peak, ceil_tok_s, ceil_tok_s > 0 ? n / (ms_median / 1e3) / ceil_tok_s : 0.0);
+                   hi, ms_median, cpu / iters, total_macs / n, peak, ghz, ghz > 0 ? peak / ghz : 0.0, ceil_tok_s, ceil_tok_s > 0 ? n / (ms_median / 1e3) / ceil_tok_s : 0.0);
             for (int k = 0; k < PK_N; k++) printf("%s\"%s\":%.3f", k ? "," : "", pk_names[k], best_split[k]);
             printf(",\"other\":%.3f}}\n", ms_median - mm_ms);
         } else {
@@ -537,8 +789,8 @@ static int bench_prefill(struct fc_engine * e, const struct fc_bench_options * o
             printf("  %.1f tok/s median (%.1f-%.1f), %.1f ms per prefill, %.1f M multiply-adds per token in products\n", n / (ms_median / 1e3),
                    lo, hi, ms_median, total_macs / n / 1e6);
             if (ceil_tok_s > 0) {
-                printf("  compute ceiling %.0f tok/s (%d x %.0f GMAC/s vpdpbusd peak per core); achieved %.1f%%\n", ceil_tok_s, e->n_threads, peak,
-                       100.0 * n / (ms_median / 1e3) / ceil_tok_s);
+                printf("  compute ceiling %.0f tok/s (%d x %.0f GMAC/s vpdpbusd peak per core = %.1f int8 MAC/cycle x %.2f GHz measured); "
+                       "achieved %.1f%%\n", ceil_tok_s, e->n_threads, peak, ghz > 0 ? peak / ghz : 0.0, ghz, 100.0 * n / (ms_median / 1e3) / ceil_tok_s);
             }
             for (int k = 0; k < PK_N; k++) {
                 printf("  %-15s %9.1f ms %5.1f%%  %7.1f GMAC/s\n", pk_names[k], best_split[k], 100.0 * best_split[k] / ms_median,
@@ -606,9 +858,57 @@ static int bench_kernels(const struct fc_bench_options * opt) {
     return 0;
 }
 
+/* ===== evict: drop files from the page cache ===== */
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+/* Bytes of the file at fd (size bytes) in the page cache, by mincore on an unfaulted mapping; -1 if unknown. */
+static long long file_resident(int fd, size_t size) {
+    if (size == 0) return 0;
+    void * m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) return -1;
+    long long r = (long long)fc_resident_bytes(m, size);
+    munmap(m, size);
+    return r;
+}
+
+int fc_bench_evict(int n, char ** paths) {
+    long long total = 0, before = 0, after = 0;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        int fd = open(paths[i], O_RDONLY);
+        struct stat sb;
+        if (fd < 0 || fstat(fd, &sb) != 0) {
+            fprintf(stderr, "flashchat-engine: evict: %s: %s\n", paths[i], strerror(errno));
+            if (fd >= 0) close(fd);
+            bad = 1;
+            continue;
+        }
+        const size_t size = (size_t)sb.st_size;
+        total += (long long)size;
+        before += file_resident(fd, size);
+#if defined(POSIX_FADV_DONTNEED)
+        /* dirty pages cannot be dropped: write them first */
+        fdatasync(fd);
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+#else
+        close(fd);
+        fprintf(stderr, "flashchat-engine: evict: this OS has no posix_fadvise\n");
+        return 2;
+#endif
+        after += file_resident(fd, size);
+        close(fd);
+    }
+    printf("{\"mode\":\"evict\",\"files\":%d,\"bytes\":%lld,\"resident_before\":%lld,\"resident_after\":%lld}\n", n, total, before, after);
+    return bad ? 1 : 0;
+}
+
 int fc_bench_run(struct fc_engine * e, const struct fc_bench_options * opt) {
     const char * m = opt->mode;
     if (strcmp(m, "kernels") == 0) return bench_kernels(opt);
+    if (strcmp(m, "membw") == 0) return bench_membw(opt);
     if (!e) return 2;
     if (strcmp(m, "run") == 0) return bench_expert(e, opt, opt->iters > 0 ? opt->iters : 1);
     if (strcmp(m, "bench") == 0) return bench_expert(e, opt, opt->iters > 0 ? opt->iters : 10);
@@ -616,7 +916,7 @@ int fc_bench_run(struct fc_engine * e, const struct fc_bench_options * opt) {
     if (strcmp(m, "moe") == 0) return bench_moe(e, opt, opt->iters > 0 ? opt->iters : 1);
     if (strcmp(m, "moebench") == 0) return bench_moe(e, opt, opt->iters > 0 ? opt->iters : 10);
     if (strcmp(m, "full") == 0) return bench_full(e, opt, opt->iters > 0 ? opt->iters : 1);
-    if (strcmp(m, "fullbench") == 0) return bench_full(e, opt, opt->iters > 0 ? opt->iters : 10);
+    if (strcmp(m, "fullbench") == 0) return bench_full(e, opt, opt->iters > 0 ? opt->iters : 32);
     if (strcmp(m, "prefill") == 0) return bench_prefill(e, opt, opt->iters > 0 ? opt->iters : 3);
     return 2;
 }

@@ -21,6 +21,7 @@
 
 struct io_job {
     int fd;
+    const uint8_t * probe; /* the chunk in an unfaulted mapping of the file (mincore), or NULL */
     int32_t layer;
     int32_t slot; /* which expert of the batch (for waiting on one) */
     uint8_t * buf;
@@ -41,7 +42,37 @@ struct fc_io_pool {
     int stop;
     int failed;
     char fail_msg[256];
+    uint64_t cached_bytes; /* resident in the page cache before the read (mincore in the worker) */
 };
+
+uint64_t fc_resident_bytes(const void * p, size_t bytes) {
+    static long page = 0;
+    if (!page) page = sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096;
+    const uintptr_t a = (uintptr_t)p, lo = a & ~(uintptr_t)(page - 1), hi = a + bytes;
+    const size_t n = (size_t)((hi - lo + (uintptr_t)page - 1) / (uintptr_t)page);
+    unsigned char stackv[1024];
+    unsigned char * v = n <= sizeof stackv ? stackv : malloc(n);
+    if (!v) return bytes;
+#if defined(__APPLE__)
+    int rc = mincore((void *)lo, hi - lo, (char *)v);
+#else
+    int rc = mincore((void *)lo, hi - lo, v);
+#endif
+    uint64_t got = 0;
+    if (rc != 0) got = bytes;
+    else {
+        for (size_t i = 0; i < n; i++) {
+            if (!(v[i] & 1)) continue;
+            /* the part of page i inside [a, hi) */
+            uintptr_t s = lo + i * (uintptr_t)page, e = s + (uintptr_t)page;
+            if (s < a) s = a;
+            if (e > hi) e = hi;
+            got += e - s;
+        }
+    }
+    if (v != stackv) free(v);
+    return got;
+}
 
 static void * io_main(void * p) {
     struct fc_io_pool * io = p;
@@ -51,6 +82,7 @@ static void * io_main(void * p) {
         if (io->stop) break;
         struct io_job job = io->jobs[io->next_job++];
         pthread_mutex_unlock(&io->mu);
+        const uint64_t cached = job.probe ? fc_resident_bytes(job.probe, job.size) : 0;
         size_t done = 0;
         int err = 0;
         while (done < job.size) {
@@ -65,6 +97,7 @@ static void * io_main(void * p) {
             snprintf(io->fail_msg, sizeof io->fail_msg, "layer %d: read of %zu bytes at offset %llu failed (%s)", job.layer, job.size,
                      (unsigned long long)job.offset, err > 0 ? strerror(err) : "unexpected end of file");
         }
+        io->cached_bytes += cached;
         io->slot_pending[job.slot]--;
         io->n_pending--;
         pthread_cond_broadcast(&io->done_cv);
@@ -300,6 +333,12 @@ enum fc_status fc_experts_load(struct fc_experts * x, const char * dir, const st
             }
             x->maps[li] = m;
             if (x->populated) populate_layer(m, want, fd);
+        } else {
+            /* never touched: only for asking mincore what of an expert is in the page cache before it is read */
+            if (!x->probe_maps) x->probe_maps = fc_xcalloc((size_t)cfg->n_layers, sizeof *x->probe_maps);
+            if (x->probe_maps[li]) munmap((void *)x->probe_maps[li], want);
+            void * m = mmap(NULL, want, PROT_READ, MAP_SHARED, fd, 0);
+            x->probe_maps[li] = m == MAP_FAILED ? NULL : m;
         }
         snprintf(path, sizeof path, "%s/layout.json", dir);
     }
@@ -325,6 +364,17 @@ void fc_experts_free(struct fc_experts * x) {
         free(x->maps);
         x->maps = NULL;
     }
+    if (x->probe_maps) {
+        for (int32_t i = 0; i < x->n_layers; i++) {
+            if (x->probe_maps[i]) munmap((void *)x->probe_maps[i], (size_t)x->n_experts * x->expert_bytes);
+        }
+        free(x->probe_maps);
+        x->probe_maps = NULL;
+    }
+    free(x->lru_stamp);
+    free(x->lru_ring);
+    x->lru_stamp = NULL;
+    x->lru_ring = NULL;
     if (x->fds) {
         for (int32_t i = 0; i < x->n_layers; i++) {
             if (x->fds[i] >= 0) close(x->fds[i]);
@@ -347,6 +397,67 @@ void fc_experts_view(const struct fc_experts * x, const uint8_t * buf, struct fc
     }
 }
 
+/* ===== page cache limit (--expert-cache-mb) ===== */
+
+enum fc_status fc_experts_set_cache_limit(struct fc_experts * x, uint64_t bytes, struct fc_error * err) {
+#if defined(POSIX_FADV_DONTNEED)
+    if (x->use_mmap && bytes) {
+        return fc_error_set(err, FC_STATUS_BAD_REQUEST, "a page cache limit needs the experts read with pread (--expert-io pread)");
+    }
+    x->cache_limit = bytes;
+    if (!bytes) return FC_STATUS_OK;
+    const size_t n = (size_t)x->n_layers * (size_t)x->n_experts;
+    if (!x->lru_stamp) x->lru_stamp = fc_xcalloc(n, sizeof *x->lru_stamp);
+    if (!x->lru_ring) {
+        x->lru_cap = 4 * n + 256;
+        x->lru_ring = fc_xcalloc(x->lru_cap, sizeof *x->lru_ring);
+    }
+    for (int32_t l = 0; l < x->n_layers; l++) {
+        /* no read-ahead past an expert: what reaches the cache is what was asked for */
+        posix_fadvise(x->fds[l], 0, 0, POSIX_FADV_RANDOM);
+        posix_fadvise(x->fds[l], 0, 0, POSIX_FADV_DONTNEED); /* start from nothing cached, so the limit holds */
+    }
+    return FC_STATUS_OK;
+#else
+    (void)x;
+    if (!bytes) return FC_STATUS_OK;
+    return fc_error_set(err, FC_STATUS_BAD_REQUEST, "a page cache limit needs posix_fadvise, which this OS does not have");
+#endif
+}
+
+#if defined(POSIX_FADV_DONTNEED)
+/* Take the oldest entry off the ring; if it stands for a live expert (not read again since), drop that from the cache. */
+static void cache_drop_oldest(struct fc_experts * x) {
+    const uint64_t v = (uint64_t)x->lru_ring[x->lru_head];
+    x->lru_head = (x->lru_head + 1) % x->lru_cap;
+    x->lru_len--;
+    const size_t key = (size_t)(v >> 32);
+    if (x->lru_stamp[key] != (uint32_t)v) return; /* read again since: a newer entry stands for it */
+    x->lru_stamp[key] = 0;
+    const int32_t l = (int32_t)(key / (size_t)x->n_experts), id = (int32_t)(key % (size_t)x->n_experts);
+    posix_fadvise(x->fds[l], (off_t)((uint64_t)id * x->expert_bytes), (off_t)x->expert_bytes, POSIX_FADV_DONTNEED);
+    x->cache_live -= x->expert_bytes;
+    x->cache_dropped += x->expert_bytes;
+}
+#endif
+
+/* Note experts ids[0..n) of `layer` as just read; drop the least recently read ones beyond the limit. */
+static void cache_limit_note(struct fc_experts * x, int32_t layer, const int32_t * ids, int32_t n) {
+#if defined(POSIX_FADV_DONTNEED)
+    for (int32_t i = 0; i < n; i++) {
+        const size_t key = (size_t)layer * (size_t)x->n_experts + (size_t)ids[i];
+        if (!x->lru_stamp[key]) x->cache_live += x->expert_bytes;
+        if (++x->lru_seq == 0) x->lru_seq = 1;
+        x->lru_stamp[key] = x->lru_seq;
+        if (x->lru_len == x->lru_cap) cache_drop_oldest(x); /* full of re-reads (or a limit near the whole model) */
+        x->lru_ring[(x->lru_head + x->lru_len++) % x->lru_cap] = (int64_t)((uint64_t)key << 32 | x->lru_seq);
+    }
+    while (x->cache_live > x->cache_limit && x->lru_len > 0) cache_drop_oldest(x);
+#else
+    (void)x; (void)layer; (void)ids; (void)n;
+#endif
+}
+
 void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t * ids, int32_t n, uint8_t ** bufs,
                            int32_t first_slot) {
     struct fc_io_pool * io = x->io;
@@ -356,9 +467,11 @@ void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t *
            the matvec touches it next */
         for (int32_t e = 0; e < n; e++) {
             x->slot_data[first_slot + e] = x->maps[layer] + (size_t)ids[e] * x->expert_bytes;
+            x->bytes_cached += x->populated ? x->expert_bytes : fc_resident_bytes(x->slot_data[first_slot + e], x->expert_bytes);
             if (!x->populated) madvise((void *)x->slot_data[first_slot + e], x->expert_bytes, MADV_WILLNEED);
         }
         x->bytes_read += (uint64_t)n * x->expert_bytes;
+        x->reads += (uint64_t)n;
         return;
     }
     for (int32_t e = 0; e < n; e++) x->slot_data[first_slot + e] = bufs[first_slot + e];
@@ -388,14 +501,17 @@ void fc_experts_read_start(struct fc_experts * x, int32_t layer, const int32_t *
         for (size_t c = 0; c < chunks_per; c++) {
             size_t off = c * IO_CHUNK_BYTES;
             size_t sz = x->expert_bytes - off < IO_CHUNK_BYTES ? x->expert_bytes - off : IO_CHUNK_BYTES;
-            io->jobs[io->n_jobs++] = (struct io_job){ x->fds[layer], layer, slot, bufs[slot] + off, sz,
-                                                      (uint64_t)ids[e] * x->expert_bytes + off };
+            const uint64_t at = (uint64_t)ids[e] * x->expert_bytes + off;
+            const uint8_t * probe = x->probe_maps && x->probe_maps[layer] ? x->probe_maps[layer] + at : NULL;
+            io->jobs[io->n_jobs++] = (struct io_job){ x->fds[layer], probe, layer, slot, bufs[slot] + off, sz, at };
         }
     }
     io->n_pending += (int32_t)(chunks_per * (size_t)n);
     x->bytes_read += (uint64_t)n * x->expert_bytes;
+    x->reads += (uint64_t)n;
     pthread_cond_broadcast(&io->work_cv);
     pthread_mutex_unlock(&io->mu);
+    if (x->cache_limit) cache_limit_note(x, layer, ids, n);
 }
 
 enum fc_status fc_experts_read_wait_one(struct fc_experts * x, int32_t slot, struct fc_error * err) {
@@ -404,6 +520,8 @@ enum fc_status fc_experts_read_wait_one(struct fc_experts * x, int32_t slot, str
     double t0 = fc_time_ms();
     pthread_mutex_lock(&io->mu);
     while (io->slot_pending[slot] > 0 && !io->failed) pthread_cond_wait(&io->done_cv, &io->mu);
+    x->bytes_cached += io->cached_bytes;
+    io->cached_bytes = 0;
     int failed = io->failed;
     char msg[256];
     memcpy(msg, io->fail_msg, sizeof msg);
@@ -422,6 +540,8 @@ enum fc_status fc_experts_read_wait(struct fc_experts * x, struct fc_error * err
     double t0 = fc_time_ms();
     pthread_mutex_lock(&io->mu);
     while (io->n_pending > 0) pthread_cond_wait(&io->done_cv, &io->mu);
+    x->bytes_cached += io->cached_bytes;
+    io->cached_bytes = 0;
     int failed = io->failed;
     char msg[256];
     memcpy(msg, io->fail_msg, sizeof msg);

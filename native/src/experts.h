@@ -30,6 +30,18 @@ struct fc_experts {
     /* totals since load */
     uint64_t bytes_read;
     double io_wait_ms;
+    uint64_t reads;          /* experts read (one per expert per layer per wave) */
+    uint64_t bytes_cached;   /* of bytes_read, what was in the page cache just before it was read (mincore) */
+    /* --expert-cache-mb: with pread, keep at most this many bytes of the expert files in the page cache by
+       dropping the least recently read experts (posix_fadvise DONTNEED); 0 = no limit (the OS decides) */
+    uint64_t cache_limit;
+    uint64_t cache_live;     /* bytes of experts read and not dropped since the limit was set */
+    uint64_t cache_dropped;  /* bytes dropped by the limit */
+    const uint8_t ** probe_maps; /* [n_layers] unfaulted mappings of the layer files, for mincore (pread) */
+    uint32_t * lru_stamp;    /* [n_layers * n_experts] last read of each expert (0 = not live) */
+    uint32_t lru_seq;
+    int64_t * lru_ring;      /* (layer * n_experts + id) << 32 | stamp, oldest first */
+    size_t lru_cap, lru_head, lru_len;
 };
 
 /* How the routed experts reach the kernels. */
@@ -47,6 +59,14 @@ const char * fc_expert_io_name(enum fc_expert_io mode);
  */
 enum fc_status fc_experts_load(struct fc_experts * x, const char * dir, const struct fc_config * cfg, int32_t n_io_threads,
                                enum fc_expert_io mode, struct fc_error * err);
+/*
+ * Keep at most `bytes` of the expert files in the page cache (pread only; 0 = no limit): experts read longest ago
+ * are dropped with posix_fadvise(DONTNEED), so a model that fits in memory is streamed as one that does not.
+ * UNSUPPORTED where the OS has no posix_fadvise or the experts are mapped.
+ */
+enum fc_status fc_experts_set_cache_limit(struct fc_experts * x, uint64_t bytes, struct fc_error * err);
+/* Bytes of `bytes` at `p` (page-aligned down) that are resident in the page cache; the whole length when unknown. */
+uint64_t fc_resident_bytes(const void * p, size_t bytes);
 /* Memory the system can give without swapping (Linux MemAvailable), in bytes; 0 when unknown. */
 uint64_t fc_available_memory(void);
 void fc_experts_free(struct fc_experts * x);

@@ -22,15 +22,18 @@
 
 static void usage(FILE * f) {
     fprintf(f,
-            "usage: flashchat-engine [logits | bench MODE] --artifacts DIR [options]\n"
+            "usage: flashchat-engine [logits | bench MODE] --artifacts DIR [options] | evict FILE...\n"
             "\n"
             "modes:\n"
             "  (none)               serve the JSON-lines protocol on stdin/stdout (native/PROTOCOL.md)\n"
             "  logits               --tokens 1,2,3 --out FILE: float32 logits [n, vocab] of every position\n"
+            "  evict FILE...        drop the files from the page cache (posix_fadvise; a JSON line says what\n"
+            "                       was resident before and after); no other flags\n"
             "  bench MODE           run | bench (one expert, 1 / 10 iterations), verify (kernels vs the scalar\n"
             "                       reference), moe | moebench (one MoE layer), full | fullbench (whole model,\n"
             "                       one token), prefill (--prompt N tokens from an empty context: tok/s and where\n"
-            "                       the time goes), kernels (synthetic single-core matvec GB/s; no model needed)\n"
+            "                       the time goes), kernels (synthetic single-core matvec GB/s; no model needed),\n"
+            "                       membw (read-only streaming bandwidth with 1..--threads threads; no model)\n"
             "\n"
             "options:\n"
             "  --artifacts DIR          model_weights.bin + model_weights.json (required except bench kernels)\n"
@@ -56,6 +59,9 @@ static void usage(FILE * f) {
             "                             auto      populate if the expert files fit in half the available\n"
             "                                       memory, else pread\n"
             "  --expert-mmap            same as --expert-io mmap\n"
+            "  --expert-cache-mb MB     with --expert-io pread: keep at most N MB of the expert files in the page\n"
+            "                           cache (the least recently read experts are dropped with posix_fadvise),\n"
+            "                           so a model that fits in memory streams like one that does not (Linux)\n"
             "  --iters N  --layer L     bench: iterations, layer\n"
             "  --prompt N               bench prefill: prompt tokens (default 512; needs --context >= N)\n"
             "  --json                   bench: one JSON line instead of text\n"
@@ -109,8 +115,10 @@ int main(int argc, char ** argv) {
     const char * out_path = NULL;
     int32_t budget_mb = 1024;
     int32_t progress_ms = 1000;
+    double cache_mb = 0.0;
     opt.backend = "auto"; /* metal on macOS with a GPU, else cpu */
     int i = 1;
+    if (i < argc && strcmp(argv[i], "evict") == 0) return fc_bench_evict(argc - 2, argv + 2);
     if (i < argc && strcmp(argv[i], "logits") == 0) { mode = "logits"; i++; }
     else if (i < argc && strcmp(argv[i], "bench") == 0) {
         mode = "bench";
@@ -135,6 +143,12 @@ int main(int argc, char ** argv) {
         else if (strcmp(a, "--batch") == 0) { INT_VALUE(opt.max_batch, 1); }
         else if (strcmp(a, "--progress-ms") == 0) { INT_VALUE(progress_ms, 0); }
         else if (strcmp(a, "--io-threads") == 0) { INT_VALUE(opt.n_io_threads, 1); }
+        else if (strcmp(a, "--expert-cache-mb") == 0) {
+            NEED_VALUE();
+            char * end;
+            cache_mb = strtod(v, &end);
+            if (*end || end == v || !(cache_mb > 0) || cache_mb > 1e9) { fprintf(stderr, "flashchat-engine: %s: bad value %s (MB > 0)\n", a, v); return 2; }
+        }
         else if (strcmp(a, "--iters") == 0) { INT_VALUE(bopt.iters, 1); }
         else if (strcmp(a, "--layer") == 0) { INT_VALUE(bopt.layer, 0); }
         else if (strcmp(a, "--prompt") == 0) { INT_VALUE(bopt.prompt, 1); }
@@ -161,11 +175,12 @@ int main(int argc, char ** argv) {
 #undef NEED_VALUE
     }
     if (mode && strcmp(mode, "bench") == 0) {
-        static const char * const modes[] = { "run", "verify", "bench", "moe", "moebench", "full", "fullbench", "prefill", "kernels" };
+        static const char * const modes[] = { "run", "verify", "bench", "moe", "moebench", "full", "fullbench", "prefill", "kernels", "membw" };
         int known = 0;
         for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) known |= strcmp(bopt.mode, modes[k]) == 0;
         if (!known) { fprintf(stderr, "flashchat-engine: unknown bench mode %s (see --help)\n", bopt.mode); return 2; }
-        if (strcmp(bopt.mode, "kernels") == 0) return fc_bench_run(NULL, &bopt);
+        bopt.threads = opt.n_threads;
+        if (strcmp(bopt.mode, "kernels") == 0 || strcmp(bopt.mode, "membw") == 0) return fc_bench_run(NULL, &bopt);
     }
     if (!opt.artifacts_dir) { fprintf(stderr, "flashchat-engine: --artifacts DIR is required (see --help)\n"); return 2; }
     int32_t * tokens = NULL;
@@ -188,6 +203,12 @@ int main(int argc, char ** argv) {
         load_error(&err);
         free(tokens);
         return err.status == FC_STATUS_BAD_REQUEST ? 2 : 3; /* 2: a flag the model does not allow (--context) */
+    }
+    if (cache_mb > 0 && fc_experts_set_cache_limit(&e.experts, (uint64_t)(cache_mb * 1048576.0), &err) != FC_STATUS_OK) {
+        fprintf(stderr, "flashchat-engine: --expert-cache-mb: %s\n", err.message);
+        fc_engine_free(&e);
+        free(tokens);
+        return 2;
     }
     fprintf(stderr, "flashchat-engine: %s model (%d layers, %d experts, K=%d), %.1f MB dense, %d-bit experts of %.2f MB, "
             "experts by %s, backend %s/%s, %d thread(s), context %d (KV %s, %zu bytes/token)\n",

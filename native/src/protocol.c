@@ -26,6 +26,7 @@
 
 struct totals {
     int64_t requests, prompt_tokens, cached_tokens, prefill_tokens, completion_tokens;
+    int64_t decode_passes; /* forward passes in decode_ms: the first token of a request comes from the prefill */
     double prefill_ms, decode_ms;
 };
 
@@ -502,7 +503,7 @@ static void handle_generate(struct server * sv, const struct fc_json * req, cons
     const uint64_t bytes0 = e->experts.bytes_read;
     const double io0 = e->experts.io_wait_ms;
     double t0 = fc_time_ms();
-    int32_t cached = 0, evaluated = 0, completion = 0;
+    int32_t cached = 0, evaluated = 0, completion = 0, passes = 0;
     const char * reason = evaluate_only ? "evaluated" : "length";
     progress_begin(sv, id, n, t0);
     st = prefill(sv, tokens, n, snap_at, n_snap > 0 ? n_snap : 0, &cached, &evaluated, &err);
@@ -583,6 +584,7 @@ static void handle_generate(struct server * sv, const struct fc_json * req, cons
             if (e->st.n_past >= e->context) break; /* context full: length */
             fc_snapshots_detach(&sv->snaps, e, e->st.n_past);
             sv->logits_valid = 0;
+            passes++;
             st = fc_engine_eval(e, &tok, 1, NULL, sv->logits, &err);
             if (st != FC_STATUS_OK) {
                 fc_engine_reset(e);
@@ -595,12 +597,13 @@ static void handle_generate(struct server * sv, const struct fc_json * req, cons
     {
         double t2 = fc_time_ms();
         sv->tot.completion_tokens += completion;
+        sv->tot.decode_passes += passes;
         sv->tot.decode_ms += t2 - t1;
         fputs("{\"type\":\"done\"", stdout);
         put_id(id);
         printf(",\"reason\":\"%s\",\"prompt_tokens\":%d,\"cached_tokens\":%d,\"completion_tokens\":%d,"
-               "\"prefill_ms\":%.3f,\"decode_ms\":%.3f,\"expert_bytes\":%llu,\"io_wait_ms\":%.3f}\n",
-               reason, n, cached, completion, t1 - t0, t2 - t1, (unsigned long long)(e->experts.bytes_read - bytes0),
+               "\"decode_passes\":%d,\"prefill_ms\":%.3f,\"decode_ms\":%.3f,\"expert_bytes\":%llu,\"io_wait_ms\":%.3f}\n",
+               reason, n, cached, completion, passes, t1 - t0, t2 - t1, (unsigned long long)(e->experts.bytes_read - bytes0),
                e->experts.io_wait_ms - io0);
         fflush(stdout);
     }
@@ -686,13 +689,13 @@ static void handle_stats(struct server * sv, const char * id) {
     fputs("{\"type\":\"stats\"", stdout);
     put_id(id);
     printf(",\"requests\":%lld,\"prompt_tokens\":%lld,\"cached_tokens\":%lld,\"prefill_tokens\":%lld,"
-           "\"completion_tokens\":%lld,\"prefill_ms\":%.3f,\"decode_ms\":%.3f,\"prefill_tokens_per_s\":%.3f,"
+           "\"completion_tokens\":%lld,\"decode_passes\":%lld,\"prefill_ms\":%.3f,\"decode_ms\":%.3f,\"prefill_tokens_per_s\":%.3f,"
            "\"tokens_per_s\":%.3f,\"expert_bytes\":%llu,\"io_wait_ms\":%.3f,\"snapshots\":%d,\"snapshot_bytes\":%zu,"
            "\"snapshot_budget_bytes\":%zu,\"n_past\":%d,\"context\":%d,\"kv_bytes\":%zu,\"rss_bytes\":%lld,\"max_rss_bytes\":%lld}\n",
            (long long)t->requests, (long long)t->prompt_tokens, (long long)t->cached_tokens, (long long)t->prefill_tokens,
-           (long long)t->completion_tokens, t->prefill_ms, t->decode_ms,
+           (long long)t->completion_tokens, (long long)t->decode_passes, t->prefill_ms, t->decode_ms,
            t->prefill_ms > 0 ? t->prefill_tokens / (t->prefill_ms / 1e3) : 0.0,
-           t->decode_ms > 0 ? t->completion_tokens / (t->decode_ms / 1e3) : 0.0, (unsigned long long)e->experts.bytes_read,
+           t->decode_ms > 0 ? t->decode_passes / (t->decode_ms / 1e3) : 0.0, (unsigned long long)e->experts.bytes_read,
            e->experts.io_wait_ms, sv->snaps.n, sv->snaps.used_bytes, sv->snaps.budget_bytes, e->st.n_past, e->context, fc_kv_committed_bytes(&e->st.kv),
            (long long)fc_platform_rss_bytes(), (long long)fc_platform_max_rss_bytes());
     fflush(stdout);

@@ -57,6 +57,29 @@ test("runE2e: short and long prompt, warm cache, each with medians over the meas
   expect(table.length).toBe(4);
 });
 
+test("runE2e: cold runs evict the model's files before every request; the long-prompt TTFT case; no evict, no cold runs", async () => {
+  const evicted: number[] = [];
+  const r = await runE2e(server.url, {
+    shortWords: 5, longWords: 30, decodeTokens: 4, warmup: 0, runs: 2, cold: true, ttftTokens: 300, ttftRuns: 2,
+    evict: async () => {
+      evicted.push(Date.now());
+      return { ok: true, note: "2 file(s) evicted" };
+    },
+  });
+  expect(r.cases.map((c) => `${c.prompt}/${c.cache}/${c.ttftMs.n}`)).toEqual(["short/warm/2", "long/warm/2", "300tok/warm/2", "short/cold/2", "long/cold/2"]);
+  expect(evicted.length).toBe(4);
+  expect(r.coldNote).toBe("2 file(s) evicted");
+  // the TTFT prompt is about the tokens asked for (~1.1 per word plus the template's)
+  const long = r.cases.find((c) => c.prompt === "300tok")!;
+  expect(long.promptTokens.median).toBeGreaterThan(240);
+  expect(long.promptTokens.median).toBeLessThan(400);
+  const none = await runE2e(server.url, { shortWords: 5, longWords: 10, decodeTokens: 2, warmup: 0, runs: 2, cold: true });
+  expect(none.cases.map((c) => c.cache)).toEqual(["warm", "warm"]);
+  expect(none.coldNote).toContain("no way to evict");
+  const refused = await runE2e(server.url, { shortWords: 5, longWords: 10, decodeTokens: 2, warmup: 0, runs: 2, cold: true, evict: async () => ({ ok: false, note: "cannot" }) });
+  expect([refused.cases.length, refused.coldNote]).toEqual([2, "cannot"]);
+}, 60_000);
+
 test("flag values and tokenizer lookup fail as user errors", () => {
   expect(parseIntFlag(undefined, "--runs", 2)).toBeUndefined();
   expect(parseIntFlag("5", "--runs", 2)).toBe(5);

@@ -2,7 +2,7 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
-import { ceilingPercents, loadTokenBytes, renderBytes, renderCeilings, resolveCeilings, resolveTokenBytes } from "../../lib/bench/roofline.ts";
+import { ceilingPercents, loadTokenBytes, renderBytes, renderCeilings, resolveCeilings, resolveDiskCeiling, resolveTokenBytes } from "../../lib/bench/roofline.ts";
 import { UserError } from "../../lib/errors.ts";
 
 // Manifest excerpts of a 2-layer model: embedding 1000 rows, one dense matrix, lm_head; experts 3 components.
@@ -70,4 +70,15 @@ test("loadTokenBytes reads the artifacts' manifests; a folder without them is a 
   writeFileSync(join(dir, "packed_experts_2bit", "layout.json"), JSON.stringify({ ...layout, bits: 2, expert_size: 4096, components: [{ size: 1000 }] }));
   const b2 = loadTokenBytes(dir, { expertsDir: join(dir, "packed_experts_2bit"), k: 1 });
   expect([b2.expertBits, b2.expertBytesUsed, b2.expertBytesRead]).toEqual([2, 2000, 8192]);
+});
+
+test("the disk ceiling counts only the bytes that came from disk; the rest are read at memory speed", () => {
+  // 1 GB per token: all from memory at 10 GB/s -> 10 tok/s; all from a 1 GB/s disk -> 1 tok/s
+  expect(resolveDiskCeiling(1e9, 0, 10, 1)).toBeCloseTo(10, 9);
+  expect(resolveDiskCeiling(1e9, 1e9, 10, 1)).toBeCloseTo(1, 9);
+  // half from disk: 0.5 GB / 10 GB/s + 0.5 GB / 1 GB/s = 0.55 s
+  expect(resolveDiskCeiling(1e9, 5e8, 10, 1)).toBeCloseTo(1 / 0.55, 9);
+  // counts outside [0, bytes] are clamped; no disk figure, no ceiling
+  expect(resolveDiskCeiling(1e9, 2e9, 10, 1)).toBeCloseTo(1, 9);
+  expect(resolveDiskCeiling(1e9, 5e8, 10, null)).toBeNull();
 });

@@ -14,7 +14,7 @@ import { writeTinyTokenizer } from "../server/_tiny-tokenizer.ts";
 
 let t: TempHome;
 let config: ResolvedConfig;
-const smallProbes = { memory: { bufferMiB: 4, runs: 2, warmup: 0 }, disk: { fileMiB: 4, runs: 2, cold: false } };
+const smallProbes = { memory: { runs: 2 }, disk: { fileMiB: 4, runs: 2, cold: false } };
 
 beforeAll(async () => {
   t = makeTempHome("flashchat-bench-targets-");
@@ -66,13 +66,33 @@ test("standard on a generated model of the fixture's shape: engine targets and e
   const before = loadHistory(historyPath(config)).length;
   const r = await runStandard(config, {
     shapes: [shape], modelsDir, runs: 2, warmup: 0, e2e: true, e2eRuns: 2, cold: false, regenerate: false, remeasure: false, history: true,
-    machine: smallProbes, e2eShortWords: 4, e2eLongWords: 30, e2eDecodeTokens: 4, prefillTokens: [16, 2048],
+    machine: smallProbes, e2eShortWords: 4, e2eLongWords: 30, e2eDecodeTokens: 4, prefillTokens: [16, 2048], decodeIters: 5, e2eTtftTokens: 300,
   });
   expect(r.failures).toEqual([]);
+  const streamed = process.platform === "linux";
   expect(r.rows.filter((x) => x.target !== "e2e").map((x) => `${x.target}/${x.figure}/${x.stats.n}`)).toEqual([
-    "bench/expert_ms/2", "bench/expert_gb_s/2", "moebench/layer_ms/2", "moebench/layer_gb_s/2", "fullbench/decode_tok_s/2", "fullbench/decode_gb_s/2", "fullbench/kernel_gb_s_per_core/2",
+    "bench/expert_ms/2", "bench/expert_gb_s/2", "moebench/layer_ms/2", "moebench/layer_gb_s/2",
+    // decode: every timed token of both runs (2 x 5)
+    "fullbench/decode_tok_s/10", "fullbench/decode_gb_s/10", "fullbench/kernel_gb_s_per_core/2",
+    ...(streamed ? ["fullbench/decode_streamed_tok_s/10", "fullbench/streamed_disk_mb_per_token/2", "fullbench/streamed_cached_mb_per_token/2"] : []),
+    "extrapolated/decode_tok_s_4l/2",
     "prefill/pp16_tok_s/2", "prefill/pp2048_tok_s/1",
   ]);
+  if (streamed) {
+    // the page cache was held to half the expert files and emptied of them at start: some expert bytes came from disk,
+    // and the streamed row's disk ceiling is for those bytes
+    const disk = r.rows.find((x) => x.figure === "streamed_disk_mb_per_token")!;
+    expect(disk.stats.median).toBeGreaterThan(0);
+    // no cold disk figure in these small probes: no disk ceiling rather than a made-up one
+    expect(r.rows.find((x) => x.figure === "decode_streamed_tok_s")!.ceilings!.disk).toBeNull();
+  }
+  // the per-layer table and the extrapolation to the model's full depth
+  expect(r.layerTables.length).toBe(1);
+  expect(r.layerTables[0]).toContain("layer 3");
+  expect(r.layerTables[0]).toContain("full attention");
+  expect(r.layerTables[0]).toMatch(/the full model \(4 layers\), extrapolated: [\d.]+ tok\/s/);
+  // the TTFT of the long prompt end to end
+  expect(r.rows.some((x) => x.figure === "ttft_ms:300tok:warm")).toBe(true);
   // the compute ceiling (threads x vpdpbusd peak) where the CPU has the integer path
   const pp = r.rows.find((x) => x.figure === "pp16_tok_s")!;
   expect(pp.stats.median).toBeGreaterThan(0);
@@ -82,7 +102,8 @@ test("standard on a generated model of the fixture's shape: engine targets and e
   expect(decode.ceilings!.kernel).toBeGreaterThan(0);
   expect(r.rows.some((x) => x.figure === "decode_tok_s:long:warm")).toBe(true);
   const lines = r.table.split("\n");
-  expect(lines[0]).toMatch(/^model\s+target\s+figure\s+median\s+min–max\s+runs\s+of mem ceiling\s+of disk ceiling\s+of kernel ceiling(\s+of compute ceiling)?$/);
+  expect(lines[0]).toMatch(/^model\s+target\s+figure\s+median\s+spread\s+n\s+of mem ceiling\s+of disk ceiling\s+of kernel ceiling(\s+of compute ceiling)?$/);
+  expect(lines.find((l) => l.includes("fullbench") && l.includes("decode tok/s"))).toContain("p10–p90");
   expect(lines.find((l) => l.includes("fullbench") && l.includes("decode tok/s"))).toMatch(/\d+% of [\d.]+\s+\d+% of [\d.]+$/);
   expect(r.e2eTables.length).toBe(1);
   expect(loadHistory(historyPath(config)).length).toBe(before + r.records.length);
