@@ -17,6 +17,7 @@ import { repackExperts } from "../model/repack.ts";
 import { bundledQwenTokenizerDir, describeTestModel, resolveTestModelDims, writeTestModel } from "../model/test-model.ts";
 import { DTYPE_BYTES, elementCount } from "../model/safetensors.ts";
 import { type EngineBenchMode, runEngineBench } from "./engine.ts";
+import { AGENT_SIZES, parseSizes, runAgentTarget } from "./agent.ts";
 import { renderE2eTable, runE2eTarget } from "./e2e.ts";
 import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
 import { checkMachineLoad, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile, renderProfile } from "./machine.ts";
@@ -197,6 +198,8 @@ export interface StandardOptions {
   e2eShortWords?: number;
   e2eLongWords?: number;
   e2eDecodeTokens?: number;
+  /** the agent target (turns 1 and 2 of a conversation, lib/bench/agent.ts) at these sizes; empty = skip it */
+  agentSizes?: readonly number[];
 }
 
 export interface StandardRow {
@@ -217,6 +220,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
   const base = { date: new Date().toISOString(), commit: await loadGitCommit(), machine: loadMachineInfo() };
   const rows: StandardRow[] = [];
   const e2eTables: string[] = [];
+  const agentTables: string[] = [];
   const failures: string[] = [];
   const binary = o.engineBinary;
   const engine = { threads: config.threads, activeExperts: config.activeExperts, runs: o.runs, warmup: o.warmup, binary };
@@ -286,10 +290,22 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
         logger.error(`${shape.name}: e2e failed: ${e.message}`);
       }
     }
+    const agentSizes = o.agentSizes ?? AGENT_SIZES;
+    if (agentSizes.length > 0) {
+      try {
+        const r = await runAgentTarget(config, { artifactsDir: model.artifactsDir, tokenizerDir: model.tokenizerDir, model: shape.name, sizes: agentSizes, runs: 1, history: false, engineBinary: binary });
+        for (const rec of r.records) rows.push({ model: shape.name, target: rec.target, figure: rec.figure, unit: rec.unit, stats: rec.stats });
+        agentTables.push(`${shape.name} — an agent's turns 1 and 2 (time to first token; turn 2 resends turn 1 with a tool call and its result)\n${r.table}`);
+      } catch (e) {
+        if (!(e instanceof UserError)) throw e;
+        failures.push(`${shape.name} agent: ${e.message}`);
+        logger.error(`${shape.name}: agent failed: ${e.message}`);
+      }
+    }
   }
   const records: BenchRecord[] = rows.map((r) => ({ ...base, model: r.model, quantization: "4bit", target: r.target, figure: r.figure, unit: r.unit, stats: r.stats, ceilings: r.ceilings }));
   if (o.history) appendHistory(historyPath(config), records);
-  return { profile, busy, rows, records, failures, table: renderStandardTable(rows), e2eTables };
+  return { profile, busy, rows, records, failures, table: renderStandardTable(rows), e2eTables, agentTables };
 }
 
 /** Engine figures as a table: median with its range, and decode beside the memory, disk and kernel ceilings. */
@@ -299,7 +315,7 @@ export function renderStandardTable(rows: readonly StandardRow[]): string {
   return renderBenchTable(
     ["model", "target", "figure", "median", "min–max", "runs", "of mem ceiling", "of disk ceiling", "of kernel ceiling", ...(hasCompute ? ["of compute ceiling"] : [])],
     rows
-      .filter((r) => r.target !== "e2e")
+      .filter((r) => r.target !== "e2e" && r.target !== "agent")
       .map((r) => [
         r.model,
         r.target,
@@ -329,6 +345,7 @@ const command = defineCommand({
     regenerate: { type: "boolean", description: "Generate the bench models again even if cached ones are current" },
     remeasure: { type: "boolean", description: "Measure memory and disk bandwidth again instead of using the cached figures" },
     history: { type: "boolean", description: "Append the figures to the results history (default on; --no-history to skip)" },
+    agentSizes: { type: "string", description: `Conversation sizes of the agent target in tokens (default ${AGENT_SIZES.join(",")}; "none" to skip)`, valueHint: "N,N" },
   },
   async run({ args }) {
     const config = await loadFlashchatConfig({ configFile: args.config });
@@ -349,6 +366,7 @@ const command = defineCommand({
       regenerate: Boolean(args.regenerate),
       remeasure: Boolean(args.remeasure),
       history: args.history !== false,
+      agentSizes: args.agentSizes === "none" ? [] : parseSizes(args.agentSizes, "--agent-sizes"),
     });
     if (args.json) console.log(JSON.stringify({ profile: r.profile, rows: r.rows, failures: r.failures }, null, 2));
     else {
@@ -357,6 +375,7 @@ const command = defineCommand({
       console.log("");
       console.log(r.table);
       for (const t of r.e2eTables) console.log(`\n${t}`);
+      for (const t of r.agentTables) console.log(`\n${t}`);
       if (args.history !== false) console.log(`\nappended ${r.records.length} figures to ${historyPath(config)} (flashchat benchmark report charts them)`);
     }
     logger.info(`standard set done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);

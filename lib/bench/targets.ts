@@ -21,6 +21,7 @@ export const BENCH_TARGETS: readonly BenchTarget[] = [
   { name: "prefill", description: "Prefill tok/s of a prompt from an empty context, beside the compute ceiling", file: "engine.ts", exportName: "prefill" },
   { name: "kernels", description: "Single-core matvec throughput per bit width (the kernel ceiling's input)", file: "engine.ts", exportName: "kernels" },
   { name: "e2e", description: "Through the real server: time to first token, prefill and decode tok/s", file: "e2e.ts" },
+  { name: "agent", description: "An agent's turns 1 and 2 through the real server: time to first token at 8k and 32k tokens", file: "agent.ts" },
   { name: "health", description: "/health latency p50/p99 while clients send 1 MiB prompts (worker vs event loop)", file: "health.ts" },
   { name: "prep", description: "extract-weights and repack-experts throughput against cp", file: "prep.ts" },
   { name: "logits", description: "Write the engine's logits for given tokens (reference checks)", file: "logits.ts" },
