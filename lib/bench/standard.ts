@@ -34,6 +34,8 @@ export interface BenchShape {
   description: string;
   /** tokenizer files to ship with the model (default: the bundled Qwen3 tokenizer; its ids fit both vocabularies) */
   tokenizerDir?: string;
+  /** conversation sizes of the agent target (default AGENT_SIZES) */
+  agentSizes?: readonly number[];
 }
 
 /**
@@ -41,7 +43,8 @@ export interface BenchShape {
  * footprint near 8.5 GB (512 experts of 7 MB per layer); the 35B model keeps 4 layers so a full-attention layer is in.
  */
 export const BENCH_SHAPES: readonly BenchShape[] = [
-  { name: "qwen3.5-397b-2l", preset: "qwen35-397b", layers: 2, description: "Qwen3.5-397B-A17B dimensions, first 2 layers" },
+  // no full-attention layer in 2 layers, so a 32k conversation adds only prefill time: its agent row is 8k only
+  { name: "qwen3.5-397b-2l", preset: "qwen35-397b", layers: 2, description: "Qwen3.5-397B-A17B dimensions, first 2 layers", agentSizes: [8192] },
   { name: "qwen3.6-35b-4l", preset: "qwen36-35b", layers: 4, description: "Qwen3.6-35B-A3B dimensions, first 4 layers" },
 ];
 
@@ -198,7 +201,7 @@ export interface StandardOptions {
   e2eShortWords?: number;
   e2eLongWords?: number;
   e2eDecodeTokens?: number;
-  /** the agent target (turns 1 and 2 of a conversation, lib/bench/agent.ts) at these sizes; empty = skip it */
+  /** the agent target (turns 1 and 2 of a conversation, lib/bench/agent.ts) at these sizes (default: the shape's); empty = skip it */
   agentSizes?: readonly number[];
 }
 
@@ -290,7 +293,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
         logger.error(`${shape.name}: e2e failed: ${e.message}`);
       }
     }
-    const agentSizes = o.agentSizes ?? AGENT_SIZES;
+    const agentSizes = o.agentSizes ?? shape.agentSizes ?? AGENT_SIZES;
     if (agentSizes.length > 0) {
       try {
         const r = await runAgentTarget(config, { artifactsDir: model.artifactsDir, tokenizerDir: model.tokenizerDir, model: shape.name, sizes: agentSizes, runs: 1, history: false, engineBinary: binary });
