@@ -3,7 +3,7 @@
 
 BUN := $(shell command -v bun 2>/dev/null || echo ./.cache/bun/node_modules/.bin/bun)
 
-.PHONY: all deps engine engine-asan engine-tsan cross cross-test test check bench demo clean help
+.PHONY: all deps engine engine-asan engine-tsan cross cross-test test check bench mac-check demo clean help
 
 all: deps engine ## install dependencies and build the engine (default)
 
@@ -32,6 +32,17 @@ test: deps engine ## run the whole test suite (bun test)
 
 bench: deps engine ## run the standard benchmark set and print the table
 	@$(BUN) scripts/benchmark.ts standard
+
+# On a Mac, one run that says whether the GPU agrees with the CPU and how fast it is (RUN.md: what to send back).
+mac-check: deps engine ## (macOS) every Metal kernel on the GPU, bench verify GPU vs CPU op by op, the standard benchmarks, fullbench's per-layer split; output also in native/build/mac-check.txt
+	@[ "$$(uname -s)" = Darwin ] || { echo "mac-check: runs on macOS (the Metal GPU); here: make -C native metal-emu-test and ./flashchat benchmark verify --backend metal-emu"; exit 2; }
+	@{ uname -a; sysctl -n machdep.cpu.brand_string hw.memsize 2>/dev/null; git rev-parse --short HEAD; \
+	   $(MAKE) -s --no-print-directory -C native metal-gpu-test && \
+	   ./flashchat benchmark verify --model demo --yes && \
+	   $(BUN) scripts/benchmark.ts standard && \
+	   for m in qwen3.5-397b-2l qwen3.6-35b-4l; do \
+	     ./flashchat benchmark fullbench --artifacts "$${XDG_DATA_HOME:-$$HOME/.local/share}/flashchat/bench/models/$$m/artifacts" || exit 1; \
+	   done; echo "mac-check: exit $$?"; } 2>&1 | tee native/build/mac-check.txt
 
 demo: deps engine ## set up the demo model and print a reply from it
 	@./flashchat prompt --model demo --yes --tokens 64 "Hello"

@@ -1,6 +1,9 @@
 /*
- * The seam between model code and kernels. forward.c and the layer files call only these;
- * src/cpu/ implements them (src/metal/ later). Chosen once at start-up.
+ * Two seams (BACKENDS.md). The layer-level one (struct fc_layer_backend): what forward.c drives, a layer
+ * at a time, over weights, activations and sequence state the backend holds or wraps; the CPU implements it
+ * in forward.c over its kernels, the Metal backend in metal/metal-forward.c over the GPU device interface.
+ * Below it, the CPU's per-matrix kernel table (struct fc_backend): what the CPU layer code and the kernel
+ * benchmarks call; src/cpu/ implements it. Both chosen once at start-up.
  */
 #ifndef FC_BACKEND_H
 #define FC_BACKEND_H
@@ -32,6 +35,74 @@ struct fc_backend_ops {
 /* Create the backend called `name` ("cpu"; "metal" on macOS builds with Metal). */
 enum fc_status fc_backend_init(struct fc_backend * be, const char * name, struct fc_pool * pool, struct fc_error * err);
 void fc_backend_free(struct fc_backend * be);
+
+/* ===== the layer-level seam ===== */
+
+/* One routed expert of a layer, its bytes already read (a slot of the engine's expert arena, or the layer
+   file's mapping), and the tokens of the chunk routed to it. */
+struct fc_expert_use {
+    int32_t expert;       /* its id */
+    const uint8_t * data; /* its bytes (layout.json's components at their offsets) */
+    int32_t n_tok;
+    const int32_t * tok;  /* [n_tok] token indices in the chunk */
+    const int32_t * pair; /* [n_tok] their (token, k) slots: token * K + k */
+    const float * w;      /* [n_tok] their routing weights */
+};
+
+/* Named intermediates of the current layer, for `bench verify` op by op (each backend's own buffers). */
+enum fc_tap {
+    FC_TAP_NORM,      /* input RMSNorm (after attend) or post-attention RMSNorm (after route): [n][H] */
+    FC_TAP_QKV,       /* projections before any norm: full v [n][kv_dim]; linear z [n][nv*dv], b, a [n][nv] */
+    FC_TAP_ROPE,      /* full: q (with its raw gates, per head [q | gate]) and k after the per-head norm and RoPE */
+    FC_TAP_ATTENTION, /* full: gated attention output before o_proj [n][nh*hd] */
+    FC_TAP_DELTANET,  /* linear: conv + SiLU + L2 norms [n][conv_dim], and the gated delta rule's output [n][nv*dv] */
+    FC_TAP_ROUTER,    /* router probabilities [n][n_experts] */
+    FC_TAP_EXPERTS,   /* routed experts' outputs per (token, k) [n*K][H] (after finish) */
+    FC_TAP_COMBINE,   /* the residual stream after the layer [n][H] */
+    FC_TAP_COUNT
+};
+struct fc_tap_view {
+    const float * p[3];
+    size_t n[3];
+};
+
+struct fc_layer_backend {
+    const struct fc_layer_ops * ops;
+    void * ctx;
+};
+
+/*
+ * The engine loop (forward.c), per chunk of n tokens:
+ *   begin(ids, n, pos0); for each layer l: attend(l); route(l) -> ids, weights (the one host sync of a layer);
+ *   the host issues the reads of the routed experts; shared(l); expert(l, use) for each expert as its read
+ *   lands; finish(l); then logits(). Calls may be asynchronous (queued on a GPU) except route, sync, tap and
+ *   logits, which return with their results valid on the host.
+ */
+struct fc_layer_ops {
+    const char * name;
+    /* Memory the experts' bytes will be in (the expert arena; the mapped layer files): wrapped once. */
+    enum fc_status (*add_memory)(struct fc_layer_backend * lb, void * base, size_t n_bytes, struct fc_error * err);
+    /* Start a chunk of n tokens at positions pos0..: embed ids into the residual stream. */
+    enum fc_status (*begin)(struct fc_layer_backend * lb, const int32_t * ids, int32_t n, int32_t pos0, struct fc_error * err);
+    /* Layer l's input norm, attention (linear or full; the sequence state updated) and residual add. */
+    enum fc_status (*attend)(struct fc_layer_backend * lb, int32_t l, struct fc_error * err);
+    /* Post-attention norm, router softmax + top-K: *ids / *weights ([n][K], the backend's) valid on return. */
+    enum fc_status (*route)(struct fc_layer_backend * lb, int32_t l, const int32_t ** ids, const float ** weights, struct fc_error * err);
+    /* The shared expert (called once the reads are issued: it runs while they are in flight). */
+    enum fc_status (*shared)(struct fc_layer_backend * lb, int32_t l, struct fc_error * err);
+    /* One routed expert over its tokens (its output kept per (token, k) or accumulated). */
+    enum fc_status (*expert)(struct fc_layer_backend * lb, int32_t l, const struct fc_expert_use * use, struct fc_error * err);
+    /* Combine the experts (and the gated shared expert) into the residual. */
+    enum fc_status (*finish)(struct fc_layer_backend * lb, int32_t l, struct fc_error * err);
+    /* Final norm and lm_head: every position (all, [n][vocab]) or the last (last, [vocab]); either may be NULL. */
+    enum fc_status (*logits)(struct fc_layer_backend * lb, float * all, float * last, struct fc_error * err);
+    /* Wait until all queued work is done: the memory of earlier expert() calls may be overwritten after. */
+    enum fc_status (*sync)(struct fc_layer_backend * lb, struct fc_error * err);
+    /* (verify) an intermediate of the current layer, valid until the next call; and set the residual [n][H]. */
+    enum fc_status (*tap)(struct fc_layer_backend * lb, enum fc_tap which, struct fc_tap_view * out, struct fc_error * err);
+    enum fc_status (*set_residual)(struct fc_layer_backend * lb, const float * x, struct fc_error * err);
+    void (*free)(struct fc_layer_backend * lb);
+};
 
 /* The plain-C reference matmul every backend is verified against (single-threaded, slow). */
 void fc_matmul_reference(const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens);

@@ -237,8 +237,8 @@ static int bench_verify(struct fc_engine * e, const struct fc_bench_options * op
         e->be = saved;
         fc_backend_free(&be);
     }
-    /* a GPU backend: its whole forward pass against the CPU layer loop */
-    ok &= fc_engine_gpu_verify(e, opt->json, &first);
+    /* a GPU backend: op by op against the CPU layer backend (forward.c) */
+    ok &= fc_forward_verify(e, opt->json, &first);
     if (opt->json) printf("],\"ok\":%s}\n", ok ? "true" : "false");
     else printf("verify: %s\n", ok ? "all ok" : "FAILED");
     return ok ? 0 : 1;
@@ -382,16 +382,19 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
     double total = 0.0;
     const double io0 = e->experts.io_wait_ms;
     const uint64_t b0 = e->experts.bytes_read;
-    double io_meas = 0.0;
+    double io_meas = 0.0, gpu_meas = 0.0, cb_meas = 0.0;
     for (int it = 0; it < iters + 1; it++) {
         if (e->st.n_past >= e->context) fc_engine_reset(e);
-        double io_before = e->experts.io_wait_ms;
+        double io_before = e->experts.io_wait_ms, gpu_before = e->gpu_wait_ms;
+        const uint64_t cb_before = e->gpu_commits;
         double t0 = fc_time_ms(), c0 = cpu_ms();
         if (fc_engine_eval(e, &tok, 1, NULL, logits, &err) != FC_STATUS_OK) { fprintf(stderr, "%s\n", err.message); return 1; }
         if (it > 0 || iters == 1) {
             total += fc_time_ms() - t0;
             g_cpu_ms_per_op += cpu_ms() - c0;
             io_meas += e->experts.io_wait_ms - io_before;
+            gpu_meas += e->gpu_wait_ms - gpu_before;
+            cb_meas += (double)(e->gpu_commits - cb_before);
         }
         tok = fc_argmax(logits, m->cfg.vocab_size);
     }
@@ -402,10 +405,15 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
     double dense = (double)fc_matrix_bytes(&m->lm_head);
     for (int32_t l = 0; l < m->cfg.n_layers; l++) dense += attn_bytes(&m->layers[l]) + layer_dense_bytes(&m->layers[l]);
     double bytes = dense + (double)m->cfg.n_layers * e->n_active * (double)e->experts.expert_bytes;
-    char what[256];
+    char what[384];
     snprintf(what, sizeof what, "whole model, one token (%d layers, K=%d, %d-bit experts, %.1f MB dense + %.1f MB experts/token), "
              "%d token(s), io wait %.3f ms/token",
              m->cfg.n_layers, e->n_active, e->experts.bits, dense / 1e6, (bytes - dense) / 1e6, n, io_meas / n);
+    if (e->gpu) { /* per layer: the host waiting for the GPU, for the expert reads, and the rest (CPU) */
+        const double L = m->cfg.n_layers, gpu_ms = gpu_meas / n, io_ms = io_meas / n;
+        snprintf(what + strlen(what), sizeof what - strlen(what), ", per layer %.3f ms = gpu wait %.3f + expert io %.3f + cpu %.3f, %.1f command buffers/token",
+                 total / n / L, gpu_ms / L, io_ms / L, (total / n - gpu_ms - io_ms) / L, cb_meas / n);
+    }
     print_ceilings(e, opt, dense, bytes - dense, total / n, what);
     free(logits);
     return 0;

@@ -1,4 +1,4 @@
-/* Engine set-up and the layer loop: embedding, per-layer blocks, final norm, lm_head. */
+/* Engine set-up: model, experts, the sequence state, scratch and the backend; evaluation in chunks (the layer loop is forward.c). */
 #define _GNU_SOURCE
 #include "engine.h"
 #include "nn-math.h"
@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int32_t imax(int32_t a, int32_t b) { return a > b ? a : b; }
 
@@ -30,6 +31,22 @@ size_t fc_engine_kv_bytes_per_pos(const struct fc_engine * e) {
         if (!(ptr)) return fc_error_set(err, FC_STATUS_NO_MEMORY, "out of memory allocating %s", #ptr);    \
     } while (0)
 
+/* Zeroed, page-aligned, a whole number of pages: a GPU backend wraps it without a copy (newBufferWithBytesNoCopy). */
+static void * alloc_pages(size_t n_bytes) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t n = (n_bytes + page - 1) / page * page;
+    void * p = NULL;
+    if (posix_memalign(&p, page, n ? n : page) != 0) return NULL;
+    memset(p, 0, n ? n : page);
+    return p;
+}
+
+#define ALLOC_PAGES(ptr, count)                                                                             \
+    do {                                                                                                    \
+        (ptr) = alloc_pages((size_t)(count) * sizeof *(ptr));                                               \
+        if (!(ptr)) return fc_error_set(err, FC_STATUS_NO_MEMORY, "out of memory allocating %s", #ptr);    \
+    } while (0)
+
 static enum fc_status alloc_state(struct fc_engine * e, enum fc_kv_type type, struct fc_error * err) {
     const struct fc_config * c = &e->model.cfg;
     const struct fc_model * m = &e->model;
@@ -37,8 +54,8 @@ static enum fc_status alloc_state(struct fc_engine * e, enum fc_kv_type type, st
     st->conv = fc_xcalloc((size_t)m->n_linear_layers + 1, sizeof *st->conv);
     st->ssm = fc_xcalloc((size_t)m->n_linear_layers + 1, sizeof *st->ssm);
     for (int32_t i = 0; i < m->n_linear_layers; i++) {
-        ALLOC(st->conv[i], (size_t)(c->la_conv_kernel - 1) * fc_la_conv_dim(c) + 1);
-        ALLOC(st->ssm[i], (size_t)c->la_n_v_heads * c->la_k_dim * c->la_v_dim);
+        ALLOC_PAGES(st->conv[i], (size_t)(c->la_conv_kernel - 1) * fc_la_conv_dim(c) + 1);
+        ALLOC_PAGES(st->ssm[i], (size_t)c->la_n_v_heads * c->la_k_dim * c->la_v_dim);
     }
     return fc_kv_init(&st->kv, type, m->n_full_layers, c->n_kv_heads, c->head_dim, e->context, err);
 }
@@ -68,6 +85,7 @@ static enum fc_status alloc_scratch(struct fc_engine * e, struct fc_error * err)
     ALLOC(s->topk_ids, B * (size_t)e->n_active);
     ALLOC(s->topk_w, B * (size_t)e->n_active);
     ALLOC(s->tok_idx, B);
+    ALLOC(s->topk_pair, B);
     ALLOC(s->tok_w, B);
     ALLOC(s->inv_freq, (size_t)imax(c->rotary_dim / 2, 1));
     for (int32_t i = 0; i < c->rotary_dim / 2; i++) {
@@ -119,6 +137,7 @@ static enum fc_status choose_context(struct fc_engine * e, int32_t asked, enum f
 
 enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_options * opt, struct fc_error * err) {
     memset(e, 0, sizeof *e);
+    struct fc_gpu * created = NULL; /* "auto" on a Mac: the device it found, used as it is (not created twice) */
     enum fc_status st = fc_model_load(&e->model, opt->artifacts_dir, err);
     if (st != FC_STATUS_OK) return st;
     const struct fc_config * c = &e->model.cfg;
@@ -137,26 +156,16 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     else snprintf(dir, sizeof dir, "%s/packed_experts", opt->artifacts_dir);
     int32_t n_io = opt->n_io_threads > 0 ? opt->n_io_threads : (e->n_active < 4 ? 4 : e->n_active);
     if (n_io > 32) n_io = 32;
-    const char * backend = fc_engine_resolve_backend(opt->backend ? opt->backend : "cpu");
+    const char * backend = fc_engine_resolve_backend(opt->backend ? opt->backend : "cpu", &created);
     enum fc_expert_io io = (enum fc_expert_io)opt->expert_io;
-    if (opt->backend && strcmp(opt->backend, "auto") == 0 && strcmp(backend, "metal") == 0 &&
-        (io == FC_EXPERT_IO_MMAP || io == FC_EXPERT_IO_POPULATE || (opt->kv_type != FC_KV_F16 && opt->kv_type != FC_KV_F32))) {
-        backend = "cpu"; /* auto: settings the Metal backend does not take yet run on the CPU */
-    }
     const int gpu = strncmp(backend, "metal", 5) == 0;
-    if (gpu && (io == FC_EXPERT_IO_MMAP || io == FC_EXPERT_IO_POPULATE)) {
-        st = fc_error_set(err, FC_STATUS_BAD_REQUEST, "--backend %s reads the experts with pread: --expert-io %s is not supported yet",
-                          backend, fc_expert_io_name(io));
-        goto fail;
-    }
-    if (gpu) io = FC_EXPERT_IO_PREAD; /* into the device's 2 MiB-aligned slots */
     st = fc_experts_load(&e->experts, dir, c, n_io, io, err);
     if (st != FC_STATUS_OK) goto fail;
     const enum fc_kv_type kv_type = (enum fc_kv_type)opt->kv_type;
     if ((st = choose_context(e, opt->context, kv_type, err)) != FC_STATUS_OK) goto fail;
     e->pool = fc_pool_init(e->n_threads);
     if (!e->pool) { st = fc_error_set(err, FC_STATUS_INTERNAL, "cannot start %d compute threads", e->n_threads); goto fail; }
-    /* the CPU backend always (bench's kernel modes, and the layer loop unless a GPU backend runs it) */
+    /* the CPU kernels always (bench's kernel modes, verify's CPU side, and the CPU layer backend) */
     st = fc_backend_init(&e->be, gpu ? "cpu" : backend, e->pool, err);
     if (st != FC_STATUS_OK) goto fail;
     if ((st = alloc_state(e, kv_type, err)) != FC_STATUS_OK) goto fail;
@@ -169,9 +178,15 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     if (!e->expert_arena) { st = fc_error_set(err, FC_STATUS_NO_MEMORY, "out of memory for expert buffers"); goto fail; }
     for (int32_t i = 0; i < e->n_expert_bufs; i++) e->expert_bufs[i] = e->expert_arena + e->experts.expert_bytes * (size_t)i;
     e->backend_name = "cpu";
-    if (gpu && (st = fc_engine_gpu_open(e, backend, err)) != FC_STATUS_OK) goto fail;
+    fc_layer_cpu_init(&e->lb, e);
+    if (gpu) {
+        st = fc_engine_gpu_open(e, backend, created, err);
+        created = NULL; /* the engine's now (or released) */
+        if (st != FC_STATUS_OK) goto fail;
+    }
     return FC_STATUS_OK;
 fail:
+    fc_gpu_release(created);
     fc_engine_free(e);
     return st;
 }
@@ -182,18 +197,20 @@ enum fc_expert_io fc_engine_expert_io(const struct fc_engine * e) {
 }
 
 void fc_engine_free(struct fc_engine * e) {
+    /* the GPU first: its buffers wrap the memory freed below */
+    if (e->gpu) fc_engine_gpu_close(e);
+    else if (e->lb.ops) e->lb.ops->free(&e->lb);
     struct fc_seq_state * st = &e->st;
     for (int32_t i = 0; st->conv && i < e->model.n_linear_layers; i++) { free(st->conv[i]); free(st->ssm[i]); }
     fc_kv_free(&st->kv);
     free(st->conv); free(st->ssm); free(st->tokens);
     struct fc_scratch * s = &e->s;
     void * bufs[] = { s->x, s->xn, s->out, s->proj, s->proj2, s->proj3, s->proj4, s->attn, s->attn_tmp, s->router, s->gate,
-                      s->up, s->gathered, s->down, s->sh_gate, s->topk_ids, s->topk_w, s->tok_idx, s->tok_w, s->inv_freq,
+                      s->up, s->gathered, s->down, s->sh_gate, s->topk_ids, s->topk_w, s->tok_idx, s->topk_pair, s->tok_w, s->inv_freq,
                       e->expert_count };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(e->expert_arena);
     free(e->expert_bufs);
-    if (e->gpu_fwd) fc_engine_gpu_close(e);
     if (e->be.ops) fc_backend_free(&e->be);
     fc_pool_free(e->pool);
     if (e->experts.fds) fc_experts_free(&e->experts);
@@ -221,90 +238,6 @@ void fc_engine_reset(struct fc_engine * e) {
         memset(st->ssm[i], 0, (size_t)c->la_n_v_heads * c->la_k_dim * c->la_v_dim * sizeof(float));
     }
     st->n_past = 0; /* KV rows beyond n_past are never read */
-    if (e->gpu_fwd) fc_engine_gpu_reset(e);
-}
-
-/* Dequantize embedding row `tok` into out[hidden]. */
-static void embed_token(const struct fc_matrix * m, int32_t tok, float * out) {
-    const uint8_t * r = m->data + (size_t)tok * m->row_bytes;
-    for (int32_t i = 0; i < m->cols; i++) {
-        switch (m->type) {
-        case FC_DTYPE_F32: memcpy(&out[i], r + (size_t)i * 4, 4); break;
-        case FC_DTYPE_BF16: { uint16_t h; memcpy(&h, r + (size_t)i * 2, 2); out[i] = fc_bf16_to_f32(h); break; }
-        case FC_DTYPE_F16: { uint16_t h; memcpy(&h, r + (size_t)i * 2, 2); out[i] = fc_f16_to_f32(h); break; }
-        default: {
-            const int bits = fc_dtype_bits(m->type);
-            const size_t bit = (size_t)i * bits;
-            const float q = (float)((r[bit / 8] >> (bit % 8)) & ((1u << bits) - 1u));
-            const size_t g = (size_t)tok * (size_t)(m->cols / m->group_size) + (size_t)(i / m->group_size);
-            out[i] = q * fc_bf16_to_f32(m->scales[g]) + fc_bf16_to_f32(m->biases[g]);
-        }
-        }
-    }
-}
-
-static enum fc_status eval_chunk(struct fc_engine * e, const int32_t * tokens, int32_t n, float * logits_all,
-                                 float * logits_last, struct fc_error * err) {
-    const struct fc_model * m = &e->model;
-    const struct fc_config * c = &m->cfg;
-    struct fc_scratch * s = &e->s;
-    const int32_t H = c->hidden_size;
-    for (int32_t t = 0; t < n; t++) embed_token(&m->embed, tokens[t], s->x + (size_t)t * H);
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        const struct fc_layer * ly = &m->layers[l];
-        for (int32_t t = 0; t < n; t++) fc_rmsnorm(s->xn + (size_t)t * H, s->x + (size_t)t * H, ly->input_norm, H, c->rms_eps);
-        if (ly->is_full) fc_full_attn_forward(e, l, n);
-        else fc_linear_attn_forward(e, l, n);
-        for (size_t i = 0; i < (size_t)n * H; i++) s->x[i] += s->out[i];
-        for (int32_t t = 0; t < n; t++) fc_rmsnorm(s->xn + (size_t)t * H, s->x + (size_t)t * H, ly->post_norm, H, c->rms_eps);
-        enum fc_status st = fc_moe_forward(e, l, n, err);
-        if (st != FC_STATUS_OK) return st;
-        for (size_t i = 0; i < (size_t)n * H; i++) s->x[i] += s->out[i];
-        if (e->on_layer) e->on_layer(e->on_layer_ctx, l);
-    }
-    /* the K/V of these positions are in the cache now */
-    memcpy(e->st.tokens + e->st.n_past, tokens, (size_t)n * sizeof *tokens);
-    e->st.n_past += n;
-    e->st.n_valid = e->st.n_past;
-    if (logits_all) {
-        for (int32_t t = 0; t < n; t++) fc_rmsnorm(s->xn + (size_t)t * H, s->x + (size_t)t * H, m->final_norm, H, c->rms_eps);
-        e->be.ops->matmul(&e->be, &m->lm_head, s->xn, logits_all, n);
-        if (logits_last) memcpy(logits_last, logits_all + (size_t)(n - 1) * c->vocab_size, (size_t)c->vocab_size * sizeof(float));
-    } else if (logits_last) {
-        fc_rmsnorm(s->xn, s->x + (size_t)(n - 1) * H, m->final_norm, H, c->rms_eps);
-        e->be.ops->matmul(&e->be, &m->lm_head, s->xn, logits_last, 1);
-    }
-    return FC_STATUS_OK;
-}
-
-/*
- * The GPU backend's path: the device holds the activations, the KV cache and the recurrent state, and runs the
- * whole forward pass of each chunk (metal-forward.c); the host keeps only the token list. The CPU's KV cache
- * is not grown, so the CPU snapshots are not taken (protocol.c: live-sequence reuse only).
- */
-static enum fc_status gpu_eval(struct fc_engine * e, const int32_t * tokens, int32_t n, float * logits_all, float * logits_last,
-                               struct fc_error * err) {
-    struct fc_seq_state * st = &e->st;
-    const int32_t V = e->model.cfg.vocab_size;
-    if (st->n_past + n > st->tokens_cap) {
-        int32_t * t = realloc(st->tokens, (size_t)(st->n_past + n) * sizeof *t);
-        if (!t) return fc_error_set(err, FC_STATUS_NO_MEMORY, "out of memory growing the token list to %d", st->n_past + n);
-        st->tokens = t;
-        st->tokens_cap = st->n_past + n;
-    }
-    for (int32_t done = 0; done < n;) {
-        const int32_t chunk = n - done < e->max_batch ? n - done : e->max_batch;
-        const int last = done + chunk == n;
-        enum fc_status s = fc_engine_gpu_eval(e, tokens + done, chunk, logits_all ? logits_all + (size_t)done * V : NULL,
-                                              last ? logits_last : NULL, err);
-        if (s != FC_STATUS_OK) return s;
-        memcpy(st->tokens + st->n_past, tokens + done, (size_t)chunk * sizeof *tokens);
-        st->n_past += chunk;
-        st->n_valid = st->n_past;
-        if (e->on_layer) e->on_layer(e->on_layer_ctx, e->model.cfg.n_layers - 1);
-        done += chunk;
-    }
-    return FC_STATUS_OK;
 }
 
 enum fc_status fc_engine_eval(struct fc_engine * e, const int32_t * tokens, int32_t n, float * logits_all, float * logits_last,
@@ -320,14 +253,13 @@ enum fc_status fc_engine_eval(struct fc_engine * e, const int32_t * tokens, int3
     if ((int64_t)e->st.n_past + n > e->context) {
         return fc_error_set(err, FC_STATUS_CONTEXT_OVERFLOW, "%d + %d tokens exceed the context of %d", e->st.n_past, n, e->context);
     }
-    if (e->gpu_fwd) return gpu_eval(e, tokens, n, logits_all, logits_last, err);
     enum fc_status gst = fc_engine_reserve(e, e->st.n_past + n, err);
     if (gst != FC_STATUS_OK) return gst;
     for (int32_t done = 0; done < n;) {
         int32_t chunk = n - done < e->max_batch ? n - done : e->max_batch;
         int last = done + chunk == n;
-        enum fc_status st = eval_chunk(e, tokens + done, chunk, logits_all ? logits_all + (size_t)done * c->vocab_size : NULL,
-                                       last ? logits_last : NULL, err);
+        enum fc_status st = fc_forward_chunk(e, &e->lb, tokens + done, chunk,
+                                             logits_all ? logits_all + (size_t)done * c->vocab_size : NULL, last ? logits_last : NULL, err);
         if (st != FC_STATUS_OK) return st;
         done += chunk;
     }

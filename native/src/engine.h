@@ -57,6 +57,7 @@ struct fc_scratch {
     int32_t * topk_ids;   /* [B, K] */
     float * topk_w;       /* [B, K] */
     int32_t * tok_idx;    /* [B] tokens of one expert */
+    int32_t * topk_pair;  /* [B] their (token, k) slots */
     float * tok_w;        /* [B] */
     float * inv_freq;     /* [rotary_dim / 2] */
 };
@@ -81,11 +82,15 @@ struct fc_engine {
     /* (optional) called after each layer of every forward chunk, e.g. to report prefill progress; NULL = none */
     void (*on_layer)(void * ctx, int32_t layer);
     void * on_layer_ctx;
-    /* The GPU backend (--backend metal / metal-emu): the whole forward pass on the device, its own activations
-       and sequence state (BACKENDS.md); NULL = the CPU layer loop. `be` stays the CPU backend (bench). */
-    struct fc_gpu * gpu;
-    struct fc_metal_forward * gpu_fwd;
+    /* The layer-level backend forward.c drives (backend.h): the CPU's (over `be`) or the GPU's (--backend metal /
+       metal-emu), which wraps the engine's weights, expert arena and sequence state; `be` stays the CPU's kernels. */
+    struct fc_layer_backend lb;
+    struct fc_gpu * gpu;       /* the GPU device (NULL: CPU) */
     const char * backend_name; /* "cpu", "metal" or "metal-emu" */
+    int32_t chunk_n, chunk_pos0; /* (CPU layer backend) the chunk being evaluated */
+    float * pair_out;          /* (CPU layer backend, verify) routed experts' outputs per (token, k) [B*K][H], or NULL */
+    double gpu_wait_ms;        /* (GPU backend, since load) the host blocked waiting for the GPU */
+    uint64_t gpu_commits;      /* (GPU backend, since load) command buffers committed */
     /* timing of the layer kinds (bench) */
     double t_matmul_ms;
 };
@@ -93,16 +98,26 @@ struct fc_engine {
 /* Is the backend `name` part of this build ("metal": macOS builds; "metal-emu": builds with a C++ compiler)? */
 int fc_engine_backend_built(const char * name);
 
-/* The GPU backends (gpu-select.c): "auto" resolved; open one into e->gpu_fwd; its eval, reset, close. */
-const char * fc_engine_resolve_backend(const char * name);
-enum fc_status fc_engine_gpu_open(struct fc_engine * e, const char * name, struct fc_error * err);
-enum fc_status fc_engine_gpu_eval(struct fc_engine * e, const int32_t * tokens, int32_t n, float * logits_all, float * logits_last,
-                                  struct fc_error * err);
-void fc_engine_gpu_reset(struct fc_engine * e);
+/* The GPU backends (gpu-select.c): "auto" resolved (a device it created on the way in *created, or NULL); open
+   one into e->lb (over `created` if not NULL); close it. */
+struct fc_gpu;
+const char * fc_engine_resolve_backend(const char * name, struct fc_gpu ** created);
+enum fc_status fc_engine_gpu_open(struct fc_engine * e, const char * name, struct fc_gpu * created, struct fc_error * err);
 void fc_engine_gpu_close(struct fc_engine * e);
-/* (bench verify) the GPU backend's logits, prefill and decode, against the CPU layer loop's; a result line each
-   (json: an object each, *first says whether one was printed). 1 = within tolerance, or no GPU backend. */
-int fc_engine_gpu_verify(struct fc_engine * e, int json, int * first);
+void fc_gpu_release(struct fc_gpu * g);
+
+/* ===== the forward pass (forward.c) over the layer-level seam ===== */
+/* The CPU layer backend over the engine's scratch, sequence state and CPU kernels. */
+void fc_layer_cpu_init(struct fc_layer_backend * lb, struct fc_engine * e);
+/* One chunk of n <= max_batch tokens through lb (tokens list and n_past updated). */
+enum fc_status fc_forward_chunk(struct fc_engine * e, struct fc_layer_backend * lb, const int32_t * tokens, int32_t n,
+                                float * logits_all, float * logits_last, struct fc_error * err);
+/* (bench verify) a GPU layer backend against the CPU one op by op (rmsnorm, qkv, rope, attention, deltanet, router,
+   experts, combine, logits), a prefill chunk and a decoded token; a result line per op (json: an object each, *first
+   says whether one was printed yet). 1 = all within tolerance, or no GPU backend. */
+int fc_forward_verify(struct fc_engine * e, int json, int * first);
+/* (bench) the CPU's MoE block of `layer` over s.xn (already normed): routing, the experts' reads, s.out, added to s.x. */
+enum fc_status fc_moe_forward(struct fc_engine * e, int32_t layer, int32_t n, struct fc_error * err);
 
 enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_options * opt, struct fc_error * err);
 void fc_engine_free(struct fc_engine * e);
@@ -127,10 +142,14 @@ enum fc_status fc_engine_eval(struct fc_engine * e, const int32_t * tokens, int3
 size_t fc_engine_recurrent_bytes(const struct fc_engine * e);
 size_t fc_engine_kv_bytes_per_pos(const struct fc_engine * e);
 
-/* ===== layer kinds (one file each) ===== */
+/* ===== the CPU layer backend's math (one file per layer kind; forward.c calls them) ===== */
 void fc_linear_attn_forward(struct fc_engine * e, int32_t layer, int32_t n);
 void fc_full_attn_forward(struct fc_engine * e, int32_t layer, int32_t n);
 size_t fc_full_attn_scratch_floats(const struct fc_engine * e); /* per compute thread */
-enum fc_status fc_moe_forward(struct fc_engine * e, int32_t layer, int32_t n, struct fc_error * err);
+/* moe.c: router softmax + top-K into s.topk_ids / s.topk_w; the gated shared expert into s.out (zero without one);
+   one routed expert's tokens added into s.out (and their outputs into e->pair_out when set) */
+void fc_moe_route(struct fc_engine * e, int32_t layer, int32_t n);
+void fc_moe_shared(struct fc_engine * e, int32_t layer, int32_t n);
+void fc_moe_expert(struct fc_engine * e, const struct fc_expert_use * use, int32_t n);
 
 #endif

@@ -361,9 +361,7 @@ static enum fc_status prefill(struct server * sv, const int32_t * tokens, int32_
     if (sv->logits_valid && e->st.n_past > 0 && e->st.n_past <= n && memcmp(e->st.tokens, tokens, (size_t)e->st.n_past * 4) == 0) {
         live = e->st.n_past;
     }
-    /* a GPU backend's state lives on the device: no snapshots yet (the live sequence is still reused) */
-    const int snaps = e->gpu_fwd == NULL;
-    int32_t si = snaps ? fc_snapshots_find(&sv->snaps, tokens, n, n) : -1;
+    int32_t si = fc_snapshots_find(&sv->snaps, tokens, n, n);
     if (si >= 0 && sv->snaps.items[si].n_tokens > live) {
         fc_snapshots_restore(&sv->snaps, si, e, sv->logits);
         sv->logits_valid = 1;
@@ -379,7 +377,7 @@ static enum fc_status prefill(struct server * sv, const int32_t * tokens, int32_
         while (k < n_snap_at && snap_at[k] <= e->st.n_past) k++;
         int32_t end = k < n_snap_at && snap_at[k] < n ? snap_at[k] : n;
         if (end - e->st.n_past > e->max_batch) end = e->st.n_past + e->max_batch; /* poll for cancel between chunks */
-        if (snaps) fc_snapshots_detach(&sv->snaps, e, e->st.n_past);
+        fc_snapshots_detach(&sv->snaps, e, e->st.n_past);
         int32_t start = e->st.n_past;
         sv->logits_valid = 0;
         enum fc_status st = fc_engine_eval(e, tokens + start, end - start, NULL, sv->logits, err);
@@ -389,13 +387,13 @@ static enum fc_status prefill(struct server * sv, const int32_t * tokens, int32_
         }
         sv->logits_valid = 1;
         *evaluated += end - start;
-        if (snaps && (end == n || (k < n_snap_at && snap_at[k] == end))) fc_snapshots_take(&sv->snaps, e, sv->logits);
+        if ((end == n || (k < n_snap_at && snap_at[k] == end))) fc_snapshots_take(&sv->snaps, e, sv->logits);
         if (sv->generating && end < n) {
             poll_input(sv);
             if (sv->cancel) return FC_STATUS_CANCELLED;
         }
     }
-    if (snaps && *evaluated == 0) fc_snapshots_take(&sv->snaps, e, sv->logits); /* refresh its LRU position */
+    if (*evaluated == 0) fc_snapshots_take(&sv->snaps, e, sv->logits); /* refresh its LRU position */
     return FC_STATUS_OK;
 }
 
@@ -784,7 +782,7 @@ int fc_protocol_run(struct fc_engine * e, size_t snapshot_budget_bytes, int in_f
            "\"model\":{\"vocab_size\":%d,\"hidden_size\":%d,\"num_hidden_layers\":%d,\"num_experts\":%d,\"active_experts\":%d,"
            "\"eos_token_id\":[",
            FC_PROTOCOL_VERSION, e->backend_name,
-           e->gpu_fwd ? e->backend_name : e->be.ops->describe ? e->be.ops->describe(&e->be) : e->be.ops->name,
+           e->gpu ? e->backend_name : e->be.ops->describe ? e->be.ops->describe(&e->be) : e->be.ops->name,
            e->n_threads, e->context, c->vocab_size, c->hidden_size, c->n_layers, c->n_experts, e->n_active);
     for (int32_t i = 0; i < c->n_eos; i++) printf("%s%d", i ? "," : "", c->eos[i]);
     printf("]},\"dense_bytes\":%zu,\"expert_bytes_per_token\":%llu,\"expert_bits\":%d,\"expert_io\":\"%s\","

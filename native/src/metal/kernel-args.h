@@ -63,7 +63,18 @@ struct fc_kv_store_args {
     int32_t pos0;
 };
 
-/* fc_attn_f32 / _f16: causal grouped-query attention of token t (position pos0 + t) over cache rows [0, pos],
+/* fc_kv_store_q8: K and V rows into an 8-bit cache, one threadgroup of 32 threads per (token, kv head) row:
+   the row is [float scale = max|x| / 127][head_dim signed bytes round(x * 127 / max|x|)], as the CPU's cache.
+   buffers: 1 k [n_tokens][src_stride], 2 v, 3 k_cache, 4 v_cache (bytes). grid: (n_kv, n_tokens), 32 threads. */
+struct fc_kv_store_q8_args {
+    int32_t n_tokens;
+    int32_t n_kv;
+    int32_t head_dim;   /* a multiple of 4 (the scale stays aligned) */
+    int32_t src_stride;
+    int32_t pos0;
+};
+
+/* fc_attn_f32 / _f16 / _bf16 / _q8: causal grouped-query attention of token t (position pos0 + t) over cache rows [0, pos],
    times sigmoid(gate). buffers: 1 q (with gates), 2 k_cache, 3 v_cache, 4 out.
    grid: (n_heads, n_tokens), FC_ATTN_SIMDGROUPS * 32 threads. */
 struct fc_attn_args {
