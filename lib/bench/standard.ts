@@ -17,6 +17,7 @@ import { repackExperts } from "../model/repack.ts";
 import { bundledQwenTokenizerDir, describeTestModel, resolveTestModelDims, writeTestModel } from "../model/test-model.ts";
 import { DTYPE_BYTES, elementCount } from "../model/safetensors.ts";
 import { type EngineBenchMode, runEngineBench } from "./engine.ts";
+import { AGENT_SIZES, parseSizes, runAgentTarget } from "./agent.ts";
 import { renderE2eTable, runE2eTarget } from "./e2e.ts";
 import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
 import { checkMachineLoad, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile, readBandwidthFor, renderProfile } from "./machine.ts";
@@ -34,6 +35,8 @@ export interface BenchShape {
   description: string;
   /** tokenizer files to ship with the model (default: the bundled Qwen3 tokenizer; its ids fit both vocabularies) */
   tokenizerDir?: string;
+  /** conversation sizes of the agent target (default AGENT_SIZES) */
+  agentSizes?: readonly number[];
 }
 
 /**
@@ -41,7 +44,8 @@ export interface BenchShape {
  * footprint near 8.5 GB (512 experts of 7 MB per layer); the 35B model keeps 4 layers so a full-attention layer is in.
  */
 export const BENCH_SHAPES: readonly BenchShape[] = [
-  { name: "qwen3.5-397b-2l", preset: "qwen35-397b", layers: 2, description: "Qwen3.5-397B-A17B dimensions, first 2 layers" },
+  // no full-attention layer in 2 layers, so a 32k conversation adds only prefill time: its agent row is 8k only
+  { name: "qwen3.5-397b-2l", preset: "qwen35-397b", layers: 2, description: "Qwen3.5-397B-A17B dimensions, first 2 layers", agentSizes: [8192] },
   { name: "qwen3.6-35b-4l", preset: "qwen36-35b", layers: 4, description: "Qwen3.6-35B-A3B dimensions, first 4 layers" },
 ];
 
@@ -276,6 +280,8 @@ export interface StandardOptions {
   e2eShortWords?: number;
   e2eLongWords?: number;
   e2eDecodeTokens?: number;
+  /** the agent target (turns 1 and 2 of a conversation, lib/bench/agent.ts) at these sizes (default: the shape's); empty = skip it */
+  agentSizes?: readonly number[];
 }
 
 export interface StandardRow {
@@ -298,6 +304,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
   const e2eTables: string[] = [];
   const layerTables: string[] = [];
   let computeNote = "";
+  const agentTables: string[] = [];
   const failures: string[] = [];
   const binary = o.engineBinary;
   const engine = { threads: config.threads, activeExperts: config.activeExperts, runs: o.runs, warmup: o.warmup, binary };
@@ -406,10 +413,22 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
         logger.error(`${shape.name}: e2e failed: ${e.message}`);
       }
     }
+    const agentSizes = o.agentSizes ?? shape.agentSizes ?? AGENT_SIZES;
+    if (agentSizes.length > 0) {
+      try {
+        const r = await runAgentTarget(config, { artifactsDir: model.artifactsDir, tokenizerDir: model.tokenizerDir, model: shape.name, sizes: agentSizes, runs: 1, history: false, engineBinary: binary });
+        for (const rec of r.records) rows.push({ model: shape.name, target: rec.target, figure: rec.figure, unit: rec.unit, stats: rec.stats });
+        agentTables.push(`${shape.name} — an agent's turns 1 and 2 (time to first token; turn 2 resends turn 1 with a tool call and its result)\n${r.table}`);
+      } catch (e) {
+        if (!(e instanceof UserError)) throw e;
+        failures.push(`${shape.name} agent: ${e.message}`);
+        logger.error(`${shape.name}: agent failed: ${e.message}`);
+      }
+    }
   }
   const records: BenchRecord[] = rows.map((r) => ({ ...base, model: r.model, quantization: "4bit", target: r.target, figure: r.figure, unit: r.unit, stats: r.stats, ceilings: r.ceilings }));
   if (o.history) appendHistory(historyPath(config), records);
-  return { profile, busy, rows, records, failures, table: renderStandardTable(rows), e2eTables, layerTables, computeNote };
+  return { profile, busy, rows, records, failures, table: renderStandardTable(rows), e2eTables, layerTables, computeNote, agentTables };
 }
 
 /** Engine figures as a table: median with its spread, beside the memory, disk, kernel and compute ceilings. */
@@ -424,7 +443,7 @@ export function renderStandardTable(rows: readonly StandardRow[]): string {
   return renderBenchTable(
     ["model", "target", "figure", "median", "spread", "n", "of mem ceiling", "of disk ceiling", "of kernel ceiling", ...(hasCompute ? ["of compute ceiling"] : [])],
     rows
-      .filter((r) => r.target !== "e2e")
+      .filter((r) => r.target !== "e2e" && r.target !== "agent")
       .map((r) => [
         r.model,
         r.target,
@@ -494,6 +513,7 @@ const command = defineCommand({
       description: "Measure memory read bandwidth, the clock and the disk in this run, so the ceilings come from the same run (default on; --no-remeasure reuses the cached figures)",
     },
     history: { type: "boolean", description: "Append the figures to the results history (default on; --no-history to skip)" },
+    agentSizes: { type: "string", description: `Conversation sizes of the agent target in tokens (default ${AGENT_SIZES.join(",")}; "none" to skip)`, valueHint: "N,N" },
   },
   async run({ args }) {
     const config = await loadFlashchatConfig({ configFile: args.config });
@@ -514,6 +534,7 @@ const command = defineCommand({
       regenerate: Boolean(args.regenerate),
       remeasure: args.remeasure !== false,
       history: args.history !== false,
+      agentSizes: args.agentSizes === "none" ? [] : parseSizes(args.agentSizes, "--agent-sizes"),
     });
     if (args.json) console.log(JSON.stringify({ profile: r.profile, rows: r.rows, failures: r.failures, layerTables: r.layerTables, computeNote: r.computeNote }, null, 2));
     else {
@@ -524,6 +545,7 @@ const command = defineCommand({
       if (r.computeNote) console.log(`\n${r.computeNote}`);
       for (const t of r.layerTables) console.log(`\n${t}`);
       for (const t of r.e2eTables) console.log(`\n${t}`);
+      for (const t of r.agentTables) console.log(`\n${t}`);
       if (args.history !== false) console.log(`\nappended ${r.records.length} figures to ${historyPath(config)} (flashchat benchmark report charts them)`);
     }
     logger.info(`standard set done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);

@@ -22,6 +22,7 @@ export const BENCH_TARGETS: readonly BenchTarget[] = [
   { name: "membw", description: "Memory read bandwidth per thread count (decode's memory ceiling) and the clock", file: "engine.ts", exportName: "membw" },
   { name: "kernels", description: "Single-core matvec throughput per bit width (the kernel ceiling's input)", file: "engine.ts", exportName: "kernels" },
   { name: "e2e", description: "Through the real server: time to first token, prefill and decode tok/s", file: "e2e.ts" },
+  { name: "agent", description: "An agent's turns 1 and 2 through the real server: time to first token at 8k and 32k tokens", file: "agent.ts" },
   { name: "health", description: "/health latency p50/p99 while clients send 1 MiB prompts (worker vs event loop)", file: "health.ts" },
   { name: "prep", description: "extract-weights and repack-experts throughput against cp", file: "prep.ts" },
   { name: "tui", description: "TUI start to first frame and memory, beside `bun -e` started the same way", file: "tui.ts" },

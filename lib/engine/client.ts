@@ -244,6 +244,11 @@ export async function startEngine(opts: EngineStartOptions): Promise<Engine> {
         onAbort();
         await done.catch(() => {});
       }
+      if (grammar) {
+        // however the generate ended (stop, length, cancel, error): the last mask computed, then the grammar freed
+        await masks;
+        grammar.dispose();
+      }
     }
   }
 

@@ -94,6 +94,8 @@ export interface TokenGrammar {
   next(): Promise<Uint8Array | null>;
   /** The engine emitted `token`. */
   accept(token: number): void;
+  /** Free what the grammar holds (its matcher); called once the generate ended, however it ended. Idempotent. */
+  dispose(): void;
 }
 
 export type GenerateEvent =

@@ -1,7 +1,7 @@
 // The HTTP server (Bun.serve): its context (queue, logs, model, engine host), request entry, errors and stop; the handlers are in routes/.
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import type { Server } from "bun";
-import { join } from "pathe";
+import { dirname, join } from "pathe";
 import { startEngine } from "../engine/client.ts";
 import type { EngineStartOptions } from "../engine/types.ts";
 import { type ChatTemplate, loadChatTemplate } from "./chat-template.ts";
@@ -195,6 +195,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       while (inFlight.size > 0 && Date.now() < cancelDeadline) await Bun.sleep(20);
       await server.stop(true);
       if (opts.snapshotFile && host.engine && host.state === "ok" && inFlight.size === 0) {
+        // the cache's folder (SERVER_CACHE_PERSIST: under the data dir) may not exist yet: the engine writes only the file
+        mkdirSync(dirname(opts.snapshotFile), { recursive: true });
         const saved = host.engine.saveSnapshots(opts.snapshotFile).then(
           () => true,
           (e) => logs.info(`could not save the prompt cache: ${(e as Error).message}`),

@@ -2,7 +2,7 @@
 // stream tokens back through detokenizer -> stop strings -> reasoning / tool-call parser.
 import { createRandomSeed } from "../seed.ts";
 import { type Engine, EngineError, type GenerateRequest, type TokenGrammar } from "../engine/types.ts";
-import type { ChatTemplate, TemplateMessage } from "./chat-template.ts";
+import type { ChatTemplate, RenderOptions, TemplateMessage } from "./chat-template.ts";
 import { createDetokenizer } from "./detokenizer.ts";
 import { ApiError, badRequest } from "./errors.ts";
 import { guardContent } from "./prompt-tokens.ts";
@@ -122,6 +122,12 @@ export function preparePrompt(model: ModelContext, req: GenerationRequest, conte
       // a template that cannot render a system-only conversation: no prefix snapshot
     }
   }
+  // the conversation so far without the generation prompt: an agent's next turn resends these messages and, after
+  // them, this turn's reply rendered as history — not as the model generated it (thinking dropped, tool calls
+  // re-serialized, other whitespace; an `<think></think>` generation prompt gone) — so this boundary, not the
+  // prompt's end, is what the next request shares with this one
+  const nHistory = historyPrefixLength(model, guarded.messages, opts, rendered, tokens, sentinel);
+  if (nHistory > 0 && !snapshotAt.includes(nHistory)) snapshotAt.push(nHistory);
   return {
     text,
     tokens,
@@ -130,6 +136,30 @@ export function preparePrompt(model: ModelContext, req: GenerationRequest, conte
     startInReasoning: promptOpensReasoning(text),
     constraint,
   };
+}
+
+/**
+ * Tokens of `messages` rendered without the generation prompt when they are a proper prefix of `tokens` (the
+ * rendered prompt), else 0. The generation prompt usually starts with a control token (`<|im_start|>`), where the
+ * tokenizer splits, so only it is encoded again; otherwise the whole history is.
+ */
+function historyPrefixLength(model: ModelContext, messages: TemplateMessage[], opts: RenderOptions, rendered: string, tokens: number[], sentinel: string | undefined): number {
+  if (messages.length === 0) return 0;
+  let history: string;
+  try {
+    history = model.template.render(messages, { ...opts, addGenerationPrompt: false });
+  } catch {
+    return 0;
+  }
+  if (history.length === 0 || history.length >= rendered.length || !rendered.startsWith(history)) return 0;
+  const tail = model.tokenizer.encodeRendered(rendered.slice(history.length), sentinel);
+  const n = tokens.length - tail.length;
+  if (n > 0 && tail.length > 0 && tail.every((t, i) => t === tokens[n + i])) {
+    const boundary = rendered.slice(history.length);
+    if (model.tokenizer.controlTokens.some((c) => boundary.startsWith(c))) return n;
+  }
+  const prefix = model.tokenizer.encodeRendered(history, sentinel);
+  return prefix.length > 0 && prefix.length < tokens.length && prefix.every((t, i) => t === tokens[i]) ? prefix.length : 0;
 }
 
 function systemPrefixLength(messages: TemplateMessage[]): number {

@@ -1,11 +1,14 @@
 // Structured output and enforced tool choice by constrained decoding: response_format (json_object, json_schema),
 // the Responses API's text.format, tool_choice "required" / a named function. A grammar from @mlc-ai/web-xgrammar
 // (compiled against the model's vocabulary) gives the allowed tokens of every step; the engine masks the rest.
-import xgr from "@mlc-ai/web-xgrammar";
 import type { TokenGrammar } from "../engine/types.ts";
 import { badRequest } from "./errors.ts";
 import type { ModelTokenizer } from "./tokenizer.ts";
 import type { TemplateTool } from "./chat-template.ts";
+
+// xgrammar is loaded by createStructuredOutput, not here: the prompt workers import this file (constraintOf) and
+// never compile a grammar
+type Xgr = typeof import("@mlc-ai/web-xgrammar").default;
 
 export type OutputFormat =
   | { type: "text" }
@@ -57,6 +60,8 @@ export type Constraint =
 export interface StructuredOutput {
   /** Compile `c` (400 naming the part the grammar engine cannot take) and return a fresh per-request matcher. */
   grammarFor(c: Constraint, where: string): Promise<TokenGrammar>;
+  /** Grammars handed out and not yet disposed (their matchers live in xgrammar's WASM heap). */
+  readonly nLive: number;
 }
 
 /** The text of every token id as tokenizer.json spells it (byte-level BPE pieces; added tokens as written). */
@@ -115,6 +120,7 @@ const toolCallSchema = (tools: TemplateTool[]) => ({
 });
 
 export async function createStructuredOutput(source: VocabSource, modelVocabSize: number, tokenizer: Pick<ModelTokenizer, "endTokenIds">): Promise<StructuredOutput> {
+  const xgr: Xgr = (await import("@mlc-ai/web-xgrammar")).default;
   const stopIds = tokenizer.endTokenIds;
   const vocab = source.vocab.slice();
   for (const id of source.specialIds) if (!stopIds.includes(id)) vocab[id] = ""; // empty = never allowed
@@ -133,11 +139,25 @@ export async function createStructuredOutput(source: VocabSource, modelVocabSize
     return compiling("tools", () => compiler.compileGrammar(`root ::= "<tool_call>\\n" tool_call_json "\\n</tool_call>"\n${body}`));
   }
 
+  let nLive = 0;
   return {
+    get nLive() {
+      return nLive;
+    },
     async grammarFor(c, where) {
       const compiled = await compile(c, where);
       const matcher = await xgr.GrammarMatcher.createGrammarMatcher(compiled);
+      nLive++;
       let over = false;
+      let freed = false;
+      const free = () => {
+        if (freed) return;
+        freed = true;
+        over = true;
+        matcher.dispose();
+        compiled.dispose();
+        nLive--;
+      };
       return {
         async next() {
           if (over || matcher.isTerminated()) return null;
@@ -147,13 +167,9 @@ export async function createStructuredOutput(source: VocabSource, modelVocabSize
         accept(token) {
           if (over) return;
           // a token the mask did not allow (force_tokens) ends the constraint
-          if (!matcher.acceptToken(token)) over = true;
-          if (over || matcher.isTerminated()) {
-            matcher.dispose();
-            compiled.dispose();
-            over = true;
-          }
+          if (!matcher.acceptToken(token) || matcher.isTerminated()) free();
         },
+        dispose: free,
       };
     },
   };

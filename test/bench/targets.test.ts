@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "pathe";
+import { runAgentTarget } from "../../lib/bench/agent.ts";
 import { runE2eTarget } from "../../lib/bench/e2e.ts";
 import { historyPath, loadHistory } from "../../lib/bench/history.ts";
 import { type BenchShape, prepareBenchModel, runStandard } from "../../lib/bench/standard.ts";
@@ -66,7 +67,7 @@ test("standard on a generated model of the fixture's shape: engine targets and e
   const before = loadHistory(historyPath(config)).length;
   const r = await runStandard(config, {
     shapes: [shape], modelsDir, runs: 2, warmup: 0, e2e: true, e2eRuns: 2, cold: false, regenerate: false, remeasure: false, history: true,
-    machine: smallProbes, e2eShortWords: 4, e2eLongWords: 30, e2eDecodeTokens: 4, prefillTokens: [16, 2048], decodeIters: 5, e2eTtftTokens: 300,
+    machine: smallProbes, e2eShortWords: 4, e2eLongWords: 30, e2eDecodeTokens: 4, prefillTokens: [16, 2048], decodeIters: 5, e2eTtftTokens: 300, agentSizes: [2048],
   });
   expect(r.failures).toEqual([]);
   const streamed = process.platform === "linux";
@@ -77,6 +78,7 @@ test("standard on a generated model of the fixture's shape: engine targets and e
     ...(streamed ? ["fullbench/decode_streamed_tok_s/10", "fullbench/streamed_disk_mb_per_token/2", "fullbench/streamed_cached_mb_per_token/2"] : []),
     "extrapolated/decode_tok_s_4l/2",
     "prefill/pp16_tok_s/2", "prefill/pp2048_tok_s/1",
+    "agent/turn1_ttft_ms:2048/1", "agent/turn2_ttft_ms:2048/1", "agent/turn2_over_turn1:2048/1",
   ]);
   if (streamed) {
     // the page cache was held to half the expert files and emptied of them at start: some expert bytes came from disk,
@@ -106,13 +108,43 @@ test("standard on a generated model of the fixture's shape: engine targets and e
   expect(lines.find((l) => l.includes("fullbench") && l.includes("decode tok/s"))).toContain("p10–p90");
   expect(lines.find((l) => l.includes("fullbench") && l.includes("decode tok/s"))).toMatch(/\d+% of [\d.]+\s+\d+% of [\d.]+$/);
   expect(r.e2eTables.length).toBe(1);
+  expect(r.agentTables.length).toBe(1);
+  expect(lines.some((l) => l.includes("agent"))).toBe(false); // the agent figures have their own table
   expect(loadHistory(historyPath(config)).length).toBe(before + r.records.length);
   // the model is kept: artifacts, tokenizer and stamp, no checkpoint left behind; a second prepare reuses it
   expect(readdirSync(join(modelsDir, "tiny-4l")).sort()).toEqual(["artifacts", "bench-model.json", "tokenizer"]);
   expect(existsSync(join(modelsDir, "tiny-4l", "tokenizer", "tokenizer.json"))).toBe(true);
   expect((await prepareBenchModel(shape, modelsDir)).reused).toBe(true);
   expect(JSON.parse(readFileSync(join(modelsDir, "tiny-4l", "bench-model.json"), "utf8"))).toMatchObject({ preset: "tiny", layers: 4, seed: 0 });
+}, 300_000);
+
+test("agent on the fixture model: turn 2 resends turn 1 with a tool call and its result, and reuses turn 1's prefix", async () => {
+  const model = join(t.dir, "fixture");
+  const artifacts = join(t.dir, "fixture-artifacts");
+  if (!existsSync(join(artifacts, "model_weights.json"))) {
+    writeFixtureCheckpoint(model);
+    await prepareFixtureArtifacts(model, artifacts);
+  }
+  const r = await runAgentTarget(config, { artifactsDir: artifacts, tokenizerDir: model, model: "tiny-fixture", sizes: [2048, 3072], runs: 2, history: false });
+  expect(r.cases.map((c) => [c.size, c.turn1TtftMs.n, c.turn2TtftMs.n, c.ratio.n])).toEqual([[2048, 2, 2, 2], [3072, 2, 2, 2]]);
+  for (const c of r.cases) {
+    // sized from the tokenizer: within a tenth of the asked size
+    expect(Math.abs(c.turn1PromptTokens - c.size)).toBeLessThan(c.size / 10);
+    // all of turn 1's prompt but its generation prompt is reused (3 tokens, 7 with thinking off: the empty
+    // think block is not in the history); turn 2 adds the call and the tool's result
+    expect(c.turn2CachedTokens.min).toBeGreaterThanOrEqual(c.turn1PromptTokens - 7);
+    expect(c.turn2PromptTokens).toBeGreaterThan(c.turn2CachedTokens.max);
+  }
+  expect(r.table.split("\n")[0]).toMatch(/^conversation\s+turn 1 tokens\s+turn 1 TTFT ms\s+turn 2 tokens\s+cached\s+turn 2 TTFT ms\s+turn 2 \/ turn 1/);
+  expect(r.records.map((x) => x.figure)).toEqual(["turn1_ttft_ms:2048", "turn2_ttft_ms:2048", "turn2_over_turn1:2048", "turn1_ttft_ms:3072", "turn2_ttft_ms:3072", "turn2_over_turn1:3072"]);
 }, 180_000);
+
+test("`benchmark agent --sizes` takes token counts only", async () => {
+  const r = await runCli(["agent", "--sizes", "8k"], { env: t.env, script: join(repoRoot, "scripts", "benchmark.ts") });
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain("--sizes must be a comma-separated list of token counts");
+  expect(r.stderr).not.toContain(" at ");
+});
 
 test("`benchmark standard` names an unknown bench model as a user error", async () => {
   const r = await runCli(["standard", "--shape", "nope"], { env: t.env, script: join(repoRoot, "scripts", "benchmark.ts") });

@@ -416,7 +416,7 @@ describe("sampling fields are validated; logit_bias, logprobs, top_logprobs and 
     for (const sampling of [{ temperature: 0 }, { temperature: 1.5, seed: 9 }]) {
       let step = 0;
       const seen: number[] = [];
-      const grammar = { next: async () => bits(allowedAt(step)), accept: (t: number) => void (seen.push(t), step++) };
+      const grammar = { next: async () => bits(allowedAt(step)), accept: (t: number) => void (seen.push(t), step++), dispose: () => {} };
       const toks = tokensOf(await collect(e, { tokens: prompt(), max_tokens: 6, stop_tokens: [], sampling, grammar }));
       expect(toks).toHaveLength(6);
       toks.forEach((t, k) => expect(allowedAt(k)).toContain(t));
@@ -424,6 +424,41 @@ describe("sampling fields are validated; logit_bias, logprobs, top_logprobs and 
     }
     // and the next plain request is unconstrained again
     expect(tokensOf(await collect(e, { tokens: prompt(), max_tokens: 3, stop_tokens: [] }))).toEqual(g.slice(0, 3));
+  });
+
+  test("a constrained generate frees its grammar however it ends: length, stop, cancel, the consumer leaving", async () => {
+    await using own = await startFresh();
+    const e = own.engine;
+    const all = new Uint8Array(Math.ceil(VOCAB / 8)).fill(0xff);
+    const counted = () => {
+      const g = { nNext: 0, nDisposed: 0, next: async () => (g.nNext++, all), accept: () => {}, dispose: () => void g.nDisposed++ };
+      return g;
+    };
+    const g0 = greedy().generated_ids;
+    // length
+    const byLength = counted();
+    expect(tokensOf(await collect(e, { tokens: prompt(), max_tokens: 3, stop_tokens: [], grammar: byLength }))).toHaveLength(3);
+    expect(byLength.nDisposed).toBe(1);
+    // stop token
+    const byStop = counted();
+    expect(tokensOf(await collect(e, { tokens: prompt(), max_tokens: 8, stop_tokens: [g0[1]!], grammar: byStop }))).toHaveLength(2);
+    expect(byStop.nDisposed).toBe(1);
+    // cancelled through the signal after the first token
+    const byCancel = counted();
+    const abort = new AbortController();
+    const reasons: string[] = [];
+    for await (const ev of e.generate({ tokens: prompt(), max_tokens: 1000, stop_tokens: [], grammar: byCancel }, abort.signal)) {
+      if (ev.type === "token") abort.abort();
+      if (ev.type === "done") reasons.push(ev.reason);
+    }
+    expect(reasons).toEqual(["cancelled"]);
+    expect(byCancel.nDisposed).toBe(1);
+    // the consumer stops reading mid-way
+    const byBreak = counted();
+    for await (const ev of e.generate({ tokens: prompt(), max_tokens: 1000, stop_tokens: [], grammar: byBreak })) if (ev.type === "token") break;
+    expect(byBreak.nDisposed).toBe(1);
+    // and the engine still serves a plain request
+    expect(tokensOf(await collect(e, { tokens: prompt(), max_tokens: 2, stop_tokens: [] }))).toEqual(g0.slice(0, 2));
   });
 
   test("mask errors: bad base64 and an empty mask end the generate with bad_request; a stale mask is dropped silently", async () => {

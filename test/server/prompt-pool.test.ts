@@ -96,3 +96,14 @@ test("prompts waiting for the worker are bounded like the queue: one more is a 4
     await server.stop(100);
   }
 });
+
+test("the prompt workers do not load the grammar engine (only structured output compiles grammars)", async () => {
+  // what the worker imports, in a fresh process: no xgrammar module among the loaded ones
+  const probe = `await import(${JSON.stringify(join(import.meta.dir, "../../lib/server/generate.ts"))}); console.log(JSON.stringify(Object.keys(require.cache).filter((k) => k.includes("xgrammar"))));`;
+  await using proc = Bun.spawn([process.execPath, "-e", probe], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([proc.stdout.text(), proc.stderr.text(), proc.exited]);
+  expect(err).toBe("");
+  expect(code).toBe(0);
+  expect(JSON.parse(out)).toEqual([]);
+});
+

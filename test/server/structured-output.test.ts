@@ -9,7 +9,7 @@ import { z } from "zod";
 import { extractWeights } from "../../lib/model/extract.ts";
 import { repackExperts } from "../../lib/model/repack.ts";
 import { bundledQwenTokenizerDir, writeTestModel } from "../../lib/model/test-model.ts";
-import type { RunningServer } from "../../lib/server/app.ts";
+import { loadModelContext, type RunningServer } from "../../lib/server/app.ts";
 import { ensureEngineBuilt } from "./_real-model.ts";
 import { createTempDir, startTestServer } from "./_server-fixture.ts";
 
@@ -188,5 +188,24 @@ describe("structured output on the demo model", () => {
     const body = (await res.json()) as { error: { message: string; param: string } };
     expect(body.error.param).toBe("response_format.schema");
     expect(body.error.message).toContain("Lookbehind");
+  });
+
+  test("a grammar is freed when its generate ends by length or is cancelled, not only when the JSON is complete", async () => {
+    const model = await loadModelContext(join(tmp.dir, "model"));
+    const engine = server.host.current();
+    const so = await model.structuredOutput!(engine.ready.model.vocab_size);
+    const tokens = model.tokenizer.encode("Give me JSON");
+    for (const end of ["length", "cancelled"] as const) {
+      const grammar = await so.grammarFor({ kind: "json_object" }, "response_format");
+      expect(so.nLive).toBe(1);
+      const abort = new AbortController();
+      let reason = "";
+      for await (const ev of engine.generate({ tokens, max_tokens: end === "length" ? 3 : 1000, stop_tokens: [], grammar }, abort.signal)) {
+        if (ev.type === "token" && end === "cancelled") abort.abort();
+        if (ev.type === "done") reason = ev.reason;
+      }
+      expect(reason).toBe(end);
+      expect(so.nLive).toBe(0);
+    }
   });
 });

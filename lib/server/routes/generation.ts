@@ -52,7 +52,14 @@ export async function generate(
   const abort = new AbortController();
   const onClientGone = () => abort.abort(new Error("client disconnected"));
   req.signal.addEventListener("abort", onClientGone, { once: true });
-  const release = await queue.acquire(abort.signal);
+  let release: () => void;
+  try {
+    release = await queue.acquire(abort.signal);
+  } catch (e) {
+    prompt.grammar?.dispose();
+    req.signal.removeEventListener("abort", onClientGone);
+    throw e;
+  }
   if (req.signal.aborted) onClientGone(); // gone before we listened (Bun dropped the connection): cancelled at once
   inFlight.add(abort);
   const stats: { promptTokens?: number; cachedTokens?: number; completionTokens?: number; ttftMs?: number; tokPerSec?: number; note?: string } = {};
@@ -60,6 +67,8 @@ export async function generate(
   const finish = () => {
     ctx.setIdleTimeout(req, true);
     release();
+    // the engine client frees it when the generate ends; here too when the generate never started
+    prompt.grammar?.dispose();
     inFlight.delete(abort);
     req.signal.removeEventListener("abort", onClientGone);
     const totalMs = performance.now() - t0;
