@@ -86,6 +86,13 @@ async function waitUntil(what: string, ok: () => boolean, timeoutMs: number, scr
   }
 }
 
+/** Esc out of the chat input, then wait until it has let go: a key sent right behind the ESC byte would be read
+ *  with it as one Alt+key sequence. */
+async function leaveInput(t: Tmux): Promise<void> {
+  t.send("Escape");
+  await waitUntil("the input to let go", () => !t.screen().includes("leaves the input"), 10_000, () => t.screen());
+}
+
 test.skipIf(!hasTmux)("tui: chat, log, settings, stop, sessions, resize, quit restores the terminal", async () => {
   // a short first reply; MAX_TOKENS in the user file (not the environment) so the Settings view can change it
   const configDir = join(home, "c/flashchat");
@@ -112,7 +119,8 @@ test.skipIf(!hasTmux)("tui: chat, log, settings, stop, sessions, resize, quit re
   term.send("Enter");
   screen = await term.waitFor(/12 tokens · [\d.]+ tok\/s · first\s+token [\d.]+ s/, 240_000, "screen");
   expect(screen).toContain("> Hello TUI");
-  expect(screen).toContain(`server :${port} ok`);
+  // the header follows the server by polling /health every 2 s: it may still show the start-up state
+  screen = await term.waitFor(`server :${port} ok`, 30_000, "screen");
   const [first] = listSessions({ sessionsDir });
   expect(first!.id).not.toBe(old.id);
   const saved = loadSession({ sessionsDir }, first!.id).messages;
@@ -121,7 +129,7 @@ test.skipIf(!hasTmux)("tui: chat, log, settings, stop, sessions, resize, quit re
   expect(saved[1]!.model).toBe("demo");
 
   // the log view shows the request
-  term.send("Escape");
+  await leaveInput(term);
   term.type("2");
   screen = await term.waitFor("POST /v1/chat/completions 200", 15_000, "screen");
   expect(screen).toContain("[2 Log]");
@@ -168,7 +176,7 @@ test.skipIf(!hasTmux)("tui: chat, log, settings, stop, sessions, resize, quit re
   expect(stopped[3]!.content.length).toBeGreaterThan(0);
 
   // help overlay: ? opens it, any key closes it
-  term.send("Escape");
+  await leaveInput(term);
   term.type("?");
   await term.waitFor("flashchat keys", 10_000, "screen");
   term.type("x");
@@ -188,7 +196,7 @@ test.skipIf(!hasTmux)("tui: chat, log, settings, stop, sessions, resize, quit re
   expect(between.replace(/\s/g, "").length).toBeGreaterThan(0);
 
   // delete asks first: n keeps the file, y deletes it
-  term.send("Escape");
+  await leaveInput(term);
   term.type("3");
   await term.waitFor("2 sessions", 10_000, "screen");
   term.type("j");
@@ -282,7 +290,7 @@ test.skipIf(!hasTmux)("tui: NO_COLOR draws without colour; Ctrl-C and SIGTERM qu
   await term.waitFor("server off", 60_000, "screen");
   expect(term.styledScreen()).toMatch(/\x1b\[[0-9;]*38[;:]/);
   // the status panel opens with what `flashchat status` reports and the server's state
-  term.send("Escape");
+  await leaveInput(term);
   term.type("5");
   const status = await term.waitFor(/model\s+demo/, 30_000, "screen");
   expect(status).toContain("[5 Status]");
