@@ -30,8 +30,9 @@ cross-test: deps engine cross ## the arm64 checks under qemu, whole set (make te
 test: deps engine ## run the whole test suite (bun test)
 	@$(BUN) test --timeout 120000
 
-bench: deps engine ## run the standard benchmark set and print the table
+bench: deps engine ## run the standard benchmark set and the CLI start-up benchmark, print the tables
 	@$(BUN) scripts/benchmark.ts standard
+	@$(BUN) scripts/benchmark.ts cli
 
 demo: deps engine ## set up the demo model and print a reply from it
 	@./flashchat prompt --model demo --yes --tokens 64 "Hello"

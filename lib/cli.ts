@@ -1,5 +1,5 @@
 // Shared command plumbing: common flags, guard() turning user errors into one line + exit code, runScript().
-import { type ArgsDef, type CommandDef, runMain } from "citty";
+import type { ArgsDef, CommandDef } from "citty";
 import { closest } from "./config/validate.ts";
 import { isUserError, UserError } from "./errors.ts";
 import { isVerbose, logger, setupLogLevel } from "./log.ts";
@@ -7,8 +7,8 @@ import { isVerbose, logger, setupLogLevel } from "./log.ts";
 /** Flags every command accepts (also accepted before the command name by the flashchat CLI). */
 export const globalArgs = {
   config: { type: "string", description: "Read settings from this file (above the project and user files)", valueHint: "FILE" },
-  verbose: { type: "boolean", alias: "v", description: "Say more (debug output, error causes)" },
-  quiet: { type: "boolean", alias: "q", description: "Only warnings and errors" },
+  verbose: { type: "boolean", alias: "v", description: "Show each step with its timing, and error causes (stderr)" },
+  quiet: { type: "boolean", alias: "q", description: "Print only the result and errors (no banners, progress or stats)" },
 } as const satisfies ArgsDef;
 
 export const modelArgs = {
@@ -155,5 +155,6 @@ export function guard<T extends ArgsDef>(cmd: CommandDef<T>): CommandDef<T> {
 
 /** Entry point for `bun scripts/x.ts`: run the command with user errors guarded. */
 export async function runScript<T extends ArgsDef>(cmd: CommandDef<T>): Promise<void> {
+  const { runMain } = await import("citty");
   await runMain(guard(cmd));
 }

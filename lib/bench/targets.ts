@@ -23,6 +23,7 @@ export const BENCH_TARGETS: readonly BenchTarget[] = [
   { name: "e2e", description: "Through the real server: time to first token, prefill and decode tok/s", file: "e2e.ts" },
   { name: "health", description: "/health latency p50/p99 while clients send 1 MiB prompts (worker vs event loop)", file: "health.ts" },
   { name: "prep", description: "extract-weights and repack-experts throughput against cp", file: "prep.ts" },
+  { name: "cli", description: "CLI start-up as ratios to `bun -e 0` (--version, config get, status) and one-shot prompt end to end", file: "cli.ts" },
   { name: "logits", description: "Write the engine's logits for given tokens (reference checks)", file: "logits.ts" },
 ];
 
