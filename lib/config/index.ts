@@ -7,7 +7,7 @@ import { defu } from "defu";
 import { dirname, isAbsolute, join, resolve } from "pathe";
 import { ConfigError } from "../errors.ts";
 import { expandHome, writeFileAtomic } from "../fs.ts";
-import { logger } from "../log.ts";
+import { elapsedMs, logger, logStep } from "../log.ts";
 import { parseConfigText } from "./legacy-file.ts";
 import {
   type ConfigKey,
@@ -71,6 +71,7 @@ export function resolvePaths(env: Record<string, string | undefined> = process.e
     logsDir: join(configDir, "logs"),
     legacySessionsDir: join(home, ".flashchat", "sessions"),
     dataDir,
+    cacheDir: join(env.XDG_CACHE_HOME || join(home, ".cache"), "flashchat"),
     hfCacheDir: resolveHfCacheDir(env, home),
   };
 }
@@ -100,6 +101,7 @@ export function loadConfigFile(path: string, kind: FileLayer["kind"]): FileLayer
 
 /** Load every source, merge, validate and derive: the ResolvedConfig every command works from. */
 export async function loadFlashchatConfig(opts: LoadOptions = {}): Promise<ResolvedConfig> {
+  const started = elapsedMs();
   const env = opts.env ?? process.env;
   const cwd = resolve(opts.cwd ?? process.cwd());
   const paths = resolvePaths(env, cwd);
@@ -168,7 +170,10 @@ export async function loadFlashchatConfig(opts: LoadOptions = {}): Promise<Resol
     values[key] = value;
     sources[key] = source;
   }
-  return resolveConfig(values, paths, sources, fileLayers.map((l) => l.path), env);
+  const filesRead = fileLayers.map((l) => l.path);
+  const fromEnv = Object.keys(envValues).map((k) => `FLASHCHAT_${k}`);
+  logStep(`config: ${[...filesRead, ...fromEnv, ...(Object.keys(flags).length ? ["command-line flags"] : [])].join(", ") || "defaults only"}`, started);
+  return resolveConfig(values, paths, sources, filesRead, env);
 }
 
 /** Fill derived values (default paths) from validated values. Which folders a model uses is lib/model's business. */

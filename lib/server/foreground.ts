@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
+import { elapsedMs, logStep } from "../log.ts";
 import { resolveModelTarget, serverSampling } from "../model/target.ts";
 import { resolveFreePort } from "../process/server-control.ts";
 import { type RunningServer, startServer } from "./app.ts";
@@ -23,6 +24,8 @@ export interface ForegroundOptions {
   graceSeconds?: number;
   /** Print request lines on stderr too (a terminal). */
   echo?: boolean;
+  /** Prompt workers (default 1; 0 tokenizes on the event loop: one client, one tokenizer load fewer). */
+  promptWorkers?: number;
 }
 
 /** The model's maximum context (max_position_embeddings of its prepared weights), or undefined when not prepared. */
@@ -60,6 +63,7 @@ export function checkConfiguredBind(host: string, apiKey: string | undefined, in
 
 /** Start the server from the config and resolve once it is serving (engine ready). Rejects with a UserError otherwise. */
 export async function startConfiguredServer(config: ResolvedConfig, opts: ForegroundOptions = {}): Promise<RunningServer> {
+  const started = elapsedMs();
   opts = { ...opts, apiKey: opts.apiKey ?? (config.apiKey || undefined), reasoningFormat: opts.reasoningFormat ?? config.serverReasoning };
   const host = config.serverHost;
   checkConfiguredBind(host, opts.apiKey, opts.insecure ?? false);
@@ -92,8 +96,12 @@ export async function startConfiguredServer(config: ResolvedConfig, opts: Foregr
     snapshotFile: opts.snapshotFile ?? (config.serverCachePersist ? join(config.paths.dataDir, "prompt-cache", `${basename(target.artifactsDir)}.snapshots`) : undefined),
     echoLog: opts.echo ? (line) => process.stderr.write(`${line}\n`) : undefined,
     engineWatchdogMs: config.engineWatchdogS * 1000,
+    promptWorkers: opts.promptWorkers,
+    tokenizerCacheDir: config.paths.cacheDir,
   });
+  logStep(`server: listening on ${server.url}`, started);
   await server.engineStarted;
+  logStep(`engine: ${server.host.state === "ok" ? "loaded" : server.host.state} (${target.artifactsDir})`, started);
   if (server.host.state !== "ok") {
     const why = server.host.error ?? server.host.state;
     await server.stop(0);

@@ -1,7 +1,6 @@
 // Structured output and enforced tool choice by constrained decoding: response_format (json_object, json_schema),
 // the Responses API's text.format, tool_choice "required" / a named function. A grammar from @mlc-ai/web-xgrammar
 // (compiled against the model's vocabulary) gives the allowed tokens of every step; the engine masks the rest.
-import xgr from "@mlc-ai/web-xgrammar";
 import type { TokenGrammar } from "../engine/types.ts";
 import { badRequest } from "./errors.ts";
 import type { ModelTokenizer } from "./tokenizer.ts";
@@ -115,6 +114,8 @@ const toolCallSchema = (tools: TemplateTool[]) => ({
 });
 
 export async function createStructuredOutput(source: VocabSource, modelVocabSize: number, tokenizer: Pick<ModelTokenizer, "endTokenIds">): Promise<StructuredOutput> {
+  // loaded on the first structured request: most servers never need it, and every start would pay its import
+  const xgr = (await import("@mlc-ai/web-xgrammar")).default;
   const stopIds = tokenizer.endTokenIds;
   const vocab = source.vocab.slice();
   for (const id of source.specialIds) if (!stopIds.includes(id)) vocab[id] = ""; // empty = never allowed

@@ -2,7 +2,6 @@
 // and confirm the model is ready. `ensureReady()` is what chat, prompt, serve and benchmark call first.
 import { existsSync } from "node:fs";
 import { basename, join } from "pathe";
-import { $ } from "zx";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
@@ -127,7 +126,7 @@ async function runSteps(cfg: ResolvedConfig, target: ModelTarget, plan: SetupPla
         break;
       case "deps":
         logger.start("installing dependencies (bun install)");
-        await $({ cwd: root, quiet: true })`${process.execPath} install --frozen-lockfile`;
+        await (await import("zx")).$({ cwd: root, quiet: true })`${process.execPath} install --frozen-lockfile`;
         break;
       case "engine":
         logger.start("building the engine (make engine)");
