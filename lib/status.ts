@@ -6,6 +6,7 @@ import { type ArtifactsStatus, inspectArtifacts } from "./model/artifacts.ts";
 import { resolveModelTarget } from "./model/target.ts";
 import { readServerState, type ServerState } from "./process/server-control.ts";
 import { inspectEngine } from "./setup/engine.ts";
+import { timeStep } from "./log.ts";
 
 export interface Status {
   model: { id: string; kind: string; repo: string; checkpointDir: string; checkpointPresent: boolean; known: boolean };
@@ -18,7 +19,8 @@ export interface Status {
 
 export async function loadStatus(config: ResolvedConfig): Promise<Status> {
   const target = resolveModelTarget(config);
-  const engine = inspectEngine();
+  const engine = await timeStep((e) => `engine: ${e.built ? (e.current ? "built, up to date" : "built, out of date") : "not built"}`, () => inspectEngine());
+  const server = await timeStep((st) => `server: ${st.running ? `running at ${st.url}` : "not running"}`, () => readServerState(config));
   return {
     model: {
       id: target.id,
@@ -30,7 +32,7 @@ export async function loadStatus(config: ResolvedConfig): Promise<Status> {
     },
     artifacts: { ...inspectArtifacts(target.artifactsDir), expertsDirInUse: target.expertsDir },
     engine: { binary: engine.binary, built: engine.built, current: engine.current },
-    server: await readServerState(config),
+    server,
     settings: {
       quantization: config.quantization,
       maxTokens: target.maxTokens,

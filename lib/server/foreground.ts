@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
-import { elapsedMs, logStep } from "../log.ts";
+import { elapsedMs, logStep, say } from "../log.ts";
 import { resolveModelTarget, serverSampling } from "../model/target.ts";
 import { resolveFreePort } from "../process/server-control.ts";
 import { type RunningServer, startServer } from "./app.ts";
@@ -119,7 +119,7 @@ export async function runForegroundServer(config: ResolvedConfig, opts: Foregrou
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
   const server = await startConfiguredServer(config, opts);
-  process.stderr.write(`flashchat server: ${server.url}/v1 (model ${config.modelRepo}); Ctrl-C stops it\n`);
+  say(`flashchat server: ${server.url}/v1 (model ${config.modelRepo}); Ctrl-C stops it`);
   await new Promise<void>((resolve) => {
     let stopping = false;
     onSignal = (signal) => {
