@@ -24,7 +24,7 @@ self.onmessage = async (event: MessageEvent<PromptWorkerRequest>) => {
   const msg = event.data;
   if (msg.type === "init") {
     try {
-      model = { tokenizer: await loadTokenizer(msg.tokenizerDir, { cacheDir: msg.cacheDir }), template: loadChatTemplate(msg.tokenizerDir) };
+      model = { tokenizer: await loadTokenizer(msg.tokenizerDir, { cacheDir: msg.cacheDir, writeCache: false }), template: loadChatTemplate(msg.tokenizerDir) };
       self.postMessage({ type: "ready" } satisfies PromptWorkerReply);
     } catch (e) {
       self.postMessage({ type: "failed", message: (e as Error).message } satisfies PromptWorkerReply);

@@ -269,6 +269,8 @@ function resolveMaxTokenBytes(
 export interface LoadTokenizerOptions {
   /** Folder for the tokenizer cache (the config's cache dir); none: always parse tokenizer.json. */
   cacheDir?: string;
+  /** Write the cache when it is missing (default true; the server's prompt workers only read it, so two threads never write one file). */
+  writeCache?: boolean;
   /** Called with "cache" or "tokenizer.json" (and whether the cache was written), for -v. */
   onLoaded?: (from: "cache" | "tokenizer.json", wroteCache: boolean) => void;
 }
@@ -295,7 +297,7 @@ export async function loadTokenizer(dir: string, opts: LoadTokenizerOptions = {}
     known = cached.header;
   } else {
     json = JSON.parse(new TextDecoder().decode(bytes)) as TokenizerJson;
-    tables = cachePath ? resolveCacheTables(json) : undefined;
+    tables = cachePath && opts.writeCache !== false ? resolveCacheTables(json) : undefined;
     tok = new Tokenizer(json, config);
   }
   const byteTable = isByteLevel(json.decoder) ? byteLevelTable() : undefined;

@@ -120,3 +120,15 @@ test("a damaged cache file is ignored and rewritten", async () => {
     expect(again).toEqual(["cache"]);
   }
 });
+
+test("writeCache: false (the prompt workers) reads a cache but never writes one", async () => {
+  const dir = join(tmp, "tiny-ro");
+  writeTinyTokenizer(dir);
+  const cacheDir = join(tmp, "cache-ro");
+  const from: string[] = [];
+  await loadTokenizer(dir, { cacheDir, writeCache: false, onLoaded: (f, wrote) => from.push(`${f} ${wrote}`) });
+  expect(cacheFiles(cacheDir)).toEqual([]);
+  await loadTokenizer(dir, { cacheDir });
+  await loadTokenizer(dir, { cacheDir, writeCache: false, onLoaded: (f, wrote) => from.push(`${f} ${wrote}`) });
+  expect(from).toEqual(["tokenizer.json false", "cache false"]);
+});
