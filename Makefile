@@ -35,8 +35,9 @@ cross-test: deps engine cross ## the arm64 checks under qemu, whole set (make te
 test: deps engine ## run the whole test suite (bun test)
 	@$(BUN) test --timeout 120000
 
-bench: deps engine ## run the standard benchmark set and print the table
+bench: deps engine ## run the standard benchmark set and the CLI start-up benchmark, print the tables
 	@$(BUN) scripts/benchmark.ts standard
+	@$(BUN) scripts/benchmark.ts cli
 
 # On a Mac, one run that says whether the GPU agrees with the CPU and how fast it is (RUN.md: what to send back).
 mac-check: deps engine ## (macOS) every Metal kernel on the GPU, bench verify GPU vs CPU op by op, the standard benchmarks, fullbench's per-layer split; output also in native/build/mac-check.txt

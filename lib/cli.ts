@@ -1,5 +1,5 @@
 // Shared command plumbing: common flags, guard() turning user errors into one line + exit code, runScript().
-import { type ArgsDef, type CommandDef, renderUsage, runMain } from "citty";
+import type { ArgsDef, CommandDef } from "citty";
 import { closest } from "./config/validate.ts";
 import { Interrupted, isUserError, UserError } from "./errors.ts";
 import { isVerbose, logger, setupLogLevel } from "./log.ts";
@@ -7,8 +7,8 @@ import { isVerbose, logger, setupLogLevel } from "./log.ts";
 /** Flags every command accepts (also accepted before the command name by the flashchat CLI). */
 export const globalArgs = {
   config: { type: "string", description: "Read settings from this file (above the project and user files)", valueHint: "FILE" },
-  verbose: { type: "boolean", alias: "v", description: "Say more (debug output, error causes)" },
-  quiet: { type: "boolean", alias: "q", description: "Only warnings and errors" },
+  verbose: { type: "boolean", alias: "v", description: "Show each step with its timing, and error causes (stderr)" },
+  quiet: { type: "boolean", alias: "q", description: "Print only the result and errors (no banners, progress or stats)" },
 } as const satisfies ArgsDef;
 
 export const modelArgs = {
@@ -171,11 +171,13 @@ export function kebabArgs<T extends ArgsDef>(cmd: CommandDef<T>): CommandDef<Arg
 
 /** citty's usage with kebab-case flags, coloured on a terminal only (NO_COLOR turns it off): runMain's showUsage. */
 export async function showUsage<T extends ArgsDef>(cmd: CommandDef<T>, parent?: CommandDef<T>): Promise<void> {
+  const { renderUsage } = await import("citty");
   const text = await renderUsage(kebabArgs(cmd), parent as CommandDef<ArgsDef> | undefined);
   console.log(process.stdout.isTTY && !process.env.NO_COLOR ? text : Bun.stripANSI(text));
 }
 
 /** Entry point for `bun scripts/x.ts`: run the command with user errors guarded; --help as showUsage prints it. */
 export async function runScript<T extends ArgsDef>(cmd: CommandDef<T>): Promise<void> {
+  const { runMain } = await import("citty");
   await runMain(guard(cmd), { showUsage });
 }

@@ -1,7 +1,7 @@
 // Progress for long work: the byte tracker the model writers report through, the bar (a terminal) or log
 // lines (pipes, CI) that show it, and the spinner for waits with no byte count.
 import { formatBytes, formatDuration, formatElapsed } from "./format.ts";
-import { logger } from "./log.ts";
+import { isQuiet, logger } from "./log.ts";
 
 export interface ProgressEvent {
   label: string;
@@ -187,6 +187,7 @@ export function createSpinner(
   opts: { write?: (s: string) => void; tty?: boolean; style?: (s: string) => string; elapsed?: boolean; intervalMs?: number; plainLine?: boolean } = {},
 ): Spinner {
   const write = opts.write ?? ((s: string) => void process.stderr.write(s));
+  if (isQuiet()) return { update() {}, stop() {} }; // -q: no progress
   const tty = opts.tty ?? Boolean(process.stderr.isTTY);
   if (!tty) {
     if (opts.plainLine) write(`${text}\n`);

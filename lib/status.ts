@@ -7,6 +7,7 @@ import { resolveModelTarget } from "./model/target.ts";
 import { loadRssBytes } from "./process/process-info.ts";
 import { readServerState, type ServerState } from "./process/server-control.ts";
 import { inspectEngine } from "./setup/engine.ts";
+import { timeStep } from "./log.ts";
 
 export interface Status {
   /** chosenBy: where MODEL_REPO came from ("default", "the model set up here (demo)", a file:line, a flag). */
@@ -63,8 +64,8 @@ export function renderLoadedModel(l: LoadedModel): string {
 
 export async function loadStatus(config: ResolvedConfig): Promise<Status> {
   const target = resolveModelTarget(config);
-  const engine = inspectEngine();
-  const server = await readServerState(config);
+  const engine = await timeStep((e) => `engine: ${e.built ? (e.current ? "built, up to date" : "built, out of date") : "not built"}`, () => inspectEngine());
+  const server = await timeStep((st) => `server: ${st.running ? `running at ${st.url}` : "not running"}`, () => readServerState(config));
   return {
     model: {
       id: target.id,

@@ -2,14 +2,16 @@
 // The flashchat CLI: one entry point dispatching to the scripts/ commands (lazily imported).
 //   ./flashchat status            ./flashchat -v config get SERVER_PORT
 //   ./flashchat chat --resume ID  ./flashchat   (the full-screen TUI on a terminal; --no-tui: the numbered menu)
-import { type ArgsDef, type CommandDef, renderUsage, runMain } from "citty";
+// Start-up time matters here: only small local modules at the top; citty, the commands and everything they use
+// are imported when the command line needs them (`--version` loads nothing else).
+import type { ArgsDef, CommandDef } from "citty";
 import { join } from "pathe";
 import pkg from "../package.json" with { type: "json" };
 import { globalArgs, guard, kebabArgs, reportError, showUsage } from "../lib/cli.ts";
 import { COMMANDS, findCommand } from "../lib/commands.ts";
 import { closest } from "../lib/config/validate.ts";
 import { UserError } from "../lib/errors.ts";
-import { logger, setupLogLevel } from "../lib/log.ts";
+import { logStep, setupLogLevel } from "../lib/log.ts";
 import { isInteractive } from "../lib/term.ts";
 
 const main = defineMain();
@@ -29,8 +31,9 @@ function defineMain(): CommandDef<ArgsDef> {
 /** Import a command's script. */
 export async function loadCommand(name: string): Promise<CommandDef<ArgsDef>> {
   const entry = findCommand(name)!;
-  const file = join(import.meta.dir, entry.file);
-  const mod = (await import(file)) as { default: CommandDef<ArgsDef> };
+  const started = performance.now();
+  const mod = (await import(`${import.meta.dir}/${entry.file}`)) as { default: CommandDef<ArgsDef> };
+  logStep(`loaded the ${name} command`, started);
   return guard(mod.default);
 }
 
@@ -82,6 +85,7 @@ async function run(argv: string[]): Promise<void> {
       process.exitCode = await runTui({ configFile });
       return;
     }
+    const { renderUsage } = await import("citty");
     console.log(plain(await renderUsage(main)));
     return;
   }
@@ -94,11 +98,13 @@ async function run(argv: string[]): Promise<void> {
   const subArgs = [...rest.slice(1), ...globals];
   // a command with targets (benchmark) lets citty show the chosen target's help
   if ((subArgs.includes("--help") || subArgs.includes("-h")) && !sub.subCommands) return showCommandHelp(first);
+  const { runMain } = await import("citty");
   await runMain(sub, { rawArgs: subArgs, showUsage });
 }
 
 async function showCommandHelp(name: string): Promise<void> {
   if (!findCommand(name)) throw new UserError(`unknown command "${name}"`, "run `flashchat --help` for the list of commands", 2);
+  const { renderUsage } = await import("citty");
   console.log(plain(await renderUsage(kebabArgs(await loadCommand(name)), main)));
 }
 

@@ -4,6 +4,7 @@ import { requestSampling } from "../model/target.ts";
 import { join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { isUserError } from "../errors.ts";
+import { isQuiet, logStep } from "../log.ts";
 import { createSpinner } from "../progress.ts";
 import { loadContextLength, ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "../client/api.ts";
 import { History, LineEditor, PipeReader, type ReadResult } from "./line-editor.ts";
@@ -141,6 +142,11 @@ export class ChatApp {
     this.write(`${this.dim(s)}\n`);
   }
 
+  /** A note -q leaves out (banner, stats, "saved" lines): -q prints only the replies and errors. */
+  private banner(s: string): void {
+    if (!isQuiet()) this.note(s);
+  }
+
   private get dirs() {
     return this.config.paths;
   }
@@ -152,7 +158,7 @@ export class ChatApp {
       } else this.resume(sessionRef(this.dirs, this.opts.resume, { prefix: true }));
     }
     await this.connect();
-    this.note(`flashchat${this.link?.model ? ` · ${this.link.model}` : ""} · /help for commands · Ctrl-D to leave`);
+    this.banner(`flashchat${this.link?.model ? ` · ${this.link.model}` : ""} · /help for commands · Ctrl-D to leave`);
     for (;;) {
       const r = await this.read(PROMPT);
       if (r.type === "eof") break;
@@ -168,8 +174,8 @@ export class ChatApp {
       }
       await this.turn(text);
     }
-    if (this.session) this.note(`session ${this.session.id} saved · resume with: flashchat chat --resume ${this.session.id}`);
-    if (this.startedServer) this.note("the server keeps running in the background (flashchat serve --stop stops it)");
+    if (this.session) this.banner(`session ${this.session.id} saved · resume with: flashchat chat --resume ${this.session.id}`);
+    if (this.startedServer) this.banner("the server keeps running in the background (flashchat serve --stop stops it)");
   }
 
   /** `chat --resume` with no session: the numbered list, then a number or id (Enter alone: a new chat). */
@@ -423,7 +429,10 @@ export class ChatApp {
           usage = ev.usage;
           continue;
         }
-        firstMs ??= performance.now();
+        if (firstMs === undefined) {
+          firstMs = performance.now();
+          logStep("first token (TTFT)", startMs);
+        }
         nChunks++;
         if (ev.type === "reasoning") {
           reasoning += ev.text;
@@ -455,6 +464,7 @@ export class ChatApp {
       renderer.end();
     }
     const endMs = performance.now();
+    logStep(`reply: ${outcome}${usage?.completion_tokens === undefined ? "" : ` (${usage.completion_tokens} tokens)`}`, startMs);
     const stats = resolveStats({ startMs, firstMs, endMs, nChunks, usage });
     if (outcome === "refused" && !content && !reasoning) {
       journal.cancel();
@@ -478,7 +488,7 @@ export class ChatApp {
       this.note(`reply cut off: ${failure}`);
       this.note(`your session is intact (${session.id}); send your next message to reconnect (the server is started again if needed)`);
     } else {
-      this.note(renderStats(stats));
+      this.banner(renderStats(stats));
       this.warnNearContext(stats);
     }
     return outcome;

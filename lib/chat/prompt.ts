@@ -7,6 +7,7 @@ import { Interrupted, UserError } from "../errors.ts";
 import { type ChatMessageIn, type Client, createClient, ServerApiError, ServerGoneError, type Usage } from "../client/api.ts";
 import { checkLoadedModel, ensureServer, loadServerStatus, type PrivateServer } from "../client/local.ts";
 import { resolveStats } from "./chat.ts";
+import { elapsedMs, logStep, timeStep } from "../log.ts";
 import { resolveColor } from "../term.ts";
 import { ANSI, MarkdownRenderer } from "./render.ts";
 import type { ReplyStats } from "./sessions.ts";
@@ -60,7 +61,9 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
   const stdout = opts.stdout ?? process.stdout;
   const stderr = opts.stderr ?? process.stderr;
   const env = opts.env ?? process.env;
+  const checked = elapsedMs();
   const status = await loadServerStatus(config);
+  logStep(`server: ${status.healthy ? `using the one at ${status.baseUrl}` : status.running ? `the one at ${status.baseUrl} is loading` : `none at ${status.baseUrl}`}`, checked);
   let client: Client = createClient(status.baseUrl, { apiKey: opts.apiKey });
   let model = status.model;
   let via: PromptResult["via"] = "server";
@@ -119,7 +122,10 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
         finishReason = ev.finishReason;
         continue;
       }
-      firstMs ??= performance.now();
+      if (firstMs === undefined) {
+        firstMs = performance.now();
+        logStep("first token (TTFT)", startMs);
+      }
       nChunks++;
       if (ev.type === "reasoning") {
         reasoning += ev.text;
@@ -147,7 +153,8 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
     process.off("SIGINT", onSigint);
     if (reasoningOpen) stderr.write(`${thinkColor ? ANSI.reset : ""}\n`);
     renderer?.end();
-    await stopLocal?.();
+    logStep(`reply: done${usage ? ` (${usage.completion_tokens} tokens)` : ""}`, startMs);
+    if (stopLocal) await timeStep("private server: stopped", stopLocal);
   }
   const stats = resolveStats({ startMs, firstMs, endMs: performance.now(), nChunks, usage });
   const result: PromptResult = { model, content, reasoning, finish_reason: finishReason, usage, stats, via };

@@ -3,7 +3,7 @@
 import { resolve } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
-import { logger } from "../log.ts";
+import { elapsedMs, logger, logStep, say } from "../log.ts";
 import { resolveDefaultModel } from "../model/choices.ts";
 import { type ModelTarget, resolveModelTarget } from "../model/target.ts";
 import { readPidFile } from "../process/pid-file.ts";
@@ -141,10 +141,11 @@ export interface LocalServer {
 
 /** Make sure a server runs and is ready: use a healthy one, wait for a loading one, or start one in the background. */
 export async function ensureServer(config: ResolvedConfig, opts: EnsureServerOptions = {}): Promise<LocalServer> {
-  const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const started0 = elapsedMs();
+  const tell = opts.say ?? say;
   const apiKey = opts.apiKey ?? resolveApiKey(config);
   let state = await readServerState(config);
-  if (state.running && (await checkLoadedModel(config, { command: opts.command ?? "chat", ask: opts.ask, say, state })) === "restart") state = await readServerState(config);
+  if (state.running && (await checkLoadedModel(config, { command: opts.command ?? "chat", ask: opts.ask, say: tell, state })) === "restart") state = await readServerState(config);
   let baseUrl = state.url;
   let started = false;
   if (!state.running) {
@@ -152,7 +153,7 @@ export async function ensureServer(config: ResolvedConfig, opts: EnsureServerOpt
     await opts.prepare?.();
     const { checkContextSize } = await import("../server/foreground.ts");
     checkContextSize(config);
-    say(`the server is not running; starting it in the background (model ${opts.model ?? config.modelRepo})`);
+    tell(`the server is not running; starting it in the background (model ${opts.model ?? config.modelRepo})`);
     const bg = await startServerInBackground(config, {
       host: config.serverHost,
       port: config.serverPort,
@@ -167,7 +168,7 @@ export async function ensureServer(config: ResolvedConfig, opts: EnsureServerOpt
         String(config.keepAlive ?? AUTO_KEEP_ALIVE_S),
       ],
       timeoutMs: opts.loadTimeoutMs,
-      say,
+      say: tell,
     });
     baseUrl = bg.url;
     started = bg.started;
@@ -177,14 +178,16 @@ export async function ensureServer(config: ResolvedConfig, opts: EnsureServerOpt
   const deadline = Date.now() + (opts.loadTimeoutMs ?? 15 * 60_000);
   let said = false;
   while (health?.status === "loading" && Date.now() < deadline) {
-    if (!said) say("the server is loading the model…");
+    if (!said) tell("the server is loading the model…");
     said = true;
     await Bun.sleep(250);
     health = await client.health();
   }
   if (!health) throw new UserError(`the server at ${baseUrl} does not answer`, `see its log: ${config.serverLogPath}`);
   if (health.status !== "ok") throw new UserError(`the server at ${baseUrl} is not ready (${health.status})`, `see its log: ${config.serverLogPath}`);
-  return { client, model: await client.loadedModel(health), started };
+  const model = await client.loadedModel(health);
+  logStep(`server: ${started ? "started" : "reusing the one running"} at ${baseUrl} (model ${model ?? "?"})`, started0);
+  return { client, model, started };
 }
 
 /** For chat: a link whose ensure() runs ensureServer each time it is needed (first message, after the server went away). */
@@ -213,8 +216,11 @@ export interface PrivateServer {
 export async function startPrivateServer(config: ResolvedConfig): Promise<PrivateServer> {
   // imported here so `prompt` against a running server never loads the server code
   const { startConfiguredServer } = await import("../server/foreground.ts");
-  process.stderr.write(`no server is running: loading ${config.modelRepo} for this reply…\n`);
-  const server = await startConfiguredServer({ ...config, serverHost: "127.0.0.1", serverPort: 0 });
+  say(`no server is running: loading ${config.modelRepo} for this reply…`);
+  const started = elapsedMs();
+  // one reply, one client: the prompt is tokenized on the event loop (no worker loading a second tokenizer)
+  const server = await startConfiguredServer({ ...config, serverHost: "127.0.0.1", serverPort: 0 }, { promptWorkers: 0 });
+  logStep("private server: ready", started);
   // the private server requires API_KEY like any other, so the client sends it
   const client = createClient(server.url, { apiKey: resolveApiKey(config) });
   return { client, model: (await client.loadedModel()) ?? config.modelRepo, stop: () => server.stop(0) };

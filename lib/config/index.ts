@@ -3,12 +3,11 @@
 //   flags > FLASHCHAT_<KEY> env > --config FILE > ./flashchat.config > user config > defaults
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { loadConfig } from "c12";
 import { defu } from "defu";
 import { dirname, isAbsolute, join, resolve } from "pathe";
 import { ConfigError } from "../errors.ts";
 import { expandHome, writeFileAtomic } from "../fs.ts";
-import { logger } from "../log.ts";
+import { elapsedMs, logger, logStep } from "../log.ts";
 import { parseConfigText } from "./legacy-file.ts";
 import {
   type ConfigKey,
@@ -72,6 +71,7 @@ export function resolvePaths(env: Record<string, string | undefined> = process.e
     logsDir: join(configDir, "logs"),
     legacySessionsDir: join(home, ".flashchat", "sessions"),
     dataDir,
+    cacheDir: join(env.XDG_CACHE_HOME || join(home, ".cache"), "flashchat"),
     hfCacheDir: resolveHfCacheDir(env, home),
   };
 }
@@ -101,6 +101,7 @@ export function loadConfigFile(path: string, kind: FileLayer["kind"]): FileLayer
 
 /** Load every source, merge, validate and derive: the ResolvedConfig every command works from. */
 export async function loadFlashchatConfig(opts: LoadOptions = {}): Promise<ResolvedConfig> {
+  const started = elapsedMs();
   const env = opts.env ?? process.env;
   const cwd = resolve(opts.cwd ?? process.cwd());
   const paths = resolvePaths(env, cwd);
@@ -132,6 +133,8 @@ export async function loadFlashchatConfig(opts: LoadOptions = {}): Promise<Resol
 
   // c12: the --config file is the main layer, the project and user files are `extends` layers
   // (in that order), flags + env are overrides; our resolver reads the KEY="value" format.
+  // c12 is imported here, when a config is read (`--version` and `--help` never load it)
+  const { loadConfig } = await import("c12");
   const { config: merged } = await loadConfig<Record<string, unknown>>({
     name: "flashchat",
     cwd,
@@ -183,7 +186,10 @@ export async function loadFlashchatConfig(opts: LoadOptions = {}): Promise<Resol
     values[key] = value;
     sources[key] = source;
   }
-  return resolveConfig(values, paths, sources, fileLayers.map((l) => l.path), env);
+  const filesRead = fileLayers.map((l) => l.path);
+  const fromEnv = Object.keys(envValues).map((k) => `FLASHCHAT_${k}`);
+  logStep(`config: ${[...filesRead, ...fromEnv, ...(Object.keys(flags).length ? ["command-line flags"] : [])].join(", ") || "defaults only"}`, started);
+  return resolveConfig(values, paths, sources, filesRead, env);
 }
 
 /** Fill derived values (default paths) from validated values. Which folders a model uses is lib/model's business. */

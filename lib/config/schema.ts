@@ -78,6 +78,8 @@ export interface ResolvedPaths {
   legacySessionsDir: string;
   /** $XDG_DATA_HOME/flashchat */
   dataDir: string;
+  /** $XDG_CACHE_HOME/flashchat (or ~/.cache/flashchat): things rebuilt when missing (the tokenizer cache) */
+  cacheDir?: string;
   /** the Hugging Face hub cache: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub */
   hfCacheDir: string;
 }

@@ -1,7 +1,7 @@
 // Hugging Face Hub downloads into the standard cache layout (models--ORG--NAME/{blobs,snapshots/REV,refs/main}),
 // so Python's huggingface_hub and flashchat share one copy: only the files a model needs, resumed, verified.
 import { createReadStream, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, readSync, renameSync, rmSync, statSync, symlinkSync, openSync, writeSync, fsyncSync, closeSync } from "node:fs";
-import { downloadFile, HubApiError, listFiles, modelInfo } from "@huggingface/hub";
+import type * as HubClient from "@huggingface/hub";
 import { dirname, join, relative } from "pathe";
 import { resolveHfHome } from "../config/index.ts";
 import { hfRepoFolderName } from "./hf-cache.ts";
@@ -10,6 +10,13 @@ import { checkFreeDisk, writeFileAtomic } from "../fs.ts";
 import { logger } from "../log.ts";
 import { formatBytes } from "../format.ts";
 import { createByteProgress } from "../progress.ts";
+
+// @huggingface/hub (and its hashing wasm) is loaded by the first call that talks to the Hub, not by every command
+// that plans or checks a setup from local files.
+let hubClient: typeof HubClient | undefined;
+const loadHubClient = async (): Promise<typeof HubClient> => (hubClient ??= await import("@huggingface/hub"));
+/** An HTTP error from the Hub client (none can exist before the client was loaded). */
+const isHubApiError = (e: unknown): e is HubClient.HubApiError => hubClient !== undefined && e instanceof hubClient.HubApiError;
 
 export const DEFAULT_HF_ENDPOINT = "https://huggingface.co";
 
@@ -94,7 +101,7 @@ export const repoCacheDir = (cacheDir: string, repo: string) => join(cacheDir, h
 export function explainHubError(e: unknown, repo: string, opts: HubOptions): never {
   if (e instanceof UserError) throw e;
   const page = `${opts.endpoint}/${repo}`;
-  if (e instanceof HubApiError) {
+  if (isHubApiError(e)) {
     // the message ends with the request URL (which may say expand=gated): judge by the body only
     const text = JSON.stringify(e.data ?? {});
     const gated = /gated|restricted|awaiting a review|access to model/i.test(text);
@@ -202,6 +209,7 @@ export async function loadRemoteSnapshot(repo: string, opts: HubOptions, revisio
   const accessToken = checkToken(opts);
   const common = { hubUrl: opts.endpoint, accessToken, fetch: opts.fetch };
   try {
+    const { listFiles, modelInfo } = await loadHubClient();
     const info = await modelInfo({ ...common, name: repo, revision, additionalFields: ["sha"] });
     const commit = (info as { sha?: string }).sha;
     if (!commit || !/^[0-9a-f]{40}$/.test(commit)) throw userError(`${opts.endpoint} gave no commit id for ${repo}@${revision}`);
@@ -254,6 +262,7 @@ function parseJson(text: string, repo: string, path: string): Record<string, any
 async function readRemoteText(snapshot: RemoteSnapshot, file: RemoteFile, opts: HubOptions): Promise<string> {
   const blob = join(repoCacheDir(opts.cacheDir, snapshot.repo), "blobs", file.etag);
   if (sizeOf(blob) === file.sizeBytes) return readFileSync(blob, "utf8");
+  const { downloadFile } = await loadHubClient();
   const got = await downloadFile({ repo: snapshot.repo, path: file.path, revision: snapshot.commit, hubUrl: opts.endpoint, accessToken: opts.token, fetch: opts.fetch, xet: false });
   if (!got) throw userError(`${file.path} is listed in ${snapshot.repo} but the Hub cannot serve it`, "try again later");
   const bytes = new Uint8Array(await got.arrayBuffer());
@@ -390,7 +399,7 @@ async function downloadOne(
         break;
       } catch (e) {
         have = Math.max(0, sizeOf(incomplete));
-        const retriable = e instanceof NetworkInterruption || isNetworkError(e) || (e instanceof HubApiError && e.statusCode >= 500);
+        const retriable = e instanceof NetworkInterruption || isNetworkError(e) || (isHubApiError(e) && e.statusCode >= 500);
         if (!retriable || attempt >= retries) {
           if (e instanceof NetworkInterruption) {
             throw userError(
@@ -447,6 +456,7 @@ async function fetchInto(
     }
     return res;
   }) as typeof fetch;
+  const { downloadFile } = await loadHubClient();
   const blob = await downloadFile({
     repo: plan.snapshot.repo,
     path: file.path,

@@ -5,6 +5,7 @@ import { dirname, join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { loadHealth } from "../client/api.ts";
 import { UserError } from "../errors.ts";
+import { elapsedMs, logStep, say as sayStatus } from "../log.ts";
 import { serverUrl } from "../net.ts";
 import { createSpinner } from "../progress.ts";
 import { scriptArgv } from "../scripts.ts";
@@ -120,7 +121,8 @@ export interface BackgroundServer {
 
 /** `flashchat serve`: start the server in the background and return once /health says ok. */
 export async function startServerInBackground(config: ServerConfig, opts: BackgroundStartOptions): Promise<BackgroundServer> {
-  const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const say = opts.say ?? sayStatus;
+  const started = elapsedMs();
   const pidFile = config.paths.pidFile;
   const state = await readServerState(config);
   if (state.stale) {
@@ -151,6 +153,7 @@ export async function startServerInBackground(config: ServerConfig, opts: Backgr
   child.unref();
   const url = serverUrl(opts.host, port);
   writePidFile(pidFile, { pid: child.pid, port, host: opts.host, logFile, startedAt: new Date().toISOString() });
+  logStep(`server: started pid ${child.pid} on ${url}, waiting for it to load the model (log: ${logFile})`, started);
 
   const spinner = createSpinner(`starting the server on ${url} (loading the model)…`, { elapsed: true, plainLine: true });
   const deadline = Date.now() + (opts.timeoutMs ?? 15 * 60_000);
@@ -182,6 +185,7 @@ export async function startServerInBackground(config: ServerConfig, opts: Backgr
   } finally {
     spinner.stop();
   }
+  logStep("server: ready (engine loaded)", started);
   say(`the server is running at ${url} (pid ${child.pid}); log: ${logFile}`);
   return { pid: child.pid, port, url, started: true };
 }

@@ -9,7 +9,7 @@ import type { GenerationRequest } from "./validate.ts";
 declare const self: Worker;
 
 export type PromptWorkerRequest =
-  | { type: "init"; tokenizerDir: string }
+  | { type: "init"; tokenizerDir: string; cacheDir?: string }
   | { type: "prepare"; id: number; req: GenerationRequest; contextTokens: number; defaults: GenerationDefaults };
 
 export type PromptWorkerReply =
@@ -24,7 +24,7 @@ self.onmessage = async (event: MessageEvent<PromptWorkerRequest>) => {
   const msg = event.data;
   if (msg.type === "init") {
     try {
-      model = { tokenizer: await loadTokenizer(msg.tokenizerDir), template: loadChatTemplate(msg.tokenizerDir) };
+      model = { tokenizer: await loadTokenizer(msg.tokenizerDir, { cacheDir: msg.cacheDir, writeCache: false }), template: loadChatTemplate(msg.tokenizerDir) };
       self.postMessage({ type: "ready" } satisfies PromptWorkerReply);
     } catch (e) {
       self.postMessage({ type: "failed", message: (e as Error).message } satisfies PromptWorkerReply);

@@ -16,6 +16,7 @@ import type { ServerContext } from "./routes/context.ts";
 import { route } from "./routes/router.ts";
 import { createStructuredOutput, readVocab, type StructuredOutput } from "./structured-output.ts";
 import { loadTokenizer, type ModelTokenizer } from "./tokenizer.ts";
+import { elapsedMs, logStep } from "../log.ts";
 
 export interface ServerOptions {
   host: string;
@@ -53,6 +54,8 @@ export interface ServerOptions {
   engineStalledAfterMs?: number;
   /** Workers that render and tokenize prompts off the event loop (default 1; 0 = on the event loop). */
   promptWorkers?: number;
+  /** Folder of the tokenizer cache (lib/server/tokenizer.ts); none: parse tokenizer.json on every start. */
+  tokenizerCacheDir?: string;
 }
 
 export interface RunningServer {
@@ -70,8 +73,12 @@ export interface RunningServer {
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function loadModelContext(dir: string): Promise<ModelContext> {
-  const tokenizer: ModelTokenizer = await loadTokenizer(dir);
+export async function loadModelContext(dir: string, cacheDir?: string): Promise<ModelContext> {
+  const started = elapsedMs();
+  const tokenizer: ModelTokenizer = await loadTokenizer(dir, {
+    cacheDir,
+    onLoaded: (from, wrote) => logStep(`tokenizer: loaded from ${from === "cache" ? "its cache" : join(dir, "tokenizer.json")}${wrote ? " (cache written)" : ""}`, started),
+  });
   const template: ChatTemplate = loadChatTemplate(dir);
   let structured: Promise<StructuredOutput> | undefined;
   // the grammar compiler reads the whole vocabulary: only when a request first asks for structured output
@@ -84,19 +91,7 @@ export async function loadModelContext(dir: string): Promise<ModelContext> {
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logs = createServerLogs({ logFile: opts.logFile, httpLogFile: opts.httpLogFile, promptLogFile: opts.promptLogFile, echo: opts.echoLog });
-  const model = await loadModelContext(opts.tokenizerDir);
-  void model.tokenizer.maxTokenBytes; // computed once now, not on the first request
-  const promptPool = (opts.promptWorkers ?? 1) > 0 ? createPromptPool({ tokenizerDir: opts.tokenizerDir, size: opts.promptWorkers }) : undefined;
-  const defaults: GenerationDefaults = {
-    ...opts.defaults,
-    reasoningFormat: opts.defaults.reasoningFormat ?? "separate",
-    allowForceTokens: opts.defaults.allowForceTokens ?? false,
-  };
-  const maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
-  const idleTimeoutSeconds = opts.idleTimeoutSeconds ?? 30;
-  const modelNames = new Set([opts.modelId, ...(opts.modelAliases ?? [])]);
-  const queue: RequestQueue = createRequestQueue({ maxWaiting: opts.maxQueue ?? 16, retryAfterSeconds: () => ((queue.nWaiting + 1) * ctx.avgRequestMs) / 1000 });
-
+  // the engine starts loading (its own process) before the tokenizer loads here, so the two overlap
   const host = createEngineHost({
     startEngine: opts.startEngine ?? startEngine,
     engine: { ...opts.engine, onLog: (line) => logs.info(`engine: ${line}`) },
@@ -111,6 +106,27 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
     },
   });
+  // and so do the prompt workers, each loading its own tokenizer
+  const promptPool =
+    (opts.promptWorkers ?? 1) > 0 ? createPromptPool({ tokenizerDir: opts.tokenizerDir, size: opts.promptWorkers, cacheDir: opts.tokenizerCacheDir }) : undefined;
+  let model: ModelContext;
+  try {
+    model = await loadModelContext(opts.tokenizerDir, opts.tokenizerCacheDir);
+  } catch (e) {
+    promptPool?.close();
+    await host.close(2000);
+    throw e;
+  }
+  void model.tokenizer.maxTokenBytes; // computed once now, not on the first request
+  const defaults: GenerationDefaults = {
+    ...opts.defaults,
+    reasoningFormat: opts.defaults.reasoningFormat ?? "separate",
+    allowForceTokens: opts.defaults.allowForceTokens ?? false,
+  };
+  const maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
+  const idleTimeoutSeconds = opts.idleTimeoutSeconds ?? 30;
+  const modelNames = new Set([opts.modelId, ...(opts.modelAliases ?? [])]);
+  const queue: RequestQueue = createRequestQueue({ maxWaiting: opts.maxQueue ?? 16, retryAfterSeconds: () => ((queue.nWaiting + 1) * ctx.avgRequestMs) / 1000 });
 
   const ctx: ServerContext = {
     modelId: opts.modelId,

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "pathe";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
+import { elapsedMs, logStep, say } from "../log.ts";
 import { resolveModelTarget, serverSampling } from "../model/target.ts";
 import { resolveFreePort } from "../process/server-control.ts";
 import { type RunningServer, startServer } from "./app.ts";
@@ -25,6 +26,8 @@ export interface ForegroundOptions {
   echo?: boolean;
   /** Idle seconds before the engine is unloaded (--keep-alive; default KEEP_ALIVE, unset: never). */
   keepAliveS?: number;
+  /** Prompt workers (default 1; 0 tokenizes on the event loop: one client, one tokenizer load fewer). */
+  promptWorkers?: number;
 }
 
 /** The model's maximum context (max_position_embeddings of its prepared weights), or undefined when not prepared. */
@@ -62,6 +65,7 @@ export function checkConfiguredBind(host: string, apiKey: string | undefined, in
 
 /** Start the server from the config and resolve once it is serving (engine ready). Rejects with a UserError otherwise. */
 export async function startConfiguredServer(config: ResolvedConfig, opts: ForegroundOptions = {}): Promise<RunningServer> {
+  const started = elapsedMs();
   opts = { ...opts, apiKey: opts.apiKey ?? (config.apiKey || undefined), reasoningFormat: opts.reasoningFormat ?? config.serverReasoning };
   const host = config.serverHost;
   checkConfiguredBind(host, opts.apiKey, opts.insecure ?? false);
@@ -95,8 +99,12 @@ export async function startConfiguredServer(config: ResolvedConfig, opts: Foregr
     echoLog: opts.echo ? (line) => process.stderr.write(`${line}\n`) : undefined,
     engineWatchdogMs: config.engineWatchdogS * 1000,
     keepAliveMs: (opts.keepAliveS ?? config.keepAlive ?? 0) * 1000,
+    promptWorkers: opts.promptWorkers,
+    tokenizerCacheDir: config.paths.cacheDir,
   });
+  logStep(`server: listening on ${server.url}`, started);
   await server.engineStarted;
+  logStep(`engine: ${server.host.state === "ok" ? "loaded" : server.host.state} (${target.artifactsDir})`, started);
   if (server.host.state !== "ok" && server.host.state !== "unloaded") {
     const why = server.host.error ?? server.host.state;
     await server.stop(0);
@@ -114,7 +122,7 @@ export async function runForegroundServer(config: ResolvedConfig, opts: Foregrou
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
   const server = await startConfiguredServer(config, opts);
-  process.stderr.write(`flashchat server: ${server.url}/v1 (model ${config.modelRepo}); Ctrl-C stops it\n`);
+  say(`flashchat server: ${server.url}/v1 (model ${config.modelRepo}); Ctrl-C stops it`);
   await new Promise<void>((resolve) => {
     let stopping = false;
     onSignal = (signal) => {

@@ -31,7 +31,7 @@ interface Slot {
 
 const workerUrl = new URL("./_prompt-worker.ts", import.meta.url);
 
-export function createPromptPool(opts: { tokenizerDir: string; size?: number }): PromptPool {
+export function createPromptPool(opts: { tokenizerDir: string; size?: number; cacheDir?: string }): PromptPool {
   const size = Math.max(1, opts.size ?? 1);
   const waiting: Job[] = [];
   const slots: Slot[] = [];
@@ -61,7 +61,7 @@ export function createPromptPool(opts: { tokenizerDir: string; size?: number }):
       readyReject(new Error(`the prompt worker failed: ${e.message}`));
       replace(slot, new Error(`the prompt worker failed: ${e.message}`));
     };
-    worker.postMessage({ type: "init", tokenizerDir: opts.tokenizerDir } satisfies PromptWorkerRequest);
+    worker.postMessage({ type: "init", tokenizerDir: opts.tokenizerDir, cacheDir: opts.cacheDir } satisfies PromptWorkerRequest);
     return slot;
   };
 

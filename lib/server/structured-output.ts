@@ -120,6 +120,7 @@ const toolCallSchema = (tools: TemplateTool[]) => ({
 });
 
 export async function createStructuredOutput(source: VocabSource, modelVocabSize: number, tokenizer: Pick<ModelTokenizer, "endTokenIds">): Promise<StructuredOutput> {
+  // loaded on the first structured request: most servers never need it, and every start would pay its import
   const xgr: Xgr = (await import("@mlc-ai/web-xgrammar")).default;
   const stopIds = tokenizer.endTokenIds;
   const vocab = source.vocab.slice();

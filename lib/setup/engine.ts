@@ -1,7 +1,6 @@
 // The native engine build as a setup step: is the binary newer than every source, and `make engine` when not.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "pathe";
-import { $ } from "zx";
 import { engineBinaryPath } from "../engine/client.ts";
 import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
@@ -72,6 +71,7 @@ export async function buildEngine(root = REPO_ROOT): Promise<string> {
     throw new UserError("the native engine is not part of this checkout (native/Makefile is missing)", "update your copy of flashchat");
   }
   const t0 = performance.now();
+  const { $ } = await import("zx"); // only when building: `status` reads this file too
   const r = await $({ cwd: root, quiet: true, nothrow: true })`make engine`;
   if (r.exitCode !== 0) {
     const tail = `${r.stderr}\n${r.stdout}`.trim().split("\n").slice(-15).join("\n");

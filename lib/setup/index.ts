@@ -2,10 +2,9 @@
 // and confirm the model is ready. `ensureReady()` is what chat, prompt, serve and benchmark call first.
 import { existsSync } from "node:fs";
 import { basename, join } from "pathe";
-import { $ } from "zx";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
-import { logger } from "../log.ts";
+import { elapsedMs, logger, logStep } from "../log.ts";
 import type { ProgressFn } from "../progress.ts";
 import { resolveColor } from "../term.ts";
 import { inspectArtifacts } from "../model/artifacts.ts";
@@ -80,10 +79,13 @@ export async function runSetup(config: ResolvedConfig, opts: SetupOptions = {}):
   const hub: HubOptions = { ...resolveHubOptions(config.paths.hfCacheDir, env), ...opts.hub };
   const root = opts.root ?? REPO_ROOT;
   const planOpts = { hub, engine: opts.engine, root, env, estimateOffline: opts.dryRun };
+  const planned = elapsedMs();
   const first = await planSetup(config, target, planOpts);
 
+  logStep(`setup: planned ${target.repo} (${first.steps.filter((x) => !x.done).length} step(s) to do)`, planned);
   if (opts.dryRun) {
-    logger.log(renderPlan(first, { color: resolveColor(config.colorOutput, process.stderr.isTTY) }));
+    // the plan is what a dry run is for: shown with -q too
+    process.stderr.write(`${renderPlan(first, { color: resolveColor(config.colorOutput, process.stderr.isTTY) })}\n`);
     return { plan: first, ran: [], ready: readyModel(first, opts, false) };
   }
   if (first.steps.every((s) => s.done)) {
@@ -127,7 +129,7 @@ async function runSteps(cfg: ResolvedConfig, target: ModelTarget, plan: SetupPla
         break;
       case "deps":
         logger.start("installing dependencies (bun install)");
-        await $({ cwd: root, quiet: true })`${process.execPath} install --frozen-lockfile`;
+        await (await import("zx")).$({ cwd: root, quiet: true })`${process.execPath} install --frozen-lockfile`;
         break;
       case "engine":
         logger.start("building the engine (make engine)");

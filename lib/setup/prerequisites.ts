@@ -1,7 +1,6 @@
 // Build prerequisites of the engine (a C compiler and make; the Xcode command line tools on macOS),
 // and exactly how to install what is missing on the common systems.
 import { existsSync, readFileSync } from "node:fs";
-import { $ } from "zx";
 
 export interface Prerequisites {
   ok: boolean;
@@ -77,6 +76,7 @@ export async function checkPrerequisites(env: Record<string, string | undefined>
   if (make) found.make = make;
   else missing.push("make");
   if (platform === "darwin") {
+    const { $ } = await import("zx"); // macOS only: not loaded elsewhere
     const r = await $({ quiet: true, nothrow: true })`xcode-select -p`;
     if (r.exitCode === 0 && r.stdout.trim()) found.xcode = r.stdout.trim();
     else missing.push("the Xcode command line tools");
