@@ -17,6 +17,12 @@ const tmp = createTempDir("flashchat-e2e-");
 let server: RunningServer;
 let client: OpenAI;
 const readJson = (r: Response): Promise<any> => r.json();
+/** logit_bias that keeps the end-of-text tokens out: a reply that must run long (sampling at temperature 0.8 may
+ *  otherwise end it early, and the tokens a seed gives depend on whether the prompt came from a cached prefix). */
+const noEnd = (): Record<string, number> => {
+  const added = JSON.parse(readFileSync(join(tmp.dir, "model", "tokenizer.json"), "utf8")).added_tokens as { id: number; content: string }[];
+  return Object.fromEntries(added.filter((t) => t.content === "<|im_end|>" || t.content === "<|endoftext|>").map((t) => [String(t.id), -100]));
+};
 const logText = () => readFileSync(join(tmp.dir, "logs", "server.log"), "utf8");
 
 beforeAll(async () => {
@@ -184,7 +190,7 @@ describe("real engine", () => {
   test("abort cancels the generation; the engine serves the next request", async () => {
     const ac = new AbortController();
     // seed 0: a reply on this fixture that runs long (a random seed may reach the end of text before the abort)
-    const stream = await client.chat.completions.create({ model: "tiny", messages: user("long"), max_tokens: 3900, stream: true, seed: 0 }, { signal: ac.signal });
+    const stream = await client.chat.completions.create({ model: "tiny", messages: user("long"), max_tokens: 3900, stream: true, seed: 0, logit_bias: noEnd() }, { signal: ac.signal });
     let n = 0;
     await (async () => {
       for await (const _ of stream) if (++n === 5) ac.abort();
@@ -192,17 +198,27 @@ describe("real engine", () => {
     for (let i = 0; i < 200 && !logText().includes("cancelled by the client"); i++) await Bun.sleep(10);
     const line = logText().split("\n").find((l) => l.includes("cancelled by the client"))!;
     expect(Number(/completion=(\d+)/.exec(line)![1])).toBeLessThan(3900);
-    const r = await client.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 3 });
+    const r = await client.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 3, seed: 0 });
     expect(r.usage!.completion_tokens).toBe(3);
   });
 
   test("queue overflow: 429 with Retry-After while one runs and one waits", async () => {
-    const long = JSON.stringify({ messages: user("x"), max_tokens: 3900, seed: 0 }); // seed 0: runs long on this fixture
+    expect(Object.keys(noEnd()).length).toBe(2);
+    const long = JSON.stringify({ messages: user("x"), max_tokens: 3900, seed: 0, logit_bias: noEnd() }); // runs long
     const post = () => fetch(`${server.url}/v1/chat/completions`, { method: "POST", body: long });
+    // wait on the server's own queue state (not on sleeps): prompts are prepared in a worker first
+    const queueIs = async (busy: boolean, waiting: number) => {
+      for (let i = 0; i < 1000; i++) {
+        const q = (await readJson(await fetch(`${server.url}/health`))).queue as { busy: boolean; waiting: number } | undefined;
+        if (q && q.busy === busy && q.waiting === waiting) return;
+        await Bun.sleep(10);
+      }
+      throw new Error(`the queue never reached busy=${busy} waiting=${waiting}: ${JSON.stringify((await readJson(await fetch(`${server.url}/health`))).queue)}`);
+    };
     const first = post();
-    await Bun.sleep(30);
+    await queueIs(true, 0);
     const second = post();
-    await Bun.sleep(30);
+    await queueIs(true, 1);
     const third = await post();
     expect(third.status).toBe(429);
     expect(Number(third.headers.get("retry-after"))).toBeGreaterThan(0);
@@ -212,7 +228,7 @@ describe("real engine", () => {
 
   test("engine killed mid-stream: 503 for the stream, restart, the next request works", async () => {
     const before = await readJson(await fetch(`${server.url}/health`));
-    const stream = await client.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 3900, stream: true, seed: 0 }); // seed 0: runs long
+    const stream = await client.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 3900, stream: true, seed: 0, logit_bias: noEnd() }); // runs long
     let n = 0;
     const err = await (async () => {
       for await (const _ of stream) if (++n === 3) process.kill(before.engine.pid, "SIGKILL");
@@ -223,7 +239,7 @@ describe("real engine", () => {
     const after = await readJson(await fetch(`${server.url}/health`));
     expect(after.status).toBe("ok");
     expect(after.engine.pid).not.toBe(before.engine.pid);
-    const r = await client.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 3 });
+    const r = await client.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 3, seed: 0 });
     expect(r.usage!.completion_tokens).toBe(3);
   });
 });
