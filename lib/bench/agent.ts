@@ -14,7 +14,7 @@ import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { loadChatTemplate } from "../server/chat-template.ts";
 import { loadTokenizer } from "../server/tokenizer.ts";
-import { resolveTokenizerDir, serverModelArgs, startBenchServer } from "./e2e.ts";
+import { postTimedStream, resolveTokenizerDir, serverModelArgs, startBenchServer } from "./e2e.ts";
 import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
 import { loadGitCommit, loadMachineInfo } from "./machine.ts";
 import { renderBenchTable } from "./report.ts";
@@ -54,34 +54,8 @@ export interface TurnTiming {
 /** One streamed chat completion with tools, timed to its first delta. */
 async function timeTurn(url: string, messages: unknown[], maxTokens: number): Promise<TurnTiming & { text: string }> {
   const body = { messages, tools: TOOLS, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } };
-  const t0 = performance.now();
-  // no client-side timeout (Bun's fetch gives up after 300 s): a 32k-token prefill on a small machine takes longer
-  const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), timeout: false });
-  if (!res.ok || !res.body) throw new Error(`server answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
-  let tFirst = 0;
-  let text = "";
-  let usage: { prompt_tokens: number; prompt_tokens_details?: { cached_tokens?: number } } | undefined;
-  let buf = "";
-  const decoder = new TextDecoder();
-  for await (const chunk of res.body) {
-    buf += decoder.decode(chunk, { stream: true });
-    let i: number;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const frame = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      for (const l of frame.split("\n")) {
-        if (!l.startsWith("data: ") || l === "data: [DONE]") continue;
-        const data = JSON.parse(l.slice(6));
-        if (data.error) throw new Error(`server error: ${data.error.message}`);
-        const delta = data.choices?.[0]?.delta;
-        if (!tFirst && delta && (delta.content || delta.reasoning_content || delta.tool_calls)) tFirst = performance.now();
-        text += delta?.content ?? "";
-        if (data.usage) usage = data.usage;
-      }
-    }
-  }
-  if (!usage) throw new Error("the stream ended without usage");
-  return { promptTokens: usage.prompt_tokens, cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0, ttftMs: (tFirst || performance.now()) - t0, text };
+  const { t0, tFirst, text, usage } = await postTimedStream(url, body);
+  return { promptTokens: usage.prompt_tokens, cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0, ttftMs: tFirst - t0, text };
 }
 
 /**

@@ -110,17 +110,18 @@ export interface StreamTiming {
   totalMs: number;
 }
 
-/** One streamed chat completion, timed from the client's side of the HTTP connection. */
-export async function timeChatStream(url: string, prompt: string, maxTokens: number, seed = 1): Promise<StreamTiming> {
-  const body = {
-    messages: [{ role: "user", content: prompt }],
-    max_tokens: maxTokens,
-    temperature: 0,
-    seed,
-    stream: true,
-    stream_options: { include_usage: true },
-    chat_template_kwargs: { enable_thinking: false },
-  };
+export interface TimedStream {
+  /** request sent, first generated text / reasoning / tool call, stream ended (performance.now() ms) */
+  t0: number;
+  tFirst: number;
+  tEnd: number;
+  /** the generated text (content deltas) */
+  text: string;
+  usage: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens?: number } };
+}
+
+/** POST a streamed chat completion and time it from the client's side: to the first delta and to the end. */
+export async function postTimedStream(url: string, body: Record<string, unknown>): Promise<TimedStream> {
   const t0 = performance.now();
   // no client timeout: a long prompt on a slow machine streams nothing until its first token (Bun's fetch would give up
   // after 5 minutes of silence)
@@ -128,7 +129,8 @@ export async function timeChatStream(url: string, prompt: string, maxTokens: num
   const res = await fetch(`${url}/v1/chat/completions`, init as RequestInit);
   if (!res.ok || !res.body) throw new Error(`server answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
   let tFirst = 0;
-  let usage: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens?: number } } | undefined;
+  let text = "";
+  let usage: TimedStream["usage"] | undefined;
   let buf = "";
   const decoder = new TextDecoder();
   for await (const chunk of res.body) {
@@ -143,13 +145,28 @@ export async function timeChatStream(url: string, prompt: string, maxTokens: num
         if (data.error) throw new Error(`server error: ${data.error.message}`);
         const delta = data.choices?.[0]?.delta;
         if (!tFirst && delta && (delta.content || delta.reasoning_content || delta.tool_calls)) tFirst = performance.now();
+        text += delta?.content ?? "";
         if (data.usage) usage = data.usage;
       }
     }
   }
   const tEnd = performance.now();
   if (!usage) throw new Error("the stream ended without usage");
-  if (!tFirst) tFirst = tEnd;
+  return { t0, tFirst: tFirst || tEnd, tEnd, text, usage };
+}
+
+/** One streamed chat completion, timed from the client's side of the HTTP connection. */
+export async function timeChatStream(url: string, prompt: string, maxTokens: number, seed = 1): Promise<StreamTiming> {
+  const body = {
+    messages: [{ role: "user", content: prompt }],
+    max_tokens: maxTokens,
+    temperature: 0,
+    seed,
+    stream: true,
+    stream_options: { include_usage: true },
+    chat_template_kwargs: { enable_thinking: false },
+  };
+  const { t0, tFirst, tEnd, usage } = await postTimedStream(url, body);
   return {
     promptTokens: usage.prompt_tokens,
     cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
