@@ -15,6 +15,15 @@ enum fc_status fc_backend_init(struct fc_backend * be, const char * name, struct
     return fc_error_set(err, FC_STATUS_BAD_REQUEST, "unknown backend '%s' (expected cpu or metal)", name);
 }
 
+void fc_matmul_n(struct fc_backend * be, const struct fc_matrix * const * ws, float * const * outs, int32_t n_w, const float * x,
+                 int32_t n_tokens) {
+    if (be->ops->matmul_n && n_w > 1) {
+        be->ops->matmul_n(be, ws, outs, n_w, x, n_tokens);
+        return;
+    }
+    for (int32_t i = 0; i < n_w; i++) be->ops->matmul(be, ws[i], x, outs[i], n_tokens);
+}
+
 void fc_backend_free(struct fc_backend * be) {
     if (be->ops && be->ops->free) be->ops->free(be);
     memset(be, 0, sizeof *be);

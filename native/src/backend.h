@@ -26,6 +26,11 @@ struct fc_backend_ops {
      * Every dtype of enum fc_dtype; n_tokens > 1 reads each weight row once for all tokens.
      */
     void (*matmul)(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens);
+    /* (optional) n_w <= FC_MATMUL_N_MAX products of the same x (every ws[i]->cols equal): outs[i] as matmul gives it,
+       bit for bit; a backend can prepare x once and split all the rows between its threads in one go. NULL: matmul
+       for each (fc_matmul_n does either). */
+    void (*matmul_n)(struct fc_backend * be, const struct fc_matrix * const * ws, float * const * outs, int32_t n_w, const float * x,
+                     int32_t n_tokens);
     /* Release everything init allocated (not the pool). */
     void (*free)(struct fc_backend * be);
     /* (optional) the gated delta rule of one linear-attention head over n tokens, the state S [dk][dv] updated in
@@ -37,6 +42,12 @@ struct fc_backend_ops {
     /* (optional) human description of the selected kernels, e.g. "avx2" */
     const char * (*describe)(struct fc_backend * be);
 };
+
+#define FC_MATMUL_N_MAX 4
+
+/* outs[i] = ws[i] x for i < n_w (one x): the backend's matmul_n, else matmul for each. */
+void fc_matmul_n(struct fc_backend * be, const struct fc_matrix * const * ws, float * const * outs, int32_t n_w, const float * x,
+                 int32_t n_tokens);
 
 /* Create the backend called `name` ("cpu"; "metal" on macOS builds with Metal). */
 enum fc_status fc_backend_init(struct fc_backend * be, const char * name, struct fc_pool * pool, struct fc_error * err);

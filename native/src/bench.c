@@ -125,8 +125,8 @@ static double kernel_int8_gmacs(const struct fc_cpu_kernels * k, int bits, int32
     double t_start = fc_time_ms();
     do {
         double t0 = fc_time_ms();
-        k->quantize_x(bits, x, n_tokens, cols, 0, n_tokens, xq, res);
-        k->quantize_x(bits, res, n_tokens, cols, 0, n_tokens, xq2, NULL);
+        k->quantize_x(bits, x, n_tokens, cols, 0, n_tokens, 0, cols / FC_QK, xq, res);
+        k->quantize_x(bits, res, n_tokens, cols, 0, n_tokens, 0, cols / FC_QK, xq2, NULL);
         if (k->gemm2_q[fc_bits_index(bits)]) { /* both levels in one pass, as the backend runs them */
             k->gemm2_q[fc_bits_index(bits)](&s.m, 0, rows, xq, xq2, n_tokens, out, (size_t)rows);
         } else {
@@ -710,6 +710,21 @@ static void timed_matmul(struct fc_backend * be, const struct fc_matrix * w, con
     g_prof.macs[k] += (double)w->rows * w->cols * n_tokens;
 }
 
+/* Products sharing one x run as one call: its time is filed by each product's share of the multiply-adds. */
+static void timed_matmul_n(struct fc_backend * be, const struct fc_matrix * const * ws, float * const * outs, int32_t n_w, const float * x,
+                           int32_t n_tokens) {
+    double t0 = fc_time_ms(), all = 0.0;
+    g_prof.inner->matmul_n(be, ws, outs, n_w, x, n_tokens);
+    const double dt = fc_time_ms() - t0;
+    for (int32_t i = 0; i < n_w; i++) all += (double)ws[i]->rows * ws[i]->cols * n_tokens;
+    for (int32_t i = 0; i < n_w; i++) {
+        const double macs = (double)ws[i]->rows * ws[i]->cols * n_tokens;
+        const int k = pk_of(ws[i]);
+        g_prof.ms[k] += all > 0 ? dt * macs / all : 0.0;
+        g_prof.macs[k] += macs;
+    }
+}
+
 /*
  * Prefill of opt->prompt tokens from an empty sequence (only the last position's logits, as a chat turn
  * does), opt->iters times after one warm-up pass: tok/s as a median with its range, and the median
@@ -729,6 +744,7 @@ static int bench_prefill(struct fc_engine * e, const struct fc_bench_options * o
     g_prof.inner = e->be.ops;
     g_prof.m = m;
     ops.matmul = timed_matmul;
+    if (ops.matmul_n) ops.matmul_n = timed_matmul_n;
     e->be.ops = &ops;
     double * tok_s = fc_xcalloc((size_t)iters, sizeof *tok_s);
     double best_split[PK_N] = { 0 }, macs[PK_N] = { 0 }, ms_median = 0.0, cpu = 0.0;

@@ -33,7 +33,7 @@ struct fc_engine_options {
     int32_t context;           /* <= 0: max_position_embeddings, lowered to what fits in memory */
     int kv_type;               /* enum fc_kv_type (0 = f16) */
     int32_t n_active_experts;  /* <= 0: the model's own */
-    int32_t max_batch;         /* prefill tokens per forward chunk; <= 0: 256 */
+    int32_t max_batch;         /* prefill tokens per forward chunk; <= 0: 512 */
     int32_t n_io_threads;      /* <= 0: automatic */
     int expert_io;             /* enum fc_expert_io: pread copies, in place from mapped files, or auto (by size) */
 };

@@ -119,10 +119,10 @@ void fc_linear_attn_forward(struct fc_engine * e, int32_t layer, int32_t n) {
     const int32_t conv = fc_la_conv_dim(c);
     float * conv_state = e->st.conv[ly->index_in_kind];
 
-    be->ops->matmul(be, &ly->in_qkv, s->xn, s->proj, n);  /* [n, conv] */
-    be->ops->matmul(be, &ly->in_z, s->xn, s->proj2, n);   /* [n, nv*dv] */
-    be->ops->matmul(be, &ly->in_b, s->xn, s->proj3, n);   /* [n, nv] */
-    be->ops->matmul(be, &ly->in_a, s->xn, s->proj4, n);   /* [n, nv] */
+    /* [n, conv], [n, nv*dv], [n, nv], [n, nv] */
+    const struct fc_matrix * ws[4] = { &ly->in_qkv, &ly->in_z, &ly->in_b, &ly->in_a };
+    float * outs[4] = { s->proj, s->proj2, s->proj3, s->proj4 };
+    fc_matmul_n(be, ws, outs, 4, s->xn, n);
 
     /* causal depthwise conv: tap K-1 multiplies the current token; state holds the K-1 previous inputs */
     for (int32_t t = 0; t < n; t++) {

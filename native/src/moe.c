@@ -62,11 +62,11 @@ void fc_moe_shared(struct fc_engine * e, int32_t layer, int32_t n) {
         return;
     }
     const int32_t SI = ly->sh_gate.rows;
-    be->ops->matmul(be, &ly->sh_gate, s->xn, s->gate, n);
-    be->ops->matmul(be, &ly->sh_up, s->xn, s->up, n);
+    const struct fc_matrix * ws[3] = { &ly->sh_gate, &ly->sh_up, &ly->sh_expert_gate };
+    float * outs[3] = { s->gate, s->up, s->sh_gate };
+    fc_matmul_n(be, ws, outs, 3, s->xn, n);
     swiglu(s->gate, s->up, (size_t)n * SI);
     be->ops->matmul(be, &ly->sh_down, s->gate, s->out, n);
-    be->ops->matmul(be, &ly->sh_expert_gate, s->xn, s->sh_gate, n);
     for (int32_t t = 0; t < n; t++) {
         const float g = fc_sigmoid(s->sh_gate[t]);
         for (int32_t i = 0; i < H; i++) s->out[(size_t)t * H + i] *= g;
@@ -86,8 +86,9 @@ void fc_moe_expert(struct fc_engine * e, const struct fc_expert_use * use, int32
         }
         xin = s->gathered;
     }
-    be->ops->matmul(be, &mg, xin, s->gate, use->n_tok);
-    be->ops->matmul(be, &mu, xin, s->up, use->n_tok);
+    const struct fc_matrix * ws[2] = { &mg, &mu };
+    float * outs[2] = { s->gate, s->up };
+    fc_matmul_n(be, ws, outs, 2, xin, use->n_tok);
     swiglu(s->gate, s->up, (size_t)use->n_tok * mg.rows);
     be->ops->matmul(be, &md, s->gate, s->down, use->n_tok);
     for (int32_t i = 0; i < use->n_tok; i++) {

@@ -138,68 +138,106 @@ static int ensure(float ** buf, size_t * cap, size_t n) {
     return *buf != NULL;
 }
 
+/*
+ * The integer path for one x and up to FC_MATMUL_N_MAX matrices of the same bits: x quantized once (both
+ * levels, in chunks of token blocks x group ranges: a few tokens still split between the threads), then the
+ * rows of every matrix in chunks over the pool, each matrix's rows in a share of the chunks by its size.
+ */
 struct q8_job {
-    const struct fc_matrix * w;
+    const struct fc_matrix * ws[FC_MATMUL_N_MAX];
+    float * outs[FC_MATMUL_N_MAX];
+    int32_t n_w;
+    int32_t chunk0[FC_MATMUL_N_MAX + 1]; /* gemm: matrix i has chunks [chunk0[i], chunk0[i + 1]) */
     const float * x;
-    float * out;
-    int32_t n_tokens;
+    int32_t n_tokens, cols, bits;
+    int32_t g_split; /* quantize: group ranges per token range */
     const struct fc_cpu_kernels * k;
     void * xq[2]; /* x quantized, its residual quantized */
     float * res;
 };
 
-/* Both levels of a token range: x -> xq[0] (+ residual), residual -> xq[1]. */
+/* Both levels of a token range x group range: x -> xq[0] (+ residual), residual -> xq[1]. */
 static void q8_quantize_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
     struct q8_job * job = p;
-    int64_t t0, t1;
-    fc_split_range(job->n_tokens, chunk, n_chunks, job->k->xq_tokens, &t0, &t1);
-    if (t0 >= t1) return;
-    const int bits = fc_dtype_bits(job->w->type);
-    job->k->quantize_x(bits, job->x, job->n_tokens, job->w->cols, (int32_t)t0, (int32_t)t1, job->xq[0], job->res);
-    job->k->quantize_x(bits, job->res, job->n_tokens, job->w->cols, (int32_t)t0, (int32_t)t1, job->xq[1], NULL);
+    int64_t t0, t1, g0, g1;
+    fc_split_range(job->n_tokens, chunk / job->g_split, n_chunks / job->g_split, job->k->xq_tokens, &t0, &t1);
+    fc_split_range(job->cols / FC_QK, chunk % job->g_split, job->g_split, 1, &g0, &g1);
+    if (t0 >= t1 || g0 >= g1) return;
+    const struct fc_cpu_kernels * k = job->k;
+    k->quantize_x(job->bits, job->x, job->n_tokens, job->cols, (int32_t)t0, (int32_t)t1, (int32_t)g0, (int32_t)g1, job->xq[0], job->res);
+    k->quantize_x(job->bits, job->res, job->n_tokens, job->cols, (int32_t)t0, (int32_t)t1, (int32_t)g0, (int32_t)g1, job->xq[1], NULL);
+}
+
+static void q8_gemm_rows(const struct q8_job * job, const struct fc_matrix * w, float * out, int32_t r0, int32_t r1) {
+    void (*both)(const struct fc_matrix *, int32_t, int32_t, const void *, const void *, int32_t, float *, size_t) =
+        job->k->gemm2_q[fc_bits_index(job->bits)];
+    if (both) {
+        both(w, r0, r1, job->xq[0], job->xq[1], job->n_tokens, out, (size_t)w->rows);
+        return;
+    }
+    job->k->gemm_q(w, r0, r1, job->xq[0], job->n_tokens, out, (size_t)w->rows, 0);
+    job->k->gemm_q(w, r0, r1, job->xq[1], job->n_tokens, out, (size_t)w->rows, 1);
 }
 
 static void q8_gemm_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
     struct q8_job * job = p;
+    int32_t i = 0;
+    while (i + 1 < job->n_w && chunk >= job->chunk0[i + 1]) i++;
     int64_t r0, r1;
-    fc_split_range(job->w->rows, chunk, n_chunks, 4, &r0, &r1);
-    if (r0 >= r1) return;
-    void (*both)(const struct fc_matrix *, int32_t, int32_t, const void *, const void *, int32_t, float *, size_t) =
-        job->k->gemm2_q[fc_bits_index(fc_dtype_bits(job->w->type))];
-    if (both) {
-        both(job->w, (int32_t)r0, (int32_t)r1, job->xq[0], job->xq[1], job->n_tokens, job->out, (size_t)job->w->rows);
-        return;
-    }
-    job->k->gemm_q(job->w, (int32_t)r0, (int32_t)r1, job->xq[0], job->n_tokens, job->out, (size_t)job->w->rows, 0);
-    job->k->gemm_q(job->w, (int32_t)r0, (int32_t)r1, job->xq[1], job->n_tokens, job->out, (size_t)job->w->rows, 1);
+    fc_split_range(job->ws[i]->rows, chunk - job->chunk0[i], job->chunk0[i + 1] - job->chunk0[i], 4, &r0, &r1);
+    if (r0 < r1) q8_gemm_rows(job, job->ws[i], job->outs[i], (int32_t)r0, (int32_t)r1);
 }
 
 static int use_int8(const struct fc_cpu_kernels * k, const struct fc_matrix * w, int32_t n_tokens) {
-    return k->gemm_q && fc_dtype_is_quantized(w->type) && w->type != FC_DTYPE_Q8 && n_tokens >= INT8_MIN_TOKENS && w->cols / FC_QK <= 512;
+    return k->gemm_q && fast_path(w) && fc_dtype_is_quantized(w->type) && w->type != FC_DTYPE_Q8 && n_tokens >= INT8_MIN_TOKENS &&
+           w->cols / FC_QK <= 512;
 }
 
-static void cpu_matmul_int8(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
+/* ws[0..n_w) all pass use_int8 with the same bits and cols. */
+static void cpu_matmul_int8(struct fc_backend * be, const struct fc_matrix * const * ws, float * const * outs, int32_t n_w, const float * x,
+                            int32_t n_tokens) {
     struct cpu_ctx * c = be->ctx;
-    const size_t one = (c->k->xq_bytes(n_tokens, w->cols) + 63) / 64 * 64;
+    const int32_t cols = ws[0]->cols, ng = cols / FC_QK;
+    const size_t one = (c->k->xq_bytes(n_tokens, cols) + 63) / 64 * 64;
     if (c->xq_cap < 2 * one) {
         free(c->xq);
         c->xq = fc_alloc_aligned(2 * one);
         FC_ASSERT(c->xq != NULL);
         c->xq_cap = 2 * one;
     }
-    FC_ASSERT(ensure(&c->res, &c->res_cap, (size_t)n_tokens * w->cols));
-    struct q8_job job = { .w = w, .x = x, .out = out, .n_tokens = n_tokens, .k = c->k, .xq = { c->xq, (uint8_t *)c->xq + one },
-                          .res = c->res };
-    const int32_t n_blocks = (n_tokens + c->k->xq_tokens - 1) / c->k->xq_tokens;
-    if (c->n_threads == 1 || n_blocks < 2 || (int64_t)n_tokens * w->cols < 65536) q8_quantize_worker(&job, 0, 1, 0);
-    else fc_pool_run(be->pool, q8_quantize_worker, &job, n_blocks < c->n_threads * 2 ? n_blocks : c->n_threads * 2);
-    if ((int64_t)w->rows * w->cols * n_tokens < 262144 || c->n_threads == 1) {
-        q8_gemm_worker(&job, 0, 1, 0);
-    } else {
-        /* several chunks per thread: a thread that gets descheduled leaves its share to the others */
-        int32_t n_chunks = c->n_threads * 4, max_chunks = (w->rows + 15) / 16;
-        fc_pool_run(be->pool, q8_gemm_worker, &job, n_chunks < max_chunks ? n_chunks : max_chunks);
+    FC_ASSERT(ensure(&c->res, &c->res_cap, (size_t)n_tokens * cols));
+    struct q8_job job = { .n_w = n_w, .x = x, .n_tokens = n_tokens, .cols = cols, .bits = fc_dtype_bits(ws[0]->type), .g_split = 1,
+                          .k = c->k, .xq = { c->xq, (uint8_t *)c->xq + one }, .res = c->res };
+    int64_t rows = 0;
+    for (int32_t i = 0; i < n_w; i++) {
+        job.ws[i] = ws[i];
+        job.outs[i] = outs[i];
+        rows += ws[i]->rows;
     }
+    /* quantize: 2 chunks per thread, over token blocks first, then over groups (a few tokens, one block) */
+    const int32_t n_blocks = (n_tokens + c->k->xq_tokens - 1) / c->k->xq_tokens, want = c->n_threads * 2;
+    if (c->n_threads == 1 || (int64_t)n_tokens * cols < 8192) {
+        q8_quantize_worker(&job, 0, 1, 0);
+    } else {
+        const int32_t tb = n_blocks < want ? n_blocks : want;
+        job.g_split = tb >= want ? 1 : (want + tb - 1) / tb < ng ? (want + tb - 1) / tb : ng;
+        fc_pool_run(be->pool, q8_quantize_worker, &job, tb * job.g_split);
+    }
+    /* the products: several chunks per thread (a thread that gets descheduled leaves its share to the others),
+       each matrix its share by rows, at least one chunk and at most one per 16 rows */
+    if (rows * cols * n_tokens < 262144 || c->n_threads == 1) {
+        for (int32_t i = 0; i < n_w; i++) q8_gemm_rows(&job, ws[i], outs[i], 0, ws[i]->rows);
+        return;
+    }
+    const int64_t total = c->n_threads * 4;
+    job.chunk0[0] = 0;
+    for (int32_t i = 0; i < n_w; i++) {
+        int64_t n = (ws[i]->rows * total + rows / 2) / rows;
+        const int64_t most = (ws[i]->rows + 15) / 16;
+        n = n < 1 ? 1 : n > most ? most : n;
+        job.chunk0[i + 1] = job.chunk0[i] + (int32_t)n;
+    }
+    fc_pool_run(be->pool, q8_gemm_worker, &job, job.chunk0[n_w]);
 }
 
 static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
@@ -210,7 +248,7 @@ static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const
         return;
     }
     if (use_int8(c->k, w, n_tokens)) {
-        cpu_matmul_int8(be, w, x, out, n_tokens);
+        cpu_matmul_int8(be, &w, &out, 1, x, n_tokens);
         return;
     }
     const int32_t cols = w->cols;
@@ -260,6 +298,33 @@ static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const
     }
 }
 
+/* Products of one x: the integer path's matrices (the same bits) share one quantized x and one round of the
+   pool; the rest go one by one. */
+static void cpu_matmul_n(struct fc_backend * be, const struct fc_matrix * const * ws, float * const * outs, int32_t n_w, const float * x,
+                         int32_t n_tokens) {
+    struct cpu_ctx * c = be->ctx;
+    const struct fc_matrix * group[FC_MATMUL_N_MAX];
+    float * gout[FC_MATMUL_N_MAX];
+    int done[FC_MATMUL_N_MAX] = { 0 };
+    FC_ASSERT(n_w <= FC_MATMUL_N_MAX);
+    for (int32_t i = 0; i < n_w; i++) {
+        if (done[i]) continue;
+        if (!use_int8(c->k, ws[i], n_tokens)) {
+            cpu_matmul(be, ws[i], x, outs[i], n_tokens);
+            continue;
+        }
+        int32_t n = 0;
+        for (int32_t j = i; j < n_w; j++) {
+            if (!done[j] && use_int8(c->k, ws[j], n_tokens) && ws[j]->type == ws[i]->type && ws[j]->cols == ws[i]->cols) {
+                group[n] = ws[j];
+                gout[n++] = outs[j];
+                done[j] = 1;
+            }
+        }
+        cpu_matmul_int8(be, group, gout, n, x, n_tokens);
+    }
+}
+
 static void cpu_free(struct fc_backend * be) {
     struct cpu_ctx * c = be->ctx;
     if (!c) return;
@@ -290,6 +355,7 @@ static void cpu_delta_rule(struct fc_backend * be, float * S, int32_t dk, int32_
 static const struct fc_backend_ops cpu_ops = {
     .name = "cpu",
     .matmul = cpu_matmul,
+    .matmul_n = cpu_matmul_n,
     .delta_rule = cpu_delta_rule,
     .free = cpu_free,
     .describe = cpu_describe,

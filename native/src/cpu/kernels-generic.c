@@ -177,8 +177,8 @@ size_t fc_cpu_xq_bytes_generic(int32_t n_tokens, int32_t cols) {
     return (size_t)n_tokens * ((size_t)cols + 2 * sizeof(float) * (size_t)(cols / FC_QK));
 }
 
-void fc_cpu_quantize_x_generic(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, void * xq,
-                               float * residual) {
+void fc_cpu_quantize_x_generic(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, int32_t g0,
+                               int32_t g1, void * xq, float * residual) {
     (void)bits;
     (void)n_tokens;
     const int32_t ng = cols / FC_QK;
@@ -186,7 +186,7 @@ void fc_cpu_quantize_x_generic(int bits, const float * x, int32_t n_tokens, int3
     for (int32_t t = t0; t < t1; t++) {
         int8_t * q = (int8_t *)xq + (size_t)t * row;
         float * d = (float *)(void *)(q + cols), * sm = d + ng;
-        for (int32_t g = 0; g < ng; g++) {
+        for (int32_t g = g0; g < g1; g++) {
             const float * xg = x + (size_t)t * cols + (size_t)g * FC_QK;
             d[g] = fc_cpu_quantize_group(xg, q + (size_t)g * FC_QK, &sm[g]);
             if (residual) {

@@ -432,15 +432,15 @@ static void xq_shuffle(int bits, uint8_t pat[64]) {
     }
 }
 
-T_VNNI static void quantize_x_vnni(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, void * xq,
-                                   float * residual) {
+T_VNNI static void quantize_x_vnni(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, int32_t g0,
+                                   int32_t g1, void * xq, float * residual) {
     const int32_t ng = cols / FC_QK;
     uint8_t pat[64] __attribute__((aligned(64)));
     xq_shuffle(bits, pat);
     const __m512i shuf = _mm512_load_si512(pat);
     const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
     for (int32_t tb = t0 / XQ_TB; tb * XQ_TB < t1; tb++) {
-        for (int32_t g = 0; g < ng; g++) {
+        for (int32_t g = g0; g < g1; g++) {
             uint8_t * blk = (uint8_t *)xq + ((size_t)tb * ng + g) * XQ_BLOCK;
             float * dd = (float *)(void *)(blk + 1024), * ss = dd + 16;
             for (int32_t l = 0; l < XQ_TB; l++) {

@@ -61,11 +61,12 @@ struct fc_cpu_kernels {
        4-bit products of two tokens or more, decode stays float). */
     /* Bytes quantize_x writes for n_tokens rows of cols inputs (cols % 64 == 0). */
     size_t (*xq_bytes)(int32_t n_tokens, int32_t cols);
-    /* Quantize tokens [t0, t1) of x (row t at x + t * cols) into xq, laid out for bits-wide weights; the
-       layout allows quantizing disjoint token ranges in parallel when t0, t1 are multiples of xq_tokens.
-       residual (NULL or like x) receives x - (float)q * d of those tokens. */
-    void (*quantize_x)(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, void * xq,
-                       float * residual);
+    /* Quantize groups [g0, g1) of tokens [t0, t1) of x (row t at x + t * cols) into xq, laid out for bits-wide
+       weights; the layout allows quantizing disjoint token ranges in parallel when t0, t1 are multiples of
+       xq_tokens, and disjoint group ranges of the same tokens in parallel. residual (NULL or like x) receives
+       x - (float)q * d of those inputs. */
+    void (*quantize_x)(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, int32_t g0, int32_t g1,
+                       void * xq, float * residual);
     int32_t xq_tokens; /* token block of the layout (a multiple of it splits quantize_x between threads) */
     /* out[t * out_stride + r] = row r of w dotted with token t of xq (added to what is there when
        accumulate), for r in [r0, r1), t < n_tokens. */
@@ -154,7 +155,7 @@ double fc_cpu_int8_peak_gmacs(double ms);
 /* The portable integer path (the reference every level's is checked against, bit for bit): natural
    layout, per token [q: cols int8][d: cols/64 floats][s: cols/64 floats]. */
 size_t fc_cpu_xq_bytes_generic(int32_t n_tokens, int32_t cols);
-void fc_cpu_quantize_x_generic(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, void * xq,
+void fc_cpu_quantize_x_generic(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, int32_t g0, int32_t g1, void * xq,
                                float * residual);
 void fc_cpu_gemm_q_generic(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, int32_t n_tokens, float * out,
                            size_t out_stride, int accumulate);
