@@ -50,10 +50,27 @@ static enum fc_status cpu_begin(struct fc_layer_backend * lb, const int32_t * id
     return FC_STATUS_OK;
 }
 
-static void norm_rows(struct fc_engine * e, const float * w, int32_t n) {
-    const struct fc_config * c = &e->model.cfg;
+struct norm_job {
+    struct fc_engine * e;
+    const float * w;
+    int32_t n;
+};
+
+static void norm_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
+    const struct norm_job * job = p;
+    const struct fc_config * c = &job->e->model.cfg;
     const int32_t H = c->hidden_size;
-    for (int32_t t = 0; t < n; t++) fc_rmsnorm(e->s.xn + (size_t)t * H, e->s.x + (size_t)t * H, w, H, c->rms_eps);
+    int64_t t0, t1;
+    fc_split_range(job->n, chunk, n_chunks, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) fc_rmsnorm(job->e->s.xn + (size_t)t * H, job->e->s.x + (size_t)t * H, job->w, H, c->rms_eps);
+}
+
+/* xn = rmsnorm(x) * w, token by token (over the pool for a batch) */
+static void norm_rows(struct fc_engine * e, const float * w, int32_t n) {
+    struct norm_job job = { e, w, n };
+    const int32_t chunks = fc_pool_chunks(e->pool, (int64_t)n * e->model.cfg.hidden_size, 32768);
+    if (chunks > 1) fc_pool_run(e->pool, norm_worker, &job, chunks);
+    else norm_worker(&job, 0, 1, 0);
 }
 
 static void add_out(struct fc_engine * e, int32_t n) {
