@@ -710,16 +710,15 @@ static void timed_matmul(struct fc_backend * be, const struct fc_matrix * w, con
     g_prof.macs[k] += (double)w->rows * w->cols * n_tokens;
 }
 
-/* Products sharing one x run as one call: its time is filed by each product's share of the multiply-adds. */
-static void timed_matmul_n(struct fc_backend * be, const struct fc_matrix * const * ws, float * const * outs, int32_t n_w, const float * x,
-                           int32_t n_tokens) {
+/* Products run as one batch: its time is filed by each product's share of the multiply-adds. */
+static void timed_matmul_batch(struct fc_backend * be, const struct fc_matmul_item * items, int32_t n_items, int32_t n_tokens) {
     double t0 = fc_time_ms(), all = 0.0;
-    g_prof.inner->matmul_n(be, ws, outs, n_w, x, n_tokens);
+    g_prof.inner->matmul_batch(be, items, n_items, n_tokens);
     const double dt = fc_time_ms() - t0;
-    for (int32_t i = 0; i < n_w; i++) all += (double)ws[i]->rows * ws[i]->cols * n_tokens;
-    for (int32_t i = 0; i < n_w; i++) {
-        const double macs = (double)ws[i]->rows * ws[i]->cols * n_tokens;
-        const int k = pk_of(ws[i]);
+    for (int32_t i = 0; i < n_items; i++) all += (double)items[i].w->rows * items[i].w->cols * n_tokens;
+    for (int32_t i = 0; i < n_items; i++) {
+        const double macs = (double)items[i].w->rows * items[i].w->cols * n_tokens;
+        const int k = pk_of(items[i].w);
         g_prof.ms[k] += all > 0 ? dt * macs / all : 0.0;
         g_prof.macs[k] += macs;
     }
@@ -744,7 +743,7 @@ static int bench_prefill(struct fc_engine * e, const struct fc_bench_options * o
     g_prof.inner = e->be.ops;
     g_prof.m = m;
     ops.matmul = timed_matmul;
-    if (ops.matmul_n) ops.matmul_n = timed_matmul_n;
+    if (ops.matmul_batch) ops.matmul_batch = timed_matmul_batch;
     e->be.ops = &ops;
     double * tok_s = fc_xcalloc((size_t)iters, sizeof *tok_s);
     double best_split[PK_N] = { 0 }, macs[PK_N] = { 0 }, ms_median = 0.0, cpu = 0.0;

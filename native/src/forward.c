@@ -110,6 +110,12 @@ static enum fc_status cpu_expert(struct fc_layer_backend * lb, int32_t l, const 
     return FC_STATUS_OK;
 }
 
+static enum fc_status cpu_experts_one(struct fc_layer_backend * lb, int32_t l, const struct fc_expert_use * uses, int32_t n_uses,
+                                      struct fc_error * err) {
+    fc_moe_experts_one(cpu_engine(lb), uses, n_uses);
+    return FC_STATUS_OK;
+}
+
 static enum fc_status cpu_finish(struct fc_layer_backend * lb, int32_t l, struct fc_error * err) {
     add_out(cpu_engine(lb), cpu_engine(lb)->chunk_n);
     return FC_STATUS_OK;
@@ -171,7 +177,7 @@ static void cpu_free(struct fc_layer_backend * lb) { lb->ops = NULL; }
 
 static const struct fc_layer_ops cpu_layer_ops = {
     "cpu", cpu_add_memory, cpu_begin, cpu_attend, cpu_route, cpu_shared, cpu_expert, cpu_finish, cpu_logits, cpu_sync, cpu_tap,
-    cpu_set_residual, cpu_free,
+    cpu_set_residual, cpu_free, cpu_experts_one,
 };
 
 void fc_layer_cpu_init(struct fc_layer_backend * lb, struct fc_engine * e) {
@@ -204,6 +210,22 @@ static enum fc_status layer_experts(struct fc_engine * e, struct fc_layer_backen
     int32_t n_wave = n_used < wave ? n_used : wave, next = n_wave;
     fc_experts_read_start(&e->experts, l, used, n_wave, e->expert_bufs, 0);
     enum fc_status st = lb->ops->shared(lb, l, err);
+    if (n == 1 && lb->ops->experts_one && n_used <= wave && n_used <= FC_MATMUL_BATCH_MAX / 2 && n_used <= e->max_batch) {
+        /* one token (decode): every expert once its read has landed, as one batch of products */
+        struct fc_expert_use uses[FC_MATMUL_BATCH_MAX / 2];
+        for (int32_t b = 0; b < n_used && st == FC_STATUS_OK; b++) {
+            st = fc_experts_read_wait_one(&e->experts, b, err);
+            e->s.tok_idx[b] = 0;
+            e->s.topk_pair[b] = b;
+            e->s.tok_w[b] = weights[b];
+            uses[b] = (struct fc_expert_use){ used[b], e->experts.slot_data[b], 1, e->s.tok_idx + b, e->s.topk_pair + b, e->s.tok_w + b };
+        }
+        if (st == FC_STATUS_OK) st = lb->ops->experts_one(lb, l, uses, n_used, err);
+        enum fc_status rs = fc_experts_read_wait(&e->experts, err);
+        if (st != FC_STATUS_OK) return st;
+        if (rs != FC_STATUS_OK) return rs;
+        return lb->ops->finish(lb, l, err);
+    }
     for (int32_t w = 0, start = 0; st == FC_STATUS_OK && start < n_used; w++) {
         const int32_t base = (w % 2) * wave;
         if (next < n_used) { /* the next wave into the other half, once the backend is done with that half */

@@ -160,3 +160,33 @@ void fc_moe_expert(struct fc_engine * e, const struct fc_expert_use * use, int32
         memcpy(e->pair_out + (size_t)use->pair[i] * H, s->down + (size_t)i * H, (size_t)H * sizeof(float));
     }
 }
+
+/*
+ * One token's routed experts at once (decode): the gates and ups of all of them as one batch of products of xn
+ * (x prepared once, one round of the pool), SwiGLU, the downs as another batch, then the weighted sum in the
+ * experts' order, as fc_moe_expert one after the other gives it.
+ */
+void fc_moe_experts_one(struct fc_engine * e, const struct fc_expert_use * uses, int32_t n_uses) {
+    struct fc_scratch * s = &e->s;
+    struct fc_backend * be = &e->be;
+    const int32_t H = e->model.cfg.hidden_size;
+    struct fc_matrix mg[FC_MATMUL_BATCH_MAX / 2], mu[FC_MATMUL_BATCH_MAX / 2], md[FC_MATMUL_BATCH_MAX / 2];
+    struct fc_matmul_item items[FC_MATMUL_BATCH_MAX];
+    FC_ASSERT(n_uses <= FC_MATMUL_BATCH_MAX / 2 && n_uses <= e->max_batch);
+    for (int32_t i = 0; i < n_uses; i++) fc_experts_view(&e->experts, uses[i].data, &mg[i], &mu[i], &md[i]);
+    const int32_t I = mg[0].rows;
+    for (int32_t i = 0; i < n_uses; i++) {
+        items[2 * i] = (struct fc_matmul_item){ &mg[i], s->xn, s->gate + (size_t)i * I };
+        items[2 * i + 1] = (struct fc_matmul_item){ &mu[i], s->xn, s->up + (size_t)i * I };
+    }
+    fc_matmul_batch(be, items, 2 * n_uses, 1);
+    swiglu(e, s->gate, s->up, (size_t)n_uses * I);
+    for (int32_t i = 0; i < n_uses; i++) items[i] = (struct fc_matmul_item){ &md[i], s->gate + (size_t)i * I, s->down + (size_t)i * H };
+    fc_matmul_batch(be, items, n_uses, 1);
+    for (int32_t i = 0; i < n_uses; i++) {
+        const float * d = s->down + (size_t)i * H;
+        const float wt = uses[i].w[0];
+        for (int32_t k = 0; k < H; k++) s->out[k] += wt * d[k];
+        if (e->pair_out) memcpy(e->pair_out + (size_t)uses[i].pair[0] * H, d, (size_t)H * sizeof(float));
+    }
+}

@@ -139,15 +139,15 @@ static int ensure(float ** buf, size_t * cap, size_t n) {
 }
 
 /*
- * The integer path for one x and up to FC_MATMUL_N_MAX matrices of the same bits: x quantized once (both
+ * The integer path for one x and up to FC_MATMUL_BATCH_MAX matrices of the same bits: x quantized once (both
  * levels, in chunks of token blocks x group ranges: a few tokens still split between the threads), then the
  * rows of every matrix in chunks over the pool, each matrix's rows in a share of the chunks by its size.
  */
 struct q8_job {
-    const struct fc_matrix * ws[FC_MATMUL_N_MAX];
-    float * outs[FC_MATMUL_N_MAX];
+    const struct fc_matrix * ws[FC_MATMUL_BATCH_MAX];
+    float * outs[FC_MATMUL_BATCH_MAX];
     int32_t n_w;
-    int32_t chunk0[FC_MATMUL_N_MAX + 1]; /* gemm: matrix i has chunks [chunk0[i], chunk0[i + 1]) */
+    int32_t chunk0[FC_MATMUL_BATCH_MAX + 1]; /* gemm: matrix i has chunks [chunk0[i], chunk0[i + 1]) */
     const float * x;
     int32_t n_tokens, cols, bits;
     int32_t g_split; /* quantize: group ranges per token range */
@@ -298,31 +298,121 @@ static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const
     }
 }
 
-/* Products of one x: the integer path's matrices (the same bits) share one quantized x and one round of the
-   pool; the rest go one by one. */
-static void cpu_matmul_n(struct fc_backend * be, const struct fc_matrix * const * ws, float * const * outs, int32_t n_w, const float * x,
-                         int32_t n_tokens) {
+/*
+ * Decode's batch of matrix-vector products (one token; x86 and the float levels): each distinct x prepared once,
+ * then the rows of every product in one round of the pool, each product its share of the chunks by rows.
+ */
+struct mv_job {
+    struct fc_matmul_item items[FC_MATMUL_BATCH_MAX];
+    const float * xp[FC_MATMUL_BATCH_MAX], * xsum[FC_MATMUL_BATCH_MAX];
+    int32_t chunk0[FC_MATMUL_BATCH_MAX + 1];
+    int32_t n;
+    const struct fc_cpu_kernels * k;
+};
+
+static void mv_rows(const struct mv_job * job, int32_t i, int64_t r0, int64_t r1) {
+    const struct fc_matrix * w = job->items[i].w;
+    const int32_t ng = w->cols / FC_QK;
+    const int bi = fc_bits_index(fc_dtype_bits(w->type));
+    for (int64_t r = r0; r < r1; r++) {
+        job->items[i].out[r] = job->k->dot_q[bi](w->data + (size_t)r * w->row_bytes, w->scales + (size_t)r * ng,
+                                                 w->biases + (size_t)r * ng, job->xp[i], job->xsum[i], ng);
+    }
+}
+
+static void mv_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
+    const struct mv_job * job = p;
+    int32_t i = 0;
+    while (i + 1 < job->n && chunk >= job->chunk0[i + 1]) i++;
+    int64_t r0, r1;
+    fc_split_range(job->items[i].w->rows, chunk - job->chunk0[i], job->chunk0[i + 1] - job->chunk0[i], 16, &r0, &r1);
+    if (r0 < r1) mv_rows(job, i, r0, r1);
+}
+
+static int use_float_mv(const struct fc_cpu_kernels * k, const struct fc_matrix * w, int32_t n_tokens) {
+    return n_tokens == 1 && fast_path(w) && fc_dtype_is_quantized(w->type) && !k->matmul_qx[fc_bits_index(fc_dtype_bits(w->type))];
+}
+
+static void cpu_matvec_batch(struct fc_backend * be, const struct fc_matmul_item * items, int32_t n) {
     struct cpu_ctx * c = be->ctx;
-    const struct fc_matrix * group[FC_MATMUL_N_MAX];
-    float * gout[FC_MATMUL_N_MAX];
-    int done[FC_MATMUL_N_MAX] = { 0 };
-    FC_ASSERT(n_w <= FC_MATMUL_N_MAX);
-    for (int32_t i = 0; i < n_w; i++) {
+    struct mv_job job;
+    job.n = n;
+    job.k = c->k;
+    size_t floats = 0, groups = 0;
+    for (int32_t i = 0; i < n; i++) floats += (size_t)items[i].w->cols, groups += (size_t)items[i].w->cols / FC_QK;
+    FC_ASSERT(ensure(&c->xp, &c->xp_cap, floats) && ensure(&c->xsum, &c->xsum_cap, groups));
+    size_t fo = 0, go = 0;
+    int64_t work = 0, rows = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const struct fc_matrix * w = items[i].w;
+        job.items[i] = items[i];
+        int32_t same = -1; /* an earlier product of the same x, prepared the same way */
+        for (int32_t j = 0; j < i && same < 0; j++) {
+            if (items[j].x == items[i].x && items[j].w->cols == w->cols && fc_dtype_bits(items[j].w->type) == fc_dtype_bits(w->type)) same = j;
+        }
+        if (same >= 0) {
+            job.xp[i] = job.xp[same];
+            job.xsum[i] = job.xsum[same];
+        } else {
+            float * xp = c->xp + fo, * xs = c->xsum + go;
+            fc_cpu_prepare_x(fc_dtype_bits(w->type), items[i].x, w->cols, xp, xs);
+            job.xp[i] = xp;
+            job.xsum[i] = xs;
+            fo += (size_t)w->cols;
+            go += (size_t)w->cols / FC_QK;
+        }
+        work += (int64_t)w->rows * w->cols;
+        rows += w->rows;
+    }
+    if (work < 32768 || c->n_threads == 1) {
+        for (int32_t i = 0; i < n; i++) mv_rows(&job, i, 0, items[i].w->rows);
+        return;
+    }
+    const int64_t total = c->n_threads * 4 > n ? c->n_threads * 4 : n;
+    job.chunk0[0] = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int64_t k = (items[i].w->rows * total + rows / 2) / rows;
+        const int64_t most = (items[i].w->rows + 15) / 16;
+        k = k < 1 ? 1 : k > most ? most : k;
+        job.chunk0[i + 1] = job.chunk0[i] + (int32_t)k;
+    }
+    fc_pool_run(be->pool, mv_worker, &job, job.chunk0[n]);
+}
+
+/* A batch of products: the integer path's products of one x (the same bits) share one quantized x and one round
+   of the pool; decode's matrix-vector products share one round; the rest go one by one. */
+static void cpu_matmul_batch(struct fc_backend * be, const struct fc_matmul_item * items, int32_t n_items, int32_t n_tokens) {
+    struct cpu_ctx * c = be->ctx;
+    const struct fc_matrix * group[FC_MATMUL_BATCH_MAX];
+    float * gout[FC_MATMUL_BATCH_MAX];
+    struct fc_matmul_item mv[FC_MATMUL_BATCH_MAX];
+    int32_t n_mv = 0;
+    int done[FC_MATMUL_BATCH_MAX] = { 0 };
+    FC_ASSERT(n_items <= FC_MATMUL_BATCH_MAX);
+    for (int32_t i = 0; i < n_items; i++) {
         if (done[i]) continue;
-        if (!use_int8(c->k, ws[i], n_tokens)) {
-            cpu_matmul(be, ws[i], x, outs[i], n_tokens);
+        const struct fc_matrix * w = items[i].w;
+        if (use_float_mv(c->k, w, n_tokens)) {
+            mv[n_mv++] = items[i];
+            continue;
+        }
+        if (!use_int8(c->k, w, n_tokens)) {
+            cpu_matmul(be, w, items[i].x, items[i].out, n_tokens);
             continue;
         }
         int32_t n = 0;
-        for (int32_t j = i; j < n_w; j++) {
-            if (!done[j] && use_int8(c->k, ws[j], n_tokens) && ws[j]->type == ws[i]->type && ws[j]->cols == ws[i]->cols) {
-                group[n] = ws[j];
-                gout[n++] = outs[j];
+        for (int32_t j = i; j < n_items; j++) {
+            const struct fc_matrix * v = items[j].w;
+            if (!done[j] && items[j].x == items[i].x && use_int8(c->k, v, n_tokens) && v->type == w->type && v->cols == w->cols) {
+                group[n] = v;
+                gout[n++] = items[j].out;
                 done[j] = 1;
             }
         }
-        cpu_matmul_int8(be, group, gout, n, x, n_tokens);
+        cpu_matmul_int8(be, group, gout, n, items[i].x, n_tokens);
     }
+    if (n_mv == 1) cpu_matmul(be, mv[0].w, mv[0].x, mv[0].out, 1);
+    else if (n_mv > 1) cpu_matvec_batch(be, mv, n_mv);
 }
 
 static void cpu_free(struct fc_backend * be) {
@@ -355,7 +445,7 @@ static void cpu_delta_rule(struct fc_backend * be, float * S, int32_t dk, int32_
 static const struct fc_backend_ops cpu_ops = {
     .name = "cpu",
     .matmul = cpu_matmul,
-    .matmul_n = cpu_matmul_n,
+    .matmul_batch = cpu_matmul_batch,
     .delta_rule = cpu_delta_rule,
     .free = cpu_free,
     .describe = cpu_describe,
