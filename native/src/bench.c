@@ -77,6 +77,7 @@ static double kernel_gbps(const struct fc_cpu_kernels * k, int bits, int32_t row
     int8_t * xq = fc_alloc_aligned((size_t)ng * FC_QX_BYTES);
     float * xd = fc_alloc_aligned((size_t)ng * 4 + 4), * xqs = fc_alloc_aligned((size_t)ng * 4 + 4);
     float * out = fc_alloc_aligned((size_t)rows * 4);
+    void * xv = k->xv_bytes ? fc_alloc_aligned(k->xv_bytes(cols) + 64) : NULL;
     fill_random(x, (size_t)cols);
     fc_cpu_prepare_x(bits, x, cols, xp, xs);
     const int bi = fc_bits_index(bits);
@@ -87,7 +88,12 @@ static double kernel_gbps(const struct fc_cpu_kernels * k, int bits, int32_t row
     do {
         double t0 = fc_time_ms();
         float acc = 0.0f;
-        if (k->matmul_qx[bi]) {
+        if (k->dot_xv[bi]) { /* decode on int8 x: prepared once per matvec, as the backend does */
+            k->prepare_xv(x, cols, xv, xs);
+            for (int32_t r = 0; r < rows; r++) {
+                acc += k->dot_xv[bi](s.m.data + (size_t)r * s.m.row_bytes, s.m.scales + (size_t)r * ng, s.m.biases + (size_t)r * ng, xv, xs, ng);
+            }
+        } else if (k->matmul_qx[bi]) {
             fc_cpu_prepare_xq(bits, x, cols, xq, xd, xs, xqs);
             k->matmul_qx[bi](s.m.data, s.m.row_bytes, s.m.scales, s.m.biases, rows, ng, xq, xd, xs, xqs, 1, out, (size_t)rows);
             acc = out[rows - 1];
@@ -103,7 +109,7 @@ static double kernel_gbps(const struct fc_cpu_kernels * k, int bits, int32_t row
     } while (fc_time_ms() - t_start < min_ms || reps < 3);
     (void)sink;
     double bytes = (double)fc_matrix_bytes(&s.m);
-    free(s.mem); free(x); free(xp); free(xs); free(xq); free(xd); free(xqs); free(out);
+    free(s.mem); free(x); free(xp); free(xs); free(xq); free(xd); free(xqs); free(out); free(xv);
     return bytes / (best / 1e3) / 1e9;
 }
 

@@ -28,6 +28,8 @@ struct cpu_ctx {
     size_t xq_cap;
     float * res;   /* the residual of x after its first quantization [n_tokens * cols] */
     size_t res_cap;
+    uint8_t * xv;  /* int8 x of one-token products (levels with dot_xv), several x one after the other */
+    size_t xv_cap;
     int32_t n_threads;
 };
 
@@ -240,6 +242,9 @@ static void cpu_matmul_int8(struct fc_backend * be, const struct fc_matrix * con
     fc_pool_run(be->pool, q8_gemm_worker, &job, job.chunk0[n_w]);
 }
 
+static int use_float_mv(const struct fc_cpu_kernels * k, const struct fc_matrix * w, int32_t n_tokens);
+static void cpu_matvec_batch(struct fc_backend * be, const struct fc_matmul_item * items, int32_t n);
+
 static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
     struct cpu_ctx * c = be->ctx;
     if (n_tokens <= 0) return;
@@ -249,6 +254,11 @@ static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const
     }
     if (use_int8(c->k, w, n_tokens)) {
         cpu_matmul_int8(be, &w, &out, 1, x, n_tokens);
+        return;
+    }
+    if (use_float_mv(c->k, w, n_tokens) && c->k->dot_xv[fc_bits_index(fc_dtype_bits(w->type))]) {
+        const struct fc_matmul_item item = { w, x, out };
+        cpu_matvec_batch(be, &item, 1);
         return;
     }
     const int32_t cols = w->cols;
@@ -305,6 +315,7 @@ static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const
 struct mv_job {
     struct fc_matmul_item items[FC_MATMUL_BATCH_MAX];
     const float * xp[FC_MATMUL_BATCH_MAX], * xsum[FC_MATMUL_BATCH_MAX];
+    const void * xv[FC_MATMUL_BATCH_MAX]; /* int8 x (dot_xv) or NULL (dot_q on xp) */
     int32_t chunk0[FC_MATMUL_BATCH_MAX + 1];
     int32_t n;
     const struct fc_cpu_kernels * k;
@@ -314,6 +325,13 @@ static void mv_rows(const struct mv_job * job, int32_t i, int64_t r0, int64_t r1
     const struct fc_matrix * w = job->items[i].w;
     const int32_t ng = w->cols / FC_QK;
     const int bi = fc_bits_index(fc_dtype_bits(w->type));
+    if (job->xv[i]) {
+        for (int64_t r = r0; r < r1; r++) {
+            job->items[i].out[r] = job->k->dot_xv[bi](w->data + (size_t)r * w->row_bytes, w->scales + (size_t)r * ng,
+                                                      w->biases + (size_t)r * ng, job->xv[i], job->xsum[i], ng);
+        }
+        return;
+    }
     for (int64_t r = r0; r < r1; r++) {
         job->items[i].out[r] = job->k->dot_q[bi](w->data + (size_t)r * w->row_bytes, w->scales + (size_t)r * ng,
                                                  w->biases + (size_t)r * ng, job->xp[i], job->xsum[i], ng);
@@ -338,10 +356,19 @@ static void cpu_matvec_batch(struct fc_backend * be, const struct fc_matmul_item
     struct mv_job job;
     job.n = n;
     job.k = c->k;
-    size_t floats = 0, groups = 0;
-    for (int32_t i = 0; i < n; i++) floats += (size_t)items[i].w->cols, groups += (size_t)items[i].w->cols / FC_QK;
+    size_t floats = 0, groups = 0, xv_bytes = 0;
+    for (int32_t i = 0; i < n; i++) {
+        floats += (size_t)items[i].w->cols, groups += (size_t)items[i].w->cols / FC_QK;
+        if (c->k->dot_xv[fc_bits_index(fc_dtype_bits(items[i].w->type))]) xv_bytes += (c->k->xv_bytes(items[i].w->cols) + 63) / 64 * 64;
+    }
     FC_ASSERT(ensure(&c->xp, &c->xp_cap, floats) && ensure(&c->xsum, &c->xsum_cap, groups));
-    size_t fo = 0, go = 0;
+    if (c->xv_cap < xv_bytes) {
+        free(c->xv);
+        c->xv = fc_alloc_aligned(xv_bytes);
+        FC_ASSERT(c->xv != NULL);
+        c->xv_cap = xv_bytes;
+    }
+    size_t fo = 0, go = 0, vo = 0;
     int64_t work = 0, rows = 0;
     for (int32_t i = 0; i < n; i++) {
         const struct fc_matrix * w = items[i].w;
@@ -350,9 +377,20 @@ static void cpu_matvec_batch(struct fc_backend * be, const struct fc_matmul_item
         for (int32_t j = 0; j < i && same < 0; j++) {
             if (items[j].x == items[i].x && items[j].w->cols == w->cols && fc_dtype_bits(items[j].w->type) == fc_dtype_bits(w->type)) same = j;
         }
+        const int int8 = c->k->dot_xv[fc_bits_index(fc_dtype_bits(w->type))] != NULL;
+        job.xv[i] = NULL;
         if (same >= 0) {
             job.xp[i] = job.xp[same];
             job.xsum[i] = job.xsum[same];
+            job.xv[i] = job.xv[same];
+        } else if (int8) {
+            float * xs = c->xsum + go;
+            c->k->prepare_xv(items[i].x, w->cols, c->xv + vo, xs);
+            job.xv[i] = c->xv + vo;
+            job.xp[i] = NULL;
+            job.xsum[i] = xs;
+            vo += (c->k->xv_bytes(w->cols) + 63) / 64 * 64;
+            go += (size_t)w->cols / FC_QK;
         } else {
             float * xp = c->xp + fo, * xs = c->xsum + go;
             fc_cpu_prepare_x(fc_dtype_bits(w->type), items[i].x, w->cols, xp, xs);
@@ -426,6 +464,7 @@ static void cpu_free(struct fc_backend * be) {
     free(c->xd);
     free(c->xqs);
     free(c->res);
+    free(c->xv);
     free(c);
     be->ctx = NULL;
 }

@@ -77,6 +77,19 @@ struct fc_cpu_kernels {
     void (*gemm2_q[3])(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, const void * yq, int32_t n_tokens,
                        float * out, size_t out_stride);
 
+    /*
+     * (optional, by bits as dot_q; x86 avx512vnni, 4-bit) one token's products on int8 activations (decode): x
+     * quantized per group of 64 in the two levels of the integer path (q1, d1 of x, then q2, d2 of its residual,
+     * the contract above) by prepare_xv into xv_bytes(cols) bytes and xsum[cols / 64] = s1 + s2; then
+     *     row . x = sum over groups of a_g (d1_g C1_g + d2_g C2_g) + b_g xsum_g      (C = the integer sums)
+     * with the float sums in the kernel's own order: not the float kernels' numbers bit for bit, within the
+     * two-level rounding bound of the reference (tests/test-kernels.c).
+     */
+    size_t (*xv_bytes)(int32_t cols);
+    void (*prepare_xv)(const float * x, int32_t cols, void * xv, float * xsum);
+    float (*dot_xv[3])(const uint8_t * codes, const uint16_t * scales, const uint16_t * biases, const void * xv, const float * xsum,
+                       int32_t n_groups);
+
     /* The gated delta rule of one linear-attention head over n tokens (fc_cpu_delta_rule_generic below);
        NULL: the generic one. */
     void (*delta_rule)(float * S, int32_t dk, int32_t dv, int32_t n, const float * q, const float * k, size_t qk_stride,
