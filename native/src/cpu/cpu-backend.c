@@ -1,6 +1,8 @@
 /*
  * The CPU backend: quantized matmul over the compute pool, rows split between threads. One token: the
- * float matvec kernels (prepared x). Several tokens on a level with the integer path (4- and 2-bit
+ * float matvec kernels (prepared x), or on a level with dot_xv (x86 avx512vnni, 4-bit) x in the integer
+ * path's two int8 levels; a batch of one-token products (matmul_batch: decode's experts) shares one round
+ * of the threads. Several tokens on a level with the integer path (4- and 2-bit
  * weights): activations quantized to int8 in two levels (x, then its residual), integer dot products
  * for each, the two added (kernels.h); else (and for 8-bit weights: the routers, whose decisions are
  * discontinuous) 4 rows dequantized at a time and dotted with every token in float. The arm64 int8

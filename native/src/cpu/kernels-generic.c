@@ -300,10 +300,10 @@ const struct fc_cpu_kernels * fc_cpu_kernels_get(int level) {
 }
 
 /*
- * The default: the highest level whose one-token products (decode) compute in float. The arm64 int8
- * levels (matmul_qx) round x to 8 bits in every product, decode included (see native/PLATFORM.md); they
- * are chosen by name (--backend cpu:N). x86's avx512vnni qualifies: its integer path (gemm_q) serves
- * only batches of two tokens or more (prefill), held to the batched-logits tolerance, decode stays float.
+ * The default: the highest level without the arm64 int8 scheme. The arm64 int8 levels (matmul_qx) round
+ * x to 8 bits (one scale, two planes) in every product, decode included (see native/PLATFORM.md); they are
+ * chosen by name (--backend cpu:N). x86's avx512vnni qualifies: its integer path (gemm_q, and dot_xv for
+ * decode's 4-bit products) keeps two int8 levels of x, about 16 bits, within the tolerances the tests hold.
  */
 const struct fc_cpu_kernels * fc_cpu_kernels_best(void) {
     for (int level = FC_CPU_MAX_LEVEL; level > 0; level--) {

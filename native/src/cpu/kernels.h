@@ -58,7 +58,7 @@ struct fc_cpu_kernels {
                          const float * xqs, int32_t n_tokens, float * out, size_t out_stride);
 
     /* gemm_q, the integer path of the top of this file (x86 avx512vnni; the backend uses it for 2- and
-       4-bit products of two tokens or more, decode stays float). */
+       4-bit products of two tokens or more; one token's 4-bit products take dot_xv below). */
     /* Bytes quantize_x writes for n_tokens rows of cols inputs (cols % 64 == 0). */
     size_t (*xq_bytes)(int32_t n_tokens, int32_t cols);
     /* Quantize groups [g0, g1) of tokens [t0, t1) of x (row t at x + t * cols) into xq, laid out for bits-wide
@@ -103,7 +103,7 @@ struct fc_cpu_kernels {
  */
 #define FC_CPU_MAX_LEVEL 3
 const struct fc_cpu_kernels * fc_cpu_kernels_get(int level);
-/* The default: the best level whose one-token products (decode) are float: no matmul_qx. */
+/* The default: the best level without matmul_qx (the arm64 int8 scheme; opt-in, native/PLATFORM.md). */
 const struct fc_cpu_kernels * fc_cpu_kernels_best(void);
 /* A level by number ("2") or a kernel set by name ("neon-dot", "generic-int8"); NULL if this CPU lacks it. */
 const struct fc_cpu_kernels * fc_cpu_kernels_by_name(const char * name);
