@@ -48,6 +48,7 @@ export function parseIntFlag(value: string | undefined, flag: string, min = 1): 
 /** Report an error the way the user should see it; returns the exit code. Bugs are rethrown. */
 export function reportError(e: unknown): number {
   if (e instanceof Interrupted) return e.exitCode; // Ctrl-C: quiet
+  if (isBrokenPipe(e)) return BROKEN_PIPE_EXIT;
   if (isUserError(e)) {
     logger.error(e.message);
     if (e.hint) logger.info(e.hint);
@@ -55,6 +56,19 @@ export function reportError(e: unknown): number {
     return e.exitCode;
   }
   throw e;
+}
+
+/** Exit status when stdout's reader has gone (`| head`): quiet, as a program SIGPIPE ended (128 + 13). */
+export const BROKEN_PIPE_EXIT = 141;
+
+const isBrokenPipe = (e: unknown) => typeof e === "object" && e !== null && (e as { code?: unknown }).code === "EPIPE";
+
+/** A write to a stdout whose reader has gone: asynchronous errors of the stream end the command as a thrown one does. */
+function exitOnBrokenPipe(): void {
+  process.stdout.on("error", (e) => {
+    if (isBrokenPipe(e)) process.exit(BROKEN_PIPE_EXIT);
+    throw e;
+  });
 }
 
 const camel = (s: string) => s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
@@ -146,6 +160,7 @@ export function guard<T extends ArgsDef>(cmd: CommandDef<T>): CommandDef<T> {
       async run(ctx) {
         const a = ctx.args as Record<string, unknown>;
         setupLogLevel({ verbose: Boolean(a.verbose), quiet: Boolean(a.quiet) });
+        exitOnBrokenPipe();
         try {
           // a command with subcommands (benchmark) leaves its targets' arguments to them
           const targetNamed = cmd.subCommands && ctx.rawArgs.some((x) => !x.startsWith("-"));

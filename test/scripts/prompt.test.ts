@@ -99,6 +99,22 @@ test("--seed N (or SEED) is sent; without one each reply gets a new random seed;
   expect(JSON.parse(r2.stdout).seed).toBe(seeds[3]);
 });
 
+test("a reader that goes away (| head) ends the command quietly with 141, as SIGPIPE would, no stack trace", async () => {
+  next = { content: ["a long ", "reply"] };
+  // `true` exits at once, long before the reply is written: the write meets a closed pipe (EPIPE)
+  const proc = Bun.spawn(["bash", "-c", 'set -o pipefail; "$@" | true', "bash", process.execPath, script, "hi"], {
+    env: baseEnv,
+    cwd: home,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stderr, code] = await Promise.all([proc.stderr.text(), proc.exited]);
+  expect(stderr).toBe("");
+  expect(code).toBe(141);
+  expect(stub.requests).toHaveLength(1);
+});
+
 test("usage errors exit 2 with one line on stderr and nothing on stdout", async () => {
   for (const args of [[], ["  "], ["hi", "--tokens", "lots"], ["hi", "--tokens", "0"], ["hi", "--seed", "x"], ["hi", "--seed", "-1"]]) {
     const r = await run(args);
