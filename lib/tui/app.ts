@@ -3,16 +3,25 @@
 import { BoxRenderable, type CliRenderer, InputRenderable, InputRenderableEvents, type KeyEvent, RGBA, TextRenderable } from "@opentui/core";
 import { loadFlashchatConfig } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
-import { readServerState, type ServerState } from "../process/server-control.ts";
-import { ChatView } from "./chat-view.ts";
-import { LogView } from "./log-view.ts";
-import { SessionsView } from "./sessions-view.ts";
-import { SettingsView } from "./settings-view.ts";
-import { StatusView } from "./status-view.ts";
+import type { ServerState } from "../process/server-control.ts";
+import { ChatView, loadChatDeps } from "./chat-view.ts";
+import type { SettingsView } from "./settings-view.ts";
 import { resolveTheme, type Theme } from "./theme.ts";
 import { type AppServices, colourOf, cut, inputColours, paint, type PromptSpec, styled, type View, type ViewName } from "./ui.ts";
 
 export const VIEW_ORDER: readonly ViewName[] = ["chat", "log", "sessions", "settings", "status"];
+export const VIEW_TITLES: Record<ViewName, string> = { chat: "Chat", log: "Log", sessions: "Sessions", settings: "Settings", status: "Status" };
+
+/** The views other than the chat: built after the first frame is drawn (the start does not wait for their code). */
+async function importOtherViews() {
+  const [{ LogView }, { SessionsView }, { SettingsView }, { StatusView }] = await Promise.all([
+    import("./log-view.ts"),
+    import("./sessions-view.ts"),
+    import("./settings-view.ts"),
+    import("./status-view.ts"),
+  ]);
+  return (app: AppServices): View[] => [new LogView(app), new SessionsView(app), new SettingsView(app), new StatusView(app)];
+}
 
 const GLOBAL_HELP = [
   "Tab Shift-Tab  next / previous view   1-5  Chat Log Sessions Settings Status",
@@ -36,7 +45,8 @@ export interface TuiAppOptions {
 export class TuiApp implements AppServices {
   readonly tokens: AppServices["tokens"] = { prompt: 0, completion: 0 };
   server?: ServerState;
-  private readonly views: View[];
+  private readonly views = new Map<ViewName, View>();
+  private otherViews?: Promise<void>;
   private active: View;
   private readonly header: TextRenderable;
   private readonly tabs: TextRenderable;
@@ -97,12 +107,9 @@ export class TuiApp implements AppServices {
     this.helpBox.add(this.helpText);
     renderer.root.add(this.helpBox);
 
-    this.views = [new ChatView(this, opts.configFile), new LogView(this), new SessionsView(this), new SettingsView(this), new StatusView(this)];
-    for (const v of this.views) {
-      v.root.visible = false;
-      this.main.add(v.root);
-    }
-    this.active = this.views[0]!;
+    const chat = new ChatView(this, opts.configFile);
+    this.addView(chat);
+    this.active = chat;
 
     this.promptInput.on(InputRenderableEvents.INPUT, (value: string) => {
       const check = this.promptSpec?.onInput?.(value);
@@ -113,7 +120,20 @@ export class TuiApp implements AppServices {
   }
 
   get chat(): ChatView {
-    return this.views[0] as ChatView;
+    return this.views.get("chat") as ChatView;
+  }
+
+  private addView(v: View): void {
+    v.root.visible = false;
+    this.main.add(v.root);
+    this.views.set(v.name, v);
+  }
+
+  /** Build the other views (once); a key that wants one before then waits for this. */
+  private loadViews(): Promise<void> {
+    return (this.otherViews ??= importOtherViews().then((build) => {
+      for (const v of build(this)) this.addView(v);
+    }));
   }
 
   async start(): Promise<void> {
@@ -121,13 +141,18 @@ export class TuiApp implements AppServices {
     if (this.opts.resume) this.resumeSession(this.opts.resume);
     this.renderHints();
     this.statusChanged();
-    // the first frame does not wait for the server's answer
-    void this.pollServer();
-    this.poll = setInterval(() => void this.pollServer(), 2000);
+    // the first frame waits for none of this: the other views, the chat's client and the server's state come after it
+    this.renderer.once("frame", () => {
+      if (this.quitting) return;
+      void this.loadViews().then(() => loadChatDeps());
+      void this.pollServer();
+      this.poll = setInterval(() => void this.pollServer(), 2000);
+    });
   }
 
   private async pollServer(): Promise<void> {
     if (this.quitting) return;
+    const { readServerState } = await loadChatDeps();
     this.server = await readServerState(this.config);
     this.statusChanged();
   }
@@ -171,7 +196,8 @@ export class TuiApp implements AppServices {
   }
 
   switchTo(name: ViewName): void {
-    const next = this.views.find((v) => v.name === name)!;
+    const next = this.views.get(name);
+    if (!next) return void this.loadViews().then(() => this.switchTo(name));
     if (next !== this.active) {
       this.active.root.visible = false;
       this.active.hidden();
@@ -185,7 +211,7 @@ export class TuiApp implements AppServices {
 
   resumeSession(id: string): void {
     this.switchTo("chat");
-    this.chat.resume(id);
+    void this.chat.resume(id);
   }
 
   statusChanged(): void {
@@ -203,9 +229,9 @@ export class TuiApp implements AppServices {
   // ---- drawing ----
 
   private renderTabs(): void {
-    const chunks = this.views.flatMap((v, i) => {
-      const label = ` ${i + 1} ${v.title} `;
-      return [v === this.active ? paint(this.theme, "accent", `[${label.trim()}]`, { bold: true }) : paint(this.theme, "dim", label), paint(this.theme, "dim", " ")];
+    const chunks = VIEW_ORDER.flatMap((name, i) => {
+      const label = ` ${i + 1} ${VIEW_TITLES[name]} `;
+      return [name === this.active.name ? paint(this.theme, "accent", `[${label.trim()}]`, { bold: true }) : paint(this.theme, "dim", label), paint(this.theme, "dim", " ")];
     });
     this.tabs.content = styled(...chunks);
   }
@@ -228,7 +254,7 @@ export class TuiApp implements AppServices {
   }
 
   private refreshAll(): void {
-    for (const v of this.views) v.refresh();
+    for (const v of this.views.values()) v.refresh();
     this.renderTabs();
     this.renderHints();
     this.statusChanged();
@@ -236,7 +262,7 @@ export class TuiApp implements AppServices {
   }
 
   private showHelp(): void {
-    const lines = ["flashchat keys", "", ...GLOBAL_HELP, "", `${this.active.title} view`, ...this.active.help, "", "Commands", ...COMMAND_HELP];
+    const lines = ["flashchat keys", "", ...GLOBAL_HELP, "", `${VIEW_TITLES[this.active.name]} view`, ...this.active.help, "", "Commands", ...COMMAND_HELP];
     const w = Math.max(20, this.renderer.width);
     this.helpText.content = styled(paint(this.theme, "text", lines.map((l) => cut(l, w - 2)).join("\n")));
     this.helpBox.width = w;
@@ -369,8 +395,8 @@ export class TuiApp implements AppServices {
         const key = args[0];
         const value = rest.slice((key ?? "").length).trim();
         if (!key) return this.notify("usage: :set KEY VALUE", "error");
-        const settings = this.views.find((v) => v.name === "settings") as SettingsView;
-        return settings.save(key.toUpperCase(), value);
+        await this.loadViews();
+        return (this.views.get("settings") as SettingsView).save(key.toUpperCase(), value);
       }
       default:
         this.notify(`unknown command :${cmd} (:help lists them)`, "error");
@@ -382,7 +408,7 @@ export class TuiApp implements AppServices {
     this.quitting = true;
     if (this.poll) clearInterval(this.poll);
     this.chat.stop();
-    for (const v of this.views) v.hidden();
+    for (const v of this.views.values()) v.hidden();
     this.done();
   }
 }

@@ -1,6 +1,7 @@
 // The full-screen TUI of a bare `flashchat` on a terminal (OpenTUI): start it, follow the terminal's theme,
 // and put the terminal back as it was on quit, on a signal and on a crash. Imported lazily by scripts/flashchat.ts.
 import { loadFlashchatConfig } from "../config/index.ts";
+import { importOpenTui } from "./native-lib.ts";
 import { resolveTheme } from "./theme.ts";
 
 export interface RunTuiOptions {
@@ -13,7 +14,7 @@ const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1, SIGQUIT: 3 } as const;
 /** Run the TUI until the user quits; resolves with the exit code (0, or 128+signal). */
 export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
   const config = await loadFlashchatConfig({ configFile: opts.configFile });
-  const { createCliRenderer } = await import("@opentui/core");
+  const { createCliRenderer } = await importOpenTui();
   const renderer = await createCliRenderer({
     screenMode: "alternate-screen",
     exitOnCtrlC: false,

@@ -88,3 +88,35 @@ export class ListPane {
     this.body.content = styled(...chunks);
   }
 }
+
+/** A view that is one list with a search (sessions, settings): the pane, the query, redraws on search and resize. */
+export abstract class ListView {
+  protected readonly pane: ListPane;
+  protected query = "";
+
+  constructor(
+    protected readonly app: AppServices,
+    id: string,
+  ) {
+    this.pane = new ListPane(app, id);
+  }
+
+  get root(): BoxRenderable {
+    return this.pane.root;
+  }
+
+  hidden(): void {}
+
+  refresh(): void {
+    this.draw();
+  }
+
+  /** `/` typed TEXT: the rows that match, the selection back on the first. */
+  search(query: string): void {
+    this.query = query;
+    this.pane.index = 0;
+    this.draw();
+  }
+
+  protected abstract draw(): void;
+}

@@ -43,7 +43,6 @@ export function renderLiveStatus(health: Record<string, unknown> | undefined, to
 
 export class StatusView implements View {
   readonly name = "status" as const;
-  readonly title = "Status";
   readonly help = ["j k ↑ ↓ g G  scroll    r  refresh now (it refreshes every 2 s)"];
   private readonly pane: ListPane;
   private timer?: ReturnType<typeof setInterval>;

@@ -8,7 +8,6 @@ export type ViewName = "chat" | "log" | "sessions" | "settings" | "status";
 
 export interface View {
   readonly name: ViewName;
-  readonly title: string;
   /** The view's box: the app shows one at a time in its main area. */
   readonly root: BoxRenderable;
   /** Lines for the help overlay: "key   what it does". */
