@@ -5,7 +5,7 @@ import { BoxRenderable, InputRenderable, InputRenderableEvents, type KeyEvent, M
 import type { Session } from "../chat/sessions.ts";
 import { isUserError } from "../errors.ts";
 import type { Theme } from "./theme.ts";
-import { type AppServices, colourOf, inputColours, paint, styled, type View } from "./ui.ts";
+import { type AppServices, backendLabel, colourOf, inputColours, paint, styled, type View } from "./ui.ts";
 
 /**
  * What talking to the server needs (client, sessions, the reply helper): imported when first needed or, in the
@@ -332,8 +332,8 @@ export class ChatView implements View {
     this.baseUrl = server.client.url;
     this.model = server.model;
     const health = await loadHealth(this.baseUrl);
-    const engine = health?.engine as { backend?: string; context?: number } | undefined;
-    if (engine?.backend) this.backend = engine.backend;
+    const engine = health?.engine as { backend?: string; kernels?: string; context?: number } | undefined;
+    if (engine?.backend) this.backend = backendLabel(engine);
     const ctx = typeof health?.context_length === "number" ? health.context_length : engine?.context;
     if (ctx) this.app.tokens.contextSize = ctx;
     this.app.statusChanged();

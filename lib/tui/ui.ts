@@ -101,3 +101,9 @@ export function moveSelection(k: KeyEvent, index: number, n: number, page: numbe
   if (name === "end" || k.sequence === "G") return clampIndex(n - 1, n);
   return undefined;
 }
+
+/** "cpu/avx512vnni": the engine's backend and, for the CPU, its kernel level (a GPU backend's kernels are its name). */
+export function backendLabel(engine: { backend?: string; kernels?: string }): string | undefined {
+  if (!engine.backend) return undefined;
+  return engine.kernels && engine.kernels !== engine.backend ? `${engine.backend}/${engine.kernels}` : engine.backend;
+}

@@ -9,7 +9,9 @@ import { renderReasoning, renderToolCalls } from "../../lib/tui/chat-view.ts";
 import { readLogTail } from "../../lib/tui/log-view.ts";
 import { renameSession, searchSessions } from "../../lib/tui/sessions-view.ts";
 import { checkSetting } from "../../lib/tui/settings-view.ts";
+import { renderLiveStatus } from "../../lib/tui/status-view.ts";
 import { detectBackgroundFromEnv, resolveTheme } from "../../lib/tui/theme.ts";
+import { backendLabel } from "../../lib/tui/ui.ts";
 
 describe("theme", () => {
   test("COLORFGBG's background picks light or dark", () => {
@@ -90,4 +92,17 @@ test("the log tail: last lines, a cut first line dropped, none for a missing fil
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the status panel: kernel level, experts read per token and page-cache hits from /health?stats=1; none from an engine that does not count them", () => {
+  const tokens = { prompt: 9, completion: 12 };
+  const engine = { backend: "cpu", kernels: "avx512vnni", threads: 2, context: 4096, kv_type: "f16", dense_bytes: 1 << 20, expert_io: "pread" };
+  const rows = new Map(renderLiveStatus({ status: "ok", engine: { ...engine, stats: { prefill_tokens: 8, decode_passes: 12, expert_reads: 300, expert_bytes: 4000, expert_bytes_cached: 3000 } } }, tokens));
+  expect(rows.get("backend")).toBe("cpu/avx512vnni · 2 threads");
+  expect(rows.get("experts read")).toBe("15.0 per token (300 over 20 tokens, 4.0 KB, pread)");
+  expect(rows.get("page cache")).toBe("75.0% of expert bytes were in the page cache when read");
+  const old = new Map(renderLiveStatus({ status: "ok", engine: { ...engine, stats: { prefill_tokens: 8, decode_passes: 12, expert_bytes: 4000 } } }, tokens));
+  expect(old.has("experts read")).toBe(false);
+  expect(old.has("page cache")).toBe(false);
+  expect(backendLabel({ backend: "metal", kernels: "metal" })).toBe("metal");
 });

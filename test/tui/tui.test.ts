@@ -134,6 +134,15 @@ test.skipIf(!hasTmux)("tui: chat, log, settings, stop, sessions, resize, quit re
   screen = await term.waitFor("POST /v1/chat/completions 200", 15_000, "screen");
   expect(screen).toContain("[2 Log]");
 
+  // the status view: the kernel level, experts read per token and the page-cache hit rate, from the engine
+  term.type("5");
+  screen = await term.waitFor(/experts read\s+[\d.]+ per token \([1-9]\d* over [1-9]\d* tokens/, 20_000, "screen");
+  expect(screen).toMatch(/page cache\s+\d+(\.\d)?% of expert bytes were in the page cache/);
+  expect(screen).toMatch(/backend\s+cpu\/(generic|avx2|avx512|avx512vnni) · \d+ threads/);
+  expect(screen).toMatch(/engine memory\s+[\d.]+ \w+ resident · dense weights/);
+  // and the status line, once the chat connected: backend with its kernel level
+  expect(screen.split("\n")[0]).toMatch(/cpu\/(generic|avx2|avx512|avx512vnni)/);
+
   // settings: checked as typed, saved atomically, read back by `config get`
   term.type("4");
   await term.waitFor("[4 Settings]", 10_000, "screen");
