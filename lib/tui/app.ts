@@ -6,7 +6,7 @@ import type { ResolvedConfig } from "../config/schema.ts";
 import type { ServerState } from "../process/server-control.ts";
 import { ChatView, loadChatDeps } from "./chat-view.ts";
 import type { SettingsView } from "./settings-view.ts";
-import { resolveTheme, type Theme } from "./theme.ts";
+import { modeOfBackground, resolveTheme, type Theme, type ThemeName } from "./theme.ts";
 import { type AppServices, colourOf, cut, inputColours, paint, type PromptSpec, styled, type View, type ViewName } from "./ui.ts";
 
 export const VIEW_ORDER: readonly ViewName[] = ["chat", "log", "sessions", "settings", "status"];
@@ -65,12 +65,19 @@ export class TuiApp implements AppServices {
   readonly finished = new Promise<void>((r) => (this.done = r));
   private quitting = false;
 
+  theme: Theme;
+  /** :theme for this run (over TUI_THEME). */
+  private themeChoice?: ThemeName;
+  /** What the terminal said about its background (OpenTUI asks it: OSC 11); null: no answer (yet). */
+  private terminalMode: "dark" | "light" | null;
+
   constructor(
     readonly renderer: CliRenderer,
-    public theme: Theme,
     public config: ResolvedConfig,
     private readonly opts: TuiAppOptions = {},
   ) {
+    this.terminalMode = renderer.themeMode;
+    const theme = (this.theme = this.pickTheme());
     const root = new BoxRenderable(renderer, { id: "root", flexDirection: "column", width: "100%", height: "100%" });
     this.header = new TextRenderable(renderer, { id: "header", height: 1, content: "" });
     this.tabs = new TextRenderable(renderer, { id: "tabs", height: 1, content: "" });
@@ -116,6 +123,11 @@ export class TuiApp implements AppServices {
       if (check) this.notify(check.message, check.ok ? "ok" : "error");
     });
     renderer.keyInput.on("keypress", (k: KeyEvent) => this.onKey(k));
+    // mouse (where the terminal reports it): a click on a tab opens its view; lists and the chat scroll with the wheel
+    this.tabs.onMouseDown = (e) => {
+      const view = this.tabAt(e.x - this.tabs.screenX);
+      if (view && !this.promptSpec) this.switchTo(view);
+    };
     renderer.on("resize", () => this.refreshAll());
   }
 
@@ -144,6 +156,7 @@ export class TuiApp implements AppServices {
     // the first frame waits for none of this: the other views, the chat's client and the server's state come after it
     this.renderer.once("frame", () => {
       if (this.quitting) return;
+      void this.detectBackground();
       void this.loadViews().then(() => loadChatDeps());
       void this.pollServer();
       this.poll = setInterval(() => void this.pollServer(), 2000);
@@ -161,7 +174,9 @@ export class TuiApp implements AppServices {
 
   async reloadConfig(): Promise<void> {
     this.config = await loadFlashchatConfig({ configFile: this.opts.configFile, createUserConfig: false });
-    this.refreshAll();
+    const theme = this.pickTheme();
+    if (theme.name !== this.theme.name) this.applyTheme(theme);
+    else this.refreshAll();
   }
 
   notify(text: string, level: "info" | "ok" | "warn" | "error" = "info"): void {
@@ -228,6 +243,17 @@ export class TuiApp implements AppServices {
 
   // ---- drawing ----
 
+  /** A click on the tabs row: the view whose label is under column `x` (0-based), if any. */
+  private tabAt(x: number): ViewName | undefined {
+    let at = 0;
+    for (const [i, name] of VIEW_ORDER.entries()) {
+      const width = ` ${i + 1} ${VIEW_TITLES[name]} `.length; // "[1 Chat]" when active: the same width
+      if (x >= at && x < at + width) return name;
+      at += width + 1;
+    }
+    return undefined;
+  }
+
   private renderTabs(): void {
     const chunks = VIEW_ORDER.flatMap((name, i) => {
       const label = ` ${i + 1} ${VIEW_TITLES[name]} `;
@@ -244,7 +270,33 @@ export class TuiApp implements AppServices {
     this.hints.content = styled(paint(this.theme, "dim", cut(text, this.renderer.width)));
   }
 
-  /** The terminal said its background changed (or :theme): redraw everything in the new colours. */
+  /** :theme, else TUI_THEME, else the terminal's background (else COLORFGBG, else dark); plain without colour. */
+  private pickTheme(): Theme {
+    const setting = this.config.tuiTheme;
+    return resolveTheme({ color: this.config.colorOutput, terminalMode: this.terminalMode, forced: this.themeChoice ?? (setting === "auto" ? undefined : setting) });
+  }
+
+  /**
+   * Ask the terminal for its background colour when it has not said yet (OpenTUI hears of it when the terminal
+   * reports a change; this asks, OSC 11, through tmux too): light or dark follows it unless a theme is chosen.
+   */
+  private async detectBackground(): Promise<void> {
+    if (this.terminalMode !== null) return;
+    try {
+      const mode = modeOfBackground((await this.renderer.getPalette({ timeout: 1000, size: 16 })).defaultBackground);
+      if (mode && this.terminalMode === null && !this.quitting) this.terminalThemeChanged(mode);
+    } catch {
+      // no answer, or the terminal is going away: the theme stays as it is
+    }
+  }
+
+  /** The terminal answered (or changed) its background colour: follow it unless a theme is chosen. */
+  terminalThemeChanged(mode: "dark" | "light"): void {
+    this.terminalMode = mode;
+    this.applyTheme(this.pickTheme());
+  }
+
+  /** Redraw everything in the new colours. */
   applyTheme(theme: Theme): void {
     this.theme = theme;
     this.helpBox.backgroundColor = theme.color ? (theme.name === "light" ? "#ffffff" : "#1e222a") : RGBA.defaultBackground();
@@ -388,7 +440,8 @@ export class TuiApp implements AppServices {
       case "theme": {
         const name = args[0];
         if (name !== "dark" && name !== "light" && name !== "plain") return this.notify("usage: :theme dark|light|plain", "error");
-        this.applyTheme(resolveTheme({ color: this.config.colorOutput, forced: name }));
+        this.themeChoice = name;
+        this.applyTheme(this.pickTheme());
         return this.notify(`theme ${this.theme.name}`);
       }
       case "set": {

@@ -3,7 +3,6 @@
 import { loadFlashchatConfig } from "../config/index.ts";
 import { elapsedMs, logStep } from "../log.ts";
 import { importOpenTui } from "./native-lib.ts";
-import { resolveTheme } from "./theme.ts";
 
 export interface RunTuiOptions {
   configFile?: string;
@@ -50,10 +49,10 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
 
   const { TuiApp } = await import("./app.ts");
   step("views imported");
-  const app = new TuiApp(renderer, resolveTheme({ color: config.colorOutput, terminalMode: renderer.themeMode }), config, opts);
+  const app = new TuiApp(renderer, config, opts);
   step("views built");
   renderer.once("frame", () => step("first frame drawn"));
-  renderer.on("theme_mode", (mode: "dark" | "light") => app.applyTheme(resolveTheme({ color: app.config.colorOutput, terminalMode: mode })));
+  renderer.on("theme_mode", (mode: "dark" | "light") => app.terminalThemeChanged(mode));
   let exitCode = 0;
   for (const [sig, n] of Object.entries(SIGNALS)) {
     process.on(sig, () => {

@@ -31,6 +31,33 @@ export class ListPane {
     this.body = new TextRenderable(r, { id: `${id}-body`, flexGrow: 1, content: "", wrapMode: "none" });
     this.root.add(this.headerText);
     this.root.add(this.body);
+    // the wheel scrolls (three rows a notch); a click selects the row under it
+    this.body.onMouseScroll = (e) => {
+      const d = e.scroll?.direction;
+      if (d === "up" || d === "down") this.scroll(d === "up" ? -3 : 3);
+    };
+    this.body.onMouseDown = (e) => {
+      if (!this.selectable) return;
+      const row = this.top + (e.y - this.body.screenY);
+      if (row >= 0 && row < this.rows.length) this.moveTo(row);
+    };
+  }
+
+  /** Called after the mouse moved the selection or the window (a view may say what is selected). */
+  onMove?: () => void;
+
+  private scroll(delta: number): void {
+    if (this.selectable) return this.moveTo(clampIndex(this.index + delta, this.rows.length));
+    this.index = Math.max(0, Math.min(this.lastTop, this.index + delta));
+    this.follow = this.index >= this.lastTop;
+    this.draw();
+    this.onMove?.();
+  }
+
+  private moveTo(row: number): void {
+    this.index = row;
+    this.draw();
+    this.onMove?.();
   }
 
   /** Rows the body can show: the terminal less the app's frame (4 lines) and our header. */

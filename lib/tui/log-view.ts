@@ -39,6 +39,7 @@ export class LogView implements View {
   constructor(private readonly app: AppServices) {
     this.pane = new ListPane(app, "log", false);
     this.pane.follow = true;
+    this.pane.onMove = () => this.draw();
   }
 
   get root() {

@@ -9,7 +9,7 @@ import { ListView } from "./list-pane.ts";
 import type { AppServices, View } from "./ui.ts";
 
 /** Settings the TUI's chat applies itself on its next request; every other one the server reads when it starts. */
-const CLIENT_KEYS = new Set(["TEMPERATURE", "TOP_P", "SHOW_THINKING", "COLOR_OUTPUT", "API_KEY"]);
+const CLIENT_KEYS = new Set(["TEMPERATURE", "TOP_P", "SHOW_THINKING", "COLOR_OUTPUT", "TUI_THEME", "API_KEY"]);
 
 /** What the footer says about a value being typed for `key`. */
 export function checkSetting(key: string, value: string): { ok: boolean; message: string } {
@@ -25,6 +25,7 @@ export class SettingsView extends ListView implements View {
 
   constructor(app: AppServices) {
     super(app, "settings");
+    this.pane.onMove = () => this.describeSelected();
   }
 
   shown(): void {
@@ -47,10 +48,15 @@ export class SettingsView extends ListView implements View {
     );
   }
 
+  /** The selected setting's description in the footer. */
+  private describeSelected(): void {
+    const key = this.keys[this.pane.index];
+    if (key) this.app.notify(`${key}: ${KEY_SPECS.get(key)!.description}`);
+  }
+
   key(k: KeyEvent): boolean {
     if (this.pane.key(k)) {
-      const key = this.keys[this.pane.index];
-      if (key) this.app.notify(`${key}: ${KEY_SPECS.get(key)!.description}`);
+      this.describeSelected();
       return true;
     }
     const key = this.keys[this.pane.index];

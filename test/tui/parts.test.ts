@@ -10,7 +10,7 @@ import { readLogTail } from "../../lib/tui/log-view.ts";
 import { renameSession, searchSessions } from "../../lib/tui/sessions-view.ts";
 import { checkSetting } from "../../lib/tui/settings-view.ts";
 import { renderLiveStatus } from "../../lib/tui/status-view.ts";
-import { detectBackgroundFromEnv, resolveTheme } from "../../lib/tui/theme.ts";
+import { detectBackgroundFromEnv, modeOfBackground, resolveTheme } from "../../lib/tui/theme.ts";
 import { backendLabel } from "../../lib/tui/ui.ts";
 
 describe("theme", () => {
@@ -19,6 +19,21 @@ describe("theme", () => {
     expect(detectBackgroundFromEnv({ COLORFGBG: "15;0" })).toBe("dark");
     expect(detectBackgroundFromEnv({ COLORFGBG: "15;default;0" })).toBe("dark");
     expect(detectBackgroundFromEnv({})).toBeUndefined();
+  });
+
+  test("a background colour the terminal reports is light or dark by its luminance", () => {
+    expect(modeOfBackground("#ffffff")).toBe("light");
+    expect(modeOfBackground("#fdf6e3")).toBe("light"); // solarized light
+    expect(modeOfBackground("#002b36")).toBe("dark"); // solarized dark
+    expect(modeOfBackground("#000000")).toBe("dark");
+    expect(modeOfBackground(null)).toBeUndefined();
+    expect(modeOfBackground("rgb:ffff/ffff/ffff")).toBeUndefined();
+  });
+
+  test("TUI_THEME (forced) wins over the terminal; NO_COLOR wins over it", () => {
+    expect(resolveTheme({ color: true, terminalMode: "dark", forced: "light", env: {} }).name).toBe("light");
+    expect(resolveTheme({ color: true, terminalMode: "light", forced: "dark", env: {} }).name).toBe("dark");
+    expect(resolveTheme({ color: true, terminalMode: "dark", forced: "light", env: { NO_COLOR: "1" } }).name).toBe("plain");
   });
 
   test("the terminal's answer wins over COLORFGBG; NO_COLOR and COLOR_OUTPUT=0 give the plain theme", () => {
