@@ -27,7 +27,7 @@ const GLOBAL_HELP = [
   "Tab Shift-Tab  next / previous view   1-5  Chat Log Sessions Settings Status",
   "?  this help    :  command line    /  search the view    q  quit",
   "Esc     stop a reply · leave the chat input · close a prompt",
-  "Ctrl-C  stop a reply, else quit        mouse wheel scrolls the chat",
+  "Ctrl-C  stop a reply, else quit   mouse  click a tab or row, wheel scrolls",
 ];
 
 const COMMAND_HELP = [
@@ -35,6 +35,9 @@ const COMMAND_HELP = [
   ":think on|off    :theme dark|light|plain    :set KEY VALUE (saved)",
   ":restart  stop the server; the next message starts it with new settings",
 ];
+
+/** The help overlay's background: opaque over the view under it. */
+const helpBackground = (theme: Theme) => (theme.color ? (theme.name === "light" ? "#ffffff" : "#1e222a") : RGBA.defaultBackground());
 
 export interface TuiAppOptions {
   configFile?: string;
@@ -52,12 +55,12 @@ export class TuiApp implements AppServices {
   private readonly tabs: TextRenderable;
   private readonly main: BoxRenderable;
   private readonly message: TextRenderable;
-  private readonly promptRow: BoxRenderable;
-  private readonly promptLabel: TextRenderable;
-  private readonly promptInput: InputRenderable;
+  private readonly root: BoxRenderable;
+  /** The footer's one-line prompt, built when first needed (the first frame does without it). */
+  private promptParts?: { row: BoxRenderable; label: TextRenderable; input: InputRenderable };
   private readonly hints: TextRenderable;
-  private readonly helpBox: BoxRenderable;
-  private readonly helpText: TextRenderable;
+  /** The help overlay, built when first opened. */
+  private help?: { box: BoxRenderable; text: TextRenderable };
   private promptSpec?: PromptSpec;
   private confirmAction?: () => void;
   private poll?: ReturnType<typeof setInterval>;
@@ -77,51 +80,24 @@ export class TuiApp implements AppServices {
     private readonly opts: TuiAppOptions = {},
   ) {
     this.terminalMode = renderer.themeMode;
-    const theme = (this.theme = this.pickTheme());
-    const root = new BoxRenderable(renderer, { id: "root", flexDirection: "column", width: "100%", height: "100%" });
+    this.theme = this.pickTheme();
+    const root = (this.root = new BoxRenderable(renderer, { id: "root", flexDirection: "column", width: "100%", height: "100%" }));
     this.header = new TextRenderable(renderer, { id: "header", height: 1, content: "" });
     this.tabs = new TextRenderable(renderer, { id: "tabs", height: 1, content: "" });
     this.main = new BoxRenderable(renderer, { id: "main", flexGrow: 1, flexDirection: "column" });
     this.message = new TextRenderable(renderer, { id: "message", height: 1, content: "" });
-    this.promptRow = new BoxRenderable(renderer, { id: "prompt-row", height: 1, flexDirection: "row", visible: false });
-    this.promptLabel = new TextRenderable(renderer, { id: "prompt-label", height: 1, content: "" });
-    this.promptInput = new InputRenderable(renderer, { id: "prompt-input", flexGrow: 1, value: "", ...inputColours(theme) });
-    this.promptRow.add(this.promptLabel);
-    this.promptRow.add(this.promptInput);
     this.hints = new TextRenderable(renderer, { id: "hints", height: 1, content: "" });
     root.add(this.header);
     root.add(this.tabs);
     root.add(this.main);
     root.add(this.message);
-    root.add(this.promptRow);
     root.add(this.hints);
     renderer.root.add(root);
-
-    this.helpBox = new BoxRenderable(renderer, {
-      id: "help",
-      position: "absolute",
-      top: 2,
-      left: 0,
-      zIndex: 100,
-      border: true,
-      title: " keys · any key closes ",
-      visible: false,
-      shouldFill: true,
-      backgroundColor: theme.color ? (theme.name === "light" ? "#ffffff" : "#1e222a") : RGBA.defaultBackground(),
-      borderColor: colourOf(theme, "border"),
-    });
-    this.helpText = new TextRenderable(renderer, { id: "help-text", content: "" });
-    this.helpBox.add(this.helpText);
-    renderer.root.add(this.helpBox);
 
     const chat = new ChatView(this, opts.configFile);
     this.addView(chat);
     this.active = chat;
 
-    this.promptInput.on(InputRenderableEvents.INPUT, (value: string) => {
-      const check = this.promptSpec?.onInput?.(value);
-      if (check) this.notify(check.message, check.ok ? "ok" : "error");
-    });
     renderer.keyInput.on("keypress", (k: KeyEvent) => this.onKey(k));
     // mouse (where the terminal reports it): a click on a tab opens its view; lists and the chat scroll with the wheel
     this.tabs.onMouseDown = (e) => {
@@ -187,20 +163,40 @@ export class TuiApp implements AppServices {
   prompt(spec: PromptSpec): void {
     this.confirmAction = undefined;
     this.promptSpec = spec;
-    this.promptLabel.content = styled(paint(this.theme, "accent", spec.label));
-    this.promptLabel.width = spec.label.length;
-    this.promptInput.value = spec.value ?? "";
-    this.promptRow.visible = true;
-    this.promptInput.focus();
-    const check = spec.onInput?.(this.promptInput.value);
+    const p = this.promptRow();
+    p.label.content = styled(paint(this.theme, "accent", spec.label));
+    p.label.width = spec.label.length;
+    p.input.value = spec.value ?? "";
+    p.row.visible = true;
+    p.input.focus();
+    const check = spec.onInput?.(p.input.value);
     if (check) this.notify(check.message, check.ok ? "ok" : "error");
     this.renderHints();
   }
 
+  /** The footer's prompt row (label and input), above the key hints. */
+  private promptRow(): NonNullable<TuiApp["promptParts"]> {
+    if (this.promptParts) return this.promptParts;
+    const r = this.renderer;
+    const row = new BoxRenderable(r, { id: "prompt-row", height: 1, flexDirection: "row", visible: false });
+    const label = new TextRenderable(r, { id: "prompt-label", height: 1, content: "" });
+    const input = new InputRenderable(r, { id: "prompt-input", flexGrow: 1, value: "", ...inputColours(this.theme) });
+    row.add(label);
+    row.add(input);
+    this.root.insertBefore(row, this.hints);
+    input.on(InputRenderableEvents.INPUT, (value: string) => {
+      const check = this.promptSpec?.onInput?.(value);
+      if (check) this.notify(check.message, check.ok ? "ok" : "error");
+    });
+    return (this.promptParts = { row, label, input });
+  }
+
   private closePrompt(): void {
     this.promptSpec = undefined;
-    this.promptRow.visible = false;
-    this.promptInput.blur();
+    if (this.promptParts) {
+      this.promptParts.row.visible = false;
+      this.promptParts.input.blur();
+    }
     if (this.active === this.chat) this.chat.focusInput();
     this.renderHints();
   }
@@ -299,9 +295,11 @@ export class TuiApp implements AppServices {
   /** Redraw everything in the new colours. */
   applyTheme(theme: Theme): void {
     this.theme = theme;
-    this.helpBox.backgroundColor = theme.color ? (theme.name === "light" ? "#ffffff" : "#1e222a") : RGBA.defaultBackground();
-    this.helpBox.borderColor = colourOf(theme, "border");
-    Object.assign(this.promptInput, inputColours(theme));
+    if (this.help) {
+      this.help.box.backgroundColor = helpBackground(theme);
+      this.help.box.borderColor = colourOf(theme, "border");
+    }
+    if (this.promptParts) Object.assign(this.promptParts.input, inputColours(theme));
     this.refreshAll();
   }
 
@@ -310,24 +308,45 @@ export class TuiApp implements AppServices {
     this.renderTabs();
     this.renderHints();
     this.statusChanged();
-    if (this.helpBox.visible) this.showHelp();
+    if (this.help?.box.visible) this.showHelp();
+  }
+
+  private createHelp(): NonNullable<TuiApp["help"]> {
+    const box = new BoxRenderable(this.renderer, {
+      id: "help",
+      position: "absolute",
+      top: 2,
+      left: 0,
+      zIndex: 100,
+      border: true,
+      title: " keys · any key closes ",
+      visible: false,
+      shouldFill: true,
+      backgroundColor: helpBackground(this.theme),
+      borderColor: colourOf(this.theme, "border"),
+    });
+    const text = new TextRenderable(this.renderer, { id: "help-text", content: "" });
+    box.add(text);
+    this.renderer.root.add(box);
+    return { box, text };
   }
 
   private showHelp(): void {
     const lines = ["flashchat keys", "", ...GLOBAL_HELP, "", `${VIEW_TITLES[this.active.name]} view`, ...this.active.help, "", "Commands", ...COMMAND_HELP];
     const w = Math.max(20, this.renderer.width);
-    this.helpText.content = styled(paint(this.theme, "text", lines.map((l) => cut(l, w - 2)).join("\n")));
-    this.helpBox.width = w;
-    this.helpBox.height = Math.min(lines.length + 2, Math.max(5, this.renderer.height - 3));
-    this.helpBox.visible = true;
+    const help = (this.help ??= this.createHelp());
+    help.text.content = styled(paint(this.theme, "text", lines.map((l) => cut(l, w - 2)).join("\n")));
+    help.box.width = w;
+    help.box.height = Math.min(lines.length + 2, Math.max(5, this.renderer.height - 3));
+    help.box.visible = true;
   }
 
   // ---- keys ----
 
   private onKey(k: KeyEvent): void {
     const stop = () => k.preventDefault();
-    if (this.helpBox.visible) {
-      this.helpBox.visible = false;
+    if (this.help?.box.visible) {
+      this.help.box.visible = false;
       return stop();
     }
     if (k.ctrl && k.name === "c") {
@@ -355,7 +374,7 @@ export class TuiApp implements AppServices {
       if (k.name === "return" || k.name === "enter") {
         stop();
         const spec = this.promptSpec;
-        const value = this.promptInput.value;
+        const value = this.promptRow().input.value;
         this.closePrompt();
         void Promise.resolve(spec.onSubmit(value)).catch((e) => this.notify((e as Error).message, "error"));
         return;
