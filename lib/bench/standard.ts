@@ -304,6 +304,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
   const e2eTables: string[] = [];
   const layerTables: string[] = [];
   let computeNote = "";
+  const prefillNotes: string[] = [];
   const agentTables: string[] = [];
   const failures: string[] = [];
   const binary = o.engineBinary;
@@ -380,6 +381,9 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
       });
       const ceil = pf.stats.compute_ceiling_tok_s?.median;
       add("prefill", `pp${n}_tok_s`, "tok/s", pf.stats.tok_s, ceil ? { compute: ceil } : undefined);
+      if (pf.stats.tok_s && full.tokS.median > 0) {
+        prefillNotes.push(`${shape.name}: prefill of ${n} tokens ${formatNumber(pf.stats.tok_s.median)} tok/s = ${formatNumber(pf.stats.tok_s.median / full.tokS.median)} x its decode (${formatNumber(full.tokS.median)} tok/s)`);
+      }
       if (pf.stats.clock_ghz && !computeNote) {
         computeNote = `compute ceiling = ${formatNumber(pf.stats.int8_macs_per_cycle?.median ?? 0)} int8 multiply-adds per cycle per core (the measured vpdpbusd peak / the clock) x ${formatNumber(pf.stats.clock_ghz.median)} GHz (measured: a chain of dependent adds) x ${threads} threads, over each model's multiply-adds per token`;
       }
@@ -428,7 +432,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
   }
   const records: BenchRecord[] = rows.map((r) => ({ ...base, model: r.model, quantization: "4bit", target: r.target, figure: r.figure, unit: r.unit, stats: r.stats, ceilings: r.ceilings }));
   if (o.history) appendHistory(historyPath(config), records);
-  return { profile, busy, rows, records, failures, table: renderStandardTable(rows), e2eTables, layerTables, computeNote, agentTables };
+  return { profile, busy, rows, records, failures, table: renderStandardTable(rows), e2eTables, layerTables, computeNote, prefillNotes, agentTables };
 }
 
 /** Engine figures as a table: median with its spread, beside the memory, disk, kernel and compute ceilings. */
@@ -536,13 +540,14 @@ const command = defineCommand({
       history: args.history !== false,
       agentSizes: args.agentSizes === "none" ? [] : parseSizes(args.agentSizes, "--agent-sizes"),
     });
-    if (args.json) console.log(JSON.stringify({ profile: r.profile, rows: r.rows, failures: r.failures, layerTables: r.layerTables, computeNote: r.computeNote }, null, 2));
+    if (args.json) console.log(JSON.stringify({ profile: r.profile, rows: r.rows, failures: r.failures, layerTables: r.layerTables, computeNote: r.computeNote, prefillNotes: r.prefillNotes }, null, 2));
     else {
       console.log(renderProfile(r.profile));
       if (r.busy) console.log(`warning: ${r.busy}`);
       console.log("");
       console.log(r.table);
       if (r.computeNote) console.log(`\n${r.computeNote}`);
+      if (r.prefillNotes.length) console.log(`\n${r.prefillNotes.join("\n")}`);
       for (const t of r.layerTables) console.log(`\n${t}`);
       for (const t of r.e2eTables) console.log(`\n${t}`);
       for (const t of r.agentTables) console.log(`\n${t}`);

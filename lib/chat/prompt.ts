@@ -9,6 +9,7 @@ import { checkLoadedModel, ensureServer, loadServerStatus, type PrivateServer } 
 import { resolveStats } from "./chat.ts";
 import { elapsedMs, logStep, timeStep } from "../log.ts";
 import { resolveColor } from "../term.ts";
+import { createRandomSeed } from "../seed.ts";
 import { ANSI, MarkdownRenderer } from "./render.ts";
 import type { ReplyStats } from "./sessions.ts";
 
@@ -42,6 +43,8 @@ export interface PromptResult {
   stats: ReplyStats;
   /** "server" (a running one) or "local" (started for this reply). */
   via: "server" | "local";
+  /** the sampling seed sent: SEED / --seed, else a new random one (`--seed N` gives the same reply again) */
+  seed: number;
 }
 
 /** Read the prompt argument: `-` means stdin. An empty prompt is a usage error. */
@@ -92,6 +95,7 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
   if (opts.system) messages.push({ role: "system", content: opts.system });
   messages.push({ role: "user", content: opts.text });
 
+  const seed = config.seed ?? createRandomSeed();
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.on("SIGINT", onSigint);
@@ -113,7 +117,7 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
       messages,
       maxTokens: opts.maxTokens ?? config.maxTokens,
       ...requestSampling(config),
-      ...(config.seed !== null ? { seed: config.seed } : {}),
+      seed,
       think: opts.think === false ? false : undefined,
       signal: controller.signal,
     })) {
@@ -157,7 +161,7 @@ export async function runPrompt(config: ResolvedConfig, opts: PromptOptions): Pr
     if (stopLocal) await timeStep("private server: stopped", stopLocal);
   }
   const stats = resolveStats({ startMs, firstMs, endMs: performance.now(), nChunks, usage });
-  const result: PromptResult = { model, content, reasoning, finish_reason: finishReason, usage, stats, via };
+  const result: PromptResult = { model, content, reasoning, finish_reason: finishReason, usage, stats, via, seed };
   if (opts.json) stdout.write(`${JSON.stringify(result)}\n`);
   return result;
 }

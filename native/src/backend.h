@@ -19,6 +19,12 @@ struct fc_backend {
     struct fc_pool * pool; /* compute threads (shared with the model code for per-head work) */
 };
 
+struct fc_matmul_item {
+    const struct fc_matrix * w;
+    const float * x;
+    float * out;
+};
+
 struct fc_backend_ops {
     const char * name;
     /*
@@ -26,6 +32,10 @@ struct fc_backend_ops {
      * Every dtype of enum fc_dtype; n_tokens > 1 reads each weight row once for all tokens.
      */
     void (*matmul)(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens);
+    /* (optional) n_items <= FC_MATMUL_BATCH_MAX products, each items[i].out = items[i].w x items[i].x as matmul gives it
+       (bit for bit), all of n_tokens: a backend can prepare each distinct x once and split all the rows between its
+       threads in one go. NULL: matmul for each (fc_matmul_batch and fc_matmul_n do either). */
+    void (*matmul_batch)(struct fc_backend * be, const struct fc_matmul_item * items, int32_t n_items, int32_t n_tokens);
     /* Release everything init allocated (not the pool). */
     void (*free)(struct fc_backend * be);
     /* (optional) the gated delta rule of one linear-attention head over n tokens, the state S [dk][dv] updated in
@@ -37,6 +47,14 @@ struct fc_backend_ops {
     /* (optional) human description of the selected kernels, e.g. "avx2" */
     const char * (*describe)(struct fc_backend * be);
 };
+
+#define FC_MATMUL_BATCH_MAX 64
+
+/* The products of items (at most FC_MATMUL_BATCH_MAX): the backend's matmul_batch, else matmul for each. */
+void fc_matmul_batch(struct fc_backend * be, const struct fc_matmul_item * items, int32_t n_items, int32_t n_tokens);
+/* outs[i] = ws[i] x for i < n_w (one x, n_w <= FC_MATMUL_BATCH_MAX). */
+void fc_matmul_n(struct fc_backend * be, const struct fc_matrix * const * ws, float * const * outs, int32_t n_w, const float * x,
+                 int32_t n_tokens);
 
 /* Create the backend called `name` ("cpu"; "metal" on macOS builds with Metal). */
 enum fc_status fc_backend_init(struct fc_backend * be, const char * name, struct fc_pool * pool, struct fc_error * err);
@@ -81,7 +99,7 @@ struct fc_layer_backend {
  * The engine loop (forward.c), per chunk of n tokens:
  *   begin(ids, n, pos0); for each layer l: attend(l); route(l) -> ids, weights (the one host sync of a layer);
  *   the host issues the reads of the routed experts; shared(l); expert(l, use) for each expert as its read
- *   lands; finish(l); then logits(). Calls may be asynchronous (queued on a GPU) except route, sync, tap and
+ *   lands (one token: experts_one(l, uses) once they all have, where the backend has it); finish(l); then logits(). Calls may be asynchronous (queued on a GPU) except route, sync, tap and
  *   logits, which return with their results valid on the host.
  */
 struct fc_layer_ops {
@@ -108,6 +126,9 @@ struct fc_layer_ops {
     enum fc_status (*tap)(struct fc_layer_backend * lb, enum fc_tap which, struct fc_tap_view * out, struct fc_error * err);
     enum fc_status (*set_residual)(struct fc_layer_backend * lb, const float * x, struct fc_error * err);
     void (*free)(struct fc_layer_backend * lb);
+    /* (optional) one token's routed experts at once, every read landed (decode): as expert() for each. */
+    enum fc_status (*experts_one)(struct fc_layer_backend * lb, int32_t l, const struct fc_expert_use * uses, int32_t n_uses,
+                                  struct fc_error * err);
 };
 
 /* The plain-C reference matmul every backend is verified against (single-threaded, slow). */

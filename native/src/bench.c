@@ -77,6 +77,7 @@ static double kernel_gbps(const struct fc_cpu_kernels * k, int bits, int32_t row
     int8_t * xq = fc_alloc_aligned((size_t)ng * FC_QX_BYTES);
     float * xd = fc_alloc_aligned((size_t)ng * 4 + 4), * xqs = fc_alloc_aligned((size_t)ng * 4 + 4);
     float * out = fc_alloc_aligned((size_t)rows * 4);
+    void * xv = k->xv_bytes ? fc_alloc_aligned(k->xv_bytes(cols) + 64) : NULL;
     fill_random(x, (size_t)cols);
     fc_cpu_prepare_x(bits, x, cols, xp, xs);
     const int bi = fc_bits_index(bits);
@@ -87,7 +88,12 @@ static double kernel_gbps(const struct fc_cpu_kernels * k, int bits, int32_t row
     do {
         double t0 = fc_time_ms();
         float acc = 0.0f;
-        if (k->matmul_qx[bi]) {
+        if (k->dot_xv[bi]) { /* decode on int8 x: prepared once per matvec, as the backend does */
+            k->prepare_xv(x, cols, xv, xs);
+            for (int32_t r = 0; r < rows; r++) {
+                acc += k->dot_xv[bi](s.m.data + (size_t)r * s.m.row_bytes, s.m.scales + (size_t)r * ng, s.m.biases + (size_t)r * ng, xv, xs, ng);
+            }
+        } else if (k->matmul_qx[bi]) {
             fc_cpu_prepare_xq(bits, x, cols, xq, xd, xs, xqs);
             k->matmul_qx[bi](s.m.data, s.m.row_bytes, s.m.scales, s.m.biases, rows, ng, xq, xd, xs, xqs, 1, out, (size_t)rows);
             acc = out[rows - 1];
@@ -103,7 +109,7 @@ static double kernel_gbps(const struct fc_cpu_kernels * k, int bits, int32_t row
     } while (fc_time_ms() - t_start < min_ms || reps < 3);
     (void)sink;
     double bytes = (double)fc_matrix_bytes(&s.m);
-    free(s.mem); free(x); free(xp); free(xs); free(xq); free(xd); free(xqs); free(out);
+    free(s.mem); free(x); free(xp); free(xs); free(xq); free(xd); free(xqs); free(out); free(xv);
     return bytes / (best / 1e3) / 1e9;
 }
 
@@ -125,8 +131,8 @@ static double kernel_int8_gmacs(const struct fc_cpu_kernels * k, int bits, int32
     double t_start = fc_time_ms();
     do {
         double t0 = fc_time_ms();
-        k->quantize_x(bits, x, n_tokens, cols, 0, n_tokens, xq, res);
-        k->quantize_x(bits, res, n_tokens, cols, 0, n_tokens, xq2, NULL);
+        k->quantize_x(bits, x, n_tokens, cols, 0, n_tokens, 0, cols / FC_QK, xq, res);
+        k->quantize_x(bits, res, n_tokens, cols, 0, n_tokens, 0, cols / FC_QK, xq2, NULL);
         if (k->gemm2_q[fc_bits_index(bits)]) { /* both levels in one pass, as the backend runs them */
             k->gemm2_q[fc_bits_index(bits)](&s.m, 0, rows, xq, xq2, n_tokens, out, (size_t)rows);
         } else {
@@ -710,6 +716,20 @@ static void timed_matmul(struct fc_backend * be, const struct fc_matrix * w, con
     g_prof.macs[k] += (double)w->rows * w->cols * n_tokens;
 }
 
+/* Products run as one batch: its time is filed by each product's share of the multiply-adds. */
+static void timed_matmul_batch(struct fc_backend * be, const struct fc_matmul_item * items, int32_t n_items, int32_t n_tokens) {
+    double t0 = fc_time_ms(), all = 0.0;
+    g_prof.inner->matmul_batch(be, items, n_items, n_tokens);
+    const double dt = fc_time_ms() - t0;
+    for (int32_t i = 0; i < n_items; i++) all += (double)items[i].w->rows * items[i].w->cols * n_tokens;
+    for (int32_t i = 0; i < n_items; i++) {
+        const double macs = (double)items[i].w->rows * items[i].w->cols * n_tokens;
+        const int k = pk_of(items[i].w);
+        g_prof.ms[k] += all > 0 ? dt * macs / all : 0.0;
+        g_prof.macs[k] += macs;
+    }
+}
+
 /*
  * Prefill of opt->prompt tokens from an empty sequence (only the last position's logits, as a chat turn
  * does), opt->iters times after one warm-up pass: tok/s as a median with its range, and the median
@@ -729,6 +749,7 @@ static int bench_prefill(struct fc_engine * e, const struct fc_bench_options * o
     g_prof.inner = e->be.ops;
     g_prof.m = m;
     ops.matmul = timed_matmul;
+    if (ops.matmul_batch) ops.matmul_batch = timed_matmul_batch;
     e->be.ops = &ops;
     double * tok_s = fc_xcalloc((size_t)iters, sizeof *tok_s);
     double best_split[PK_N] = { 0 }, macs[PK_N] = { 0 }, ms_median = 0.0, cpu = 0.0;

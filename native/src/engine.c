@@ -150,7 +150,7 @@ enum fc_status fc_engine_init(struct fc_engine * e, const struct fc_engine_optio
     }
     e->n_active = opt->n_active_experts > 0 ? opt->n_active_experts : c->n_experts_used;
     if (e->n_active > c->n_experts) e->n_active = c->n_experts;
-    e->max_batch = opt->max_batch > 0 ? opt->max_batch : 256; /* bigger batches share more expert reads */
+    e->max_batch = opt->max_batch > 0 ? opt->max_batch : 512; /* bigger batches share more expert reads (and fill the int8 tiles) */
     char dir[4096];
     if (opt->experts_dir) snprintf(dir, sizeof dir, "%s", opt->experts_dir);
     else snprintf(dir, sizeof dir, "%s/packed_experts", opt->artifacts_dir);

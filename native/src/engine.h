@@ -33,7 +33,7 @@ struct fc_engine_options {
     int32_t context;           /* <= 0: max_position_embeddings, lowered to what fits in memory */
     int kv_type;               /* enum fc_kv_type (0 = f16) */
     int32_t n_active_experts;  /* <= 0: the model's own */
-    int32_t max_batch;         /* prefill tokens per forward chunk; <= 0: 256 */
+    int32_t max_batch;         /* prefill tokens per forward chunk; <= 0: 512 */
     int32_t n_io_threads;      /* <= 0: automatic */
     int expert_io;             /* enum fc_expert_io: pread copies, in place from mapped files, or auto (by size) */
 };
@@ -151,5 +151,7 @@ size_t fc_full_attn_scratch_floats(const struct fc_engine * e); /* per compute t
 void fc_moe_route(struct fc_engine * e, int32_t layer, int32_t n);
 void fc_moe_shared(struct fc_engine * e, int32_t layer, int32_t n);
 void fc_moe_expert(struct fc_engine * e, const struct fc_expert_use * use, int32_t n);
+/* One token's n_uses routed experts at once (n_uses <= FC_MATMUL_BATCH_MAX / 2 and <= max_batch), the same numbers. */
+void fc_moe_experts_one(struct fc_engine * e, const struct fc_expert_use * uses, int32_t n_uses);
 
 #endif

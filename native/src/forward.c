@@ -50,10 +50,27 @@ static enum fc_status cpu_begin(struct fc_layer_backend * lb, const int32_t * id
     return FC_STATUS_OK;
 }
 
-static void norm_rows(struct fc_engine * e, const float * w, int32_t n) {
-    const struct fc_config * c = &e->model.cfg;
+struct norm_job {
+    struct fc_engine * e;
+    const float * w;
+    int32_t n;
+};
+
+static void norm_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
+    const struct norm_job * job = p;
+    const struct fc_config * c = &job->e->model.cfg;
     const int32_t H = c->hidden_size;
-    for (int32_t t = 0; t < n; t++) fc_rmsnorm(e->s.xn + (size_t)t * H, e->s.x + (size_t)t * H, w, H, c->rms_eps);
+    int64_t t0, t1;
+    fc_split_range(job->n, chunk, n_chunks, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) fc_rmsnorm(job->e->s.xn + (size_t)t * H, job->e->s.x + (size_t)t * H, job->w, H, c->rms_eps);
+}
+
+/* xn = rmsnorm(x) * w, token by token (over the pool for a batch) */
+static void norm_rows(struct fc_engine * e, const float * w, int32_t n) {
+    struct norm_job job = { e, w, n };
+    const int32_t chunks = fc_pool_chunks(e->pool, (int64_t)n * e->model.cfg.hidden_size, 32768);
+    if (chunks > 1) fc_pool_run(e->pool, norm_worker, &job, chunks);
+    else norm_worker(&job, 0, 1, 0);
 }
 
 static void add_out(struct fc_engine * e, int32_t n) {
@@ -90,6 +107,12 @@ static enum fc_status cpu_shared(struct fc_layer_backend * lb, int32_t l, struct
 static enum fc_status cpu_expert(struct fc_layer_backend * lb, int32_t l, const struct fc_expert_use * use, struct fc_error * err) {
     struct fc_engine * e = cpu_engine(lb);
     fc_moe_expert(e, use, e->chunk_n);
+    return FC_STATUS_OK;
+}
+
+static enum fc_status cpu_experts_one(struct fc_layer_backend * lb, int32_t l, const struct fc_expert_use * uses, int32_t n_uses,
+                                      struct fc_error * err) {
+    fc_moe_experts_one(cpu_engine(lb), uses, n_uses);
     return FC_STATUS_OK;
 }
 
@@ -154,7 +177,7 @@ static void cpu_free(struct fc_layer_backend * lb) { lb->ops = NULL; }
 
 static const struct fc_layer_ops cpu_layer_ops = {
     "cpu", cpu_add_memory, cpu_begin, cpu_attend, cpu_route, cpu_shared, cpu_expert, cpu_finish, cpu_logits, cpu_sync, cpu_tap,
-    cpu_set_residual, cpu_free,
+    cpu_set_residual, cpu_free, cpu_experts_one,
 };
 
 void fc_layer_cpu_init(struct fc_layer_backend * lb, struct fc_engine * e) {
@@ -187,6 +210,22 @@ static enum fc_status layer_experts(struct fc_engine * e, struct fc_layer_backen
     int32_t n_wave = n_used < wave ? n_used : wave, next = n_wave;
     fc_experts_read_start(&e->experts, l, used, n_wave, e->expert_bufs, 0);
     enum fc_status st = lb->ops->shared(lb, l, err);
+    if (n == 1 && lb->ops->experts_one && n_used <= wave && n_used <= FC_MATMUL_BATCH_MAX / 2 && n_used <= e->max_batch) {
+        /* one token (decode): every expert once its read has landed, as one batch of products */
+        struct fc_expert_use uses[FC_MATMUL_BATCH_MAX / 2];
+        for (int32_t b = 0; b < n_used && st == FC_STATUS_OK; b++) {
+            st = fc_experts_read_wait_one(&e->experts, b, err);
+            e->s.tok_idx[b] = 0;
+            e->s.topk_pair[b] = b;
+            e->s.tok_w[b] = weights[b];
+            uses[b] = (struct fc_expert_use){ used[b], e->experts.slot_data[b], 1, e->s.tok_idx + b, e->s.topk_pair + b, e->s.tok_w + b };
+        }
+        if (st == FC_STATUS_OK) st = lb->ops->experts_one(lb, l, uses, n_used, err);
+        enum fc_status rs = fc_experts_read_wait(&e->experts, err);
+        if (st != FC_STATUS_OK) return st;
+        if (rs != FC_STATUS_OK) return rs;
+        return lb->ops->finish(lb, l, err);
+    }
     for (int32_t w = 0, start = 0; st == FC_STATUS_OK && start < n_used; w++) {
         const int32_t base = (w % 2) * wave;
         if (next < n_used) { /* the next wave into the other half, once the backend is done with that half */

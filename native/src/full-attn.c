@@ -183,9 +183,10 @@ void fc_full_attn_forward(struct fc_engine * e, int32_t layer, int32_t n) {
     const int32_t nh = c->n_heads, nkv = c->n_kv_heads, hd = c->head_dim;
     const int32_t pos0 = e->st.n_past;
 
-    be->ops->matmul(be, &ly->q_proj, s->xn, s->proj, n);  /* [n, nh * 2 * hd], per head [q | gate] */
-    be->ops->matmul(be, &ly->k_proj, s->xn, s->proj2, n); /* [n, nkv * hd] */
-    be->ops->matmul(be, &ly->v_proj, s->xn, s->proj3, n);
+    /* [n, nh * 2 * hd] (per head [q | gate]), [n, nkv * hd] twice */
+    const struct fc_matrix * ws[3] = { &ly->q_proj, &ly->k_proj, &ly->v_proj };
+    float * outs[3] = { s->proj, s->proj2, s->proj3 };
+    fc_matmul_n(be, ws, outs, 3, s->xn, n);
 
     for (int32_t t = 0; t < n; t++) {
         const int32_t pos = pos0 + t;

@@ -110,38 +110,74 @@ static void l2norm(float * x, int32_t n, float scale) {
     for (int32_t i = 0; i < n; i++) x[i] *= r;
 }
 
-void fc_linear_attn_forward(struct fc_engine * e, int32_t layer, int32_t n) {
-    const struct fc_config * c = &e->model.cfg;
-    const struct fc_layer * ly = &e->model.layers[layer];
-    struct fc_scratch * s = &e->s;
-    struct fc_backend * be = &e->be;
-    const int32_t nk = c->la_n_k_heads, dk = c->la_k_dim, K = c->la_conv_kernel;
-    const int32_t conv = fc_la_conv_dim(c);
-    float * conv_state = e->st.conv[ly->index_in_kind];
+struct conv_job {
+    const struct fc_engine * e;
+    const struct fc_layer * ly;
+    float * conv_state;
+    int32_t n;
+};
 
-    be->ops->matmul(be, &ly->in_qkv, s->xn, s->proj, n);  /* [n, conv] */
-    be->ops->matmul(be, &ly->in_z, s->xn, s->proj2, n);   /* [n, nv*dv] */
-    be->ops->matmul(be, &ly->in_b, s->xn, s->proj3, n);   /* [n, nv] */
-    be->ops->matmul(be, &ly->in_a, s->xn, s->proj4, n);   /* [n, nv] */
-
-    /* causal depthwise conv: tap K-1 multiplies the current token; state holds the K-1 previous inputs */
-    for (int32_t t = 0; t < n; t++) {
-        float * row = s->proj + (size_t)t * conv;
-        for (int32_t ch = 0; ch < conv; ch++) {
-            const float * w = ly->conv_w + (size_t)ch * K;
+/*
+ * Causal depthwise conv + SiLU over channel ranges (each channel is on its own): tap K-1 multiplies the current
+ * token, the state holds the K-1 previous inputs; the sums in the same order for any split.
+ */
+static void conv_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
+    const struct conv_job * job = p;
+    const struct fc_config * c = &job->e->model.cfg;
+    const int32_t K = c->la_conv_kernel, conv = fc_la_conv_dim(c);
+    float * st = job->conv_state;
+    int64_t c0, c1;
+    fc_split_range(conv, chunk, n_chunks, 16, &c0, &c1);
+    for (int32_t t = 0; t < job->n; t++) {
+        float * row = job->e->s.proj + (size_t)t * conv;
+        for (int32_t ch = (int32_t)c0; ch < (int32_t)c1; ch++) {
+            const float * w = job->ly->conv_w + (size_t)ch * K;
             float acc = w[K - 1] * row[ch];
-            for (int32_t j = 0; j < K - 1; j++) acc += w[j] * conv_state[(size_t)j * conv + ch];
+            for (int32_t j = 0; j < K - 1; j++) acc += w[j] * st[(size_t)j * conv + ch];
             /* shift the window: drop the oldest, append this input */
-            for (int32_t j = 0; j + 1 < K - 1; j++) conv_state[(size_t)j * conv + ch] = conv_state[(size_t)(j + 1) * conv + ch];
-            if (K > 1) conv_state[(size_t)(K - 2) * conv + ch] = row[ch];
+            for (int32_t j = 0; j + 1 < K - 1; j++) st[(size_t)j * conv + ch] = st[(size_t)(j + 1) * conv + ch];
+            if (K > 1) st[(size_t)(K - 2) * conv + ch] = row[ch];
             row[ch] = fc_silu(acc);
         }
-        const float qscale = 1.0f / sqrtf((float)dk);
+    }
+}
+
+/* q and k of each head L2-normalised (q also scaled by 1/sqrt(dk)), over token ranges. */
+static void qk_norm_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
+    const struct conv_job * job = p;
+    const struct fc_config * c = &job->e->model.cfg;
+    const int32_t nk = c->la_n_k_heads, dk = c->la_k_dim, conv = fc_la_conv_dim(c);
+    const float qscale = 1.0f / sqrtf((float)dk);
+    int64_t t0, t1;
+    fc_split_range(job->n, chunk, n_chunks, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        float * row = job->e->s.proj + (size_t)t * conv;
         for (int32_t h = 0; h < nk; h++) {
             l2norm(row + (size_t)h * dk, dk, qscale);
             l2norm(row + (size_t)nk * dk + (size_t)h * dk, dk, 1.0f);
         }
     }
+}
+
+void fc_linear_attn_forward(struct fc_engine * e, int32_t layer, int32_t n) {
+    const struct fc_config * c = &e->model.cfg;
+    const struct fc_layer * ly = &e->model.layers[layer];
+    struct fc_scratch * s = &e->s;
+    struct fc_backend * be = &e->be;
+    const int32_t conv = fc_la_conv_dim(c);
+
+    /* [n, conv], [n, nv*dv], [n, nv], [n, nv] */
+    const struct fc_matrix * ws[4] = { &ly->in_qkv, &ly->in_z, &ly->in_b, &ly->in_a };
+    float * outs[4] = { s->proj, s->proj2, s->proj3, s->proj4 };
+    fc_matmul_n(be, ws, outs, 4, s->xn, n);
+
+    /* the conv and the q/k norms over the pool when the chunk is big enough to be worth waking it */
+    struct conv_job cj = { e, ly, e->st.conv[ly->index_in_kind], n };
+    const int32_t pool_n = fc_pool_size(e->pool), par = (int64_t)n * conv >= 65536 ? pool_n : 1;
+    if (par > 1) fc_pool_run(e->pool, conv_worker, &cj, par * 2 < (conv + 15) / 16 ? par * 2 : (conv + 15) / 16);
+    else conv_worker(&cj, 0, 1, 0);
+    if (par > 1) fc_pool_run(e->pool, qk_norm_worker, &cj, par * 2 < n ? par * 2 : n);
+    else qk_norm_worker(&cj, 0, 1, 0);
 
     struct delta_job job = { e, ly, e->st.ssm[ly->index_in_kind], n };
     fc_pool_run(e->pool, delta_worker, &job, c->la_n_v_heads);

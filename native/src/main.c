@@ -47,7 +47,7 @@ static void usage(FILE * f) {
             "  --active-experts K       experts per token (default: the model's)\n"
             "  --snapshot-budget-mb N   memory for prefix-reuse snapshots (default 1024)\n"
             "  --backend NAME           auto (default: metal on macOS with a GPU, else cpu) | cpu | metal (macOS builds) | metal-emu (the Metal backend on the CPU emulator; builds with a C++ compiler) | cpu:N | cpu:NAME (force kernel level N or a set by name; see RUN.md)\n"
-            "  --batch N                prefill tokens per forward chunk (default 256)\n"
+            "  --batch N                prefill tokens per forward chunk (default 512)\n"
             "  --io-threads N           pread threads (default max(4, K))\n"
             "  --progress-ms N          least time between two progress lines while a prompt is evaluated\n"
             "                           (default 1000; 0: after every layer)\n"

@@ -23,18 +23,46 @@ static void top_k(const float * probs, int32_t n_experts, int32_t k, int32_t * i
     }
 }
 
-static void swiglu(float * gate, const float * up, size_t n) {
-    for (size_t i = 0; i < n; i++) gate[i] = fc_silu(gate[i]) * up[i];
+static void swiglu_range(float * gate, const float * up, size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; i++) gate[i] = fc_silu(gate[i]) * up[i];
 }
 
-void fc_moe_route(struct fc_engine * e, int32_t layer, int32_t n) {
+struct swiglu_job {
+    float * gate;
+    const float * up;
+    size_t n;
+};
+
+static void swiglu_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
+    const struct swiglu_job * job = p;
+    int64_t i0, i1;
+    fc_split_range((int64_t)job->n, chunk, n_chunks, 16, &i0, &i1);
+    swiglu_range(job->gate, job->up, (size_t)i0, (size_t)i1);
+}
+
+/* gate = silu(gate) * up over n values (over the pool when there are enough) */
+static void swiglu(struct fc_engine * e, float * gate, const float * up, size_t n) {
+    struct swiglu_job job = { gate, up, n };
+    const int32_t chunks = fc_pool_chunks(e->pool, (int64_t)n, 4096);
+    if (chunks > 1) fc_pool_run(e->pool, swiglu_worker, &job, chunks);
+    else swiglu_range(gate, up, 0, n);
+}
+
+struct route_job {
+    struct fc_engine * e;
+    int32_t n;
+};
+
+/* softmax over the experts, top-K, renormalised: token ranges */
+static void route_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
+    const struct route_job * job = p;
+    struct fc_engine * e = job->e;
     const struct fc_config * c = &e->model.cfg;
-    const struct fc_layer * ly = &e->model.layers[layer];
     struct fc_scratch * s = &e->s;
-    struct fc_backend * be = &e->be;
     const int32_t E = c->n_experts, K = e->n_active;
-    be->ops->matmul(be, &ly->router, s->xn, s->router, n);
-    for (int32_t t = 0; t < n; t++) {
+    int64_t t0, t1;
+    fc_split_range(job->n, chunk, n_chunks, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
         float * p = s->router + (size_t)t * E;
         float mx = p[0];
         for (int32_t x = 1; x < E; x++) mx = p[x] > mx ? p[x] : mx;
@@ -52,6 +80,19 @@ void fc_moe_route(struct fc_engine * e, int32_t layer, int32_t n) {
     }
 }
 
+void fc_moe_route(struct fc_engine * e, int32_t layer, int32_t n) {
+    const struct fc_config * c = &e->model.cfg;
+    const struct fc_layer * ly = &e->model.layers[layer];
+    struct fc_scratch * s = &e->s;
+    struct fc_backend * be = &e->be;
+    const int32_t E = c->n_experts, K = e->n_active;
+    be->ops->matmul(be, &ly->router, s->xn, s->router, n);
+    struct route_job job = { e, n };
+    const int32_t chunks = fc_pool_chunks(e->pool, (int64_t)n * E * K, 65536);
+    if (chunks > 1) fc_pool_run(e->pool, route_worker, &job, chunks);
+    else route_worker(&job, 0, 1, 0);
+}
+
 void fc_moe_shared(struct fc_engine * e, int32_t layer, int32_t n) {
     const struct fc_layer * ly = &e->model.layers[layer];
     struct fc_scratch * s = &e->s;
@@ -62,14 +103,34 @@ void fc_moe_shared(struct fc_engine * e, int32_t layer, int32_t n) {
         return;
     }
     const int32_t SI = ly->sh_gate.rows;
-    be->ops->matmul(be, &ly->sh_gate, s->xn, s->gate, n);
-    be->ops->matmul(be, &ly->sh_up, s->xn, s->up, n);
-    swiglu(s->gate, s->up, (size_t)n * SI);
+    const struct fc_matrix * ws[3] = { &ly->sh_gate, &ly->sh_up, &ly->sh_expert_gate };
+    float * outs[3] = { s->gate, s->up, s->sh_gate };
+    fc_matmul_n(be, ws, outs, 3, s->xn, n);
+    swiglu(e, s->gate, s->up, (size_t)n * SI);
     be->ops->matmul(be, &ly->sh_down, s->gate, s->out, n);
-    be->ops->matmul(be, &ly->sh_expert_gate, s->xn, s->sh_gate, n);
     for (int32_t t = 0; t < n; t++) {
         const float g = fc_sigmoid(s->sh_gate[t]);
         for (int32_t i = 0; i < H; i++) s->out[(size_t)t * H + i] *= g;
+    }
+}
+
+struct scatter_job {
+    struct fc_engine * e;
+    const struct fc_expert_use * use;
+};
+
+/* out[token] += weight * down[i] for the expert's tokens, over column ranges */
+static void scatter_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
+    const struct scatter_job * job = p;
+    struct fc_scratch * s = &job->e->s;
+    const int32_t H = job->e->model.cfg.hidden_size;
+    int64_t k0, k1;
+    fc_split_range(H, chunk, n_chunks, 16, &k0, &k1);
+    for (int32_t i = 0; i < job->use->n_tok; i++) {
+        float * o = s->out + (size_t)job->use->tok[i] * H;
+        const float * d = s->down + (size_t)i * H;
+        const float wt = job->use->w[i];
+        for (int64_t k = k0; k < k1; k++) o[k] += wt * d[k];
     }
 }
 
@@ -86,15 +147,46 @@ void fc_moe_expert(struct fc_engine * e, const struct fc_expert_use * use, int32
         }
         xin = s->gathered;
     }
-    be->ops->matmul(be, &mg, xin, s->gate, use->n_tok);
-    be->ops->matmul(be, &mu, xin, s->up, use->n_tok);
-    swiglu(s->gate, s->up, (size_t)use->n_tok * mg.rows);
+    const struct fc_matrix * ws[2] = { &mg, &mu };
+    float * outs[2] = { s->gate, s->up };
+    fc_matmul_n(be, ws, outs, 2, xin, use->n_tok);
+    swiglu(e, s->gate, s->up, (size_t)use->n_tok * mg.rows);
     be->ops->matmul(be, &md, s->gate, s->down, use->n_tok);
-    for (int32_t i = 0; i < use->n_tok; i++) {
-        float * o = s->out + (size_t)use->tok[i] * H;
+    struct scatter_job job = { e, use };
+    const int32_t chunks = fc_pool_chunks(e->pool, (int64_t)use->n_tok * H, 16384);
+    if (chunks > 1) fc_pool_run(e->pool, scatter_worker, &job, chunks);
+    else scatter_worker(&job, 0, 1, 0);
+    for (int32_t i = 0; e->pair_out && i < use->n_tok; i++) {
+        memcpy(e->pair_out + (size_t)use->pair[i] * H, s->down + (size_t)i * H, (size_t)H * sizeof(float));
+    }
+}
+
+/*
+ * One token's routed experts at once (decode): the gates and ups of all of them as one batch of products of xn
+ * (x prepared once, one round of the pool), SwiGLU, the downs as another batch, then the weighted sum in the
+ * experts' order, as fc_moe_expert one after the other gives it.
+ */
+void fc_moe_experts_one(struct fc_engine * e, const struct fc_expert_use * uses, int32_t n_uses) {
+    struct fc_scratch * s = &e->s;
+    struct fc_backend * be = &e->be;
+    const int32_t H = e->model.cfg.hidden_size;
+    struct fc_matrix mg[FC_MATMUL_BATCH_MAX / 2], mu[FC_MATMUL_BATCH_MAX / 2], md[FC_MATMUL_BATCH_MAX / 2];
+    struct fc_matmul_item items[FC_MATMUL_BATCH_MAX];
+    FC_ASSERT(n_uses <= FC_MATMUL_BATCH_MAX / 2 && n_uses <= e->max_batch);
+    for (int32_t i = 0; i < n_uses; i++) fc_experts_view(&e->experts, uses[i].data, &mg[i], &mu[i], &md[i]);
+    const int32_t I = mg[0].rows;
+    for (int32_t i = 0; i < n_uses; i++) {
+        items[2 * i] = (struct fc_matmul_item){ &mg[i], s->xn, s->gate + (size_t)i * I };
+        items[2 * i + 1] = (struct fc_matmul_item){ &mu[i], s->xn, s->up + (size_t)i * I };
+    }
+    fc_matmul_batch(be, items, 2 * n_uses, 1);
+    swiglu(e, s->gate, s->up, (size_t)n_uses * I);
+    for (int32_t i = 0; i < n_uses; i++) items[i] = (struct fc_matmul_item){ &md[i], s->gate + (size_t)i * I, s->down + (size_t)i * H };
+    fc_matmul_batch(be, items, n_uses, 1);
+    for (int32_t i = 0; i < n_uses; i++) {
         const float * d = s->down + (size_t)i * H;
-        const float wt = use->w[i];
-        for (int32_t k = 0; k < H; k++) o[k] += wt * d[k];
-        if (e->pair_out) memcpy(e->pair_out + (size_t)use->pair[i] * H, d, (size_t)H * sizeof(float));
+        const float wt = uses[i].w[0];
+        for (int32_t k = 0; k < H; k++) s->out[k] += wt * d[k];
+        if (e->pair_out) memcpy(e->pair_out + (size_t)uses[i].pair[0] * H, d, (size_t)H * sizeof(float));
     }
 }

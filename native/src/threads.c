@@ -188,3 +188,8 @@ void fc_split_range(int64_t n, int32_t ith, int32_t nth, int64_t align, int64_t 
 int32_t fc_cpu_count(void) {
     return fc_platform_compute_threads();
 }
+
+int32_t fc_pool_chunks(const struct fc_pool * pool, int64_t n, int64_t grain) {
+    const int64_t most = 2 * (int64_t)fc_pool_size(pool), by_size = grain > 0 ? n / grain : n;
+    return by_size < 2 ? 1 : (int32_t)(by_size < most ? by_size : most);
+}

@@ -27,6 +27,10 @@ int32_t fc_pool_size(const struct fc_pool * pool);
  */
 void fc_pool_run(struct fc_pool * pool, fc_pool_fn fn, void * ctx, int32_t n_chunks);
 
+/* Chunks for n items of which at least `grain` are worth a chunk: 2 per thread at most, 1 (run it on the caller)
+   when n < 2 * grain. */
+int32_t fc_pool_chunks(const struct fc_pool * pool, int64_t n, int64_t grain);
+
 /* Split [0, n) into nth near-equal chunks aligned to `align`; returns [*begin, *end) of chunk ith. */
 void fc_split_range(int64_t n, int32_t ith, int32_t nth, int64_t align, int64_t * begin, int64_t * end);
 

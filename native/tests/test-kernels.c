@@ -105,7 +105,9 @@ static void check(struct fc_backend * be, const char * label, const struct fc_ma
     checks++;
     /* gemm_q (several 2/4-bit tokens): within the rounding bound of its two-level quantized x; else float
        kernels max |err| / max |ref|, matmul_qx |err| / (|w_row| |x_token|) (kernels.h) */
-    const int int8 = fc_dtype_is_quantized(m->type) && m->type != FC_DTYPE_Q8 && n_tokens >= 2 && be_has_int8(be);
+    /* and dot_xv (one token on int8 x) the same bound */
+    const int one_int8 = n_tokens == 1 && k && fc_dtype_is_quantized(m->type) && k->dot_xv[fc_bits_index(fc_dtype_bits(m->type))];
+    const int int8 = (fc_dtype_is_quantized(m->type) && m->type != FC_DTYPE_Q8 && n_tokens >= 2 && be_has_int8(be)) || one_int8;
     const double err = int8 ? int8_error_ratio(m, x, ref, got, n_tokens) : fc_cpu_product_error(k, m, x, got, ref, n_tokens);
     const double tol = int8 ? 1.0 : fc_cpu_product_tolerance(k, m);
     if (int8 && err > worst_int8) worst_int8 = err;
@@ -209,9 +211,9 @@ static void check_int8_level(const struct fc_cpu_kernels * k) { /* k NULL: the p
                     void * xq = malloc(k ? k->xq_bytes(n, cols) : 1);
                     float * ref = malloc((size_t)n * rows * sizeof(float)), * got = malloc((size_t)n * rows * sizeof(float));
                     float * res_ref = malloc((size_t)n * cols * sizeof(float)), * res = malloc((size_t)n * cols * sizeof(float));
-                    fc_cpu_quantize_x_generic(bits, x, n, cols, 0, n, xq_ref, res_ref);
+                    fc_cpu_quantize_x_generic(bits, x, n, cols, 0, n, 0, cols / FC_QK, xq_ref, res_ref);
                     fc_cpu_gemm_q_generic(&m, 0, rows, xq_ref, n, ref, (size_t)rows, 0);
-                    fc_cpu_quantize_x_generic(bits, res_ref, n, cols, 0, n, xq_ref, NULL);
+                    fc_cpu_quantize_x_generic(bits, res_ref, n, cols, 0, n, 0, cols / FC_QK, xq_ref, NULL);
                     fc_cpu_gemm_q_generic(&m, 0, rows, xq_ref, n, ref, (size_t)rows, 1); /* the second level adds */
                     {
                         float * fref = malloc((size_t)n * rows * sizeof(float));
@@ -228,9 +230,15 @@ static void check_int8_level(const struct fc_cpu_kernels * k) { /* k NULL: the p
                     for (int split = 0; k && split < 2; split++) {
                         memset(res, 0xff, (size_t)n * cols * sizeof(float));
                         if (split) {
-                            for (int32_t t0 = 0; t0 < n; t0 += k->xq_tokens) k->quantize_x(bits, x, n, cols, t0, t0 + k->xq_tokens < n ? t0 + k->xq_tokens : n, xq, res);
+                            /* token blocks apart, and each block's groups in two ranges (the first an odd count) */
+                            const int32_t ng = cols / FC_QK, gm = (ng / 2 | 1) < ng ? (ng / 2 | 1) : ng;
+                            for (int32_t t0 = 0; t0 < n; t0 += k->xq_tokens) {
+                                const int32_t t1 = t0 + k->xq_tokens < n ? t0 + k->xq_tokens : n;
+                                k->quantize_x(bits, x, n, cols, t0, t1, 0, gm, xq, res);
+                                k->quantize_x(bits, x, n, cols, t0, t1, gm, ng, xq, res);
+                            }
                         } else {
-                            k->quantize_x(bits, x, n, cols, 0, n, xq, res);
+                            k->quantize_x(bits, x, n, cols, 0, n, 0, cols / FC_QK, xq, res);
                         }
                         memset(got, 0xff, (size_t)n * rows * sizeof(float));
                         /* rows in two ranges, the first not a multiple of 4 */
@@ -245,7 +253,7 @@ static void check_int8_level(const struct fc_cpu_kernels * k) { /* k NULL: the p
                         if (k->gemm2_q[fc_bits_index(bits)]) {
                             /* both levels in one pass: the same numbers as the two gemm_q calls, bit for bit */
                             void * yq = malloc(k->xq_bytes(n, cols));
-                            k->quantize_x(bits, res, n, cols, 0, n, yq, NULL);
+                            k->quantize_x(bits, res, n, cols, 0, n, 0, cols / FC_QK, yq, NULL);
                             float * got2 = malloc((size_t)n * rows * sizeof(float));
                             memset(got2, 0xff, (size_t)n * rows * sizeof(float));
                             k->gemm2_q[fc_bits_index(bits)](&m, 0, mid, xq, yq, n, got2, (size_t)rows);
@@ -261,7 +269,7 @@ static void check_int8_level(const struct fc_cpu_kernels * k) { /* k NULL: the p
                             free(yq);
                             free(got2);
                         }
-                        k->quantize_x(bits, res, n, cols, 0, n, xq, NULL);
+                        k->quantize_x(bits, res, n, cols, 0, n, 0, cols / FC_QK, xq, NULL);
                         k->gemm_q(&m, 0, rows, xq, n, got, (size_t)rows, 1);
                         if (memcmp(ref, got, (size_t)n * rows * sizeof(float)) != 0) {
                             failures++;

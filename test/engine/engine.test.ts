@@ -119,6 +119,27 @@ test("token-by-token decoding from position 0 matches logits_full_sequence at ev
   expect(worst).toBeLessThan(2e-3);
 });
 
+// decode on int8 activations (x86 level 3, 4-bit weights: dot_xv) against the float decode of level 2, token by token
+for (const [level, flag] of [[2, "avx512bw"], [3, "avx512_vnni"]] as const) {
+  test.skipIf(!cpuFlags.includes(flag))(`kernel level ${level} (cpu:${level}): token-by-token decoding within 2e-3 of logits_full_sequence`, async () => {
+    const seq = greedy().full_sequence;
+    const want = expectedFullSequenceLogits();
+    const e = await startEngine({ artifactsDir: artifacts, threads: 2, context: 64, backend: `cpu:${level}` });
+    try {
+      const logprobs: number[] = [];
+      for await (const ev of e.generate({ tokens: seq.slice(0, 1), max_tokens: seq.length - 1, force_tokens: seq.slice(1), stop_tokens: [], logprobs: true })) {
+        if (ev.type === "token") logprobs.push((ev as unknown as { logprob: number }).logprob);
+      }
+      expect(logprobs.length).toBe(seq.length - 1);
+      let worst = 0;
+      for (let i = 0; i < logprobs.length; i++) worst = Math.max(worst, Math.abs(logprobs[i]! - logSoftmaxAt(want, i, seq[i + 1]!)));
+      expect(worst).toBeLessThan(2e-3);
+    } finally {
+      await e.close();
+    }
+  });
+}
+
 for (const flags of [["--expert-mmap"], ["--expert-io", "pread"], ["--expert-io", "mmap"], ["--expert-io", "populate"]]) {
   test(`${flags.join(" ")} gives the same logits, and says how it read the experts`, async () => {
     const out = join(artifacts, `logits${flags.join("")}.f32`);

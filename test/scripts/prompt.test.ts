@@ -82,14 +82,21 @@ test("--json prints one object with the reply, reasoning, usage and stats", asyn
   expect(r.stdout.trim().split("\n")).toHaveLength(1);
 });
 
-test("--seed N (or SEED) is sent; without one the request has no seed (the server picks a random one)", async () => {
+test("--seed N (or SEED) is sent; without one each reply gets a new random seed; --json reports the seed sent", async () => {
   next = { content: ["a"] };
   expect((await run(["hi", "--seed", "5"])).code).toBe(0);
   next = { content: ["b"] };
   expect((await run(["hi"], { env: { FLASHCHAT_SEED: "77" } })).code).toBe(0);
   next = { content: ["c"] };
-  expect((await run(["hi"])).code).toBe(0);
-  expect(stub.requests.map((r) => r.seed)).toEqual([5, 77, undefined]);
+  const r1 = await run(["hi", "--json"]);
+  next = { content: ["d"] };
+  const r2 = await run(["hi", "--json"]);
+  const seeds = stub.requests.map((r) => r.seed);
+  expect(seeds.slice(0, 2)).toEqual([5, 77]);
+  for (const s of seeds.slice(2)) expect(Number.isSafeInteger(s) && s >= 0).toBe(true);
+  expect(seeds[2]).not.toBe(seeds[3]);
+  expect(JSON.parse(r1.stdout).seed).toBe(seeds[2]);
+  expect(JSON.parse(r2.stdout).seed).toBe(seeds[3]);
 });
 
 test("usage errors exit 2 with one line on stderr and nothing on stdout", async () => {

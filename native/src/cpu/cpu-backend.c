@@ -1,6 +1,8 @@
 /*
  * The CPU backend: quantized matmul over the compute pool, rows split between threads. One token: the
- * float matvec kernels (prepared x). Several tokens on a level with the integer path (4- and 2-bit
+ * float matvec kernels (prepared x), or on a level with dot_xv (x86 avx512vnni, 4-bit) x in the integer
+ * path's two int8 levels; a batch of one-token products (matmul_batch: decode's experts) shares one round
+ * of the threads. Several tokens on a level with the integer path (4- and 2-bit
  * weights): activations quantized to int8 in two levels (x, then its residual), integer dot products
  * for each, the two added (kernels.h); else (and for 8-bit weights: the routers, whose decisions are
  * discontinuous) 4 rows dequantized at a time and dotted with every token in float. The arm64 int8
@@ -28,6 +30,8 @@ struct cpu_ctx {
     size_t xq_cap;
     float * res;   /* the residual of x after its first quantization [n_tokens * cols] */
     size_t res_cap;
+    uint8_t * xv;  /* int8 x of one-token products (levels with dot_xv), several x one after the other */
+    size_t xv_cap;
     int32_t n_threads;
 };
 
@@ -138,69 +142,110 @@ static int ensure(float ** buf, size_t * cap, size_t n) {
     return *buf != NULL;
 }
 
+/*
+ * The integer path for one x and up to FC_MATMUL_BATCH_MAX matrices of the same bits: x quantized once (both
+ * levels, in chunks of token blocks x group ranges: a few tokens still split between the threads), then the
+ * rows of every matrix in chunks over the pool, each matrix's rows in a share of the chunks by its size.
+ */
 struct q8_job {
-    const struct fc_matrix * w;
+    const struct fc_matrix * ws[FC_MATMUL_BATCH_MAX];
+    float * outs[FC_MATMUL_BATCH_MAX];
+    int32_t n_w;
+    int32_t chunk0[FC_MATMUL_BATCH_MAX + 1]; /* gemm: matrix i has chunks [chunk0[i], chunk0[i + 1]) */
     const float * x;
-    float * out;
-    int32_t n_tokens;
+    int32_t n_tokens, cols, bits;
+    int32_t g_split; /* quantize: group ranges per token range */
     const struct fc_cpu_kernels * k;
     void * xq[2]; /* x quantized, its residual quantized */
     float * res;
 };
 
-/* Both levels of a token range: x -> xq[0] (+ residual), residual -> xq[1]. */
+/* Both levels of a token range x group range: x -> xq[0] (+ residual), residual -> xq[1]. */
 static void q8_quantize_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
     struct q8_job * job = p;
-    int64_t t0, t1;
-    fc_split_range(job->n_tokens, chunk, n_chunks, job->k->xq_tokens, &t0, &t1);
-    if (t0 >= t1) return;
-    const int bits = fc_dtype_bits(job->w->type);
-    job->k->quantize_x(bits, job->x, job->n_tokens, job->w->cols, (int32_t)t0, (int32_t)t1, job->xq[0], job->res);
-    job->k->quantize_x(bits, job->res, job->n_tokens, job->w->cols, (int32_t)t0, (int32_t)t1, job->xq[1], NULL);
+    int64_t t0, t1, g0, g1;
+    fc_split_range(job->n_tokens, chunk / job->g_split, n_chunks / job->g_split, job->k->xq_tokens, &t0, &t1);
+    fc_split_range(job->cols / FC_QK, chunk % job->g_split, job->g_split, 1, &g0, &g1);
+    if (t0 >= t1 || g0 >= g1) return;
+    const struct fc_cpu_kernels * k = job->k;
+    k->quantize_x(job->bits, job->x, job->n_tokens, job->cols, (int32_t)t0, (int32_t)t1, (int32_t)g0, (int32_t)g1, job->xq[0], job->res);
+    k->quantize_x(job->bits, job->res, job->n_tokens, job->cols, (int32_t)t0, (int32_t)t1, (int32_t)g0, (int32_t)g1, job->xq[1], NULL);
+}
+
+static void q8_gemm_rows(const struct q8_job * job, const struct fc_matrix * w, float * out, int32_t r0, int32_t r1) {
+    void (*both)(const struct fc_matrix *, int32_t, int32_t, const void *, const void *, int32_t, float *, size_t) =
+        job->k->gemm2_q[fc_bits_index(job->bits)];
+    if (both) {
+        both(w, r0, r1, job->xq[0], job->xq[1], job->n_tokens, out, (size_t)w->rows);
+        return;
+    }
+    job->k->gemm_q(w, r0, r1, job->xq[0], job->n_tokens, out, (size_t)w->rows, 0);
+    job->k->gemm_q(w, r0, r1, job->xq[1], job->n_tokens, out, (size_t)w->rows, 1);
 }
 
 static void q8_gemm_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
     struct q8_job * job = p;
+    int32_t i = 0;
+    while (i + 1 < job->n_w && chunk >= job->chunk0[i + 1]) i++;
     int64_t r0, r1;
-    fc_split_range(job->w->rows, chunk, n_chunks, 4, &r0, &r1);
-    if (r0 >= r1) return;
-    void (*both)(const struct fc_matrix *, int32_t, int32_t, const void *, const void *, int32_t, float *, size_t) =
-        job->k->gemm2_q[fc_bits_index(fc_dtype_bits(job->w->type))];
-    if (both) {
-        both(job->w, (int32_t)r0, (int32_t)r1, job->xq[0], job->xq[1], job->n_tokens, job->out, (size_t)job->w->rows);
-        return;
-    }
-    job->k->gemm_q(job->w, (int32_t)r0, (int32_t)r1, job->xq[0], job->n_tokens, job->out, (size_t)job->w->rows, 0);
-    job->k->gemm_q(job->w, (int32_t)r0, (int32_t)r1, job->xq[1], job->n_tokens, job->out, (size_t)job->w->rows, 1);
+    fc_split_range(job->ws[i]->rows, chunk - job->chunk0[i], job->chunk0[i + 1] - job->chunk0[i], 4, &r0, &r1);
+    if (r0 < r1) q8_gemm_rows(job, job->ws[i], job->outs[i], (int32_t)r0, (int32_t)r1);
 }
 
 static int use_int8(const struct fc_cpu_kernels * k, const struct fc_matrix * w, int32_t n_tokens) {
-    return k->gemm_q && fc_dtype_is_quantized(w->type) && w->type != FC_DTYPE_Q8 && n_tokens >= INT8_MIN_TOKENS && w->cols / FC_QK <= 512;
+    return k->gemm_q && fast_path(w) && fc_dtype_is_quantized(w->type) && w->type != FC_DTYPE_Q8 && n_tokens >= INT8_MIN_TOKENS &&
+           w->cols / FC_QK <= 512;
 }
 
-static void cpu_matmul_int8(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
+/* ws[0..n_w) all pass use_int8 with the same bits and cols. */
+static void cpu_matmul_int8(struct fc_backend * be, const struct fc_matrix * const * ws, float * const * outs, int32_t n_w, const float * x,
+                            int32_t n_tokens) {
     struct cpu_ctx * c = be->ctx;
-    const size_t one = (c->k->xq_bytes(n_tokens, w->cols) + 63) / 64 * 64;
+    const int32_t cols = ws[0]->cols, ng = cols / FC_QK;
+    const size_t one = (c->k->xq_bytes(n_tokens, cols) + 63) / 64 * 64;
     if (c->xq_cap < 2 * one) {
         free(c->xq);
         c->xq = fc_alloc_aligned(2 * one);
         FC_ASSERT(c->xq != NULL);
         c->xq_cap = 2 * one;
     }
-    FC_ASSERT(ensure(&c->res, &c->res_cap, (size_t)n_tokens * w->cols));
-    struct q8_job job = { .w = w, .x = x, .out = out, .n_tokens = n_tokens, .k = c->k, .xq = { c->xq, (uint8_t *)c->xq + one },
-                          .res = c->res };
-    const int32_t n_blocks = (n_tokens + c->k->xq_tokens - 1) / c->k->xq_tokens;
-    if (c->n_threads == 1 || n_blocks < 2 || (int64_t)n_tokens * w->cols < 65536) q8_quantize_worker(&job, 0, 1, 0);
-    else fc_pool_run(be->pool, q8_quantize_worker, &job, n_blocks < c->n_threads * 2 ? n_blocks : c->n_threads * 2);
-    if ((int64_t)w->rows * w->cols * n_tokens < 262144 || c->n_threads == 1) {
-        q8_gemm_worker(&job, 0, 1, 0);
-    } else {
-        /* several chunks per thread: a thread that gets descheduled leaves its share to the others */
-        int32_t n_chunks = c->n_threads * 4, max_chunks = (w->rows + 15) / 16;
-        fc_pool_run(be->pool, q8_gemm_worker, &job, n_chunks < max_chunks ? n_chunks : max_chunks);
+    FC_ASSERT(ensure(&c->res, &c->res_cap, (size_t)n_tokens * cols));
+    struct q8_job job = { .n_w = n_w, .x = x, .n_tokens = n_tokens, .cols = cols, .bits = fc_dtype_bits(ws[0]->type), .g_split = 1,
+                          .k = c->k, .xq = { c->xq, (uint8_t *)c->xq + one }, .res = c->res };
+    int64_t rows = 0;
+    for (int32_t i = 0; i < n_w; i++) {
+        job.ws[i] = ws[i];
+        job.outs[i] = outs[i];
+        rows += ws[i]->rows;
     }
+    /* quantize: 2 chunks per thread, over token blocks first, then over groups (a few tokens, one block) */
+    const int32_t n_blocks = (n_tokens + c->k->xq_tokens - 1) / c->k->xq_tokens, want = c->n_threads * 2;
+    if (c->n_threads == 1 || (int64_t)n_tokens * cols < 8192) {
+        q8_quantize_worker(&job, 0, 1, 0);
+    } else {
+        const int32_t tb = n_blocks < want ? n_blocks : want;
+        job.g_split = tb >= want ? 1 : (want + tb - 1) / tb < ng ? (want + tb - 1) / tb : ng;
+        fc_pool_run(be->pool, q8_quantize_worker, &job, tb * job.g_split);
+    }
+    /* the products: several chunks per thread (a thread that gets descheduled leaves its share to the others),
+       each matrix its share by rows, at least one chunk and at most one per 16 rows */
+    if (rows * cols * n_tokens < 262144 || c->n_threads == 1) {
+        for (int32_t i = 0; i < n_w; i++) q8_gemm_rows(&job, ws[i], outs[i], 0, ws[i]->rows);
+        return;
+    }
+    const int64_t total = c->n_threads * 4;
+    job.chunk0[0] = 0;
+    for (int32_t i = 0; i < n_w; i++) {
+        int64_t n = (ws[i]->rows * total + rows / 2) / rows;
+        const int64_t most = (ws[i]->rows + 15) / 16;
+        n = n < 1 ? 1 : n > most ? most : n;
+        job.chunk0[i + 1] = job.chunk0[i] + (int32_t)n;
+    }
+    fc_pool_run(be->pool, q8_gemm_worker, &job, job.chunk0[n_w]);
 }
+
+static int use_float_mv(const struct fc_cpu_kernels * k, const struct fc_matrix * w, int32_t n_tokens);
+static void cpu_matvec_batch(struct fc_backend * be, const struct fc_matmul_item * items, int32_t n);
 
 static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
     struct cpu_ctx * c = be->ctx;
@@ -210,7 +255,12 @@ static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const
         return;
     }
     if (use_int8(c->k, w, n_tokens)) {
-        cpu_matmul_int8(be, w, x, out, n_tokens);
+        cpu_matmul_int8(be, &w, &out, 1, x, n_tokens);
+        return;
+    }
+    if (use_float_mv(c->k, w, n_tokens) && c->k->dot_xv[fc_bits_index(fc_dtype_bits(w->type))]) {
+        const struct fc_matmul_item item = { w, x, out };
+        cpu_matvec_batch(be, &item, 1);
         return;
     }
     const int32_t cols = w->cols;
@@ -260,6 +310,151 @@ static void cpu_matmul(struct fc_backend * be, const struct fc_matrix * w, const
     }
 }
 
+/*
+ * Decode's batch of matrix-vector products (one token; x86 and the float levels): each distinct x prepared once,
+ * then the rows of every product in one round of the pool, each product its share of the chunks by rows.
+ */
+struct mv_job {
+    struct fc_matmul_item items[FC_MATMUL_BATCH_MAX];
+    const float * xp[FC_MATMUL_BATCH_MAX], * xsum[FC_MATMUL_BATCH_MAX];
+    const void * xv[FC_MATMUL_BATCH_MAX]; /* int8 x (dot_xv) or NULL (dot_q on xp) */
+    int32_t chunk0[FC_MATMUL_BATCH_MAX + 1];
+    int32_t n;
+    const struct fc_cpu_kernels * k;
+};
+
+static void mv_rows(const struct mv_job * job, int32_t i, int64_t r0, int64_t r1) {
+    const struct fc_matrix * w = job->items[i].w;
+    const int32_t ng = w->cols / FC_QK;
+    const int bi = fc_bits_index(fc_dtype_bits(w->type));
+    if (job->xv[i]) {
+        for (int64_t r = r0; r < r1; r++) {
+            job->items[i].out[r] = job->k->dot_xv[bi](w->data + (size_t)r * w->row_bytes, w->scales + (size_t)r * ng,
+                                                      w->biases + (size_t)r * ng, job->xv[i], job->xsum[i], ng);
+        }
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        job->items[i].out[r] = job->k->dot_q[bi](w->data + (size_t)r * w->row_bytes, w->scales + (size_t)r * ng,
+                                                 w->biases + (size_t)r * ng, job->xp[i], job->xsum[i], ng);
+    }
+}
+
+static void mv_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
+    const struct mv_job * job = p;
+    int32_t i = 0;
+    while (i + 1 < job->n && chunk >= job->chunk0[i + 1]) i++;
+    int64_t r0, r1;
+    fc_split_range(job->items[i].w->rows, chunk - job->chunk0[i], job->chunk0[i + 1] - job->chunk0[i], 16, &r0, &r1);
+    if (r0 < r1) mv_rows(job, i, r0, r1);
+}
+
+static int use_float_mv(const struct fc_cpu_kernels * k, const struct fc_matrix * w, int32_t n_tokens) {
+    return n_tokens == 1 && fast_path(w) && fc_dtype_is_quantized(w->type) && !k->matmul_qx[fc_bits_index(fc_dtype_bits(w->type))];
+}
+
+static void cpu_matvec_batch(struct fc_backend * be, const struct fc_matmul_item * items, int32_t n) {
+    struct cpu_ctx * c = be->ctx;
+    struct mv_job job;
+    job.n = n;
+    job.k = c->k;
+    size_t floats = 0, groups = 0, xv_bytes = 0;
+    for (int32_t i = 0; i < n; i++) {
+        floats += (size_t)items[i].w->cols, groups += (size_t)items[i].w->cols / FC_QK;
+        if (c->k->dot_xv[fc_bits_index(fc_dtype_bits(items[i].w->type))]) xv_bytes += (c->k->xv_bytes(items[i].w->cols) + 63) / 64 * 64;
+    }
+    FC_ASSERT(ensure(&c->xp, &c->xp_cap, floats) && ensure(&c->xsum, &c->xsum_cap, groups));
+    if (c->xv_cap < xv_bytes) {
+        free(c->xv);
+        c->xv = fc_alloc_aligned(xv_bytes);
+        FC_ASSERT(c->xv != NULL);
+        c->xv_cap = xv_bytes;
+    }
+    size_t fo = 0, go = 0, vo = 0;
+    int64_t work = 0, rows = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const struct fc_matrix * w = items[i].w;
+        job.items[i] = items[i];
+        int32_t same = -1; /* an earlier product of the same x, prepared the same way */
+        for (int32_t j = 0; j < i && same < 0; j++) {
+            if (items[j].x == items[i].x && items[j].w->cols == w->cols && fc_dtype_bits(items[j].w->type) == fc_dtype_bits(w->type)) same = j;
+        }
+        const int int8 = c->k->dot_xv[fc_bits_index(fc_dtype_bits(w->type))] != NULL;
+        job.xv[i] = NULL;
+        if (same >= 0) {
+            job.xp[i] = job.xp[same];
+            job.xsum[i] = job.xsum[same];
+            job.xv[i] = job.xv[same];
+        } else if (int8) {
+            float * xs = c->xsum + go;
+            c->k->prepare_xv(items[i].x, w->cols, c->xv + vo, xs);
+            job.xv[i] = c->xv + vo;
+            job.xp[i] = NULL;
+            job.xsum[i] = xs;
+            vo += (c->k->xv_bytes(w->cols) + 63) / 64 * 64;
+            go += (size_t)w->cols / FC_QK;
+        } else {
+            float * xp = c->xp + fo, * xs = c->xsum + go;
+            fc_cpu_prepare_x(fc_dtype_bits(w->type), items[i].x, w->cols, xp, xs);
+            job.xp[i] = xp;
+            job.xsum[i] = xs;
+            fo += (size_t)w->cols;
+            go += (size_t)w->cols / FC_QK;
+        }
+        work += (int64_t)w->rows * w->cols;
+        rows += w->rows;
+    }
+    if (work < 32768 || c->n_threads == 1) {
+        for (int32_t i = 0; i < n; i++) mv_rows(&job, i, 0, items[i].w->rows);
+        return;
+    }
+    const int64_t total = c->n_threads * 4 > n ? c->n_threads * 4 : n;
+    job.chunk0[0] = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int64_t k = (items[i].w->rows * total + rows / 2) / rows;
+        const int64_t most = (items[i].w->rows + 15) / 16;
+        k = k < 1 ? 1 : k > most ? most : k;
+        job.chunk0[i + 1] = job.chunk0[i] + (int32_t)k;
+    }
+    fc_pool_run(be->pool, mv_worker, &job, job.chunk0[n]);
+}
+
+/* A batch of products: the integer path's products of one x (the same bits) share one quantized x and one round
+   of the pool; decode's matrix-vector products share one round; the rest go one by one. */
+static void cpu_matmul_batch(struct fc_backend * be, const struct fc_matmul_item * items, int32_t n_items, int32_t n_tokens) {
+    struct cpu_ctx * c = be->ctx;
+    const struct fc_matrix * group[FC_MATMUL_BATCH_MAX];
+    float * gout[FC_MATMUL_BATCH_MAX];
+    struct fc_matmul_item mv[FC_MATMUL_BATCH_MAX];
+    int32_t n_mv = 0;
+    int done[FC_MATMUL_BATCH_MAX] = { 0 };
+    FC_ASSERT(n_items <= FC_MATMUL_BATCH_MAX);
+    for (int32_t i = 0; i < n_items; i++) {
+        if (done[i]) continue;
+        const struct fc_matrix * w = items[i].w;
+        if (use_float_mv(c->k, w, n_tokens)) {
+            mv[n_mv++] = items[i];
+            continue;
+        }
+        if (!use_int8(c->k, w, n_tokens)) {
+            cpu_matmul(be, w, items[i].x, items[i].out, n_tokens);
+            continue;
+        }
+        int32_t n = 0;
+        for (int32_t j = i; j < n_items; j++) {
+            const struct fc_matrix * v = items[j].w;
+            if (!done[j] && items[j].x == items[i].x && use_int8(c->k, v, n_tokens) && v->type == w->type && v->cols == w->cols) {
+                group[n] = v;
+                gout[n++] = items[j].out;
+                done[j] = 1;
+            }
+        }
+        cpu_matmul_int8(be, group, gout, n, items[i].x, n_tokens);
+    }
+    if (n_mv == 1) cpu_matmul(be, mv[0].w, mv[0].x, mv[0].out, 1);
+    else if (n_mv > 1) cpu_matvec_batch(be, mv, n_mv);
+}
+
 static void cpu_free(struct fc_backend * be) {
     struct cpu_ctx * c = be->ctx;
     if (!c) return;
@@ -271,6 +466,7 @@ static void cpu_free(struct fc_backend * be) {
     free(c->xd);
     free(c->xqs);
     free(c->res);
+    free(c->xv);
     free(c);
     be->ctx = NULL;
 }
@@ -290,6 +486,7 @@ static void cpu_delta_rule(struct fc_backend * be, float * S, int32_t dk, int32_
 static const struct fc_backend_ops cpu_ops = {
     .name = "cpu",
     .matmul = cpu_matmul,
+    .matmul_batch = cpu_matmul_batch,
     .delta_rule = cpu_delta_rule,
     .free = cpu_free,
     .describe = cpu_describe,

@@ -177,8 +177,8 @@ size_t fc_cpu_xq_bytes_generic(int32_t n_tokens, int32_t cols) {
     return (size_t)n_tokens * ((size_t)cols + 2 * sizeof(float) * (size_t)(cols / FC_QK));
 }
 
-void fc_cpu_quantize_x_generic(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, void * xq,
-                               float * residual) {
+void fc_cpu_quantize_x_generic(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, int32_t g0,
+                               int32_t g1, void * xq, float * residual) {
     (void)bits;
     (void)n_tokens;
     const int32_t ng = cols / FC_QK;
@@ -186,7 +186,7 @@ void fc_cpu_quantize_x_generic(int bits, const float * x, int32_t n_tokens, int3
     for (int32_t t = t0; t < t1; t++) {
         int8_t * q = (int8_t *)xq + (size_t)t * row;
         float * d = (float *)(void *)(q + cols), * sm = d + ng;
-        for (int32_t g = 0; g < ng; g++) {
+        for (int32_t g = g0; g < g1; g++) {
             const float * xg = x + (size_t)t * cols + (size_t)g * FC_QK;
             d[g] = fc_cpu_quantize_group(xg, q + (size_t)g * FC_QK, &sm[g]);
             if (residual) {
@@ -300,10 +300,10 @@ const struct fc_cpu_kernels * fc_cpu_kernels_get(int level) {
 }
 
 /*
- * The default: the highest level whose one-token products (decode) compute in float. The arm64 int8
- * levels (matmul_qx) round x to 8 bits in every product, decode included (see native/PLATFORM.md); they
- * are chosen by name (--backend cpu:N). x86's avx512vnni qualifies: its integer path (gemm_q) serves
- * only batches of two tokens or more (prefill), held to the batched-logits tolerance, decode stays float.
+ * The default: the highest level without the arm64 int8 scheme. The arm64 int8 levels (matmul_qx) round
+ * x to 8 bits (one scale, two planes) in every product, decode included (see native/PLATFORM.md); they are
+ * chosen by name (--backend cpu:N). x86's avx512vnni qualifies: its integer path (gemm_q, and dot_xv for
+ * decode's 4-bit products) keeps two int8 levels of x, about 16 bits, within the tolerances the tests hold.
  */
 const struct fc_cpu_kernels * fc_cpu_kernels_best(void) {
     for (int level = FC_CPU_MAX_LEVEL; level > 0; level--) {

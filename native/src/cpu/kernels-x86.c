@@ -432,15 +432,15 @@ static void xq_shuffle(int bits, uint8_t pat[64]) {
     }
 }
 
-T_VNNI static void quantize_x_vnni(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, void * xq,
-                                   float * residual) {
+T_VNNI static void quantize_x_vnni(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, int32_t g0,
+                                   int32_t g1, void * xq, float * residual) {
     const int32_t ng = cols / FC_QK;
     uint8_t pat[64] __attribute__((aligned(64)));
     xq_shuffle(bits, pat);
     const __m512i shuf = _mm512_load_si512(pat);
     const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
     for (int32_t tb = t0 / XQ_TB; tb * XQ_TB < t1; tb++) {
-        for (int32_t g = 0; g < ng; g++) {
+        for (int32_t g = g0; g < g1; g++) {
             uint8_t * blk = (uint8_t *)xq + ((size_t)tb * ng + g) * XQ_BLOCK;
             float * dd = (float *)(void *)(blk + 1024), * ss = dd + 16;
             for (int32_t l = 0; l < XQ_TB; l++) {
@@ -732,6 +732,102 @@ static void gemm_q_vnni(const struct fc_matrix * w, int32_t r0, int32_t r1, cons
     }
 }
 
+/*
+ * Decode on int8 activations (4-bit weights). A row's codes are read 64 bytes = two groups at a time as 16 dwords,
+ * lanes 0-7 group g, 8-15 group g + 1; dword j's bytes hold inputs 8j + 2b (low nibble) and 8j + 2b + 1 (high).
+ * So x is laid out per pair of groups as: L1, H1 (level 1's even and odd inputs of both groups, 64 bytes each,
+ * in the dwords' order), L2, H2 (level 2's), then D1, D2 (16 floats: each group's d in its 8 lanes): XV_PAIR bytes.
+ * One vpdpbusd per nibble and level yields each lane's 8-product integer sum; scaled per lane (a_g d_g) and
+ * summed in float, the bias term as the float kernels have it (16 groups a vector).
+ */
+enum { XV_PAIR = 4 * 64 + 2 * 64 };
+
+static size_t xv_bytes_vnni(int32_t cols) {
+    return (size_t)((cols / FC_QK + 1) / 2) * XV_PAIR;
+}
+
+/* One level of a group as the contract has it (q, d, s = d * sum q; amax 0: all 0), q split into its even and
+   odd inputs (L, H: 32 bytes each); the residual x - q * d into r when asked. */
+T_VNNI static inline float xv_level(const float * xg, uint8_t * L, uint8_t * H, float * s, float * r) {
+    const __m512 v0 = _mm512_loadu_ps(xg), v1 = _mm512_loadu_ps(xg + 16), v2 = _mm512_loadu_ps(xg + 32), v3 = _mm512_loadu_ps(xg + 48);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)),
+                                                          _mm512_max_ps(_mm512_abs_ps(v2), _mm512_abs_ps(v3))));
+    if (!(amax > 0.0f)) {
+        memset(L, 0, 32);
+        memset(H, 0, 32);
+        *s = 0.0f;
+        if (r) memcpy(r, xg, FC_QK * sizeof(float));
+        return 0.0f;
+    }
+    const __m512 id = _mm512_set1_ps(127.0f / amax);
+    const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
+    const float d = amax / 127.0f;
+    __m512i q0 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id)), nlim), lim);
+    __m512i q1 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id)), nlim), lim);
+    __m512i q2 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v2, id)), nlim), lim);
+    __m512i q3 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v3, id)), nlim), lim);
+    *s = d * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(q0, q1), _mm512_add_epi32(q2, q3)));
+    if (r) {
+        const __m512 dv = _mm512_set1_ps(d);
+        _mm512_storeu_ps(r, _mm512_sub_ps(v0, _mm512_mul_ps(_mm512_cvtepi32_ps(q0), dv)));
+        _mm512_storeu_ps(r + 16, _mm512_sub_ps(v1, _mm512_mul_ps(_mm512_cvtepi32_ps(q1), dv)));
+        _mm512_storeu_ps(r + 32, _mm512_sub_ps(v2, _mm512_mul_ps(_mm512_cvtepi32_ps(q2), dv)));
+        _mm512_storeu_ps(r + 48, _mm512_sub_ps(v3, _mm512_mul_ps(_mm512_cvtepi32_ps(q3), dv)));
+    }
+    const __m128i eo = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    const __m128i b0 = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(q0), eo), b1 = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(q1), eo);
+    const __m128i b2 = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(q2), eo), b3 = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(q3), eo);
+    _mm_storeu_si128((__m128i *)(void *)L, _mm_unpacklo_epi64(b0, b1));
+    _mm_storeu_si128((__m128i *)(void *)(L + 16), _mm_unpacklo_epi64(b2, b3));
+    _mm_storeu_si128((__m128i *)(void *)H, _mm_unpackhi_epi64(b0, b1));
+    _mm_storeu_si128((__m128i *)(void *)(H + 16), _mm_unpackhi_epi64(b2, b3));
+    return d;
+}
+
+T_VNNI static void prepare_xv_vnni(const float * x, int32_t cols, void * xv, float * xsum) {
+    const int32_t ng = cols / FC_QK;
+    uint8_t * out = xv;
+    if (ng % 2) memset(out + (size_t)(ng / 2) * XV_PAIR, 0, XV_PAIR); /* the last pair's second group: zeros */
+    for (int32_t g = 0; g < ng; g++) {
+        float r[FC_QK] __attribute__((aligned(64))), s1, s2;
+        uint8_t * p = out + (size_t)(g / 2) * XV_PAIR;
+        const int half = (g % 2) * 32;
+        const float d1 = xv_level(x + (size_t)g * FC_QK, p + half, p + 64 + half, &s1, r);
+        const float d2 = xv_level(r, p + 128 + half, p + 192 + half, &s2, NULL);
+        _mm256_storeu_ps((float *)(void *)(p + 256) + (g % 2) * 8, _mm256_set1_ps(d1));
+        _mm256_storeu_ps((float *)(void *)(p + 320) + (g % 2) * 8, _mm256_set1_ps(d2));
+        xsum[g] = s1 + s2;
+    }
+}
+
+T_VNNI static float dot_xv_q4_vnni(const uint8_t * codes, const uint16_t * sc, const uint16_t * bi, const void * xv, const float * xsum,
+                                   int32_t n_groups) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
+    const __m512i half = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const uint8_t * xp = xv;
+    __m512 f1 = _mm512_setzero_ps(), f2 = _mm512_setzero_ps();
+    for (int32_t g0 = 0; g0 < n_groups; g0 += 16) {
+        const int32_t n = n_groups - g0 < 16 ? n_groups - g0 : 16;
+        for (int32_t p_ = 0; p_ < n * 32; p_ += 64) _mm_prefetch((const char *)codes + (size_t)g0 * 32 + DOT_PF + p_, _MM_HINT_T0);
+        _mm_prefetch((const char *)(sc + g0 + DOT_PF / 32), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bi + g0 + DOT_PF / 32), _MM_HINT_T0);
+        const __m512 s16 = load_bf16x16(sc + g0, n);
+        for (int32_t u = 0; u < n; u += 2) {
+            const uint8_t * c = codes + (size_t)(g0 + u) * 32;
+            const uint8_t * x = xp + (size_t)((g0 + u) / 2) * XV_PAIR;
+            /* the last group alone: only its 32 bytes (the row may end there) */
+            const __m512i v = u + 1 < n ? _mm512_loadu_si512(c) : _mm512_maskz_loadu_epi8((__mmask64)0xffffffffu, c);
+            const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            const __m512i c1 = dpbusd(dpbusd(zero, lo, _mm512_loadu_si512(x)), hi, _mm512_loadu_si512(x + 64));
+            const __m512i c2 = dpbusd(dpbusd(zero, lo, _mm512_loadu_si512(x + 128)), hi, _mm512_loadu_si512(x + 192));
+            const __m512 a = _mm512_permutexvar_ps(_mm512_add_epi32(half, _mm512_set1_epi32(u)), s16);
+            f1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c1), _mm512_mul_ps(a, _mm512_loadu_ps(x + 256)), f1);
+            f2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c2), _mm512_mul_ps(a, _mm512_loadu_ps(x + 320)), f2);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(f1, f2)) + bias_dot(bi, xsum, n_groups);
+}
+
 /* GMAC/s one core reaches with independent vpdpbusd (12 chains) for ~ms: the compute ceiling's input. */
 T_VNNI double fc_cpu_int8_peak_gmacs(double ms) {
     __m512i a0 = _mm512_set1_epi32(1), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
@@ -776,6 +872,9 @@ const struct fc_cpu_kernels fc_cpu_kernels_avx512vnni = {
     .xq_tokens = XQ_TB,
     .gemm_q = gemm_q_vnni,
     .gemm2_q = { gemm2_q2_vnni, gemm2_q_vnni, NULL },
+    .xv_bytes = xv_bytes_vnni,
+    .prepare_xv = prepare_xv_vnni,
+    .dot_xv = { NULL, dot_xv_q4_vnni, NULL },
     .delta_rule = delta_rule_avx512,
 };
 

@@ -58,14 +58,15 @@ struct fc_cpu_kernels {
                          const float * xqs, int32_t n_tokens, float * out, size_t out_stride);
 
     /* gemm_q, the integer path of the top of this file (x86 avx512vnni; the backend uses it for 2- and
-       4-bit products of two tokens or more, decode stays float). */
+       4-bit products of two tokens or more; one token's 4-bit products take dot_xv below). */
     /* Bytes quantize_x writes for n_tokens rows of cols inputs (cols % 64 == 0). */
     size_t (*xq_bytes)(int32_t n_tokens, int32_t cols);
-    /* Quantize tokens [t0, t1) of x (row t at x + t * cols) into xq, laid out for bits-wide weights; the
-       layout allows quantizing disjoint token ranges in parallel when t0, t1 are multiples of xq_tokens.
-       residual (NULL or like x) receives x - (float)q * d of those tokens. */
-    void (*quantize_x)(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, void * xq,
-                       float * residual);
+    /* Quantize groups [g0, g1) of tokens [t0, t1) of x (row t at x + t * cols) into xq, laid out for bits-wide
+       weights; the layout allows quantizing disjoint token ranges in parallel when t0, t1 are multiples of
+       xq_tokens, and disjoint group ranges of the same tokens in parallel. residual (NULL or like x) receives
+       x - (float)q * d of those inputs. */
+    void (*quantize_x)(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, int32_t g0, int32_t g1,
+                       void * xq, float * residual);
     int32_t xq_tokens; /* token block of the layout (a multiple of it splits quantize_x between threads) */
     /* out[t * out_stride + r] = row r of w dotted with token t of xq (added to what is there when
        accumulate), for r in [r0, r1), t < n_tokens. */
@@ -75,6 +76,19 @@ struct fc_cpu_kernels {
        gemm_q(yq, accumulate): out[t * out_stride + r] = row r . token t of xq + row r . token t of yq. */
     void (*gemm2_q[3])(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, const void * yq, int32_t n_tokens,
                        float * out, size_t out_stride);
+
+    /*
+     * (optional, by bits as dot_q; x86 avx512vnni, 4-bit) one token's products on int8 activations (decode): x
+     * quantized per group of 64 in the two levels of the integer path (q1, d1 of x, then q2, d2 of its residual,
+     * the contract above) by prepare_xv into xv_bytes(cols) bytes and xsum[cols / 64] = s1 + s2; then
+     *     row . x = sum over groups of a_g (d1_g C1_g + d2_g C2_g) + b_g xsum_g      (C = the integer sums)
+     * with the float sums in the kernel's own order: not the float kernels' numbers bit for bit, within the
+     * two-level rounding bound of the reference (tests/test-kernels.c).
+     */
+    size_t (*xv_bytes)(int32_t cols);
+    void (*prepare_xv)(const float * x, int32_t cols, void * xv, float * xsum);
+    float (*dot_xv[3])(const uint8_t * codes, const uint16_t * scales, const uint16_t * biases, const void * xv, const float * xsum,
+                       int32_t n_groups);
 
     /* The gated delta rule of one linear-attention head over n tokens (fc_cpu_delta_rule_generic below);
        NULL: the generic one. */
@@ -89,7 +103,7 @@ struct fc_cpu_kernels {
  */
 #define FC_CPU_MAX_LEVEL 3
 const struct fc_cpu_kernels * fc_cpu_kernels_get(int level);
-/* The default: the best level whose one-token products (decode) are float: no matmul_qx. */
+/* The default: the best level without matmul_qx (the arm64 int8 scheme; opt-in, native/PLATFORM.md). */
 const struct fc_cpu_kernels * fc_cpu_kernels_best(void);
 /* A level by number ("2") or a kernel set by name ("neon-dot", "generic-int8"); NULL if this CPU lacks it. */
 const struct fc_cpu_kernels * fc_cpu_kernels_by_name(const char * name);
@@ -154,7 +168,7 @@ double fc_cpu_int8_peak_gmacs(double ms);
 /* The portable integer path (the reference every level's is checked against, bit for bit): natural
    layout, per token [q: cols int8][d: cols/64 floats][s: cols/64 floats]. */
 size_t fc_cpu_xq_bytes_generic(int32_t n_tokens, int32_t cols);
-void fc_cpu_quantize_x_generic(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, void * xq,
+void fc_cpu_quantize_x_generic(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, int32_t g0, int32_t g1, void * xq,
                                float * residual);
 void fc_cpu_gemm_q_generic(const struct fc_matrix * w, int32_t r0, int32_t r1, const void * xq, int32_t n_tokens, float * out,
                            size_t out_stride, int accumulate);

@@ -433,7 +433,7 @@ static void metal_free(struct fc_layer_backend * lb) {
 
 static const struct fc_layer_ops metal_layer_ops = {
     "metal", metal_add_memory, metal_begin, metal_attend, metal_route, metal_shared, metal_expert, metal_finish, metal_logits,
-    metal_sync, metal_tap, metal_set_residual, metal_free,
+    metal_sync, metal_tap, metal_set_residual, metal_free, NULL,
 };
 
 uint64_t fc_metal_layers_commits(const struct fc_layer_backend * lb) { return ((const struct fc_metal_layers *)lb->ctx)->n_commits; }
