@@ -22,6 +22,8 @@ export interface TuiStartup {
   ratio: number;
   /** resident memory of the TUI at its first frame */
   rssMiB: Summary;
+  /** CPU time (user + system) the TUI and `bun -e` had used when their line was on screen (Linux; less load-sensitive than wall time) */
+  cpuMs?: { tui: Summary; bun: Summary };
   /** --steps: ms of each -v start-up step ("config read", "OpenTUI imported", ...), and "first frame" since the process began */
   steps?: Record<string, Summary>;
 }
@@ -30,7 +32,19 @@ const repoRoot = join(import.meta.dir, "..", "..");
 const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
 /** Start `command` in a fresh 80x24 tmux terminal; ms until `marker` is on its screen, and the pane process's RSS then. */
-async function timeToScreen(command: string, marker: string, env: Record<string, string>, timeoutMs = 60_000): Promise<{ ms: number; rssBytes?: number }> {
+/** CPU time (user + system, all threads) a process has used, in ms (Linux /proc; 10 ms steps), or undefined. */
+function cpuMsOf(pid: number): number | undefined {
+  if (process.platform !== "linux") return undefined;
+  try {
+    // fields after the ")" that ends the command name: state is 3rd, utime 14th, stime 15th (clock ticks, 100/s)
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+async function timeToScreen(command: string, marker: string, env: Record<string, string>, timeoutMs = 60_000): Promise<{ ms: number; rssBytes?: number; cpuMs?: number }> {
   const socket = `fc-bench-tui-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", socket, "-f", "/dev/null", ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
   const exports = Object.entries(env)
@@ -45,6 +59,7 @@ async function timeToScreen(command: string, marker: string, env: Record<string,
       if (screen.includes(marker)) {
         const ms = performance.now() - t0;
         const pid = Number(tmux("display-message", "-p", "-t", "b", "#{pane_pid}").stdout.toString().trim());
+        const cpuMs = cpuMsOf(pid);
         let rssBytes: number | undefined;
         // Linux only: macOS has no /proc (process.platform darwin reports no memory figure)
         if (process.platform === "linux") try {
@@ -53,7 +68,7 @@ async function timeToScreen(command: string, marker: string, env: Record<string,
         } catch {
           // not Linux, or gone: no memory figure
         }
-        return { ms, rssBytes };
+        return { ms, rssBytes, cpuMs };
       }
       if (performance.now() - t0 > timeoutMs) throw new Error(`"${marker}" did not appear within ${timeoutMs} ms; screen:\n${screen}`);
       await Bun.sleep(2);
@@ -93,15 +108,17 @@ export async function runTuiBench(opts: { runs: number; warmup?: number; steps?:
     // the two take turns, so that a change in the machine's load weighs on both alike
     for (let i = 0; i < (opts.warmup ?? 1); i++) await runTui(), await runBun();
     const tui: Awaited<ReturnType<typeof timeToScreen>>[] = [];
-    const base: number[] = [];
+    const base: Awaited<ReturnType<typeof timeToScreen>>[] = [];
     for (let i = 0; i < opts.runs; i++) {
       tui.push(await runTui());
-      base.push((await runBun()).ms);
+      base.push(await runBun());
     }
     const firstFrameMs = summarize(tui.map((r) => r.ms));
-    const bunMs = summarize(base);
+    const bunMs = summarize(base.map((r) => r.ms));
+    const cpu = (rs: typeof tui) => rs.flatMap((r) => (r.cpuMs === undefined ? [] : [r.cpuMs]));
     const rss = tui.flatMap((r) => (r.rssBytes ? [r.rssBytes / 2 ** 20] : []));
     const result: TuiStartup = { firstFrameMs, bunMs, ratio: firstFrameMs.median / bunMs.median, rssMiB: rss.length ? summarize(rss) : { median: NaN, min: NaN, max: NaN, n: 0 } };
+    if (cpu(tui).length && cpu(base).length) result.cpuMs = { tui: summarize(cpu(tui)), bun: summarize(cpu(base)) };
     if (opts.steps) {
       const runs: Record<string, number>[] = [];
       const log = join(home, "steps.txt");
@@ -139,6 +156,7 @@ const command = defineCommand({
     console.log(`bun -e, first line        ${formatSummary(r.bunMs)} ms`);
     console.log(`ratio                     ${r.ratio.toFixed(2)}x`);
     console.log(`TUI memory at first frame ${r.rssMiB.n ? `${formatSummary(r.rssMiB)} MiB` : "not measured"}`);
+    if (r.cpuMs) console.log(`CPU time to that point     TUI ${formatSummary(r.cpuMs.tui)} ms, bun -e ${formatSummary(r.cpuMs.bun)} ms`);
     if (r.steps) {
       console.log("start-up steps with -v (ms; -v itself loads the logger):");
       for (const [name, sum] of Object.entries(r.steps)) console.log(`  ${name.padEnd(40)} ${formatSummary(sum)}`);
