@@ -65,7 +65,8 @@ export function lazyDlopen(ffi: Ffi, dlopen: Ffi["dlopen"], path: string, defs: 
     get: (_, name) => (typeof name === "string" && pointers.has(name) ? get(name) : undefined),
     has: (_, name) => typeof name === "string" && pointers.has(name),
     ownKeys: () => [...pointers.keys()],
-    getOwnPropertyDescriptor: (_, name) => (typeof name === "string" && pointers.has(name) ? { configurable: true, enumerable: true, writable: false, value: get(name) } : undefined),
+    // an accessor, so that listing the functions (Object.keys, spreading) compiles none of them
+    getOwnPropertyDescriptor: (_, name) => (typeof name === "string" && pointers.has(name) ? { configurable: true, enumerable: true, get: () => get(name) } : undefined),
   });
   lazyStats.libraries++;
   lazyStats.declared += pointers.size;

@@ -9,6 +9,7 @@ import { renderReasoning, renderToolCalls } from "../../lib/tui/chat-view.ts";
 import { readLogTail } from "../../lib/tui/log-view.ts";
 import { renameSession, searchSessions } from "../../lib/tui/sessions-view.ts";
 import { checkSetting } from "../../lib/tui/settings-view.ts";
+import { lazyDlopen, lazyStats } from "../../lib/tui/native-lib.ts";
 import { renderLiveStatus } from "../../lib/tui/status-view.ts";
 import { detectBackgroundFromEnv, modeOfBackground, resolveTheme } from "../../lib/tui/theme.ts";
 import { backendLabel } from "../../lib/tui/ui.ts";
@@ -120,4 +121,35 @@ test("the status panel: kernel level, experts read per token and page-cache hits
   expect(old.has("experts read")).toBe(false);
   expect(old.has("page cache")).toBe(false);
   expect(backendLabel({ backend: "metal", kernels: "metal" })).toBe("metal");
+});
+
+describe("OpenTUI's native library, bound lazily", () => {
+  const ffi = require("bun:ffi") as typeof import("bun:ffi");
+  test.skipIf(process.platform !== "linux")("functions are looked up at once and compiled on first call; a missing one fails at once", () => {
+    const before = lazyStats.compiled;
+    const lib = lazyDlopen(ffi, ffi.dlopen, "libc.so.6", { getpid: { args: [], returns: "i32" }, getppid: { args: [], returns: "i32" } })!;
+    expect(Object.keys(lib.symbols).sort()).toEqual(["getpid", "getppid"]);
+    expect("getpid" in lib.symbols).toBe(true);
+    expect("open" in lib.symbols).toBe(false);
+    expect(lazyStats.compiled).toBe(before); // nothing compiled yet
+    expect((lib.symbols.getpid as () => number)()).toBe(process.pid);
+    expect(lazyStats.compiled).toBe(before + 1);
+    lib.close();
+    expect(() => lazyDlopen(ffi, ffi.dlopen, "libc.so.6", { no_such_function_here: { args: [], returns: "void" } })).toThrow('symbol "no_such_function_here" not found');
+  });
+
+  test("importing OpenTUI (in a fresh process) binds its library lazily, compiles few functions, and puts bun:ffi's dlopen back", () => {
+    const script = `const ffi = require("bun:ffi"); const d = ffi.dlopen; const m = await import(${JSON.stringify(join(import.meta.dir, "../../lib/tui/native-lib.ts"))});
+      const core = await m.importOpenTui(); console.log(JSON.stringify({ ...m.lazyStats, restored: ffi.dlopen === d, renderer: typeof core.createCliRenderer }));`;
+    const r = Bun.spawnSync([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+    expect(r.stderr.toString()).toBe("");
+    const out = JSON.parse(r.stdout.toString()) as { libraries: number; declared: number; compiled: number; restored: boolean; renderer: string };
+    expect(out.restored).toBe(true);
+    expect(out.renderer).toBe("function");
+    if (process.platform === "linux") {
+      expect(out.libraries).toBe(1);
+      expect(out.declared).toBeGreaterThan(100);
+      expect(out.compiled).toBeLessThan(out.declared / 10);
+    }
+  });
 });
