@@ -1,7 +1,8 @@
 // Benchmark target `tui`: start to first frame of the TUI (a bare `flashchat` in a tmux terminal, timed until
 // its view tabs are on the screen) and its resident memory then, beside `bun -e` printing one line, started and
-// timed the same way in the same run (the ratio is the figure; absolute times depend on the machine's load).
-//   flashchat benchmark tui [--runs 5] [--json]
+// timed the same way in the same run, the two taking turns (the ratio is the figure; absolute times depend on
+// the machine's load). --steps: then runs with -v and reports the TUI's own timed start-up steps.
+//   flashchat benchmark tui [--runs 5] [--steps] [--json]
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "pathe";
@@ -10,7 +11,7 @@ import { globalArgs, jsonArgs, parseIntFlag } from "../cli.ts";
 import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { checkMachineLoad } from "./machine.ts";
-import { formatSummary, repeat, type Summary, summarize } from "./stats.ts";
+import { formatSummary, type Summary, summarize } from "./stats.ts";
 
 export interface TuiStartup {
   /** ms from starting the process to its first frame on the screen */
@@ -21,13 +22,29 @@ export interface TuiStartup {
   ratio: number;
   /** resident memory of the TUI at its first frame */
   rssMiB: Summary;
+  /** CPU time (user + system) the TUI and `bun -e` had used when their line was on screen (Linux; less load-sensitive than wall time) */
+  cpuMs?: { tui: Summary; bun: Summary };
+  /** --steps: ms of each -v start-up step ("config read", "OpenTUI imported", ...), and "first frame" since the process began */
+  steps?: Record<string, Summary>;
 }
 
 const repoRoot = join(import.meta.dir, "..", "..");
 const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
 /** Start `command` in a fresh 80x24 tmux terminal; ms until `marker` is on its screen, and the pane process's RSS then. */
-async function timeToScreen(command: string, marker: string, env: Record<string, string>, timeoutMs = 60_000): Promise<{ ms: number; rssBytes?: number }> {
+/** CPU time (user + system, all threads) a process has used, in ms (Linux /proc; 10 ms steps), or undefined. */
+function cpuMsOf(pid: number): number | undefined {
+  if (process.platform !== "linux") return undefined;
+  try {
+    // fields after the ")" that ends the command name: state is 3rd, utime 14th, stime 15th (clock ticks, 100/s)
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+async function timeToScreen(command: string, marker: string, env: Record<string, string>, timeoutMs = 60_000): Promise<{ ms: number; rssBytes?: number; cpuMs?: number }> {
   const socket = `fc-bench-tui-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", socket, "-f", "/dev/null", ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
   const exports = Object.entries(env)
@@ -42,6 +59,7 @@ async function timeToScreen(command: string, marker: string, env: Record<string,
       if (screen.includes(marker)) {
         const ms = performance.now() - t0;
         const pid = Number(tmux("display-message", "-p", "-t", "b", "#{pane_pid}").stdout.toString().trim());
+        const cpuMs = cpuMsOf(pid);
         let rssBytes: number | undefined;
         // Linux only: macOS has no /proc (process.platform darwin reports no memory figure)
         if (process.platform === "linux") try {
@@ -50,7 +68,7 @@ async function timeToScreen(command: string, marker: string, env: Record<string,
         } catch {
           // not Linux, or gone: no memory figure
         }
-        return { ms, rssBytes };
+        return { ms, rssBytes, cpuMs };
       }
       if (performance.now() - t0 > timeoutMs) throw new Error(`"${marker}" did not appear within ${timeoutMs} ms; screen:\n${screen}`);
       await Bun.sleep(2);
@@ -60,7 +78,17 @@ async function timeToScreen(command: string, marker: string, env: Record<string,
   }
 }
 
-export async function runTuiBench(opts: { runs: number; warmup?: number }): Promise<TuiStartup> {
+/** The TUI's -v step lines ("+0.203s tui: config read (92 ms)"): ms per step, and the first frame's time since the start. */
+export function parseTuiSteps(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of Bun.stripANSI(text).matchAll(/\+([\d.]+)s tui: ([a-zA-Z ]+?) \((\d+) ms\)/g)) {
+    out[m[2]!] = Number(m[3]);
+    if (m[2] === "first frame drawn") out["first frame (since the process started)"] = Math.round(Number(m[1]) * 1000);
+  }
+  return out;
+}
+
+export async function runTuiBench(opts: { runs: number; warmup?: number; steps?: boolean }): Promise<TuiStartup> {
   if (Bun.spawnSync(["sh", "-c", "command -v tmux"]).exitCode !== 0) throw new UserError("benchmark tui needs tmux", "install it (apt-get install tmux, brew install tmux)");
   const home = mkdtempSync(join(tmpdir(), "fc-bench-tui-"));
   const env = {
@@ -74,12 +102,38 @@ export async function runTuiBench(opts: { runs: number; warmup?: number }): Prom
   };
   try {
     const bun = q(process.execPath);
-    const tui = await repeat({ warmup: opts.warmup ?? 1, runs: opts.runs }, () => timeToScreen(`${bun} ${q(join(repoRoot, "scripts/flashchat.ts"))}`, "[1 Chat]", env));
-    const base = await repeat({ warmup: opts.warmup ?? 1, runs: opts.runs }, () => timeToScreen(`${bun} -e 'console.log("ready"); await Bun.sleep(60000)'`, "ready", env));
+    const flashchat = q(join(repoRoot, "scripts/flashchat.ts"));
+    const runTui = () => timeToScreen(`${bun} ${flashchat}`, "[1 Chat]", env);
+    const runBun = () => timeToScreen(`${bun} -e 'console.log("ready"); await Bun.sleep(60000)'`, "ready", env);
+    // the two take turns, so that a change in the machine's load weighs on both alike
+    for (let i = 0; i < (opts.warmup ?? 1); i++) await runTui(), await runBun();
+    const tui: Awaited<ReturnType<typeof timeToScreen>>[] = [];
+    const base: Awaited<ReturnType<typeof timeToScreen>>[] = [];
+    for (let i = 0; i < opts.runs; i++) {
+      tui.push(await runTui());
+      base.push(await runBun());
+    }
     const firstFrameMs = summarize(tui.map((r) => r.ms));
     const bunMs = summarize(base.map((r) => r.ms));
+    const cpu = (rs: typeof tui) => rs.flatMap((r) => (r.cpuMs === undefined ? [] : [r.cpuMs]));
     const rss = tui.flatMap((r) => (r.rssBytes ? [r.rssBytes / 2 ** 20] : []));
-    return { firstFrameMs, bunMs, ratio: firstFrameMs.median / bunMs.median, rssMiB: rss.length ? summarize(rss) : { median: NaN, min: NaN, max: NaN, n: 0 } };
+    const result: TuiStartup = { firstFrameMs, bunMs, ratio: firstFrameMs.median / bunMs.median, rssMiB: rss.length ? summarize(rss) : { median: NaN, min: NaN, max: NaN, n: 0 } };
+    if (cpu(tui).length && cpu(base).length) result.cpuMs = { tui: summarize(cpu(tui)), bun: summarize(cpu(base)) };
+    if (opts.steps) {
+      const runs: Record<string, number>[] = [];
+      const log = join(home, "steps.txt");
+      for (let i = 0; i < opts.runs; i++) {
+        await timeToScreen(`sh -c ${q(`${bun} ${flashchat} -v 2>${q(log)}`)}`, "[1 Chat]", env);
+        // the step lines are written as they happen; the last one comes with the first frame
+        runs.push(parseTuiSteps(readFileSync(log, "utf8")));
+      }
+      const names = [...new Set(runs.flatMap((r) => Object.keys(r)))];
+      result.steps = Object.fromEntries(names.flatMap((n) => {
+        const xs = runs.flatMap((r) => (r[n] === undefined ? [] : [r[n]!]));
+        return xs.length ? [[n, summarize(xs)]] : [];
+      }));
+    }
+    return result;
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
@@ -91,16 +145,22 @@ const command = defineCommand({
     ...globalArgs,
     ...jsonArgs,
     runs: { type: "string", description: "Measured runs of each (default 5)", valueHint: "N" },
+    steps: { type: "boolean", description: "Then run the TUI with -v and report its timed start-up steps" },
   },
   async run({ args }) {
     const busy = checkMachineLoad();
     if (busy) logger.warn(busy);
-    const r = await runTuiBench({ runs: parseIntFlag(args.runs, "--runs", 2) ?? 5 });
+    const r = await runTuiBench({ runs: parseIntFlag(args.runs, "--runs", 2) ?? 5, steps: Boolean(args.steps) });
     if (args.json) return console.log(JSON.stringify(r, null, 2));
     console.log(`TUI start to first frame  ${formatSummary(r.firstFrameMs)} ms`);
     console.log(`bun -e, first line        ${formatSummary(r.bunMs)} ms`);
     console.log(`ratio                     ${r.ratio.toFixed(2)}x`);
     console.log(`TUI memory at first frame ${r.rssMiB.n ? `${formatSummary(r.rssMiB)} MiB` : "not measured"}`);
+    if (r.cpuMs) console.log(`CPU time to that point     TUI ${formatSummary(r.cpuMs.tui)} ms, bun -e ${formatSummary(r.cpuMs.bun)} ms`);
+    if (r.steps) {
+      console.log("start-up steps with -v (ms; -v itself loads the logger):");
+      for (const [name, sum] of Object.entries(r.steps)) console.log(`  ${name.padEnd(40)} ${formatSummary(sum)}`);
+    }
   },
 });
 

@@ -6,12 +6,13 @@ import type { ResolvedConfig } from "../config/schema.ts";
 import { isUserError } from "../errors.ts";
 import { isQuiet, logStep } from "../log.ts";
 import { createSpinner } from "../progress.ts";
-import { loadContextLength, ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "../client/api.ts";
+import { loadContextLength } from "../client/api.ts";
+import { renderStats, type ReplyOutcome, type ReplyResult, streamSessionReply } from "./reply.ts";
 import { History, LineEditor, PipeReader, type ReadResult } from "./line-editor.ts";
 import { resolveColor } from "../term.ts";
 import { ANSI, MarkdownRenderer } from "./render.ts";
 import { renderSessionChoices } from "./session-list.ts";
-import { type ReplyStats, Session, type SessionMessage, listSessions, resolveRequestMessages, sessionRef } from "./sessions.ts";
+import { type ReplyStats, Session, type SessionMessage, listSessions, sessionRef } from "./sessions.ts";
 import { createRandomSeed } from "../seed.ts";
 import { closest, describeAllowed, parseValue } from "../config/validate.ts";
 import { KEY_SPECS } from "../config/schema.ts";
@@ -66,31 +67,8 @@ export interface ChatSampling {
   seed?: number;
 }
 
-/** Stats line after a reply: "42 tokens · 12.3 tok/s · first token 0.45 s". */
-export function renderStats(s: ReplyStats): string {
-  const parts = [`${s.completion_tokens ?? 0} tokens`];
-  if (s.tok_per_s !== undefined) parts.push(`${s.tok_per_s.toFixed(1)} tok/s`);
-  if (s.ttft_ms !== undefined) parts.push(`first token ${(s.ttft_ms / 1000).toFixed(2)} s`);
-  if (s.cached_tokens) parts.push(`${s.cached_tokens} prompt tokens cached`);
-  return parts.join(" · ");
-}
-
-/** Time and token counts -> stats for the session file and the stats line. */
-export function resolveStats(t: { startMs: number; firstMs?: number; endMs: number; nChunks: number; usage?: Usage }): ReplyStats {
-  const completion = t.usage?.completion_tokens ?? t.nChunks;
-  const stats: ReplyStats = { completion_tokens: completion, total_ms: Math.round(t.endMs - t.startMs) };
-  if (t.usage?.prompt_tokens !== undefined) stats.prompt_tokens = t.usage.prompt_tokens;
-  const cached = t.usage?.prompt_tokens_details?.cached_tokens;
-  if (cached) stats.cached_tokens = cached;
-  if (t.firstMs !== undefined) {
-    stats.ttft_ms = Math.round(t.firstMs - t.startMs);
-    const decodeSec = (t.endMs - t.firstMs) / 1000;
-    if (decodeSec > 0 && completion > 1) stats.tok_per_s = Math.round(((completion - 1) / decodeSec) * 10) / 10;
-  }
-  return stats;
-}
-
-type ReplyOutcome = "done" | "interrupted" | "server-gone" | "refused";
+// the stats helpers moved to ./reply.ts (shared with the TUI); kept importable from here
+export { renderStats, resolveStats } from "./reply.ts";
 
 /** Share of the context past which chat warns that the conversation is about to stop fitting. */
 export const CONTEXT_WARN_SHARE = 0.8;
@@ -386,16 +364,11 @@ export class ChatApp {
   async turn(text: string | undefined, opts: { seed?: number } = {}): Promise<ReplyOutcome> {
     const session = this.ensureSession();
     const pending: SessionMessage | undefined = text === undefined ? undefined : { role: "user", content: text };
-    let stored = false;
-    const store = () => {
-      if (pending && !stored) session.append(pending);
-      stored = true;
-    };
     if (!this.serverOk) {
       try {
         await this.connect();
       } catch (e) {
-        store();
+        if (pending) session.append(pending);
         this.note(`cannot reach the server: ${(e as Error).message}`);
         this.note("your message is saved; send another to try again");
         return "server-gone";
@@ -405,82 +378,46 @@ export class ChatApp {
     const stopWatching = this.watchInterrupt(controller);
     const renderer = new MarkdownRenderer({ color: this.color, write: (s) => this.write(s), width: this.columns });
     const spinner = this.createSpinner();
-    const journal = session.startReply({ model: this.link?.model });
-    let content = "";
-    let reasoning = "";
-    let nChunks = 0;
-    let usage: Usage | undefined;
     const startMs = performance.now();
-    let firstMs: number | undefined;
-    let outcome: ReplyOutcome = "done";
-    let failure = "";
+    let reply: ReplyResult;
     try {
-      for await (const ev of streamChatCompletion({
-        baseUrl: this.link!.baseUrl,
-        model: this.link!.model,
-        messages: resolveRequestMessages(pending ? [...session.messages, pending] : session.messages),
-        ...this.sampling,
-        ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
-        signal: controller.signal,
-        apiKey: this.opts.apiKey,
-      })) {
-        store();
-        if (ev.type === "done") {
-          usage = ev.usage;
-          continue;
-        }
-        if (firstMs === undefined) {
-          firstMs = performance.now();
-          logStep("first token (TTFT)", startMs);
-        }
-        nChunks++;
-        if (ev.type === "reasoning") {
-          reasoning += ev.text;
-          journal.add("reasoning", ev.text);
-          if (this.showThinking) {
+      reply = await streamSessionReply({
+        session,
+        pending,
+        request: {
+          baseUrl: this.link!.baseUrl,
+          model: this.link!.model,
+          ...this.sampling,
+          ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+          signal: controller.signal,
+          apiKey: this.opts.apiKey,
+        },
+        onFirstToken: () => logStep("first token (TTFT)", startMs),
+        onText: (kind, text) => {
+          if (kind === "reasoning") {
+            if (this.showThinking) {
+              spinner.stop();
+              renderer.writeReasoning(text);
+            } else spinner.update("thinking");
+          } else {
             spinner.stop();
-            renderer.writeReasoning(ev.text);
-          } else spinner.update("thinking");
-        } else {
-          content += ev.text;
-          journal.add("content", ev.text);
-          spinner.stop();
-          renderer.write(ev.text);
-        }
-      }
-    } catch (e) {
-      if (controller.signal.aborted) outcome = "interrupted";
-      else if (e instanceof ServerGoneError) {
-        outcome = "server-gone";
-        failure = e.message;
-        this.serverOk = false;
-      } else if (e instanceof ServerApiError) {
-        outcome = "refused";
-        failure = e.message;
-      } else throw e;
+            renderer.write(text);
+          }
+        },
+      });
     } finally {
       stopWatching();
       spinner.stop();
       renderer.end();
     }
-    const endMs = performance.now();
-    logStep(`reply: ${outcome}${usage?.completion_tokens === undefined ? "" : ` (${usage.completion_tokens} tokens)`}`, startMs);
-    const stats = resolveStats({ startMs, firstMs, endMs, nChunks, usage });
-    if (outcome === "refused" && !content && !reasoning) {
-      journal.cancel();
+    const { outcome, failure, content, reasoning, stats } = reply;
+    if (outcome === "server-gone") this.serverOk = false;
+    logStep(`reply: ${outcome} (${stats.completion_tokens} tokens)`, startMs);
+    if (!reply.saved) {
       this.note(failure);
       if (pending) this.note("this message was not saved: shorten it, /undo earlier exchanges, or /new for a fresh session");
       return outcome;
     }
-    store(); // stopped or cut off before anything arrived: the message stays, as sent
-    journal.finish({
-      role: "assistant",
-      content,
-      ...(reasoning ? { reasoning } : {}),
-      ...(this.link?.model ? { model: this.link.model } : {}),
-      stats,
-      ...(outcome === "done" ? {} : { interrupted: true }),
-    });
     if (!this.showThinking && reasoning && !content.trim()) this.note("(only thinking so far; /think on shows it)");
     if (outcome === "refused") this.note(failure);
     else if (outcome === "interrupted") this.note("[stopped · the session keeps what arrived]");

@@ -59,10 +59,13 @@ export interface Health {
   [k: string]: unknown;
 }
 
-/** GET /health: the parsed body, or undefined when nothing answers (or not with JSON) within `timeoutMs`. */
-export async function loadHealth(baseUrl: string, timeoutMs = 2000): Promise<Health | undefined> {
+/**
+ * GET /health: the parsed body, or undefined when nothing answers (or not with JSON) within `timeoutMs`.
+ * `stats`: with the engine's totals (engine.stats: tokens, expert reads, page-cache hits).
+ */
+export async function loadHealth(baseUrl: string, timeoutMs = 2000, opts: { stats?: boolean } = {}): Promise<Health | undefined> {
   try {
-    const res = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(`${baseUrl}/health${opts.stats ? "?stats=1" : ""}`, { signal: AbortSignal.timeout(timeoutMs) });
     const body = (await res.json()) as Health;
     return body && typeof body.status === "string" ? body : undefined;
   } catch {

@@ -220,6 +220,7 @@ export function resolveConfig(
     serverHttpLog: values.SERVER_HTTP_LOG as boolean,
     showThinking: values.SHOW_THINKING as boolean,
     colorOutput: (values.COLOR_OUTPUT as boolean) && !("NO_COLOR" in env && env.NO_COLOR !== ""),
+    tuiTheme: values.TUI_THEME as ResolvedConfig["tuiTheme"],
     artifactsDir: (values.ARTIFACTS_DIR as string) || join(paths.dataDir, "models"),
     expertsDir: (values.EXPERTS_DIR as string) || "",
     activeExperts: values.ACTIVE_EXPERTS as number | null,

@@ -43,6 +43,7 @@ export const KEYS = [
   { key: "SERVER_HTTP_LOG", name: "serverHttpLog", type: "bool", default: "0", description: "Append raw HTTP traffic to logs/http.log (1/0)" },
   { key: "SHOW_THINKING", name: "showThinking", type: "bool", default: "0", description: "Show the model's reasoning in chat (1/0)", wizard: true },
   { key: "COLOR_OUTPUT", name: "colorOutput", type: "bool", default: "1", description: "Colour in the terminal (1/0; NO_COLOR also turns it off)", wizard: true },
+  { key: "TUI_THEME", name: "tuiTheme", type: "enum", default: "auto", values: ["auto", "dark", "light", "plain"], description: "The full-screen TUI's colours: auto (follow the terminal's background), dark, light, or plain (no colour)" },
   { key: "ARTIFACTS_DIR", name: "artifactsDir", type: "path", default: "", optional: true, description: "Where extracted weights and packed experts live; empty = $XDG_DATA_HOME/flashchat/models" },
   { key: "EXPERTS_DIR", name: "expertsDir", type: "path", default: "", optional: true, description: "Override of the packed experts folder (e.g. on a faster disk)" },
   { key: "ACTIVE_EXPERTS", name: "activeExperts", type: "int", default: "", optional: true, min: 1, max: 1024, description: "Experts used per token (K); empty = the model's own" },
@@ -111,6 +112,7 @@ export interface ResolvedConfig {
   serverHttpLog: boolean;
   showThinking: boolean;
   colorOutput: boolean;
+  tuiTheme: "auto" | "dark" | "light" | "plain";
   artifactsDir: string;
   /** "" = <model artifacts>/packed_experts(_2bit) */
   expertsDir: string;

@@ -3,22 +3,31 @@
 import { BoxRenderable, type CliRenderer, InputRenderable, InputRenderableEvents, type KeyEvent, RGBA, TextRenderable } from "@opentui/core";
 import { loadFlashchatConfig } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
-import { readServerState, type ServerState } from "../process/server-control.ts";
-import { ChatView } from "./chat-view.ts";
-import { LogView } from "./log-view.ts";
-import { SessionsView } from "./sessions-view.ts";
-import { SettingsView } from "./settings-view.ts";
-import { StatusView } from "./status-view.ts";
-import { resolveTheme, type Theme } from "./theme.ts";
+import type { ServerState } from "../process/server-control.ts";
+import { ChatView, loadChatDeps } from "./chat-view.ts";
+import type { SettingsView } from "./settings-view.ts";
+import { modeOfBackground, resolveTheme, type Theme, type ThemeName } from "./theme.ts";
 import { type AppServices, colourOf, cut, inputColours, paint, type PromptSpec, styled, type View, type ViewName } from "./ui.ts";
 
 export const VIEW_ORDER: readonly ViewName[] = ["chat", "log", "sessions", "settings", "status"];
+export const VIEW_TITLES: Record<ViewName, string> = { chat: "Chat", log: "Log", sessions: "Sessions", settings: "Settings", status: "Status" };
+
+/** The views other than the chat: built after the first frame is drawn (the start does not wait for their code). */
+async function importOtherViews() {
+  const [{ LogView }, { SessionsView }, { SettingsView }, { StatusView }] = await Promise.all([
+    import("./log-view.ts"),
+    import("./sessions-view.ts"),
+    import("./settings-view.ts"),
+    import("./status-view.ts"),
+  ]);
+  return (app: AppServices): View[] => [new LogView(app), new SessionsView(app), new SettingsView(app), new StatusView(app)];
+}
 
 const GLOBAL_HELP = [
   "Tab Shift-Tab  next / previous view   1-5  Chat Log Sessions Settings Status",
   "?  this help    :  command line    /  search the view    q  quit",
   "Esc     stop a reply · leave the chat input · close a prompt",
-  "Ctrl-C  stop a reply, else quit        mouse wheel scrolls the chat",
+  "Ctrl-C  stop a reply, else quit   mouse  click a tab or row, wheel scrolls",
 ];
 
 const COMMAND_HELP = [
@@ -26,6 +35,9 @@ const COMMAND_HELP = [
   ":think on|off    :theme dark|light|plain    :set KEY VALUE (saved)",
   ":restart  stop the server; the next message starts it with new settings",
 ];
+
+/** The help overlay's background: opaque over the view under it. */
+const helpBackground = (theme: Theme) => (theme.color ? (theme.name === "light" ? "#ffffff" : "#1e222a") : RGBA.defaultBackground());
 
 export interface TuiAppOptions {
   configFile?: string;
@@ -36,18 +48,19 @@ export interface TuiAppOptions {
 export class TuiApp implements AppServices {
   readonly tokens: AppServices["tokens"] = { prompt: 0, completion: 0 };
   server?: ServerState;
-  private readonly views: View[];
+  private readonly views = new Map<ViewName, View>();
+  private otherViews?: Promise<void>;
   private active: View;
   private readonly header: TextRenderable;
   private readonly tabs: TextRenderable;
   private readonly main: BoxRenderable;
   private readonly message: TextRenderable;
-  private readonly promptRow: BoxRenderable;
-  private readonly promptLabel: TextRenderable;
-  private readonly promptInput: InputRenderable;
+  private readonly root: BoxRenderable;
+  /** The footer's one-line prompt, built when first needed (the first frame does without it). */
+  private promptParts?: { row: BoxRenderable; label: TextRenderable; input: InputRenderable };
   private readonly hints: TextRenderable;
-  private readonly helpBox: BoxRenderable;
-  private readonly helpText: TextRenderable;
+  /** The help overlay, built when first opened. */
+  private help?: { box: BoxRenderable; text: TextRenderable };
   private promptSpec?: PromptSpec;
   private confirmAction?: () => void;
   private poll?: ReturnType<typeof setInterval>;
@@ -55,65 +68,60 @@ export class TuiApp implements AppServices {
   readonly finished = new Promise<void>((r) => (this.done = r));
   private quitting = false;
 
+  theme: Theme;
+  /** :theme for this run (over TUI_THEME). */
+  private themeChoice?: ThemeName;
+  /** What the terminal said about its background (OpenTUI asks it: OSC 11); null: no answer (yet). */
+  private terminalMode: "dark" | "light" | null;
+
   constructor(
     readonly renderer: CliRenderer,
-    public theme: Theme,
     public config: ResolvedConfig,
     private readonly opts: TuiAppOptions = {},
   ) {
-    const root = new BoxRenderable(renderer, { id: "root", flexDirection: "column", width: "100%", height: "100%" });
+    this.terminalMode = renderer.themeMode;
+    this.theme = this.pickTheme();
+    const root = (this.root = new BoxRenderable(renderer, { id: "root", flexDirection: "column", width: "100%", height: "100%" }));
     this.header = new TextRenderable(renderer, { id: "header", height: 1, content: "" });
     this.tabs = new TextRenderable(renderer, { id: "tabs", height: 1, content: "" });
     this.main = new BoxRenderable(renderer, { id: "main", flexGrow: 1, flexDirection: "column" });
     this.message = new TextRenderable(renderer, { id: "message", height: 1, content: "" });
-    this.promptRow = new BoxRenderable(renderer, { id: "prompt-row", height: 1, flexDirection: "row", visible: false });
-    this.promptLabel = new TextRenderable(renderer, { id: "prompt-label", height: 1, content: "" });
-    this.promptInput = new InputRenderable(renderer, { id: "prompt-input", flexGrow: 1, value: "", ...inputColours(theme) });
-    this.promptRow.add(this.promptLabel);
-    this.promptRow.add(this.promptInput);
     this.hints = new TextRenderable(renderer, { id: "hints", height: 1, content: "" });
     root.add(this.header);
     root.add(this.tabs);
     root.add(this.main);
     root.add(this.message);
-    root.add(this.promptRow);
     root.add(this.hints);
     renderer.root.add(root);
 
-    this.helpBox = new BoxRenderable(renderer, {
-      id: "help",
-      position: "absolute",
-      top: 2,
-      left: 0,
-      zIndex: 100,
-      border: true,
-      title: " keys · any key closes ",
-      visible: false,
-      shouldFill: true,
-      backgroundColor: theme.color ? (theme.name === "light" ? "#ffffff" : "#1e222a") : RGBA.defaultBackground(),
-      borderColor: colourOf(theme, "border"),
-    });
-    this.helpText = new TextRenderable(renderer, { id: "help-text", content: "" });
-    this.helpBox.add(this.helpText);
-    renderer.root.add(this.helpBox);
+    const chat = new ChatView(this, opts.configFile);
+    this.addView(chat);
+    this.active = chat;
 
-    this.views = [new ChatView(this, opts.configFile), new LogView(this), new SessionsView(this), new SettingsView(this), new StatusView(this)];
-    for (const v of this.views) {
-      v.root.visible = false;
-      this.main.add(v.root);
-    }
-    this.active = this.views[0]!;
-
-    this.promptInput.on(InputRenderableEvents.INPUT, (value: string) => {
-      const check = this.promptSpec?.onInput?.(value);
-      if (check) this.notify(check.message, check.ok ? "ok" : "error");
-    });
     renderer.keyInput.on("keypress", (k: KeyEvent) => this.onKey(k));
+    // mouse (where the terminal reports it): a click on a tab opens its view; lists and the chat scroll with the wheel
+    this.tabs.onMouseDown = (e) => {
+      const view = this.tabAt(e.x - this.tabs.screenX);
+      if (view && !this.promptSpec) this.switchTo(view);
+    };
     renderer.on("resize", () => this.refreshAll());
   }
 
   get chat(): ChatView {
-    return this.views[0] as ChatView;
+    return this.views.get("chat") as ChatView;
+  }
+
+  private addView(v: View): void {
+    v.root.visible = false;
+    this.main.add(v.root);
+    this.views.set(v.name, v);
+  }
+
+  /** Build the other views (once); a key that wants one before then waits for this. */
+  private loadViews(): Promise<void> {
+    return (this.otherViews ??= importOtherViews().then((build) => {
+      for (const v of build(this)) this.addView(v);
+    }));
   }
 
   async start(): Promise<void> {
@@ -121,13 +129,19 @@ export class TuiApp implements AppServices {
     if (this.opts.resume) this.resumeSession(this.opts.resume);
     this.renderHints();
     this.statusChanged();
-    // the first frame does not wait for the server's answer
-    void this.pollServer();
-    this.poll = setInterval(() => void this.pollServer(), 2000);
+    // the first frame waits for none of this: the other views, the chat's client and the server's state come after it
+    this.renderer.once("frame", () => {
+      if (this.quitting) return;
+      void this.detectBackground();
+      void this.loadViews().then(() => loadChatDeps());
+      void this.pollServer();
+      this.poll = setInterval(() => void this.pollServer(), 2000);
+    });
   }
 
   private async pollServer(): Promise<void> {
     if (this.quitting) return;
+    const { readServerState } = await loadChatDeps();
     this.server = await readServerState(this.config);
     this.statusChanged();
   }
@@ -136,7 +150,9 @@ export class TuiApp implements AppServices {
 
   async reloadConfig(): Promise<void> {
     this.config = await loadFlashchatConfig({ configFile: this.opts.configFile, createUserConfig: false });
-    this.refreshAll();
+    const theme = this.pickTheme();
+    if (theme.name !== this.theme.name) this.applyTheme(theme);
+    else this.refreshAll();
   }
 
   notify(text: string, level: "info" | "ok" | "warn" | "error" = "info"): void {
@@ -147,20 +163,40 @@ export class TuiApp implements AppServices {
   prompt(spec: PromptSpec): void {
     this.confirmAction = undefined;
     this.promptSpec = spec;
-    this.promptLabel.content = styled(paint(this.theme, "accent", spec.label));
-    this.promptLabel.width = spec.label.length;
-    this.promptInput.value = spec.value ?? "";
-    this.promptRow.visible = true;
-    this.promptInput.focus();
-    const check = spec.onInput?.(this.promptInput.value);
+    const p = this.promptRow();
+    p.label.content = styled(paint(this.theme, "accent", spec.label));
+    p.label.width = spec.label.length;
+    p.input.value = spec.value ?? "";
+    p.row.visible = true;
+    p.input.focus();
+    const check = spec.onInput?.(p.input.value);
     if (check) this.notify(check.message, check.ok ? "ok" : "error");
     this.renderHints();
   }
 
+  /** The footer's prompt row (label and input), above the key hints. */
+  private promptRow(): NonNullable<TuiApp["promptParts"]> {
+    if (this.promptParts) return this.promptParts;
+    const r = this.renderer;
+    const row = new BoxRenderable(r, { id: "prompt-row", height: 1, flexDirection: "row", visible: false });
+    const label = new TextRenderable(r, { id: "prompt-label", height: 1, content: "" });
+    const input = new InputRenderable(r, { id: "prompt-input", flexGrow: 1, value: "", ...inputColours(this.theme) });
+    row.add(label);
+    row.add(input);
+    this.root.insertBefore(row, this.hints);
+    input.on(InputRenderableEvents.INPUT, (value: string) => {
+      const check = this.promptSpec?.onInput?.(value);
+      if (check) this.notify(check.message, check.ok ? "ok" : "error");
+    });
+    return (this.promptParts = { row, label, input });
+  }
+
   private closePrompt(): void {
     this.promptSpec = undefined;
-    this.promptRow.visible = false;
-    this.promptInput.blur();
+    if (this.promptParts) {
+      this.promptParts.row.visible = false;
+      this.promptParts.input.blur();
+    }
     if (this.active === this.chat) this.chat.focusInput();
     this.renderHints();
   }
@@ -171,7 +207,8 @@ export class TuiApp implements AppServices {
   }
 
   switchTo(name: ViewName): void {
-    const next = this.views.find((v) => v.name === name)!;
+    const next = this.views.get(name);
+    if (!next) return void this.loadViews().then(() => this.switchTo(name));
     if (next !== this.active) {
       this.active.root.visible = false;
       this.active.hidden();
@@ -185,7 +222,7 @@ export class TuiApp implements AppServices {
 
   resumeSession(id: string): void {
     this.switchTo("chat");
-    this.chat.resume(id);
+    void this.chat.resume(id);
   }
 
   statusChanged(): void {
@@ -202,10 +239,21 @@ export class TuiApp implements AppServices {
 
   // ---- drawing ----
 
+  /** A click on the tabs row: the view whose label is under column `x` (0-based), if any. */
+  private tabAt(x: number): ViewName | undefined {
+    let at = 0;
+    for (const [i, name] of VIEW_ORDER.entries()) {
+      const width = ` ${i + 1} ${VIEW_TITLES[name]} `.length; // "[1 Chat]" when active: the same width
+      if (x >= at && x < at + width) return name;
+      at += width + 1;
+    }
+    return undefined;
+  }
+
   private renderTabs(): void {
-    const chunks = this.views.flatMap((v, i) => {
-      const label = ` ${i + 1} ${v.title} `;
-      return [v === this.active ? paint(this.theme, "accent", `[${label.trim()}]`, { bold: true }) : paint(this.theme, "dim", label), paint(this.theme, "dim", " ")];
+    const chunks = VIEW_ORDER.flatMap((name, i) => {
+      const label = ` ${i + 1} ${VIEW_TITLES[name]} `;
+      return [name === this.active.name ? paint(this.theme, "accent", `[${label.trim()}]`, { bold: true }) : paint(this.theme, "dim", label), paint(this.theme, "dim", " ")];
     });
     this.tabs.content = styled(...chunks);
   }
@@ -218,38 +266,87 @@ export class TuiApp implements AppServices {
     this.hints.content = styled(paint(this.theme, "dim", cut(text, this.renderer.width)));
   }
 
-  /** The terminal said its background changed (or :theme): redraw everything in the new colours. */
+  /** :theme, else TUI_THEME, else the terminal's background (else COLORFGBG, else dark); plain without colour. */
+  private pickTheme(): Theme {
+    const setting = this.config.tuiTheme;
+    return resolveTheme({ color: this.config.colorOutput, terminalMode: this.terminalMode, forced: this.themeChoice ?? (setting === "auto" ? undefined : setting) });
+  }
+
+  /**
+   * Ask the terminal for its background colour when it has not said yet (OpenTUI hears of it when the terminal
+   * reports a change; this asks, OSC 11, through tmux too): light or dark follows it unless a theme is chosen.
+   */
+  private async detectBackground(): Promise<void> {
+    if (this.terminalMode !== null) return;
+    try {
+      const mode = modeOfBackground((await this.renderer.getPalette({ timeout: 1000, size: 16 })).defaultBackground);
+      if (mode && this.terminalMode === null && !this.quitting) this.terminalThemeChanged(mode);
+    } catch {
+      // no answer, or the terminal is going away: the theme stays as it is
+    }
+  }
+
+  /** The terminal answered (or changed) its background colour: follow it unless a theme is chosen. */
+  terminalThemeChanged(mode: "dark" | "light"): void {
+    this.terminalMode = mode;
+    this.applyTheme(this.pickTheme());
+  }
+
+  /** Redraw everything in the new colours. */
   applyTheme(theme: Theme): void {
     this.theme = theme;
-    this.helpBox.backgroundColor = theme.color ? (theme.name === "light" ? "#ffffff" : "#1e222a") : RGBA.defaultBackground();
-    this.helpBox.borderColor = colourOf(theme, "border");
-    Object.assign(this.promptInput, inputColours(theme));
+    if (this.help) {
+      this.help.box.backgroundColor = helpBackground(theme);
+      this.help.box.borderColor = colourOf(theme, "border");
+    }
+    if (this.promptParts) Object.assign(this.promptParts.input, inputColours(theme));
     this.refreshAll();
   }
 
   private refreshAll(): void {
-    for (const v of this.views) v.refresh();
+    for (const v of this.views.values()) v.refresh();
     this.renderTabs();
     this.renderHints();
     this.statusChanged();
-    if (this.helpBox.visible) this.showHelp();
+    if (this.help?.box.visible) this.showHelp();
+  }
+
+  private createHelp(): NonNullable<TuiApp["help"]> {
+    const box = new BoxRenderable(this.renderer, {
+      id: "help",
+      position: "absolute",
+      top: 2,
+      left: 0,
+      zIndex: 100,
+      border: true,
+      title: " keys · any key closes ",
+      visible: false,
+      shouldFill: true,
+      backgroundColor: helpBackground(this.theme),
+      borderColor: colourOf(this.theme, "border"),
+    });
+    const text = new TextRenderable(this.renderer, { id: "help-text", content: "" });
+    box.add(text);
+    this.renderer.root.add(box);
+    return { box, text };
   }
 
   private showHelp(): void {
-    const lines = ["flashchat keys", "", ...GLOBAL_HELP, "", `${this.active.title} view`, ...this.active.help, "", "Commands", ...COMMAND_HELP];
+    const lines = ["flashchat keys", "", ...GLOBAL_HELP, "", `${VIEW_TITLES[this.active.name]} view`, ...this.active.help, "", "Commands", ...COMMAND_HELP];
     const w = Math.max(20, this.renderer.width);
-    this.helpText.content = styled(paint(this.theme, "text", lines.map((l) => cut(l, w - 2)).join("\n")));
-    this.helpBox.width = w;
-    this.helpBox.height = Math.min(lines.length + 2, Math.max(5, this.renderer.height - 3));
-    this.helpBox.visible = true;
+    const help = (this.help ??= this.createHelp());
+    help.text.content = styled(paint(this.theme, "text", lines.map((l) => cut(l, w - 2)).join("\n")));
+    help.box.width = w;
+    help.box.height = Math.min(lines.length + 2, Math.max(5, this.renderer.height - 3));
+    help.box.visible = true;
   }
 
   // ---- keys ----
 
   private onKey(k: KeyEvent): void {
     const stop = () => k.preventDefault();
-    if (this.helpBox.visible) {
-      this.helpBox.visible = false;
+    if (this.help?.box.visible) {
+      this.help.box.visible = false;
       return stop();
     }
     if (k.ctrl && k.name === "c") {
@@ -277,7 +374,7 @@ export class TuiApp implements AppServices {
       if (k.name === "return" || k.name === "enter") {
         stop();
         const spec = this.promptSpec;
-        const value = this.promptInput.value;
+        const value = this.promptRow().input.value;
         this.closePrompt();
         void Promise.resolve(spec.onSubmit(value)).catch((e) => this.notify((e as Error).message, "error"));
         return;
@@ -362,15 +459,16 @@ export class TuiApp implements AppServices {
       case "theme": {
         const name = args[0];
         if (name !== "dark" && name !== "light" && name !== "plain") return this.notify("usage: :theme dark|light|plain", "error");
-        this.applyTheme(resolveTheme({ color: this.config.colorOutput, forced: name }));
+        this.themeChoice = name;
+        this.applyTheme(this.pickTheme());
         return this.notify(`theme ${this.theme.name}`);
       }
       case "set": {
         const key = args[0];
         const value = rest.slice((key ?? "").length).trim();
         if (!key) return this.notify("usage: :set KEY VALUE", "error");
-        const settings = this.views.find((v) => v.name === "settings") as SettingsView;
-        return settings.save(key.toUpperCase(), value);
+        await this.loadViews();
+        return (this.views.get("settings") as SettingsView).save(key.toUpperCase(), value);
       }
       default:
         this.notify(`unknown command :${cmd} (:help lists them)`, "error");
@@ -382,7 +480,7 @@ export class TuiApp implements AppServices {
     this.quitting = true;
     if (this.poll) clearInterval(this.poll);
     this.chat.stop();
-    for (const v of this.views) v.hidden();
+    for (const v of this.views.values()) v.hidden();
     this.done();
   }
 }

@@ -2,15 +2,28 @@
 // as such, a stats line per reply; the input line under it. Replies stream from the local server (lib/client)
 // and are journalled to the session file as they arrive (lib/chat/sessions), exactly as `flashchat chat` does.
 import { BoxRenderable, InputRenderable, InputRenderableEvents, type KeyEvent, MarkdownRenderable, RGBA, ScrollBoxRenderable, SyntaxStyle, TextRenderable } from "@opentui/core";
-import { loadHealth, ServerApiError, ServerGoneError, streamChatCompletion, type Usage } from "../client/api.ts";
-import { ensureServer, resolveApiKey, stopServer } from "../client/local.ts";
-import { renderStats, resolveStats } from "../chat/chat.ts";
-import { type ReplyStats, resolveRequestMessages, Session, type SessionMessage } from "../chat/sessions.ts";
+import type { Session } from "../chat/sessions.ts";
 import { isUserError } from "../errors.ts";
-import { requestSampling } from "../model/target.ts";
-import { readServerState } from "../process/server-control.ts";
 import type { Theme } from "./theme.ts";
-import { type AppServices, colourOf, inputColours, paint, styled, type View } from "./ui.ts";
+import { type AppServices, backendLabel, colourOf, inputColours, paint, styled, type View } from "./ui.ts";
+
+/**
+ * What talking to the server needs (client, sessions, the reply helper): imported when first needed or, in the
+ * background, once the first frame is drawn — the TUI's start does not wait for it.
+ */
+let chatDeps: ReturnType<typeof importChatDeps> | undefined;
+async function importChatDeps() {
+  const [reply, sessions, local, api, target, control] = await Promise.all([
+    import("../chat/reply.ts"),
+    import("../chat/sessions.ts"),
+    import("../client/local.ts"),
+    import("../client/api.ts"),
+    import("../model/target.ts"),
+    import("../process/server-control.ts"),
+  ]);
+  return { ...reply, Session: sessions.Session, ensureServer: local.ensureServer, resolveApiKey: local.resolveApiKey, stopServer: local.stopServer, loadHealth: api.loadHealth, requestSampling: target.requestSampling, readServerState: control.readServerState };
+}
+export const loadChatDeps = () => (chatDeps ??= importChatDeps());
 
 /** Reply text for the Markdown renderer: tool calls (<tool_call>…</tool_call>) become labelled blocks. */
 export function renderToolCalls(content: string): string {
@@ -66,7 +79,6 @@ interface ReplyBlock {
 
 export class ChatView implements View {
   readonly name = "chat" as const;
-  readonly title = "Chat";
   readonly root: BoxRenderable;
   readonly help = [
     "Enter  send        Esc  stop a reply / leave the input    i  back to input",
@@ -188,6 +200,7 @@ export class ChatView implements View {
   /** Stop our background server; the next message starts it again with the settings as they are now. */
   async restartServer(): Promise<void> {
     if (this.streaming) return this.app.notify("a reply is streaming: Esc stops it first", "warn");
+    const { stopServer } = await loadChatDeps();
     const r = await stopServer(this.app.config);
     this.baseUrl = undefined;
     this.backend = undefined;
@@ -206,8 +219,9 @@ export class ChatView implements View {
   }
 
   /** Load a saved session into the pane; the next message continues it. */
-  resume(id: string): void {
+  async resume(id: string): Promise<void> {
     if (this.streaming) return this.app.notify("a reply is streaming: Esc stops it first", "warn");
+    const { Session, renderStats } = await loadChatDeps();
     let opened: ReturnType<typeof Session.open>;
     try {
       opened = Session.open(this.app.config.paths, id);
@@ -299,6 +313,7 @@ export class ChatView implements View {
 
   /** Make sure a server runs: a running one is used; otherwise the TUI steps aside while setup and start-up talk. */
   private async connect(): Promise<string> {
+    const { readServerState, ensureServer, resolveApiKey, loadHealth } = await loadChatDeps();
     const config = this.app.config;
     const state = await readServerState(config);
     const opts = { apiKey: resolveApiKey(config) };
@@ -317,8 +332,8 @@ export class ChatView implements View {
     this.baseUrl = server.client.url;
     this.model = server.model;
     const health = await loadHealth(this.baseUrl);
-    const engine = health?.engine as { backend?: string; context?: number } | undefined;
-    if (engine?.backend) this.backend = engine.backend;
+    const engine = health?.engine as { backend?: string; kernels?: string; context?: number } | undefined;
+    if (engine?.backend) this.backend = backendLabel(engine);
     const ctx = typeof health?.context_length === "number" ? health.context_length : engine?.context;
     if (ctx) this.app.tokens.contextSize = ctx;
     this.app.statusChanged();
@@ -336,7 +351,7 @@ export class ChatView implements View {
     await this.turn(text);
   }
 
-  /** One exchange, as lib/chat's turn: the message is saved once the server takes it; the reply is journalled. */
+  /** One exchange (lib/chat/reply.ts, as `flashchat chat` has it): the message is saved once the server takes it; the reply is journalled. */
   async turn(text: string): Promise<void> {
     this.addUser(text);
     const controller = new AbortController();
@@ -344,6 +359,7 @@ export class ChatView implements View {
     this.app.statusChanged();
     const block = this.addReply();
     try {
+      const d = await loadChatDeps();
       let baseUrl = this.baseUrl;
       if (!baseUrl) {
         try {
@@ -353,83 +369,42 @@ export class ChatView implements View {
           return;
         }
       }
-      const session = (this.session ??= Session.create(this.app.config.paths.sessionsDir, { model: this.model }));
-      const pending: SessionMessage = { role: "user", content: text };
-      let stored = false;
-      const store = () => {
-        if (!stored) session.append(pending);
-        stored = true;
-      };
-      const journal = session.startReply({ model: this.model });
-      const startMs = performance.now();
-      let firstMs: number | undefined;
-      let nChunks = 0;
-      let usage: Usage | undefined;
-      let outcome: "done" | "interrupted" | "server-gone" | "refused" = "done";
-      let failure = "";
-      try {
-        for await (const ev of streamChatCompletion({
+      const session = (this.session ??= d.Session.create(this.app.config.paths.sessionsDir, { model: this.model }));
+      const reply = await d.streamSessionReply({
+        session,
+        pending: { role: "user", content: text },
+        request: {
           baseUrl,
           model: this.model,
-          messages: resolveRequestMessages([...session.messages, pending]),
           maxTokens: this.app.config.maxTokens,
-          ...requestSampling(this.app.config),
+          ...d.requestSampling(this.app.config),
           signal: controller.signal,
-          apiKey: resolveApiKey(this.app.config),
-        })) {
-          store();
-          if (ev.type === "done") {
-            usage = ev.usage;
-            continue;
-          }
-          firstMs ??= performance.now();
-          nChunks++;
-          if (ev.type === "reasoning") {
-            block.reasoning += ev.text;
-            journal.add("reasoning", ev.text);
+          apiKey: d.resolveApiKey(this.app.config),
+        },
+        onText: (kind, t) => {
+          if (kind === "reasoning") {
+            block.reasoning += t;
             this.drawReasoning(block);
           } else {
-            block.content += ev.text;
-            journal.add("content", ev.text);
+            block.content += t;
             block.markdown.content = renderToolCalls(block.content);
           }
-        }
-      } catch (e) {
-        if (controller.signal.aborted) outcome = "interrupted";
-        else if (e instanceof ServerGoneError) {
-          outcome = "server-gone";
-          failure = e.message;
-          this.baseUrl = undefined;
-        } else if (e instanceof ServerApiError) {
-          outcome = "refused";
-          failure = e.message;
-        } else throw e;
-      }
-      const stats: ReplyStats = resolveStats({ startMs, firstMs, endMs: performance.now(), nChunks, usage });
-      if (outcome === "refused" && !block.content && !block.reasoning) {
-        journal.cancel();
-        this.finishBlock(block, "", failure);
-        return;
-      }
-      store();
-      journal.finish({
-        role: "assistant",
-        content: block.content,
-        ...(block.reasoning ? { reasoning: block.reasoning } : {}),
-        ...(this.model ? { model: this.model } : {}),
-        stats,
-        ...(outcome === "done" ? {} : { interrupted: true }),
+        },
       });
+      const { outcome, failure, stats } = reply;
+      if (outcome === "server-gone") this.baseUrl = undefined;
+      if (!reply.saved) return this.finishBlock(block, "", failure);
       this.app.tokens.completion += stats.completion_tokens ?? 0;
       this.app.tokens.prompt += stats.prompt_tokens ?? 0;
       if (stats.prompt_tokens !== undefined) this.app.tokens.contextUsed = stats.prompt_tokens + (stats.completion_tokens ?? 0);
-      if (outcome === "interrupted") this.finishBlock(block, renderStats(stats), "[stopped · the session keeps what arrived]");
+      if (outcome === "interrupted") this.finishBlock(block, d.renderStats(stats), "[stopped · the session keeps what arrived]");
       else if (outcome === "server-gone") this.finishBlock(block, "", `reply cut off: ${failure} · send again to reconnect`);
       else if (outcome === "refused") this.finishBlock(block, "", failure);
-      else this.finishBlock(block, renderStats(stats));
+      else this.finishBlock(block, d.renderStats(stats));
     } finally {
       this.controller = undefined;
       this.app.statusChanged();
     }
   }
+
 }

@@ -1,7 +1,8 @@
 // The full-screen TUI of a bare `flashchat` on a terminal (OpenTUI): start it, follow the terminal's theme,
 // and put the terminal back as it was on quit, on a signal and on a crash. Imported lazily by scripts/flashchat.ts.
 import { loadFlashchatConfig } from "../config/index.ts";
-import { resolveTheme } from "./theme.ts";
+import { elapsedMs, logStep } from "../log.ts";
+import { importOpenTui } from "./native-lib.ts";
 
 export interface RunTuiOptions {
   configFile?: string;
@@ -12,8 +13,13 @@ const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1, SIGQUIT: 3 } as const;
 
 /** Run the TUI until the user quits; resolves with the exit code (0, or 128+signal). */
 export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
+  // -v steps (`flashchat -v 2>steps.txt`: on the terminal they would land in the TUI's screen)
+  let t = elapsedMs();
+  const step = (what: string) => (logStep(`tui: ${what}`, t), (t = elapsedMs()));
   const config = await loadFlashchatConfig({ configFile: opts.configFile });
-  const { createCliRenderer } = await import("@opentui/core");
+  step("config read");
+  const { createCliRenderer } = await importOpenTui();
+  step("OpenTUI imported");
   const renderer = await createCliRenderer({
     screenMode: "alternate-screen",
     exitOnCtrlC: false,
@@ -23,6 +29,7 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
     openConsoleOnError: false,
     targetFps: 30,
   });
+  step("renderer ready");
   let restored = false;
   const restore = () => {
     if (restored) return;
@@ -41,8 +48,11 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
   process.on("unhandledRejection", onCrash);
 
   const { TuiApp } = await import("./app.ts");
-  const app = new TuiApp(renderer, resolveTheme({ color: config.colorOutput, terminalMode: renderer.themeMode }), config, opts);
-  renderer.on("theme_mode", (mode: "dark" | "light") => app.applyTheme(resolveTheme({ color: app.config.colorOutput, terminalMode: mode })));
+  step("views imported");
+  const app = new TuiApp(renderer, config, opts);
+  step("views built");
+  renderer.once("frame", () => step("first frame drawn"));
+  renderer.on("theme_mode", (mode: "dark" | "light") => app.terminalThemeChanged(mode));
   let exitCode = 0;
   for (const [sig, n] of Object.entries(SIGNALS)) {
     process.on(sig, () => {

@@ -31,6 +31,33 @@ export class ListPane {
     this.body = new TextRenderable(r, { id: `${id}-body`, flexGrow: 1, content: "", wrapMode: "none" });
     this.root.add(this.headerText);
     this.root.add(this.body);
+    // the wheel scrolls (three rows a notch); a click selects the row under it
+    this.body.onMouseScroll = (e) => {
+      const d = e.scroll?.direction;
+      if (d === "up" || d === "down") this.scroll(d === "up" ? -3 : 3);
+    };
+    this.body.onMouseDown = (e) => {
+      if (!this.selectable) return;
+      const row = this.top + (e.y - this.body.screenY);
+      if (row >= 0 && row < this.rows.length) this.moveTo(row);
+    };
+  }
+
+  /** Called after the mouse moved the selection or the window (a view may say what is selected). */
+  onMove?: () => void;
+
+  private scroll(delta: number): void {
+    if (this.selectable) return this.moveTo(clampIndex(this.index + delta, this.rows.length));
+    this.index = Math.max(0, Math.min(this.lastTop, this.index + delta));
+    this.follow = this.index >= this.lastTop;
+    this.draw();
+    this.onMove?.();
+  }
+
+  private moveTo(row: number): void {
+    this.index = row;
+    this.draw();
+    this.onMove?.();
   }
 
   /** Rows the body can show: the terminal less the app's frame (4 lines) and our header. */
@@ -87,4 +114,36 @@ export class ListPane {
     if (chunks.length === 0) chunks.push(paint(theme, "dim", this.selectable ? "  (nothing here)" : "(empty)"));
     this.body.content = styled(...chunks);
   }
+}
+
+/** A view that is one list with a search (sessions, settings): the pane, the query, redraws on search and resize. */
+export abstract class ListView {
+  protected readonly pane: ListPane;
+  protected query = "";
+
+  constructor(
+    protected readonly app: AppServices,
+    id: string,
+  ) {
+    this.pane = new ListPane(app, id);
+  }
+
+  get root(): BoxRenderable {
+    return this.pane.root;
+  }
+
+  hidden(): void {}
+
+  refresh(): void {
+    this.draw();
+  }
+
+  /** `/` typed TEXT: the rows that match, the selection back on the first. */
+  search(query: string): void {
+    this.query = query;
+    this.pane.index = 0;
+    this.draw();
+  }
+
+  protected abstract draw(): void;
 }

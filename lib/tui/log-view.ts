@@ -29,7 +29,6 @@ export function readLogTail(path: string, maxBytes = 256 * 1024): { lines: strin
 
 export class LogView implements View {
   readonly name = "log" as const;
-  readonly title = "Log";
   readonly help = ["j k ↑ ↓ PgUp PgDn  scroll    g G  top / bottom (G follows new lines)", "/TEXT  only the lines with TEXT"];
   private readonly pane: ListPane;
   private timer?: ReturnType<typeof setInterval>;
@@ -40,6 +39,7 @@ export class LogView implements View {
   constructor(private readonly app: AppServices) {
     this.pane = new ListPane(app, "log", false);
     this.pane.follow = true;
+    this.pane.onMove = () => this.draw();
   }
 
   get root() {

@@ -5,7 +5,7 @@ import { join } from "pathe";
 import type { KeyEvent } from "@opentui/core";
 import { deleteSession, findSession, listSessions, resolveSessionId, SESSION_EXT, type SessionDirs, type SessionInfo } from "../chat/sessions.ts";
 import { UserError } from "../errors.ts";
-import { ListPane } from "./list-pane.ts";
+import { ListView } from "./list-pane.ts";
 import type { AppServices, View } from "./ui.ts";
 
 /**
@@ -43,34 +43,21 @@ export function searchSessions(list: readonly SessionInfo[], query: string): Ses
   });
 }
 
-export class SessionsView implements View {
+export class SessionsView extends ListView implements View {
   readonly name = "sessions" as const;
-  readonly title = "Sessions";
   readonly help = [
     "j k ↑ ↓ g G  move    Enter  resume in Chat    d  delete (y/N)    r  rename",
     "/TEXT  the sessions whose text contains TEXT",
   ];
-  private readonly pane: ListPane;
   private all: SessionInfo[] = [];
   private shownList: SessionInfo[] = [];
-  private query = "";
 
-  constructor(private readonly app: AppServices) {
-    this.pane = new ListPane(app, "sessions");
-  }
-
-  get root() {
-    return this.pane.root;
+  constructor(app: AppServices) {
+    super(app, "sessions");
   }
 
   shown(): void {
     this.load();
-  }
-
-  hidden(): void {}
-
-  refresh(): void {
-    this.draw();
   }
 
   private load(): void {
@@ -78,7 +65,7 @@ export class SessionsView implements View {
     this.draw();
   }
 
-  private draw(): void {
+  protected draw(): void {
     this.shownList = searchSessions(this.all, this.query);
     const number = new Map(this.all.map((s, i) => [s.id, i + 1]));
     this.pane.header = `${this.all.length} session${this.all.length === 1 ? "" : "s"}${this.query ? ` · matching "${this.query}": ${this.shownList.length}` : ""} · Enter resumes · d deletes · r renames`;
@@ -131,11 +118,5 @@ export class SessionsView implements View {
       return true;
     }
     return false;
-  }
-
-  search(query: string): void {
-    this.query = query;
-    this.pane.index = 0;
-    this.draw();
   }
 }

@@ -5,11 +5,11 @@ import { describeSource, formatValue, KEY_SPECS, KEYS } from "../config/index.ts
 import { settingValue, setUserSetting } from "../config/edit.ts";
 import { describeAllowed, parseValue } from "../config/validate.ts";
 import { isUserError } from "../errors.ts";
-import { ListPane } from "./list-pane.ts";
+import { ListView } from "./list-pane.ts";
 import type { AppServices, View } from "./ui.ts";
 
 /** Settings the TUI's chat applies itself on its next request; every other one the server reads when it starts. */
-const CLIENT_KEYS = new Set(["TEMPERATURE", "TOP_P", "SHOW_THINKING", "COLOR_OUTPUT", "API_KEY"]);
+const CLIENT_KEYS = new Set(["TEMPERATURE", "TOP_P", "SHOW_THINKING", "COLOR_OUTPUT", "TUI_THEME", "API_KEY"]);
 
 /** What the footer says about a value being typed for `key`. */
 export function checkSetting(key: string, value: string): { ok: boolean; message: string } {
@@ -18,33 +18,21 @@ export function checkSetting(key: string, value: string): { ok: boolean; message
   return parsed.ok ? { ok: true, message: `✓ ${key} accepts it · Enter saves` } : { ok: false, message: `✗ ${key} expects ${describeAllowed(spec)}` };
 }
 
-export class SettingsView implements View {
+export class SettingsView extends ListView implements View {
   readonly name = "settings" as const;
-  readonly title = "Settings";
   readonly help = ["j k ↑ ↓ g G  move    Enter  edit (checked as typed, saved atomically)", "/TEXT  settings whose name or description has TEXT"];
-  private readonly pane: ListPane;
-  private query = "";
   private keys: string[] = [];
 
-  constructor(private readonly app: AppServices) {
-    this.pane = new ListPane(app, "settings");
-  }
-
-  get root() {
-    return this.pane.root;
+  constructor(app: AppServices) {
+    super(app, "settings");
+    this.pane.onMove = () => this.describeSelected();
   }
 
   shown(): void {
     this.draw();
   }
 
-  hidden(): void {}
-
-  refresh(): void {
-    this.draw();
-  }
-
-  private draw(): void {
+  protected draw(): void {
     const config = this.app.config;
     const q = this.query.toLowerCase();
     const specs = KEYS.filter((k) => !q || k.key.toLowerCase().includes(q) || k.description.toLowerCase().includes(q));
@@ -60,10 +48,15 @@ export class SettingsView implements View {
     );
   }
 
+  /** The selected setting's description in the footer. */
+  private describeSelected(): void {
+    const key = this.keys[this.pane.index];
+    if (key) this.app.notify(`${key}: ${KEY_SPECS.get(key)!.description}`);
+  }
+
   key(k: KeyEvent): boolean {
     if (this.pane.key(k)) {
-      const key = this.keys[this.pane.index];
-      if (key) this.app.notify(`${key}: ${KEY_SPECS.get(key)!.description}`);
+      this.describeSelected();
       return true;
     }
     const key = this.keys[this.pane.index];
@@ -74,12 +67,6 @@ export class SettingsView implements View {
       return true;
     }
     return false;
-  }
-
-  search(query: string): void {
-    this.query = query;
-    this.pane.index = 0;
-    this.draw();
   }
 
   /** Save one setting to the user config (validated, atomic), reload, and say when a higher source still wins. */

@@ -67,6 +67,14 @@ export function detectBackgroundFromEnv(env: Record<string, string | undefined>)
   return bg === 7 || (bg >= 9 && bg <= 15) ? "light" : "dark";
 }
 
+/** Light or dark from a background colour "#rrggbb" (relative luminance above or below half); undefined if not one. */
+export function modeOfBackground(hex: string | null | undefined): "dark" | "light" | undefined {
+  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex ?? "");
+  if (!m) return undefined;
+  const [r, g, b] = [m[1]!, m[2]!, m[3]!].map((c) => Number.parseInt(c, 16) / 255) as [number, number, number];
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5 ? "light" : "dark";
+}
+
 /**
  * The theme to draw with. `color` is COLOR_OUTPUT with NO_COLOR applied (ResolvedConfig.colorOutput);
  * `terminalMode` is what the terminal answered about its background (null: no answer); `forced` is the user's choice.

@@ -8,7 +8,6 @@ export type ViewName = "chat" | "log" | "sessions" | "settings" | "status";
 
 export interface View {
   readonly name: ViewName;
-  readonly title: string;
   /** The view's box: the app shows one at a time in its main area. */
   readonly root: BoxRenderable;
   /** Lines for the help overlay: "key   what it does". */
@@ -101,4 +100,10 @@ export function moveSelection(k: KeyEvent, index: number, n: number, page: numbe
   if (name === "home" || (name === "g" && !k.shift && k.sequence === "g")) return 0;
   if (name === "end" || k.sequence === "G") return clampIndex(n - 1, n);
   return undefined;
+}
+
+/** "cpu/avx512vnni": the engine's backend and, for the CPU, its kernel level (a GPU backend's kernels are its name). */
+export function backendLabel(engine: { backend?: string; kernels?: string }): string | undefined {
+  if (!engine.backend) return undefined;
+  return engine.kernels && engine.kernels !== engine.backend ? `${engine.backend}/${engine.kernels}` : engine.backend;
 }

@@ -690,13 +690,13 @@ static void handle_stats(struct server * sv, const char * id) {
     put_id(id);
     printf(",\"requests\":%lld,\"prompt_tokens\":%lld,\"cached_tokens\":%lld,\"prefill_tokens\":%lld,"
            "\"completion_tokens\":%lld,\"decode_passes\":%lld,\"prefill_ms\":%.3f,\"decode_ms\":%.3f,\"prefill_tokens_per_s\":%.3f,"
-           "\"tokens_per_s\":%.3f,\"expert_bytes\":%llu,\"io_wait_ms\":%.3f,\"snapshots\":%d,\"snapshot_bytes\":%zu,"
+           "\"tokens_per_s\":%.3f,\"expert_bytes\":%llu,\"expert_reads\":%llu,\"expert_bytes_cached\":%llu,\"io_wait_ms\":%.3f,\"snapshots\":%d,\"snapshot_bytes\":%zu,"
            "\"snapshot_budget_bytes\":%zu,\"n_past\":%d,\"context\":%d,\"kv_bytes\":%zu,\"rss_bytes\":%lld,\"max_rss_bytes\":%lld}\n",
            (long long)t->requests, (long long)t->prompt_tokens, (long long)t->cached_tokens, (long long)t->prefill_tokens,
            (long long)t->completion_tokens, (long long)t->decode_passes, t->prefill_ms, t->decode_ms,
            t->prefill_ms > 0 ? t->prefill_tokens / (t->prefill_ms / 1e3) : 0.0,
            t->decode_ms > 0 ? t->decode_passes / (t->decode_ms / 1e3) : 0.0, (unsigned long long)e->experts.bytes_read,
-           e->experts.io_wait_ms, sv->snaps.n, sv->snaps.used_bytes, sv->snaps.budget_bytes, e->st.n_past, e->context, fc_kv_committed_bytes(&e->st.kv),
+           (unsigned long long)e->experts.reads, (unsigned long long)e->experts.bytes_cached, e->experts.io_wait_ms, sv->snaps.n, sv->snaps.used_bytes, sv->snaps.budget_bytes, e->st.n_past, e->context, fc_kv_committed_bytes(&e->st.kv),
            (long long)fc_platform_rss_bytes(), (long long)fc_platform_max_rss_bytes());
     fflush(stdout);
 }

@@ -254,6 +254,10 @@ describe("generation", () => {
     expect(s.requests as number).toBeGreaterThan(3);
     expect(s.snapshots as number).toBeGreaterThan(0);
     expect(s.expert_bytes as number).toBeGreaterThan(0);
+    // experts read and, of their bytes, those found in the page cache (mincore; all of them when populated)
+    expect(s.expert_reads as number).toBeGreaterThan(0);
+    expect(s.expert_bytes_cached as number).toBeGreaterThanOrEqual(0);
+    expect(s.expert_bytes_cached as number).toBeLessThanOrEqual(s.expert_bytes as number);
   });
 
   test("snapshots saved to disk let a restarted engine skip the prefix, with identical logits and tokens", async () => {

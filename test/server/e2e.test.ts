@@ -75,6 +75,21 @@ describe("real engine", () => {
     expect(text.length).toBeGreaterThan(0);
   });
 
+  test("health?stats=1 adds the engine's totals: experts read per token, page-cache hits, the kernel level", async () => {
+    const plain = await readJson(await fetch(`${server.url}/health`));
+    expect((plain.engine as Record<string, unknown>).stats).toBeUndefined();
+    expect(plain.engine).toMatchObject({ backend: "cpu", kernels: expect.any(String), expert_io: expect.stringMatching(/^(pread|mmap|populate)$/) });
+    const h = await readJson(await fetch(`${server.url}/health?stats=1`));
+    const engine = h.engine as { dense_bytes: number; stats: Record<string, number> };
+    expect(engine.dense_bytes).toBeGreaterThan(0);
+    const s = engine.stats;
+    // the greedy test above evaluated prompts and generated tokens: every token read experts
+    expect(s.prefill_tokens! + s.decode_passes!).toBeGreaterThan(24);
+    expect(s.expert_reads).toBeGreaterThanOrEqual(s.decode_passes!);
+    expect(s.expert_bytes_cached).toBeGreaterThanOrEqual(0);
+    expect(s.expert_bytes_cached).toBeLessThanOrEqual(s.expert_bytes!);
+  });
+
   test("logprobs: one entry per generated token, log-probabilities <= 0, the greedy token's bytes", async () => {
     const r = await client.chat.completions.create({ model: "tiny", messages: user("Hello"), max_tokens: 12, temperature: 0, logprobs: true });
     const content = r.choices[0]!.logprobs!.content!;

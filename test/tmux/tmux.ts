@@ -93,6 +93,21 @@ export class Tmux {
     }
   }
 
+  /** Set a server-wide tmux option: window-style "bg=#ffffff" is the background tmux reports to OSC 11 queries. */
+  option(name: string, value: string): void {
+    this.tmux("set-option", "-g", name, value);
+  }
+
+  /** A mouse click (press and release, SGR encoding as a terminal sends it) at column x, row y (1-based). */
+  click(x: number, y: number): void {
+    this.type(`\x1b[<0;${x};${y}M\x1b[<0;${x};${y}m`);
+  }
+
+  /** A mouse wheel notch up or down at column x, row y (1-based). */
+  wheel(direction: "up" | "down", x: number, y: number): void {
+    this.type(`\x1b[<${direction === "up" ? 64 : 65};${x};${y}M`);
+  }
+
   /** Resize the terminal (the program gets SIGWINCH). */
   resize(cols: number, rows: number): void {
     this.tmux("resize-window", "-t", this.session, "-x", String(cols), "-y", String(rows));

@@ -134,6 +134,15 @@ test.skipIf(!hasTmux)("tui: chat, log, settings, stop, sessions, resize, quit re
   screen = await term.waitFor("POST /v1/chat/completions 200", 15_000, "screen");
   expect(screen).toContain("[2 Log]");
 
+  // the status view: the kernel level, experts read per token and the page-cache hit rate, from the engine
+  term.type("5");
+  screen = await term.waitFor(/experts read\s+[\d.]+ per token \([1-9]\d* over [1-9]\d* tokens/, 20_000, "screen");
+  expect(screen).toMatch(/page cache\s+\d+(\.\d)?% of expert bytes were in the page cache/);
+  expect(screen).toMatch(/backend\s+cpu\/(generic|avx2|avx512|avx512vnni) · \d+ threads/);
+  expect(screen).toMatch(/engine memory\s+[\d.]+ \w+ resident · dense weights/);
+  // and the status line, once the chat connected: backend with its kernel level
+  expect(screen.split("\n")[0]).toMatch(/cpu\/(generic|avx2|avx512|avx512vnni)/);
+
   // settings: checked as typed, saved atomically, read back by `config get`
   term.type("4");
   await term.waitFor("[4 Settings]", 10_000, "screen");
@@ -310,4 +319,83 @@ test.skipIf(!hasTmux)("tui: NO_COLOR draws without colour; Ctrl-C and SIGTERM qu
   await term.waitFor("[tui done]", 15_000, "screen");
   expect(readFileSync(exitFile, "utf8").trim()).toBe("143");
   expect(term.display("#{alternate_on} #{cursor_flag} #{mouse_any_flag}")).toBe("0 1 0");
+}, 120_000);
+
+/** 1-based column of `label` on screen line `row` (1-based), for a click on it. */
+function columnOf(screen: string, row: number, label: string): number {
+  const line = screen.split("\n")[row - 1] ?? "";
+  const at = line.indexOf(label);
+  if (at < 0) throw new Error(`"${label}" is not on line ${row}:\n${screen}`);
+  return at + 1;
+}
+
+// the accent colour (status line) of each palette as tmux's capture shows it: 24-bit, or the nearest of 256
+// colours (tmux without RGB support for the outer terminal: -f /dev/null)
+const DARK_ACCENT = /\x1b\[(1;)?38;(2;136;192;208|5;110)m/;
+const LIGHT_ACCENT = /\x1b\[(1;)?38;(2;5;80;174|5;25)m/;
+
+test.skipIf(!hasTmux)("tui: the mouse opens a tab, scrolls and selects in a list; TUI_THEME forces the light theme, :set changes it", async () => {
+  const t3 = createTerminalHome("fc-tui-mouse-", { FLASHCHAT_MODEL_REPO: "demo", FLASHCHAT_SERVER_PORT: unusedPort() });
+  cleanups.push(t3.remove);
+  for (let i = 0; i < 30; i++) Session.create(t3.sessionsDir, { now: 1_700_000_000_000 + i * 60_000 }).append({ role: "user", content: `question ${i}` });
+  mkdirSync(join(t3.home, "c/flashchat"), { recursive: true });
+  writeFileSync(join(t3.home, "c/flashchat/config"), 'TUI_THEME="light"\n');
+  term = openTerminal(t3.home, [bun, flashchat], t3.env, { cwd: t3.home, cols: 80, rows: 24 });
+  let screen = await term.waitFor("server off", 60_000, "screen");
+  // TUI_THEME=light: the light palette, not the dark one
+  expect(term.styledScreen()).toMatch(LIGHT_ACCENT);
+  expect(term.styledScreen()).not.toMatch(DARK_ACCENT);
+
+  // a click on "3 Sessions" in the tabs row (line 2) opens the view; the chat input keeps no focus on the way
+  term.click(columnOf(screen, 2, "3 Sessions"), 2);
+  screen = await term.waitFor("30 sessions", 15_000, "screen");
+  expect(screen).toContain("[3 Sessions]");
+  expect(screen).toMatch(/>\s+1\s+\S+/);
+  // the wheel moves the selection three rows a notch; a click selects the row under it
+  term.wheel("down", 10, 10);
+  term.wheel("down", 10, 10);
+  await term.waitFor(/>\s+7\s+\S+/, 10_000, "screen");
+  screen = term.screen();
+  const lines = screen.split("\n");
+  const row = lines.findIndex((l) => /^\s+4\s+\S+/.test(l));
+  expect(row).toBeGreaterThan(1);
+  term.click(10, row + 1);
+  await term.waitFor(/>\s+4\s+\S+/, 10_000, "screen");
+  term.wheel("up", 10, 10);
+  await term.waitFor(/>\s+1\s+\S+/, 10_000, "screen");
+  // the log tab, by the mouse too
+  term.click(columnOf(term.screen(), 2, "2 Log"), 2);
+  await term.waitFor("[2 Log]", 10_000, "screen");
+
+  // :set TUI_THEME dark: saved, and the screen is redrawn in the dark palette at once
+  term.type(":");
+  term.type("set TUI_THEME dark");
+  term.send("Enter");
+  await term.waitFor('TUI_THEME="dark" saved', 10_000, "screen");
+  await waitUntil("the dark palette", () => DARK_ACCENT.test(term!.styledScreen()), 10_000, () => term!.screen());
+  expect(term.styledScreen()).not.toMatch(LIGHT_ACCENT);
+  term.type("q");
+  await term.waitFor("[exited 0]", 15_000, "screen");
+  term.kill();
+}, 120_000);
+
+test.skipIf(!hasTmux)("tui: TUI_THEME=auto follows the terminal's background (its answer to OSC 11)", async () => {
+  const t4 = createTerminalHome("fc-tui-bg-", { FLASHCHAT_MODEL_REPO: "demo", FLASHCHAT_SERVER_PORT: unusedPort() });
+  cleanups.push(t4.remove);
+  const go = join(t4.home, "go");
+  // the TUI starts once tmux reports a white background (window-style), so that its first question gets that answer
+  const script = `while [ ! -e ${q(go)} ]; do sleep 0.05; done; exec ${q(bun)} ${q(flashchat)}`;
+  term = openTerminal(t4.home, ["sh", "-c", script], t4.env, { cwd: t4.home, cols: 80, rows: 24 });
+  term.option("window-style", "bg=#ffffff");
+  writeFileSync(go, "");
+  await term.waitFor("server off", 60_000, "screen");
+  await waitUntil("the light palette", () => LIGHT_ACCENT.test(term!.styledScreen()), 10_000, () => term!.styledScreen());
+  expect(term.styledScreen()).not.toMatch(DARK_ACCENT);
+  term.kill();
+
+  // the same terminal without a background colour set: tmux does not answer, the theme stays dark
+  term = openTerminal(t4.home, [bun, flashchat], t4.env, { cwd: t4.home, cols: 80, rows: 24 });
+  await term.waitFor("server off", 60_000, "screen");
+  expect(term.styledScreen()).toMatch(DARK_ACCENT);
+  term.kill();
 }, 120_000);

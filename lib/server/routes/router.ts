@@ -39,7 +39,7 @@ export async function route(ctx: ServerContext, req: Request, url: URL, id: stri
   checkRequestSource(req.headers, { apiKey: ctx.apiKey, boundHost: ctx.boundHost });
   if (path === "/health") {
     if (req.method !== "GET" && req.method !== "HEAD") throw new ApiError(405, "use GET /health", "invalid_request_error");
-    return health(ctx);
+    return await health(ctx, url);
   }
   checkApiKey(ctx, req);
   const r: RouteRequest = { req, url, path, id, t0 };
