@@ -432,13 +432,46 @@ static void xq_shuffle(int bits, uint8_t pat[64]) {
     }
 }
 
+/*
+ * One group of 64 inputs quantized as the contract says (kernels.h): q in four vectors of 16 int32, d and
+ * s = d * sum q; the residual x - (float)q * d (a product, then a difference) into r when asked. amax 0:
+ * returns 0 with q, d, s zero and r = x.
+ */
+T_VNNI static inline int quantize_group_512(const float * xg, __m512i q[4], float * d, float * s, float * r) {
+    const __m512 v0 = _mm512_loadu_ps(xg), v1 = _mm512_loadu_ps(xg + 16), v2 = _mm512_loadu_ps(xg + 32), v3 = _mm512_loadu_ps(xg + 48);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)),
+                                                          _mm512_max_ps(_mm512_abs_ps(v2), _mm512_abs_ps(v3))));
+    if (!(amax > 0.0f)) {
+        q[0] = q[1] = q[2] = q[3] = _mm512_setzero_si512();
+        *d = *s = 0.0f;
+        if (r) memcpy(r, xg, FC_QK * sizeof(float));
+        return 0;
+    }
+    const __m512 id = _mm512_set1_ps(127.0f / amax);
+    const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
+    *d = amax / 127.0f;
+    /* cvtps rounds to nearest even, as nearbyintf does in the default mode */
+    q[0] = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id)), nlim), lim);
+    q[1] = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id)), nlim), lim);
+    q[2] = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v2, id)), nlim), lim);
+    q[3] = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v3, id)), nlim), lim);
+    *s = *d * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(q[0], q[1]), _mm512_add_epi32(q[2], q[3])));
+    if (r) {
+        const __m512 dv = _mm512_set1_ps(*d);
+        _mm512_storeu_ps(r, _mm512_sub_ps(v0, _mm512_mul_ps(_mm512_cvtepi32_ps(q[0]), dv)));
+        _mm512_storeu_ps(r + 16, _mm512_sub_ps(v1, _mm512_mul_ps(_mm512_cvtepi32_ps(q[1]), dv)));
+        _mm512_storeu_ps(r + 32, _mm512_sub_ps(v2, _mm512_mul_ps(_mm512_cvtepi32_ps(q[2]), dv)));
+        _mm512_storeu_ps(r + 48, _mm512_sub_ps(v3, _mm512_mul_ps(_mm512_cvtepi32_ps(q[3]), dv)));
+    }
+    return 1;
+}
+
 T_VNNI static void quantize_x_vnni(int bits, const float * x, int32_t n_tokens, int32_t cols, int32_t t0, int32_t t1, int32_t g0,
                                    int32_t g1, void * xq, float * residual) {
     const int32_t ng = cols / FC_QK;
     uint8_t pat[64] __attribute__((aligned(64)));
     xq_shuffle(bits, pat);
     const __m512i shuf = _mm512_load_si512(pat);
-    const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
     for (int32_t tb = t0 / XQ_TB; tb * XQ_TB < t1; tb++) {
         for (int32_t g = g0; g < g1; g++) {
             uint8_t * blk = (uint8_t *)xq + ((size_t)tb * ng + g) * XQ_BLOCK;
@@ -449,35 +482,14 @@ T_VNNI static void quantize_x_vnni(int bits, const float * x, int32_t n_tokens, 
                 float d = 0.0f, s = 0.0f;
                 const float * xg = x + (size_t)t * cols + (size_t)g * FC_QK;
                 if (t < n_tokens) {
-                    __m512 v0 = _mm512_loadu_ps(xg), v1 = _mm512_loadu_ps(xg + 16), v2 = _mm512_loadu_ps(xg + 32), v3 = _mm512_loadu_ps(xg + 48);
-                    __m512 a = _mm512_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)),
-                                             _mm512_max_ps(_mm512_abs_ps(v2), _mm512_abs_ps(v3)));
-                    const float amax = _mm512_reduce_max_ps(a);
-                    if (amax > 0.0f) {
-                        const __m512 id = _mm512_set1_ps(127.0f / amax);
-                        d = amax / 127.0f;
-                        /* cvtps rounds to nearest even, as nearbyintf does in the default mode */
-                        __m512i q0 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id)), nlim), lim);
-                        __m512i q1 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id)), nlim), lim);
-                        __m512i q2 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v2, id)), nlim), lim);
-                        __m512i q3 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v3, id)), nlim), lim);
-                        const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(q0, q1), _mm512_add_epi32(q2, q3)));
-                        s = d * (float)sum;
-                        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(_mm512_cvtepi32_epi8(q1), _mm512_cvtepi32_epi8(q0))),
-                                                       _mm256_set_m128i(_mm512_cvtepi32_epi8(q3), _mm512_cvtepi32_epi8(q2)), 1);
-                        _mm512_store_si512(words, _mm512_shuffle_epi8(q, shuf));
-                        if (residual) {
-                            /* x - (float)q * d: a product, then a difference (not fused), as the contract says */
-                            const __m512 dd_ = _mm512_set1_ps(d);
-                            float * rg = residual + (size_t)t * cols + (size_t)g * FC_QK;
-                            _mm512_storeu_ps(rg, _mm512_sub_ps(v0, _mm512_mul_ps(_mm512_cvtepi32_ps(q0), dd_)));
-                            _mm512_storeu_ps(rg + 16, _mm512_sub_ps(v1, _mm512_mul_ps(_mm512_cvtepi32_ps(q1), dd_)));
-                            _mm512_storeu_ps(rg + 32, _mm512_sub_ps(v2, _mm512_mul_ps(_mm512_cvtepi32_ps(q2), dd_)));
-                            _mm512_storeu_ps(rg + 48, _mm512_sub_ps(v3, _mm512_mul_ps(_mm512_cvtepi32_ps(q3), dd_)));
-                        }
+                    __m512i q[4];
+                    float * rg = residual ? residual + (size_t)t * cols + (size_t)g * FC_QK : NULL;
+                    if (quantize_group_512(xg, q, &d, &s, rg)) {
+                        __m512i qb = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(_mm512_cvtepi32_epi8(q[1]), _mm512_cvtepi32_epi8(q[0]))),
+                                                        _mm256_set_m128i(_mm512_cvtepi32_epi8(q[3]), _mm512_cvtepi32_epi8(q[2])), 1);
+                        _mm512_store_si512(words, _mm512_shuffle_epi8(qb, shuf));
                     } else {
                         memset(words, 0, sizeof words);
-                        if (residual) memcpy(residual + (size_t)t * cols + (size_t)g * FC_QK, xg, FC_QK * sizeof(float));
                     }
                 } else {
                     memset(words, 0, sizeof words);
@@ -749,34 +761,12 @@ static size_t xv_bytes_vnni(int32_t cols) {
 /* One level of a group as the contract has it (q, d, s = d * sum q; amax 0: all 0), q split into its even and
    odd inputs (L, H: 32 bytes each); the residual x - q * d into r when asked. */
 T_VNNI static inline float xv_level(const float * xg, uint8_t * L, uint8_t * H, float * s, float * r) {
-    const __m512 v0 = _mm512_loadu_ps(xg), v1 = _mm512_loadu_ps(xg + 16), v2 = _mm512_loadu_ps(xg + 32), v3 = _mm512_loadu_ps(xg + 48);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)),
-                                                          _mm512_max_ps(_mm512_abs_ps(v2), _mm512_abs_ps(v3))));
-    if (!(amax > 0.0f)) {
-        memset(L, 0, 32);
-        memset(H, 0, 32);
-        *s = 0.0f;
-        if (r) memcpy(r, xg, FC_QK * sizeof(float));
-        return 0.0f;
-    }
-    const __m512 id = _mm512_set1_ps(127.0f / amax);
-    const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
-    const float d = amax / 127.0f;
-    __m512i q0 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id)), nlim), lim);
-    __m512i q1 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id)), nlim), lim);
-    __m512i q2 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v2, id)), nlim), lim);
-    __m512i q3 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v3, id)), nlim), lim);
-    *s = d * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(q0, q1), _mm512_add_epi32(q2, q3)));
-    if (r) {
-        const __m512 dv = _mm512_set1_ps(d);
-        _mm512_storeu_ps(r, _mm512_sub_ps(v0, _mm512_mul_ps(_mm512_cvtepi32_ps(q0), dv)));
-        _mm512_storeu_ps(r + 16, _mm512_sub_ps(v1, _mm512_mul_ps(_mm512_cvtepi32_ps(q1), dv)));
-        _mm512_storeu_ps(r + 32, _mm512_sub_ps(v2, _mm512_mul_ps(_mm512_cvtepi32_ps(q2), dv)));
-        _mm512_storeu_ps(r + 48, _mm512_sub_ps(v3, _mm512_mul_ps(_mm512_cvtepi32_ps(q3), dv)));
-    }
+    __m512i q[4];
+    float d;
+    quantize_group_512(xg, q, &d, s, r);
     const __m128i eo = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-    const __m128i b0 = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(q0), eo), b1 = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(q1), eo);
-    const __m128i b2 = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(q2), eo), b3 = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(q3), eo);
+    const __m128i b0 = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(q[0]), eo), b1 = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(q[1]), eo);
+    const __m128i b2 = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(q[2]), eo), b3 = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(q[3]), eo);
     _mm_storeu_si128((__m128i *)(void *)L, _mm_unpacklo_epi64(b0, b1));
     _mm_storeu_si128((__m128i *)(void *)(L + 16), _mm_unpacklo_epi64(b2, b3));
     _mm_storeu_si128((__m128i *)(void *)H, _mm_unpackhi_epi64(b0, b1));
