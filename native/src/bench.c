@@ -571,6 +571,75 @@ static double quantile(double * v, int n, double q) {
  * so tok/s = 1000 / median ms per pass; per-layer time (on_layer) and bytes, so the figures extrapolate to
  * the full model; the experts' I/O (reads, bytes, what the page cache held before each read).
  */
+/*
+ * Where prefill and decode time goes: the backend's matmul is wrapped by a timer that files each product under
+ * the kind of matrix it is (recognised by address: the model's own matrices; anything else is a routed expert),
+ * with its multiply-adds and the bytes of weights it reads.
+ */
+enum { PK_ATTN, PK_ROUTER, PK_SHARED, PK_EXPERT, PK_HEAD, PK_N };
+static const char * const pk_names[PK_N] = { "attn_proj", "router", "shared_expert", "routed_experts", "lm_head" };
+static struct {
+    const struct fc_backend_ops * inner;
+    const struct fc_model * m;
+    double ms[PK_N];
+    double macs[PK_N];
+    double bytes[PK_N];
+} g_prof;
+
+static int pk_of(const struct fc_matrix * w) {
+    const struct fc_model * m = g_prof.m;
+    if (w == &m->lm_head) return PK_HEAD;
+    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
+        const struct fc_layer * ly = &m->layers[l];
+        if (w == &ly->router) return PK_ROUTER;
+        if (w == &ly->sh_gate || w == &ly->sh_up || w == &ly->sh_down || w == &ly->sh_expert_gate) return PK_SHARED;
+        if (w == &ly->in_qkv || w == &ly->in_z || w == &ly->in_b || w == &ly->in_a || w == &ly->out_proj || w == &ly->q_proj ||
+            w == &ly->k_proj || w == &ly->v_proj || w == &ly->o_proj) {
+            return PK_ATTN;
+        }
+    }
+    return PK_EXPERT;
+}
+
+static void timed_matmul(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
+    double t0 = fc_time_ms();
+    g_prof.inner->matmul(be, w, x, out, n_tokens);
+    int k = pk_of(w);
+    g_prof.ms[k] += fc_time_ms() - t0;
+    g_prof.macs[k] += (double)w->rows * w->cols * n_tokens;
+    g_prof.bytes[k] += (double)fc_matrix_bytes(w);
+}
+
+/* Products run as one batch: its time is filed by each product's share of the multiply-adds. */
+static void timed_matmul_batch(struct fc_backend * be, const struct fc_matmul_item * items, int32_t n_items, int32_t n_tokens) {
+    double t0 = fc_time_ms(), all = 0.0;
+    g_prof.inner->matmul_batch(be, items, n_items, n_tokens);
+    const double dt = fc_time_ms() - t0;
+    for (int32_t i = 0; i < n_items; i++) all += (double)items[i].w->rows * items[i].w->cols * n_tokens;
+    for (int32_t i = 0; i < n_items; i++) {
+        const double macs = (double)items[i].w->rows * items[i].w->cols * n_tokens;
+        const int k = pk_of(items[i].w);
+        g_prof.ms[k] += all > 0 ? dt * macs / all : 0.0;
+        g_prof.macs[k] += macs;
+        g_prof.bytes[k] += (double)fc_matrix_bytes(items[i].w);
+    }
+}
+
+/* Wrap e's backend ops with the timers above (ops: the caller's copy, kept alive while they are in use). */
+static void prof_begin(struct fc_engine * e, struct fc_backend_ops * ops) {
+    *ops = *e->be.ops;
+    g_prof.inner = e->be.ops;
+    g_prof.m = &e->model;
+    ops->matmul = timed_matmul;
+    if (ops->matmul_batch) ops->matmul_batch = timed_matmul_batch;
+    e->be.ops = ops;
+    memset(g_prof.ms, 0, sizeof g_prof.ms);
+    memset(g_prof.macs, 0, sizeof g_prof.macs);
+    memset(g_prof.bytes, 0, sizeof g_prof.bytes);
+}
+
+static void prof_end(struct fc_engine * e) { e->be.ops = g_prof.inner; }
+
 static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt, int iters) {
     struct fc_error err;
     const struct fc_model * m = &e->model;
@@ -585,13 +654,22 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
     e->on_layer = note_layer;
     e->on_layer_ctx = NULL;
     fc_engine_reset(e);
+    /* time per kind of product (CPU backends: a GPU's products are queued, their time is the GPU wait) */
+    struct fc_backend_ops ops;
+    const int split = !e->gpu;
+    if (split) prof_begin(e, &ops);
     int32_t tok = 1 % m->cfg.vocab_size;
     const int warm = iters > 1 ? 2 : 0;
     double io_meas = 0.0, gpu_meas = 0.0, cb_meas = 0.0;
     uint64_t reads0 = 0, read0 = 0, cached0 = 0;
     for (int it = 0; it < warm + iters; it++) {
         if (e->st.n_past >= e->context) fc_engine_reset(e);
-        if (it == warm) { reads0 = e->experts.reads; read0 = e->experts.bytes_read; cached0 = e->experts.bytes_cached; }
+        if (it == warm) {
+            reads0 = e->experts.reads; read0 = e->experts.bytes_read; cached0 = e->experts.bytes_cached;
+            memset(g_prof.ms, 0, sizeof g_prof.ms);
+            memset(g_prof.macs, 0, sizeof g_prof.macs);
+            memset(g_prof.bytes, 0, sizeof g_prof.bytes);
+        }
         double io_before = e->experts.io_wait_ms, gpu_before = e->gpu_wait_ms;
         const uint64_t cb_before = e->gpu_commits;
         double t0 = fc_time_ms(), c0 = cpu_ms();
@@ -599,6 +677,7 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
             fprintf(stderr, "%s\n", err.message);
             e->on_layer = saved_hook;
             e->on_layer_ctx = saved_ctx;
+            if (split) prof_end(e);
             return 1;
         }
         double t1 = fc_time_ms();
@@ -616,6 +695,7 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
     }
     e->on_layer = saved_hook;
     e->on_layer_ctx = saved_ctx;
+    if (split) prof_end(e);
     const int n = iters;
     g_cpu_ms_per_op /= n;
     const uint64_t reads = e->experts.reads - reads0, bread = e->experts.bytes_read - read0, bcached = e->experts.bytes_cached - cached0;
@@ -628,7 +708,7 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
     memcpy(tmp, tok_ms, (size_t)n * sizeof *tmp);
     const double ms_med = quantile(tmp, n, 0.5), ms_p10 = quantile(tmp, n, 0.1), ms_p90 = quantile(tmp, n, 0.9);
     const double ms_min = tmp[0], ms_max = tmp[n - 1];
-    size_t cap = 1024 + (size_t)L * 160 + (size_t)n * 16;
+    size_t cap = 1536 + (size_t)L * 160 + (size_t)n * 16;
     char * extra = fc_xmalloc(cap);
     size_t at = (size_t)snprintf(extra, cap,
         "\"iters\":%d,\"warmup\":%d,\"tok_s_p10\":%.4f,\"tok_s_p90\":%.4f,\"tok_s_min\":%.4f,\"tok_s_max\":%.4f,"
@@ -645,7 +725,15 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
         at += (size_t)snprintf(extra + at, cap - at, "%s{\"kind\":\"%s\",\"ms\":%.4f,\"dense_bytes\":%.0f,\"expert_bytes\":%.0f}", l ? "," : "",
                                ly->is_full ? "full" : "linear", quantile(tmp, n, 0.5), attn_bytes(ly) + layer_dense_bytes(ly), expert_layer);
     }
-    at += (size_t)snprintf(extra + at, cap - at, "],\"token_ms\":[");
+    at += (size_t)snprintf(extra + at, cap - at, "]");
+    if (split) { /* mean per token (the sums over the timed tokens / n) */
+        at += (size_t)snprintf(extra + at, cap - at, ",\"split_ms\":{");
+        for (int k = 0; k < PK_N; k++) at += (size_t)snprintf(extra + at, cap - at, "%s\"%s\":%.4f", k ? "," : "", pk_names[k], g_prof.ms[k] / n);
+        at += (size_t)snprintf(extra + at, cap - at, "},\"split_bytes\":{");
+        for (int k = 0; k < PK_N; k++) at += (size_t)snprintf(extra + at, cap - at, "%s\"%s\":%.0f", k ? "," : "", pk_names[k], g_prof.bytes[k] / n);
+        at += (size_t)snprintf(extra + at, cap - at, "}");
+    }
+    at += (size_t)snprintf(extra + at, cap - at, ",\"token_ms\":[");
     for (int i = 0; i < n; i++) at += (size_t)snprintf(extra + at, cap - at, "%s%.4f", i ? "," : "", tok_ms[i]);
     snprintf(extra + at, cap - at, "]");
     char what[448];
@@ -671,6 +759,18 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
             printf("  layer %2d (%s attention): %.3f ms, %.1f MB dense + %.1f MB experts\n", l, ly->is_full ? "full" : "linear",
                    quantile(tmp, n, 0.5), (attn_bytes(ly) + layer_dense_bytes(ly)) / 1e6, expert_layer / 1e6);
         }
+        if (split) {
+            double mm = 0.0, mean = 0.0;
+            for (int i = 0; i < n; i++) mean += tok_ms[i] / n;
+            printf("  per kind of product (mean per token, all layers; GB/s = weight bytes read / time):\n");
+            for (int k = 0; k < PK_N; k++) {
+                const double ms = g_prof.ms[k] / n, mb = g_prof.bytes[k] / n / 1e6;
+                mm += ms;
+                printf("    %-15s %8.3f ms %5.1f%%  %7.1f MB  %6.2f GB/s\n", pk_names[k], ms, 100.0 * ms / mean, mb, ms > 0 ? mb / ms : 0.0);
+            }
+            printf("    %-15s %8.3f ms %5.1f%%  (attention, recurrence, norms, routing, sampling, I/O waits)\n", "other", mean - mm,
+                   100.0 * (mean - mm) / mean);
+        }
     }
     free(tmp); free(extra); free(tok_ms); free(layer_ms); free(head_ms); free(g_layers.t);
     g_layers.t = NULL;
@@ -679,56 +779,6 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
 }
 
 /* ===== prefill ===== */
-
-/*
- * Where prefill time goes: the backend's matmul is wrapped by a timer that files each product under the
- * kind of matrix it is (recognised by address: the model's own matrices; anything else is a routed expert).
- */
-enum { PK_ATTN, PK_ROUTER, PK_SHARED, PK_EXPERT, PK_HEAD, PK_N };
-static const char * const pk_names[PK_N] = { "attn_proj", "router", "shared_expert", "routed_experts", "lm_head" };
-static struct {
-    const struct fc_backend_ops * inner;
-    const struct fc_model * m;
-    double ms[PK_N];
-    double macs[PK_N];
-} g_prof;
-
-static int pk_of(const struct fc_matrix * w) {
-    const struct fc_model * m = g_prof.m;
-    if (w == &m->lm_head) return PK_HEAD;
-    for (int32_t l = 0; l < m->cfg.n_layers; l++) {
-        const struct fc_layer * ly = &m->layers[l];
-        if (w == &ly->router) return PK_ROUTER;
-        if (w == &ly->sh_gate || w == &ly->sh_up || w == &ly->sh_down || w == &ly->sh_expert_gate) return PK_SHARED;
-        if (w == &ly->in_qkv || w == &ly->in_z || w == &ly->in_b || w == &ly->in_a || w == &ly->out_proj || w == &ly->q_proj ||
-            w == &ly->k_proj || w == &ly->v_proj || w == &ly->o_proj) {
-            return PK_ATTN;
-        }
-    }
-    return PK_EXPERT;
-}
-
-static void timed_matmul(struct fc_backend * be, const struct fc_matrix * w, const float * x, float * out, int32_t n_tokens) {
-    double t0 = fc_time_ms();
-    g_prof.inner->matmul(be, w, x, out, n_tokens);
-    int k = pk_of(w);
-    g_prof.ms[k] += fc_time_ms() - t0;
-    g_prof.macs[k] += (double)w->rows * w->cols * n_tokens;
-}
-
-/* Products run as one batch: its time is filed by each product's share of the multiply-adds. */
-static void timed_matmul_batch(struct fc_backend * be, const struct fc_matmul_item * items, int32_t n_items, int32_t n_tokens) {
-    double t0 = fc_time_ms(), all = 0.0;
-    g_prof.inner->matmul_batch(be, items, n_items, n_tokens);
-    const double dt = fc_time_ms() - t0;
-    for (int32_t i = 0; i < n_items; i++) all += (double)items[i].w->rows * items[i].w->cols * n_tokens;
-    for (int32_t i = 0; i < n_items; i++) {
-        const double macs = (double)items[i].w->rows * items[i].w->cols * n_tokens;
-        const int k = pk_of(items[i].w);
-        g_prof.ms[k] += all > 0 ? dt * macs / all : 0.0;
-        g_prof.macs[k] += macs;
-    }
-}
 
 /*
  * Prefill of opt->prompt tokens from an empty sequence (only the last position's logits, as a chat turn
@@ -745,12 +795,8 @@ static int bench_prefill(struct fc_engine * e, const struct fc_bench_options * o
     int32_t * toks = fc_xmalloc((size_t)n * sizeof *toks);
     for (int32_t i = 0; i < n; i++) toks[i] = (int32_t)(rnd() % (uint32_t)m->cfg.vocab_size);
     float * logits = fc_alloc_aligned((size_t)m->cfg.vocab_size * 4);
-    struct fc_backend_ops ops = *e->be.ops;
-    g_prof.inner = e->be.ops;
-    g_prof.m = m;
-    ops.matmul = timed_matmul;
-    if (ops.matmul_batch) ops.matmul_batch = timed_matmul_batch;
-    e->be.ops = &ops;
+    struct fc_backend_ops ops;
+    prof_begin(e, &ops);
     double * tok_s = fc_xcalloc((size_t)iters, sizeof *tok_s);
     double best_split[PK_N] = { 0 }, macs[PK_N] = { 0 }, ms_median = 0.0, cpu = 0.0;
     double * ms_runs = fc_xcalloc((size_t)iters, sizeof *ms_runs);
@@ -772,7 +818,7 @@ static int bench_prefill(struct fc_engine * e, const struct fc_bench_options * o
         memcpy(splits[it], g_prof.ms, sizeof g_prof.ms);
         memcpy(macs, g_prof.macs, sizeof macs);
     }
-    e->be.ops = g_prof.inner;
+    prof_end(e);
     if (rc == 0) {
         /* the median run by time, and its split */
         int med = 0;

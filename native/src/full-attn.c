@@ -25,11 +25,17 @@ struct attn_job {
     int32_t layer; /* index among the full-attention layers */
     int32_t n;
     int32_t pos0;
+    int32_t heads; /* per unit of work: a K/V head's group, or 1 */
 };
 
+/* Queries of one head whose scores and weighted sums go through a block of K/V together (the grouped path). */
+#define ATT_QT 4
+
 size_t fc_full_attn_scratch_floats(const struct fc_engine * e) {
-    const size_t hd = (size_t)e->model.cfg.head_dim;
-    return 3 * ATT_BLK * hd + ATT_BLK + ATT_TQ * hd + 2 * ATT_TQ + hd;
+    const size_t hd = (size_t)e->model.cfg.head_dim, g = (size_t)(e->model.cfg.n_heads / e->model.cfg.n_kv_heads);
+    /* K, V and K transposed; the scores of ATT_QT queries; the state of a unit's queries (at most a group's
+       heads x ATT_TQ tokens); ATT_QT scaled queries */
+    return 3 * ATT_BLK * hd + ATT_QT * ATT_BLK + g * ATT_TQ * hd + 2 * g * ATT_TQ + ATT_QT * hd;
 }
 
 static void rope(float * x, const float * inv_freq, int32_t rot, int32_t pos) {
@@ -83,7 +89,14 @@ static inline v8f exp_neg8(v8f x) {
     return p * (v8f)bits;
 }
 
-/* (block of tokens, head) pairs split between threads. */
+/*
+ * Units of (block of tokens, heads): in a prefill the heads of one K/V head's group (each block of K/V rows is
+ * converted, and K transposed, once for all of them), in decode one head (more units than threads); the
+ * heaviest (last) token blocks first. Several queries (a block of tokens) share a transposed K block; ATT_QT
+ * queries of a head whose causal range covers the whole block take their scores and weighted sums together, so
+ * each K/V vector loaded serves ATT_QT queries. One query's sums run in the same order on every path (and for
+ * any split between threads): the numbers do not depend on the path.
+ */
 FC_SIMD_CLONES static void attn_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
     struct attn_job * job = p;
     struct fc_engine * e = job->e;
@@ -94,83 +107,151 @@ FC_SIMD_CLONES static void attn_worker(void * p, int32_t chunk, int32_t n_chunks
     const float scale = 1.0f / sqrtf((float)hd);
     float * kbuf = s->attn_tmp + (size_t)thread * fc_full_attn_scratch_floats(e);
     float * vbuf = kbuf + (size_t)ATT_BLK * hd;
-    float * kt = vbuf + (size_t)ATT_BLK * hd;   /* [hd][ATT_BLK]: the block's K transposed */
-    float * sc = kt + (size_t)ATT_BLK * hd;     /* [ATT_BLK] scores, then weights */
-    float * acc = sc + ATT_BLK;                 /* [ATT_TQ][hd] */
-    float * mx = acc + (size_t)ATT_TQ * hd;     /* [ATT_TQ] running max */
-    float * sum = mx + ATT_TQ;                  /* [ATT_TQ] running sum */
-    float * qs = sum + ATT_TQ;                  /* [hd] scaled query */
-    const int32_t n_tb = (job->n + ATT_TQ - 1) / ATT_TQ;
+    float * kt = vbuf + (size_t)ATT_BLK * hd;             /* [hd][ATT_BLK]: the block's K transposed */
+    float * sc = kt + (size_t)ATT_BLK * hd;               /* [ATT_QT][ATT_BLK] scores, then weights */
+    float * acc = sc + (size_t)ATT_QT * ATT_BLK;          /* [heads][ATT_TQ][hd] */
+    float * mx = acc + (size_t)group * ATT_TQ * hd;       /* [heads][ATT_TQ] running max */
+    float * sum = mx + (size_t)group * ATT_TQ;            /* [heads][ATT_TQ] running sum */
+    float * qs = sum + (size_t)group * ATT_TQ;            /* [ATT_QT][hd] scaled queries */
+    const int32_t n_tb = (job->n + ATT_TQ - 1) / ATT_TQ, heads = job->heads, per_tb = nh / heads;
     int64_t w0, w1;
-    fc_split_range((int64_t)n_tb * nh, chunk, n_chunks, 1, &w0, &w1);
+    fc_split_range((int64_t)n_tb * per_tb, chunk, n_chunks, 1, &w0, &w1);
     for (int64_t w = w0; w < w1; w++) {
-        const int32_t tb = (int32_t)(w / nh), h = (int32_t)(w % nh), kvh = h / group;
+        const int32_t tb = n_tb - 1 - (int32_t)(w / per_tb), h0 = (int32_t)(w % per_tb) * heads, kvh = h0 / group;
         const int32_t t0 = tb * ATT_TQ, t1 = t0 + ATT_TQ < job->n ? t0 + ATT_TQ : job->n, nt = t1 - t0;
         const int32_t last = job->pos0 + t1 - 1;
-        for (int32_t t = 0; t < nt; t++) { mx[t] = -INFINITY; sum[t] = 0.0f; }
-        memset(acc, 0, (size_t)nt * hd * sizeof(float));
+        const int transpose = nt >= 4; /* as attn_worker decides it */
+        for (int32_t i = 0; i < heads * ATT_TQ; i++) { mx[i] = -INFINITY; sum[i] = 0.0f; }
+        memset(acc, 0, (size_t)heads * ATT_TQ * hd * sizeof(float));
         for (int32_t j0 = 0; j0 <= last; j0 += ATT_BLK) {
             const int32_t j1 = j0 + ATT_BLK <= last + 1 ? j0 + ATT_BLK : last + 1, jb = j1 - j0;
             size_t ks, vs;
             const float * K = fc_kv_rows(kv, job->layer, 0, kvh, j0, j1, kbuf, &ks);
             const float * V = fc_kv_rows(kv, job->layer, 1, kvh, j0, j1, vbuf, &vs);
-            /* several queries share the block: transpose K once so 16 scores come out of each pass; one query
-               (decoding) reads the rows as they are */
-            const int transpose = nt >= 4;
             for (int32_t j = 0; transpose && j < jb; j++) {
                 for (int32_t i = 0; i < hd; i++) kt[(size_t)i * ATT_BLK + j] = K[(size_t)j * ks + i];
             }
             for (int32_t i = 0; transpose && jb < ATT_BLK && i < hd; i++) memset(kt + (size_t)i * ATT_BLK + jb, 0, (size_t)(ATT_BLK - jb) * sizeof(float));
-            for (int32_t t = 0; t < nt; t++) {
-                const int32_t pos = job->pos0 + t0 + t;
-                if (j0 > pos) break;
-                const int32_t jn = (j1 <= pos + 1 ? j1 : pos + 1) - j0;
-                const float * q = s->proj + (size_t)(t0 + t) * 2 * nh * hd + (size_t)h * 2 * hd;
-                for (int32_t i = 0; i < hd; i++) qs[i] = q[i] * scale;
-                /* 16 scores at a time over the (zero-padded) block, the sums in registers */
-                for (int32_t j = 0; !transpose && j < jn; j++) sc[j] = dot8(qs, K + (size_t)j * ks, hd);
-                for (int32_t jj = 0; transpose && jj < jn; jj += 16) {
-                    v8f a0 = { 0 }, a1 = { 0 };
-                    for (int32_t i = 0; i < hd; i++) {
-                        const float * kr = kt + (size_t)i * ATT_BLK + jj;
-                        a0 += qs[i] * load8(kr);
-                        a1 += qs[i] * load8(kr + 8);
+            for (int32_t h = h0; h < h0 + heads; h++) {
+                const int32_t hg = h - h0;
+                for (int32_t ta = 0; ta < nt; ta += ATT_QT) {
+                    /* the tile's queries that see any of this block, each with the part it sees */
+                    int32_t nq = 0, jn[ATT_QT];
+                    for (int32_t q = 0; q < ATT_QT && ta + q < nt; q++) {
+                        const int32_t pos = job->pos0 + t0 + ta + q;
+                        if (j0 > pos) break;
+                        jn[q] = (j1 <= pos + 1 ? j1 : pos + 1) - j0;
+                        nq++;
                     }
-                    store8(sc + jj, a0);
-                    store8(sc + jj + 8, a1);
-                }
-                float bm = mx[t];
-                for (int32_t j = 0; j < jn; j++) bm = sc[j] > bm ? sc[j] : bm;
-                const float corr = mx[t] == -INFINITY ? 0.0f : exp_neg8((v8f){ 0 } + (mx[t] - bm))[0];
-                for (int32_t j = 0; j < jn; j += 8) store8(sc + j, exp_neg8(load8(sc + j) - bm));
-                float add = 0.0f;
-                for (int32_t j = 0; j < jn; j++) add += sc[j];
-                float * o = acc + (size_t)t * hd;
-                int32_t i = 0;
-                for (; i + 16 <= hd; i += 16) { /* 16 outputs at a time, in registers over the block */
-                    v8f a0 = load8(o + i) * corr, a1 = load8(o + i + 8) * corr;
-                    for (int32_t j = 0; j < jn; j++) {
-                        const float * v = V + (size_t)j * vs + i;
-                        a0 += sc[j] * load8(v);
-                        a1 += sc[j] * load8(v + 8);
+                    if (nq == 0) break;
+                    for (int32_t q = 0; q < nq; q++) {
+                        const float * qv = s->proj + (size_t)(t0 + ta + q) * 2 * nh * hd + (size_t)h * 2 * hd;
+                        for (int32_t i = 0; i < hd; i++) qs[(size_t)q * hd + i] = qv[i] * scale;
                     }
-                    store8(o + i, a0);
-                    store8(o + i + 8, a1);
+                    const int full = transpose && nq == ATT_QT && jn[0] == jb && jn[ATT_QT - 1] == jb;
+                    if (full) { /* ATT_QT queries x 16 scores at a time, each K vector loaded once for all of them */
+                        for (int32_t jj = 0; jj < jb; jj += 16) {
+                            v8f a00 = { 0 }, a01 = { 0 }, a10 = { 0 }, a11 = { 0 }, a20 = { 0 }, a21 = { 0 }, a30 = { 0 }, a31 = { 0 };
+                            for (int32_t i = 0; i < hd; i++) {
+                                const float * kr = kt + (size_t)i * ATT_BLK + jj;
+                                const v8f k0 = load8(kr), k1 = load8(kr + 8);
+                                const float q0 = qs[i], q1 = qs[hd + i], q2 = qs[2 * hd + i], q3 = qs[3 * hd + i];
+                                a00 += q0 * k0; a01 += q0 * k1;
+                                a10 += q1 * k0; a11 += q1 * k1;
+                                a20 += q2 * k0; a21 += q2 * k1;
+                                a30 += q3 * k0; a31 += q3 * k1;
+                            }
+                            store8(sc + jj, a00); store8(sc + jj + 8, a01);
+                            store8(sc + ATT_BLK + jj, a10); store8(sc + ATT_BLK + jj + 8, a11);
+                            store8(sc + 2 * ATT_BLK + jj, a20); store8(sc + 2 * ATT_BLK + jj + 8, a21);
+                            store8(sc + 3 * ATT_BLK + jj, a30); store8(sc + 3 * ATT_BLK + jj + 8, a31);
+                        }
+                    } else {
+                        for (int32_t q = 0; q < nq; q++) {
+                            const float * qq = qs + (size_t)q * hd;
+                            float * sq = sc + (size_t)q * ATT_BLK;
+                            for (int32_t j = 0; !transpose && j < jn[q]; j++) sq[j] = dot8(qq, K + (size_t)j * ks, hd);
+                            for (int32_t jj = 0; transpose && jj < jn[q]; jj += 16) {
+                                v8f a0 = { 0 }, a1 = { 0 };
+                                for (int32_t i = 0; i < hd; i++) {
+                                    const float * kr = kt + (size_t)i * ATT_BLK + jj;
+                                    a0 += qq[i] * load8(kr);
+                                    a1 += qq[i] * load8(kr + 8);
+                                }
+                                store8(sq + jj, a0);
+                                store8(sq + jj + 8, a1);
+                            }
+                        }
+                    }
+                    /* each query's running max, correction and weights, as attn_worker */
+                    float corr[ATT_QT];
+                    for (int32_t q = 0; q < nq; q++) {
+                        float * sq = sc + (size_t)q * ATT_BLK;
+                        float * m = mx + (size_t)hg * ATT_TQ + ta + q;
+                        float bm = *m;
+                        for (int32_t j = 0; j < jn[q]; j++) bm = sq[j] > bm ? sq[j] : bm;
+                        corr[q] = *m == -INFINITY ? 0.0f : exp_neg8((v8f){ 0 } + (*m - bm))[0];
+                        for (int32_t j = 0; j < jn[q]; j += 8) store8(sq + j, exp_neg8(load8(sq + j) - bm));
+                        float add = 0.0f;
+                        for (int32_t j = 0; j < jn[q]; j++) add += sq[j];
+                        float * su = sum + (size_t)hg * ATT_TQ + ta + q;
+                        *su = *su * corr[q] + add;
+                        *m = bm;
+                    }
+                    float * o0 = acc + ((size_t)hg * ATT_TQ + ta) * hd;
+                    int32_t i = 0;
+                    if (nq == ATT_QT && jn[0] == jn[1] && jn[0] == jn[2] && jn[0] == jn[3]) {
+                        /* 16 outputs of ATT_QT queries at a time: each V vector loaded once for all of them */
+                        const int32_t m = jn[0];
+                        const float * w0_ = sc, * w1_ = sc + ATT_BLK, * w2_ = sc + 2 * ATT_BLK, * w3_ = sc + 3 * ATT_BLK;
+                        for (; i + 16 <= hd; i += 16) {
+                            float * p0 = o0 + i, * p1 = o0 + hd + i, * p2 = o0 + 2 * hd + i, * p3 = o0 + 3 * hd + i;
+                            v8f a00 = load8(p0) * corr[0], a01 = load8(p0 + 8) * corr[0], a10 = load8(p1) * corr[1], a11 = load8(p1 + 8) * corr[1];
+                            v8f a20 = load8(p2) * corr[2], a21 = load8(p2 + 8) * corr[2], a30 = load8(p3) * corr[3], a31 = load8(p3 + 8) * corr[3];
+                            for (int32_t j = 0; j < m; j++) {
+                                const float * v = V + (size_t)j * vs + i;
+                                const v8f v0 = load8(v), v1 = load8(v + 8);
+                                a00 += w0_[j] * v0; a01 += w0_[j] * v1;
+                                a10 += w1_[j] * v0; a11 += w1_[j] * v1;
+                                a20 += w2_[j] * v0; a21 += w2_[j] * v1;
+                                a30 += w3_[j] * v0; a31 += w3_[j] * v1;
+                            }
+                            store8(p0, a00); store8(p0 + 8, a01); store8(p1, a10); store8(p1 + 8, a11);
+                            store8(p2, a20); store8(p2 + 8, a21); store8(p3, a30); store8(p3 + 8, a31);
+                        }
+                    }
+                    for (int32_t q = 0; q < nq; q++) { /* the rest: one query at a time, as attn_worker */
+                        const float * sq = sc + (size_t)q * ATT_BLK;
+                        float * o = o0 + (size_t)q * hd;
+                        int32_t ii = i;
+                        for (; ii + 16 <= hd; ii += 16) {
+                            v8f a0 = load8(o + ii) * corr[q], a1 = load8(o + ii + 8) * corr[q];
+                            for (int32_t j = 0; j < jn[q]; j++) {
+                                const float * v = V + (size_t)j * vs + ii;
+                                a0 += sq[j] * load8(v);
+                                a1 += sq[j] * load8(v + 8);
+                            }
+                            store8(o + ii, a0);
+                            store8(o + ii + 8, a1);
+                        }
+                        for (; ii < hd; ii++) {
+                            float a = o[ii] * corr[q];
+                            for (int32_t j = 0; j < jn[q]; j++) a += sq[j] * V[(size_t)j * vs + ii];
+                            o[ii] = a;
+                        }
+                    }
                 }
-                for (; i < hd; i++) {
-                    float a = o[i] * corr;
-                    for (int32_t j = 0; j < jn; j++) a += sc[j] * V[(size_t)j * vs + i];
-                    o[i] = a;
-                }
-                sum[t] = sum[t] * corr + add;
-                mx[t] = bm;
             }
         }
-        for (int32_t t = 0; t < nt; t++) {
-            const float * gate = s->proj + (size_t)(t0 + t) * 2 * nh * hd + (size_t)h * 2 * hd + hd;
-            float * o = s->attn + (size_t)(t0 + t) * nh * hd + (size_t)h * hd;
-            const float inv = 1.0f / sum[t];
-            for (int32_t i = 0; i < hd; i++) o[i] = acc[(size_t)t * hd + i] * inv * fc_sigmoid(gate[i]);
+        for (int32_t h = h0; h < h0 + heads; h++) {
+            const int32_t hg = h - h0;
+            for (int32_t t = 0; t < nt; t++) {
+                const float * gate = s->proj + (size_t)(t0 + t) * 2 * nh * hd + (size_t)h * 2 * hd + hd;
+                float * o = s->attn + (size_t)(t0 + t) * nh * hd + (size_t)h * hd;
+                const float * a_ = acc + ((size_t)hg * ATT_TQ + t) * hd;
+                const float inv = 1.0f / sum[(size_t)hg * ATT_TQ + t];
+                for (int32_t i = 0; i < hd; i++) o[i] = a_[i] * inv * fc_sigmoid(gate[i]);
+            }
         }
     }
 }
@@ -204,9 +285,11 @@ void fc_full_attn_forward(struct fc_engine * e, int32_t layer, int32_t n) {
         fc_kv_store(&e->st.kv, ly->index_in_kind, 1, pos, s->proj3 + (size_t)t * nkv * hd);
     }
 
-    struct attn_job job = { e, ly->index_in_kind, n, pos0 };
-    int32_t pairs = (n + ATT_TQ - 1) / ATT_TQ * nh, n_chunks = e->n_threads * 4;
-    fc_pool_run(e->pool, attn_worker, &job, pairs < n_chunks ? pairs : n_chunks);
+    /* a group's heads per unit when that still gives every thread two units, else one head; a unit per chunk
+       (each thread claims the next) */
+    const int32_t n_tb = (n + ATT_TQ - 1) / ATT_TQ, heads = n_tb * nkv >= 2 * e->n_threads ? nh / nkv : 1, units = n_tb * (nh / heads);
+    struct attn_job job = { e, ly->index_in_kind, n, pos0, heads };
+    fc_pool_run(e->pool, attn_worker, &job, units < FC_POOL_MAX_CHUNKS ? units : FC_POOL_MAX_CHUNKS);
 
     be->ops->matmul(be, &ly->o_proj, s->attn, s->out, n);
 }

@@ -119,26 +119,43 @@ struct conv_job {
 
 /*
  * Causal depthwise conv + SiLU over channel ranges (each channel is on its own): tap K-1 multiplies the current
- * token, the state holds the K-1 previous inputs; the sums in the same order for any split.
+ * token, the state holds the K-1 previous inputs; the sums in the same order for any split. Channels go in
+ * blocks of CONV_BLOCK, each block's taps and window in small arrays across all the tokens (a loop over the
+ * block's channels the compiler vectorizes), then SiLU over the block's outputs.
  */
+enum { CONV_BLOCK = 16, CONV_MAX_K = 8 };
+
 static void conv_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
     const struct conv_job * job = p;
     const struct fc_config * c = &job->e->model.cfg;
     const int32_t K = c->la_conv_kernel, conv = fc_la_conv_dim(c);
     float * st = job->conv_state;
     int64_t c0, c1;
-    fc_split_range(conv, chunk, n_chunks, 16, &c0, &c1);
-    for (int32_t t = 0; t < job->n; t++) {
-        float * row = job->e->s.proj + (size_t)t * conv;
-        for (int32_t ch = (int32_t)c0; ch < (int32_t)c1; ch++) {
-            const float * w = job->ly->conv_w + (size_t)ch * K;
-            float acc = w[K - 1] * row[ch];
-            for (int32_t j = 0; j < K - 1; j++) acc += w[j] * st[(size_t)j * conv + ch];
+    fc_split_range(conv, chunk, n_chunks, CONV_BLOCK, &c0, &c1);
+    FC_ASSERT(K >= 1 && K <= CONV_MAX_K);
+    float w[CONV_MAX_K][CONV_BLOCK], win[CONV_MAX_K][CONV_BLOCK];
+    for (int32_t cb = (int32_t)c0; cb < (int32_t)c1; cb += CONV_BLOCK) {
+        const int32_t nb = (int32_t)c1 - cb < CONV_BLOCK ? (int32_t)c1 - cb : CONV_BLOCK;
+        for (int32_t j = 0; j < K; j++)
+            for (int32_t i = 0; i < CONV_BLOCK; i++) w[j][i] = i < nb ? job->ly->conv_w[(size_t)(cb + i) * K + j] : 0.0f;
+        for (int32_t j = 0; j + 1 < K; j++)
+            for (int32_t i = 0; i < CONV_BLOCK; i++) win[j][i] = i < nb ? st[(size_t)j * conv + cb + i] : 0.0f;
+        for (int32_t t = 0; t < job->n; t++) {
+            float * row = job->e->s.proj + (size_t)t * conv + cb;
+            float x[CONV_BLOCK], acc[CONV_BLOCK];
+            for (int32_t i = 0; i < CONV_BLOCK; i++) x[i] = i < nb ? row[i] : 0.0f;
+            for (int32_t i = 0; i < CONV_BLOCK; i++) acc[i] = w[K - 1][i] * x[i];
+            for (int32_t j = 0; j < K - 1; j++)
+                for (int32_t i = 0; i < CONV_BLOCK; i++) acc[i] += w[j][i] * win[j][i];
             /* shift the window: drop the oldest, append this input */
-            for (int32_t j = 0; j + 1 < K - 1; j++) st[(size_t)j * conv + ch] = st[(size_t)(j + 1) * conv + ch];
-            if (K > 1) st[(size_t)(K - 2) * conv + ch] = row[ch];
-            row[ch] = fc_silu(acc);
+            for (int32_t j = 0; j + 2 < K; j++)
+                for (int32_t i = 0; i < CONV_BLOCK; i++) win[j][i] = win[j + 1][i];
+            if (K > 1)
+                for (int32_t i = 0; i < CONV_BLOCK; i++) win[K - 2][i] = x[i];
+            for (int32_t i = 0; i < nb; i++) row[i] = fc_silu(acc[i]);
         }
+        for (int32_t j = 0; j + 1 < K; j++)
+            for (int32_t i = 0; i < nb; i++) st[(size_t)j * conv + cb + i] = win[j][i];
     }
 }
 

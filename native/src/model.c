@@ -306,6 +306,10 @@ static enum fc_status parse_config(struct loader * L, const struct fc_json * cfg
         c->n_experts > 4096) {
         return fc_error_set(L->err, FC_STATUS_LOAD_FAILED, "%s: inconsistent head or expert counts in config (at most 4096 experts)", L->manifest_path);
     }
+    if (c->la_conv_kernel > 8) { /* linear-attn.c keeps a block's window in registers (Qwen3.5: 4) */
+        return fc_error_set(L->err, FC_STATUS_LOAD_FAILED, "%s: linear_conv_kernel_dim %d is not supported (at most 8)", L->manifest_path,
+                            c->la_conv_kernel);
+    }
     const struct fc_json * ntp = fc_json_get(cfg, "norm_topk_prob");
     c->norm_topk_prob = ntp && ntp->type == FC_JSON_BOOL ? ntp->boolean : 1;
     c->rms_eps = (float)cfg_num(cfg, "rms_norm_eps", 1e-6);

@@ -107,7 +107,7 @@ static void check(struct fc_backend * be, const char * label, const struct fc_ma
        kernels max |err| / max |ref|, matmul_qx |err| / (|w_row| |x_token|) (kernels.h) */
     /* and dot_xv (one token on int8 x) the same bound */
     const int one_int8 = n_tokens == 1 && k && fc_dtype_is_quantized(m->type) && k->dot_xv[fc_bits_index(fc_dtype_bits(m->type))];
-    const int int8 = (fc_dtype_is_quantized(m->type) && m->type != FC_DTYPE_Q8 && n_tokens >= 2 && be_has_int8(be)) || one_int8;
+    const int int8 = (fc_dtype_is_quantized(m->type) && n_tokens >= 2 && be_has_int8(be)) || one_int8;
     const double err = int8 ? int8_error_ratio(m, x, ref, got, n_tokens) : fc_cpu_product_error(k, m, x, got, ref, n_tokens);
     const double tol = int8 ? 1.0 : fc_cpu_product_tolerance(k, m);
     if (int8 && err > worst_int8) worst_int8 = err;

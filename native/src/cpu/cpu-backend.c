@@ -193,7 +193,7 @@ static void q8_gemm_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t th
 }
 
 static int use_int8(const struct fc_cpu_kernels * k, const struct fc_matrix * w, int32_t n_tokens) {
-    return k->gemm_q && fast_path(w) && fc_dtype_is_quantized(w->type) && w->type != FC_DTYPE_Q8 && n_tokens >= INT8_MIN_TOKENS &&
+    return k->gemm_q && fast_path(w) && fc_dtype_is_quantized(w->type) && n_tokens >= INT8_MIN_TOKENS &&
            w->cols / FC_QK <= 512;
 }
 
