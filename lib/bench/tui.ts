@@ -1,5 +1,5 @@
-// Benchmark target `tui`: start to first frame of the TUI (a bare `flashchat` in a tmux terminal, timed until
-// its view tabs are on the screen) and its resident memory then, beside `bun -e` printing one line, started and
+// Benchmark target `tui`: start to first frame of the TUI (a bare `flashchat` in a new window of a running tmux
+// server, timed until its view tabs are on the screen) and its resident memory then, beside `bun -e` printing one line, started and
 // timed the same way in the same run, the two taking turns (the ratio is the figure; absolute times depend on
 // the machine's load). --steps: then runs with -v and reports the TUI's own timed start-up steps.
 //   flashchat benchmark tui [--runs 5] [--steps] [--json]
@@ -31,7 +31,6 @@ export interface TuiStartup {
 const repoRoot = join(import.meta.dir, "..", "..");
 const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
-/** Start `command` in a fresh 80x24 tmux terminal; ms until `marker` is on its screen, and the pane process's RSS then. */
 /** CPU time (user + system, all threads) a process has used, in ms (Linux /proc; 10 ms steps), or undefined. */
 function cpuMsOf(pid: number): number | undefined {
   if (process.platform !== "linux") return undefined;
@@ -44,38 +43,62 @@ function cpuMsOf(pid: number): number | undefined {
   }
 }
 
-async function timeToScreen(command: string, marker: string, env: Record<string, string>, timeoutMs = 60_000): Promise<{ ms: number; rssBytes?: number; cpuMs?: number }> {
+/** Between two looks at the screen: each look starts a tmux client, so looking more often takes CPU from what is timed. */
+const POLL_MS = 10;
+
+interface TimedRun {
+  ms: number;
+  rssBytes?: number;
+  cpuMs?: number;
+}
+
+/**
+ * One tmux server (80x24, started once: its own start-up is no part of what is timed) in which each timed command
+ * gets a new window; `time` gives the ms until `marker` is on that window's screen, and the process's RSS and CPU
+ * time then.
+ */
+function startTerminal(env: Record<string, string>) {
   const socket = `fc-bench-tui-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const tmux = (...args: string[]) => Bun.spawnSync(["tmux", "-L", socket, "-f", "/dev/null", ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
   const exports = Object.entries(env)
     .map(([k, v]) => `export ${k}=${q(v)};`)
     .join(" ");
-  const t0 = performance.now();
-  const started = tmux("new-session", "-d", "-s", "b", "-x", "80", "-y", "24", `unset CI; ${exports} exec ${command}`);
+  const started = tmux("new-session", "-d", "-s", "b", "-x", "80", "-y", "24", "sleep 86400");
   if (started.exitCode !== 0) throw new Error(`tmux could not start: ${started.stderr.toString()}`);
-  try {
-    for (;;) {
-      const screen = tmux("capture-pane", "-t", "b", "-p").stdout.toString();
-      if (screen.includes(marker)) {
-        const ms = performance.now() - t0;
-        const pid = Number(tmux("display-message", "-p", "-t", "b", "#{pane_pid}").stdout.toString().trim());
-        const cpuMs = cpuMsOf(pid);
-        let rssBytes: number | undefined;
-        // Linux only: macOS has no /proc (process.platform darwin reports no memory figure)
-        if (process.platform === "linux") try {
-          const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-          if (m) rssBytes = Number(m[1]) * 1024;
-        } catch {
-          // not Linux, or gone: no memory figure
+  tmux("set-option", "-g", "default-size", "80x24");
+  let n = 0;
+  return {
+    async time(command: string, marker: string, timeoutMs = 60_000): Promise<TimedRun> {
+      const target = `b:w${++n}`;
+      const t0 = performance.now();
+      const opened = tmux("new-window", "-d", "-t", "b:", "-n", `w${n}`, `unset CI; ${exports} exec ${command}`);
+      if (opened.exitCode !== 0) throw new Error(`tmux could not open a window: ${opened.stderr.toString()}`);
+      try {
+        for (;;) {
+          const screen = tmux("capture-pane", "-t", target, "-p").stdout.toString();
+          if (screen.includes(marker)) {
+            const ms = performance.now() - t0;
+            const pid = Number(tmux("display-message", "-p", "-t", target, "#{pane_pid}").stdout.toString().trim());
+            const cpuMs = cpuMsOf(pid);
+            let rssBytes: number | undefined;
+            // Linux only: macOS has no /proc (process.platform darwin reports no memory figure)
+            if (process.platform === "linux") try {
+              const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+              if (m) rssBytes = Number(m[1]) * 1024;
+            } catch {
+              // not Linux, or gone: no memory figure
+            }
+            return { ms, rssBytes, cpuMs };
+          }
+          if (performance.now() - t0 > timeoutMs) throw new Error(`"${marker}" did not appear within ${timeoutMs} ms; screen:\n${screen}`);
+          await Bun.sleep(POLL_MS);
         }
-        return { ms, rssBytes, cpuMs };
+      } finally {
+        tmux("kill-window", "-t", target);
       }
-      if (performance.now() - t0 > timeoutMs) throw new Error(`"${marker}" did not appear within ${timeoutMs} ms; screen:\n${screen}`);
-      await Bun.sleep(2);
-    }
-  } finally {
-    tmux("kill-server");
-  }
+    },
+    close: () => void tmux("kill-server"),
+  };
 }
 
 /** The TUI's -v step lines ("+0.203s tui: config read (92 ms)"): ms per step, and the first frame's time since the start. */
@@ -100,15 +123,16 @@ export async function runTuiBench(opts: { runs: number; warmup?: number; steps?:
     // a port nothing listens on: the TUI opens with the server off and starts nothing
     FLASHCHAT_SERVER_PORT: "1",
   };
+  const term = startTerminal(env);
   try {
     const bun = q(process.execPath);
     const flashchat = q(join(repoRoot, "scripts/flashchat.ts"));
-    const runTui = () => timeToScreen(`${bun} ${flashchat}`, "[1 Chat]", env);
-    const runBun = () => timeToScreen(`${bun} -e 'console.log("ready"); await Bun.sleep(60000)'`, "ready", env);
+    const runTui = () => term.time(`${bun} ${flashchat}`, "[1 Chat]");
+    const runBun = () => term.time(`${bun} -e 'console.log("ready"); await Bun.sleep(60000)'`, "ready");
     // the two take turns, so that a change in the machine's load weighs on both alike
     for (let i = 0; i < (opts.warmup ?? 1); i++) await runTui(), await runBun();
-    const tui: Awaited<ReturnType<typeof timeToScreen>>[] = [];
-    const base: Awaited<ReturnType<typeof timeToScreen>>[] = [];
+    const tui: TimedRun[] = [];
+    const base: TimedRun[] = [];
     for (let i = 0; i < opts.runs; i++) {
       tui.push(await runTui());
       base.push(await runBun());
@@ -123,7 +147,7 @@ export async function runTuiBench(opts: { runs: number; warmup?: number; steps?:
       const runs: Record<string, number>[] = [];
       const log = join(home, "steps.txt");
       for (let i = 0; i < opts.runs; i++) {
-        await timeToScreen(`sh -c ${q(`${bun} ${flashchat} -v 2>${q(log)}`)}`, "[1 Chat]", env);
+        await term.time(`sh -c ${q(`${bun} ${flashchat} -v 2>${q(log)}`)}`, "[1 Chat]");
         // the step lines are written as they happen; the last one comes with the first frame
         runs.push(parseTuiSteps(readFileSync(log, "utf8")));
       }
@@ -135,6 +159,7 @@ export async function runTuiBench(opts: { runs: number; warmup?: number; steps?:
     }
     return result;
   } finally {
+    term.close();
     rmSync(home, { recursive: true, force: true });
   }
 }
