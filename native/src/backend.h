@@ -99,8 +99,7 @@ struct fc_layer_backend {
  * The engine loop (forward.c), per chunk of n tokens:
  *   begin(ids, n, pos0); for each layer l: attend(l); route(l) -> ids, weights (the one host sync of a layer);
  *   the host issues the reads of the routed experts; shared(l); expert(l, use) for each expert as its read
- *   lands (one token: experts_one(l, uses) once they all have, where the backend has it; with the experts in memory
- *   the shared expert goes into that call instead of shared(l)); finish(l); then logits(). Calls may be asynchronous (queued on a GPU) except route, sync, tap and
+ *   lands (one token: experts_one(l, uses) once they all have, where the backend has it); finish(l); then logits(). Calls may be asynchronous (queued on a GPU) except route, sync, tap and
  *   logits, which return with their results valid on the host.
  */
 struct fc_layer_ops {
@@ -127,10 +126,9 @@ struct fc_layer_ops {
     enum fc_status (*tap)(struct fc_layer_backend * lb, enum fc_tap which, struct fc_tap_view * out, struct fc_error * err);
     enum fc_status (*set_residual)(struct fc_layer_backend * lb, const float * x, struct fc_error * err);
     void (*free)(struct fc_layer_backend * lb);
-    /* (optional) one token's routed experts at once, every read landed (decode): as expert() for each; with_shared:
-       the shared expert too (shared() was not called), its products in the same batches as the routed ones'. */
+    /* (optional) one token's routed experts at once, every read landed (decode): as expert() for each. */
     enum fc_status (*experts_one)(struct fc_layer_backend * lb, int32_t l, const struct fc_expert_use * uses, int32_t n_uses,
-                                  int with_shared, struct fc_error * err);
+                                  struct fc_error * err);
 };
 
 /* The plain-C reference matmul every backend is verified against (single-threaded, slow). */

@@ -625,6 +625,12 @@ static void timed_matmul_batch(struct fc_backend * be, const struct fc_matmul_it
     }
 }
 
+static void prof_reset(void) {
+    memset(g_prof.ms, 0, sizeof g_prof.ms);
+    memset(g_prof.macs, 0, sizeof g_prof.macs);
+    memset(g_prof.bytes, 0, sizeof g_prof.bytes);
+}
+
 /* Wrap e's backend ops with the timers above (ops: the caller's copy, kept alive while they are in use). */
 static void prof_begin(struct fc_engine * e, struct fc_backend_ops * ops) {
     *ops = *e->be.ops;
@@ -633,9 +639,7 @@ static void prof_begin(struct fc_engine * e, struct fc_backend_ops * ops) {
     ops->matmul = timed_matmul;
     if (ops->matmul_batch) ops->matmul_batch = timed_matmul_batch;
     e->be.ops = ops;
-    memset(g_prof.ms, 0, sizeof g_prof.ms);
-    memset(g_prof.macs, 0, sizeof g_prof.macs);
-    memset(g_prof.bytes, 0, sizeof g_prof.bytes);
+    prof_reset();
 }
 
 static void prof_end(struct fc_engine * e) { e->be.ops = g_prof.inner; }
@@ -666,9 +670,7 @@ static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt,
         if (e->st.n_past >= e->context) fc_engine_reset(e);
         if (it == warm) {
             reads0 = e->experts.reads; read0 = e->experts.bytes_read; cached0 = e->experts.bytes_cached;
-            memset(g_prof.ms, 0, sizeof g_prof.ms);
-            memset(g_prof.macs, 0, sizeof g_prof.macs);
-            memset(g_prof.bytes, 0, sizeof g_prof.bytes);
+            prof_reset();
         }
         double io_before = e->experts.io_wait_ms, gpu_before = e->gpu_wait_ms;
         const uint64_t cb_before = e->gpu_commits;
@@ -806,8 +808,7 @@ static int bench_prefill(struct fc_engine * e, const struct fc_bench_options * o
     /* one warm-up pass (first touch of scratch and caches) unless a single run was asked for (long prompts) */
     for (int it = iters > 1 ? -1 : 0; it < iters; it++) {
         fc_engine_reset(e);
-        memset(g_prof.ms, 0, sizeof g_prof.ms);
-        memset(g_prof.macs, 0, sizeof g_prof.macs);
+        prof_reset();
         double t0 = fc_time_ms(), c0 = cpu_ms();
         if (fc_engine_eval(e, toks, n, NULL, logits, &err) != FC_STATUS_OK) { fprintf(stderr, "%s\n", err.message); rc = 1; break; }
         double dt = fc_time_ms() - t0;

@@ -152,6 +152,6 @@ void fc_moe_route(struct fc_engine * e, int32_t layer, int32_t n);
 void fc_moe_shared(struct fc_engine * e, int32_t layer, int32_t n);
 void fc_moe_expert(struct fc_engine * e, const struct fc_expert_use * use, int32_t n);
 /* One token's n_uses routed experts at once (n_uses <= FC_MATMUL_BATCH_MAX / 2 and <= max_batch), the same numbers. */
-void fc_moe_experts_one(struct fc_engine * e, int32_t layer, const struct fc_expert_use * uses, int32_t n_uses, int with_shared);
+void fc_moe_experts_one(struct fc_engine * e, const struct fc_expert_use * uses, int32_t n_uses);
 
 #endif

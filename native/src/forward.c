@@ -111,8 +111,8 @@ static enum fc_status cpu_expert(struct fc_layer_backend * lb, int32_t l, const 
 }
 
 static enum fc_status cpu_experts_one(struct fc_layer_backend * lb, int32_t l, const struct fc_expert_use * uses, int32_t n_uses,
-                                      int with_shared, struct fc_error * err) {
-    fc_moe_experts_one(cpu_engine(lb), l, uses, n_uses, with_shared);
+                                      struct fc_error * err) {
+    fc_moe_experts_one(cpu_engine(lb), uses, n_uses);
     return FC_STATUS_OK;
 }
 
@@ -209,13 +209,8 @@ static enum fc_status layer_experts(struct fc_engine * e, struct fc_layer_backen
     const int32_t wave = e->n_expert_bufs / 2 > 0 ? e->n_expert_bufs / 2 : 1;
     int32_t n_wave = n_used < wave ? n_used : wave, next = n_wave;
     fc_experts_read_start(&e->experts, l, used, n_wave, e->expert_bufs, 0);
-    const int one = n == 1 && lb->ops->experts_one && n_used <= wave && 2 * n_used + 3 <= FC_MATMUL_BATCH_MAX && n_used + 1 <= e->max_batch;
-    /* the shared expert: while the reads are in flight, or (one token, experts in memory: nothing to overlap) in
-       the routed experts' batches, which saves two rounds of the threads per layer */
-    const enum fc_expert_io io = fc_engine_expert_io(e);
-    const int with_shared = one && (io == FC_EXPERT_IO_POPULATE || io == FC_EXPERT_IO_MMAP);
-    enum fc_status st = with_shared ? FC_STATUS_OK : lb->ops->shared(lb, l, err);
-    if (one) {
+    enum fc_status st = lb->ops->shared(lb, l, err);
+    if (n == 1 && lb->ops->experts_one && n_used <= wave && n_used <= FC_MATMUL_BATCH_MAX / 2 && n_used <= e->max_batch) {
         /* one token (decode): every expert once its read has landed, as one batch of products */
         struct fc_expert_use uses[FC_MATMUL_BATCH_MAX / 2];
         for (int32_t b = 0; b < n_used && st == FC_STATUS_OK; b++) {
@@ -225,7 +220,7 @@ static enum fc_status layer_experts(struct fc_engine * e, struct fc_layer_backen
             e->s.tok_w[b] = weights[b];
             uses[b] = (struct fc_expert_use){ used[b], e->experts.slot_data[b], 1, e->s.tok_idx + b, e->s.topk_pair + b, e->s.tok_w + b };
         }
-        if (st == FC_STATUS_OK) st = lb->ops->experts_one(lb, l, uses, n_used, with_shared, err);
+        if (st == FC_STATUS_OK) st = lb->ops->experts_one(lb, l, uses, n_used, err);
         enum fc_status rs = fc_experts_read_wait(&e->experts, err);
         if (st != FC_STATUS_OK) return st;
         if (rs != FC_STATUS_OK) return rs;

@@ -164,44 +164,25 @@ void fc_moe_expert(struct fc_engine * e, const struct fc_expert_use * use, int32
 /*
  * One token's routed experts at once (decode): the gates and ups of all of them as one batch of products of xn
  * (x prepared once, one round of the pool), SwiGLU, the downs as another batch, then the weighted sum in the
- * experts' order, as fc_moe_expert one after the other gives it. with_shared: the shared expert's gate, up and
- * gate scalar join the first batch and its down the second (the same numbers as fc_moe_shared first).
+ * experts' order, as fc_moe_expert one after the other gives it.
  */
-void fc_moe_experts_one(struct fc_engine * e, int32_t layer, const struct fc_expert_use * uses, int32_t n_uses, int with_shared) {
+void fc_moe_experts_one(struct fc_engine * e, const struct fc_expert_use * uses, int32_t n_uses) {
     struct fc_scratch * s = &e->s;
     struct fc_backend * be = &e->be;
-    const struct fc_layer * ly = &e->model.layers[layer];
     const int32_t H = e->model.cfg.hidden_size;
     struct fc_matrix mg[FC_MATMUL_BATCH_MAX / 2], mu[FC_MATMUL_BATCH_MAX / 2], md[FC_MATMUL_BATCH_MAX / 2];
     struct fc_matmul_item items[FC_MATMUL_BATCH_MAX];
-    const int shared = with_shared && ly->has_shared;
-    FC_ASSERT(2 * n_uses + 3 * shared <= FC_MATMUL_BATCH_MAX && n_uses + shared <= e->max_batch);
+    FC_ASSERT(n_uses <= FC_MATMUL_BATCH_MAX / 2 && n_uses <= e->max_batch);
     for (int32_t i = 0; i < n_uses; i++) fc_experts_view(&e->experts, uses[i].data, &mg[i], &mu[i], &md[i]);
-    const int32_t I = mg[0].rows, SI = shared ? ly->sh_gate.rows : 0;
-    /* the shared expert's gate and up after the routed ones' in gate/up (they hold max_batch x the widest) */
-    float * sh_g = s->gate + (size_t)n_uses * I, * sh_u = s->up + (size_t)n_uses * I;
-    int32_t n_items = 0;
+    const int32_t I = mg[0].rows;
     for (int32_t i = 0; i < n_uses; i++) {
-        items[n_items++] = (struct fc_matmul_item){ &mg[i], s->xn, s->gate + (size_t)i * I };
-        items[n_items++] = (struct fc_matmul_item){ &mu[i], s->xn, s->up + (size_t)i * I };
+        items[2 * i] = (struct fc_matmul_item){ &mg[i], s->xn, s->gate + (size_t)i * I };
+        items[2 * i + 1] = (struct fc_matmul_item){ &mu[i], s->xn, s->up + (size_t)i * I };
     }
-    if (shared) {
-        items[n_items++] = (struct fc_matmul_item){ &ly->sh_gate, s->xn, sh_g };
-        items[n_items++] = (struct fc_matmul_item){ &ly->sh_up, s->xn, sh_u };
-        items[n_items++] = (struct fc_matmul_item){ &ly->sh_expert_gate, s->xn, s->sh_gate };
-    }
-    fc_matmul_batch(be, items, n_items, 1);
-    swiglu(e, s->gate, s->up, (size_t)n_uses * I + (size_t)SI);
-    n_items = 0;
-    for (int32_t i = 0; i < n_uses; i++) items[n_items++] = (struct fc_matmul_item){ &md[i], s->gate + (size_t)i * I, s->down + (size_t)i * H };
-    if (shared) items[n_items++] = (struct fc_matmul_item){ &ly->sh_down, sh_g, s->out };
-    fc_matmul_batch(be, items, n_items, 1);
-    if (shared) {
-        const float g = fc_sigmoid(s->sh_gate[0]);
-        for (int32_t k = 0; k < H; k++) s->out[k] *= g;
-    } else if (with_shared) {
-        memset(s->out, 0, (size_t)H * sizeof(float));
-    }
+    fc_matmul_batch(be, items, 2 * n_uses, 1);
+    swiglu(e, s->gate, s->up, (size_t)n_uses * I);
+    for (int32_t i = 0; i < n_uses; i++) items[i] = (struct fc_matmul_item){ &md[i], s->gate + (size_t)i * I, s->down + (size_t)i * H };
+    fc_matmul_batch(be, items, n_uses, 1);
     for (int32_t i = 0; i < n_uses; i++) {
         const float * d = s->down + (size_t)i * H;
         const float wt = uses[i].w[0];
