@@ -2,21 +2,22 @@
 // The flashchat CLI: one entry point dispatching to the scripts/ commands (lazily imported).
 //   ./flashchat status            ./flashchat -v config get SERVER_PORT
 //   ./flashchat chat --resume ID  ./flashchat   (the full-screen TUI on a terminal; --no-tui: the numbered menu)
-// Start-up time matters here: only small local modules at the top; citty, the commands and everything they use
-// are imported when the command line needs them (`--version` loads nothing else).
+// Start-up time matters here: a bare `flashchat` on a terminal (the TUI) loads only the small modules at the
+// top (which the TUI uses too) before the TUI's own; the command plumbing (lib/cli.ts, the command list, package.json) is imported by
+// the other paths, and citty, the commands and everything they use when the command line needs them.
 import type { ArgsDef, CommandDef } from "citty";
-import { join } from "pathe";
-import pkg from "../package.json" with { type: "json" };
-import { globalArgs, guard, kebabArgs, reportError, showUsage } from "../lib/cli.ts";
-import { COMMANDS, findCommand } from "../lib/commands.ts";
-import { closest } from "../lib/config/validate.ts";
 import { UserError } from "../lib/errors.ts";
 import { logStep, setupLogLevel } from "../lib/log.ts";
 import { isInteractive } from "../lib/term.ts";
 
-const main = defineMain();
+/** What every path but the TUI's uses: loaded once, when first needed. */
+let loaded: ReturnType<typeof importPlumbing> | undefined;
+const importPlumbing = () =>
+  Promise.all([import("../package.json", { with: { type: "json" } }), import("../lib/cli.ts"), import("../lib/commands.ts")]).then(([pkg, cli, commands]) => ({ pkg: pkg.default, ...cli, ...commands }));
+const plumbing = () => (loaded ??= importPlumbing());
 
-function defineMain(): CommandDef<ArgsDef> {
+async function defineMain(): Promise<CommandDef<ArgsDef>> {
+  const { pkg, globalArgs, COMMANDS } = await plumbing();
   return {
     meta: { name: "flashchat", version: pkg.version, description: "Run giant Mixture-of-Experts models on one machine" },
     args: { ...globalArgs, command: { type: "positional", required: false, description: "Command to run (none: the full-screen TUI on a terminal; `flashchat --no-tui`: the numbered menu)" } },
@@ -30,6 +31,7 @@ function defineMain(): CommandDef<ArgsDef> {
 
 /** Import a command's script. */
 export async function loadCommand(name: string): Promise<CommandDef<ArgsDef>> {
+  const { findCommand, guard } = await plumbing();
   const entry = findCommand(name)!;
   const started = performance.now();
   const mod = (await import(`${import.meta.dir}/${entry.file}`)) as { default: CommandDef<ArgsDef> };
@@ -66,6 +68,20 @@ async function run(argv: string[]): Promise<void> {
   setupLogLevel({ verbose: globals.some((g) => g === "-v" || g === "--verbose"), quiet: globals.some((g) => g === "-q" || g === "--quiet") });
   const first = rest[0];
 
+  // the full-screen TUI first: nothing else is loaded on its way
+  if (first === undefined && isInteractive()) {
+    const at = globals.findIndex((g) => g === "--config" || g.startsWith("--config="));
+    const configFile = at < 0 ? undefined : globals[at] === "--config" ? globals[at + 1] : globals[at]!.slice("--config=".length);
+    if (noTui) {
+      const { runMenu } = await import("../lib/chat/menu.ts");
+      return runMenu({ configFile });
+    }
+    // the full-screen TUI; imported here so that no other command pays for it
+    const { runTui } = await import("../lib/tui/index.ts");
+    process.exitCode = await runTui({ configFile });
+    return;
+  }
+  const { pkg, findCommand, COMMANDS, showUsage } = await plumbing();
   if (first === "--version" || first === "-V") {
     console.log(pkg.version);
     return;
@@ -73,24 +89,13 @@ async function run(argv: string[]): Promise<void> {
   if (first === undefined || first === "--help" || first === "-h" || first === "help") {
     const topic = first === "help" ? rest[1] : undefined;
     if (topic) return showCommandHelp(topic);
-    if (first === undefined && isInteractive()) {
-      const at = globals.findIndex((g) => g === "--config" || g.startsWith("--config="));
-      const configFile = at < 0 ? undefined : globals[at] === "--config" ? globals[at + 1] : globals[at]!.slice("--config=".length);
-      if (noTui) {
-        const { runMenu } = await import("../lib/chat/menu.ts");
-        return runMenu({ configFile });
-      }
-      // the full-screen TUI; imported here so that no other command pays for it
-      const { runTui } = await import("../lib/tui/index.ts");
-      process.exitCode = await runTui({ configFile });
-      return;
-    }
     const { renderUsage } = await import("citty");
-    console.log(plain(await renderUsage(main)));
+    console.log(plain(await renderUsage(await defineMain())));
     return;
   }
   if (first.startsWith("-")) throw new UserError(`unknown option ${first}`, "run `flashchat --help` for the options", 2);
   if (!findCommand(first)) {
+    const { closest } = await import("../lib/config/validate.ts");
     const near = closest(first, COMMANDS.map((c) => c.name));
     throw new UserError(`unknown command "${first}"${near ? ` — did you mean "${near}"?` : ""}`, "run `flashchat --help` for the list of commands", 2);
   }
@@ -103,9 +108,10 @@ async function run(argv: string[]): Promise<void> {
 }
 
 async function showCommandHelp(name: string): Promise<void> {
+  const { findCommand, kebabArgs } = await plumbing();
   if (!findCommand(name)) throw new UserError(`unknown command "${name}"`, "run `flashchat --help` for the list of commands", 2);
   const { renderUsage } = await import("citty");
-  console.log(plain(await renderUsage(kebabArgs(await loadCommand(name)), main)));
+  console.log(plain(await renderUsage(kebabArgs(await loadCommand(name)), await defineMain())));
 }
 
 /** citty colours its usage text; keep colour for terminals only. */
@@ -115,8 +121,7 @@ if (import.meta.main) {
   try {
     await run(process.argv.slice(2));
   } catch (e) {
+    const { reportError } = await import("../lib/cli.ts");
     process.exit(reportError(e));
   }
 }
-
-export default main;
