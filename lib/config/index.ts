@@ -40,6 +40,8 @@ export interface LoadOptions {
   env?: Record<string, string | undefined>;
   /** Create the user config from the template when it is missing (default true). */
   createUserConfig?: boolean;
+  /** Where warnings go (unknown keys, malformed lines, a user config that cannot be made); default logger.warn. */
+  warn?: (message: string) => void;
 }
 
 interface FileLayer {
@@ -77,7 +79,7 @@ export function resolvePaths(env: Record<string, string | undefined> = process.e
 }
 
 /** Read one config file; unknown keys and malformed lines are warnings naming file and line. */
-export function loadConfigFile(path: string, kind: FileLayer["kind"]): FileLayer {
+export function loadConfigFile(path: string, kind: FileLayer["kind"], warn: (message: string) => void = (m) => logger.warn(m)): FileLayer {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -86,11 +88,11 @@ export function loadConfigFile(path: string, kind: FileLayer["kind"]): FileLayer
   }
   const parsed = parseConfigText(text);
   const layer: FileLayer = { kind, path, values: {}, lines: {} };
-  for (const m of parsed.malformed) logger.warn(`${path}:${m.line}: ignoring a line that is not KEY=value: ${m.text}`);
+  for (const m of parsed.malformed) warn(`${path}:${m.line}: ignoring a line that is not KEY=value: ${m.text}`);
   for (const e of parsed.entries) {
     if (!KEY_SPECS.has(e.key)) {
       const near = closest(e.key, KEY_NAMES);
-      logger.warn(`${path}:${e.line}: unknown setting ${e.key}${near ? ` (did you mean ${near}?)` : ""}; it is ignored`);
+      warn(`${path}:${e.line}: unknown setting ${e.key}${near ? ` (did you mean ${near}?)` : ""}; it is ignored`);
       continue;
     }
     layer.values[e.key] = e.value;
@@ -106,7 +108,8 @@ export async function loadFlashchatConfig(opts: LoadOptions = {}): Promise<Resol
   const cwd = resolve(opts.cwd ?? process.cwd());
   const paths = resolvePaths(env, cwd);
 
-  if (opts.createUserConfig !== false) setupUserConfig(paths.userConfigFile);
+  const warn = opts.warn ?? ((m: string) => logger.warn(m));
+  if (opts.createUserConfig !== false) setupUserConfig(paths.userConfigFile, {}, warn);
 
   const explicit = opts.configFile ? resolve(cwd, expandHome(opts.configFile, env)) : undefined;
   if (explicit && !existsSync(explicit)) {
@@ -115,7 +118,7 @@ export async function loadFlashchatConfig(opts: LoadOptions = {}): Promise<Resol
   const fileLayers: FileLayer[] = [];
   const layerOf = new Map<string, FileLayer>();
   const readLayer = (path: string, kind: FileLayer["kind"]) => {
-    const layer = loadConfigFile(path, kind);
+    const layer = loadConfigFile(path, kind, warn);
     fileLayers.push(layer);
     layerOf.set(path, layer);
     return layer;
@@ -247,13 +250,13 @@ export function validateSetting(key: string, value: string): string {
 }
 
 /** Create the user config file from its commented template if it does not exist yet. */
-export function setupUserConfig(file: string, values: Record<string, string> = {}): boolean {
+export function setupUserConfig(file: string, values: Record<string, string> = {}, warn: (message: string) => void = (m) => logger.warn(m)): boolean {
   if (existsSync(file)) return false;
   try {
     writeFileAtomic(file, renderUserConfigTemplate(values), 0o600);
     return true;
   } catch (e) {
-    logger.warn(`could not create ${file}: ${(e as Error).message}`);
+    warn(`could not create ${file}: ${(e as Error).message}`);
     return false;
   }
 }

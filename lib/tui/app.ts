@@ -1,7 +1,6 @@
 // The TUI's frame: status line, view tabs, the active view, the footer (messages, one-line prompts, key hints),
 // the help overlay, and the keys that work everywhere (Tab, 1-5, ?, :, /, q, Ctrl-C).
 import { BoxRenderable, type CliRenderer, InputRenderable, InputRenderableEvents, type KeyEvent, RGBA, TextRenderable } from "@opentui/core";
-import { loadFlashchatConfig } from "../config/index.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import type { ServerState } from "../process/server-control.ts";
 import { ChatView, loadChatDeps } from "./chat-view.ts";
@@ -67,6 +66,11 @@ export class TuiApp implements AppServices {
   private done!: () => void;
   readonly finished = new Promise<void>((r) => (this.done = r));
   private quitting = false;
+  /** The config: read after the first frame is drawn (runTui calls configLoaded). */
+  private loadedConfig?: ResolvedConfig;
+  private configArrived!: () => void;
+  /** Resolves when the config has been read: whatever needs it (the other views, the chat's client) waits for it. */
+  readonly configReady = new Promise<void>((r) => (this.configArrived = r));
 
   theme: Theme;
   /** :theme for this run (over TUI_THEME). */
@@ -76,7 +80,6 @@ export class TuiApp implements AppServices {
 
   constructor(
     readonly renderer: CliRenderer,
-    public config: ResolvedConfig,
     private readonly opts: TuiAppOptions = {},
   ) {
     this.terminalMode = renderer.themeMode;
@@ -107,6 +110,26 @@ export class TuiApp implements AppServices {
     renderer.on("resize", () => this.refreshAll());
   }
 
+  get config(): ResolvedConfig {
+    if (!this.loadedConfig) throw new Error("the config is not read yet (wait for configReady)");
+    return this.loadedConfig;
+  }
+
+  set config(config: ResolvedConfig) {
+    this.loadedConfig = config;
+  }
+
+  /** The config has been read (after the first frame): fill in what depends on it; warnings go to the footer. */
+  configLoaded(config: ResolvedConfig, warnings: readonly string[] = []): void {
+    this.config = config;
+    this.chat.configLoaded(config);
+    const theme = this.pickTheme();
+    if (theme.name !== this.theme.name) this.applyTheme(theme);
+    else this.statusChanged();
+    if (warnings.length) this.notify(warnings.length === 1 ? `config: ${warnings[0]}` : `config: ${warnings.length} warnings (shown on quit): ${warnings[0]}`, "warn");
+    this.configArrived();
+  }
+
   get chat(): ChatView {
     return this.views.get("chat") as ChatView;
   }
@@ -117,21 +140,25 @@ export class TuiApp implements AppServices {
     this.views.set(v.name, v);
   }
 
-  /** Build the other views (once); a key that wants one before then waits for this. */
+  /** Build the other views (once, when the config is read); a key that wants one before then waits for this. */
   private loadViews(): Promise<void> {
-    return (this.otherViews ??= importOtherViews().then((build) => {
+    return (this.otherViews ??= Promise.all([importOtherViews(), this.configReady]).then(([build]) => {
       for (const v of build(this)) this.addView(v);
     }));
   }
 
   async start(): Promise<void> {
     this.switchTo("chat");
-    if (this.opts.resume) this.resumeSession(this.opts.resume);
+    if (this.opts.resume) {
+      const id = this.opts.resume;
+      void this.configReady.then(() => this.resumeSession(id));
+    }
     this.renderHints();
     this.statusChanged();
     // the first frame waits for none of this: the other views, the chat's client and the server's state come after it
     this.renderer.once("frame", () => {
       if (this.quitting) return;
+      this.chat.buildInput();
       void this.detectBackground();
       void this.loadViews().then(() => loadChatDeps());
       void this.pollServer();
@@ -140,6 +167,7 @@ export class TuiApp implements AppServices {
   }
 
   private async pollServer(): Promise<void> {
+    await this.configReady;
     if (this.quitting) return;
     const { readServerState } = await loadChatDeps();
     this.server = await readServerState(this.config);
@@ -149,7 +177,8 @@ export class TuiApp implements AppServices {
   // ---- AppServices ----
 
   async reloadConfig(): Promise<void> {
-    this.config = await loadFlashchatConfig({ configFile: this.opts.configFile, createUserConfig: false });
+    const { loadFlashchatConfig } = await import("../config/index.ts");
+    this.config = await loadFlashchatConfig({ configFile: this.opts.configFile, createUserConfig: false, warn: (m) => this.notify(`config: ${m}`, "warn") });
     const theme = this.pickTheme();
     if (theme.name !== this.theme.name) this.applyTheme(theme);
     else this.refreshAll();
@@ -227,7 +256,7 @@ export class TuiApp implements AppServices {
 
   statusChanged(): void {
     const s = this.server;
-    const model = s?.model ?? this.chat.model ?? this.config.modelRepo;
+    const model = s?.model ?? this.chat.model ?? this.loadedConfig?.modelRepo ?? "…";
     const server = !s ? "server …" : s.running ? `server :${s.port} ${s.healthy ? "ok" : (s.status ?? "not answering")}` : `server off (:${s.port})`;
     const parts = ["flashchat", ...(this.chat.streaming ? ["replying…"] : []), model, server];
     if (this.chat.backend) parts.push(this.chat.backend);
@@ -266,10 +295,14 @@ export class TuiApp implements AppServices {
     this.hints.content = styled(paint(this.theme, "dim", cut(text, this.renderer.width)));
   }
 
-  /** :theme, else TUI_THEME, else the terminal's background (else COLORFGBG, else dark); plain without colour. */
+  /**
+   * :theme, else TUI_THEME, else the terminal's background (else COLORFGBG, else dark); plain without colour.
+   * Before the config is read (the first frame): the terminal's background, colour unless NO_COLOR.
+   */
   private pickTheme(): Theme {
-    const setting = this.config.tuiTheme;
-    return resolveTheme({ color: this.config.colorOutput, terminalMode: this.terminalMode, forced: this.themeChoice ?? (setting === "auto" ? undefined : setting) });
+    const c = this.loadedConfig;
+    const setting = c?.tuiTheme ?? "auto";
+    return resolveTheme({ color: c?.colorOutput ?? true, terminalMode: this.terminalMode, forced: this.themeChoice ?? (setting === "auto" ? undefined : setting) });
   }
 
   /**

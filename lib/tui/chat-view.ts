@@ -25,6 +25,8 @@ async function importChatDeps() {
 }
 export const loadChatDeps = () => (chatDeps ??= importChatDeps());
 
+const INPUT_PLACEHOLDER = "message the model · Enter sends";
+
 /** Reply text for the Markdown renderer: tool calls (<tool_call>…</tool_call>) become labelled blocks. */
 export function renderToolCalls(content: string): string {
   return content.replace(/<tool_call>\s*([\s\S]*?)(\s*<\/tool_call>|$)/g, (_m, body: string, end: string) => {
@@ -89,10 +91,17 @@ export class ChatView implements View {
   backend?: string;
   private session?: Session;
   private readonly transcript: ScrollBoxRenderable;
-  private readonly input: InputRenderable;
+  /** The input line: built just after the first frame (about a third of what building the chat costs); until then `standIn` shows its placeholder. */
+  private input?: InputRenderable;
+  private standIn?: TextRenderable;
+  /** Before the input is built: whether it is to have the focus, and what was typed meanwhile. */
+  private pendingFocus = false;
+  private pendingText = "";
+  private readonly inputRow: BoxRenderable;
   private readonly prompt: TextRenderable;
   private readonly replies: ReplyBlock[] = [];
-  private markdownStyle: SyntaxStyle;
+  /** The Markdown colours, made for the first reply (and remade when the theme changes). */
+  private markdownStyle?: SyntaxStyle;
   private controller?: AbortController;
   private showThinking: boolean;
   private baseUrl?: string;
@@ -104,7 +113,8 @@ export class ChatView implements View {
     private readonly configFile?: string,
   ) {
     const r = app.renderer;
-    this.showThinking = app.config.showThinking;
+    // SHOW_THINKING once the config is read (configLoaded): folded until then
+    this.showThinking = false;
     this.root = new BoxRenderable(r, { id: "chat", flexDirection: "column", flexGrow: 1 });
     this.transcript = new ScrollBoxRenderable(r, {
       id: "chat-transcript",
@@ -114,21 +124,49 @@ export class ChatView implements View {
       contentOptions: { flexDirection: "column" },
       scrollbarOptions: { trackOptions: { foregroundColor: colourOf(app.theme, "border"), backgroundColor: app.theme.color ? "transparent" : RGBA.defaultBackground() } },
     });
-    const row = new BoxRenderable(r, { id: "chat-input-row", height: 1, flexDirection: "row" });
+    const row = (this.inputRow = new BoxRenderable(r, { id: "chat-input-row", height: 1, flexDirection: "row" }));
     this.prompt = new TextRenderable(r, { id: "chat-prompt", width: 2, height: 1, content: styled(paint(app.theme, "user", "> ")) });
-    this.input = new InputRenderable(r, { id: "chat-input", flexGrow: 1, placeholder: "message the model · Enter sends", ...inputColours(app.theme) });
+    this.standIn = new TextRenderable(r, { id: "chat-input-stand-in", flexGrow: 1, height: 1, content: styled(paint(app.theme, "dim", INPUT_PLACEHOLDER)) });
     row.add(this.prompt);
-    row.add(this.input);
+    row.add(this.standIn);
     this.root.add(this.transcript);
     this.root.add(row);
-    this.markdownStyle = createMarkdownStyle(app.theme, r);
-    this.input.on(InputRenderableEvents.ENTER, () => {
-      const text = this.input.value;
+    this.note("flashchat · type a message and press Enter · ? shows the keys");
+  }
+
+  /** Build the input line in place of its stand-in (the app calls this once the first frame is drawn). */
+  buildInput(): InputRenderable {
+    if (this.input) return this.input;
+    const input = new InputRenderable(this.app.renderer, { id: "chat-input", flexGrow: 1, placeholder: INPUT_PLACEHOLDER, ...inputColours(this.app.theme) });
+    input.on(InputRenderableEvents.ENTER, () => {
+      const text = input.value;
       if (!text.trim() || this.streaming) return;
-      this.input.value = "";
+      input.value = "";
       void this.submit(text).catch((e) => this.app.notify((e as Error).message, "error"));
     });
-    this.note("flashchat · type a message and press Enter · ? shows the keys");
+    if (this.standIn) {
+      this.inputRow.remove(this.standIn);
+      this.standIn.destroyRecursively();
+      this.standIn = undefined;
+    }
+    this.inputRow.add(input);
+    this.input = input;
+    if (this.pendingText) input.value = this.pendingText;
+    this.pendingText = "";
+    if (this.pendingFocus) input.focus();
+    return input;
+  }
+
+  private get style(): SyntaxStyle {
+    return (this.markdownStyle ??= createMarkdownStyle(this.app.theme, this.app.renderer));
+  }
+
+  /** The config has been read (after the first frame). */
+  configLoaded(config: { showThinking: boolean }): void {
+    if (config.showThinking !== this.showThinking) {
+      this.showThinking = config.showThinking;
+      for (const b of this.replies) this.drawReasoning(b);
+    }
   }
 
   get streaming(): boolean {
@@ -136,15 +174,17 @@ export class ChatView implements View {
   }
 
   get inputFocused(): boolean {
-    return this.input.focused;
+    return this.input ? this.input.focused : this.pendingFocus;
   }
 
   focusInput(): void {
-    this.input.focus();
+    if (this.input) this.input.focus();
+    else this.pendingFocus = true;
   }
 
   blurInput(): void {
-    this.input.blur();
+    if (this.input) this.input.blur();
+    else this.pendingFocus = false;
   }
 
   shown(): void {
@@ -156,11 +196,12 @@ export class ChatView implements View {
   }
 
   refresh(): void {
-    Object.assign(this.input, inputColours(this.app.theme));
+    if (this.input) Object.assign(this.input, inputColours(this.app.theme));
+    if (this.standIn) this.standIn.content = styled(paint(this.app.theme, "dim", INPUT_PLACEHOLDER));
     this.prompt.content = styled(paint(this.app.theme, "user", "> "));
-    this.markdownStyle = createMarkdownStyle(this.app.theme, this.app.renderer);
+    if (this.markdownStyle) this.markdownStyle = createMarkdownStyle(this.app.theme, this.app.renderer);
     for (const b of this.replies) {
-      b.markdown.syntaxStyle = this.markdownStyle;
+      b.markdown.syntaxStyle = this.style;
       b.markdown.fg = colourOf(this.app.theme, "text");
       this.drawReasoning(b);
     }
@@ -168,6 +209,8 @@ export class ChatView implements View {
 
   /** Keys while typing that are not text: scrolling and the thinking toggle. */
   inputKey(k: KeyEvent): boolean {
+    // typed before the input is built (the first moments): kept for it
+    if (!this.input && !k.ctrl && !k.meta && k.sequence.length === 1 && k.sequence >= " ") return (this.pendingText += k.sequence), true;
     if (k.name === "pageup") return this.transcript.scrollBy(-0.5, "viewport"), true;
     if (k.name === "pagedown") return this.transcript.scrollBy(0.5, "viewport"), true;
     if (k.ctrl && k.name === "t") return this.setThinking(!this.showThinking), true;
@@ -201,6 +244,7 @@ export class ChatView implements View {
   async restartServer(): Promise<void> {
     if (this.streaming) return this.app.notify("a reply is streaming: Esc stops it first", "warn");
     const { stopServer } = await loadChatDeps();
+    await this.app.configReady;
     const r = await stopServer(this.app.config);
     this.baseUrl = undefined;
     this.backend = undefined;
@@ -222,6 +266,7 @@ export class ChatView implements View {
   async resume(id: string): Promise<void> {
     if (this.streaming) return this.app.notify("a reply is streaming: Esc stops it first", "warn");
     const { Session, renderStats } = await loadChatDeps();
+    await this.app.configReady;
     let opened: ReturnType<typeof Session.open>;
     try {
       opened = Session.open(this.app.config.paths, id);
@@ -278,7 +323,7 @@ export class ChatView implements View {
     const markdown = new MarkdownRenderable(r, {
       id: this.nextId("md"),
       content: done ? renderToolCalls(done.content) : "",
-      syntaxStyle: this.markdownStyle,
+      syntaxStyle: this.style,
       streaming: !done,
       conceal: true,
       fg: colourOf(this.app.theme, "text"),
@@ -360,6 +405,7 @@ export class ChatView implements View {
     const block = this.addReply();
     try {
       const d = await loadChatDeps();
+      await this.app.configReady;
       let baseUrl = this.baseUrl;
       if (!baseUrl) {
         try {

@@ -1,7 +1,9 @@
 // The full-screen TUI of a bare `flashchat` on a terminal (OpenTUI): start it, follow the terminal's theme,
 // and put the terminal back as it was on quit, on a signal and on a crash. Imported lazily by scripts/flashchat.ts.
-import { loadFlashchatConfig } from "../config/index.ts";
-import { elapsedMs, logStep } from "../log.ts";
+// Start-up order: OpenTUI, the renderer, the chat view, the first frame; then the config (c12 and the config
+// layer), which fills in what needs it (the model in the status line, a theme chosen in the config, the
+// other views, the chat's client).
+import { elapsedMs, logger, logStep } from "../log.ts";
 import { importOpenTui } from "./native-lib.ts";
 
 export interface RunTuiOptions {
@@ -16,8 +18,6 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
   // -v steps (`flashchat -v 2>steps.txt`: on the terminal they would land in the TUI's screen)
   let t = elapsedMs();
   const step = (what: string) => (logStep(`tui: ${what}`, t), (t = elapsedMs()));
-  const config = await loadFlashchatConfig({ configFile: opts.configFile });
-  step("config read");
   const { createCliRenderer } = await importOpenTui();
   step("OpenTUI imported");
   const renderer = await createCliRenderer({
@@ -49,9 +49,9 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
 
   const { TuiApp } = await import("./app.ts");
   step("views imported");
-  const app = new TuiApp(renderer, config, opts);
+  const app = new TuiApp(renderer, opts);
   step("views built");
-  renderer.once("frame", () => step("first frame drawn"));
+  const firstFrame = new Promise<void>((drawn) => renderer.once("frame", () => (step("first frame drawn"), drawn())));
   renderer.on("theme_mode", (mode: "dark" | "light") => app.terminalThemeChanged(mode));
   let exitCode = 0;
   for (const [sig, n] of Object.entries(SIGNALS)) {
@@ -61,10 +61,26 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
     });
   }
   await app.start();
+  // the config after the first frame; its warnings are shown in the footer and, once the terminal is back, on stderr
+  const warnings: string[] = [];
+  let failure: unknown;
+  await Promise.race([firstFrame, app.finished]);
+  try {
+    const { loadFlashchatConfig } = await import("../config/index.ts");
+    const config = await loadFlashchatConfig({ configFile: opts.configFile, warn: (m) => warnings.push(m) });
+    step("config read");
+    app.configLoaded(config, warnings);
+  } catch (e) {
+    // an invalid config: the terminal back, then the error as any command reports it
+    failure = e;
+    void app.quit();
+  }
   await app.finished;
   restore();
   await renderer.closed;
   process.off("uncaughtException", onCrash);
   process.off("unhandledRejection", onCrash);
+  if (failure) throw failure;
+  for (const w of warnings) logger.warn(w);
   return exitCode;
 }

@@ -37,7 +37,9 @@ export interface PromptSpec {
 export interface AppServices {
   readonly renderer: CliRenderer;
   readonly theme: Theme;
+  /** The config (read after the first frame: whatever runs before configReady must not touch it). */
   config: ResolvedConfig;
+  readonly configReady: Promise<void>;
   /** Reload settings from disk (after a save): every view sees the new config. */
   reloadConfig(): Promise<void>;
   /** A line in the footer (level picks the colour). */

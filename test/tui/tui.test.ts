@@ -399,3 +399,34 @@ test.skipIf(!hasTmux)("tui: TUI_THEME=auto follows the terminal's background (it
   expect(term.styledScreen()).toMatch(DARK_ACCENT);
   term.kill();
 }, 120_000);
+
+test.skipIf(!hasTmux)("tui: the config is read after the first frame; its warnings show in the footer and on quit, an invalid value closes the TUI with the error", async () => {
+  const t4 = createTerminalHome("fc-tui-config-", { FLASHCHAT_MODEL_REPO: "demo", FLASHCHAT_SERVER_PORT: unusedPort() });
+  cleanups.push(t4.remove);
+  mkdirSync(join(t4.home, "c/flashchat"), { recursive: true });
+  writeFileSync(join(t4.home, "c/flashchat/config"), 'TUI_THEME="light"\nNO_SUCH_SETTING="1"\n');
+  const steps = join(t4.home, "steps.txt");
+  // -v: the start-up steps go to a file; the first frame is drawn before the config is read
+  term = openTerminal(t4.home, ["sh", "-c", `${q(bun)} ${q(flashchat)} -v 2>${q(steps)}; cat ${q(steps)} | grep -v '^\\[debug\\]' ; echo "[tui done]"`], t4.env, { cwd: t4.home, cols: 120, rows: 24 });
+  const screen = await term.waitFor("unknown setting NO_SUCH_SETTING", 60_000, "screen");
+  expect(screen).toContain("[1 Chat]");
+  expect(screen).toContain("flashchat · demo");
+  // the theme the config chose, once it is read
+  await waitUntil("the light palette", () => LIGHT_ACCENT.test(term!.styledScreen()), 10_000, () => term!.styledScreen());
+  const log = readFileSync(steps, "utf8");
+  expect(log.indexOf("tui: first frame drawn")).toBeGreaterThan(0);
+  expect(log.indexOf("tui: config read")).toBeGreaterThan(log.indexOf("tui: first frame drawn"));
+  await leaveInput(term);
+  term.type("q");
+  // the warning again on the normal screen, once the terminal is back
+  const after = await term.waitFor("[tui done]", 15_000, "screen");
+  expect(after).toMatch(/unknown setting NO_SUCH_SETTING.*ignored/);
+  expect(term.display("#{alternate_on} #{cursor_flag} #{mouse_any_flag}")).toBe("0 1 0");
+  term.kill();
+
+  // an invalid value: the TUI closes, the terminal is back, and the error is the one any command gives (exit 2)
+  term = openTerminal(t4.home, [bun, flashchat], { ...t4.env, FLASHCHAT_TEMPERATURE: "hot" }, { cwd: t4.home, cols: 120, rows: 24 });
+  const failed = await term.waitFor("[exited 2]", 60_000, "screen");
+  expect(failed).toMatch(/invalid TEMPERATURE "hot" \(from environment variable FLASHCHAT_TEMPERATURE\)/);
+  expect(term.display("#{alternate_on} #{cursor_flag} #{mouse_any_flag}")).toBe("0 1 0");
+}, 120_000);
