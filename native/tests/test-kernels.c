@@ -196,7 +196,7 @@ static struct fc_matrix random_q(int bits, int32_t rows, int32_t cols) {
 static void check_int8_level(const struct fc_cpu_kernels * k) { /* k NULL: the portable path against the float reference only */
     const int32_t rows_list[] = { 1, 5, 17, 130, 301 }; /* 301: more than one row block (256) */
     const int32_t cols_list[] = { 64, 192, 1024 };
-    const int32_t tokens_list[] = { 2, 8, 9, 17, 40 }; /* 8 or fewer: both levels share a block */
+    const int32_t tokens_list[] = { 2, 8, 9, 17, 25, 40 }; /* 8 or fewer in a block: both levels share it */
     for (int bits = 2; bits <= 8; bits *= 2) {
         for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++) {
             for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++) {
