@@ -3,8 +3,6 @@
 
 #include "backend.h"
 
-enum fc_status fc_backend_cpu_init(struct fc_backend * be, struct fc_pool * pool, const char * kernels, struct fc_error * err);
-
 enum fc_status fc_backend_init(struct fc_backend * be, const char * name, struct fc_pool * pool, struct fc_error * err) {
     memset(be, 0, sizeof *be);
     if (strcmp(name, "cpu") == 0) return fc_backend_cpu_init(be, pool, NULL, err);

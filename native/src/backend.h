@@ -58,6 +58,8 @@ void fc_matmul_n(struct fc_backend * be, const struct fc_matrix * const * ws, fl
 
 /* Create the backend called `name` ("cpu"; "metal" on macOS builds with Metal). */
 enum fc_status fc_backend_init(struct fc_backend * be, const char * name, struct fc_pool * pool, struct fc_error * err);
+/* The CPU backend over `pool` (NULL: single-threaded, on the caller) with kernels NULL (the best level) or by name. */
+enum fc_status fc_backend_cpu_init(struct fc_backend * be, struct fc_pool * pool, const char * kernels, struct fc_error * err);
 void fc_backend_free(struct fc_backend * be);
 
 /* ===== the layer-level seam ===== */

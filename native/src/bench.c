@@ -631,6 +631,13 @@ static void prof_reset(void) {
     memset(g_prof.bytes, 0, sizeof g_prof.bytes);
 }
 
+/* The routed experts of a batch, run in parallel on per-thread backends (moe.c): timed there, filed here. */
+static void timed_par_experts(double ms, double macs, double bytes) {
+    g_prof.ms[PK_EXPERT] += ms;
+    g_prof.macs[PK_EXPERT] += macs;
+    g_prof.bytes[PK_EXPERT] += bytes;
+}
+
 /* Wrap e's backend ops with the timers above (ops: the caller's copy, kept alive while they are in use). */
 static void prof_begin(struct fc_engine * e, struct fc_backend_ops * ops) {
     *ops = *e->be.ops;
@@ -639,10 +646,14 @@ static void prof_begin(struct fc_engine * e, struct fc_backend_ops * ops) {
     ops->matmul = timed_matmul;
     if (ops->matmul_batch) ops->matmul_batch = timed_matmul_batch;
     e->be.ops = ops;
+    e->on_par_experts = timed_par_experts;
     prof_reset();
 }
 
-static void prof_end(struct fc_engine * e) { e->be.ops = g_prof.inner; }
+static void prof_end(struct fc_engine * e) {
+    e->be.ops = g_prof.inner;
+    e->on_par_experts = NULL;
+}
 
 static int bench_full(struct fc_engine * e, const struct fc_bench_options * opt, int iters) {
     struct fc_error err;

@@ -211,6 +211,7 @@ void fc_engine_free(struct fc_engine * e) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(e->expert_arena);
     free(e->expert_bufs);
+    fc_moe_par_free(e);
     if (e->be.ops) fc_backend_free(&e->be);
     fc_pool_free(e->pool);
     if (e->experts.fds) fc_experts_free(&e->experts);

@@ -91,6 +91,9 @@ struct fc_engine {
     float * pair_out;          /* (CPU layer backend, verify) routed experts' outputs per (token, k) [B*K][H], or NULL */
     double gpu_wait_ms;        /* (GPU backend, since load) the host blocked waiting for the GPU */
     uint64_t gpu_commits;      /* (GPU backend, since load) command buffers committed */
+    struct fc_moe_par * par;   /* (CPU layer backend) a batch's routed experts in parallel (moe.c), made on first use */
+    /* (bench) told of each flush of the parallel experts: its wall time, multiply-adds and weight bytes; NULL = none */
+    void (*on_par_experts)(double ms, double macs, double bytes);
     /* timing of the layer kinds (bench) */
     double t_matmul_ms;
 };
@@ -153,5 +156,16 @@ void fc_moe_shared(struct fc_engine * e, int32_t layer, int32_t n);
 void fc_moe_expert(struct fc_engine * e, const struct fc_expert_use * use, int32_t n);
 /* One token's n_uses routed experts at once (n_uses <= FC_MATMUL_BATCH_MAX / 2 and <= max_batch), the same numbers. */
 void fc_moe_experts_one(struct fc_engine * e, const struct fc_expert_use * uses, int32_t n_uses);
+/*
+ * A batch's routed experts in parallel, one expert per thread (single-threaded kernels, no round of the pool
+ * per product): defer takes an expert whose bytes stay valid until the next flush; flush computes those
+ * deferred since the last one (each into its pairs' rows of a per-(token, k) buffer); combine flushes and
+ * adds each token's experts to s.out in expert-id order, the numbers fc_moe_expert one by one gives.
+ */
+void fc_moe_expert_defer(struct fc_engine * e, const struct fc_expert_use * use, int32_t n);
+void fc_moe_experts_flush(struct fc_engine * e);
+void fc_moe_experts_combine(struct fc_engine * e, int32_t n);
+void fc_moe_experts_discard(struct fc_engine * e);
+void fc_moe_par_free(struct fc_engine * e);
 
 #endif

@@ -100,13 +100,15 @@ static enum fc_status cpu_route(struct fc_layer_backend * lb, int32_t l, const i
 
 static enum fc_status cpu_shared(struct fc_layer_backend * lb, int32_t l, struct fc_error * err) {
     struct fc_engine * e = cpu_engine(lb);
+    fc_moe_experts_discard(e); /* nothing of an earlier layer that stopped half-way */
     fc_moe_shared(e, l, e->chunk_n);
     return FC_STATUS_OK;
 }
 
 static enum fc_status cpu_expert(struct fc_layer_backend * lb, int32_t l, const struct fc_expert_use * use, struct fc_error * err) {
     struct fc_engine * e = cpu_engine(lb);
-    fc_moe_expert(e, use, e->chunk_n);
+    if (e->chunk_n > 1) fc_moe_expert_defer(e, use, e->chunk_n); /* computed with the others at sync / finish */
+    else fc_moe_expert(e, use, e->chunk_n);
     return FC_STATUS_OK;
 }
 
@@ -117,6 +119,7 @@ static enum fc_status cpu_experts_one(struct fc_layer_backend * lb, int32_t l, c
 }
 
 static enum fc_status cpu_finish(struct fc_layer_backend * lb, int32_t l, struct fc_error * err) {
+    fc_moe_experts_combine(cpu_engine(lb), cpu_engine(lb)->chunk_n);
     add_out(cpu_engine(lb), cpu_engine(lb)->chunk_n);
     return FC_STATUS_OK;
 }
@@ -137,7 +140,11 @@ static enum fc_status cpu_logits(struct fc_layer_backend * lb, float * all, floa
     return FC_STATUS_OK;
 }
 
-static enum fc_status cpu_sync(struct fc_layer_backend * lb, struct fc_error * err) { return FC_STATUS_OK; }
+/* the deferred experts of the wave whose slots are about to be refilled */
+static enum fc_status cpu_sync(struct fc_layer_backend * lb, struct fc_error * err) {
+    fc_moe_experts_flush(cpu_engine(lb));
+    return FC_STATUS_OK;
+}
 
 static enum fc_status cpu_tap(struct fc_layer_backend * lb, enum fc_tap which, struct fc_tap_view * v, struct fc_error * err) {
     struct fc_engine * e = cpu_engine(lb);
