@@ -213,7 +213,9 @@ static enum fc_status layer_experts(struct fc_engine * e, struct fc_layer_backen
             if (e->expert_count[x]) used[n_used++] = x;
         }
     }
-    const int32_t wave = e->n_expert_bufs / 2 > 0 ? e->n_expert_bufs / 2 : 1;
+    /* mapped experts need no slot buffers: a batch takes them in waves of 128 (more experts to share out between
+       the threads at a time) */
+    const int32_t wave = e->experts.use_mmap && n > 1 ? 128 : e->n_expert_bufs / 2 > 0 ? e->n_expert_bufs / 2 : 1;
     int32_t n_wave = n_used < wave ? n_used : wave, next = n_wave;
     fc_experts_read_start(&e->experts, l, used, n_wave, e->expert_bufs, 0);
     enum fc_status st = lb->ops->shared(lb, l, err);
