@@ -6,9 +6,7 @@ import type { ServerState } from "../process/server-control.ts";
 import { ChatView, loadChatDeps } from "./chat-view.ts";
 import type { SettingsView } from "./settings-view.ts";
 import { modeOfBackground, resolveTheme, type Theme, type ThemeName } from "./theme.ts";
-import { afterFlush, type AppServices, colourOf, cut, inputColours, paint, type PromptSpec, styled, type View, type ViewName } from "./ui.ts";
-
-export { afterFlush } from "./ui.ts";
+import { type AppServices, colourOf, cut, inputColours, paint, type PromptSpec, styled, type View, type ViewName } from "./ui.ts";
 
 export const VIEW_ORDER: readonly ViewName[] = ["chat", "log", "sessions", "settings", "status"];
 export const VIEW_TITLES: Record<ViewName, string> = { chat: "Chat", log: "Log", sessions: "Sessions", settings: "Settings", status: "Status" };
@@ -161,14 +159,10 @@ export class TuiApp implements AppServices {
     this.renderer.once("frame", () => {
       if (this.quitting) return;
       this.chat.buildInput();
-      // the rest once the frame is on the terminal (OpenTUI writes it out in a later turn)
-      void afterFlush(this.renderer).then(() => {
-        if (this.quitting) return;
-        void this.detectBackground();
-        void this.loadViews().then(() => loadChatDeps());
-        void this.pollServer();
-        this.poll = setInterval(() => void this.pollServer(), 2000);
-      });
+      void this.detectBackground();
+      void this.loadViews().then(() => loadChatDeps());
+      void this.pollServer();
+      this.poll = setInterval(() => void this.pollServer(), 2000);
     });
   }
 

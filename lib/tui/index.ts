@@ -18,11 +18,7 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
   // -v steps (`flashchat -v 2>steps.txt`: on the terminal they would land in the TUI's screen)
   let t = elapsedMs();
   const step = (what: string) => (logStep(`tui: ${what}`, t), (t = elapsedMs()));
-  const opentui = importOpenTui();
-  // our views' modules load beside OpenTUI's (bun reads and transpiles them while OpenTUI is evaluated)
-  const appModule = import("./app.ts");
-  appModule.catch(() => {}); // a failure is thrown where it is awaited, below
-  const { createCliRenderer } = await opentui;
+  const { createCliRenderer } = await importOpenTui();
   step("OpenTUI imported");
   const renderer = await createCliRenderer({
     screenMode: "alternate-screen",
@@ -51,7 +47,7 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
   process.on("uncaughtException", onCrash);
   process.on("unhandledRejection", onCrash);
 
-  const { TuiApp, afterFlush } = await appModule;
+  const { TuiApp } = await import("./app.ts");
   step("views imported");
   const app = new TuiApp(renderer, opts);
   step("views built");
@@ -69,8 +65,6 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
   const warnings: string[] = [];
   let failure: unknown;
   await Promise.race([firstFrame, app.finished]);
-  // OpenTUI writes a frame out in a later turn of its session: let it reach the terminal before the config's work
-  await afterFlush(renderer);
   try {
     const { loadFlashchatConfig } = await import("../config/index.ts");
     const config = await loadFlashchatConfig({ configFile: opts.configFile, warn: (m) => warnings.push(m) });

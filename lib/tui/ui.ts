@@ -68,9 +68,6 @@ export function inputColours(theme: Theme) {
   return { textColor: text, focusedTextColor: text, placeholderColor: colourOf(theme, "dim"), backgroundColor: bg, focusedBackgroundColor: bg };
 }
 
-/** When what has been drawn is on the terminal (OpenTUI's renderer idle: it writes a frame out in a later turn), or after 250 ms at most. */
-export const afterFlush = (renderer: { idle(): Promise<void> }): Promise<void> => Promise.race([renderer.idle().catch(() => {}), Bun.sleep(250)]);
-
 /** A piece of text in a role's colour (the terminal's default colour with the plain theme). */
 export function paint(theme: Theme, role: Role, text: string, opts: { bold?: boolean } = {}): TextChunk {
   const colour = colourOf(theme, role);
