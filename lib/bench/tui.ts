@@ -75,12 +75,13 @@ function startTerminal(env: Record<string, string>) {
       const t0 = performance.now();
       const opened = tmux("new-window", "-d", "-t", "b:", "-n", `w${n}`, `unset CI; ${exports} exec ${command}`);
       if (opened.exitCode !== 0) throw new Error(`tmux could not open a window: ${opened.stderr.toString()}`);
+      let pid = 0;
       try {
         for (;;) {
           const screen = tmux("capture-pane", "-t", target, "-p").stdout.toString();
           if (screen.includes(marker)) {
             const ms = performance.now() - t0;
-            const pid = Number(tmux("display-message", "-p", "-t", target, "#{pane_pid}").stdout.toString().trim());
+            pid = Number(tmux("display-message", "-p", "-t", target, "#{pane_pid}").stdout.toString().trim());
             const cpuMs = cpuMsOf(pid);
             let rssBytes: number | undefined;
             // Linux only: macOS has no /proc (process.platform darwin reports no memory figure)
@@ -98,6 +99,14 @@ function startTerminal(env: Record<string, string>) {
         }
       } finally {
         tmux("kill-window", "-t", target);
+        // the next run starts once this process has gone (a TUI closing, or still busy after its first frame, would take CPU from it)
+        for (const until = performance.now() + 5_000; pid > 0 && performance.now() < until; await Bun.sleep(POLL_MS)) {
+          try {
+            process.kill(pid, 0);
+          } catch {
+            break;
+          }
+        }
       }
     },
     close: () => void tmux("kill-server"),
