@@ -162,7 +162,7 @@ void fc_moe_experts_one(struct fc_engine * e, const struct fc_expert_use * uses,
  * deferred since the last one (each into its pairs' rows of a per-(token, k) buffer); combine flushes and
  * adds each token's experts to s.out in expert-id order, the numbers fc_moe_expert one by one gives.
  */
-void fc_moe_expert_defer(struct fc_engine * e, const struct fc_expert_use * use, int32_t n);
+void fc_moe_expert_defer(struct fc_engine * e, const struct fc_expert_use * use);
 void fc_moe_experts_flush(struct fc_engine * e);
 void fc_moe_experts_combine(struct fc_engine * e, int32_t n);
 void fc_moe_experts_discard(struct fc_engine * e);

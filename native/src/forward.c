@@ -107,7 +107,7 @@ static enum fc_status cpu_shared(struct fc_layer_backend * lb, int32_t l, struct
 
 static enum fc_status cpu_expert(struct fc_layer_backend * lb, int32_t l, const struct fc_expert_use * use, struct fc_error * err) {
     struct fc_engine * e = cpu_engine(lb);
-    if (e->chunk_n > 1) fc_moe_expert_defer(e, use, e->chunk_n); /* computed with the others at sync / finish */
+    if (e->chunk_n > 1) fc_moe_expert_defer(e, use); /* computed with the others at sync / finish */
     else fc_moe_expert(e, use, e->chunk_n);
     return FC_STATUS_OK;
 }

@@ -253,14 +253,14 @@ void fc_moe_par_free(struct fc_engine * e) {
     e->par = NULL;
 }
 
-void fc_moe_expert_defer(struct fc_engine * e, const struct fc_expert_use * use, int32_t n) {
+void fc_moe_expert_defer(struct fc_engine * e, const struct fc_expert_use * use) {
     struct fc_moe_par * p = par_get(e);
     const int32_t E = e->model.cfg.n_experts;
     FC_ASSERT(p->n_ex < E && p->n_rows + use->n_tok <= e->max_batch * e->n_active);
     p->ex[p->n_ex++] = (struct par_expert){ use->data, use->expert, use->n_tok, p->n_rows };
     for (int32_t i = 0; i < use->n_tok; i++) {
         const int32_t r = p->n_rows + i, q = use->pair[i];
-        p->tok[r] = n > 1 ? use->tok[i] : 0;
+        p->tok[r] = use->tok[i];
         p->row[q] = r;
         p->pair_expert[q] = use->expert;
         p->pair_w[q] = use->w[i];
@@ -360,7 +360,6 @@ static void combine_worker(void * arg, int32_t chunk, int32_t n_chunks, int32_t 
 void fc_moe_experts_discard(struct fc_engine * e) {
     struct fc_moe_par * p = e->par;
     if (!p || p->n_ex == 0) return;
-    for (int32_t i = 0; i < p->n_ex; i++) p->ex[i].n_tok = 0;
     for (size_t i = 0; i < (size_t)e->max_batch * e->n_active; i++) p->row[i] = -1;
     p->n_ex = p->flushed = p->n_rows = 0;
 }
