@@ -90,7 +90,10 @@ static double kernel_gbps(const struct fc_cpu_kernels * k, int bits, int32_t row
         float acc = 0.0f;
         if (k->dot_xv[bi]) { /* decode on int8 x: prepared once per matvec, as the backend does */
             k->prepare_xv(x, cols, xv, xs);
-            for (int32_t r = 0; r < rows; r++) {
+            if (k->dot_xv_rows[bi]) {
+                k->dot_xv_rows[bi](&s.m, 0, rows, xv, xs, out);
+                acc = out[rows - 1];
+            } else for (int32_t r = 0; r < rows; r++) {
                 acc += k->dot_xv[bi](s.m.data + (size_t)r * s.m.row_bytes, s.m.scales + (size_t)r * ng, s.m.biases + (size_t)r * ng, xv, xs, ng);
             }
         } else if (k->matmul_qx[bi]) {

@@ -343,6 +343,56 @@ static void check_delta(const struct fc_cpu_kernels * k) {
     printf("delta rule %s: largest relative error %.3g (held to 1e-5)\n", k->name, worst);
 }
 
+/*
+ * dot_xv_rows (several rows of one prepared x at a time) against dot_xv row by row: bit for bit, over ranges
+ * that start and end on odd rows and group counts that end on an odd group, within one block of 16 and past it.
+ */
+static void check_xv_rows(const struct fc_cpu_kernels * k) {
+    const int32_t rows = 37, cols_list[] = { 64, 192, 1024, 1088, 2112 };
+    const int32_t ranges[][2] = { { 0, 37 }, { 1, 36 }, { 3, 4 }, { 5, 5 }, { 0, 1 }, { 7, 22 } };
+    for (int bits = 2; bits <= 8; bits *= 2) {
+        const int bi_ = fc_bits_index(bits);
+        if (!k->dot_xv_rows[bi_] || !k->dot_xv[bi_]) continue;
+        for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++) {
+            const int32_t cols = cols_list[ci], ng = cols / 64;
+            const size_t row_bytes = (size_t)cols * bits / 8;
+            uint8_t * codes = malloc(rows * row_bytes + 64);
+            uint16_t * sc = malloc((size_t)rows * ng * 2), * bi = malloc((size_t)rows * ng * 2);
+            float * x = malloc((size_t)cols * 4), * xs = malloc((size_t)ng * 4 + 4);
+            void * xv = fc_alloc_aligned(k->xv_bytes(cols) + 64);
+            float * want = malloc((size_t)rows * 4), * got = malloc((size_t)rows * 4);
+            for (size_t i = 0; i < rows * row_bytes; i++) codes[i] = (uint8_t)rnd();
+            for (size_t i = 0; i < (size_t)rows * ng; i++) {
+                sc[i] = to_bf16(rndf() * 0.1f);
+                bi[i] = to_bf16(rndf());
+            }
+            for (int32_t i = 0; i < cols; i++) x[i] = rndf();
+            struct fc_matrix m;
+            fc_matrix_init(&m, "xv-rows", bits == 2 ? FC_DTYPE_Q2 : bits == 4 ? FC_DTYPE_Q4 : FC_DTYPE_Q8, rows, cols, 64, codes,
+                           (uint8_t *)sc, (uint8_t *)bi, NULL);
+            k->prepare_xv(x, cols, xv, xs);
+            for (int32_t r = 0; r < rows; r++) want[r] = k->dot_xv[bi_](codes + (size_t)r * row_bytes, sc + (size_t)r * ng, bi + (size_t)r * ng, xv, xs, ng);
+            for (size_t ri = 0; ri < sizeof ranges / sizeof ranges[0]; ri++) {
+                const int32_t r0 = ranges[ri][0], r1 = ranges[ri][1];
+                for (int32_t r = 0; r < rows; r++) got[r] = -12345.0f;
+                k->dot_xv_rows[bi_](&m, r0, r1, xv, xs, got);
+                checks++;
+                int bad = -1;
+                for (int32_t r = 0; r < rows && bad < 0; r++) {
+                    const int inside = r >= r0 && r < r1;
+                    if (inside ? memcmp(&got[r], &want[r], sizeof got[r]) != 0 : got[r] != -12345.0f) bad = r;
+                }
+                if (bad >= 0) {
+                    failures++;
+                    printf("FAIL %s dot_xv_rows %d-bit [%d x %d] rows %d..%d: row %d gives %.9g, dot_xv %.9g\n", k->name, bits, rows, cols, r0,
+                           r1, bad, got[bad], want[bad]);
+                }
+            }
+            free(codes); free(sc); free(bi); free(x); free(xs); free(xv); free(want); free(got);
+        }
+    }
+}
+
 int main(void) {
     const int32_t rows_list[] = { 1, 3, 17, 64, 129 };
     const int32_t cols_list[] = { 64, 192, 320, 1024 };
@@ -360,6 +410,7 @@ int main(void) {
         worst_err = worst_tol = 0.0;
         check_delta(k);
         if (k->matmul_qx[0]) check_qx(k, level);
+        if (k->prepare_xv) check_xv_rows(k);
         for (size_t ti = 0; ti < sizeof n_threads_list / sizeof n_threads_list[0]; ti++) {
             struct fc_pool * pool = fc_pool_init(n_threads_list[ti]);
             struct fc_backend be;

@@ -327,6 +327,10 @@ static void mv_rows(const struct mv_job * job, int32_t i, int64_t r0, int64_t r1
     const struct fc_matrix * w = job->items[i].w;
     const int32_t ng = w->cols / FC_QK;
     const int bi = fc_bits_index(fc_dtype_bits(w->type));
+    if (job->xv[i] && job->k->dot_xv_rows[bi]) {
+        job->k->dot_xv_rows[bi](w, r0, r1, job->xv[i], job->xsum[i], job->items[i].out);
+        return;
+    }
     if (job->xv[i]) {
         for (int64_t r = r0; r < r1; r++) {
             job->items[i].out[r] = job->k->dot_xv[bi](w->data + (size_t)r * w->row_bytes, w->scales + (size_t)r * ng,

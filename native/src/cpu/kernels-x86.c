@@ -833,6 +833,70 @@ T_VNNI static float dot_xv_q4_vnni(const uint8_t * codes, const uint16_t * sc, c
     return _mm512_reduce_add_ps(_mm512_add_ps(f1, f2)) + bias_dot(bi, xsum, n_groups);
 }
 
+/* dot_xv_q4_vnni over rows r0..r1 of a matrix, two rows at a time: the pair shares its loads of x (in L1) and
+   the loop's bookkeeping, each row keeps its own sums in dot_xv's order, so every row's number is dot_xv's bit
+   for bit (tests/test-kernels.c). Decode's one-token products (the lm_head most of all) are this. */
+#ifndef XV_ROWS_PF
+#define XV_ROWS_PF 8192
+#endif
+T_VNNI static void dot_xv_rows_q4_vnni(const struct fc_matrix * w, int64_t r0, int64_t r1, const void * xv, const float * xsum,
+                                       float * out) {
+    const int32_t ng = w->cols / FC_QK;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
+    const __m512i half = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const uint8_t * xp = xv;
+    int64_t r = r0;
+    for (; r + 1 < r1; r += 2) {
+        const uint8_t * ca = w->data + (size_t)r * w->row_bytes, * cb = ca + w->row_bytes;
+        const uint16_t * sa = w->scales + (size_t)r * ng, * sb = sa + ng;
+        const uint16_t * ba = w->biases + (size_t)r * ng, * bb = ba + ng;
+        __m512 f1a = _mm512_setzero_ps(), f2a = f1a, f1b = f1a, f2b = f1a;
+        for (int32_t g0 = 0; g0 < ng; g0 += 16) {
+            const int32_t n = ng - g0 < 16 ? ng - g0 : 16;
+            /* both rows' codes are one run of memory (consecutive rows): prefetch XV_ROWS_PF bytes on */
+            for (int32_t p_ = 0; p_ < n * 32; p_ += 64) {
+                _mm_prefetch((const char *)ca + (size_t)g0 * 32 + XV_ROWS_PF + p_, _MM_HINT_T0);
+                _mm_prefetch((const char *)cb + (size_t)g0 * 32 + XV_ROWS_PF + p_, _MM_HINT_T0);
+            }
+            _mm_prefetch((const char *)(sa + g0 + XV_ROWS_PF / 32), _MM_HINT_T0);
+            _mm_prefetch((const char *)(ba + g0 + XV_ROWS_PF / 32), _MM_HINT_T0);
+            _mm_prefetch((const char *)(sb + g0 + XV_ROWS_PF / 32), _MM_HINT_T0);
+            _mm_prefetch((const char *)(bb + g0 + XV_ROWS_PF / 32), _MM_HINT_T0);
+            const __m512 s16a = load_bf16x16(sa + g0, n), s16b = load_bf16x16(sb + g0, n);
+            for (int32_t u = 0; u < n; u += 2) {
+                const uint8_t * x = xp + (size_t)((g0 + u) / 2) * XV_PAIR;
+                const __m512i x0 = _mm512_loadu_si512(x), x1 = _mm512_loadu_si512(x + 64);
+                const __m512i x2 = _mm512_loadu_si512(x + 128), x3 = _mm512_loadu_si512(x + 192);
+                const __m512 d1 = _mm512_loadu_ps(x + 256), d2 = _mm512_loadu_ps(x + 320);
+                const __m512i idx = _mm512_add_epi32(half, _mm512_set1_epi32(u));
+                {
+                    const uint8_t * c = ca + (size_t)(g0 + u) * 32;
+                    const __m512i v = u + 1 < n ? _mm512_loadu_si512(c) : _mm512_maskz_loadu_epi8((__mmask64)0xffffffffu, c);
+                    const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                    const __m512i c1 = dpbusd(dpbusd(zero, lo, x0), hi, x1), c2 = dpbusd(dpbusd(zero, lo, x2), hi, x3);
+                    const __m512 a = _mm512_permutexvar_ps(idx, s16a);
+                    f1a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c1), _mm512_mul_ps(a, d1), f1a);
+                    f2a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c2), _mm512_mul_ps(a, d2), f2a);
+                }
+                {
+                    const uint8_t * c = cb + (size_t)(g0 + u) * 32;
+                    const __m512i v = u + 1 < n ? _mm512_loadu_si512(c) : _mm512_maskz_loadu_epi8((__mmask64)0xffffffffu, c);
+                    const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                    const __m512i c1 = dpbusd(dpbusd(zero, lo, x0), hi, x1), c2 = dpbusd(dpbusd(zero, lo, x2), hi, x3);
+                    const __m512 a = _mm512_permutexvar_ps(idx, s16b);
+                    f1b = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c1), _mm512_mul_ps(a, d1), f1b);
+                    f2b = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c2), _mm512_mul_ps(a, d2), f2b);
+                }
+            }
+        }
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(f1a, f2a)) + bias_dot(ba, xsum, ng);
+        out[r + 1] = _mm512_reduce_add_ps(_mm512_add_ps(f1b, f2b)) + bias_dot(bb, xsum, ng);
+    }
+    if (r < r1) {
+        out[r] = dot_xv_q4_vnni(w->data + (size_t)r * w->row_bytes, w->scales + (size_t)r * ng, w->biases + (size_t)r * ng, xv, xsum, ng);
+    }
+}
+
 /* GMAC/s one core reaches with independent vpdpbusd (12 chains) for ~ms: the compute ceiling's input. */
 T_VNNI double fc_cpu_int8_peak_gmacs(double ms) {
     __m512i a0 = _mm512_set1_epi32(1), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
@@ -886,6 +950,7 @@ const struct fc_cpu_kernels fc_cpu_kernels_avx512vnni = {
     .xv_bytes = xv_bytes_vnni,
     .prepare_xv = prepare_xv_vnni,
     .dot_xv = { NULL, dot_xv_q4_vnni, NULL },
+    .dot_xv_rows = { NULL, dot_xv_rows_q4_vnni, NULL },
     .delta_rule = delta_rule_avx512,
 };
 

@@ -89,6 +89,9 @@ struct fc_cpu_kernels {
     void (*prepare_xv)(const float * x, int32_t cols, void * xv, float * xsum);
     float (*dot_xv[3])(const uint8_t * codes, const uint16_t * scales, const uint16_t * biases, const void * xv, const float * xsum,
                        int32_t n_groups);
+    /* (optional, where dot_xv is) rows r0..r1 of w on one prepared x: out[r] = dot_xv of row r, bit for bit,
+       several rows at a time */
+    void (*dot_xv_rows[3])(const struct fc_matrix * w, int64_t r0, int64_t r1, const void * xv, const float * xsum, float * out);
 
     /* The gated delta rule of one linear-attention head over n tokens (fc_cpu_delta_rule_generic below);
        NULL: the generic one. */
