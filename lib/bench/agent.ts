@@ -85,6 +85,8 @@ export interface AgentCase {
   turn1PromptTokens: number;
   turn2PromptTokens: number;
   turn2CachedTokens: Summary;
+  /** per run: turn 1's prompt tokens that turn 2 did not reuse (each run's own prompts: their lengths differ by a few tokens) */
+  turn1NotReused: Summary;
   turn1TtftMs: Summary;
   turn2TtftMs: Summary;
   /** turn 2's TTFT / turn 1's, per run */
@@ -144,6 +146,7 @@ export async function runAgentTarget(config: ResolvedConfig, o: AgentTargetOptio
         turn1PromptTokens: runs[0]!.turn1.promptTokens,
         turn2PromptTokens: runs[0]!.turn2.promptTokens,
         turn2CachedTokens: summarize(runs.map((r) => r.turn2.cachedTokens)),
+        turn1NotReused: summarize(runs.map((r) => r.turn1.promptTokens - r.turn2.cachedTokens)),
         turn1TtftMs: summarize(runs.map((r) => r.turn1.ttftMs)),
         turn2TtftMs: summarize(runs.map((r) => r.turn2.ttftMs)),
         ratio: summarize(runs.map((r) => r.turn2.ttftMs / r.turn1.ttftMs)),
