@@ -839,6 +839,17 @@ T_VNNI static float dot_xv_q4_vnni(const uint8_t * codes, const uint16_t * sc, c
 #ifndef XV_ROWS_PF
 #define XV_ROWS_PF 8192
 #endif
+/* one row's step of the pair (dot_xv's: both levels of two groups), on the x loaded for the pair */
+#define XV_ROW_STEP(codes_, s16_, f1_, f2_)                                                                          \
+    do {                                                                                                             \
+        const uint8_t * c_ = (codes_) + (size_t)(g0 + u) * 32;                                                       \
+        const __m512i v_ = u + 1 < n ? _mm512_loadu_si512(c_) : _mm512_maskz_loadu_epi8((__mmask64)0xffffffffu, c_); \
+        const __m512i lo_ = _mm512_and_si512(v_, m4), hi_ = _mm512_and_si512(_mm512_srli_epi16(v_, 4), m4);         \
+        const __m512i c1_ = dpbusd(dpbusd(zero, lo_, x0), hi_, x1), c2_ = dpbusd(dpbusd(zero, lo_, x2), hi_, x3);    \
+        const __m512 a_ = _mm512_permutexvar_ps(idx, (s16_));                                                        \
+        (f1_) = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c1_), _mm512_mul_ps(a_, d1), (f1_));                              \
+        (f2_) = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c2_), _mm512_mul_ps(a_, d2), (f2_));                              \
+    } while (0)
 T_VNNI static void dot_xv_rows_q4_vnni(const struct fc_matrix * w, int64_t r0, int64_t r1, const void * xv, const float * xsum,
                                        float * out) {
     const int32_t ng = w->cols / FC_QK;
@@ -869,29 +880,14 @@ T_VNNI static void dot_xv_rows_q4_vnni(const struct fc_matrix * w, int64_t r0, i
                 const __m512i x2 = _mm512_loadu_si512(x + 128), x3 = _mm512_loadu_si512(x + 192);
                 const __m512 d1 = _mm512_loadu_ps(x + 256), d2 = _mm512_loadu_ps(x + 320);
                 const __m512i idx = _mm512_add_epi32(half, _mm512_set1_epi32(u));
-                {
-                    const uint8_t * c = ca + (size_t)(g0 + u) * 32;
-                    const __m512i v = u + 1 < n ? _mm512_loadu_si512(c) : _mm512_maskz_loadu_epi8((__mmask64)0xffffffffu, c);
-                    const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-                    const __m512i c1 = dpbusd(dpbusd(zero, lo, x0), hi, x1), c2 = dpbusd(dpbusd(zero, lo, x2), hi, x3);
-                    const __m512 a = _mm512_permutexvar_ps(idx, s16a);
-                    f1a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c1), _mm512_mul_ps(a, d1), f1a);
-                    f2a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c2), _mm512_mul_ps(a, d2), f2a);
-                }
-                {
-                    const uint8_t * c = cb + (size_t)(g0 + u) * 32;
-                    const __m512i v = u + 1 < n ? _mm512_loadu_si512(c) : _mm512_maskz_loadu_epi8((__mmask64)0xffffffffu, c);
-                    const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-                    const __m512i c1 = dpbusd(dpbusd(zero, lo, x0), hi, x1), c2 = dpbusd(dpbusd(zero, lo, x2), hi, x3);
-                    const __m512 a = _mm512_permutexvar_ps(idx, s16b);
-                    f1b = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c1), _mm512_mul_ps(a, d1), f1b);
-                    f2b = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c2), _mm512_mul_ps(a, d2), f2b);
-                }
+                XV_ROW_STEP(ca, s16a, f1a, f2a);
+                XV_ROW_STEP(cb, s16b, f1b, f2b);
             }
         }
         out[r] = _mm512_reduce_add_ps(_mm512_add_ps(f1a, f2a)) + bias_dot(ba, xsum, ng);
         out[r + 1] = _mm512_reduce_add_ps(_mm512_add_ps(f1b, f2b)) + bias_dot(bb, xsum, ng);
     }
+#undef XV_ROW_STEP
     if (r < r1) {
         out[r] = dot_xv_q4_vnni(w->data + (size_t)r * w->row_bytes, w->scales + (size_t)r * ng, w->biases + (size_t)r * ng, xv, xsum, ng);
     }
