@@ -20,7 +20,7 @@ import { type EngineBenchMode, runEngineBench } from "./engine.ts";
 import { AGENT_SIZES, parseSizes, runAgentTarget } from "./agent.ts";
 import { renderE2eTable, runE2eTarget } from "./e2e.ts";
 import { type BenchRecord, appendHistory, historyPath } from "./history.ts";
-import { checkMachineLoad, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile, readBandwidthFor, renderProfile } from "./machine.ts";
+import { checkMachineLoad, type LoadProfileOptions, loadGitCommit, loadMachineInfo, loadMachineProfile, measureMemoryBandwidth, readBandwidthFor, renderProfile } from "./machine.ts";
 import { renderBenchTable } from "./report.ts";
 import { type Ceilings, loadTokenBytes, renderBytes, resolveCeilings, resolveDiskCeiling } from "./roofline.ts";
 import { type Summary, formatNumber, formatSpread, invertSummary, summarize } from "./stats.ts";
@@ -305,6 +305,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
   const layerTables: string[] = [];
   let computeNote = "";
   const prefillNotes: string[] = [];
+  const memoryNotes: string[] = [];
   const agentTables: string[] = [];
   const failures: string[] = [];
   const binary = o.engineBinary;
@@ -321,7 +322,13 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
     logger.info(`${shape.name}: decode, experts in memory (${o.runs} runs of ${o.decodeIters ?? 32} tokens after 2 warm-up)`);
     const full = await runDecodeBench({ ...engine, artifactsDir: model.artifactsDir, iters: o.decodeIters });
     const threads = full.threads || (config.threads ?? base.machine.cores);
-    const memoryGBs = readBandwidthFor(profile.memory, threads);
+    // the memory ceiling measured beside the decode it bounds (the neighbours of a shared machine move both within
+    // minutes), not only at the start of the set
+    const memoryNow = await measureMemoryBandwidth({ ...o.machine?.memory, threads, binary });
+    const memoryGBs = readBandwidthFor(memoryNow, threads);
+    memoryNotes.push(
+      `${shape.name}: memory read ${formatNumber(memoryGBs)} GB/s on ${threads} thread${threads === 1 ? "" : "s"}, measured beside its decode (at the start of the set: ${formatNumber(readBandwidthFor(profile.memory, threads))})`,
+    );
     const ceilings = resolveCeilings(bytes, {
       memoryGBs,
       diskGBs: profile.disk.coldGBs?.median ?? null,
@@ -432,7 +439,7 @@ export async function runStandard(config: ResolvedConfig, o: StandardOptions) {
   }
   const records: BenchRecord[] = rows.map((r) => ({ ...base, model: r.model, quantization: "4bit", target: r.target, figure: r.figure, unit: r.unit, stats: r.stats, ceilings: r.ceilings }));
   if (o.history) appendHistory(historyPath(config), records);
-  return { profile, busy, rows, records, failures, table: renderStandardTable(rows), e2eTables, layerTables, computeNote, prefillNotes, agentTables };
+  return { profile, busy, rows, records, failures, table: renderStandardTable(rows), e2eTables, layerTables, computeNote, prefillNotes, memoryNotes, agentTables };
 }
 
 /** Engine figures as a table: median with its spread, beside the memory, disk, kernel and compute ceilings. */
@@ -540,12 +547,13 @@ const command = defineCommand({
       history: args.history !== false,
       agentSizes: args.agentSizes === "none" ? [] : parseSizes(args.agentSizes, "--agent-sizes"),
     });
-    if (args.json) console.log(JSON.stringify({ profile: r.profile, rows: r.rows, failures: r.failures, layerTables: r.layerTables, computeNote: r.computeNote, prefillNotes: r.prefillNotes }, null, 2));
+    if (args.json) console.log(JSON.stringify({ profile: r.profile, rows: r.rows, failures: r.failures, layerTables: r.layerTables, computeNote: r.computeNote, prefillNotes: r.prefillNotes, memoryNotes: r.memoryNotes }, null, 2));
     else {
       console.log(renderProfile(r.profile));
       if (r.busy) console.log(`warning: ${r.busy}`);
       console.log("");
       console.log(r.table);
+      if (r.memoryNotes.length) console.log(`\n${r.memoryNotes.join("\n")}`);
       if (r.computeNote) console.log(`\n${r.computeNote}`);
       if (r.prefillNotes.length) console.log(`\n${r.prefillNotes.join("\n")}`);
       for (const t of r.layerTables) console.log(`\n${t}`);

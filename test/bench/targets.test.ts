@@ -101,6 +101,9 @@ test("standard on a generated model of the fixture's shape: engine targets and e
   if (readFileSync("/proc/cpuinfo", "utf8").includes("avx512_vnni")) expect(pp.ceilings!.compute).toBeGreaterThan(0);
   const decode = r.rows.find((x) => x.figure === "decode_tok_s")!;
   expect(decode.ceilings!.memory).toBeGreaterThan(0);
+  // the memory ceiling measured beside the decode, not only at the start of the set
+  expect(r.memoryNotes).toHaveLength(1);
+  expect(r.memoryNotes[0]).toMatch(/^tiny-4l: memory read [\d.]+ GB\/s on \d+ threads?, measured beside its decode \(at the start of the set: [\d.]+\)$/);
   expect(decode.ceilings!.kernel).toBeGreaterThan(0);
   expect(r.rows.some((x) => x.figure === "decode_tok_s:long:warm")).toBe(true);
   const lines = r.table.split("\n");
