@@ -49,14 +49,15 @@ static void swiglu(struct fc_engine * e, float * gate, const float * up, size_t 
     else swiglu_range(gate, up, 0, n);
 }
 
-struct route_job {
+/* a job over a chunk's n tokens (routing, combining the deferred experts) */
+struct tokens_job {
     struct fc_engine * e;
     int32_t n;
 };
 
 /* softmax over the experts, top-K, renormalised: token ranges */
 static void route_worker(void * p, int32_t chunk, int32_t n_chunks, int32_t thread) {
-    const struct route_job * job = p;
+    const struct tokens_job * job = p;
     struct fc_engine * e = job->e;
     const struct fc_config * c = &e->model.cfg;
     struct fc_scratch * s = &e->s;
@@ -88,7 +89,7 @@ void fc_moe_route(struct fc_engine * e, int32_t layer, int32_t n) {
     struct fc_backend * be = &e->be;
     const int32_t E = c->n_experts, K = e->n_active;
     be->ops->matmul(be, &ly->router, s->xn, s->router, n);
-    struct route_job job = { e, n };
+    struct tokens_job job = { e, n };
     const int32_t chunks = fc_pool_chunks(e->pool, (int64_t)n * E * K, 65536);
     if (chunks > 1) fc_pool_run(e->pool, route_worker, &job, chunks);
     else route_worker(&job, 0, 1, 0);
@@ -324,14 +325,9 @@ void fc_moe_experts_flush(struct fc_engine * e) {
     p->flushed = p->n_ex;
 }
 
-struct combine_job {
-    struct fc_engine * e;
-    int32_t n;
-};
-
 /* out[t] += w * down[row] for each of token t's experts, by ascending id (fc_moe_expert's order) */
 static void combine_worker(void * arg, int32_t chunk, int32_t n_chunks, int32_t thread) {
-    const struct combine_job * job = arg;
+    const struct tokens_job * job = arg;
     struct fc_engine * e = job->e;
     struct fc_moe_par * p = e->par;
     const int32_t H = e->model.cfg.hidden_size, K = e->n_active;
@@ -369,7 +365,7 @@ void fc_moe_experts_combine(struct fc_engine * e, int32_t n) {
     if (!p || p->n_ex == 0) return;
     FC_ASSERT(e->n_active <= 64);
     fc_moe_experts_flush(e);
-    struct combine_job job = { e, n };
+    struct tokens_job job = { e, n };
     const int32_t chunks = fc_pool_chunks(e->pool, (int64_t)n * e->n_active * e->model.cfg.hidden_size, 16384);
     if (chunks > 1) fc_pool_run(e->pool, combine_worker, &job, chunks);
     else combine_worker(&job, 0, 1, 0);
