@@ -1,6 +1,7 @@
 // Benchmark target `tui`: start to first frame of the TUI (a bare `flashchat` in a new window of a running tmux
 // server, timed until its view tabs are on the screen) and its resident memory then, beside `bun -e` printing one line, started and
-// timed the same way in the same run, the two taking turns (the ratio is the figure; absolute times depend on
+// timed the same way in the same run, and beside the least OpenTUI program (lib/bench/tui-floor.ts: the floor
+// under any OpenTUI start-up), the three taking turns (the ratios are the figures; absolute times depend on
 // the machine's load). --steps: then runs with -v and reports the TUI's own timed start-up steps (the config is
 // read after the first frame: its step comes last and is no part of the time to the first frame).
 //   flashchat benchmark tui [--runs 5] [--steps] [--json]
@@ -12,6 +13,7 @@ import { globalArgs, jsonArgs, parseIntFlag } from "../cli.ts";
 import { UserError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { checkMachineLoad } from "./machine.ts";
+import { FLOOR_MARKER } from "./tui-floor.ts";
 import { formatSummary, type Summary, summarize } from "./stats.ts";
 
 export interface TuiStartup {
@@ -21,6 +23,10 @@ export interface TuiStartup {
   bunMs: Summary;
   /** firstFrameMs.median / bunMs.median */
   ratio: number;
+  /** the floor: the least OpenTUI program (lib/bench/tui-floor.ts: OpenTUI imported as the TUI does, a renderer, one line), to its first frame */
+  floorMs: Summary;
+  /** firstFrameMs.median / floorMs.median: what the TUI's own work adds to OpenTUI's */
+  floorRatio: number;
   /** resident memory of the TUI at its first frame */
   rssMiB: Summary;
   /** CPU time (user + system) the TUI and `bun -e` had used when their line was on screen (Linux; less load-sensitive than wall time) */
@@ -141,19 +147,23 @@ export async function runTuiBench(opts: { runs: number; warmup?: number; steps?:
     const flashchat = q(join(repoRoot, "scripts/flashchat.ts"));
     const runTui = () => term.time(`${bun} ${flashchat}`, "[1 Chat]");
     const runBun = () => term.time(`${bun} -e 'console.log("ready"); await Bun.sleep(60000)'`, "ready");
-    // the two take turns, so that a change in the machine's load weighs on both alike
-    for (let i = 0; i < (opts.warmup ?? 1); i++) await runTui(), await runBun();
+    const runFloor = () => term.time(`${bun} ${q(join(repoRoot, "lib/bench/tui-floor.ts"))}`, FLOOR_MARKER);
+    // the three take turns, so that a change in the machine's load weighs on all alike
+    for (let i = 0; i < (opts.warmup ?? 1); i++) await runTui(), await runBun(), await runFloor();
     const tui: TimedRun[] = [];
     const base: TimedRun[] = [];
+    const floor: TimedRun[] = [];
     for (let i = 0; i < opts.runs; i++) {
       tui.push(await runTui());
       base.push(await runBun());
+      floor.push(await runFloor());
     }
     const firstFrameMs = summarize(tui.map((r) => r.ms));
     const bunMs = summarize(base.map((r) => r.ms));
     const cpu = (rs: typeof tui) => rs.flatMap((r) => (r.cpuMs === undefined ? [] : [r.cpuMs]));
     const rss = tui.flatMap((r) => (r.rssBytes ? [r.rssBytes / 2 ** 20] : []));
-    const result: TuiStartup = { firstFrameMs, bunMs, ratio: firstFrameMs.median / bunMs.median, rssMiB: rss.length ? summarize(rss) : { median: NaN, min: NaN, max: NaN, n: 0 } };
+    const floorMs = summarize(floor.map((r) => r.ms));
+    const result: TuiStartup = { firstFrameMs, bunMs, ratio: firstFrameMs.median / bunMs.median, floorMs, floorRatio: firstFrameMs.median / floorMs.median, rssMiB: rss.length ? summarize(rss) : { median: NaN, min: NaN, max: NaN, n: 0 } };
     if (cpu(tui).length && cpu(base).length) result.cpuMs = { tui: summarize(cpu(tui)), bun: summarize(cpu(base)) };
     if (opts.steps) {
       const runs: Record<string, number>[] = [];
@@ -200,6 +210,7 @@ const command = defineCommand({
     console.log(`TUI start to first frame  ${formatSummary(r.firstFrameMs)} ms`);
     console.log(`bun -e, first line        ${formatSummary(r.bunMs)} ms`);
     console.log(`ratio                     ${r.ratio.toFixed(2)}x`);
+    console.log(`OpenTUI alone (the floor) ${formatSummary(r.floorMs)} ms: the TUI takes ${r.floorRatio.toFixed(2)}x`);
     console.log(`TUI memory at first frame ${r.rssMiB.n ? `${formatSummary(r.rssMiB)} MiB` : "not measured"}`);
     if (r.cpuMs) console.log(`CPU time to that point     TUI ${formatSummary(r.cpuMs.tui)} ms, bun -e ${formatSummary(r.cpuMs.bun)} ms`);
     if (r.steps) {

@@ -319,6 +319,12 @@ export class TuiApp implements AppServices {
     }
   }
 
+  /** The renderer's terminal set-up is done (the views were built meanwhile): take the background it learnt, if any. */
+  terminalSetUp(): void {
+    const mode = this.renderer.themeMode;
+    if (mode !== null && mode !== this.terminalMode) this.terminalThemeChanged(mode);
+  }
+
   /** The terminal answered (or changed) its background colour: follow it unless a theme is chosen. */
   terminalThemeChanged(mode: "dark" | "light"): void {
     this.terminalMode = mode;

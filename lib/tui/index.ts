@@ -18,9 +18,12 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
   // -v steps (`flashchat -v 2>steps.txt`: on the terminal they would land in the TUI's screen)
   let t = elapsedMs();
   const step = (what: string) => (logStep(`tui: ${what}`, t), (t = elapsedMs()));
-  const { createCliRenderer } = await importOpenTui();
+  const { CliRenderer } = await importOpenTui();
   step("OpenTUI imported");
-  const renderer = await createCliRenderer({
+  // createCliRenderer's two halves, apart: the renderer, then its terminal set-up, which waits for the
+  // terminal's answers to its queries (tens of ms); the views are imported and built meanwhile
+  const { stdin, stdout } = process;
+  const renderer = new CliRenderer(stdin, stdout, stdout.columns || 80, stdout.rows || 24, {
     screenMode: "alternate-screen",
     exitOnCtrlC: false,
     // we handle signals ourselves so that each one ends the process (OpenTUI's handler only tears down)
@@ -29,7 +32,10 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
     openConsoleOnError: false,
     targetFps: 30,
   });
-  step("renderer ready");
+  const terminalReady = renderer.setupTerminal();
+  // an early failure is taken where terminalReady is awaited
+  terminalReady.catch(() => {});
+  step("renderer made");
   let restored = false;
   const restore = () => {
     if (restored) return;
@@ -50,9 +56,22 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
   const { TuiApp } = await import("./app.ts");
   step("views imported");
   const app = new TuiApp(renderer, opts);
-  step("views built");
-  const firstFrame = new Promise<void>((drawn) => renderer.once("frame", () => (step("first frame drawn"), drawn())));
   renderer.on("theme_mode", (mode: "dark" | "light") => app.terminalThemeChanged(mode));
+  step("views built");
+  try {
+    await terminalReady;
+  } catch (e) {
+    // as createCliRenderer does: take the renderer down, then report
+    restore();
+    await renderer.closed.catch(() => {});
+    process.off("uncaughtException", onCrash);
+    process.off("unhandledRejection", onCrash);
+    throw e;
+  }
+  // the terminal may have told its background while the views were built
+  app.terminalSetUp();
+  step("terminal set up");
+  const firstFrame = new Promise<void>((drawn) => renderer.once("frame", () => (step("first frame drawn"), drawn())));
   let exitCode = 0;
   for (const [sig, n] of Object.entries(SIGNALS)) {
     process.on(sig, () => {
