@@ -35,12 +35,16 @@ cross-test: deps engine cross ## the arm64 checks under qemu, whole set (make te
 test: deps engine ## run the whole test suite (bun test)
 	@$(BUN) test --timeout 120000
 
-bench: deps engine ## run the standard benchmark set and the CLI start-up benchmark, print the tables
+bench: deps engine ## run the standard benchmark set, the CLI start-up benchmark and (with tmux) the TUI's, print the tables
 	@$(BUN) scripts/benchmark.ts standard
 	@$(BUN) scripts/benchmark.ts cli
+	@$(TUI_BENCH)
+
+# The TUI's start to its first frame, beside bun -e and the OpenTUI floor; it needs tmux to give the TUI a terminal
+TUI_BENCH = if command -v tmux >/dev/null; then $(BUN) scripts/benchmark.ts tui --runs 9 --steps; else echo "benchmark tui: skipped, it needs tmux (apt-get install tmux, brew install tmux)"; fi
 
 # On a Mac, one run that says whether the GPU agrees with the CPU and how fast it is (RUN.md: what to send back).
-mac-check: deps engine ## (macOS) every Metal kernel on the GPU, bench verify GPU vs CPU op by op, the standard benchmarks, fullbench's per-layer split; output also in native/build/mac-check.txt
+mac-check: deps engine ## (macOS) every Metal kernel on the GPU, bench verify GPU vs CPU op by op, the standard benchmarks, fullbench's per-layer split, the TUI's start-up (with tmux); output also in native/build/mac-check.txt
 	@[ "$$(uname -s)" = Darwin ] || { echo "mac-check: runs on macOS (the Metal GPU); here: make -C native metal-emu-test and ./flashchat benchmark verify --backend metal-emu"; exit 2; }
 	@{ uname -a; sysctl -n machdep.cpu.brand_string hw.memsize 2>/dev/null; git rev-parse --short HEAD; \
 	   $(MAKE) -s --no-print-directory -C native metal-gpu-test && \
@@ -48,7 +52,7 @@ mac-check: deps engine ## (macOS) every Metal kernel on the GPU, bench verify GP
 	   $(BUN) scripts/benchmark.ts standard && \
 	   for m in qwen3.5-397b-2l qwen3.6-35b-4l; do \
 	     ./flashchat benchmark fullbench --artifacts "$${XDG_DATA_HOME:-$$HOME/.local/share}/flashchat/bench/models/$$m/artifacts" || exit 1; \
-	   done; echo "mac-check: exit $$?"; } 2>&1 | tee native/build/mac-check.txt
+	   done && $(TUI_BENCH); echo "mac-check: exit $$?"; } 2>&1 | tee native/build/mac-check.txt
 
 demo: deps engine ## set up the demo model and print a reply from it
 	@./flashchat prompt --model demo --yes --tokens 64 "Hello"

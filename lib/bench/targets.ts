@@ -25,7 +25,7 @@ export const BENCH_TARGETS: readonly BenchTarget[] = [
   { name: "agent", description: "An agent's turns 1 and 2 through the real server: time to first token at 8k and 32k tokens", file: "agent.ts" },
   { name: "health", description: "/health latency p50/p99 while clients send 1 MiB prompts (worker vs event loop)", file: "health.ts" },
   { name: "prep", description: "extract-weights and repack-experts throughput against cp", file: "prep.ts" },
-  { name: "tui", description: "TUI start to first frame and memory, beside `bun -e` started the same way", file: "tui.ts" },
+  { name: "tui", description: "TUI start to first frame and memory, beside `bun -e` and the least OpenTUI program started the same way", file: "tui.ts" },
   { name: "cli", description: "CLI start-up as ratios to `bun -e 0` (--version, config get, status) and one-shot prompt end to end", file: "cli.ts" },
   { name: "logits", description: "Write the engine's logits for given tokens (reference checks)", file: "logits.ts" },
 ];

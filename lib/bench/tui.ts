@@ -195,7 +195,7 @@ export async function runTuiBench(opts: { runs: number; warmup?: number; steps?:
 }
 
 const command = defineCommand({
-  meta: { name: "tui", description: "TUI start to first frame and memory, beside `bun -e` started the same way" },
+  meta: { name: "tui", description: "TUI start to first frame and memory, beside `bun -e` and the least OpenTUI program started the same way" },
   args: {
     ...globalArgs,
     ...jsonArgs,
