@@ -52,6 +52,13 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
   };
   process.on("uncaughtException", onCrash);
   process.on("unhandledRejection", onCrash);
+  // the terminal back, the renderer gone, the crash handlers off: on quit and on a failed terminal set-up
+  const tearDown = async () => {
+    restore();
+    await renderer.closed.catch(() => {});
+    process.off("uncaughtException", onCrash);
+    process.off("unhandledRejection", onCrash);
+  };
 
   const { TuiApp } = await import("./app.ts");
   step("views imported");
@@ -62,10 +69,7 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
     await terminalReady;
   } catch (e) {
     // as createCliRenderer does: take the renderer down, then report
-    restore();
-    await renderer.closed.catch(() => {});
-    process.off("uncaughtException", onCrash);
-    process.off("unhandledRejection", onCrash);
+    await tearDown();
     throw e;
   }
   // the terminal may have told its background while the views were built
@@ -95,10 +99,7 @@ export async function runTui(opts: RunTuiOptions = {}): Promise<number> {
     void app.quit();
   }
   await app.finished;
-  restore();
-  await renderer.closed;
-  process.off("uncaughtException", onCrash);
-  process.off("unhandledRejection", onCrash);
+  await tearDown();
   if (failure) throw failure;
   for (const w of warnings) logger.warn(w);
   return exitCode;
